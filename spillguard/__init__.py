@@ -1,0 +1,79 @@
+"""spillguard: find personal data and secrets in data stores and count the people affected.
+
+The Python API is what the CLI wraps:
+
+    >>> import spillguard
+    >>> [m.category for m in spillguard.scan_value("mail me: Jane@Example.COM")]
+    ['email']
+    >>> result = spillguard.scan(["./exports"], subject_field="user_id")   # doctest: +SKIP
+    >>> result.to_json()["summary"]["categories"]["email"]["subjects"]      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from spillguard.errors import UserError
+from spillguard.model import CATEGORIES, SCHEMA_VERSION, Finding, Match, ScanError, ScanResult
+
+__version__ = "0.1.0"
+
+
+@lru_cache(maxsize=8)
+def _default_ruleset(only: tuple[str, ...] | None = None, exclude: tuple[str, ...] | None = None) -> Any:
+    from spillguard.detect.engine import RuleSet
+    from spillguard.rules import select_rules
+
+    return RuleSet(select_rules((), only, exclude))
+
+
+def scan_value(value: str, field: str | None = None, *, rules: Any = None) -> list[Match]:
+    """Every match in one value (optionally under a field name), most specific rule first on overlaps."""
+    from spillguard.detect.state import confidence_for
+
+    ruleset = rules or _default_ruleset()
+    path = field or "value"
+    plan = ruleset.plan(path)
+    hits = ruleset.scan_column(pa.array([value], pa.string()), plan, want_spans=True)
+    matches = []
+    for rid in hits.by_rule:
+        rule = ruleset.rules[rid]
+        start, end = hits.spans.get((rid, 0), (0, len(value)))
+        conf = confidence_for(
+            specific=rule.specific, value_rule=rule.is_value_rule, named=rid in plan.named_rules,
+            requires_field=rule.requires_field, share=0.3,
+        )
+        matches.append(Match(rule.category, rule.id, start, end, conf))  # type: ignore[arg-type]
+    matches.sort(key=lambda m: (m.start, m.end))
+    return matches
+
+
+def scan(
+    targets: Sequence[str | Path] | str | Path,
+    *,
+    rules: Sequence[str | Path] = (),
+    only: Sequence[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    subject_field: str | None = None,
+    show_samples: bool = False,
+    **source_options: Any,
+) -> ScanResult:
+    """Scan files, folders or store URLs; returns what `spillguard scan --format json` prints."""
+    from spillguard.scanner import ScanOptions, run_scan
+
+    if isinstance(targets, str | Path):
+        targets = [targets]
+    options = ScanOptions(
+        rule_files=list(rules), only=only, exclude=exclude, subject_field=subject_field,
+        show_samples=show_samples, source_options=source_options,
+    )
+    result, _run = run_scan([str(t) for t in targets], options)
+    return result
+
+
+__all__ = ["CATEGORIES", "SCHEMA_VERSION", "Finding", "Match", "ScanError", "ScanResult", "UserError", "scan", "scan_value"]

@@ -1,0 +1,59 @@
+"""The `spillguard` command line: a thin layer over the Python API."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from spillguard.errors import UserError
+
+app = typer.Typer(
+    name="spillguard",
+    help="Find personal data and secrets in data stores, count the people affected, watch for exposure.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_commands() -> None:
+    from spillguard import scan_cli
+
+    scan_cli.register(app)
+    # Each pillar registers its own commands; a pillar that is not installed is skipped.
+    for module in ("spillguard.audit.cli", "spillguard.report.cli"):
+        try:
+            mod = __import__(module, fromlist=["register"])
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+            continue
+        mod.register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        print(f"spillguard: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("spillguard: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except SystemExit:
+        raise
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            raise SystemExit(2) from None
+        if isinstance(exc, click.exceptions.Abort):
+            raise SystemExit(130) from None
+        raise

@@ -1,0 +1,1 @@
+"""Detection: flatten record batches, match rules column by column, accumulate exact counts."""

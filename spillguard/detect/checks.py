@@ -1,0 +1,132 @@
+"""Vectorised plausibility checks for field-only rules: one boolean per value, no Python loops."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spillguard.detect.hashing import as_text, string_buffers
+
+_NUMERIC = r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$"
+_NAME = r"^[\p{L}][\p{L}\p{M} .'’\-]{0,78}[\p{L}\p{M}.]$"
+_DATE_PATTERNS = (
+    r"^\s*(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?:[T ].*)?$",
+    r"^\s*(?P<d>\d{1,2})[./\-](?P<m>\d{1,2})[./\-](?P<y>\d{4})\s*$",
+    r"^\s*(?P<y>\d{4})/(?P<m>\d{1,2})/(?P<d>\d{1,2})\s*$",
+    r"^\s*(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})\s*$",
+)
+
+
+def _bool(arr: pa.Array) -> np.ndarray:
+    return np.asarray(pc.fill_null(arr, False), dtype=bool)
+
+
+def as_number(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(values as float64, is-numeric mask)."""
+    t = arr.type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t):
+        valid = np.asarray(arr.is_valid())
+        values = np.asarray(pc.fill_null(pc.cast(arr, pa.float64()), 0.0), dtype=np.float64)
+        return values, valid & np.isfinite(values)
+    if pa.types.is_boolean(t):
+        return np.zeros(len(arr), np.float64), np.zeros(len(arr), bool)
+    text = as_text(arr)
+    ok = _bool(pc.match_substring_regex(text, _NUMERIC))
+    cleaned = pc.if_else(pa.array(ok), pc.utf8_trim_whitespace(text), "0")
+    values = np.asarray(pc.fill_null(pc.cast(cleaned, pa.float64()), 0.0), dtype=np.float64)
+    return values, ok & np.isfinite(values)
+
+
+def _nonempty(arr: pa.Array) -> np.ndarray:
+    if pa.types.is_boolean(arr.type):
+        return np.zeros(len(arr), bool)
+    text = as_text(arr)
+    return _bool(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0))
+
+
+def _text(arr: pa.Array) -> np.ndarray:
+    return _bool(pc.match_substring_regex(as_text(arr), r"[\p{L}\p{N}].*[\p{L}\p{N}]|^[\p{L}\p{N}]+$"))
+
+
+def _person_name(arr: pa.Array) -> np.ndarray:
+    return _bool(pc.match_substring_regex(as_text(arr), _NAME))
+
+
+def _date(arr: pa.Array) -> np.ndarray:
+    this_year = dt.date.today().year
+    t = arr.type
+    if pa.types.is_date(t) or pa.types.is_timestamp(t):
+        years = pc.year(arr)
+        return _bool(pc.and_(pc.greater_equal(years, 1900), pc.less_equal(years, this_year)))
+    text = as_text(arr)
+    result = np.zeros(len(arr), bool)
+    for pattern in _DATE_PATTERNS:
+        parts = pc.extract_regex(text, pattern)
+        if parts.null_count == len(parts):
+            continue
+        y = pc.cast(pc.struct_field(parts, "y"), pa.int32())
+        m = pc.cast(pc.struct_field(parts, "m"), pa.int32())
+        d = pc.cast(pc.struct_field(parts, "d"), pa.int32())
+        ok = pc.and_(
+            pc.and_(pc.greater_equal(y, 1900), pc.less_equal(y, this_year)),
+            pc.and_(pc.and_(pc.greater_equal(m, 1), pc.less_equal(m, 12)), pc.and_(pc.greater_equal(d, 1), pc.less_equal(d, 31))),
+        )
+        result |= _bool(ok)
+    return result
+
+
+def _range(lo: float, hi: float):
+    def check(arr: pa.Array) -> np.ndarray:
+        values, ok = as_number(arr)
+        return ok & (values >= lo) & (values <= hi)
+
+    return check
+
+
+def entropy_per_value(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(Shannon entropy in bits per character, byte length) of every value, vectorised."""
+    text = pc.fill_null(as_text(arr), "")
+    offsets, data = string_buffers(text)
+    n = len(text)
+    lengths = np.diff(offsets)
+    base = offsets[0]
+    chunk = data[base : offsets[-1]].astype(np.int64)
+    if chunk.size == 0:
+        return np.zeros(n), lengths
+    owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
+    keys, counts = np.unique(owner * 256 + chunk, return_counts=True)
+    who = keys // 256
+    p = counts / lengths[who]
+    contrib = -p * np.log2(p)
+    return np.bincount(who, weights=contrib, minlength=n), lengths
+
+
+def _secret(arr: pa.Array) -> np.ndarray:
+    text = as_text(arr)
+    ent, lengths = entropy_per_value(text)
+    no_space = ~_bool(pc.match_substring_regex(text, r"\s"))
+    valid = np.asarray(text.is_valid())
+    return valid & no_space & (lengths >= 16) & (lengths <= 16384) & (ent >= 3.0)
+
+
+def run_check(name: str, arr: pa.Array, lo: float | None = None, hi: float | None = None) -> np.ndarray:
+    if name == "nonempty":
+        return _nonempty(arr)
+    if name == "text":
+        return _text(arr)
+    if name == "person_name":
+        return _person_name(arr)
+    if name == "date":
+        return _date(arr)
+    if name == "number":
+        return _range(lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"))(arr)
+    if name == "latitude":
+        return _range(-90.0, 90.0)(arr)
+    if name == "longitude":
+        return _range(-180.0, 180.0)(arr)
+    if name == "secret":
+        return _secret(arr)
+    raise ValueError(f"unknown check {name}")

@@ -1,0 +1,83 @@
+"""Masked samples: enough to recognise what was found, never enough to use it."""
+
+from __future__ import annotations
+
+import re
+
+_TOKEN_PREFIX = re.compile(
+    r"^(Atz[ar]\||ya29\.|1//|AKIA|ASIA|gh[pousr]_|github_pat_|glpat-|xox[bpars]-|[sr]k_(?:live|test)_|SG\.|sk-(?:proj-|svcacct-|admin-)?|SK|eyJ|-----BEGIN [A-Z ]*PRIVATE KEY-----|\$2[abxy]?\$\d\d\$|\$argon2(?:id|i|d)\$|\$scrypt\$|pbkdf2_sha\d+\$|\$[56]\$)"
+)
+
+
+def _stars(part: str, keep: int = 1) -> str:
+    return part[:keep] + "***" if part else ""
+
+
+def mask_email(text: str) -> str:
+    local, _, domain = text.rpartition("@")
+    labels = domain.split(".")
+    tld = labels[-1] if len(labels) > 1 else ""
+    return f"{_stars(local)}@{_stars(labels[0])}" + (f".{tld}" if tld else "")
+
+
+def mask_secret(text: str) -> str:
+    m = _TOKEN_PREFIX.match(text)
+    prefix = m.group(0) if m else ""
+    # Four characters past a known prefix are common to every token of that issuer (IwEB for Atza|).
+    shown = text[: len(prefix) + 4] if prefix else text[:2]
+    return f"{shown}…({len(text)} chars)"
+
+
+def mask_digits(text: str, keep_last: int = 2) -> str:
+    out = []
+    digits_total = sum(ch.isdigit() for ch in text)
+    seen = 0
+    for ch in text:
+        if ch.isdigit():
+            seen += 1
+            out.append(ch if seen > digits_total - keep_last else "*")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def mask_words(text: str) -> str:
+    return " ".join(_stars(w) for w in text.split())
+
+
+def mask_ip(text: str) -> str:
+    if "." in text:
+        first, *_ = text.split(".")
+        return first + ".***.***.***"
+    groups = text.split(":")
+    return groups[0] + ":****:…"
+
+
+def mask_mac(text: str) -> str:
+    # The first three octets name the vendor (OUI), not the device.
+    hexdigits = re.sub(r"[^0-9A-Fa-f]", "", text)
+    return ":".join([hexdigits[i : i + 2] for i in range(0, 6, 2)] + ["**"] * 3)
+
+
+def mask_value(category: str, text: str) -> str:
+    text = text.strip()
+    if not text:
+        return ""
+    if category == "email":
+        return mask_email(text) if "@" in text else mask_words(text)
+    if category in ("secret", "password"):
+        return mask_secret(text)
+    if category in ("phone", "credit_card", "national_id"):
+        return mask_digits(text, 4 if category == "credit_card" else 2)
+    if category == "iban":
+        compact = text.replace(" ", "")
+        return compact[:2] + "**" + "*" * max(0, len(compact) - 6) + compact[-2:]
+    if category == "ip_address":
+        return mask_ip(text)
+    if category == "mac_address":
+        return mask_mac(text)
+    if category in ("health", "geolocation", "date_of_birth"):
+        return "***"
+    if category in ("wifi_ssid", "device_name"):
+        return f"{text[:1]}***({len(text)} chars)"
+    return mask_words(text)

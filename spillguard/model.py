@@ -1,0 +1,127 @@
+"""The findings model every part of spillguard speaks: scan results, findings, matches.
+
+A scan result serialises to the versioned JSON documented in the README (schema version 1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+
+CATEGORIES: tuple[str, ...] = (
+    "email",
+    "phone",
+    "person_name",
+    "postal_address",
+    "date_of_birth",
+    "ip_address",
+    "mac_address",
+    "wifi_ssid",
+    "device_name",
+    "geolocation",
+    "credit_card",
+    "iban",
+    "national_id",
+    "password",
+    "secret",
+    "health",
+)
+
+Confidence = Literal["high", "medium", "low"]
+CONFIDENCE_RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """One hit inside one value, as returned by `scan_value`."""
+
+    category: str
+    rule: str
+    start: int
+    end: int
+    confidence: Confidence
+
+
+@dataclass(slots=True)
+class Finding:
+    """A rule that fired on a field of a dataset, with exact counts over everything scanned."""
+
+    dataset: str
+    field: str
+    category: str
+    rule: str
+    confidence: Confidence
+    records_scanned: int
+    records_matched: int
+    values_matched: int
+    subjects_matched: int | None
+    samples: list[str] = field(default_factory=list)
+    target: str = ""
+    values_distinct: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class ScanError:
+    """Something that went wrong without stopping the scan: a malformed line, an unreadable dataset."""
+
+    target: str
+    message: str
+    dataset: str | None = None
+    line: int | None = None
+    kind: str = "error"  # "malformed" for bad records, "error" for datasets that failed
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class CategorySummary:
+    subjects: int | None
+    records: int
+    values: int
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """What `spillguard.scan` returns; `to_json()` is exactly what `scan --format json` prints."""
+
+    started_at: str
+    finished_at: str
+    targets: list[str]
+    findings: list[Finding]
+    records_scanned: int
+    subjects_scanned: int | None
+    categories: dict[str, CategorySummary]
+    errors: list[ScanError]
+    datasets: list[dict[str, Any]] = field(default_factory=list)
+    malformed_records: int = 0
+    secrets: list[dict[str, Any]] = field(default_factory=list)  # per secret rule: distinct count, fingerprints
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": SCHEMA_VERSION,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "targets": list(self.targets),
+            "datasets": list(self.datasets),
+            "findings": [f.to_json() for f in self.findings],
+            "summary": {
+                "records_scanned": self.records_scanned,
+                "subjects_scanned": self.subjects_scanned,
+                "malformed_records": self.malformed_records,
+                "categories": {k: asdict(v) for k, v in self.categories.items()},
+            },
+            "secrets": list(self.secrets),
+            "errors": [e.to_json() for e in self.errors],
+        }
+
+    def worst_confidence(self) -> str | None:
+        ranks = [CONFIDENCE_RANK[f.confidence] for f in self.findings]
+        if not ranks:
+            return None
+        return {v: k for k, v in CONFIDENCE_RANK.items()}[max(ranks)]

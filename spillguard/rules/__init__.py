@@ -1,0 +1,209 @@
+"""Detection rules as data: one TOML file per family, each rule carrying its own examples.
+
+A rule matches by value pattern, by field name, or both:
+- `value`: a pattern in the subset shared by Vectorscan and Python's `re`; the loader closes it on
+  both sides with `boundary` (a character class that must not touch the match), which also makes
+  the multi-pattern engine report one match end per hit instead of one per character;
+- `field`: a regex searched in the normalised field path (lower snake case, dots, no `[]`);
+  with `requires_field = true` the value pattern counts only under such a field, otherwise a
+  matching field name only raises confidence;
+- `check`: for field-only rules, a vectorised plausibility check of the values (see checks.py);
+- `validator`: a function run on candidates only (see validators.py).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Iterable
+import dataclasses
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from spillguard.errors import UserError
+from spillguard.model import CATEGORIES
+from spillguard.rules.validators import VALIDATORS
+
+CHECKS = {"nonempty", "text", "person_name", "date", "number", "latitude", "longitude", "secret"}
+_KNOWN_KEYS = {
+    "id", "category", "description", "value", "boundary", "field", "exclude_field", "requires_field",
+    "check", "check_min", "check_max", "validator", "specific", "priority", "ignore_case",
+    "examples", "negative_examples",
+}
+DEFAULT_BOUNDARY = "[A-Za-z0-9]"
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    value: str
+    field: str | None = None
+
+
+@dataclass(slots=True)
+class Rule:
+    id: str
+    category: str
+    description: str = ""
+    value: str | None = None
+    boundary: str = DEFAULT_BOUNDARY
+    field: str | None = None
+    exclude_field: str | None = None
+    requires_field: bool = False
+    check: str | None = None
+    check_min: float | None = None
+    check_max: float | None = None
+    validator: str | None = None
+    specific: bool = False
+    priority: int = 50
+    ignore_case: bool = False
+    examples: list[Example] = dataclasses.field(default_factory=list)
+    negative_examples: list[Example] = dataclasses.field(default_factory=list)
+    source: str = ""
+    # compiled forms, filled by compile()
+    value_re: re.Pattern[str] | None = None
+    field_re: re.Pattern[str] | None = None
+    exclude_field_re: re.Pattern[str] | None = None
+
+    @property
+    def is_value_rule(self) -> bool:
+        return self.value is not None
+
+    def hyperscan_expression(self) -> bytes:
+        assert self.value is not None
+        inner = self.boundary[1:-1]
+        # The engine's buffer ends every value with "\n", which is never inside a boundary class, so
+        # the right side can consume one delimiter character instead of needing a look-ahead.
+        return f"(?:^|[^{inner}])(?:{self.value})[^{inner}]".encode()
+
+    def python_expression(self) -> str:
+        return f"(?<!{self.boundary})(?:{self.value})(?!{self.boundary})"
+
+    def field_matches(self, path: str) -> bool:
+        return self.field_re is not None and self.field_re.search(path) is not None
+
+    def field_excluded(self, path: str) -> bool:
+        return self.exclude_field_re is not None and self.exclude_field_re.search(path) is not None
+
+
+def _example(raw: Any, where: str) -> Example:
+    if isinstance(raw, str):
+        return Example(raw)
+    if isinstance(raw, dict) and isinstance(raw.get("value"), str):
+        return Example(raw["value"], raw.get("field"))
+    raise UserError(f"{where}: an example must be a string or {{value = ..., field = ...}}")
+
+
+def _rule_from_table(raw: dict[str, Any], source: str) -> Rule:
+    where = f"{source}: rule {raw.get('id', '?')!r}"
+    unknown = set(raw) - _KNOWN_KEYS
+    if unknown:
+        raise UserError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; see the rule format in the README")
+    for key in ("id", "category"):
+        if not isinstance(raw.get(key), str):
+            raise UserError(f"{where}: '{key}' is required and must be a string")
+    if raw["category"] not in CATEGORIES:
+        raise UserError(f"{where}: category {raw['category']!r} is not one of {', '.join(CATEGORIES)}")
+    if "value" not in raw and "check" not in raw:
+        raise UserError(f"{where}: a rule needs a 'value' pattern or a 'check' on a 'field'")
+    if "check" in raw and raw["check"] not in CHECKS:
+        raise UserError(f"{where}: check {raw['check']!r} is not one of {', '.join(sorted(CHECKS))}")
+    if "check" in raw and "field" not in raw:
+        raise UserError(f"{where}: a 'check' rule needs a 'field' pattern")
+    if raw.get("validator") is not None and raw["validator"] not in VALIDATORS:
+        raise UserError(f"{where}: validator {raw['validator']!r} is not one of {', '.join(sorted(VALIDATORS))}")
+    rule = Rule(
+        id=raw["id"],
+        category=raw["category"],
+        description=raw.get("description", ""),
+        value=raw.get("value"),
+        boundary=raw.get("boundary", DEFAULT_BOUNDARY),
+        field=raw.get("field"),
+        exclude_field=raw.get("exclude_field"),
+        requires_field=bool(raw.get("requires_field", False)),
+        check=raw.get("check"),
+        check_min=raw.get("check_min"),
+        check_max=raw.get("check_max"),
+        validator=raw.get("validator"),
+        specific=bool(raw.get("specific", False)),
+        priority=int(raw.get("priority", 50)),
+        ignore_case=bool(raw.get("ignore_case", False)),
+        examples=[_example(e, where) for e in raw.get("examples", [])],
+        negative_examples=[_example(e, where) for e in raw.get("negative_examples", [])],
+        source=source,
+    )
+    if not rule.examples:
+        raise UserError(f"{where}: every rule needs at least one entry in 'examples'")
+    if not (rule.boundary.startswith("[") and rule.boundary.endswith("]")):
+        raise UserError(f"{where}: 'boundary' must be a character class like [A-Za-z0-9]")
+    flags = re.IGNORECASE if rule.ignore_case else 0
+    try:
+        if rule.value is not None:
+            rule.value_re = re.compile(rule.python_expression(), flags)
+        if rule.field is not None:
+            rule.field_re = re.compile(rule.field)
+        if rule.exclude_field is not None:
+            rule.exclude_field_re = re.compile(rule.exclude_field)
+    except re.error as exc:
+        raise UserError(f"{where}: invalid pattern: {exc}") from None
+    return rule
+
+
+def load_rule_file(path: str | Path) -> list[Rule]:
+    path = Path(path)
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: rule file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read rule file ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML ({exc})") from None
+    return _rules_from_doc(doc, str(path))
+
+
+def _rules_from_doc(doc: dict[str, Any], source: str) -> list[Rule]:
+    tables = doc.get("rule")
+    if not isinstance(tables, list) or not tables:
+        raise UserError(f"{source}: no [[rule]] tables found")
+    return [_rule_from_table(t, source) for t in tables]
+
+
+def builtin_rules() -> list[Rule]:
+    rules: list[Rule] = []
+    for entry in sorted(resources.files(__package__).iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".toml"):
+            doc = tomllib.loads(entry.read_text(encoding="utf-8"))
+            rules.extend(_rules_from_doc(doc, f"builtin:{entry.name}"))
+    return rules
+
+
+def select_rules(
+    extra_files: Iterable[str | Path] = (),
+    only: Iterable[str] | None = None,
+    exclude: Iterable[str] | None = None,
+) -> list[Rule]:
+    """Built-in rules plus user rule files, filtered by rule id or category (`--only` / `--except`)."""
+    rules = builtin_rules()
+    for path in extra_files:
+        rules.extend(load_rule_file(path))
+    seen: dict[str, str] = {}
+    for rule in rules:
+        if rule.id in seen:
+            raise UserError(f"{rule.source}: rule id {rule.id!r} is already defined in {seen[rule.id]}")
+        seen[rule.id] = rule.source
+    names = {r.id for r in rules} | set(CATEGORIES)
+    for label, wanted in (("--only", only), ("--except", exclude)):
+        for name in wanted or ():
+            if name not in names:
+                raise UserError(f"{label} {name}: no rule or category of that name (see `spillguard rules`)")
+    if only:
+        keep = set(only)
+        rules = [r for r in rules if r.id in keep or r.category in keep]
+    if exclude:
+        drop = set(exclude)
+        rules = [r for r in rules if r.id not in drop and r.category not in drop]
+    if not rules:
+        raise UserError("no rules left after --only/--except; widen the selection")
+    return rules

@@ -1,0 +1,192 @@
+"""Candidate validators: run on the few values a pattern already matched, never on every value.
+
+Each takes the matched text plus the whole value and the match start (for context checks) and
+says whether the candidate is real. Adding a validator means adding a function to VALIDATORS.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import math
+import re
+from collections import Counter
+from collections.abc import Callable
+
+import orjson
+import phonenumbers
+from stdnum import iban as std_iban
+from stdnum import luhn
+from stdnum.de import idnr
+from stdnum.es import dni
+from stdnum.gb import nhs
+from stdnum.in_ import aadhaar
+from stdnum.it import codicefiscale
+from stdnum.nl import bsn
+from stdnum.pl import pesel
+from stdnum.se import personnummer
+from stdnum.us import ssn
+
+Validator = Callable[[str, str, int], bool]
+
+# Regions tried for numbers written without a country code. Configurable via set_phone_regions.
+PHONE_REGIONS: list[str] = ["US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "AU", "CA", "BR"]
+
+_VERSION_CONTEXT = re.compile(r"(?:\bv|version|ver\.?|firmware|fw|build|release|rev\.?)\s*[:=]?\s*$", re.I)
+_VERSION_AFTER = re.compile(r"^\s*(?:firmware|fw\b|build\b|release\b|version\b)", re.I)
+_DATE_LIKE = re.compile(r"^\(?\d{1,4}\)?[./\-]\d{1,2}[./\-]\d{1,4}(?:$|[ T])")
+
+
+def set_phone_regions(regions: list[str]) -> None:
+    PHONE_REGIONS[:] = [r.upper() for r in regions]
+
+
+def _email(text: str, value: str, start: int) -> bool:
+    local, _, domain = text.rpartition("@")
+    return bool(local) and len(local) <= 64 and ".." not in text and not local.startswith(".")
+
+
+def _digits(text: str) -> str:
+    return "".join(ch for ch in text if ch.isdigit())
+
+
+def _phone(text: str, value: str, start: int) -> bool:
+    candidate = text.strip()
+    if candidate.startswith("00"):
+        candidate = "+" + candidate[2:]
+    if _DATE_LIKE.match(candidate):
+        return False
+    digits = _digits(candidate)
+    if len(set(digits)) <= 2:  # 0000000000, 1111111 ...
+        return False
+    regions = [None] if candidate.startswith("+") else PHONE_REGIONS
+    for region in regions:
+        try:
+            number = phonenumbers.parse(candidate, region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return True
+    return False
+
+
+def _phone_national(text: str, value: str, start: int) -> bool:
+    # Dotted groups of digits are versions or addresses far more often than phone numbers.
+    if text.count(".") >= 2 and " " not in text and "-" not in text:
+        return False
+    return _phone(text, value, start)
+
+
+def _ipv4(text: str, value: str, start: int) -> bool:
+    if _VERSION_CONTEXT.search(value[max(0, start - 16) : start]):
+        return False
+    if _VERSION_AFTER.match(value[start + len(text) : start + len(text) + 12]):
+        return False
+    try:
+        addr = ipaddress.IPv4Address(text)
+    except ValueError:
+        return False
+    # 0.0.0.0, 1.2.3.4 style placeholders in docs are still addresses; only reject the unspecified one.
+    return not addr.is_unspecified
+
+
+def _ipv6(text: str, value: str, start: int) -> bool:
+    if text.count(":") < 2:
+        return False
+    try:
+        addr = ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    if addr.is_unspecified or addr.is_loopback:
+        return False
+    # A real address has a group of 3+ hex digits or a compressed run; "1:2:3" clock-like text has neither.
+    return "::" in text or any(len(g) >= 3 for g in text.split(":"))
+
+
+def _mac(text: str, value: str, start: int) -> bool:
+    hexdigits = re.sub(r"[^0-9A-Fa-f]", "", text).lower()
+    return len(hexdigits) == 12 and hexdigits not in ("000000000000", "ffffffffffff") and len(set(hexdigits)) > 2
+
+
+def _card(text: str, value: str, start: int) -> bool:
+    digits = _digits(text)
+    return 13 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn.is_valid(digits)
+
+
+def _iban(text: str, value: str, start: int) -> bool:
+    return std_iban.is_valid(text.replace(" ", ""))
+
+
+def _us_ssn(text: str, value: str, start: int) -> bool:
+    return ssn.is_valid(text)
+
+
+def _es_dni(text: str, value: str, start: int) -> bool:
+    return dni.is_valid(text)
+
+
+def _it_codicefiscale(text: str, value: str, start: int) -> bool:
+    return codicefiscale.is_valid(text)
+
+
+_NATIONAL_ID_MODULES = (bsn, idnr, pesel, personnummer, aadhaar, nhs)
+
+
+def _national_id(text: str, value: str, start: int) -> bool:
+    compact = re.sub(r"[ \-]", "", text)
+    return any(mod.is_valid(compact) for mod in _NATIONAL_ID_MODULES)
+
+
+def shannon_entropy(text: str) -> float:
+    if not text:
+        return 0.0
+    counts = Counter(text)
+    n = len(text)
+    return -sum(c / n * math.log2(c / n) for c in counts.values())
+
+
+def _entropy(text: str, value: str, start: int) -> bool:
+    return shannon_entropy(text) >= 3.5
+
+
+def _b64url_json(part: str) -> dict | None:
+    try:
+        raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        doc = orjson.loads(raw)
+    except (binascii.Error, ValueError, orjson.JSONDecodeError):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _jwt(text: str, value: str, start: int) -> bool:
+    parts = text.split(".")
+    if len(parts) != 3:
+        return False
+    header = _b64url_json(parts[0])
+    payload = _b64url_json(parts[1])
+    return header is not None and isinstance(header.get("alg"), str) and payload is not None
+
+
+def _blood_pressure(text: str, value: str, start: int) -> bool:
+    sys_, _, dia = text.partition("/")
+    return int(sys_) > int(dia)
+
+
+VALIDATORS: dict[str, Validator] = {
+    "email": _email,
+    "phone": _phone,
+    "phone_national": _phone_national,
+    "ipv4": _ipv4,
+    "ipv6": _ipv6,
+    "mac": _mac,
+    "card": _card,
+    "iban": _iban,
+    "us_ssn": _us_ssn,
+    "es_dni": _es_dni,
+    "it_codicefiscale": _it_codicefiscale,
+    "national_id": _national_id,
+    "entropy": _entropy,
+    "jwt": _jwt,
+    "blood_pressure": _blood_pressure,
+}

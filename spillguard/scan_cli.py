@@ -1,0 +1,185 @@
+"""`spillguard scan`, `spillguard demo` and `spillguard rules`."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from spillguard.errors import UserError
+from spillguard.output import render_table, subjects_text, to_json, to_ndjson, write_private, write_text
+
+
+class Format(str, Enum):
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
+
+
+class FailOn(str, Enum):
+    high = "high"
+    medium = "medium"
+    low = "low"
+    never = "never"
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    if not values:
+        return None
+    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+
+
+class _Progress:
+    """A byte-based progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool, total: int | None) -> None:
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+            self.bar = Progress(
+                TextColumn("[bold]scanning[/] {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+            )
+            self.task = self.bar.add_task("", total=total)
+
+    def __enter__(self) -> _Progress:
+        if self.bar:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar:
+            self.bar.__exit__(*exc)
+
+    def advance(self, n: int) -> None:
+        if self.bar:
+            self.bar.advance(self.task, n)
+
+    def dataset(self, name: str, _size: int | None) -> None:
+        if self.bar:
+            self.bar.update(self.task, description=name)
+
+
+def _total_bytes(targets: list[str]) -> int | None:
+    total = 0
+    for t in targets:
+        if "://" in t:
+            return None
+        p = Path(t)
+        if p.is_file():
+            total += p.stat().st_size
+        elif p.is_dir():
+            from spillguard.sources.files import file_kind
+
+            total += sum(f.stat().st_size for f in p.rglob("*") if f.is_file() and file_kind(f))
+    return total
+
+
+def run_scan_command(
+    targets: list[str], *, fmt: Format, output: str | None, show_samples: bool, subject_field: str | None,
+    rules: list[Path] | None, only: list[str] | None, exclude: list[str] | None, fail_on: FailOn,
+    subjects_out: str | None, progress: bool, source_options: dict | None = None,
+) -> int:
+    from spillguard.scanner import ScanOptions, affected_subjects, run_scan
+
+    options = ScanOptions(
+        rule_files=list(rules or []), only=_split(only), exclude=_split(exclude), subject_field=subject_field,
+        show_samples=show_samples, subjects_out=subjects_out is not None, source_options=source_options or {},
+    )
+    with _Progress(progress, _total_bytes(targets)) as bar:
+        result, run = run_scan(targets, options, progress=bar.advance, on_dataset=bar.dataset)
+    if fmt is Format.json:
+        write_text(sys.stdout, output, to_json(result))
+    elif fmt is Format.ndjson:
+        write_text(sys.stdout, output, to_ndjson(result))
+    elif output:
+        buf = Console(record=True, width=160, file=open("/dev/null", "w"))  # noqa: SIM115
+        render_table(result, buf, show_samples)
+        write_private(output, buf.export_text())
+    else:
+        render_table(result, Console(), show_samples)
+    if subjects_out:
+        people = affected_subjects(run, result)
+        write_private(subjects_out, subjects_text(people, subjects_out))
+        print(
+            f"spillguard: wrote {len(people):,} affected people to {subjects_out} (owner-only). "
+            "This file is personal data: keep it within the incident team and delete it when done.",
+            file=sys.stderr,
+        )
+    if fail_on is not FailOn.never:
+        from spillguard.detect.state import at_least
+
+        if any(at_least(f.confidence, fail_on.value) for f in result.findings):
+            return 1
+    if any(e.kind == "error" for e in result.errors):
+        return 2
+    return 0
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def scan(
+        targets: Annotated[list[str], typer.Argument(help="Files, folders or store URLs to scan.", show_default=False)],
+        fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+        output: Annotated[str | None, typer.Option("--output", "-o", help="Write the result to FILE (owner-only) instead of stdout.")] = None,
+        show_samples: Annotated[bool, typer.Option("--show-samples", help="Up to 3 masked samples per finding.")] = False,
+        subject_field: Annotated[str | None, typer.Option("--subject-field", help="Field identifying a person (default: auto-detect user_id, account_id, email ...).")] = None,
+        rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule file (TOML); repeatable.")] = None,
+        only: Annotated[list[str] | None, typer.Option("--only", help="Only these rule ids or categories (comma-separated or repeated).")] = None,
+        exclude: Annotated[list[str] | None, typer.Option("--except", help="Skip these rule ids or categories.")] = None,
+        fail_on: Annotated[FailOn, typer.Option("--fail-on", help="Exit 1 when a finding has at least this confidence.")] = FailOn.medium,
+        subjects_out: Annotated[str | None, typer.Option("--subjects-out", help="Write affected people (CSV or JSONL by extension) to FILE, owner-only.")] = None,
+        no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar even on a terminal.")] = False,
+    ) -> None:
+        """Find personal data and secrets; count records and distinct people per field and category."""
+        code = run_scan_command(
+            targets, fmt=fmt, output=output, show_samples=show_samples, subject_field=subject_field, rules=rules,
+            only=only, exclude=exclude, fail_on=fail_on, subjects_out=subjects_out, progress=not no_progress,
+        )
+        raise typer.Exit(code)
+
+    @app.command()
+    def demo(
+        folder: Annotated[Path, typer.Option("--dir", help="Where to write the sample data.")] = Path("spillguard-demo"),
+        users: Annotated[int, typer.Option("--users", min=10, help="How many synthetic customers.")] = 5000,
+        seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 2019,
+    ) -> None:
+        """Generate a synthetic IoT customer dataset (no server needed) and scan it."""
+        from spillguard.demo import generate
+
+        console = Console()
+        truth = generate(folder, users=users, seed=seed)
+        console.print(f"[bold]spillguard demo[/]: wrote {sum(truth.records.values()):,} synthetic records of {users:,} customers to {folder}/")
+        run_scan_command(
+            [str(folder)], fmt=Format.table, output=None, show_samples=True, subject_field=None, rules=None, only=None,
+            exclude=None, fail_on=FailOn.never, subjects_out=None, progress=True,
+        )
+        console.print(
+            f"\nNext: [bold]spillguard scan {folder} --format json -o scan.json[/]"
+            " for pipelines, [bold]--subjects-out people.csv[/] for the notification list."
+        )
+
+    @app.command("rules")
+    def list_rules(
+        rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule file (TOML); repeatable.")] = None,
+    ) -> None:
+        """List the detection rules (built-in and from --rules files)."""
+        from rich.table import Table
+
+        from spillguard.rules import select_rules
+
+        table = Table(header_style="bold")
+        for col in ("id", "category", "matches", "description"):
+            table.add_column(col)
+        for r in select_rules(rules or []):
+            kind = "value+field" if r.is_value_rule and r.requires_field else "value" if r.is_value_rule else "field"
+            table.add_row(r.id, r.category, kind, r.description)
+        Console().print(table)
+
+
+__all__ = ["UserError", "register"]

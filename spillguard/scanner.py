@@ -1,0 +1,351 @@
+"""Scan orchestration: targets -> datasets -> partitions -> batches -> engine -> exact totals."""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from spillguard.detect.engine import RuleSet
+from spillguard.detect.fingerprint import fingerprint, fingerprint_key
+from spillguard.detect.flatten import Leaf, flatten_table, normalise_path
+from spillguard.detect.hashing import Hasher, as_text
+from spillguard.detect.masking import mask_value
+from spillguard.detect.state import (
+    MAX_FINGERPRINTS,
+    MAX_SAMPLES,
+    DatasetState,
+    FindingState,
+    at_least,
+    confidence_for,
+    distinct_count,
+)
+from spillguard.errors import UserError
+from spillguard.model import CATEGORIES, CategorySummary, Finding, ScanError, ScanResult
+from spillguard.rules import select_rules
+from spillguard.sources import Partition, mask_url, open_target
+
+# Field names that identify a person, most specific first.
+SUBJECT_FIELDS = (
+    "user_id", "userid", "account_id", "customer_id", "subscriber_id", "member_id", "person_id",
+    "patient_id", "client_id", "owner_id", "uid", "user.id", "customer.id", "account.id",
+    "email", "e_mail", "email_address", "user.email", "username", "login",
+)
+SECRET_CATEGORIES = ("secret", "password")
+SUMMARY_CONFIDENCE = "medium"
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(slots=True)
+class ScanOptions:
+    rule_files: Sequence[str | Path] = ()
+    only: Sequence[str] | None = None
+    exclude: Sequence[str] | None = None
+    subject_field: str | None = None
+    show_samples: bool = False
+    subjects_out: bool = False
+    seed: int = field(default_factory=lambda: secrets.randbits(63))
+    source_options: dict[str, Any] = field(default_factory=dict)
+
+
+class DatasetScanner:
+    """Feeds one dataset's batches through the engine into a DatasetState."""
+
+    def __init__(self, ruleset: RuleSet, hasher: Hasher, options: ScanOptions, key: bytes | None) -> None:
+        self.ruleset = ruleset
+        self.hasher = hasher
+        self.options = options
+        self.key = key
+
+    def new_state(self, target: str, dataset: str, subject_field: str | None) -> DatasetState:
+        return DatasetState(target=target, dataset=dataset, subject_field=subject_field)
+
+    def _pick_subject(self, leaves: list[Leaf], state: DatasetState) -> Leaf | None:
+        top = {leaf.path: leaf for leaf in leaves if leaf.rows is None}
+        if state.subject_field:
+            return top.get(state.subject_field)
+        by_norm = {normalise_path(p): leaf for p, leaf in top.items()}
+        for name in SUBJECT_FIELDS:
+            if name in by_norm:
+                state.subject_field = by_norm[name].path
+                return by_norm[name]
+        return None
+
+    def scan_partition(self, reader: Any, partition: Partition, state: DatasetState, on_malformed: Callable[[str, int | None, str], None]) -> DatasetState:
+        row_base = (zlib.crc32(partition.key.encode()) & 0x7FFFFFFF) << 32
+        offset = 0
+        for table in reader.read(partition, on_malformed):
+            self.process(table, state, row_base + offset)
+            offset += table.num_rows
+        return state
+
+    def process(self, table: pa.Table, state: DatasetState, row_base: int = 0) -> None:
+        n = table.num_rows
+        if n == 0:
+            return
+        leaves = flatten_table(table)
+        state.records += n
+        subject_leaf = self._pick_subject(leaves, state)
+        subj: np.ndarray | None = None
+        if state.subject_field is not None:
+            subj = self.hasher.hash_strings(subject_leaf.values) if subject_leaf is not None else np.zeros(n, np.uint64)
+            known = subj[subj != 0]
+            if known.size:
+                state.add_subjects(known)
+        email_leaf = None
+        any_rows: list[np.ndarray] = []
+        for leaf in leaves:
+            values = leaf.values
+            nonnull = len(values) - values.null_count
+            state.nonnull[leaf.path] = state.nonnull.get(leaf.path, 0) + nonnull
+            if nonnull == 0:
+                continue
+            plan = self.ruleset.plan(leaf.path)
+            if not plan.allowed_value_rules.any() and not plan.check_rules:
+                continue
+            hits = self.ruleset.scan_column(values, plan)
+            for rid, idx in hits.by_rule.items():
+                rule = self.ruleset.rules[rid]
+                rows = idx if leaf.rows is None else leaf.rows[idx]
+                uniq_rows = np.unique(rows)
+                key = (leaf.path, rule.id)
+                fs = state.findings.get(key)
+                if fs is None:
+                    fs = state.findings[key] = FindingState(leaf.path, rule.id, rule.category, rid in plan.named_rules)
+                subjects = None
+                if subj is not None:
+                    subjects = subj[uniq_rows]
+                    subjects = subjects[subjects != 0]
+                matched = values.take(pa.array(idx))
+                fs.add(int(idx.size), uniq_rows.astype(np.int64) + row_base, subjects, self.hasher.hash_strings(matched))
+                if self.options.show_samples or (rule.category in SECRET_CATEGORIES and self.key is not None):
+                    self._keep_examples(fs, rule, rid, idx, matched, hits.spans)
+                if rule.category == "email" and leaf.rows is None and email_leaf is None and rid in plan.named_rules:
+                    email_leaf = leaf
+                if self.options.subjects_out:
+                    any_rows.append(uniq_rows)
+        if self.options.subjects_out and subject_leaf is not None and any_rows:
+            self._remember_subjects(state, subj, subject_leaf, email_leaf, np.unique(np.concatenate(any_rows)))
+
+    def _keep_examples(self, fs: FindingState, rule: Any, rid: int, idx: np.ndarray, matched: pa.Array, spans: dict) -> None:
+        want_samples = self.options.show_samples and len(fs.samples) < MAX_SAMPLES
+        want_prints = rule.category in SECRET_CATEGORIES and self.key is not None and len(fs.fingerprints) < MAX_FINGERPRINTS
+        if not (want_samples or want_prints):
+            return
+        limit = MAX_FINGERPRINTS if want_prints else MAX_SAMPLES
+        texts = as_text(matched.slice(0, limit * 4)).to_pylist()
+        for vi, value in zip(idx[: len(texts)].tolist(), texts, strict=False):
+            if value is None:
+                continue
+            span = spans.get((rid, vi))
+            if span is None and rule.value_re is not None:
+                m = rule.value_re.search(value)
+                span = (m.start(), m.end()) if m else None
+            text = value[span[0] : span[1]] if span else value
+            if want_samples and len(fs.samples) < MAX_SAMPLES:
+                masked = mask_value(rule.category, text)
+                if masked not in fs.samples:
+                    fs.samples.append(masked)
+            if want_prints and self.key is not None and len(fs.fingerprints) < MAX_FINGERPRINTS:
+                fp = fingerprint(self.key, text)
+                if fp not in fs.fingerprints:
+                    fs.fingerprints.append(fp)
+
+    def _remember_subjects(self, state: DatasetState, subj: np.ndarray | None, subject_leaf: Leaf, email_leaf: Leaf | None, rows: np.ndarray) -> None:
+        assert subj is not None
+        hashes = subj[rows]
+        new = np.array([h not in state.subject_display and h != 0 for h in hashes.tolist()], dtype=bool)
+        if not new.any():
+            return
+        rows, hashes = rows[new], hashes[new]
+        ids = as_text(subject_leaf.values.take(pa.array(rows))).to_pylist()
+        emails = as_text(email_leaf.values.take(pa.array(rows))).to_pylist() if email_leaf is not None else [None] * len(ids)
+        for h, sid, em in zip(hashes.tolist(), ids, emails, strict=True):
+            state.subject_display[h] = (sid, em)
+
+
+def finalize(states: Iterable[DatasetState], ruleset: RuleSet) -> tuple[list[Finding], dict[str, CategorySummary], list[dict[str, Any]], list[dict[str, Any]]]:
+    rules = {r.id: r for r in ruleset.rules}
+    findings: list[Finding] = []
+    per_cat: dict[str, dict[str, Any]] = {}
+    datasets: list[dict[str, Any]] = []
+    secrets_by_rule: dict[str, dict[str, Any]] = {}
+    for st in states:
+        datasets.append(
+            {
+                "target": st.target,
+                "dataset": st.dataset,
+                "records_scanned": st.records,
+                "subject_field": st.subject_field,
+                "subjects_scanned": st.subjects_scanned(),
+                "malformed_records": st.malformed,
+            }
+        )
+        for (path, rule_id), fs in sorted(st.findings.items()):
+            rule = rules[rule_id]
+            nonnull = max(st.nonnull.get(path, 0), 1)
+            share = fs.values_matched / nonnull
+            conf = confidence_for(
+                specific=rule.specific, value_rule=rule.is_value_rule, named=fs.named, requires_field=rule.requires_field, share=share
+            )
+            subjects = distinct_count(fs.subjects) if st.subject_field else None
+            distinct = distinct_count(fs.distinct)
+            findings.append(
+                Finding(
+                    dataset=st.dataset, field=path, category=rule.category, rule=rule.id, confidence=conf,  # type: ignore[arg-type]
+                    records_scanned=st.records, records_matched=fs.records_matched, values_matched=fs.values_matched,
+                    subjects_matched=subjects, samples=list(fs.samples), target=st.target, values_distinct=distinct,
+                )
+            )
+            if rule.category in SECRET_CATEGORIES:
+                entry = secrets_by_rule.setdefault(rule.id, {"rule": rule.id, "category": rule.category, "chunks": [], "fingerprints": []})
+                entry["chunks"].extend(fs.distinct)
+                for f in fs.fingerprints:
+                    if f not in entry["fingerprints"] and len(entry["fingerprints"]) < MAX_FINGERPRINTS:
+                        entry["fingerprints"].append(f)
+            if at_least(conf, SUMMARY_CONFIDENCE):
+                cat = per_cat.setdefault(rule.category, {"subjects": [], "rows": [], "values": 0, "has_subjects": False})
+                cat["rows"].extend(fs.rows)
+                cat["values"] += fs.values_matched
+                if st.subject_field:
+                    cat["has_subjects"] = True
+                    cat["subjects"].extend(fs.subjects)
+    categories = {
+        c: CategorySummary(
+            subjects=distinct_count(per_cat[c]["subjects"]) if per_cat[c]["has_subjects"] else None,
+            records=distinct_count([np.asarray(r, np.uint64) + np.uint64(1) for r in per_cat[c]["rows"]]),
+            values=per_cat[c]["values"],
+        )
+        for c in CATEGORIES
+        if c in per_cat
+    }
+    secrets_out = [
+        {"rule": e["rule"], "category": e["category"], "distinct": distinct_count(e["chunks"]), "fingerprints": e["fingerprints"]}
+        for e in secrets_by_rule.values()
+    ]
+    return findings, categories, datasets, secrets_out
+
+
+@dataclass(slots=True)
+class ScanRun:
+    """Everything a scan produced, before it is turned into the JSON result."""
+
+    started_at: str
+    targets: list[str]
+    states: list[DatasetState] = field(default_factory=list)
+    errors: list[ScanError] = field(default_factory=list)
+
+
+def build_ruleset(options: ScanOptions) -> RuleSet:
+    return RuleSet(select_rules(options.rule_files, options.only, options.exclude))
+
+
+def scan_target(
+    target: str,
+    scanner: DatasetScanner,
+    run: ScanRun,
+    *,
+    progress: Callable[[int], None] | None = None,
+    on_dataset: Callable[[str, int | None], None] | None = None,
+) -> None:
+    shown = mask_url(target)
+    source = open_target(target, subject_field=scanner.options.subject_field, progress=progress, **scanner.options.source_options)
+    try:
+        for reader in source.datasets():
+            state = scanner.new_state(shown, reader.name, getattr(reader, "subject_field", None))
+            if on_dataset is not None:
+                on_dataset(reader.name, reader.size() if hasattr(reader, "size") else None)
+
+            def on_malformed(dataset: str, line: int | None, reason: str, _st: DatasetState = state) -> None:
+                _st.malformed += 1
+                if sum(1 for e in run.errors if e.kind == "malformed") < 1000:
+                    run.errors.append(ScanError(target=shown, dataset=dataset, line=line, message=reason, kind="malformed"))
+
+            try:
+                for partition in reader.partitions():
+                    scanner.scan_partition(reader, partition, state, on_malformed)
+            except UserError as exc:
+                run.errors.append(ScanError(target=shown, dataset=reader.name, message=str(exc)))
+            if scanner.options.subject_field and state.subject_field and state.records and not state.subjects:
+                run.errors.append(
+                    ScanError(target=shown, dataset=reader.name, message=f"subject field {scanner.options.subject_field!r} not found; subjects not counted", kind="warning")
+                )
+                state.subject_field = None
+            run.states.append(state)
+    finally:
+        source.close()
+
+
+def result_from_run(run: ScanRun, ruleset: RuleSet) -> tuple[ScanResult, list[dict[str, Any]]]:
+    findings, categories, datasets, secrets_out = finalize(run.states, ruleset)
+    subjects_any = any(st.subject_field for st in run.states)
+    all_subjects = [c for st in run.states if st.subject_field for c in st.subjects]
+    result = ScanResult(
+        started_at=run.started_at,
+        finished_at=_now(),
+        targets=run.targets,
+        findings=findings,
+        records_scanned=sum(st.records for st in run.states),
+        subjects_scanned=distinct_count(all_subjects) if subjects_any else None,
+        categories=categories,
+        errors=run.errors,
+        datasets=datasets,
+        malformed_records=sum(st.malformed for st in run.states),
+    )
+    result.secrets = secrets_out
+    return result, secrets_out
+
+
+def affected_subjects(run: ScanRun, result: ScanResult) -> list[dict[str, Any]]:
+    """Per affected person: subject id, categories exposed, contact e-mail where the record holds one."""
+    qualifying = {(f.target, f.dataset, f.field, f.rule) for f in result.findings if at_least(f.confidence, SUMMARY_CONFIDENCE)}
+    people: dict[int, dict[str, Any]] = {}
+    for st in run.states:
+        if not st.subject_field:
+            continue
+        for (path, rule_id), fs in st.findings.items():
+            if (st.target, st.dataset, path, rule_id) not in qualifying or not fs.subjects:
+                continue
+            for h in np.unique(np.concatenate(fs.subjects)).tolist():
+                sid, email = st.subject_display.get(h, (None, None))
+                entry = people.setdefault(h, {"subject": sid, "email": email, "categories": set(), "datasets": set()})
+                entry["categories"].add(fs.category)
+                entry["datasets"].add(st.dataset)
+                if entry["email"] is None and email:
+                    entry["email"] = email
+    out = []
+    for entry in people.values():
+        out.append(
+            {
+                "subject": entry["subject"],
+                "email": entry["email"],
+                "categories": [c for c in CATEGORIES if c in entry["categories"]],
+                "datasets": sorted(entry["datasets"]),
+            }
+        )
+    out.sort(key=lambda e: str(e["subject"]))
+    return out
+
+
+def run_scan(targets: Sequence[str], options: ScanOptions, progress: Callable[[int], None] | None = None, on_dataset: Callable[[str, int | None], None] | None = None) -> tuple[ScanResult, ScanRun]:
+    if not targets:
+        raise UserError("no target given; pass a file, a folder or a store URL")
+    ruleset = build_ruleset(options)
+    need_key = True
+    key = fingerprint_key() if need_key else None
+    scanner = DatasetScanner(ruleset, Hasher(options.seed), options, key)
+    run = ScanRun(started_at=_now(), targets=[mask_url(t) for t in targets])
+    for target in targets:
+        scan_target(target, scanner, run, progress=progress, on_dataset=on_dataset)
+    result, _ = result_from_run(run, ruleset)
+    return result, run

@@ -1,0 +1,237 @@
+"""Files and folders: JSON Lines (plain and Elasticsearch export shapes), JSON arrays and search
+responses, CSV/TSV and Parquet, each optionally gzip- or zstd-compressed. Read in bounded blocks,
+so memory does not grow with file size."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import pyarrow as pa
+import pyarrow.csv as pcsv
+import pyarrow.parquet as pq
+
+from spillguard.errors import UserError
+from spillguard.sources.base import MalformedSink, Partition
+from spillguard.sources.records import docs_to_tables, json_lines_to_tables
+
+BLOCK_BYTES = 16 << 20
+_COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
+_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def file_kind(path: Path) -> tuple[str, str | None] | None:
+    """(format, compression) from the file name, or None when it is not a supported file."""
+    suffixes = [s.lower() for s in path.suffixes]
+    compression = None
+    if suffixes and suffixes[-1] in _COMPRESSIONS:
+        compression = _COMPRESSIONS[suffixes.pop()]
+    if not suffixes or suffixes[-1] not in _FORMATS:
+        return None
+    return _FORMATS[suffixes[-1]], compression
+
+
+class _CountingReader(io.RawIOBase):
+    """Reports how many compressed bytes were consumed, for the progress bar."""
+
+    def __init__(self, raw: IO[bytes], progress: Callable[[int], None] | None) -> None:
+        self._raw = raw
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        n = self._raw.readinto(b)
+        if n and self._progress:
+            self._progress(n)
+        return n or 0
+
+
+def _open_stream(path: Path, compression: str | None, progress: Callable[[int], None] | None) -> IO[bytes]:
+    raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed by the caller through the wrapper
+    counted = io.BufferedReader(_CountingReader(raw, progress), buffer_size=1 << 20)
+    if compression == "gzip":
+        import gzip
+
+        return gzip.GzipFile(fileobj=counted)  # type: ignore[return-value]
+    if compression == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(counted, read_size=1 << 20)  # type: ignore[return-value]
+    return counted
+
+
+@dataclass(slots=True)
+class FileDataset:
+    path: Path
+    name: str
+    fmt: str
+    compression: str | None
+    subject_field: str | None = None
+    progress: Callable[[int], None] | None = None
+
+    def partitions(self) -> list[Partition]:
+        return [Partition(self.name, {"path": str(self.path)})]
+
+    def size(self) -> int:
+        return self.path.stat().st_size
+
+    def read(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:
+        try:
+            if self.fmt == "parquet":
+                yield from self._parquet()
+            elif self.fmt in ("csv", "tsv"):
+                yield from self._csv(malformed)
+            else:
+                yield from self._json(malformed)
+        except OSError as exc:
+            raise UserError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+
+    # -- JSON --------------------------------------------------------------------------------
+    def _json(self, malformed: MalformedSink) -> Iterator[pa.Table]:
+        with _open_stream(self.path, self.compression, self.progress) as fh:
+            head = fh.peek(64) if hasattr(fh, "peek") else b""
+            first = head.lstrip()[:1]
+            if self.fmt == "json" and first == b"[":
+                yield from self._json_document(fh, "item", malformed)
+                return
+            if self.fmt == "json" and first == b"{" and not self._looks_like_lines(fh):
+                yield from self._json_document(fh, None, malformed)
+                return
+            yield from self._json_lines(fh, malformed)
+
+    def _looks_like_lines(self, fh: IO[bytes]) -> bool:
+        import orjson
+
+        head = fh.peek(1 << 20)
+        line = head.split(b"\n", 1)[0]
+        try:
+            orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return False
+        return True
+
+    def _json_lines(self, fh: IO[bytes], malformed: MalformedSink) -> Iterator[pa.Table]:
+        line_no = 1
+        rest = b""
+        while True:
+            block = fh.read(BLOCK_BYTES)
+            if not block:
+                break
+            block = rest + block
+            cut = block.rfind(b"\n")
+            if cut < 0:
+                rest = block  # a single line longer than the block: keep reading
+                continue
+            complete, rest = block[: cut + 1], block[cut + 1 :]
+            yield from json_lines_to_tables(complete, line_no, self.name, malformed)
+            line_no += complete.count(b"\n")
+        if rest.strip():
+            yield from json_lines_to_tables(rest, line_no, self.name, malformed)
+
+    def _json_document(self, fh: IO[bytes], prefix: str | None, malformed: MalformedSink) -> Iterator[pa.Table]:
+        import ijson
+
+        try:
+            if prefix is None:
+                # One object: a search response ({"hits": {"hits": [...]}}) or a single record.
+                import orjson
+
+                doc = orjson.loads(fh.read())
+                hits = doc.get("hits", {}).get("hits") if isinstance(doc, dict) and isinstance(doc.get("hits"), dict) else None
+                docs = hits if isinstance(hits, list) else [doc]
+                yield from docs_to_tables(docs, self.name, malformed)
+                return
+            items = ijson.items(fh, prefix, use_float=True)
+            yield from docs_to_tables(self._objects_only(items, malformed), self.name, malformed)
+        except (ijson.JSONError, ValueError) as exc:
+            malformed(self.name, None, f"invalid JSON document, rest of file skipped ({exc})")
+
+    def _objects_only(self, items: Iterator[Any], malformed: MalformedSink) -> Iterator[dict[str, Any]]:
+        for i, item in enumerate(items, 1):
+            if isinstance(item, dict):
+                yield item
+            else:
+                malformed(self.name, i, f"array element {i} is a {type(item).__name__}, not an object")
+
+    # -- CSV / TSV ---------------------------------------------------------------------------
+    def _csv(self, malformed: MalformedSink) -> Iterator[pa.Table]:
+        delimiter = "\t" if self.fmt == "tsv" else ","
+        with _open_stream(self.path, self.compression, None) as head_fh:
+            header_line = io.TextIOWrapper(head_fh, encoding="utf-8", errors="replace", newline="").readline()
+        names = next(csv.reader([header_line], delimiter=delimiter), [])
+        if not names:
+            return
+        # Every column as text: type inference per block would disagree between blocks.
+        convert = pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True)
+
+        def on_invalid(row: Any) -> str:
+            malformed(self.name, row.number if row.number and row.number > 0 else None, f"expected {row.expected_columns} columns, found {row.actual_columns}")
+            return "skip"
+
+        parse = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid)
+        with _open_stream(self.path, self.compression, self.progress) as fh:
+            reader = pcsv.open_csv(fh, read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False), parse_options=parse, convert_options=convert)
+            for batch in reader:
+                yield pa.Table.from_batches([batch])
+
+    # -- Parquet -----------------------------------------------------------------------------
+    def _parquet(self) -> Iterator[pa.Table]:
+        if self.compression:
+            raise UserError(f"{self.path}: compressed Parquet files are not supported; Parquet compresses internally, decompress the file first")
+        try:
+            pf = pq.ParquetFile(self.path)
+        except pa.ArrowInvalid as exc:
+            raise UserError(f"{self.path}: not a readable Parquet file ({exc})") from None
+        done = 0
+        total = self.size()
+        for i in range(pf.num_row_groups):
+            for batch in pf.iter_batches(batch_size=65536, row_groups=[i]):
+                yield pa.Table.from_batches([batch])
+            if self.progress:
+                step = int(total * (i + 1) / pf.num_row_groups) - done
+                done += step
+                self.progress(step)
+
+
+class FileSource:
+    """A file or a folder of files given by path."""
+
+    def __init__(self, target: str, **options: Any) -> None:
+        self.target = target
+        self.root = Path(target)
+        self.subject_field: str | None = options.get("subject_field")
+        self.progress: Callable[[int], None] | None = options.get("progress")
+        if not self.root.exists():
+            raise UserError(f"{target}: no such file or folder")
+        if self.root.is_file() and file_kind(self.root) is None:
+            raise UserError(
+                f"{target}: unknown file type; supported: .jsonl .ndjson .json .csv .tsv .parquet, optionally .gz or .zst"
+            )
+        if self.root.is_file() and not os.access(self.root, os.R_OK):
+            raise UserError(f"{target}: permission denied")
+
+    def _files(self) -> list[Path]:
+        if self.root.is_file():
+            return [self.root]
+        found = [p for p in sorted(self.root.rglob("*")) if p.is_file() and file_kind(p) is not None]
+        return found
+
+    def datasets(self) -> Iterator[FileDataset]:
+        for path in self._files():
+            kind = file_kind(path)
+            assert kind is not None
+            name = str(path.relative_to(self.root)) if self.root.is_dir() else path.name
+            yield FileDataset(path, name, kind[0], kind[1], self.subject_field, self.progress)
+
+    def total_bytes(self) -> int:
+        return sum(p.stat().st_size for p in self._files())
+
+    def close(self) -> None:
+        pass

@@ -1,0 +1,138 @@
+"""Turn JSON records (bytes of JSON lines, or Python dicts) into Arrow tables, robustly.
+
+The fast path is Arrow's JSON reader on a whole block. A block it rejects (a malformed line, or a
+field whose type changes between records) is split in halves and retried, so only the smallest
+troublesome pieces fall back to per-line parsing, where malformed lines are reported by number.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import orjson
+import pyarrow as pa
+import pyarrow.json as pj
+
+from spillguard.sources.base import MalformedSink
+
+_SLOW_LINES = 256
+_ES_META = ("_index", "_type", "_id", "_score", "_routing", "_version", "_seq_no", "_primary_term", "sort")
+
+
+def unwrap_search_hits(table: pa.Table) -> pa.Table:
+    """Elasticsearch exports (search hits, elasticdump): the record is `_source`, the rest is metadata."""
+    names = table.schema.names
+    if "_source" not in names:
+        return table
+    src = table.column("_source")
+    if not pa.types.is_struct(src.type):
+        return table
+    src = src.combine_chunks()
+    children = src.flatten()
+    cols = {src.type.field(i).name: children[i] for i in range(src.type.num_fields)}
+    for name in names:
+        if name not in ("_source", *_ES_META) and name not in cols:
+            cols[name] = table.column(name).combine_chunks()
+    if not cols:
+        return pa.table({})
+    return pa.table(cols)
+
+
+def _read_block(data: bytes) -> pa.Table:
+    return pj.read_json(
+        io.BytesIO(data),
+        read_options=pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16)),
+        parse_options=pj.ParseOptions(newlines_in_values=False, unexpected_field_behavior="infer"),
+    )
+
+
+def _scalars_as_text(doc: Any, depth: int = 0) -> Any:
+    if isinstance(doc, dict):
+        if depth >= 64:
+            return orjson.dumps(doc).decode()
+        return {str(k): _scalars_as_text(v, depth + 1) for k, v in doc.items()}
+    if isinstance(doc, list):
+        if depth >= 64:
+            return orjson.dumps(doc).decode()
+        return [_scalars_as_text(v, depth + 1) for v in doc]
+    if doc is None or isinstance(doc, str):
+        return doc
+    return orjson.dumps(doc).decode() if not isinstance(doc, float | int | bool) else str(doc)
+
+
+def _docs_to_table_slow(docs: list[dict[str, Any]]) -> pa.Table:
+    """For records Arrow cannot type consistently: every scalar as text; if a field is sometimes an
+    object and sometimes not, that field's values are kept as JSON text."""
+    texts = [_scalars_as_text(d) for d in docs]
+    try:
+        return _read_block(b"\n".join(orjson.dumps(d) for d in texts))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
+    flat = [
+        {k: (orjson.dumps(v).decode() if isinstance(v, dict | list) else v) for k, v in d.items()} for d in texts
+    ]
+    keys: dict[str, None] = {}
+    for d in flat:
+        keys.update(dict.fromkeys(d))
+    return pa.table({k: pa.array([d.get(k) for d in flat], pa.string()) for k in keys})
+
+
+def _slow_lines(lines: list[bytes], first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
+    docs = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            doc = orjson.loads(line)
+        except orjson.JSONDecodeError as exc:
+            malformed(dataset, first_line + i, f"invalid JSON ({exc.msg})" if hasattr(exc, "msg") else "invalid JSON")
+            continue
+        if not isinstance(doc, dict):
+            malformed(dataset, first_line + i, f"a JSON {type(doc).__name__}, not an object")
+            continue
+        docs.append(doc)
+    if not docs:
+        return
+    data = b"\n".join(orjson.dumps(d) for d in docs)
+    try:
+        yield _read_block(data)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        yield _docs_to_table_slow(docs)
+
+
+def json_lines_to_tables(data: bytes, first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
+    """Tables for a block of complete JSON lines (line numbers start at first_line)."""
+    if not data.strip():
+        return
+    try:
+        table = _read_block(data)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        lines = data.split(b"\n")
+        if len(lines) <= _SLOW_LINES:
+            for t in _slow_lines(lines, first_line, dataset, malformed):
+                yield unwrap_search_hits(t)
+            return
+        half = len(lines) // 2
+        yield from json_lines_to_tables(b"\n".join(lines[:half]), first_line, dataset, malformed)
+        yield from json_lines_to_tables(b"\n".join(lines[half:]), first_line + half, dataset, malformed)
+        return
+    yield unwrap_search_hits(table)
+
+
+def docs_to_tables(docs: Iterable[dict[str, Any]], dataset: str, malformed: MalformedSink, batch: int = 20_000) -> Iterator[pa.Table]:
+    """Tables for Python documents (JSON arrays, database rows as dicts), `batch` records at a time."""
+    buf: list[bytes] = []
+    line = 1
+    for doc in docs:
+        try:
+            buf.append(orjson.dumps(doc, default=str, option=orjson.OPT_NON_STR_KEYS))
+        except TypeError as exc:
+            malformed(dataset, line, f"cannot encode record ({exc})")
+        line += 1
+        if len(buf) >= batch:
+            yield from json_lines_to_tables(b"\n".join(buf), line - len(buf), dataset, malformed)
+            buf = []
+    if buf:
+        yield from json_lines_to_tables(b"\n".join(buf), line - len(buf), dataset, malformed)

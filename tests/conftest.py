@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(autouse=True)
+def _fingerprint_key_in_tmp(tmp_path_factory, monkeypatch):
+    # Keep the fingerprint key file out of the real home directory.
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.getbasetemp() / "state"))
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory):
+    from spillguard.demo import generate
+
+    folder = tmp_path_factory.mktemp("demo")
+    truth = generate(folder, users=3000, seed=7)
+    return folder, truth
+
+
+@pytest.fixture(scope="session")
+def demo_result(demo_data):
+    import spillguard
+
+    os.environ.setdefault("XDG_STATE_HOME", str(demo_data[0].parent / "state"))
+    folder, _truth = demo_data
+    return spillguard.scan([folder], show_samples=True)

@@ -1,0 +1,99 @@
+"""Every rule matches its own examples and none of its negative examples (rules test themselves)."""
+
+from __future__ import annotations
+
+import pytest
+
+import spillguard
+from spillguard.errors import UserError
+from spillguard.model import CATEGORIES
+from spillguard.rules import builtin_rules, load_rule_file, select_rules
+
+RULES = builtin_rules()
+
+
+def _ids(rule, kind):
+    return [f"{rule.id}:{kind}:{i}" for i in range(len(getattr(rule, kind)))]
+
+
+POSITIVE = [(r, e) for r in RULES for e in r.examples]
+NEGATIVE = [(r, e) for r in RULES for e in r.negative_examples]
+
+
+@pytest.mark.parametrize(("rule", "example"), POSITIVE, ids=[f"{r.id}:{e.value[:30]}" for r, e in POSITIVE])
+def test_rule_matches_its_examples(rule, example):
+    matches = spillguard.scan_value(example.value, example.field)
+    assert rule.id in {m.rule for m in matches}, f"{rule.id} did not match {example}: got {matches}"
+
+
+@pytest.mark.parametrize(("rule", "example"), NEGATIVE, ids=[f"{r.id}:{e.value[:30]}" for r, e in NEGATIVE])
+def test_rule_rejects_its_negative_examples(rule, example):
+    matches = spillguard.scan_value(example.value, example.field)
+    assert rule.id not in {m.rule for m in matches}, f"{rule.id} matched negative {example}: {matches}"
+
+
+def test_every_category_has_rules_and_every_rule_a_known_category():
+    assert {r.category for r in RULES} == set(CATEGORIES)
+
+
+def test_value_patterns_report_one_end_per_token():
+    """Open-ended token patterns must be closed by a boundary, or Vectorscan fires once per character."""
+    import pyarrow as pa
+
+    from spillguard.detect.engine import RuleSet
+
+    ruleset = RuleSet(RULES)
+    for rule in RULES:
+        if not rule.is_value_rule:
+            continue
+        for ex in rule.examples:
+            rule_idx, _ = ruleset._raw_hits(pa.array([ex.value]))
+            own = int((rule_idx == RULES.index(rule)).sum())
+            # a few ends are fine (e.g. b.co and b.co.uk); one per character is not
+            assert own <= 4, f"{rule.id}: {own} raw match ends for one example"
+
+
+def test_user_rule_file_adds_a_rule(tmp_path):
+    f = tmp_path / "mine.toml"
+    f.write_text(
+        '[[rule]]\nid = "acme_key"\ncategory = "secret"\nvalue = \'\'\'acme_[a-z0-9]{16}\'\'\'\nspecific = true\n'
+        'examples = ["acme_0123456789abcdef"]\nnegative_examples = ["acme_short"]\n'
+    )
+    rules = select_rules([f])
+    assert "acme_key" in {r.id for r in rules}
+    from spillguard.detect.engine import RuleSet
+
+    matches = spillguard.scan_value("key acme_0123456789abcdef", rules=RuleSet(rules))
+    assert [m.rule for m in matches] == ["acme_key"]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("[[rule]]\nid='x'\ncategory='nope'\nvalue='a'\nexamples=['a']\n", "category 'nope'"),
+        ("[[rule]]\nid='x'\ncategory='secret'\nexamples=['a']\n", "needs a 'value'"),
+        ("[[rule]]\nid='x'\ncategory='secret'\nvalue='a'\n", "examples"),
+        ("[[rule]]\nid='x'\ncategory='secret'\nvalue='('\nexamples=['a']\n", "invalid pattern"),
+        ("[[rule]]\nid='x'\ncategory='secret'\nvalue='a'\nexamples=['a']\ncolour='red'\n", "unknown key"),
+        ("not toml [", "not valid TOML"),
+    ],
+)
+def test_bad_rule_files_are_user_errors(tmp_path, content, message):
+    f = tmp_path / "bad.toml"
+    f.write_text(content)
+    with pytest.raises(UserError, match=message):
+        load_rule_file(f)
+
+
+def test_only_and_except_select_by_rule_or_category():
+    assert {r.category for r in select_rules(only=["email"])} == {"email"}
+    assert "email" not in {r.id for r in select_rules(exclude=["email"])}
+    with pytest.raises(UserError, match="--only bogus"):
+        select_rules(only=["bogus"])
+
+
+def test_overlaps_resolve_to_the_most_specific_rule():
+    # an e-mail is not also a name/url; an IP is not also a phone
+    assert [m.category for m in spillguard.scan_value("Max.Power@Example.COM")] == ["email"]
+    assert [m.category for m in spillguard.scan_value("192.168.100.200")] == ["ip_address"]
+    assert [m.category for m in spillguard.scan_value("4111 1111 1111 1111")] == ["credit_card"]
