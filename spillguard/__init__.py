@@ -76,4 +76,28 @@ def scan(
     return result
 
 
-__all__ = ["CATEGORIES", "SCHEMA_VERSION", "Finding", "Match", "ScanError", "ScanResult", "UserError", "scan", "scan_value"]
+def audit(targets: Sequence[str], **options: Any) -> Any:
+    """Probe stores as an anonymous outsider would; see `spillguard.audit.audit`."""
+    from spillguard.audit import audit as _audit
+
+    return _audit(targets, **options)
+
+
+def build_report(scans: Sequence[dict[str, Any]], **options: Any) -> Any:
+    """The impact report model from scan results (and audit/watch history); see `spillguard.report`."""
+    from spillguard.report import build_report as _build
+
+    return _build(scans, **options)
+
+
+def render_report(report: Any, fmt: str = "html") -> str:
+    """Render a report as html, md or json."""
+    from spillguard.report import render as _render
+
+    return _render(report, fmt)
+
+
+__all__ = [
+    "CATEGORIES", "SCHEMA_VERSION", "Finding", "Match", "ScanError", "ScanResult", "UserError",
+    "audit", "build_report", "render_report", "scan", "scan_value",
+]

@@ -36,24 +36,20 @@ _register_commands()
 
 
 def main() -> None:
+    import click
+
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a command's typer.Exit code instead of exiting.
+        code = app(standalone_mode=False)
     except UserError as exc:
         print(f"spillguard: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, click.exceptions.Abort):
         print("spillguard: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
-    except SystemExit:
-        raise
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        raise SystemExit(2) from None
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except Exception as exc:  # click usage errors and the like
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            raise SystemExit(2) from None
-        if isinstance(exc, click.exceptions.Abort):
-            raise SystemExit(130) from None
-        raise
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -14,6 +14,7 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
+from spillguard.errors import UserError
 from spillguard.model import ScanResult
 
 
@@ -81,11 +82,21 @@ def render_table(result: ScanResult, console: Console, show_samples: bool = Fals
 def write_private(path: str | Path, text: str) -> None:
     """Write atomically (temp file + rename), owner-only: these files can describe personal data."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.exists() and not path.is_file():
+        # /dev/null, a FIFO, /dev/stdout: write through, never replace the node itself.
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc}); choose a writable folder") from None
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except BaseException:

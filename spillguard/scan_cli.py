@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -14,13 +14,13 @@ from spillguard.errors import UserError
 from spillguard.output import render_table, subjects_text, to_json, to_ndjson, write_private, write_text
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     table = "table"
     json = "json"
     ndjson = "ndjson"
 
 
-class FailOn(str, Enum):
+class FailOn(StrEnum):
     high = "high"
     medium = "medium"
     low = "low"
@@ -39,7 +39,14 @@ class _Progress:
     def __init__(self, enabled: bool, total: int | None) -> None:
         self.bar = None
         if enabled and sys.stderr.isatty():
-            from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+            from rich.progress import (
+                BarColumn,
+                DownloadColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+                TransferSpeedColumn,
+            )
 
             self.bar = Progress(
                 TextColumn("[bold]scanning[/] {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
@@ -84,12 +91,15 @@ def run_scan_command(
     targets: list[str], *, fmt: Format, output: str | None, show_samples: bool, subject_field: str | None,
     rules: list[Path] | None, only: list[str] | None, exclude: list[str] | None, fail_on: FailOn,
     subjects_out: str | None, progress: bool, source_options: dict | None = None,
+    workers: int | None = None, state: str | None = None, resume: bool = False,
+    target_options: dict[str, dict] | None = None,
 ) -> int:
     from spillguard.scanner import ScanOptions, affected_subjects, run_scan
 
     options = ScanOptions(
         rule_files=list(rules or []), only=_split(only), exclude=_split(exclude), subject_field=subject_field,
         show_samples=show_samples, subjects_out=subjects_out is not None, source_options=source_options or {},
+        workers=workers, state=state, resume=resume, target_options=target_options or {},
     )
     with _Progress(progress, _total_bytes(targets)) as bar:
         result, run = run_scan(targets, options, progress=bar.advance, on_dataset=bar.dataset)
@@ -102,7 +112,8 @@ def run_scan_command(
         render_table(result, buf, show_samples)
         write_private(output, buf.export_text())
     else:
-        render_table(result, Console(), show_samples)
+        # Not a terminal (a pipe, CI): a wide fixed width keeps rows on one line.
+        render_table(result, Console() if sys.stdout.isatty() else Console(width=200), show_samples)
     if subjects_out:
         people = affected_subjects(run, result)
         write_private(subjects_out, subjects_text(people, subjects_out))
@@ -121,10 +132,38 @@ def run_scan_command(
     return 0
 
 
+def _config_targets(path: Path | None) -> tuple[list[str], dict[str, dict]]:
+    """Targets of a spillguard.toml and their own options (patterns, subject fields, password)."""
+    if path is None:
+        return [], {}
+    from spillguard.config import load_config
+
+    cfg = load_config(path)
+    targets: list[str] = []
+    per_target: dict[str, dict] = {}
+    for t in cfg.targets:
+        opts: dict = {}
+        if t.include:
+            opts["include"] = list(t.include)
+        if t.exclude:
+            opts["exclude"] = list(t.exclude)
+        if t.subject_fields:
+            opts["subject_fields"] = dict(t.subject_fields)
+        password = t.password()
+        if password is not None:
+            opts["password"] = password
+        for extra in ("sample", "include_views", "include_hidden"):
+            value = getattr(t, extra, None)
+            if value is not None:
+                opts[extra] = value
+        targets.append(t.url)
+        per_target[t.url] = opts
+    return targets, per_target
+
+
 def register(app: typer.Typer) -> None:
     @app.command()
     def scan(
-        targets: Annotated[list[str], typer.Argument(help="Files, folders or store URLs to scan.", show_default=False)],
         fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
         output: Annotated[str | None, typer.Option("--output", "-o", help="Write the result to FILE (owner-only) instead of stdout.")] = None,
         show_samples: Annotated[bool, typer.Option("--show-samples", help="Up to 3 masked samples per finding.")] = False,
@@ -135,11 +174,43 @@ def register(app: typer.Typer) -> None:
         fail_on: Annotated[FailOn, typer.Option("--fail-on", help="Exit 1 when a finding has at least this confidence.")] = FailOn.medium,
         subjects_out: Annotated[str | None, typer.Option("--subjects-out", help="Write affected people (CSV or JSONL by extension) to FILE, owner-only.")] = None,
         no_progress: Annotated[bool, typer.Option("--no-progress", help="No progress bar even on a terminal.")] = False,
+        sample: Annotated[int | None, typer.Option("--sample", min=1, help="Scan a true random sample of N records per dataset (stores only).")] = None,
+        full: Annotated[bool, typer.Option("--full", help="Read every record (the default when --sample is not given).")] = False,
+        workers: Annotated[int | None, typer.Option("--workers", min=1, help="Worker processes over partitions (default: one per core).")] = None,
+        state: Annotated[str | None, typer.Option("--state", help="Checkpoint every finished partition into this SQLite FILE (owner-only).")] = None,
+        resume: Annotated[bool, typer.Option("--resume", help="Continue the scan recorded in --state; results equal an uninterrupted run.")] = False,
+        config: Annotated[Path | None, typer.Option("--config", help="spillguard.toml naming targets, include/exclude patterns and subject fields.")] = None,
+        connect_timeout: Annotated[float, typer.Option("--connect-timeout", min=0.1, help="Seconds before an unreachable store is reported.")] = 10.0,
+        max_rps: Annotated[float | None, typer.Option("--max-rps", min=0.01, help="At most this many requests a second to a store, per worker.")] = None,
+        include: Annotated[list[str] | None, typer.Option("--include", help="Only datasets (tables, indices, collections, key patterns) matching these globs.")] = None,
+        exclude_ds: Annotated[list[str] | None, typer.Option("--exclude", help="Skip datasets matching these globs.")] = None,
+        include_views: Annotated[bool, typer.Option("--include-views", help="Also scan SQL views.")] = False,
+        include_hidden: Annotated[bool, typer.Option("--include-hidden", help="Also scan hidden/system ('.'-prefixed) indices.")] = False,
+        partition_rows: Annotated[int, typer.Option("--partition-rows", min=100, help="Records per partition of an exhaustive store read.")] = 100_000,
+        ask_password: Annotated[bool, typer.Option("--ask-password", help="Prompt for the store password (never echoed).")] = False,
+        targets: Annotated[list[str] | None, typer.Argument(help="Files, folders or store URLs to scan.", show_default=False)] = None,
     ) -> None:
         """Find personal data and secrets; count records and distinct people per field and category."""
+        if sample is not None and full:
+            raise UserError("--sample and --full exclude each other; pick one (--full is the default)")
+        all_targets, target_options = _config_targets(config)
+        all_targets += list(targets or [])
+        if not all_targets:
+            raise UserError("no target given; pass a file, a folder or a store URL, or --config spillguard.toml")
+        source_options: dict = {
+            "sample": sample, "connect_timeout": connect_timeout, "max_rps": max_rps, "include": _split(include) or [],
+            "exclude": _split(exclude_ds) or [], "include_views": include_views, "include_hidden": include_hidden,
+            "partition_rows": partition_rows,
+        }
+        if ask_password:
+            import getpass
+
+            source_options["password"] = getpass.getpass("store password: ")
         code = run_scan_command(
-            targets, fmt=fmt, output=output, show_samples=show_samples, subject_field=subject_field, rules=rules,
+            all_targets, fmt=fmt, output=output, show_samples=show_samples, subject_field=subject_field, rules=rules,
             only=only, exclude=exclude, fail_on=fail_on, subjects_out=subjects_out, progress=not no_progress,
+            source_options={k: v for k, v in source_options.items() if v is not None}, workers=workers, state=state,
+            resume=resume, target_options=target_options,
         )
         raise typer.Exit(code)
 

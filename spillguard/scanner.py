@@ -40,6 +40,7 @@ SUBJECT_FIELDS = (
 )
 SECRET_CATEGORIES = ("secret", "password")
 SUMMARY_CONFIDENCE = "medium"
+_NO_HASHES = np.zeros(0, np.uint64)
 
 
 def _now() -> str:
@@ -56,6 +57,10 @@ class ScanOptions:
     subjects_out: bool = False
     seed: int = field(default_factory=lambda: secrets.randbits(63))
     source_options: dict[str, Any] = field(default_factory=dict)
+    workers: int | None = None  # worker processes over partitions; None = one per core
+    state: str | Path | None = None  # checkpoint file (SQLite) for --resume
+    resume: bool = False
+    target_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per target URL (from --config)
 
 
 class DatasetScanner:
@@ -117,7 +122,8 @@ class DatasetScanner:
             for rid, idx in hits.by_rule.items():
                 rule = self.ruleset.rules[rid]
                 rows = idx if leaf.rows is None else leaf.rows[idx]
-                uniq_rows = np.unique(rows)
+                # Indices of a top-level column are already unique and sorted; array elements are not.
+                uniq_rows = rows if leaf.rows is None else np.unique(rows)
                 key = (leaf.path, rule.id)
                 fs = state.findings.get(key)
                 if fs is None:
@@ -127,7 +133,9 @@ class DatasetScanner:
                     subjects = subj[uniq_rows]
                     subjects = subjects[subjects != 0]
                 matched = values.take(pa.array(idx))
-                fs.add(int(idx.size), uniq_rows.astype(np.int64) + row_base, subjects, self.hasher.hash_strings(matched))
+                # Distinct values matter for credentials (how many tokens to revoke); elsewhere people count.
+                distinct = self.hasher.hash_strings(matched) if rule.category in SECRET_CATEGORIES else _NO_HASHES
+                fs.add(int(idx.size), uniq_rows.astype(np.int64) + row_base, subjects, distinct)
                 if self.options.show_samples or (rule.category in SECRET_CATEGORIES and self.key is not None):
                     self._keep_examples(fs, rule, rid, idx, matched, hits.spans)
                 if rule.category == "email" and leaf.rows is None and email_leaf is None and rid in plan.named_rules:
@@ -199,7 +207,7 @@ def finalize(states: Iterable[DatasetState], ruleset: RuleSet) -> tuple[list[Fin
                 specific=rule.specific, value_rule=rule.is_value_rule, named=fs.named, requires_field=rule.requires_field, share=share
             )
             subjects = distinct_count(fs.subjects) if st.subject_field else None
-            distinct = distinct_count(fs.distinct)
+            distinct = distinct_count(fs.distinct) if rule.category in SECRET_CATEGORIES else None
             findings.append(
                 Finding(
                     dataset=st.dataset, field=path, category=rule.category, rule=rule.id, confidence=conf,  # type: ignore[arg-type]
@@ -257,33 +265,98 @@ def scan_target(
     *,
     progress: Callable[[int], None] | None = None,
     on_dataset: Callable[[str, int | None], None] | None = None,
+    executor: Any = None,
+    checkpoint: Any = None,
 ) -> None:
+    """Discover the target's datasets, then scan every partition not already checkpointed, in worker
+    processes when an executor is given, merging each partition's state into its dataset's."""
+    from spillguard.parallel import PartitionJob, PartitionResult, scan_partition, source_options_for
+
     shown = mask_url(target)
-    source = open_target(target, subject_field=scanner.options.subject_field, progress=progress, **scanner.options.source_options)
+    options = scanner.options
+    source = open_target(
+        target, subject_field=options.subject_field, progress=progress if executor is None else None, **source_options_for(options, target)
+    )
     try:
+        plans: list[tuple[Any, DatasetState, list[Partition]]] = []
         for reader in source.datasets():
             state = scanner.new_state(shown, reader.name, getattr(reader, "subject_field", None))
             if on_dataset is not None:
                 on_dataset(reader.name, reader.size() if hasattr(reader, "size") else None)
+            try:
+                parts = reader.partitions()
+            except UserError as exc:
+                run.errors.append(ScanError(target=shown, dataset=reader.name, message=str(exc)))
+                parts = []
+            plans.append((reader, state, parts))
+        finished = checkpoint.finished(shown) if checkpoint is not None else {}
+        failed: set[str] = set()
 
-            def on_malformed(dataset: str, line: int | None, reason: str, _st: DatasetState = state) -> None:
-                _st.malformed += 1
+        def absorb(state: DatasetState, res: PartitionResult, reader: Any) -> None:
+            if res.state is None:
+                if res.dataset not in failed:
+                    failed.add(res.dataset)
+                    run.errors.append(ScanError(target=shown, dataset=res.dataset, message=res.error or "failed"))
+                return
+            if checkpoint is not None:
+                checkpoint.save(shown, res.key, res.state, res.malformed)
+            _merge(state, res.state, res.malformed)
+            if progress is not None and executor is not None:
+                progress(res.size or res.state.records)
+
+        def _merge(state: DatasetState, part: DatasetState, malformed: list) -> None:
+            state.merge(part)
+            for dataset, line, reason in malformed:
                 if sum(1 for e in run.errors if e.kind == "malformed") < 1000:
                     run.errors.append(ScanError(target=shown, dataset=dataset, line=line, message=reason, kind="malformed"))
 
+        pending: list[tuple[Any, DatasetState, Partition]] = []
+        for reader, state, parts in plans:
+            for partition in parts:
+                done = finished.get(partition.key)
+                if done is not None:
+                    _merge(state, *done)
+                else:
+                    pending.append((reader, state, partition))
+        if executor is None or len(pending) <= 1:
+            for reader, state, partition in pending:
+                res = scan_partition(scanner, reader, partition, shown, getattr(reader, "subject_field", None))
+                absorb(state, res, reader)
+        else:
+            from concurrent.futures import FIRST_COMPLETED, wait
+
+            futures: dict[Any, tuple[Any, DatasetState]] = {}
+            for reader, state, partition in pending:
+                job = PartitionJob(
+                    target, partition.dataset, partition.spec, getattr(reader, "subject_field", None), options, scanner.key
+                )
+                futures[executor.submit(_run_job, job)] = (reader, state)
+            not_done = set(futures)
             try:
-                for partition in reader.partitions():
-                    scanner.scan_partition(reader, partition, state, on_malformed)
-            except UserError as exc:
-                run.errors.append(ScanError(target=shown, dataset=reader.name, message=str(exc)))
-            if scanner.options.subject_field and state.subject_field and state.records and not state.subjects:
+                while not_done:
+                    done_now, not_done = wait(not_done, return_when=FIRST_COMPLETED)
+                    for fut in done_now:
+                        reader, state = futures[fut]
+                        absorb(state, fut.result(), reader)
+            except BaseException:
+                for fut in not_done:
+                    fut.cancel()
+                raise
+        for reader, state, _parts in plans:
+            if options.subject_field and state.subject_field and state.records and not state.subjects:
                 run.errors.append(
-                    ScanError(target=shown, dataset=reader.name, message=f"subject field {scanner.options.subject_field!r} not found; subjects not counted", kind="warning")
+                    ScanError(target=shown, dataset=reader.name, message=f"subject field {options.subject_field!r} not found; subjects not counted", kind="warning")
                 )
                 state.subject_field = None
             run.states.append(state)
     finally:
         source.close()
+
+
+def _run_job(job: Any) -> Any:
+    from spillguard.parallel import run_job
+
+    return run_job(job)
 
 
 def result_from_run(run: ScanRun, ruleset: RuleSet) -> tuple[ScanResult, list[dict[str, Any]]]:
@@ -340,12 +413,35 @@ def affected_subjects(run: ScanRun, result: ScanResult) -> list[dict[str, Any]]:
 def run_scan(targets: Sequence[str], options: ScanOptions, progress: Callable[[int], None] | None = None, on_dataset: Callable[[str, int | None], None] | None = None) -> tuple[ScanResult, ScanRun]:
     if not targets:
         raise UserError("no target given; pass a file, a folder or a store URL")
+    from spillguard.parallel import Checkpoint, default_workers, make_executor
+
+    checkpoint = None
+    if options.resume and not options.state:
+        raise UserError("--resume needs --state FILE: the state file of the scan to continue")
+    if options.state:
+        if options.subjects_out:
+            raise UserError("--subjects-out cannot be combined with --state: the state file would have to keep personal data")
+        checkpoint = Checkpoint(options.state, options, list(targets), resume=options.resume)
+        options.seed = checkpoint.seed  # a resumed scan hashes subjects exactly as the first run did
     ruleset = build_ruleset(options)
-    need_key = True
-    key = fingerprint_key() if need_key else None
+    key = fingerprint_key()
     scanner = DatasetScanner(ruleset, Hasher(options.seed), options, key)
     run = ScanRun(started_at=_now(), targets=[mask_url(t) for t in targets])
-    for target in targets:
-        scan_target(target, scanner, run, progress=progress, on_dataset=on_dataset)
+    workers = options.workers or default_workers()
+    executor = make_executor(workers) if workers > 1 else None
+    try:
+        for target in targets:
+            scan_target(target, scanner, run, progress=progress, on_dataset=on_dataset, executor=executor, checkpoint=checkpoint)
+    except BaseException:
+        if executor is not None:
+            # Ctrl-C or a fatal error: do not wait for running partitions; finished ones are checkpointed.
+            executor.shutdown(wait=False, cancel_futures=True)
+            executor = None
+        raise
+    finally:
+        if executor is not None:
+            executor.shutdown(wait=True)
+        if checkpoint is not None:
+            checkpoint.close()
     result, _ = result_from_run(run, ruleset)
     return result, run

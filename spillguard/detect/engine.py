@@ -8,9 +8,13 @@ that more than one rule hit. Field-only rules run vectorised checks on columns w
 
 from __future__ import annotations
 
+import hashlib
+import os
+import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 
 import hyperscan
 import numpy as np
@@ -21,9 +25,36 @@ from spillguard.detect.checks import run_check
 from spillguard.detect.flatten import normalise_path
 from spillguard.detect.hashing import as_text, string_buffers
 from spillguard.rules import Rule
-from spillguard.rules.validators import VALIDATORS
+from spillguard.rules.validators import VALIDATORS, VECTOR_VALIDATORS
 
 _CACHE_LIMIT = 200_000
+# Compiled databases by (expressions, flags): compiling costs ~0.1 s each, scans and workers reuse them.
+_DB_CACHE: dict[tuple[tuple[bytes, ...], tuple[int, ...], tuple[int, ...]], hyperscan.Database] = {}
+
+
+def _cache_path(key: tuple) -> Path:
+    digest = hashlib.sha256(repr((key, hyperscan.__version__, platform.machine())).encode()).hexdigest()[:32]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "spillguard" / "vectorscan" / f"{digest}.db"
+
+
+def _load_compiled(key: tuple) -> hyperscan.Database | None:
+    """A database compiled by an earlier run (compiling costs ~0.1 s each); rules only, no data."""
+    try:
+        return hyperscan.loadb(_cache_path(key).read_bytes(), hyperscan.HS_MODE_BLOCK)
+    except (OSError, hyperscan.error):
+        return None
+
+
+def _store_compiled(key: tuple, db: hyperscan.Database) -> None:
+    path = _cache_path(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(hyperscan.dumpb(db))
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs the compile time next run
 
 
 @dataclass(slots=True)
@@ -33,6 +64,7 @@ class FieldPlan:
     allowed_value_rules: np.ndarray  # bool per value rule index
     named_rules: frozenset[int]  # rule indices (into RuleSet.rules) whose field pattern matches
     check_rules: list[int]
+    value_rules: tuple[int, ...] = ()  # the allowed value rules, in order: one Vectorscan database per distinct set
 
 
 @dataclass(slots=True)
@@ -50,31 +82,62 @@ class RuleSet:
         self._value_pos = {rid: k for k, rid in enumerate(self.value_rule_ids)}
         self._priority = np.array([r.priority for r in self.rules], dtype=np.int64)
         self._needs_python = np.array([r.validator is not None for r in self.rules], dtype=bool)
+        categories = sorted({r.category for r in self.rules})
+        self._category_code = np.array([categories.index(r.category) for r in self.rules], dtype=np.int64)
         self._validate_cache: dict[tuple[int, str], bool] = {}
-        self._db: hyperscan.Database | None = None
-        if self.value_rule_ids:
-            db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            exprs = [self.rules[i].hyperscan_expression() for i in self.value_rule_ids]
-            flags = [
-                hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_CASELESS if self.rules[i].ignore_case else 0)
-                for i in self.value_rule_ids
-            ]
-            try:
-                db.compile(expressions=exprs, ids=list(self.value_rule_ids), elements=len(exprs), flags=flags)
-            except hyperscan.error as exc:
-                # Find the culprit so the user sees which rule file to fix.
-                for rid, expr, flag in zip(self.value_rule_ids, exprs, flags, strict=True):
-                    try:
-                        hyperscan.Database().compile(expressions=[expr], ids=[rid], elements=1, flags=[flag])
-                    except hyperscan.error as one:
-                        from spillguard.errors import UserError
-
-                        r = self.rules[rid]
-                        raise UserError(f"{r.source}: rule {r.id!r}: pattern not supported by the engine ({one})") from None
-                raise
-            self._db = db
-        self._scratch = hyperscan.Scratch(self._db) if self._db is not None else None
+        self._dbs: dict[tuple[int, ...], tuple[hyperscan.Database, hyperscan.Scratch]] = {}
+        try:
+            self._compile(tuple(self.value_rule_ids))
+        except Exception:
+            for rid in self.value_rule_ids:  # name the rule whose pattern the engine rejects
+                self._compile((rid,))
+            raise
+        # Whole-value forms (RE2) let validators run vectorised when a candidate is the entire value.
+        self._whole: dict[int, str] = {}
+        for rid in self.value_rule_ids:
+            rule = self.rules[rid]
+            if rule.validator in VECTOR_VALIDATORS:
+                pattern = ("(?i)" if rule.ignore_case else "") + f"^(?:{rule.value})$"
+                try:
+                    pc.match_substring_regex(pa.array(["x"]), pattern)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    continue
+                self._whole[rid] = pattern
         self.plan = lru_cache(maxsize=65536)(self._plan)
+
+    def _compile(self, rule_ids: tuple[int, ...]) -> tuple[hyperscan.Database, hyperscan.Scratch]:
+        cached = self._dbs.get(rule_ids)
+        if cached is not None:
+            return cached
+        exprs = [self.rules[i].hyperscan_expression() for i in rule_ids]
+        flags = [hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_CASELESS if self.rules[i].ignore_case else 0) for i in rule_ids]
+        key = (tuple(exprs), tuple(flags), rule_ids)
+        db = _DB_CACHE.get(key)
+        if db is not None:
+            entry = (db, hyperscan.Scratch(db))
+            self._dbs[rule_ids] = entry
+            return entry
+        db = _load_compiled(key)
+        if db is not None:
+            _DB_CACHE[key] = db
+            entry = (db, hyperscan.Scratch(db))
+            self._dbs[rule_ids] = entry
+            return entry
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        try:
+            db.compile(expressions=exprs, ids=list(rule_ids), elements=len(exprs), flags=flags)
+            _DB_CACHE[key] = db
+            _store_compiled(key, db)
+        except hyperscan.error as exc:
+            if len(rule_ids) > 1:
+                raise
+            from spillguard.errors import UserError
+
+            r = self.rules[rule_ids[0]]
+            raise UserError(f"{r.source}: rule {r.id!r}: pattern not supported by the engine ({exc})") from None
+        entry = (db, hyperscan.Scratch(db))
+        self._dbs[rule_ids] = entry
+        return entry
 
     # -- planning -------------------------------------------------------------------------
     def _plan(self, path: str) -> FieldPlan:
@@ -92,14 +155,16 @@ class RuleSet:
                 allowed[i] = matches_name or not rule.requires_field
             elif matches_name and rule.check:
                 checks.append(i)
-        return FieldPlan(allowed, frozenset(named), checks)
+        return FieldPlan(allowed, frozenset(named), checks, tuple(i for i in self.value_rule_ids if allowed[i]))
 
     # -- scanning -------------------------------------------------------------------------
-    def _raw_hits(self, text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    def _raw_hits(self, text: pa.Array, rule_ids: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rule index, value index) of every Vectorscan match end in a string column."""
         n = len(text)
-        if self._db is None or n == 0:
+        rule_ids = tuple(self.value_rule_ids) if rule_ids is None else rule_ids
+        if not rule_ids or n == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        db, scratch = self._compile(rule_ids)
         filled = pc.fill_null(text, "") if text.null_count else text
         joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), filled), "\n")
         j_off, j_data = string_buffers(joined)
@@ -114,7 +179,7 @@ class RuleSet:
             add_id(rule_id)
             add_end(to)
 
-        self._db.scan(data, match_event_handler=on_match, scratch=self._scratch)
+        db.scan(data, match_event_handler=on_match, scratch=scratch)
         if not ids:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         rule_idx = np.asarray(ids, dtype=np.int64)
@@ -155,24 +220,78 @@ class RuleSet:
         kept.sort(key=lambda k: k[1])
         return kept
 
+    def _collapse_same_category(self, value_idx: np.ndarray, rule_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where rules of one category all hit a value (+44 20 7946 0958: international and national phone),
+        keep only the most specific one; different categories still go through span resolution."""
+        if value_idx.size < 2:
+            return value_idx, rule_idx
+        counts = np.bincount(value_idx)
+        multi = counts[value_idx] > 1
+        if not multi.any():
+            return value_idx, rule_idx
+        cats = self._category_code[rule_idx]
+        # per value: min and max category code among its hits
+        order = np.lexsort((-self._priority[rule_idx], value_idx))
+        v_sorted, r_sorted = value_idx[order], rule_idx[order]
+        starts = np.flatnonzero(np.r_[True, v_sorted[1:] != v_sorted[:-1]])
+        cat_sorted = cats[order]
+        same = np.minimum.reduceat(cat_sorted, starts) == np.maximum.reduceat(cat_sorted, starts)
+        group = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, v_sorted.size]))
+        first = np.zeros(v_sorted.size, bool)
+        first[starts] = True
+        keep = first | ~same[group]
+        return v_sorted[keep], r_sorted[keep]
+
+    def _vector_validate(self, text: pa.Array, rule_idx: np.ndarray, value_idx: np.ndarray, needs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Decide candidates that are a whole value with a vectorised validator; returns (accepted, decided) masks."""
+        accepted = np.zeros(rule_idx.size, bool)
+        decided = np.zeros(rule_idx.size, bool)
+        for rid in np.unique(rule_idx[needs]).tolist():
+            pattern = self._whole.get(rid)
+            if pattern is None:
+                continue
+            sel = np.flatnonzero(needs & (rule_idx == rid))
+            cand = text.take(pa.array(value_idx[sel]))
+            whole = np.asarray(pc.fill_null(pc.match_substring_regex(cand, pattern), False), dtype=bool)
+            if not whole.any():
+                continue
+            verdict = VECTOR_VALIDATORS[self.rules[rid].validator](cand)  # type: ignore[index]
+            ok, can = verdict if isinstance(verdict, tuple) else (verdict, np.ones(len(cand), bool))
+            decided[sel[whole & can]] = True
+            accepted[sel[whole & can & ok]] = True
+        return accepted, decided
+
     def scan_column(self, values: pa.Array, plan: FieldPlan, want_spans: bool = False) -> ColumnHits:
         hits = ColumnHits()
-        text = as_text(values) if self._db is not None else values
-        rule_idx, value_idx = self._raw_hits(text) if self._db is not None else (np.zeros(0, np.int64),) * 2
-        if rule_idx.size:
-            keep = plan.allowed_value_rules[rule_idx]
-            rule_idx, value_idx = rule_idx[keep], value_idx[keep]
+        t = values.type
+        # Floats, booleans and times never hold a value-rule format; skip the text conversion and scan.
+        textual = not (pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_temporal(t))
+        text = as_text(values) if plan.value_rules and textual else values
+        if plan.value_rules and textual:
+            rule_idx, value_idx = self._raw_hits(text, plan.value_rules)
+        else:
+            rule_idx, value_idx = np.zeros(0, np.int64), np.zeros(0, np.int64)
         if rule_idx.size:
             nrules = len(self.rules)
             pairs = np.unique(value_idx * nrules + rule_idx)
             value_idx, rule_idx = pairs // nrules, pairs % nrules
+            if not want_spans:
+                value_idx, rule_idx = self._collapse_same_category(value_idx, rule_idx)
             # Values hit by one rule that needs no validator are final; the rest go through Python.
             per_value = np.bincount(value_idx, minlength=len(values))
-            needs = self._needs_python[rule_idx] | (per_value[value_idx] > 1)
+            multi = per_value[value_idx] > 1
+            needs = self._needs_python[rule_idx] | multi
+            final_rules = []
+            final_values = []
             if want_spans:
                 needs[:] = True
-            final_rules = [rule_idx[~needs]]
-            final_values = [value_idx[~needs]]
+            else:
+                accepted, decided = self._vector_validate(text, rule_idx, value_idx, needs & ~multi)
+                final_rules.append(rule_idx[accepted])
+                final_values.append(value_idx[accepted])
+                needs &= ~decided
+            final_rules.append(rule_idx[~needs & ~self._needs_python[rule_idx] & ~multi] if not want_spans else rule_idx[:0])
+            final_values.append(value_idx[~needs & ~self._needs_python[rule_idx] & ~multi] if not want_spans else value_idx[:0])
             if needs.any():
                 cand_values, cand_rules = value_idx[needs], rule_idx[needs]
                 uniq, inverse = np.unique(cand_values, return_inverse=True)

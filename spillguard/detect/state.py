@@ -52,11 +52,11 @@ class FindingState:
         if sum(c.size for c in self.rows) > _COMPACT_AT:
             self.rows = _compact(self.rows)
         if subjects is not None and subjects.size:
-            self.subjects.append(np.unique(subjects))
+            self.subjects.append(subjects)
             if sum(c.size for c in self.subjects) > _COMPACT_AT:
                 self.subjects = _compact(self.subjects)
         if distinct.size:
-            self.distinct.append(np.unique(distinct))
+            self.distinct.append(distinct)
             if sum(c.size for c in self.distinct) > _COMPACT_AT:
                 self.distinct = _compact(self.distinct)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pj
 
 from spillguard.sources.base import MalformedSink
@@ -22,8 +23,17 @@ _ES_META = ("_index", "_type", "_id", "_score", "_routing", "_version", "_seq_no
 
 
 def unwrap_search_hits(table: pa.Table) -> pa.Table:
-    """Elasticsearch exports (search hits, elasticdump): the record is `_source`, the rest is metadata."""
+    """Elasticsearch exports (search hits, elasticdump): the record is `_source`, the rest is metadata.
+    A whole search response per line ({"hits": {"hits": [...]}}) is exploded into its hits first."""
     names = table.schema.names
+    if "hits" in names and "_source" not in names:
+        hits = table.column("hits").combine_chunks()
+        if pa.types.is_struct(hits.type) and hits.type.get_field_index("hits") >= 0:
+            inner = pc.struct_field(hits, "hits")
+            if pa.types.is_list(inner.type) and pa.types.is_struct(inner.type.value_type):
+                flat = pc.list_flatten(inner)
+                table = pa.Table.from_arrays(flat.flatten(), names=[f.name for f in flat.type])
+                names = table.schema.names
     if "_source" not in names:
         return table
     src = table.column("_source")

@@ -1,0 +1,540 @@
+"""Throwaway real servers for tests, started from the installed binaries.
+
+Every helper is a context manager that starts one server on a free port bound to 127.0.0.1 with a
+temporary data directory, waits until it answers, yields a `Server`, and on exit (also when the
+test fails) kills the whole process group and removes the directory. The machine's shared
+instances on the default ports are never touched.
+
+    free_port() -> int
+    postgres_server(auth="trust" | "scram", password=None) -> Server
+        superuser "postgres"; with auth="scram" the password defaults to "s3cret-pg"
+    mariadb_server(root_password=None) -> Server
+        root with an empty password when root_password is None
+    redis_server(password=None) -> Server
+        `requirepass` when password is given; flip it at run time with CONFIG SET
+    mosquitto_server(allow_anonymous=True, username="admin", password="s3cret-mq") -> Server
+        the user/password pair is always in the broker's password file
+    noida_server() -> NoidaServer
+        noida-db with Elasticsearch and MongoDB; `.elasticsearch` and `.mongodb` are Servers,
+        and host/port/url of the NoidaServer itself are those of Elasticsearch
+    nginx_basic_auth_proxy(upstream_port, username="elastic", password="s3cret-es") -> Server
+        nginx in front of an HTTP upstream, answering 401 + WWW-Authenticate without credentials
+    memcached_server() -> Server
+        memcached on the text protocol (no authentication)
+
+`Server` fields: kind, host, port, url (spillguard target URL, no password), user (= `superuser`), password,
+data_dir, and `admin_url` (= `dsn`: the URL with credentials, for posture checks and seeding data).
+Skip rather than fail when a binary is missing: `require_binary(name)` raises pytest.skip.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+
+HOST = "127.0.0.1"
+START_TIMEOUT = 30.0
+
+
+@dataclass
+class Server:
+    kind: str
+    host: str
+    port: int
+    url: str
+    user: str | None = None
+    password: str | None = None
+    data_dir: str = ""
+    admin_url: str | None = None
+    pid: int | None = None
+    log_path: str | None = None
+
+    @property
+    def dsn(self) -> str:
+        """The URL with credentials (libpq accepts it as a DSN for PostgreSQL)."""
+        return self.admin_url or self.url
+
+    @property
+    def superuser(self) -> str | None:
+        return self.user
+
+
+@dataclass
+class NoidaServer:
+    elasticsearch: Server
+    mongodb: Server
+    data_dir: str
+    host: str = HOST
+    port: int = 0
+    url: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.port = self.elasticsearch.port
+        self.url = self.elasticsearch.url
+
+
+def free_port() -> int:
+    """A TCP port that was free on 127.0.0.1 a moment ago (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+def require_binary(name: str, *extra_dirs: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        for d in extra_dirs:
+            candidate = os.path.join(d, name)
+            if os.access(candidate, os.X_OK):
+                return candidate
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def _tail(path: str | None, lines: int = 20) -> str:
+    if not path or not os.path.exists(path):
+        return ""
+    with open(path, errors="replace") as fh:
+        return "".join(fh.readlines()[-lines:])
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection((HOST, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _wait(proc: subprocess.Popen[bytes], what: str, ready: Callable[[], bool], log: str | None) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(
+                f"{what} exited with code {proc.returncode} before it was ready:\n{_tail(log)}"
+            )
+        try:
+            if ready():
+                return
+        except Exception:  # noqa: S110 - not ready yet, keep polling
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{what} was not ready after {START_TIMEOUT:.0f}s:\n{_tail(log)}")
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    # Each server runs in its own session, so the group id is its pid: kill helpers too.
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    else:
+        # The leader may be gone while children live on.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _process(
+    argv: list[str],
+    what: str,
+    ready: Callable[[], bool],
+    log: str,
+    user: str | None = None,
+    cwd: str | None = None,
+) -> Iterator[subprocess.Popen[bytes]]:
+    logfh = open(log, "ab")  # noqa: SIM115 - closed below, after the process is gone
+    kwargs: dict[str, object] = {}
+    if user is not None:
+        kwargs["user"] = user
+        kwargs["group"] = pwd.getpwnam(user).pw_gid
+        kwargs["extra_groups"] = []
+    proc = subprocess.Popen(
+        argv,
+        stdout=logfh,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        cwd=cwd,
+        **kwargs,  # type: ignore[call-overload]
+    )
+    try:
+        _wait(proc, what, ready, log)
+        yield proc
+    finally:
+        _kill(proc)
+        logfh.close()
+
+
+@contextlib.contextmanager
+def _tempdir(prefix: str, owner: str | None = None) -> Iterator[str]:
+    d = tempfile.mkdtemp(prefix=f"sg-{prefix}-")
+    try:
+        if owner is not None:
+            pw = pwd.getpwnam(owner)
+            os.chown(d, pw.pw_uid, pw.pw_gid)
+        yield d
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# --- PostgreSQL ---------------------------------------------------------------------------------
+
+
+def _pg_bindir() -> str:
+    dirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
+    if dirs:
+        return dirs[-1]
+    initdb = shutil.which("initdb")
+    if initdb is None:
+        pytest.skip("PostgreSQL server binaries are not installed")
+    return os.path.dirname(initdb)
+
+
+@contextlib.contextmanager
+def postgres_server(auth: str = "trust", password: str | None = None) -> Iterator[Server]:
+    if auth not in ("trust", "scram"):
+        raise ValueError("auth must be 'trust' or 'scram'")
+    bindir = _pg_bindir()
+    # initdb refuses to run as root: the cluster belongs to the postgres user when we are root.
+    run_as = "postgres" if os.geteuid() == 0 else None
+    if auth == "scram" and password is None:
+        password = "s3cret-pg"
+    with _tempdir("pg", owner=run_as) as d:
+        data = os.path.join(d, "data")
+        log = os.path.join(d, "server.log")
+        argv = [f"{bindir}/initdb", "-D", data, "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]
+        if auth == "trust":
+            argv += ["--auth=trust"]
+        else:
+            pwfile = os.path.join(d, "pw")
+            Path(pwfile).write_text(password or "")
+            if run_as:
+                pw = pwd.getpwnam(run_as)
+                os.chown(pwfile, pw.pw_uid, pw.pw_gid)
+            argv += ["--auth-local=scram-sha-256", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+        kwargs: dict[str, object] = {}
+        if run_as:
+            kwargs = {"user": run_as, "group": pwd.getpwnam(run_as).pw_gid, "extra_groups": []}
+        res = subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)  # type: ignore[call-overload]
+        if res.returncode != 0:
+            raise RuntimeError(f"initdb failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        port = free_port()
+        server_argv = [
+            f"{bindir}/postgres", "-D", data, "-p", str(port),
+            "-c", f"listen_addresses={HOST}", "-c", f"unix_socket_directories={d}",
+            "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=30",
+        ]  # fmt: skip
+        with _process(server_argv, "postgres", lambda: _port_open(port), log, user=run_as) as proc:
+            user_part = "postgres" if password is None else f"postgres:{quote(password, safe='')}"
+            yield Server(
+                kind="postgresql",
+                host=HOST,
+                port=port,
+                url=f"postgresql://postgres@{HOST}:{port}/postgres",
+                user="postgres",
+                password=password,
+                data_dir=data,
+                admin_url=f"postgresql://{user_part}@{HOST}:{port}/postgres",
+                pid=proc.pid,
+                log_path=log,
+            )
+
+
+# --- MariaDB ------------------------------------------------------------------------------------
+
+
+def _mysql_ready(port: int, password: str | None) -> bool:
+    import pymysql
+
+    conn = pymysql.connect(host=HOST, port=port, user="root", password=password or "", connect_timeout=1)
+    conn.close()
+    return True
+
+
+@contextlib.contextmanager
+def mariadb_server(root_password: str | None = None) -> Iterator[Server]:
+    install = require_binary("mariadb-install-db")
+    mariadbd = require_binary("mariadbd", "/usr/sbin")
+    with _tempdir("maria") as d:
+        data = os.path.join(d, "data")
+        log = os.path.join(d, "server.log")
+        res = subprocess.run(
+            [install, "--no-defaults", f"--datadir={data}", "--user=root", "--auth-root-authentication-method=normal",
+             "--skip-test-db", "--skip-name-resolve"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        if res.returncode != 0:
+            raise RuntimeError(f"mariadb-install-db failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+        port = free_port()
+        argv = [
+            mariadbd, "--no-defaults", f"--datadir={data}", f"--socket={d}/mysqld.sock", f"--port={port}",
+            f"--bind-address={HOST}", "--user=root", f"--pid-file={d}/mysqld.pid", f"--log-error={log}",
+            "--skip-name-resolve", "--innodb-buffer-pool-size=16M", "--skip-log-bin", "--innodb-flush-log-at-trx-commit=0",
+        ]  # fmt: skip
+        with _process(argv, "mariadbd", lambda: _mysql_ready(port, None), log) as proc:
+            if root_password is not None:
+                import pymysql
+
+                conn = pymysql.connect(host=HOST, port=port, user="root", password="", autocommit=True)
+                with conn.cursor() as cur:
+                    cur.execute("SELECT User, Host FROM mysql.user WHERE User = 'root'")
+                    for user, host in cur.fetchall():
+                        if host in ("localhost", "127.0.0.1", "::1"):
+                            cur.execute("ALTER USER %s@%s IDENTIFIED BY %s", (user, host, root_password))
+                        else:
+                            # root@<hostname> cannot be altered under skip-name-resolve and is unreachable anyway.
+                            cur.execute(
+                                "DELETE FROM mysql.global_priv WHERE User = %s AND Host = %s", (user, host)
+                            )
+                    cur.execute("FLUSH PRIVILEGES")
+                conn.close()
+            user_part = "root" if root_password is None else f"root:{quote(root_password, safe='')}"
+            yield Server(
+                kind="mysql",
+                host=HOST,
+                port=port,
+                url=f"mysql://root@{HOST}:{port}/",
+                user="root",
+                password=root_password,
+                data_dir=data,
+                admin_url=f"mysql://{user_part}@{HOST}:{port}/",
+                pid=proc.pid,
+                log_path=log,
+            )
+
+
+# --- Redis --------------------------------------------------------------------------------------
+
+
+def _redis_ready(port: int) -> bool:
+    with socket.create_connection((HOST, port), timeout=1) as s:
+        s.sendall(b"PING\r\n")
+        reply = s.recv(128)
+    # PONG when open, NOAUTH when a password is set: both mean the server is up.
+    return reply.startswith((b"+PONG", b"-NOAUTH"))
+
+
+@contextlib.contextmanager
+def redis_server(password: str | None = None) -> Iterator[Server]:
+    binary = require_binary("redis-server")
+    with _tempdir("redis") as d:
+        port = free_port()
+        log = os.path.join(d, "server.log")
+        argv = [binary, "--port", str(port), "--bind", HOST, "--save", "", "--appendonly", "no", "--dir", d,
+                "--daemonize", "no", "--logfile", log]  # fmt: skip
+        if password is not None:
+            argv += ["--requirepass", password]
+        with _process(argv, "redis-server", lambda: _redis_ready(port), log) as proc:
+            admin = (
+                f"redis://:{quote(password, safe='')}@{HOST}:{port}" if password else f"redis://{HOST}:{port}"
+            )
+            yield Server(
+                kind="redis",
+                host=HOST,
+                port=port,
+                url=f"redis://{HOST}:{port}",
+                password=password,
+                data_dir=d,
+                admin_url=admin,
+                pid=proc.pid,
+                log_path=log,
+            )
+
+
+# --- Mosquitto ----------------------------------------------------------------------------------
+
+
+def _mqtt_ready(port: int) -> bool:
+    # A minimal MQTT 3.1.1 CONNECT; any CONNACK (accepted or refused) means the broker is up.
+    payload = b"\x00\x04MQTT\x04\x02\x00\x05" + b"\x00\x05ready"
+    with socket.create_connection((HOST, port), timeout=1) as s:
+        s.sendall(bytes([0x10, len(payload)]) + payload)
+        reply = s.recv(4)
+    return reply[:1] == b"\x20"
+
+
+@contextlib.contextmanager
+def mosquitto_server(
+    allow_anonymous: bool = True, username: str = "admin", password: str = "s3cret-mq"
+) -> Iterator[Server]:
+    binary = require_binary("mosquitto", "/usr/sbin")
+    passwd = require_binary("mosquitto_passwd")
+    with _tempdir("mqtt") as d:
+        port = free_port()
+        log = os.path.join(d, "server.log")
+        pwfile = os.path.join(d, "passwd")
+        res = subprocess.run(
+            [passwd, "-c", "-b", pwfile, username, password], capture_output=True, text=True, timeout=30
+        )
+        if res.returncode != 0:
+            raise RuntimeError(f"mosquitto_passwd failed: {res.stderr}")
+        os.chmod(pwfile, 0o600)
+        conf = os.path.join(d, "mosquitto.conf")
+        Path(conf).write_text(
+            ""
+            # Mosquitto drops to the "mosquitto" user when started as root, which could not read our files.
+            + ("user root\n" if os.geteuid() == 0 else "")
+            + f"listener {port} {HOST}\n"
+            f"allow_anonymous {'true' if allow_anonymous else 'false'}\n"
+            f"password_file {pwfile}\n"
+            "persistence false\n"
+            "log_dest stderr\n"
+        )
+        with _process([binary, "-c", conf], "mosquitto", lambda: _mqtt_ready(port), log) as proc:
+            yield Server(
+                kind="mqtt",
+                host=HOST,
+                port=port,
+                url=f"mqtt://{HOST}:{port}",
+                user=username,
+                password=password,
+                data_dir=d,
+                admin_url=f"mqtt://{username}:{quote(password, safe='')}@{HOST}:{port}",
+                pid=proc.pid,
+                log_path=log,
+            )
+
+
+# --- noida-db (Elasticsearch and MongoDB stand-in) -----------------------------------------------
+
+
+def _http_ok(port: int, path: str = "/") -> bool:
+    import httpx
+
+    return httpx.get(f"http://{HOST}:{port}{path}", timeout=1).status_code < 500
+
+
+@contextlib.contextmanager
+def noida_server() -> Iterator[NoidaServer]:
+    binary = shutil.which("noida-db") or os.path.join(os.path.dirname(sys.executable), "noida-db")
+    if not os.access(binary, os.X_OK):
+        pytest.skip("noida-db is not installed (pip install noida-db==0.2.3)")
+    with _tempdir("noida") as d:
+        es_port, mongo_port = free_port(), free_port()
+        while mongo_port == es_port:
+            mongo_port = free_port()
+        log = os.path.join(d, "server.log")
+        argv = [binary, "start", "--data-dir", os.path.join(d, "data"), "--only", "elasticsearch,mongodb",
+                "--elasticsearch-port", str(es_port), "--mongodb-port", str(mongo_port)]  # fmt: skip
+
+        def ready() -> bool:
+            return _http_ok(es_port) and _port_open(mongo_port)
+
+        with _process(argv, "noida-db", ready, log, cwd=d) as proc:
+            es = Server(
+                kind="elasticsearch",
+                host=HOST,
+                port=es_port,
+                url=f"elasticsearch+http://{HOST}:{es_port}",
+                data_dir=d,
+                admin_url=f"http://{HOST}:{es_port}",
+                pid=proc.pid,
+                log_path=log,
+            )
+            mongo = Server(
+                kind="mongodb",
+                host=HOST,
+                port=mongo_port,
+                url=f"mongodb://{HOST}:{mongo_port}/?directConnection=true",
+                data_dir=d,
+                admin_url=f"mongodb://{HOST}:{mongo_port}/?directConnection=true",
+                pid=proc.pid,
+                log_path=log,
+            )
+            yield NoidaServer(elasticsearch=es, mongodb=mongo, data_dir=d)
+
+
+# --- nginx with basic auth in front of an HTTP upstream -----------------------------------------
+
+
+@contextlib.contextmanager
+def nginx_basic_auth_proxy(
+    upstream_port: int, username: str = "elastic", password: str = "s3cret-es", realm: str = "security"
+) -> Iterator[Server]:
+    binary = require_binary("nginx", "/usr/sbin")
+    with _tempdir("nginx") as d:
+        port = free_port()
+        log = os.path.join(d, "error.log")
+        # nginx reads {PLAIN} entries in auth_basic_user_file, which spares us an htpasswd tool.
+        Path(d, "htpasswd").write_text(f"{username}:{{PLAIN}}{password}\n")
+        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            os.makedirs(os.path.join(d, sub), exist_ok=True)
+        user_line = "user root;\n" if os.geteuid() == 0 else ""
+        Path(d, "nginx.conf").write_text(
+            f"{user_line}worker_processes 1;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {log} warn;\n"
+            "events { worker_connections 64; }\n"
+            "http {\n"
+            f"  access_log off; client_body_temp_path {d}/client_body; proxy_temp_path {d}/proxy;\n"
+            f"  fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n"
+            f"  server {{\n    listen {HOST}:{port};\n"
+            f'    auth_basic "{realm}";\n    auth_basic_user_file {d}/htpasswd;\n'
+            f'    location / {{ proxy_pass http://{HOST}:{upstream_port}; proxy_set_header Authorization ""; }}\n'
+            "  }\n}\n"
+        )
+        argv = [binary, "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e", log]
+        with _process(argv, "nginx", lambda: _http_ok(port), log) as proc:
+            yield Server(
+                kind="elasticsearch",
+                host=HOST,
+                port=port,
+                url=f"elasticsearch+http://{HOST}:{port}",
+                user=username,
+                password=password,
+                data_dir=d,
+                admin_url=f"http://{username}:{quote(password, safe='')}@{HOST}:{port}",
+                pid=proc.pid,
+                log_path=log,
+            )
+
+
+# --- memcached ----------------------------------------------------------------------------------
+
+
+def _memcached_ready(port: int) -> bool:
+    with socket.create_connection((HOST, port), timeout=1) as s:
+        s.sendall(b"version\r\n")
+        return s.recv(64).startswith(b"VERSION")
+
+
+@contextlib.contextmanager
+def memcached_server() -> Iterator[Server]:
+    binary = require_binary("memcached")
+    with _tempdir("memcached") as d:
+        port = free_port()
+        log = os.path.join(d, "server.log")
+        argv = [binary, "-l", HOST, "-p", str(port), "-U", "0", "-m", "16", "-c", "64"]
+        if os.geteuid() == 0:
+            argv += ["-u", "root"]  # memcached refuses to run as root unless told so
+        with _process(argv, "memcached", lambda: _memcached_ready(port), log) as proc:
+            yield Server(
+                kind="memcached",
+                host=HOST,
+                port=port,
+                url=f"memcached://{HOST}:{port}",
+                data_dir=d,
+                admin_url=f"memcached://{HOST}:{port}",
+                pid=proc.pid,
+                log_path=log,
+            )

@@ -1,0 +1,166 @@
+"""File sources: formats, Elasticsearch export shapes, compression, malformed input, big and deep values."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import zstandard
+
+import spillguard
+from spillguard.errors import UserError
+
+DOCS = [
+    {"user_id": f"u{i}", "email": f"Person{i}@Example.COM", "devices": [{"mac": f"00:1a:2b:3c:4d:{i:02x}", "ssid": f"Net{i}"}]}
+    for i in range(1, 41)
+]
+
+
+def _cats(result):
+    return {c: s.subjects for c, s in result.categories.items()}
+
+
+def _expect(result, mac_field="devices[].mac"):
+    assert _cats(result) == {"email": 40, "mac_address": 40, "wifi_ssid": 40}, _cats(result)
+    fields = {(f.field, f.category) for f in result.findings}
+    assert (mac_field, "mac_address") in fields and ("email", "email") in fields
+
+
+def _jsonl(docs):
+    return b"".join(orjson.dumps(d) + b"\n" for d in docs)
+
+
+@pytest.mark.parametrize(
+    "name,writer",
+    [
+        ("a.jsonl", lambda p: p.write_bytes(_jsonl(DOCS))),
+        ("a.ndjson.gz", lambda p: p.write_bytes(gzip.compress(_jsonl(DOCS)))),
+        ("a.jsonl.zst", lambda p: p.write_bytes(zstandard.ZstdCompressor().compress(_jsonl(DOCS)))),
+        ("a.json", lambda p: p.write_bytes(orjson.dumps(DOCS))),
+        ("hits.jsonl", lambda p: p.write_bytes(_jsonl([{"_index": "users", "_id": str(i), "_source": d} for i, d in enumerate(DOCS)]))),
+        ("search.json", lambda p: p.write_bytes(orjson.dumps({"took": 3, "hits": {"total": {"value": 40}, "hits": [{"_index": "users", "_source": d} for d in DOCS]}}))),
+        ("dump.json", lambda p: p.write_bytes(_jsonl([{"_index": "users", "_type": "_doc", "_id": str(i), "_score": 1, "_source": d} for i, d in enumerate(DOCS)]))),
+    ],
+)
+def test_json_shapes(tmp_path, name, writer):
+    path = tmp_path / name
+    writer(path)
+    result = spillguard.scan([path])
+    _expect(result)
+    assert result.records_scanned == 40
+    # Elasticsearch metadata is not a field of the record
+    assert not any(f.field.startswith("_") for f in result.findings)
+
+
+def test_csv_tsv_and_parquet(tmp_path):
+    rows = [{"user_id": d["user_id"], "email": d["email"], "mac": d["devices"][0]["mac"], "ssid": d["devices"][0]["ssid"]} for d in DOCS]
+    import csv
+
+    for name, delim in (("a.csv", ","), ("a.tsv", "\t")):
+        with open(tmp_path / name, "w", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(rows[0]), delimiter=delim)
+            w.writeheader()
+            w.writerows(rows)
+        _expect(spillguard.scan([tmp_path / name]), "mac")
+    with gzip.open(tmp_path / "b.csv.gz", "wt", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    _expect(spillguard.scan([tmp_path / "b.csv.gz"]), "mac")
+    pq.write_table(pa.Table.from_pylist(DOCS), tmp_path / "c.parquet")
+    _expect(spillguard.scan([tmp_path / "c.parquet"]))
+
+
+def test_folder_scans_every_supported_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.jsonl").write_bytes(_jsonl(DOCS[:20]))
+    (tmp_path / "b.jsonl").write_bytes(_jsonl(DOCS[20:]))
+    (tmp_path / "README.txt").write_text("not data")
+    result = spillguard.scan([tmp_path])
+    assert sorted(d["dataset"] for d in result.datasets) == ["b.jsonl", "sub/a.jsonl"]
+    assert result.subjects_scanned == 40
+    assert result.categories["email"].subjects == 40
+
+
+def test_malformed_lines_are_counted_with_line_numbers_and_the_rest_is_scanned(tmp_path):
+    lines = _jsonl(DOCS).split(b"\n")
+    lines.insert(5, b'{"user_id": "broken", "email": ')  # line 6
+    lines.insert(20, b"[1, 2, 3]")  # line 21: not an object
+    lines.insert(30, b"\x00\xff garbage")  # line 31
+    path = tmp_path / "m.jsonl"
+    path.write_bytes(b"\n".join(lines))
+    result = spillguard.scan([path])
+    _expect(result)
+    bad = sorted(e.line for e in result.errors if e.kind == "malformed")
+    assert bad == [6, 21, 31]
+    assert result.malformed_records == 3
+    assert result.records_scanned == 40
+
+
+def test_type_changes_between_records_do_not_lose_records(tmp_path):
+    docs = [dict(d, score=i if i % 2 else f"s{i}", devices=d["devices"] if i % 3 else "none") for i, d in enumerate(DOCS)]
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(_jsonl(docs))
+    result = spillguard.scan([path])
+    assert result.records_scanned == 40
+    assert result.categories["email"].subjects == 40
+    assert result.malformed_records == 0
+
+
+def test_ten_megabyte_value_and_deep_nesting(tmp_path):
+    big = "x" * (10 << 20) + " contact: Big.Value@Example.org"
+    deep = b'{"user_id": "u2", "tree": ' + b'{"child": ' * 300 + b'{"email": "deep@example.com"}' + b"}" * 301
+    docs = [{"user_id": "u1", "note": big}, {"user_id": "u3", "email": "plain@example.com"}]
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(_jsonl(docs[:1]) + deep + b"\n" + _jsonl(docs[1:]))
+    result = spillguard.scan([path])
+    assert result.categories["email"].subjects == 3
+    assert result.records_scanned == 3
+
+
+def test_unknown_and_missing_files_are_user_errors(tmp_path):
+    (tmp_path / "x.xlsx").write_text("nope")
+    with pytest.raises(UserError, match="unknown file type"):
+        spillguard.scan([tmp_path / "x.xlsx"])
+    with pytest.raises(UserError, match="no such file"):
+        spillguard.scan([tmp_path / "missing.jsonl"])
+    bad = tmp_path / "bad.parquet"
+    bad.write_bytes(b"not parquet at all")
+    result = spillguard.scan([bad])
+    assert any("Parquet" in e.message for e in result.errors)
+
+
+def test_memory_stays_flat_on_a_large_file(tmp_path):
+    """Peak RSS scanning ~200 MB of JSONL stays far below the file size (blocks, not the whole file)."""
+    path = tmp_path / "large.jsonl"
+    line = orjson.dumps({"user_id": "u", "email": "a@b.com", "note": "y" * 1800}) + b"\n"
+    with open(path, "wb") as fh:
+        chunk = line * 10_000
+        for _ in range(11):
+            fh.write(chunk)
+    size = os.path.getsize(path)
+    # VmHWM, not ru_maxrss: the latter survives exec and would report the pytest parent's peak.
+    code = (
+        "import re, spillguard, sys; r = spillguard.scan([sys.argv[1]]);"
+        "hwm = int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1));"
+        "print(r.records_scanned, hwm // 1024)"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, check=True, env={**os.environ})
+    records, peak_mb = map(int, out.stdout.split())
+    assert records == 110_000
+    print(f"\nfile {size / 1e6:.0f} MB, peak RSS {peak_mb} MB")
+    assert peak_mb < 400
+
+
+def test_json_output_is_valid_json(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(_jsonl(DOCS))
+    doc = spillguard.scan([path]).to_json()
+    assert json.loads(json.dumps(doc)) == doc
