@@ -19,6 +19,13 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+GENERATE_CHILD = r"""
+import sys
+import pyarrow.json as pj, pyarrow.parquet as pq
+from spillguard.demo import generate
+generate(sys.argv[1], users=int(sys.argv[2]), seed=42, compress=False)
+pq.write_table(pj.read_json(sys.argv[1] + "/users.jsonl"), sys.argv[3])
+"""
 PRESIDIO_CHILD = r"""
 import json, sys, time
 import tldextract
@@ -69,20 +76,14 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = ap.parse_args()
 
-    from spillguard.demo import generate
-
     work = args.workdir or Path(tempfile.mkdtemp(prefix="spillguard-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
-    generate(work / "data", users=args.records, seed=42, compress=False)
     jsonl = work / "data" / "users.jsonl"
-    print(f"generated {args.records:,} records ({jsonl.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s")
-
-    import pyarrow.json as pj
-    import pyarrow.parquet as pq
-
     parquet = work / "users.parquet"
-    pq.write_table(pj.read_json(jsonl), parquet)
+    # In a child: a child's peak RSS (wait4) starts from its parent's, so this process must stay small.
+    subprocess.run([sys.executable, "-c", GENERATE_CHILD, str(work / "data"), str(args.records), str(parquet)], check=True)
+    print(f"generated {args.records:,} records ({jsonl.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s")
 
     rows = []
 

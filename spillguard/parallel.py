@@ -78,6 +78,16 @@ def source_options_for(options: ScanOptions, target: str) -> dict[str, Any]:
     return merged
 
 
+# -- merging ---------------------------------------------------------------------------------------
+def absorb(total: DatasetState, part: DatasetState) -> None:
+    """Merge a finished partition into its dataset's totals (sets compact themselves, amortised)."""
+    total.merge(part)
+
+
+def settle(state: DatasetState) -> None:
+    """Kept for callers: the key sets of DatasetState now bound their own memory."""
+
+
 # -- one partition, with retries --------------------------------------------------------------------
 def scan_partition(scanner: DatasetScanner, reader: Any, partition: Partition, shown: str, subject_field: str | None) -> PartitionResult:
     """Scan a partition into a fresh state; a dropped connection restarts the partition with backoff."""
@@ -106,6 +116,10 @@ def scan_partition(scanner: DatasetScanner, reader: Any, partition: Partition, s
             continue
         except UserError as exc:
             return PartitionResult(partition.key, partition.dataset, None, error=str(exc))
+        except Exception as exc:  # noqa: BLE001 - one broken dataset must not end the whole scan
+            from spillguard.sources.store import one_line
+
+            return PartitionResult(partition.key, partition.dataset, None, error=f"{type(exc).__name__}: {one_line(exc)}")
         return PartitionResult(partition.key, partition.dataset, state, malformed)
     raise AssertionError("unreachable")
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +22,10 @@ from spillguard.detect.state import (
     MAX_SAMPLES,
     DatasetState,
     FindingState,
+    KeySet,
+    RowSet,
     at_least,
     confidence_for,
-    distinct_count,
 )
 from spillguard.errors import UserError
 from spillguard.model import CATEGORIES, CategorySummary, Finding, ScanError, ScanResult
@@ -87,14 +87,15 @@ class DatasetScanner:
         return None
 
     def scan_partition(self, reader: Any, partition: Partition, state: DatasetState, on_malformed: Callable[[str, int | None, str], None]) -> DatasetState:
-        row_base = (zlib.crc32(partition.key.encode()) & 0x7FFFFFFF) << 32
+        # Record positions are counted per partition of a target's dataset: the bitmap key names both.
+        part_id = f"{state.target}\x1f{partition.key}"
         offset = 0
         for table in reader.read(partition, on_malformed):
-            self.process(table, state, row_base + offset)
+            self.process(table, state, part_id, offset)
             offset += table.num_rows
         return state
 
-    def process(self, table: pa.Table, state: DatasetState, row_base: int = 0) -> None:
+    def process(self, table: pa.Table, state: DatasetState, part_id: str = "", offset: int = 0) -> None:
         n = table.num_rows
         if n == 0:
             return
@@ -135,7 +136,7 @@ class DatasetScanner:
                 matched = values.take(pa.array(idx))
                 # Distinct values matter for credentials (how many tokens to revoke); elsewhere people count.
                 distinct = self.hasher.hash_strings(matched) if rule.category in SECRET_CATEGORIES else _NO_HASHES
-                fs.add(int(idx.size), uniq_rows.astype(np.int64) + row_base, subjects, distinct)
+                fs.add(int(idx.size), part_id, uniq_rows.astype(np.int64) + offset, subjects, distinct)
                 if self.options.show_samples or (rule.category in SECRET_CATEGORIES and self.key is not None):
                     self._keep_examples(fs, rule, rid, idx, matched, hits.spans)
                 if rule.category == "email" and leaf.rows is None and email_leaf is None and rid in plan.named_rules:
@@ -206,8 +207,8 @@ def finalize(states: Iterable[DatasetState], ruleset: RuleSet) -> tuple[list[Fin
             conf = confidence_for(
                 specific=rule.specific, value_rule=rule.is_value_rule, named=fs.named, requires_field=rule.requires_field, share=share
             )
-            subjects = distinct_count(fs.subjects) if st.subject_field else None
-            distinct = distinct_count(fs.distinct) if rule.category in SECRET_CATEGORIES else None
+            subjects = len(fs.subjects) if st.subject_field else None
+            distinct = len(fs.distinct) if rule.category in SECRET_CATEGORIES else None
             findings.append(
                 Finding(
                     dataset=st.dataset, field=path, category=rule.category, rule=rule.id, confidence=conf,  # type: ignore[arg-type]
@@ -217,28 +218,28 @@ def finalize(states: Iterable[DatasetState], ruleset: RuleSet) -> tuple[list[Fin
             )
             if rule.category in SECRET_CATEGORIES:
                 entry = secrets_by_rule.setdefault(rule.id, {"rule": rule.id, "category": rule.category, "chunks": [], "fingerprints": []})
-                entry["chunks"].extend(fs.distinct)
+                entry["chunks"].append(fs.distinct)
                 for f in fs.fingerprints:
                     if f not in entry["fingerprints"] and len(entry["fingerprints"]) < MAX_FINGERPRINTS:
                         entry["fingerprints"].append(f)
             if at_least(conf, SUMMARY_CONFIDENCE):
                 cat = per_cat.setdefault(rule.category, {"subjects": [], "rows": [], "values": 0, "has_subjects": False})
-                cat["rows"].extend(fs.rows)
+                cat["rows"].append(fs.rows)
                 cat["values"] += fs.values_matched
                 if st.subject_field:
                     cat["has_subjects"] = True
-                    cat["subjects"].extend(fs.subjects)
+                    cat["subjects"].append(fs.subjects)
     categories = {
         c: CategorySummary(
-            subjects=distinct_count(per_cat[c]["subjects"]) if per_cat[c]["has_subjects"] else None,
-            records=distinct_count([np.asarray(r, np.uint64) + np.uint64(1) for r in per_cat[c]["rows"]]),
+            subjects=KeySet.union_count(per_cat[c]["subjects"]) if per_cat[c]["has_subjects"] else None,
+            records=RowSet.union_count(per_cat[c]["rows"]),
             values=per_cat[c]["values"],
         )
         for c in CATEGORIES
         if c in per_cat
     }
     secrets_out = [
-        {"rule": e["rule"], "category": e["category"], "distinct": distinct_count(e["chunks"]), "fingerprints": e["fingerprints"]}
+        {"rule": e["rule"], "category": e["category"], "distinct": KeySet.union_count(e["chunks"]), "fingerprints": e["fingerprints"]}
         for e in secrets_by_rule.values()
     ]
     return findings, categories, datasets, secrets_out
@@ -270,7 +271,9 @@ def scan_target(
 ) -> None:
     """Discover the target's datasets, then scan every partition not already checkpointed, in worker
     processes when an executor is given, merging each partition's state into its dataset's."""
-    from spillguard.parallel import PartitionJob, PartitionResult, scan_partition, source_options_for
+    from spillguard.parallel import PartitionJob, PartitionResult, scan_partition, settle, source_options_for
+    from spillguard.parallel import absorb as absorb_state
+    from spillguard.sources.store import TransientError
 
     shown = mask_url(target)
     options = scanner.options
@@ -285,7 +288,7 @@ def scan_target(
                 on_dataset(reader.name, reader.size() if hasattr(reader, "size") else None)
             try:
                 parts = reader.partitions()
-            except UserError as exc:
+            except (UserError, TransientError) as exc:
                 run.errors.append(ScanError(target=shown, dataset=reader.name, message=str(exc)))
                 parts = []
             plans.append((reader, state, parts))
@@ -305,7 +308,7 @@ def scan_target(
                 progress(res.size or res.state.records)
 
         def _merge(state: DatasetState, part: DatasetState, malformed: list) -> None:
-            state.merge(part)
+            absorb_state(state, part)
             for dataset, line, reason in malformed:
                 if sum(1 for e in run.errors if e.kind == "malformed") < 1000:
                     run.errors.append(ScanError(target=shown, dataset=dataset, line=line, message=reason, kind="malformed"))
@@ -343,6 +346,7 @@ def scan_target(
                     fut.cancel()
                 raise
         for reader, state, _parts in plans:
+            settle(state)
             if options.subject_field and state.subject_field and state.records and not state.subjects:
                 run.errors.append(
                     ScanError(target=shown, dataset=reader.name, message=f"subject field {options.subject_field!r} not found; subjects not counted", kind="warning")
@@ -362,14 +366,14 @@ def _run_job(job: Any) -> Any:
 def result_from_run(run: ScanRun, ruleset: RuleSet) -> tuple[ScanResult, list[dict[str, Any]]]:
     findings, categories, datasets, secrets_out = finalize(run.states, ruleset)
     subjects_any = any(st.subject_field for st in run.states)
-    all_subjects = [c for st in run.states if st.subject_field for c in st.subjects]
+    all_subjects = [st.subjects for st in run.states if st.subject_field]
     result = ScanResult(
         started_at=run.started_at,
         finished_at=_now(),
         targets=run.targets,
         findings=findings,
         records_scanned=sum(st.records for st in run.states),
-        subjects_scanned=distinct_count(all_subjects) if subjects_any else None,
+        subjects_scanned=KeySet.union_count(all_subjects) if subjects_any else None,
         categories=categories,
         errors=run.errors,
         datasets=datasets,
@@ -389,7 +393,7 @@ def affected_subjects(run: ScanRun, result: ScanResult) -> list[dict[str, Any]]:
         for (path, rule_id), fs in st.findings.items():
             if (st.target, st.dataset, path, rule_id) not in qualifying or not fs.subjects:
                 continue
-            for h in np.unique(np.concatenate(fs.subjects)).tolist():
+            for h in fs.subjects.array().tolist():
                 sid, email = st.subject_display.get(h, (None, None))
                 entry = people.setdefault(h, {"subject": sid, "email": email, "categories": set(), "datasets": set()})
                 entry["categories"].add(fs.category)

@@ -103,6 +103,9 @@ def require_binary(name: str, *extra_dirs: str) -> str:
             candidate = os.path.join(d, name)
             if os.access(candidate, os.X_OK):
                 return candidate
+        # On CI a missing server is a broken setup (scripts/bootstrap installs them), never a silent skip.
+        if os.environ.get("CI"):
+            pytest.fail(f"{name} is not installed; run scripts/bootstrap")
         pytest.skip(f"{name} is not installed")
     return path
 

@@ -123,7 +123,7 @@ def _mac(rng: random.Random) -> str:
 def _ip(rng: random.Random) -> str:
     if rng.random() < 0.8:
         return f"{rng.choice([73, 81, 92, 109, 176, 203])}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
-    return "2a02:%x:%x::%x:%x" % (rng.randrange(1, 0xFFFF), rng.randrange(0x100, 0xFFFF), rng.randrange(0x100, 0xFFFF), rng.randrange(1, 0xFFFF))
+    return f"2a02:{rng.randrange(1, 0xFFFF):x}:{rng.randrange(0x100, 0xFFFF):x}::{rng.randrange(0x100, 0xFFFF):x}:{rng.randrange(1, 0xFFFF):x}"
 
 
 def _token(rng: random.Random, n: int, alphabet: str = B64URL) -> str:
@@ -205,7 +205,7 @@ def generate(folder: str | Path, users: int = 2000, seed: int = 2019, compress: 
             "store_id": str(rng.randrange(1_000_000_000, 9_999_999_999)),
             "request_uuid": str(uuid.UUID(int=rng.getrandbits(128))),
             "avatar_sha1": hashlib.sha1(uid.encode()).hexdigest(),
-            "trace_id": "%016x" % rng.getrandbits(64),
+            "trace_id": f"{rng.getrandbits(64):016x}",
         }
         for f in ("email", "full_name", "date_of_birth", "address.street", "address.city", "address.postal_code",
                   "address.country", "password_hash", "api_token"):
@@ -228,7 +228,7 @@ def generate(folder: str | Path, users: int = 2000, seed: int = 2019, compress: 
         for _ in range(rng.choice([0, 1, 1, 2, 3])):
             devices.append(
                 {
-                    "device_id": "dev-" + "%012x" % rng.getrandbits(48),
+                    "device_id": "dev-" + f"{rng.getrandbits(48):012x}",
                     "model": rng.choice(["WYZEC2", "WYZEC3", "WYZECP1", "WYZEDB3"]),
                     "mac": _mac(rng),
                     "nickname": rng.choice(NICKNAMES),
@@ -251,7 +251,7 @@ def generate(folder: str | Path, users: int = 2000, seed: int = 2019, compress: 
                     "user_id": uid, "measured_at": epoch - rng.randrange(0, 86400 * 60),
                     "weight_kg": round(rng.uniform(45, 130), 1), "bmi": round(rng.uniform(17, 38), 1),
                     "body_fat_pct": round(rng.uniform(8, 45), 1), "bone_mass": round(rng.uniform(1.8, 4.2), 2),
-                    "heart_rate": rng.randrange(48, 110), "scale_serial": "%020x" % rng.getrandbits(80),
+                    "heart_rate": rng.randrange(48, 110), "scale_serial": f"{rng.getrandbits(80):020x}",
                 }))
             for f in ("weight_kg", "bmi", "body_fat_pct", "bone_mass", "heart_rate"):
                 subj[(scale_name, f, "health")].add(uid)

@@ -11,7 +11,8 @@ import pyarrow.compute as pc
 from spillguard.detect.hashing import as_text, string_buffers
 
 _NUMERIC = r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$"
-_NAME = r"^[\p{L}][\p{L}\p{M} .'’\-]{0,78}[\p{L}\p{M}.]$"
+# No counted repeat: RE2 expands {0,78} over Unicode classes into a large, slow automaton.
+_NAME = r"^\p{L}[\p{L}\p{M} .'’\-]*[\p{L}\p{M}.]$"
 _DATE_PATTERNS = (
     r"^\s*(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})(?:[T ].*)?$",
     r"^\s*(?P<d>\d{1,2})[./\-](?P<m>\d{1,2})[./\-](?P<y>\d{4})\s*$",
@@ -52,7 +53,8 @@ def _text(arr: pa.Array) -> np.ndarray:
 
 
 def _person_name(arr: pa.Array) -> np.ndarray:
-    return _bool(pc.match_substring_regex(as_text(arr), _NAME))
+    text = as_text(arr)
+    return _bool(pc.match_substring_regex(text, _NAME)) & _bool(pc.less_equal(pc.utf8_length(text), 80))
 
 
 def _date(arr: pa.Array) -> np.ndarray:

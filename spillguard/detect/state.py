@@ -1,34 +1,119 @@
 """Exact, mergeable counts for one dataset: what a partition produces and a checkpoint stores.
 
-Everything here is counts and keyed hashes; masked samples and fingerprints are the only strings.
-States from different partitions (workers, machines, resumed runs) merge into the same totals.
+Everything here is counts, keyed hashes and record bitmaps; masked samples and fingerprints are the
+only strings. States from different partitions (workers, machines, resumed runs) merge into the
+same totals, and memory stays bounded by the number of distinct keys, not of matches.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
-from spillguard.model import CATEGORIES, CONFIDENCE_RANK
+from spillguard.model import CONFIDENCE_RANK
 
-_COMPACT_AT = 1 << 20
 MAX_SAMPLES = 3
 MAX_FINGERPRINTS = 20
-CATEGORY_BIT = {c: 1 << i for i, c in enumerate(CATEGORIES)}
+_MIN_PENDING = 1 << 18
 
 
-def _compact(chunks: list[np.ndarray]) -> list[np.ndarray]:
-    if len(chunks) <= 1 and (not chunks or chunks[0].size < _COMPACT_AT):
-        return chunks
-    return [np.unique(np.concatenate(chunks))]
+class KeySet:
+    """A set of uint64 keys (subject or value hashes): one sorted unique array plus pending chunks.
+
+    Pending chunks are folded in once they outgrow the sorted part, so adding n keys costs
+    O(n log n) overall and memory stays near the number of distinct keys. 0 means "no key".
+    """
+
+    __slots__ = ("_pending", "_pending_size", "_sorted")
+
+    def __init__(self) -> None:
+        self._sorted = np.zeros(0, np.uint64)
+        self._pending: list[np.ndarray] = []
+        self._pending_size = 0
+
+    def add(self, keys: np.ndarray) -> None:
+        if keys.size:
+            self._pending.append(keys.astype(np.uint64, copy=False))
+            self._pending_size += keys.size
+            if self._pending_size > max(_MIN_PENDING, self._sorted.size):
+                self._compact()
+
+    def update(self, other: KeySet) -> None:
+        self.add(other.array())
+
+    def _compact(self) -> None:
+        if self._pending:
+            merged = np.unique(np.concatenate([self._sorted, *self._pending]))
+            self._sorted = merged[merged != 0] if merged.size and merged[0] == 0 else merged
+            self._pending = []
+            self._pending_size = 0
+
+    def array(self) -> np.ndarray:
+        self._compact()
+        return self._sorted
+
+    def __len__(self) -> int:
+        return int(self.array().size)
+
+    def __bool__(self) -> bool:
+        return self._pending_size > 0 or self._sorted.size > 0
+
+    @staticmethod
+    def union_count(sets: Iterable[KeySet]) -> int:
+        arrays = [s.array() for s in sets]
+        return int(np.unique(np.concatenate(arrays)).size) if arrays else 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"keys": self.array()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._sorted = state["keys"]
+        self._pending = []
+        self._pending_size = 0
 
 
-def distinct_count(chunks: list[np.ndarray]) -> int:
-    if not chunks:
-        return 0
-    merged = np.unique(np.concatenate(chunks))
-    return int(merged.size - (1 if merged.size and merged[0] == 0 else 0))
+class RowSet:
+    """Which records of a dataset matched: one bitmap per partition (a bit per record position)."""
+
+    __slots__ = ("_parts",)
+
+    def __init__(self) -> None:
+        self._parts: dict[str, np.ndarray] = {}
+
+    def add(self, partition: str, positions: np.ndarray) -> None:
+        if not positions.size:
+            return
+        need = int(positions.max()) + 1
+        bits = self._parts.get(partition)
+        if bits is None or bits.size < need:
+            grown = np.zeros(max(need, 0 if bits is None else bits.size * 2), bool)
+            if bits is not None:
+                grown[: bits.size] = bits
+            bits = self._parts[partition] = grown
+        bits[positions] = True
+
+    def update(self, other: RowSet) -> None:
+        for partition, bits in other._parts.items():
+            self.add(partition, np.flatnonzero(bits))
+
+    def __len__(self) -> int:
+        return int(sum(int(b.sum()) for b in self._parts.values()))
+
+    @staticmethod
+    def union_count(sets: Iterable[RowSet]) -> int:
+        total = RowSet()
+        for s in sets:
+            total.update(s)
+        return len(total)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: (np.packbits(v), v.size) for k, v in self._parts.items()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._parts = {k: np.unpackbits(packed, count=size).astype(bool) for k, (packed, size) in state.items()}
 
 
 @dataclass(slots=True)
@@ -39,33 +124,26 @@ class FindingState:
     named: bool
     values_matched: int = 0
     records_matched: int = 0
-    subjects: list[np.ndarray] = field(default_factory=list)
-    distinct: list[np.ndarray] = field(default_factory=list)
+    subjects: KeySet = field(default_factory=KeySet)
+    distinct: KeySet = field(default_factory=KeySet)
+    rows: RowSet = field(default_factory=RowSet)
     samples: list[str] = field(default_factory=list)
     fingerprints: list[str] = field(default_factory=list)
-    rows: list[np.ndarray] = field(default_factory=list)  # global row ids, for per-category record counts
 
-    def add(self, values: int, rows: np.ndarray, subjects: np.ndarray | None, distinct: np.ndarray) -> None:
+    def add(self, values: int, partition: str, positions: np.ndarray, subjects: np.ndarray | None, distinct: np.ndarray) -> None:
         self.values_matched += values
-        self.records_matched += rows.size
-        self.rows.append(rows)
-        if sum(c.size for c in self.rows) > _COMPACT_AT:
-            self.rows = _compact(self.rows)
-        if subjects is not None and subjects.size:
-            self.subjects.append(subjects)
-            if sum(c.size for c in self.subjects) > _COMPACT_AT:
-                self.subjects = _compact(self.subjects)
-        if distinct.size:
-            self.distinct.append(distinct)
-            if sum(c.size for c in self.distinct) > _COMPACT_AT:
-                self.distinct = _compact(self.distinct)
+        self.records_matched += positions.size
+        self.rows.add(partition, positions)
+        if subjects is not None:
+            self.subjects.add(subjects)
+        self.distinct.add(distinct)
 
     def merge(self, other: FindingState) -> None:
         self.values_matched += other.values_matched
         self.records_matched += other.records_matched
-        self.rows = _compact(self.rows + other.rows)
-        self.subjects = _compact(self.subjects + other.subjects)
-        self.distinct = _compact(self.distinct + other.distinct)
+        self.rows.update(other.rows)
+        self.subjects.update(other.subjects)
+        self.distinct.update(other.distinct)
         for s in other.samples:
             if len(self.samples) < MAX_SAMPLES and s not in self.samples:
                 self.samples.append(s)
@@ -82,15 +160,13 @@ class DatasetState:
     records: int = 0
     malformed: int = 0
     nonnull: dict[str, int] = field(default_factory=dict)
-    subjects: list[np.ndarray] = field(default_factory=list)
+    subjects: KeySet = field(default_factory=KeySet)
     findings: dict[tuple[str, str], FindingState] = field(default_factory=dict)
     # For --subjects-out only: subject hash -> (subject value, contact e-mail). Personal data, in memory only.
     subject_display: dict[int, tuple[str, str | None]] = field(default_factory=dict)
 
     def add_subjects(self, hashes: np.ndarray) -> None:
-        self.subjects.append(np.unique(hashes))
-        if sum(c.size for c in self.subjects) > _COMPACT_AT:
-            self.subjects = _compact(self.subjects)
+        self.subjects.add(hashes)
 
     def merge(self, other: DatasetState) -> None:
         self.records += other.records
@@ -99,7 +175,7 @@ class DatasetState:
             self.subject_field = other.subject_field
         for k, v in other.nonnull.items():
             self.nonnull[k] = self.nonnull.get(k, 0) + v
-        self.subjects = _compact(self.subjects + other.subjects)
+        self.subjects.update(other.subjects)
         for key, fs in other.findings.items():
             mine = self.findings.get(key)
             if mine is None:
@@ -109,7 +185,7 @@ class DatasetState:
         self.subject_display.update(other.subject_display)
 
     def subjects_scanned(self) -> int | None:
-        return distinct_count(self.subjects) if self.subject_field else None
+        return len(self.subjects) if self.subject_field else None
 
 
 def confidence_for(*, specific: bool, value_rule: bool, named: bool, requires_field: bool, share: float) -> str:

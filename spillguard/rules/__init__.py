@@ -13,10 +13,10 @@ A rule matches by value pattern, by field name, or both:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import tomllib
 from collections.abc import Iterable
-import dataclasses
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path

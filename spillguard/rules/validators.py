@@ -13,7 +13,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache, lru_cache
 
 import numpy as np
 import orjson
@@ -113,9 +113,18 @@ def _mac(text: str, value: str, start: int) -> bool:
     return len(hexdigits) == 12 and hexdigits not in ("000000000000", "ffffffffffff")
 
 
+# Issuer prefixes and lengths (Visa, Mastercard incl. 2-series, Amex, Discover, JCB, Diners). A 13-digit
+# millisecond timestamp starts with 1 and has no issuer: the pattern alone would take it.
+CARD_ISSUERS = (
+    r"^(?:4[0-9]{12}(?:[0-9]{3}){0,2}|5[1-5][0-9]{14}|2(?:22[1-9]|2[3-9][0-9]|[3-6][0-9]{2}|7[01][0-9]|720)[0-9]{12}"
+    r"|3[47][0-9]{13}|6(?:011|5[0-9]{2}|4[4-9][0-9])[0-9]{12}|35(?:2[89]|[3-8][0-9])[0-9]{12}|3(?:0[0-5]|[68][0-9])[0-9]{11})$"
+)
+_CARD_ISSUERS = re.compile(CARD_ISSUERS)
+
+
 def _card(text: str, value: str, start: int) -> bool:
     digits = _digits(text)
-    return 13 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn.is_valid(digits)
+    return bool(_CARD_ISSUERS.match(digits)) and len(set(digits)) > 1 and luhn.is_valid(digits)
 
 
 def _iban(text: str, value: str, start: int) -> bool:
@@ -241,13 +250,14 @@ def _vec_card(values: pa.Array) -> np.ndarray:
     first = np.zeros(n, np.int64)
     first[lengths > 0] = d[(offsets[:-1] - base)[lengths > 0]]
     same = np.bincount(owner, weights=(d != first[owner]), minlength=n) == 0
-    return (sums % 10 == 0) & (lengths >= 13) & (lengths <= 19) & ~same
+    issuer = _vec_bool(pc.match_substring_regex(digits, CARD_ISSUERS))
+    return (sums % 10 == 0) & issuer & ~same
 
 
 _PHONE_TYPES = ("fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number", "voip", "pager", "uan", "voicemail")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _national_pattern(country_code: int) -> str | None:
     """Every number type of every region sharing a calling code, as one anchored RE2 pattern."""
     from phonenumbers import PhoneMetadata
