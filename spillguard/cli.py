@@ -36,20 +36,10 @@ _register_commands()
 
 
 def main() -> None:
-    import click
-
+    # Click's standalone mode handles usage errors (exit 2), Ctrl-C and typer.Exit codes; a UserError
+    # raised by any command ends here as one line on stderr and exit 2, never a traceback.
     try:
-        # Without standalone mode click returns a command's typer.Exit code instead of exiting.
-        code = app(standalone_mode=False)
+        app()
     except UserError as exc:
         print(f"spillguard: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
-    except (KeyboardInterrupt, click.exceptions.Abort):
-        print("spillguard: interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
-    except click.exceptions.ClickException as exc:
-        exc.show()
-        raise SystemExit(2) from None
-    except typer.Exit as exc:
-        raise SystemExit(exc.exit_code) from None
-    raise SystemExit(code if isinstance(code, int) else 0)

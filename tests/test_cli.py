@@ -149,3 +149,31 @@ def test_output_file_is_owner_only(demo_data, tmp_path):
     run("scan", str(folder / "users.jsonl"), "--format", "json", "-o", str(out))
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     assert json.loads(out.read_text())["version"] == 1
+
+
+def test_progress_bar_only_on_a_terminal(demo_data):
+    """On a terminal, stderr shows a progress bar; piped, it stays silent (checked in the schema test)."""
+    import pty
+    import select
+
+    folder, _truth = demo_data
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen([EXE, "scan", str(folder), "--format", "json"], stdout=subprocess.PIPE, stderr=follower,
+                            env={**os.environ, "COLUMNS": "120", "TERM": "xterm"})
+    os.close(follower)
+    seen = b""
+    while True:
+        ready, _, _ = select.select([leader], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out, _ = proc.communicate(timeout=120)
+    os.close(leader)
+    assert json.loads(out)["version"] == 1
+    assert b"scanning" in seen
