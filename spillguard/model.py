@@ -101,6 +101,8 @@ class ScanResult:
     datasets: list[dict[str, Any]] = field(default_factory=list)
     malformed_records: int = 0
     secrets: list[dict[str, Any]] = field(default_factory=list)  # per secret rule: distinct count, fingerprints
+    subjects_affected: int | None = None  # distinct people with any finding of medium confidence or more
+    records_affected: int = 0
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +115,8 @@ class ScanResult:
             "summary": {
                 "records_scanned": self.records_scanned,
                 "subjects_scanned": self.subjects_scanned,
+                "subjects_affected": self.subjects_affected,
+                "records_affected": self.records_affected,
                 "malformed_records": self.malformed_records,
                 "categories": {k: asdict(v) for k, v in self.categories.items()},
             },

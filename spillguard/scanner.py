@@ -183,7 +183,9 @@ class DatasetScanner:
             state.subject_display[h] = (sid, em)
 
 
-def finalize(states: Iterable[DatasetState], ruleset: RuleSet) -> tuple[list[Finding], dict[str, CategorySummary], list[dict[str, Any]], list[dict[str, Any]]]:
+def finalize(
+    states: Iterable[DatasetState], ruleset: RuleSet
+) -> tuple[list[Finding], dict[str, CategorySummary], list[dict[str, Any]], list[dict[str, Any]], dict[str, int | None]]:
     rules = {r.id: r for r in ruleset.rules}
     findings: list[Finding] = []
     per_cat: dict[str, dict[str, Any]] = {}
@@ -242,7 +244,13 @@ def finalize(states: Iterable[DatasetState], ruleset: RuleSet) -> tuple[list[Fin
         {"rule": e["rule"], "category": e["category"], "distinct": KeySet.union_count(e["chunks"]), "fingerprints": e["fingerprints"]}
         for e in secrets_by_rule.values()
     ]
-    return findings, categories, datasets, secrets_out
+    # People and records with any personal data or secret, each counted once however many categories they have.
+    any_subjects = [ks for c in per_cat.values() for ks in c["subjects"]]
+    affected = {
+        "subjects": KeySet.union_count(any_subjects) if any(c["has_subjects"] for c in per_cat.values()) else None,
+        "records": RowSet.union_count(r for c in per_cat.values() for r in c["rows"]),
+    }
+    return findings, categories, datasets, secrets_out, affected
 
 
 @dataclass(slots=True)
@@ -364,7 +372,7 @@ def _run_job(job: Any) -> Any:
 
 
 def result_from_run(run: ScanRun, ruleset: RuleSet) -> tuple[ScanResult, list[dict[str, Any]]]:
-    findings, categories, datasets, secrets_out = finalize(run.states, ruleset)
+    findings, categories, datasets, secrets_out, affected = finalize(run.states, ruleset)
     subjects_any = any(st.subject_field for st in run.states)
     all_subjects = [st.subjects for st in run.states if st.subject_field]
     result = ScanResult(
@@ -378,6 +386,8 @@ def result_from_run(run: ScanRun, ruleset: RuleSet) -> tuple[ScanResult, list[di
         errors=run.errors,
         datasets=datasets,
         malformed_records=sum(st.malformed for st in run.states),
+        subjects_affected=affected["subjects"],
+        records_affected=affected["records"],
     )
     result.secrets = secrets_out
     return result, secrets_out

@@ -80,3 +80,15 @@ def test_samples_are_masked_and_secrets_never_raw(demo_data, demo_result):
     secrets = {s["rule"]: s for s in demo_result.secrets}
     assert secrets["lwa_access_token"]["distinct"] == atza.values_distinct
     assert all(fp.startswith("hmac-sha256:") for fp in secrets["lwa_access_token"]["fingerprints"])
+
+
+def test_people_and_records_affected_overall_are_exact(demo_data, demo_result):
+    _folder, truth = demo_data
+    everyone = set().union(*truth.subjects.values())
+    doc = demo_result.to_json()["summary"]
+    assert doc["subjects_affected"] == len(everyone)
+    # every user record has an e-mail; every other dataset's records carry at least one finding except
+    # support tickets whose note holds no contact details
+    tickets = truth.records["support_tickets.csv"]
+    with_contact = len(truth.subjects[("support_tickets.csv", "note", "email")]) + len(truth.subjects[("support_tickets.csv", "note", "phone")])
+    assert doc["records_affected"] == sum(truth.records.values()) - tickets + with_contact

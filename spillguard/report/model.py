@@ -365,6 +365,9 @@ def build_report(
                     "datasets": len(ds) or len({f["dataset"] for f in fs}),
                     "records_scanned": records,
                     "subjects_scanned": subjects,
+                    # Exact totals over all categories, when the scan covered this store alone.
+                    "subjects_affected": _opt_int(scan["summary"].get("subjects_affected")) if single else None,
+                    "records_affected": _opt_int(scan["summary"].get("records_affected")) if single else None,
                     "findings": len(fs),
                     "categories": {c: {"subjects": v[0], "records": v[1]} for c, v in sorted(cats.items())},
                     "risk": cq.risk_of({c for c, v in cats.items() if v[1].high != 0}),
@@ -580,6 +583,8 @@ def _aggregate_categories(store_cats: dict[str, dict[str, CatCounts]]) -> list[d
 
 def _store_people(store: dict[str, Any], cats: dict[str, CatCounts]) -> Count:
     """People with any personal data in one store: at least the largest category, at most the sum (capped)."""
+    if store.get("subjects_affected") is not None:
+        return Count(store["subjects_affected"], store["subjects_affected"])
     subj = [v[0] for v in cats.values() if (v[1].high or 0) > 0 or v[2] > 0]
     if not subj:
         return Count(0, 0)
@@ -774,6 +779,9 @@ def _records_affected(stores: list[dict[str, Any]], cats: dict[str, dict[str, Ca
     """Records holding any personal data: per store between the largest category and the sum (capped)."""
     parts = []
     for s in stores:
+        if s.get("records_affected") is not None:
+            parts.append(Count(s["records_affected"], s["records_affected"]))
+            continue
         recs = [v[1] for v in cats[s["target"]].values()]
         if not recs:
             parts.append(Count(0, 0))
