@@ -51,6 +51,10 @@ class TargetConfig:
     admin_url: str | None = None
     admin_password_env: str | None = None
     inventory: str | None = None
+    # scan settings for this target (spillguard scan --config); None = the command line's
+    sample: int | None = None
+    include_views: bool | None = None
+    include_hidden: bool | None = None
 
     def password(self) -> str | None:
         return _env(self.password_env, f"target {self.name or self.url!r}")
@@ -131,6 +135,7 @@ def _typed(src: str, where: str, key: str, value: Any, kind: type | tuple[type, 
 _TARGET_TYPES: dict[str, Any] = {
     "url": str, "name": str, "password_env": str, "include": list, "exclude": list, "subject_fields": dict,
     "admin_url": str, "admin_password_env": str, "inventory": str,
+    "sample": int, "include_views": bool, "include_hidden": bool,
 }  # fmt: skip
 _SINK_TYPES_OF: dict[str, Any] = {
     "type": str, "url": str, "format": str, "secret_env": str, "path": str, "command": (list, str), "host": str,

@@ -186,7 +186,7 @@ def register(app: typer.Typer) -> None:
         exclude_ds: Annotated[list[str] | None, typer.Option("--exclude", help="Skip datasets matching these globs.")] = None,
         include_views: Annotated[bool, typer.Option("--include-views", help="Also scan SQL views.")] = False,
         include_hidden: Annotated[bool, typer.Option("--include-hidden", help="Also scan hidden/system ('.'-prefixed) indices.")] = False,
-        partition_rows: Annotated[int, typer.Option("--partition-rows", min=100, help="Records per partition of an exhaustive store read.")] = 100_000,
+        partition_rows: Annotated[int, typer.Option("--partition-rows", min=100, help="Records per partition of an exhaustive store read.")] = 50_000,
         ask_password: Annotated[bool, typer.Option("--ask-password", help="Prompt for the store password (never echoed).")] = False,
         targets: Annotated[list[str] | None, typer.Argument(help="Files, folders or store URLs to scan.", show_default=False)] = None,
     ) -> None:

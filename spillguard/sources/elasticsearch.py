@@ -255,7 +255,11 @@ class ElasticsearchSource:
             return self._catalog
         counts: dict[str, int] = {}
         rows = self._get_list("/_cat/indices", {"format": "json", "h": "index,docs.count,status", "expand_wildcards": "all"})
+        closed: set[str] = set()
         for row in rows:
+            if row.get("status") == "close":
+                closed.add(str(row.get("index")))  # a closed index cannot be searched
+                continue
             try:
                 counts[row["index"]] = int(row.get("docs.count") or 0)
             except (KeyError, TypeError, ValueError):
@@ -268,6 +272,8 @@ class ElasticsearchSource:
         except UserError:
             resolved = {}
         for idx in resolved.get("indices", []):
+            if idx["name"] in closed or "closed" in idx.get("attributes", []):
+                continue
             if "hidden" in idx.get("attributes", []) or idx.get("data_stream"):
                 hidden.add(idx["name"])
             counts.setdefault(idx["name"], 0)

@@ -8,6 +8,7 @@ ranges, each range a partition; transactions are READ ONLY.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -203,10 +204,8 @@ class MySQLSource:
 
     def reset(self) -> None:
         if self._conn is not None:
-            try:
+            with contextlib.suppress(pymysql.MySQLError):
                 self._conn.close()
-            except pymysql.MySQLError:
-                pass
         self._conn = None
 
     def query(self, sql: str, args: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:

@@ -97,13 +97,14 @@ class PostgresTable:
                 expr = ident
             exprs.append(sql.SQL("{} AS {}").format(expr, ident))
         rel = sql.Identifier(self.schema, self.table)
-        select = sql.SQL("SELECT {} FROM {}").format(sql.SQL(", ").join(exprs) if exprs else sql.SQL("1 AS _"), rel)
+        columns = sql.SQL(", ").join(exprs) if exprs else sql.SQL("1 AS _")
+        select = sql.SQL("SELECT {} FROM {}").format(columns, rel)
         if "sample" in spec:
             n = int(spec["sample"])
             if self.kind in ("r", "m") and self.rows > 20 * n:
                 pct = min(100.0, 100.0 * 4 * n / self.rows)
                 select = sql.SQL("SELECT {} FROM {} TABLESAMPLE BERNOULLI ({}) REPEATABLE ({})").format(
-                    sql.SQL(", ").join(exprs), rel, sql.Literal(pct), sql.Literal(self.source.options.seed % 2**31)
+                    columns, rel, sql.Literal(pct), sql.Literal(self.source.options.seed % 2**31)
                 )
             return sql.SQL("{} ORDER BY random() LIMIT {}").format(select, sql.Literal(n))
         if "ctid" in spec:

@@ -10,7 +10,7 @@ Store sources take the same keyword options (`open_target(url, **source_options)
     password                 from --ask-password; otherwise the URL, then the environment
     include_views            also scan SQL views (default False)
     include_hidden           also scan `.`-prefixed Elasticsearch indices (default False)
-    partition_rows           records per partition of an exhaustive read (default 100_000)
+    partition_rows           records per partition of an exhaustive read (default 50_000)
     seed                     makes samples repeatable (the scan's seed)
 """
 
@@ -55,7 +55,7 @@ class StoreOptions:
     password: str | None = None
     include_views: bool = False
     include_hidden: bool = False
-    partition_rows: int = 100_000
+    partition_rows: int = 50_000
     seed: int = 0
 
     @classmethod

@@ -1,0 +1,185 @@
+"""MongoDB: every collection of the URL's database (or of every database), read in `_id` ranges.
+
+Ranges are index bounds on `_id` (`min()`/`max()` with the `_id_` index hinted), so they hold every
+document whatever the BSON types of the ids. Nested documents and arrays arrive as nested columns;
+ObjectId, Decimal128, binary and other BSON types as text. Samples use `$sample`, which the server
+draws at random but cannot seed: two sampled runs see different documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pymongo
+import pymongo.errors
+from bson import json_util
+
+from spillguard.errors import UserError
+from spillguard.sources import mask_url
+from spillguard.sources.base import MalformedSink, Partition
+from spillguard.sources.records import docs_to_tables
+from spillguard.sources.store import (
+    RateLimiter,
+    StoreOptions,
+    TransientError,
+    one_line,
+    partition_count,
+    resolve_password,
+)
+
+BATCH = 2000
+SYSTEM_DBS = ("admin", "local", "config")
+_TRANSIENT = (pymongo.errors.AutoReconnect, pymongo.errors.NetworkTimeout, pymongo.errors.ConnectionFailure)
+_GLOB = set("*?[")
+
+
+def encode_id(value: Any) -> str:
+    """An `_id` bound as canonical Extended JSON: JSON-compatible, and exact for every BSON type."""
+    return json_util.dumps({"v": value}, json_options=json_util.CANONICAL_JSON_OPTIONS)
+
+
+def decode_id(text: str) -> Any:
+    return json_util.loads(text)["v"]
+
+
+@dataclass(slots=True)
+class MongoCollection:
+    source: MongoSource
+    db: str
+    coll: str
+    docs: int
+    subject_field: str | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.db}.{self.coll}"
+
+    def partitions(self) -> list[Partition]:
+        base = {"db": self.db, "coll": self.coll}
+        opts = self.source.options
+        if opts.sample is not None:
+            return [Partition(self.name, {**base, "sample": opts.sample})]
+        n = partition_count(self.docs, opts.partition_rows)
+        if n == 1:
+            return [Partition(self.name, base)]
+        collection = self.source.client[self.db][self.coll]
+        step = max(1, self.docs // n)
+        bounds: list[Any] = []
+        try:
+            for k in range(1, n):
+                self.source.limiter.wait()
+                found = list(collection.find({}, {"_id": 1}).sort("_id", 1).skip(k * step).limit(1))
+                if not found:
+                    break
+                if not bounds or found[0]["_id"] != bounds[-1]:
+                    bounds.append(found[0]["_id"])
+        except pymongo.errors.PyMongoError as exc:
+            raise UserError(f"{self.name}: cannot split into _id ranges ({one_line(exc)})") from None
+        edges: list[str | None] = [None, *[encode_id(b) for b in bounds], None]
+        return [Partition(self.name, {**base, "min": edges[i], "max": edges[i + 1]}) for i in range(len(edges) - 1)]
+
+    def _cursor(self, spec: dict[str, Any]) -> Any:
+        collection = self.source.client[self.db][self.coll]
+        if "sample" in spec:
+            return collection.aggregate([{"$sample": {"size": int(spec["sample"])}}], batchSize=BATCH)
+        cursor = collection.find({}, batch_size=BATCH)
+        if spec.get("min") is not None or spec.get("max") is not None:
+            cursor = cursor.hint([("_id", 1)])
+            if spec.get("min") is not None:
+                cursor = cursor.min([("_id", decode_id(spec["min"]))])
+            if spec.get("max") is not None:
+                cursor = cursor.max([("_id", decode_id(spec["max"]))])
+        return cursor
+
+    def read(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:
+        try:
+            self.source.limiter.wait()
+            yield from docs_to_tables(self._paced(self._cursor(partition.spec)), self.name, malformed)
+        except _TRANSIENT as exc:
+            raise TransientError(one_line(exc, self.source.password)) from None
+        except pymongo.errors.PyMongoError as exc:
+            raise UserError(f"{self.name}: {one_line(exc, self.source.password)}") from None
+
+    def _paced(self, cursor: Any) -> Iterator[dict[str, Any]]:
+        """Documents of the cursor; with --max-rps, one wait per server batch."""
+        for i, doc in enumerate(cursor, 1):
+            if i % BATCH == 0:
+                self.source.limiter.wait()
+            yield doc
+
+
+class MongoSource:
+    """mongodb://[user:password@]host[:port][/database][?options]; mongodb+srv:// alike."""
+
+    def __init__(self, target: str, **options: Any) -> None:
+        self.target = mask_url(target)
+        self.options = StoreOptions.from_kwargs(options)
+        self.password = resolve_password(target, "mongodb", self.options)
+        parts = urlsplit(target)
+        self.database = parts.path.strip("/") or None
+        kwargs: dict[str, Any] = {
+            "serverSelectionTimeoutMS": int(self.options.connect_timeout * 1000),
+            "connectTimeoutMS": int(self.options.connect_timeout * 1000),
+            "appname": "spillguard",
+        }
+        if parts.password is None and self.password is not None and parts.username:
+            kwargs["password"] = self.password
+        self.limiter = RateLimiter(self.options.max_rps)
+        try:
+            self.client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(target, **kwargs)
+            self.client.admin.command("ping")
+        except pymongo.errors.OperationFailure as exc:
+            raise UserError(f"{self.target}: login failed ({one_line(exc, self.password)})") from None
+        except (pymongo.errors.PyMongoError, ValueError) as exc:
+            raise UserError(f"{self.target}: cannot connect ({one_line(exc, self.password)})") from None
+        self._catalog: list[tuple[str, str, int]] | None = None
+
+    def _databases(self) -> list[str]:
+        if self.database:
+            return [self.database]
+        try:
+            return [d for d in self.client.list_database_names() if d not in SYSTEM_DBS]
+        except pymongo.errors.PyMongoError as exc:
+            raise UserError(f"{self.target}: cannot list databases ({one_line(exc, self.password)}); name one in the URL: mongodb://HOST/DATABASE") from None
+
+    def _collections(self, db: str) -> list[str]:
+        flt = None if self.options.include_views else {"type": "collection"}
+        try:
+            names = self.client[db].list_collection_names(filter=flt)
+        except pymongo.errors.OperationFailure as exc:
+            # Servers without listCollections (or a user without the right): scan the collections named by --include.
+            literal = [p.split(".", 1)[1] if p.startswith(db + ".") else p for p in self.options.include if not (_GLOB & set(p))]
+            if literal:
+                return literal
+            raise UserError(f"{self.target}: cannot list collections of {db} ({one_line(exc, self.password)}); name them with --include") from None
+        return sorted(n for n in names if not n.startswith("system."))
+
+    def catalog(self) -> list[tuple[str, str, int]]:
+        if self._catalog is None:
+            out = []
+            for db in self._databases():
+                for coll in self._collections(db):
+                    try:
+                        count = self.client[db][coll].estimated_document_count()
+                    except pymongo.errors.PyMongoError:
+                        count = 0  # unknown: one partition
+                    out.append((db, coll, int(count)))
+            self._catalog = out
+        return self._catalog
+
+    def datasets(self) -> Iterator[MongoCollection]:
+        for db, coll, count in self.catalog():
+            name = f"{db}.{coll}"
+            if self.options.wanted(name, coll):
+                yield MongoCollection(self, db, coll, count, self.options.subject_for(name, coll))
+
+    def dataset(self, name: str) -> MongoCollection:
+        db, coll = name.split(".", 1)
+        return MongoCollection(self, db, coll, 0, None)
+
+    def close(self) -> None:
+        self.client.close()

@@ -1,0 +1,115 @@
+"""Elasticsearch/OpenSearch source against noida-db (an Elasticsearch wire-compatible server the
+test starts; no real Elasticsearch can be installed here), loaded with the generated IoT dataset."""
+
+from __future__ import annotations
+
+import httpx
+import orjson
+import pytest
+
+from spillguard.errors import UserError
+from spillguard.scanner import ScanOptions, run_scan
+from tests.servers import free_port, nginx_basic_auth_proxy, noida_server
+from tests.storedata import category_subjects, dataset_records, field_categories
+
+USERS = 1500
+
+
+def load_search(base: str, records: dict[str, list[dict]]) -> None:
+    with httpx.Client(base_url=base, timeout=120) as http:
+        for index, docs in records.items():
+            lines = []
+            for doc in docs:
+                lines.append(orjson.dumps({"index": {"_index": index}}))
+                lines.append(orjson.dumps(doc))
+            r = http.post("/_bulk?refresh=true", content=b"\n".join(lines) + b"\n", headers={"content-type": "application/x-ndjson"})
+            assert r.status_code == 200 and not r.json().get("errors"), r.text[:300]
+        # a system index and an alias, for discovery
+        http.put("/.internal-secrets")
+        http.post("/.internal-secrets/_doc?refresh=true", json={"email": "ops@example.com"})
+        http.post("/_aliases", json={"actions": [{"add": {"index": "users", "alias": "customers"}}]})
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    from spillguard.demo import generate
+
+    folder = tmp_path_factory.mktemp("esdemo")
+    truth = generate(folder, users=USERS, seed=13)
+    file_result, _ = run_scan([str(folder)], ScanOptions(seed=1, workers=1))
+    return folder, truth, file_result
+
+
+@pytest.fixture(scope="module")
+def es(generated):
+    with noida_server() as server:
+        load_search(server.elasticsearch.admin_url, dataset_records(generated[0]))
+        yield server.elasticsearch
+
+
+def test_exhaustive_scan_matches_file_scan(generated, es):
+    _folder, truth, file_result = generated
+    result, _ = run_scan([es.url], ScanOptions(seed=3, workers=2, source_options={"partition_rows": 400}))
+    assert not [e for e in result.errors if e.kind == "error"], result.errors
+    assert {d["dataset"] for d in result.datasets} == {"users", "scale_measurements", "support_tickets", "payments", "login_events"}
+    assert category_subjects(result) == category_subjects(file_result)
+    assert field_categories(result) == field_categories(file_result)
+    assert result.records_scanned == sum(truth.records.values())
+    assert result.subjects_scanned == truth.users
+
+
+def test_sliced_partitions_cover_every_document_once(es):
+    from spillguard.sources import open_target
+
+    source = open_target(es.url, partition_rows=300)
+    try:
+        users = next(d for d in source.datasets() if d.name == "users")
+        parts = users.partitions()
+        assert len(parts) == 5 and all(p.spec["max"] == 5 for p in parts)
+        assert sum(t.num_rows for p in parts for t in users.read(p, lambda *a: None)) == USERS
+    finally:
+        source.close()
+
+
+def test_scroll_fallback_when_no_point_in_time(es, monkeypatch):
+    from spillguard.sources import elasticsearch as mod
+
+    def no_pit(self, index):
+        raise mod._NoPit()
+
+    monkeypatch.setattr(mod.ElasticsearchSource, "open_pit", no_pit)
+    result, _ = run_scan([es.url], ScanOptions(seed=3, workers=1, source_options={"partition_rows": 400, "include": ["users"]}))
+    assert result.records_scanned == USERS and result.subjects_scanned == USERS
+
+
+def test_hidden_indices_aliases_and_opensearch_scheme(es):
+    url = es.url.replace("elasticsearch+http", "opensearch+http")
+    plain, _ = run_scan([url], ScanOptions(seed=1, workers=1, source_options={"include": ["customers", ".*"]}))
+    assert [d["dataset"] for d in plain.datasets] == ["users"]  # the alias names its index; hidden skipped
+    hidden, _ = run_scan([url], ScanOptions(seed=1, workers=1, source_options={"include": [".*"], "include_hidden": True}))
+    assert [d["dataset"] for d in hidden.datasets] == [".internal-secrets"]
+    assert hidden.categories["email"].values == 1
+
+
+def test_sample_returns_n_documents(es):
+    a, _ = run_scan([es.url], ScanOptions(seed=4, workers=1, source_options={"sample": 120, "include": ["users"]}))
+    b, _ = run_scan([es.url], ScanOptions(seed=4, workers=1, source_options={"sample": 120, "include": ["users"]}))
+    assert [d["records_scanned"] for d in a.datasets] == [120]
+    assert a.subjects_scanned == 120
+    assert category_subjects(a) == category_subjects(b)
+
+
+def test_login_required_behind_basic_auth(es, monkeypatch):
+    with nginx_basic_auth_proxy(es.port, password="s3cret-es") as proxy:
+        url = f"elasticsearch+http://elastic@127.0.0.1:{proxy.port}"
+        with pytest.raises(UserError, match="login failed") as err:
+            run_scan([url], ScanOptions(workers=1))
+        assert "\n" not in str(err.value)
+        monkeypatch.setenv("ES_PASSWORD", "s3cret-es")
+        ok, _ = run_scan([url], ScanOptions(workers=1, source_options={"include": ["payments"]}))
+        assert ok.errors == [] and ok.records_scanned > 0
+
+
+def test_unreachable_is_one_line():
+    with pytest.raises(UserError, match="cannot connect"):
+        run_scan([f"elasticsearch+http://elastic:pw@127.0.0.1:{free_port()}"], ScanOptions(workers=1, source_options={"connect_timeout": 2}))

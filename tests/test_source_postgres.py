@@ -1,0 +1,242 @@
+"""PostgreSQL source against a real server started by the test, loaded with the generated IoT dataset."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import orjson
+import pytest
+
+from spillguard.errors import UserError
+from spillguard.scanner import ScanOptions, run_scan
+from tests.servers import postgres_server
+from tests.storedata import category_subjects, column_types, dataset_records, field_categories
+
+psycopg = pytest.importorskip("psycopg")
+USERS = 1500
+SQL_TYPES = {"json": "jsonb", "int": "bigint", "float": "double precision", "text": "text"}
+
+
+def load_postgres(url: str, records: dict[str, list[dict]]) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table, recs in records.items():
+            cols = column_types(recs)
+            ddl = ", ".join(f'"{c}" {SQL_TYPES[t]}' for c, t in cols.items())
+            conn.execute(f'CREATE TABLE "{table}" (pk bigserial PRIMARY KEY, {ddl})')
+            names = ", ".join(f'"{c}"' for c in cols)
+            with conn.cursor() as cur, cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+                for rec in recs:
+                    copy.write_row(
+                        [orjson.dumps(rec[c]).decode() if cols[c] == "json" and rec.get(c) is not None else rec.get(c) for c in cols]
+                    )
+        conn.execute("ANALYZE")
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    from spillguard.demo import generate
+
+    folder = tmp_path_factory.mktemp("pgdemo")
+    truth = generate(folder, users=USERS, seed=11)
+    file_result, _ = run_scan([str(folder)], ScanOptions(seed=1, workers=1))
+    return folder, truth, file_result
+
+
+@pytest.fixture(scope="module")
+def pg(generated):
+    folder, _truth, _ = generated
+    with postgres_server() as server:
+        load_postgres(server.admin_url, dataset_records(folder))
+        yield server
+
+
+def test_exhaustive_scan_matches_file_scan(generated, pg):
+    _folder, truth, file_result = generated
+    options = ScanOptions(seed=3, workers=2, source_options={"partition_rows": 300})
+    result, _run = run_scan([pg.url], options)
+    assert not [e for e in result.errors if e.kind == "error"], result.errors
+    assert category_subjects(result) == category_subjects(file_result)
+    assert field_categories(result) == field_categories(file_result)
+    assert result.records_scanned == sum(truth.records.values())
+    assert result.subjects_scanned == truth.users
+    names = {d["dataset"] for d in result.datasets}
+    assert names == {"public.users", "public.scale_measurements", "public.support_tickets", "public.payments", "public.login_events"}
+    # jsonb arrives nested, as in the file scan
+    assert any(f.field == "devices[].mac" and f.category == "mac_address" for f in result.findings)
+
+
+def test_ctid_partitions_cover_every_row_once(pg):
+    from spillguard.sources import open_target
+
+    source = open_target(pg.url, partition_rows=250)
+    try:
+        users = source.dataset("public.users")
+        parts = users.partitions()
+        assert len(parts) > 2
+        total = 0
+        for p in parts:
+            total += sum(t.num_rows for t in users.read(p, lambda *a: None))
+        assert total == USERS
+        assert parts[-1].spec["ctid"][1] is None  # the last range is open-ended
+    finally:
+        source.close()
+
+
+def test_sample_is_random_repeatable_and_bounded(pg):
+    a, _ = run_scan([pg.url], ScanOptions(seed=5, workers=1, source_options={"sample": 100, "include": ["users"]}))
+    b, _ = run_scan([pg.url], ScanOptions(seed=5, workers=1, source_options={"sample": 100, "include": ["users"]}))
+    c, _ = run_scan([pg.url], ScanOptions(seed=6, workers=1, source_options={"sample": 100, "include": ["users"]}))
+    assert [d["records_scanned"] for d in a.datasets] == [100]
+    assert a.subjects_scanned == 100
+    assert category_subjects(a) == category_subjects(b)
+    # a true random sample, not the first rows: different seeds pick different people
+    assert a.to_json()["summary"]["categories"] != c.to_json()["summary"]["categories"] or a.findings != c.findings
+
+
+def test_views_only_when_asked(pg):
+    with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+        conn.execute("CREATE VIEW contact_emails AS SELECT user_id, email FROM users")
+    try:
+        without, _ = run_scan([pg.url], ScanOptions(seed=1, workers=1, source_options={"include": ["contact_*"]}))
+        assert without.datasets == []
+        with_views, _ = run_scan([pg.url], ScanOptions(seed=1, workers=1, source_options={"include": ["contact_*"], "include_views": True}))
+        assert [d["records_scanned"] for d in with_views.datasets] == [USERS]
+        assert with_views.categories["email"].subjects == USERS
+    finally:
+        with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+            conn.execute("DROP VIEW contact_emails")
+
+
+def test_include_exclude_and_subject_fields(pg):
+    opts = {"include": ["public.*"], "exclude": ["*payments", "login_*"], "subject_fields": {"public.support_tickets": "ticket_id"}}
+    result, _ = run_scan([pg.url], ScanOptions(seed=1, workers=1, source_options=opts))
+    names = {d["dataset"]: d for d in result.datasets}
+    assert set(names) == {"public.users", "public.scale_measurements", "public.support_tickets"}
+    assert names["public.support_tickets"]["subject_field"] == "ticket_id"
+    assert names["public.users"]["subject_field"] == "user_id"
+
+
+def test_session_is_read_only(pg):
+    from spillguard.sources import open_target
+
+    source = open_target(pg.url)
+    try:
+        conn = source.connection()
+        with conn.cursor() as cur:
+            cur.execute("SHOW default_transaction_read_only")
+            assert cur.fetchone()[0] == "on"
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                cur.execute("CREATE TABLE spillguard_should_not_exist (x int)")
+        conn.rollback()
+    finally:
+        source.close()
+
+
+def test_postgres_types(pg):
+    with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS hstore")
+        conn.execute("CREATE TYPE contact AS (email text, phone text)")
+        conn.execute(
+            "CREATE TABLE typed (user_id text, prefs hstore, last_ip inet, mac macaddr, note bytea, "
+            "aliases text[], who contact, raw json)"
+        )
+        for i in range(50):
+            conn.execute(
+                "INSERT INTO typed VALUES (%s, %s::hstore, %s::inet, %s::macaddr, %s, %s, ROW(%s, %s)::contact, %s::json)",
+                (
+                    f"u{i}", f'"email"=>"hs{i}@example.org"', f"81.2.{i}.7", f"0a:1b:2c:3d:4e:{i:02x}",
+                    f"write to bytes{i}@example.com".encode(), [f"alias{i}@example.net"], f"comp{i}@example.com",
+                    "+14155552671", '{\n  "contact": {"email": "js' + str(i) + '@example.com"}\n}',
+                ),
+            )
+    try:
+        result, _ = run_scan([pg.url], ScanOptions(seed=1, workers=1, source_options={"include": ["public.typed"]}))
+        found = {(f.field, f.category) for f in result.findings if f.confidence in ("high", "medium")}
+        for pair in [("prefs.email", "email"), ("last_ip", "ip_address"), ("mac", "mac_address"), ("note", "email"),
+                     ("aliases[]", "email"), ("who.email", "email"), ("raw.contact.email", "email")]:
+            assert pair in found, (pair, sorted(found))
+        assert result.categories["email"].subjects == 50
+    finally:
+        with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+            conn.execute("DROP TABLE typed")
+            conn.execute("DROP TYPE contact")
+
+
+def test_failed_login_is_one_clear_line_without_password():
+    with postgres_server(auth="scram") as server:
+        wrong = server.url.replace("postgres@", "postgres:not-the-Passw0rd@")
+        with pytest.raises(UserError) as err:
+            run_scan([wrong], ScanOptions(workers=1))
+        msg = str(err.value)
+        assert "not-the-Passw0rd" not in msg and "\n" not in msg
+        assert "password authentication failed" in msg and "***" in msg
+        # the right password from the environment works
+        os.environ["PGPASSWORD"] = server.password
+        try:
+            result, _ = run_scan([server.url], ScanOptions(workers=1))
+            assert result.errors == []
+        finally:
+            del os.environ["PGPASSWORD"]
+
+
+def test_unreachable_host_fails_within_connect_timeout_with_exit_2():
+    from tests.servers import free_port
+
+    port = free_port()
+    start = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", "from spillguard.cli import main; main()", "scan", f"postgresql://postgres:pw@127.0.0.1:{port}/postgres", "--connect-timeout", "3"],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
+    assert time.monotonic() - start < 15
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "cannot connect" in lines[0] and ":pw@" not in lines[0], proc.stderr
+
+
+def test_dropped_connection_is_retried_and_counts_stay_exact(generated, pg, monkeypatch):
+    from spillguard.sources import postgres as mod
+
+    _folder, truth, file_result = generated
+    original = mod.PostgresTable.read
+    killed: list[int] = []
+
+    def read_after_a_kill(self, partition, malformed):
+        if len(killed) < 2:
+            # The server ends this session (as a failover or an idle-timeout would) just before the read.
+            pid = self.source.connection().info.backend_pid
+            with psycopg.connect(pg.admin_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            killed.append(pid)
+        return original(self, partition, malformed)
+
+    monkeypatch.setattr(mod.PostgresTable, "read", read_after_a_kill)
+    monkeypatch.setattr("spillguard.parallel.BACKOFF_S", 0.05)
+    result, _ = run_scan([pg.url], ScanOptions(seed=3, workers=1, source_options={"partition_rows": 300}))
+    assert len(killed) == 2
+    assert not [e for e in result.errors if e.kind == "error"], result.errors
+    assert category_subjects(result) == category_subjects(file_result)
+    assert result.records_scanned == sum(truth.records.values())
+
+
+def test_failing_dataset_is_reported_and_the_others_go_on(pg):
+    with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+        conn.execute("CREATE ROLE scanner LOGIN")
+        conn.execute("GRANT SELECT ON users TO scanner")
+        conn.execute("CREATE TABLE locked (email text)")
+        conn.execute("INSERT INTO locked VALUES ('hidden@example.com')")
+    try:
+        url = pg.url.replace("postgres@", "scanner@")
+        result, _ = run_scan([url], ScanOptions(seed=1, workers=2, source_options={"include": ["users", "locked"]}))
+        errors = {e.dataset: e.message for e in result.errors if e.kind == "error"}
+        assert list(errors) == ["public.locked"] and "permission denied" in errors["public.locked"]
+        assert [d["dataset"] for d in result.datasets if d["records_scanned"]] == ["public.users"]
+        assert result.categories["email"].subjects == USERS
+    finally:
+        with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+            conn.execute("DROP TABLE locked")
+            conn.execute("REVOKE ALL ON users FROM scanner")
+            conn.execute("DROP ROLE scanner")

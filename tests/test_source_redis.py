@@ -1,0 +1,115 @@
+"""Redis source against a real server started by the test, loaded with the generated IoT dataset."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from spillguard.errors import UserError
+from spillguard.scanner import ScanOptions, run_scan
+from tests.servers import redis_server
+from tests.storedata import category_subjects, dataset_records, field_categories
+
+redis = pytest.importorskip("redis")
+USERS = 1500
+
+
+def _flat(doc: dict) -> dict[str, str]:
+    return {k: (orjson.dumps(v).decode() if isinstance(v, dict | list) else str(v)) for k, v in doc.items() if v is not None}
+
+
+def load_redis(url: str, records: dict[str, list[dict]]) -> None:
+    """Each dataset in a different Redis type, as applications do."""
+    r = redis.Redis.from_url(url)
+    pipe = r.pipeline(transaction=False)
+    for doc in records["users"]:
+        pipe.set(f"user:{doc['user_id']}", orjson.dumps(doc))  # JSON strings
+    for doc in records["scale_measurements"]:
+        pipe.xadd(f"scale:{doc['user_id']}:measurements", _flat(doc))  # streams
+    for doc in records["support_tickets"]:
+        pipe.hset(f"ticket:{doc['ticket_id']}", mapping=_flat(doc))  # hashes
+    for doc in records["payments"]:
+        pipe.hset(f"payment:{doc['payment_id']}", mapping=_flat(doc))
+    for doc in records["login_events"]:
+        pipe.rpush(f"events:{doc['user_id']}", orjson.dumps(doc))  # lists of JSON strings
+    pipe.execute()
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    from spillguard.demo import generate
+
+    folder = tmp_path_factory.mktemp("redisdemo")
+    truth = generate(folder, users=USERS, seed=12)
+    file_result, _ = run_scan([str(folder)], ScanOptions(seed=1, workers=1))
+    return folder, truth, file_result
+
+
+@pytest.fixture(scope="module")
+def rds(generated):
+    with redis_server() as server:
+        load_redis(server.admin_url, dataset_records(generated[0]))
+        yield server
+
+
+def test_key_patterns():
+    from spillguard.sources.redis import key_pattern
+
+    assert key_pattern("session:9f86d081884c7d65") == "session:*"
+    assert key_pattern("user:42:tokens") == "user:*:tokens"
+    assert key_pattern("user:usr_0001234") == "user:*"
+    assert key_pattern("cache:2b1f6a3e-7d0c-4c39-9a7e-3f1de1c9f1aa") == "cache:*"
+    assert key_pattern("user:alice@example.com:profile") == "user:*:profile"
+    assert key_pattern("config:features") == "config:features"
+
+
+def test_exhaustive_scan_matches_file_scan(generated, rds):
+    _folder, truth, file_result = generated
+    result, _ = run_scan([rds.url], ScanOptions(seed=3, workers=2, source_options={"partition_rows": 5000}))
+    assert not [e for e in result.errors if e.kind == "error"], result.errors
+    assert {d["dataset"] for d in result.datasets} == {"user:*", "scale:*:measurements", "ticket:*", "payment:*", "events:*"}
+    assert category_subjects(result) == category_subjects(file_result)
+    assert field_categories(result) == field_categories(file_result)
+    assert result.records_scanned == sum(truth.records.values())
+    assert result.subjects_scanned == truth.users
+
+
+def test_every_type_and_json_values(rds):
+    r = redis.Redis.from_url(rds.admin_url, db=3)
+    r.set("cfg:mail", "ops-team@example.com")
+    r.sadd("optin:emails", *[f"set{i}@example.org" for i in range(30)])
+    r.zadd("leader:board", {f"zz{i}@example.net": i for i in range(20)})
+    r.rpush("queue:mail", *[orjson.dumps({"to": f"list{i}@example.com"}) for i in range(2500)])  # more than one LRANGE chunk
+    r.hset("big:hash", mapping={f"f{i}": f"hash{i}@example.com" for i in range(1500)})  # HSCAN path
+    r.xadd("audit:log", {"who": "str@example.com", "ip": "81.2.69.160"})
+    try:
+        result, _ = run_scan([rds.url + "/3"], ScanOptions(seed=1, workers=1))
+        per = {(f.dataset, f.field, f.category): f for f in result.findings}
+        assert per[("db3:cfg:mail", "value", "email")].values_matched == 1
+        assert per[("db3:optin:emails", "value", "email")].values_matched == 30
+        assert per[("db3:leader:board", "member", "email")].values_matched == 20
+        assert per[("db3:queue:mail", "to", "email")].values_matched == 2500
+        assert per[("db3:big:hash", "value", "email")].values_matched == 1500  # one record per field of a big hash
+        assert per[("db3:audit:log", "ip", "ip_address")].values_matched == 1
+    finally:
+        r.flushdb()
+
+
+def test_sample_picks_n_keys(rds):
+    a, _ = run_scan([rds.url], ScanOptions(seed=4, workers=1, source_options={"sample": 50, "include": ["user:*"]}))
+    b, _ = run_scan([rds.url], ScanOptions(seed=4, workers=1, source_options={"sample": 50, "include": ["user:*"]}))
+    assert [d["records_scanned"] for d in a.datasets] == [50]
+    assert a.subjects_scanned == 50
+    assert category_subjects(a) == category_subjects(b)
+
+
+def test_password_required_and_wrong_password():
+    with redis_server(password="s3cret-rd") as server:
+        with pytest.raises(UserError) as err:
+            run_scan([server.url], ScanOptions(workers=1))
+        assert "\n" not in str(err.value)
+        with pytest.raises(UserError) as err:
+            run_scan([server.url.replace("redis://", "redis://:wrong-Passw0rd@")], ScanOptions(workers=1))
+        assert "wrong-Passw0rd" not in str(err.value)
+        ok, _ = run_scan([server.url], ScanOptions(workers=1, source_options={"password": "s3cret-rd"}))
+        assert ok.errors == []
