@@ -25,7 +25,7 @@ from spillguard.detect.checks import run_check
 from spillguard.detect.flatten import normalise_path
 from spillguard.detect.hashing import as_text, string_buffers
 from spillguard.rules import Rule
-from spillguard.rules.validators import VALIDATORS, VECTOR_VALIDATORS
+from spillguard.rules.validators import CONTEXT_VALIDATORS, VALIDATORS, VECTOR_VALIDATORS
 
 _CACHE_LIMIT = 200_000
 # Compiled databases by (expressions, flags): compiling costs ~0.1 s each, scans and workers reuse them.
@@ -55,6 +55,10 @@ def _store_compiled(key: tuple, db: hyperscan.Database) -> None:
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only home only costs the compile time next run
+
+
+def _verdict(verdict: np.ndarray | tuple[np.ndarray, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
+    return verdict if isinstance(verdict, tuple) else (verdict, np.ones(n, bool))
 
 
 @dataclass(slots=True)
@@ -94,6 +98,7 @@ class RuleSet:
             raise
         # Whole-value forms (RE2) let validators run vectorised when a candidate is the entire value.
         self._whole: dict[int, str] = {}
+        self._inner: dict[int, str] = {}  # first match inside longer text, for context-free validators
         for rid in self.value_rule_ids:
             rule = self.rules[rid]
             if rule.validator in VECTOR_VALIDATORS:
@@ -103,6 +108,11 @@ class RuleSet:
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     continue
                 self._whole[rid] = pattern
+                if rule.validator not in CONTEXT_VALIDATORS:
+                    inner_class = rule.boundary[1:-1]
+                    self._inner[rid] = (
+                        ("(?i)" if rule.ignore_case else "") + f"(?:^|[^{inner_class}])(?P<m>{rule.value})(?:[^{inner_class}]|$)"
+                    )
         self.plan = lru_cache(maxsize=65536)(self._plan)
 
     def _compile(self, rule_ids: tuple[int, ...]) -> tuple[hyperscan.Database, hyperscan.Scratch]:
@@ -243,22 +253,33 @@ class RuleSet:
         return v_sorted[keep], r_sorted[keep]
 
     def _vector_validate(self, text: pa.Array, rule_idx: np.ndarray, value_idx: np.ndarray, needs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Decide candidates that are a whole value with a vectorised validator; returns (accepted, decided) masks."""
+        """Decide candidates with a vectorised validator; returns (accepted, decided) masks.
+
+        A candidate that is the whole value is decided outright. Inside longer text the first match is
+        extracted and, when it passes, the value is accepted; when it fails, a later match in the same
+        text might not, so that value is left to the Python path."""
         accepted = np.zeros(rule_idx.size, bool)
         decided = np.zeros(rule_idx.size, bool)
         for rid in np.unique(rule_idx[needs]).tolist():
             pattern = self._whole.get(rid)
             if pattern is None:
                 continue
+            validate = VECTOR_VALIDATORS[self.rules[rid].validator]  # type: ignore[index]
             sel = np.flatnonzero(needs & (rule_idx == rid))
             cand = text.take(pa.array(value_idx[sel]))
             whole = np.asarray(pc.fill_null(pc.match_substring_regex(cand, pattern), False), dtype=bool)
-            if not whole.any():
-                continue
-            verdict = VECTOR_VALIDATORS[self.rules[rid].validator](cand)  # type: ignore[index]
-            ok, can = verdict if isinstance(verdict, tuple) else (verdict, np.ones(len(cand), bool))
-            decided[sel[whole & can]] = True
-            accepted[sel[whole & can & ok]] = True
+            if whole.any():
+                ok, can = _verdict(validate(cand), len(cand))
+                decided[sel[whole & can]] = True
+                accepted[sel[whole & can & ok]] = True
+            inner = self._inner.get(rid)
+            if inner is not None and not whole.all():
+                part = np.flatnonzero(~whole)
+                first = pc.struct_field(pc.extract_regex(cand.take(pa.array(part)), inner), "m")
+                ok, can = _verdict(validate(first), len(first))
+                hit = ok & can & np.asarray(first.is_valid())
+                decided[sel[part[hit]]] = True
+                accepted[sel[part[hit]]] = True
         return accepted, decided
 
     def scan_column(self, values: pa.Array, plan: FieldPlan, want_spans: bool = False) -> ColumnHits:

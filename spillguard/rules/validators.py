@@ -318,6 +318,10 @@ def _vec_phone(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return result, shaped
 
 
+# Validators that look around the match (an IPv4 after "firmware" is a version): never decided from the
+# match alone.
+CONTEXT_VALIDATORS = frozenset({"ipv4"})
+
 # Each returns the accepted mask, or (accepted, decided) when it can only decide some candidates.
 VECTOR_VALIDATORS: dict[str, Callable[[pa.Array], np.ndarray | tuple[np.ndarray, np.ndarray]]] = {
     "phone": _vec_phone,
