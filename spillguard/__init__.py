@@ -61,16 +61,26 @@ def scan(
     exclude: Sequence[str] | None = None,
     subject_field: str | None = None,
     show_samples: bool = False,
+    workers: int | None = 1,
+    state: str | Path | None = None,
+    resume: bool = False,
     **source_options: Any,
 ) -> ScanResult:
-    """Scan files, folders or store URLs; returns what `spillguard scan --format json` prints."""
+    """Scan files, folders or store URLs; returns what `spillguard scan --format json` prints.
+
+    `workers` defaults to 1 here (in-process, friendly to notebooks and tests); the CLI defaults to one
+    worker per core. `state`/`resume` checkpoint and continue a long scan. Other keywords go to the
+    sources: `sample=N`, `include=[...]`, `exclude_datasets=[...]`, `connect_timeout=...`, `max_rps=...`.
+    """
     from spillguard.scanner import ScanOptions, run_scan
 
     if isinstance(targets, str | Path):
         targets = [targets]
+    if "exclude_datasets" in source_options:  # `exclude` names rules here, as --except does on the CLI
+        source_options["exclude"] = source_options.pop("exclude_datasets")
     options = ScanOptions(
         rule_files=list(rules), only=only, exclude=exclude, subject_field=subject_field,
-        show_samples=show_samples, source_options=source_options,
+        show_samples=show_samples, source_options=source_options, workers=workers, state=state, resume=resume,
     )
     result, _run = run_scan([str(t) for t in targets], options)
     return result

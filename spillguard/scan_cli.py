@@ -34,7 +34,8 @@ def _split(values: list[str] | None) -> list[str] | None:
 
 
 class _Progress:
-    """A byte-based progress bar on stderr, only when stderr is a terminal."""
+    """A progress bar on stderr, only when stderr is a terminal: bytes of files (with an ETA) when the
+    targets are files, records read when they are stores (whose size is not known up front)."""
 
     def __init__(self, enabled: bool, total: int | None) -> None:
         self.bar = None
@@ -43,15 +44,19 @@ class _Progress:
                 BarColumn,
                 DownloadColumn,
                 Progress,
+                SpinnerColumn,
                 TextColumn,
+                TimeElapsedColumn,
                 TimeRemainingColumn,
                 TransferSpeedColumn,
             )
 
-            self.bar = Progress(
-                TextColumn("[bold]scanning[/] {task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                TimeRemainingColumn(), console=Console(stderr=True), transient=True,
-            )
+            label = TextColumn("[bold]scanning[/] {task.description}")
+            if total is not None:
+                columns = (label, BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+            else:
+                columns = (SpinnerColumn(), label, TextColumn("{task.completed:,.0f} records"), TimeElapsedColumn())
+            self.bar = Progress(*columns, console=Console(stderr=True), transient=True)
             self.task = self.bar.add_task("", total=total)
 
     def __enter__(self) -> _Progress:

@@ -15,7 +15,7 @@ import pyarrow as pa
 from spillguard.detect.engine import RuleSet
 from spillguard.detect.fingerprint import fingerprint, fingerprint_key
 from spillguard.detect.flatten import Leaf, flatten_table, normalise_path
-from spillguard.detect.hashing import Hasher, as_text
+from spillguard.detect.hashing import Hasher, as_text, unique_sorted
 from spillguard.detect.masking import mask_value
 from spillguard.detect.state import (
     MAX_FINGERPRINTS,
@@ -124,7 +124,7 @@ class DatasetScanner:
                 rule = self.ruleset.rules[rid]
                 rows = idx if leaf.rows is None else leaf.rows[idx]
                 # Indices of a top-level column are already unique and sorted; array elements are not.
-                uniq_rows = rows if leaf.rows is None else np.unique(rows)
+                uniq_rows = rows if leaf.rows is None else unique_sorted(rows)
                 key = (leaf.path, rule.id)
                 fs = state.findings.get(key)
                 if fs is None:
@@ -144,7 +144,7 @@ class DatasetScanner:
                 if self.options.subjects_out:
                     any_rows.append(uniq_rows)
         if self.options.subjects_out and subject_leaf is not None and any_rows:
-            self._remember_subjects(state, subj, subject_leaf, email_leaf, np.unique(np.concatenate(any_rows)))
+            self._remember_subjects(state, subj, subject_leaf, email_leaf, unique_sorted(np.concatenate(any_rows)))
 
     def _keep_examples(self, fs: FindingState, rule: Any, rid: int, idx: np.ndarray, matched: pa.Array, spans: dict) -> None:
         want_samples = self.options.show_samples and len(fs.samples) < MAX_SAMPLES

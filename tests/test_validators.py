@@ -50,7 +50,8 @@ def test_column_fast_paths_match_the_per_value_python_path(demo_data):
     import spillguard
 
     folder, _truth = demo_data
-    notes = [row["note"] for row in csv.DictReader(open(folder / "support_tickets.csv", encoding="utf-8"))]
+    with open(folder / "support_tickets.csv", encoding="utf-8") as fh:
+        notes = [row["note"] for row in csv.DictReader(fh)]
     rng = random.Random(5)
     pool = _phone_pool(rng, 50)
     tricky = [

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spillguard.detect.hashing import as_text, string_buffers
+from spillguard.detect.hashing import as_text, string_buffers, unique_counts
 
 _NUMERIC = r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$"
 # No counted repeat: RE2 expands {0,78} over Unicode classes into a large, slow automaton.
@@ -49,7 +49,7 @@ def _nonempty(arr: pa.Array) -> np.ndarray:
 
 
 def _text(arr: pa.Array) -> np.ndarray:
-    return _bool(pc.match_substring_regex(as_text(arr), r"[\p{L}\p{N}].*[\p{L}\p{N}]|^[\p{L}\p{N}]+$"))
+    return _bool(pc.match_substring_regex(as_text(arr), r"[\p{L}\p{N}]"))
 
 
 def _person_name(arr: pa.Array) -> np.ndarray:
@@ -99,7 +99,7 @@ def entropy_per_value(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     if chunk.size == 0:
         return np.zeros(n), lengths
     owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    keys, counts = np.unique(owner * 256 + chunk, return_counts=True)
+    keys, counts = unique_counts(owner * 256 + chunk)
     who = keys // 256
     p = counts / lengths[who]
     contrib = -p * np.log2(p)

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 
 from spillguard.detect.checks import run_check
 from spillguard.detect.flatten import normalise_path
-from spillguard.detect.hashing import as_text, string_buffers
+from spillguard.detect.hashing import as_text, string_buffers, unique_inverse, unique_sorted
 from spillguard.rules import Rule
 from spillguard.rules.validators import CONTEXT_VALIDATORS, VALIDATORS, VECTOR_VALIDATORS
 
@@ -260,7 +260,7 @@ class RuleSet:
         text might not, so that value is left to the Python path."""
         accepted = np.zeros(rule_idx.size, bool)
         decided = np.zeros(rule_idx.size, bool)
-        for rid in np.unique(rule_idx[needs]).tolist():
+        for rid in unique_sorted(rule_idx[needs]).tolist():
             pattern = self._whole.get(rid)
             if pattern is None:
                 continue
@@ -294,7 +294,7 @@ class RuleSet:
             rule_idx, value_idx = np.zeros(0, np.int64), np.zeros(0, np.int64)
         if rule_idx.size:
             nrules = len(self.rules)
-            pairs = np.unique(value_idx * nrules + rule_idx)
+            pairs = unique_sorted(value_idx * nrules + rule_idx)
             value_idx, rule_idx = pairs // nrules, pairs % nrules
             if not want_spans:
                 value_idx, rule_idx = self._collapse_same_category(value_idx, rule_idx)
@@ -315,7 +315,7 @@ class RuleSet:
             final_values.append(value_idx[~needs & ~self._needs_python[rule_idx] & ~multi] if not want_spans else value_idx[:0])
             if needs.any():
                 cand_values, cand_rules = value_idx[needs], rule_idx[needs]
-                uniq, inverse = np.unique(cand_values, return_inverse=True)
+                uniq, inverse = unique_inverse(cand_values)
                 strings = text.take(pa.array(uniq)).to_pylist()
                 groups: dict[int, list[int]] = {}
                 for pos, rid in zip(inverse.tolist(), cand_rules.tolist(), strict=True):

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from spillguard.detect.hashing import unique_sorted
 from spillguard.model import CONFIDENCE_RANK
 
 MAX_SAMPLES = 3
@@ -46,7 +47,12 @@ class KeySet:
 
     def _compact(self) -> None:
         if self._pending:
-            merged = np.unique(np.concatenate([self._sorted, *self._pending]))
+            fresh = unique_sorted(np.concatenate(self._pending))
+            # Two sorted runs: a stable sort merges them in linear time.
+            merged = np.concatenate([self._sorted, fresh])
+            merged.sort(kind="stable")
+            if merged.size > 1:
+                merged = merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
             self._sorted = merged[merged != 0] if merged.size and merged[0] == 0 else merged
             self._pending = []
             self._pending_size = 0
@@ -64,7 +70,11 @@ class KeySet:
     @staticmethod
     def union_count(sets: Iterable[KeySet]) -> int:
         arrays = [s.array() for s in sets]
-        return int(np.unique(np.concatenate(arrays)).size) if arrays else 0
+        if not arrays:
+            return 0
+        merged = np.concatenate(arrays)
+        merged.sort(kind="stable")  # sorted runs: merged, not re-sorted
+        return int(np.count_nonzero(merged[1:] != merged[:-1]) + 1) if merged.size else 0
 
     def __getstate__(self) -> dict[str, Any]:
         return {"keys": self.array()}

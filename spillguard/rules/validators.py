@@ -278,7 +278,14 @@ def _national_pattern(country_code: int) -> str | None:
     if not parts:
         return None
     optional = "(?:" + "|".join(sorted(prefixes)) + ")?" if prefixes else ""
-    return "^" + optional + "(?:" + "|".join(f"(?:{p})" for p in parts) + ")$"
+    return optional + "(?:" + "|".join(f"(?:{p})" for p in parts) + ")"
+
+
+@lru_cache(maxsize=64)
+def _numbers_pattern(codes: tuple[str, ...]) -> str:
+    """One anchored pattern for "+CC national" of the given calling codes (prefix-free, so unambiguous)."""
+    bodies = [f"{code}{body}" for code in codes if (body := _national_pattern(int(code))) is not None]
+    return "^(?:" + "|".join(bodies) + ")$" if bodies else "^$."
 
 
 @lru_cache(maxsize=1)
@@ -289,31 +296,24 @@ def _calling_codes() -> frozenset[str]:
 
 
 def _vec_phone(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """is_valid_number for whole international numbers, by the same metadata, one regex per calling code."""
-    n = len(values)
+    """is_valid_number for whole international numbers, from the same metadata, as one regex."""
     compact = pc.replace_substring_regex(pc.fill_null(values, ""), r"[ ().\-]", "")
     compact = pc.replace_substring_regex(compact, r"^00", "+")
     shaped = _vec_bool(pc.match_substring_regex(compact, r"^\+[1-9][0-9]{6,16}$"))
     digits = pc.utf8_slice_codeunits(compact, 1)
-    result = np.zeros(n, bool)
     todo = shaped.copy()
     codes = pa.array(sorted(_calling_codes()))
+    present: set[str] = set()
     for length in (1, 2, 3):  # calling codes are prefix-free: the first known prefix is the code
         prefix = pc.utf8_slice_codeunits(digits, 0, length)
         known = todo & _vec_bool(pc.is_in(prefix, value_set=codes))
-        if not known.any():
-            continue
-        todo &= ~known
-        idx = np.flatnonzero(known)
-        pref = prefix.take(pa.array(idx)).to_numpy(zero_copy_only=False)
-        national = pc.utf8_slice_codeunits(digits.take(pa.array(idx)), length)
-        for code in np.unique(pref).tolist():
-            pattern = _national_pattern(int(code))
-            if pattern is None:
-                continue
-            sel = np.flatnonzero(pref == code)
-            ok = _vec_bool(pc.match_substring_regex(national.take(pa.array(sel)), pattern))
-            result[idx[sel[ok]]] = True
+        if known.any():
+            todo &= ~known
+            present.update(prefix.filter(pa.array(known)).unique().to_pylist())
+    # One regex for the codes present (compiling one per code per batch cost more than matching).
+    result = shaped & ~todo
+    if present:
+        result &= _vec_bool(pc.match_substring_regex(digits, _numbers_pattern(tuple(sorted(present)))))
     # Numbers without a country code depend on the configured regions: left to the Python validator.
     return result, shaped
 

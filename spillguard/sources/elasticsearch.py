@@ -19,16 +19,14 @@ import orjson
 import pyarrow as pa
 
 from spillguard.errors import UserError
-from spillguard.sources import mask_url
 from spillguard.sources.base import MalformedSink, Partition
 from spillguard.sources.records import docs_to_tables
 from spillguard.sources.store import (
-    RateLimiter,
-    StoreOptions,
+    ReconnectingDataset,
+    StoreSource,
     TransientError,
     one_line,
     partition_count,
-    resolve_password,
 )
 
 PAGE = 1000
@@ -42,7 +40,7 @@ class _NoPit(Exception):
 
 
 @dataclass(slots=True)
-class SearchIndex:
+class SearchIndex(ReconnectingDataset):
     source: ElasticsearchSource
     name: str
     docs: int
@@ -143,20 +141,15 @@ class SearchIndex:
         finally:
             self.source.close_pit(pit)
 
-    def reset(self) -> None:
-        self.source.reset()
 
-
-class ElasticsearchSource:
+class ElasticsearchSource(StoreSource):
     """elasticsearch+http(s)://[user:password@]host:port[/prefix][?verify=false]; opensearch+http(s):// alike."""
 
     def __init__(self, target: str, **options: Any) -> None:
-        self.target = mask_url(target)
-        self.options = StoreOptions.from_kwargs(options)
         scheme, rest = target.split("://", 1)
         self.product, http = scheme.lower().split("+", 1)
+        super().__init__(target, self.product, options)
         parts = urlsplit(f"{http}://{rest}")
-        self.password = resolve_password(target, self.product, self.options)
         query = dict(parse_qsl(parts.query))
         self.verify = query.get("verify", query.get("verify_certs", "true")).lower() not in ("false", "0", "no")
         host = parts.hostname or "127.0.0.1"
@@ -164,7 +157,6 @@ class ElasticsearchSource:
             host = f"[{host}]"
         self.base_url = f"{http}://{host}:{parts.port or 9200}{parts.path.rstrip('/')}"
         self.username = unquote(parts.username) if parts.username else None
-        self.limiter = RateLimiter(self.options.max_rps)
         self._http: httpx.Client | None = None
         self._pit_style: str | None = None
         self._catalog: list[SearchIndex] | None = None
@@ -315,6 +307,3 @@ class ElasticsearchSource:
 
     def dataset(self, name: str) -> SearchIndex:
         return SearchIndex(self, name, 0, [], None)
-
-    def close(self) -> None:
-        self.reset()

@@ -192,7 +192,7 @@ class FileDataset:
         done = 0
         total = self.size()
         for i in range(pf.num_row_groups):
-            for batch in pf.iter_batches(batch_size=65536, row_groups=[i]):
+            for batch in pf.iter_batches(batch_size=16384, row_groups=[i]):  # ~the size of a JSON block
                 yield pa.Table.from_batches([batch])
             if self.progress:
                 step = int(total * (i + 1) / pf.num_row_groups) - done

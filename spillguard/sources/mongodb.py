@@ -19,17 +19,9 @@ import pymongo.errors
 from bson import json_util
 
 from spillguard.errors import UserError
-from spillguard.sources import mask_url
 from spillguard.sources.base import MalformedSink, Partition
 from spillguard.sources.records import docs_to_tables
-from spillguard.sources.store import (
-    RateLimiter,
-    StoreOptions,
-    TransientError,
-    one_line,
-    partition_count,
-    resolve_password,
-)
+from spillguard.sources.store import StoreSource, TransientError, one_line, partition_count
 
 BATCH = 2000
 SYSTEM_DBS = ("admin", "local", "config")
@@ -112,13 +104,11 @@ class MongoCollection:
             yield doc
 
 
-class MongoSource:
+class MongoSource(StoreSource):
     """mongodb://[user:password@]host[:port][/database][?options]; mongodb+srv:// alike."""
 
     def __init__(self, target: str, **options: Any) -> None:
-        self.target = mask_url(target)
-        self.options = StoreOptions.from_kwargs(options)
-        self.password = resolve_password(target, "mongodb", self.options)
+        super().__init__(target, "mongodb", options)
         parts = urlsplit(target)
         self.database = parts.path.strip("/") or None
         kwargs: dict[str, Any] = {
@@ -128,7 +118,6 @@ class MongoSource:
         }
         if parts.password is None and self.password is not None and parts.username:
             kwargs["password"] = self.password
-        self.limiter = RateLimiter(self.options.max_rps)
         try:
             self.client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(target, **kwargs)
             self.client.admin.command("ping")

@@ -8,7 +8,6 @@ ranges, each range a partition; transactions are READ ONLY.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,21 +19,19 @@ import pymysql
 import pymysql.cursors
 
 from spillguard.errors import UserError
-from spillguard.sources import mask_url
 from spillguard.sources.base import MalformedSink, Partition
-from spillguard.sources.records import json_lines_to_tables
 from spillguard.sources.store import (
-    RateLimiter,
-    StoreOptions,
+    ReconnectingDataset,
+    StoreSource,
     TransientError,
+    close_quietly,
+    json_row_tables,
     one_line,
     partition_count,
-    resolve_password,
     split_range,
 )
 
 FETCH_ROWS = 5000
-BLOCK_BYTES = 8 << 20
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 _INT_TYPES = {"tinyint", "smallint", "mediumint", "int", "integer", "bigint"}
 _BINARY_TYPES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
@@ -49,8 +46,17 @@ def _lit(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
+def _fetched(cur: pymysql.cursors.SSCursor) -> Iterator[list[bytes]]:
+    """The JSON_OBJECT text of each fetch of rows (a NULL row has no columns to scan)."""
+    while True:
+        rows = cur.fetchmany(FETCH_ROWS)
+        if not rows:
+            return
+        yield [doc.encode() if isinstance(doc, str) else bytes(doc) for (doc,) in rows if doc is not None]
+
+
 @dataclass(slots=True)
-class MySQLTable:
+class MySQLTable(ReconnectingDataset):
     source: MySQLSource
     schema: str
     table: str
@@ -137,22 +143,7 @@ class MySQLTable:
                 cur.execute("START TRANSACTION READ ONLY")
                 src.limiter.wait()
                 cur.execute(sql)
-                line, buf, size = 1, [], 0
-                while True:
-                    rows = cur.fetchmany(FETCH_ROWS)
-                    if not rows:
-                        break
-                    for (doc,) in rows:
-                        if doc is not None:
-                            b = doc.encode() if isinstance(doc, str) else bytes(doc)
-                            buf.append(b)
-                            size += len(b)
-                    if size >= BLOCK_BYTES:
-                        yield from json_lines_to_tables(b"\n".join(buf), line, self.name, malformed)
-                        line += len(buf)
-                        buf, size = [], 0
-                if buf:
-                    yield from json_lines_to_tables(b"\n".join(buf), line, self.name, malformed)
+                yield from json_row_tables(_fetched(cur), self.name, malformed)
                 cur.execute("ROLLBACK")
         except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as exc:
             code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
@@ -164,23 +155,17 @@ class MySQLTable:
             src.reset()
             raise UserError(f"{self.name}: {one_line(exc, src.password)}") from None
 
-    def reset(self) -> None:
-        self.source.reset()
 
-
-class MySQLSource:
+class MySQLSource(StoreSource):
     """mysql://user[:password]@host[:port][/database]; mariadb:// alike. Without a database: all of them."""
 
     def __init__(self, target: str, **options: Any) -> None:
-        self.target = mask_url(target)
-        self.options = StoreOptions.from_kwargs(options)
-        self.password = resolve_password(target, "mysql", self.options)
+        super().__init__(target, "mysql", options)
         parts = urlsplit(target)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 3306
         self.user = unquote(parts.username) if parts.username else "root"
         self.database = unquote(parts.path.strip("/")) or None
-        self.limiter = RateLimiter(self.options.max_rps)
         self._conn: pymysql.connections.Connection | None = None
         self._json: dict[tuple[str, str], set[str]] | None = None
         self._catalog: list[tuple[str, str, str, int]] | None = None
@@ -203,9 +188,7 @@ class MySQLSource:
         return conn
 
     def reset(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(pymysql.MySQLError):
-                self._conn.close()
+        close_quietly(self._conn, pymysql.MySQLError)
         self._conn = None
 
     def query(self, sql: str, args: tuple[Any, ...] | None = None) -> list[tuple[Any, ...]]:
@@ -256,19 +239,13 @@ class MySQLSource:
 
     def datasets(self) -> Iterator[MySQLTable]:
         for schema, table, kind, rows in self._tables():
-            if kind == "VIEW" and not self.options.include_views:
-                continue
             if kind not in ("BASE TABLE", "SYSTEM VERSIONED", "VIEW"):
                 continue
-            if not self.options.wanted(f"{schema}.{table}", table):
-                continue
-            yield MySQLTable(self, schema, table, kind, rows, self.options.subject_for(f"{schema}.{table}", table))
+            if self.options.wanted_table(kind == "VIEW", f"{schema}.{table}", table):
+                yield MySQLTable(self, schema, table, kind, rows, self.options.subject_for(f"{schema}.{table}", table))
 
     def dataset(self, name: str) -> MySQLTable:
         for schema, table, kind, rows in self._tables():
             if f"{schema}.{table}" == name:
                 return MySQLTable(self, schema, table, kind, rows, None)
         raise UserError(f"{self.target}: table {name} disappeared during the scan")
-
-    def close(self) -> None:
-        self.reset()

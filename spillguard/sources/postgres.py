@@ -8,7 +8,6 @@ Sessions are read-only (`default_transaction_read_only` and READ ONLY transactio
 
 from __future__ import annotations
 
-import contextlib
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,19 +18,18 @@ import pyarrow as pa
 from psycopg import sql
 
 from spillguard.errors import UserError
-from spillguard.sources import mask_url
 from spillguard.sources.base import MalformedSink, Partition
 from spillguard.sources.records import json_lines_to_tables
 from spillguard.sources.store import (
-    RateLimiter,
-    StoreOptions,
+    BLOCK_BYTES,
+    ReconnectingDataset,
+    StoreSource,
     TransientError,
+    close_quietly,
     one_line,
     partition_count,
-    resolve_password,
 )
 
-BLOCK_BYTES = 8 << 20
 # Row separators that JSON text can never contain raw, so COPY's CSV mode never quotes anything.
 _COPY_OPTIONS = "FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02', ESCAPE E'\\x01'"
 
@@ -53,7 +51,7 @@ ORDER BY a.attnum
 
 
 @dataclass(slots=True)
-class PostgresTable:
+class PostgresTable(ReconnectingDataset):
     source: PostgresSource
     schema: str
     table: str
@@ -148,19 +146,13 @@ class PostgresTable:
             self.source.reset()
             raise UserError(f"{self.name}: {one_line(exc, self.source.password)}") from None
 
-    def reset(self) -> None:
-        self.source.reset()
 
-
-class PostgresSource:
+class PostgresSource(StoreSource):
     """postgresql://user[:password]@host[:port]/database[?sslmode=...]"""
 
     def __init__(self, target: str, **options: Any) -> None:
+        super().__init__(target, "postgresql", options)
         self.url = "postgresql://" + target.split("://", 1)[1]
-        self.target = mask_url(target)
-        self.options = StoreOptions.from_kwargs(options)
-        self.password = resolve_password(target, "postgresql", self.options)
-        self.limiter = RateLimiter(self.options.max_rps)
         self._conn: psycopg.Connection[Any] | None = None
         self._catalog: list[tuple[str, str, str, float, int]] | None = None
         self.connection()  # fail fast: an unreachable server or a bad login is one clear line
@@ -184,9 +176,7 @@ class PostgresSource:
         return conn
 
     def reset(self) -> None:
-        if self._conn is not None:
-            with contextlib.suppress(psycopg.Error):
-                self._conn.close()
+        close_quietly(self._conn, psycopg.Error)
         self._conn = None
 
     def _tables(self) -> list[tuple[str, str, str, float, int]]:
@@ -210,17 +200,11 @@ class PostgresSource:
 
     def datasets(self) -> Iterator[PostgresTable]:
         for schema, table, kind, rows, pages in self._tables():
-            if kind == "v" and not self.options.include_views:
-                continue
-            if not self.options.wanted(f"{schema}.{table}", table):
-                continue
-            yield self._reader(schema, table, kind, rows, pages)
+            if self.options.wanted_table(kind == "v", f"{schema}.{table}", table):
+                yield self._reader(schema, table, kind, rows, pages)
 
     def dataset(self, name: str) -> PostgresTable:
         for schema, table, kind, rows, pages in self._tables():
             if f"{schema}.{table}" == name:
                 return self._reader(schema, table, kind, rows, pages)
         raise UserError(f"{self.target}: table {name} disappeared during the scan")
-
-    def close(self) -> None:
-        self.reset()

@@ -21,16 +21,14 @@ import pyarrow as pa
 import redis
 
 from spillguard.errors import UserError
-from spillguard.sources import mask_url
 from spillguard.sources.base import MalformedSink, Partition
 from spillguard.sources.records import docs_to_tables
 from spillguard.sources.store import (
-    RateLimiter,
-    StoreOptions,
+    ReconnectingDataset,
+    StoreSource,
     TransientError,
     one_line,
     partition_count,
-    resolve_password,
 )
 
 SCAN_COUNT = 1000
@@ -79,7 +77,7 @@ def _value(raw: bytes | str) -> Any:
 
 
 @dataclass(slots=True)
-class RedisPattern:
+class RedisPattern(ReconnectingDataset):
     source: RedisSource
     db: int
     pattern: str
@@ -231,9 +229,6 @@ class RedisPattern:
                 return
             start = b"(" + entries[-1][0]
 
-    def reset(self) -> None:
-        self.source.reset()
-
 
 def _record(key: bytes, value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
@@ -241,13 +236,11 @@ def _record(key: bytes, value: Any) -> dict[str, Any]:
     return {"_key": _text(key), "value": value}
 
 
-class RedisSource:
+class RedisSource(StoreSource):
     """redis://[user:password@]host[:port][/db]; rediss:// for TLS. Without /db every db with keys."""
 
     def __init__(self, target: str, **options: Any) -> None:
-        self.target = mask_url(target)
-        self.options = StoreOptions.from_kwargs(options)
-        self.password = resolve_password(target, "redis", self.options)
+        super().__init__(target, "redis", options)
         parts = urlsplit(target)
         self.db: int | None = None
         path = parts.path.strip("/")
@@ -261,7 +254,6 @@ class RedisSource:
         netloc += f":{parts.port or 6379}"
         self.base_url = urlunsplit((parts.scheme, netloc, "", parts.query, ""))
         self.username = parts.username or None
-        self.limiter = RateLimiter(self.options.max_rps)
         self._clients: dict[int, redis.Redis] = {}
         self._catalog: dict[int, dict[str, int]] | None = None
         try:
@@ -334,9 +326,6 @@ class RedisSource:
         if m and (self.db is None or self.db != 0):
             db, pattern = int(m.group(1)), m.group(2)
         return RedisPattern(self, db, pattern, 0, self.options.subject_for(name, pattern))
-
-    def close(self) -> None:
-        self.reset()
 
 
 __all__ = ["RedisSource", "key_pattern"]

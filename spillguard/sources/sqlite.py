@@ -17,11 +17,9 @@ import pyarrow as pa
 
 from spillguard.errors import UserError
 from spillguard.sources.base import MalformedSink, Partition
-from spillguard.sources.records import json_lines_to_tables
-from spillguard.sources.store import RateLimiter, StoreOptions, partition_count, split_range
+from spillguard.sources.store import RateLimiter, StoreOptions, json_row_tables, partition_count, split_range
 
 FETCH_ROWS = 5000
-BLOCK_BYTES = 8 << 20
 
 
 def _q(name: str) -> str:
@@ -94,25 +92,19 @@ class SQLiteTable:
                 sql += " WHERE " + " AND ".join(conds)
         return sql
 
+    def _fetched(self, cur: sqlite3.Cursor) -> Iterator[list[bytes]]:
+        """The json_object text of each fetch of rows, paced by --max-rps."""
+        while True:
+            self.source.limiter.wait()
+            rows = cur.fetchmany(FETCH_ROWS)
+            if not rows:
+                return
+            yield [doc.encode("utf-8", "surrogateescape") for (doc,) in rows]
+
     def read(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:
         try:
             cur = self.source.db().execute(self._select(partition.spec))
-            line, buf, size = 1, [], 0
-            while True:
-                self.source.limiter.wait()
-                rows = cur.fetchmany(FETCH_ROWS)
-                if not rows:
-                    break
-                for (doc,) in rows:
-                    b = doc.encode("utf-8", "surrogateescape")
-                    buf.append(b)
-                    size += len(b)
-                if size >= BLOCK_BYTES:
-                    yield from json_lines_to_tables(b"\n".join(buf), line, self.name, malformed)
-                    line += len(buf)
-                    buf, size = [], 0
-            if buf:
-                yield from json_lines_to_tables(b"\n".join(buf), line, self.name, malformed)
+            yield from json_row_tables(self._fetched(cur), self.name, malformed)
         except sqlite3.Error as exc:
             raise UserError(f"{self.source.target}: {self.name}: {exc}") from None
 
@@ -147,11 +139,8 @@ class SQLiteSource:
             "SELECT name, type FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name"
         ).fetchall()
         for name, kind in rows:
-            if kind == "view" and not self.options.include_views:
-                continue
-            if not self.options.wanted(name):
-                continue
-            yield SQLiteTable(self, name, kind, self.options.subject_for(name))
+            if self.options.wanted_table(kind == "view", name):
+                yield SQLiteTable(self, name, kind, self.options.subject_for(name))
 
     def dataset(self, name: str) -> SQLiteTable:
         row = self.db().execute("SELECT type FROM sqlite_master WHERE name = ?", (name,)).fetchone()

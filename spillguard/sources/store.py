@@ -1,4 +1,5 @@
-"""What every live-store adapter shares: options, credentials, dataset filters, pacing, transient errors.
+"""What every live-store adapter shares: options, credentials, dataset filters, pacing, transient errors,
+and the reading of rows that the server wrote as JSON.
 
 Store sources take the same keyword options (`open_target(url, **source_options)`):
 
@@ -16,17 +17,25 @@ Store sources take the same keyword options (`open_target(url, **source_options)
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
+import pyarrow as pa
+
 from spillguard.errors import UserError
 from spillguard.sources import mask_url
+from spillguard.sources.base import MalformedSink
+from spillguard.sources.records import json_lines_to_tables
+
+# Bytes of JSON lines handed to Arrow's reader at once: big enough to amortise, small enough to keep RSS flat.
+BLOCK_BYTES = 8 << 20
 
 # Environment variables read for a password, after the URL and before giving up.
 PASSWORD_ENV: dict[str, tuple[str, ...]] = {
@@ -77,6 +86,10 @@ class StoreOptions:
         if not self.include:
             return True
         return any(fnmatch.fnmatchcase(n, p) for n in names for p in self.include)
+
+    def wanted_table(self, is_view: bool, *names: str) -> bool:
+        """A table is scanned when its names are wanted; a view only with include_views as well."""
+        return (self.include_views or not is_view) and self.wanted(*names)
 
     def subject_for(self, *names: str) -> str | None:
         for n in names:
@@ -131,6 +144,60 @@ class RateLimiter:
             self.next_at = max(now, self.next_at) + self.interval
         if delay > 0:
             time.sleep(delay)
+
+
+class StoreSource:
+    """What every live-store source holds: the target as shown (password masked), the options,
+    the password and the pacing of its requests. `family` names the store's password variables."""
+
+    def __init__(self, target: str, family: str, options: dict[str, Any]) -> None:
+        self.target = mask_url(target)
+        self.options = StoreOptions.from_kwargs(options)
+        self.password = resolve_password(target, family, self.options)
+        self.limiter = RateLimiter(self.options.max_rps)
+
+    def reset(self) -> None:
+        """Drop the connection (after it failed); the next request opens a new one."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self.reset()
+
+
+def close_quietly(conn: Any, errors: type[Exception]) -> None:
+    """Close a connection that may be broken already: an error closing it changes nothing."""
+    if conn is not None:
+        with contextlib.suppress(errors):
+            conn.close()
+
+
+class ReconnectingDataset:
+    """A dataset of a source that holds connections: after a dropped connection, resetting the
+    dataset resets its source, so the partition's retry starts on a new connection."""
+
+    __slots__ = ()
+    source: StoreSource
+
+    def reset(self) -> None:
+        self.source.reset()
+
+
+def json_row_tables(batches: Iterable[list[bytes]], dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
+    """Rows fetched as JSON text, one object per row, as Arrow tables of about BLOCK_BYTES each.
+
+    `batches` are the rows of successive fetches; a block ends after the fetch that fills it."""
+    line, size = 1, 0
+    buf: list[bytes] = []
+    for rows in batches:
+        for row in rows:
+            buf.append(row)
+            size += len(row)
+        if size >= BLOCK_BYTES:
+            yield from json_lines_to_tables(b"\n".join(buf), line, dataset, malformed)
+            line += len(buf)
+            buf, size = [], 0
+    if buf:
+        yield from json_lines_to_tables(b"\n".join(buf), line, dataset, malformed)
 
 
 def split_range(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
