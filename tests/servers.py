@@ -190,6 +190,22 @@ def _process(
         logfh.close()
 
 
+def _userinfo(user: str, password: str | None) -> str:
+    """`user[:password]` as it stands before the `@` of a URL."""
+    return user if password is None else f"{user}:{quote(password, safe='')}"
+
+
+def _running(
+    proc: subprocess.Popen[bytes], log: str, kind: str, port: int, data_dir: str, *, url: str, admin_url: str,
+    user: str | None = None, password: str | None = None,
+) -> Server:
+    """The `Server` of a process started by `_process`, listening on HOST:port."""
+    return Server(
+        kind=kind, host=HOST, port=port, url=url, user=user, password=password, data_dir=data_dir,
+        admin_url=admin_url, pid=proc.pid, log_path=log,
+    )
+
+
 @contextlib.contextmanager
 def _tempdir(prefix: str, owner: str | None = None) -> Iterator[str]:
     d = tempfile.mkdtemp(prefix=f"sg-{prefix}-")
@@ -250,18 +266,11 @@ def postgres_server(auth: str = "trust", password: str | None = None) -> Iterato
             "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=30",
         ]  # fmt: skip
         with _process(server_argv, "postgres", lambda: _port_open(port), log, user=run_as) as proc:
-            user_part = "postgres" if password is None else f"postgres:{quote(password, safe='')}"
-            yield Server(
-                kind="postgresql",
-                host=HOST,
-                port=port,
+            yield _running(
+                proc, log, "postgresql", port, data,
                 url=f"postgresql://postgres@{HOST}:{port}/postgres",
-                user="postgres",
-                password=password,
-                data_dir=data,
-                admin_url=f"postgresql://{user_part}@{HOST}:{port}/postgres",
-                pid=proc.pid,
-                log_path=log,
+                admin_url=f"postgresql://{_userinfo('postgres', password)}@{HOST}:{port}/postgres",
+                user="postgres", password=password,
             )
 
 
@@ -313,18 +322,11 @@ def mariadb_server(root_password: str | None = None) -> Iterator[Server]:
                             )
                     cur.execute("FLUSH PRIVILEGES")
                 conn.close()
-            user_part = "root" if root_password is None else f"root:{quote(root_password, safe='')}"
-            yield Server(
-                kind="mysql",
-                host=HOST,
-                port=port,
+            yield _running(
+                proc, log, "mysql", port, data,
                 url=f"mysql://root@{HOST}:{port}/",
-                user="root",
-                password=root_password,
-                data_dir=data,
-                admin_url=f"mysql://{user_part}@{HOST}:{port}/",
-                pid=proc.pid,
-                log_path=log,
+                admin_url=f"mysql://{_userinfo('root', root_password)}@{HOST}:{port}/",
+                user="root", password=root_password,
             )
 
 
@@ -353,16 +355,11 @@ def redis_server(password: str | None = None) -> Iterator[Server]:
             admin = (
                 f"redis://:{quote(password, safe='')}@{HOST}:{port}" if password else f"redis://{HOST}:{port}"
             )
-            yield Server(
-                kind="redis",
-                host=HOST,
-                port=port,
+            yield _running(
+                proc, log, "redis", port, d,
                 url=f"redis://{HOST}:{port}",
-                password=password,
-                data_dir=d,
                 admin_url=admin,
-                pid=proc.pid,
-                log_path=log,
+                password=password,
             )
 
 
@@ -406,17 +403,11 @@ def mosquitto_server(
             "log_dest stderr\n"
         )
         with _process([binary, "-c", conf], "mosquitto", lambda: _mqtt_ready(port), log) as proc:
-            yield Server(
-                kind="mqtt",
-                host=HOST,
-                port=port,
+            yield _running(
+                proc, log, "mqtt", port, d,
                 url=f"mqtt://{HOST}:{port}",
-                user=username,
-                password=password,
-                data_dir=d,
-                admin_url=f"mqtt://{username}:{quote(password, safe='')}@{HOST}:{port}",
-                pid=proc.pid,
-                log_path=log,
+                admin_url=f"mqtt://{_userinfo(username, password)}@{HOST}:{port}",
+                user=username, password=password,
             )
 
 
@@ -446,25 +437,15 @@ def noida_server() -> Iterator[NoidaServer]:
             return _http_ok(es_port) and _port_open(mongo_port)
 
         with _process(argv, "noida-db", ready, log, cwd=d) as proc:
-            es = Server(
-                kind="elasticsearch",
-                host=HOST,
-                port=es_port,
+            es = _running(
+                proc, log, "elasticsearch", es_port, d,
                 url=f"elasticsearch+http://{HOST}:{es_port}",
-                data_dir=d,
                 admin_url=f"http://{HOST}:{es_port}",
-                pid=proc.pid,
-                log_path=log,
             )
-            mongo = Server(
-                kind="mongodb",
-                host=HOST,
-                port=mongo_port,
+            mongo = _running(
+                proc, log, "mongodb", mongo_port, d,
                 url=f"mongodb://{HOST}:{mongo_port}/?directConnection=true",
-                data_dir=d,
                 admin_url=f"mongodb://{HOST}:{mongo_port}/?directConnection=true",
-                pid=proc.pid,
-                log_path=log,
             )
             yield NoidaServer(elasticsearch=es, mongodb=mongo, data_dir=d)
 
@@ -498,17 +479,11 @@ def nginx_basic_auth_proxy(
         )
         argv = [binary, "-p", d, "-c", os.path.join(d, "nginx.conf"), "-e", log]
         with _process(argv, "nginx", lambda: _http_ok(port), log) as proc:
-            yield Server(
-                kind="elasticsearch",
-                host=HOST,
-                port=port,
+            yield _running(
+                proc, log, "elasticsearch", port, d,
                 url=f"elasticsearch+http://{HOST}:{port}",
-                user=username,
-                password=password,
-                data_dir=d,
-                admin_url=f"http://{username}:{quote(password, safe='')}@{HOST}:{port}",
-                pid=proc.pid,
-                log_path=log,
+                admin_url=f"http://{_userinfo(username, password)}@{HOST}:{port}",
+                user=username, password=password,
             )
 
 
@@ -531,13 +506,8 @@ def memcached_server() -> Iterator[Server]:
         if os.geteuid() == 0:
             argv += ["-u", "root"]  # memcached refuses to run as root unless told so
         with _process(argv, "memcached", lambda: _memcached_ready(port), log) as proc:
-            yield Server(
-                kind="memcached",
-                host=HOST,
-                port=port,
+            yield _running(
+                proc, log, "memcached", port, d,
                 url=f"memcached://{HOST}:{port}",
-                data_dir=d,
                 admin_url=f"memcached://{HOST}:{port}",
-                pid=proc.pid,
-                log_path=log,
             )

@@ -15,7 +15,7 @@ import orjson
 import pytest
 
 from tests.servers import postgres_server
-from tests.storedata import dataset_records
+from tests.storedata import USERS, dataset_records
 
 pytest.importorskip("psycopg")
 CLI = [sys.executable, "-c", "from spillguard.cli import main; main()", "scan"]
@@ -62,7 +62,7 @@ def test_interrupted_and_killed_scan_resumes_to_identical_counts(tmp_path):
     from spillguard.demo import generate
     from tests.test_source_postgres import load_postgres
 
-    generate(tmp_path / "data", users=1500, seed=21)
+    generate(tmp_path / "data", users=USERS, seed=21)
     with postgres_server() as pg:
         load_postgres(pg.admin_url, dataset_records(tmp_path / "data"))
         # Small partitions and a request cap make the scan slow enough to interrupt midway.
@@ -96,7 +96,7 @@ def test_interrupted_and_killed_scan_resumes_to_identical_counts(tmp_path):
     resumed, straight = _comparable(tmp_path / "resumed.json"), _comparable(tmp_path / "straight.json")
     assert resumed == straight
     assert resumed["summary"]["records_scanned"] == sum(len(v) for v in dataset_records(tmp_path / "data").values())
-    assert resumed["summary"]["subjects_scanned"] == 1500
+    assert resumed["summary"]["subjects_scanned"] == USERS
 
 
 def test_state_file_guards(tmp_path):

@@ -9,10 +9,9 @@ import pytest
 
 from spillguard.errors import UserError
 from spillguard.scanner import ScanOptions, run_scan
+from tests import storedata
 from tests.servers import free_port, nginx_basic_auth_proxy, noida_server
-from tests.storedata import category_subjects, dataset_records, field_categories
-
-USERS = 1500
+from tests.storedata import USERS, dataset_records
 
 
 def load_search(base: str, records: dict[str, list[dict]]) -> None:
@@ -30,14 +29,7 @@ def load_search(base: str, records: dict[str, list[dict]]) -> None:
         http.post("/_aliases", json={"actions": [{"add": {"index": "users", "alias": "customers"}}]})
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    from spillguard.demo import generate
-
-    folder = tmp_path_factory.mktemp("esdemo")
-    truth = generate(folder, users=USERS, seed=13)
-    file_result, _ = run_scan([str(folder)], ScanOptions(seed=1, workers=1))
-    return folder, truth, file_result
+generated = storedata.generated_dataset_fixture("esdemo", seed=13)
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +40,8 @@ def es(generated):
 
 
 def test_exhaustive_scan_matches_file_scan(generated, es):
-    _folder, truth, file_result = generated
-    result, _ = run_scan([es.url], ScanOptions(seed=3, workers=2, source_options={"partition_rows": 400}))
-    assert not [e for e in result.errors if e.kind == "error"], result.errors
+    result = storedata.assert_scan_matches_file_scan(es.url, generated, partition_rows=400)
     assert {d["dataset"] for d in result.datasets} == {"users", "scale_measurements", "support_tickets", "payments", "login_events"}
-    assert category_subjects(result) == category_subjects(file_result)
-    assert field_categories(result) == field_categories(file_result)
-    assert result.records_scanned == sum(truth.records.values())
-    assert result.subjects_scanned == truth.users
 
 
 def test_sliced_partitions_cover_every_document_once(es):
@@ -66,7 +52,7 @@ def test_sliced_partitions_cover_every_document_once(es):
         users = next(d for d in source.datasets() if d.name == "users")
         parts = users.partitions()
         assert len(parts) == 5 and all(p.spec["max"] == 5 for p in parts)
-        assert sum(t.num_rows for p in parts for t in users.read(p, lambda *a: None)) == USERS
+        assert storedata.records_read(users, parts) == USERS
     finally:
         source.close()
 
@@ -92,11 +78,8 @@ def test_hidden_indices_aliases_and_opensearch_scheme(es):
 
 
 def test_sample_returns_n_documents(es):
-    a, _ = run_scan([es.url], ScanOptions(seed=4, workers=1, source_options={"sample": 120, "include": ["users"]}))
-    b, _ = run_scan([es.url], ScanOptions(seed=4, workers=1, source_options={"sample": 120, "include": ["users"]}))
-    assert [d["records_scanned"] for d in a.datasets] == [120]
+    a = storedata.repeated_sample(es.url, seed=4, sample=120, include=["users"])
     assert a.subjects_scanned == 120
-    assert category_subjects(a) == category_subjects(b)
 
 
 def test_login_required_behind_basic_auth(es, monkeypatch):

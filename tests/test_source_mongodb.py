@@ -11,10 +11,9 @@ import pytest
 from spillguard.errors import UserError
 from spillguard.scanner import ScanOptions, run_scan
 from tests.servers import free_port, noida_server
-from tests.storedata import category_subjects, dataset_records, field_categories
+from tests.storedata import USERS, category_subjects, dataset_records, field_categories
 
 pymongo = pytest.importorskip("pymongo")
-USERS = 1500
 
 
 def test_id_bounds_survive_json_for_every_bson_type():

@@ -7,11 +7,11 @@ import pytest
 
 from spillguard.errors import UserError
 from spillguard.scanner import ScanOptions, run_scan
+from tests import storedata
 from tests.servers import mariadb_server
-from tests.storedata import category_subjects, column_types, dataset_records, field_categories
+from tests.storedata import USERS, column_types, dataset_records
 
 pymysql = pytest.importorskip("pymysql")
-USERS = 1500
 SQL_TYPES = {"json": "JSON", "int": "BIGINT", "float": "DOUBLE", "text": "TEXT"}
 
 
@@ -40,14 +40,7 @@ def load_mysql(server, records: dict[str, list[dict]]) -> None:
     conn.close()
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    from spillguard.demo import generate
-
-    folder = tmp_path_factory.mktemp("mysqldemo")
-    truth = generate(folder, users=USERS, seed=14)
-    file_result, _ = run_scan([str(folder)], ScanOptions(seed=1, workers=1))
-    return folder, truth, file_result
+generated = storedata.generated_dataset_fixture("mysqldemo", seed=14)
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +51,8 @@ def maria(generated):
 
 
 def test_exhaustive_scan_matches_file_scan(generated, maria):
-    _folder, truth, file_result = generated
-    result, _ = run_scan([maria.url], ScanOptions(seed=3, workers=2, source_options={"partition_rows": 400}))
-    assert not [e for e in result.errors if e.kind == "error"], result.errors
+    result = storedata.assert_scan_matches_file_scan(maria.url, generated, partition_rows=400)
     assert {d["dataset"] for d in result.datasets} == {"iot.users", "iot.scale_measurements", "iot.support_tickets", "iot.payments", "iot.login_events"}
-    assert category_subjects(result) == category_subjects(file_result)
-    assert field_categories(result) == field_categories(file_result)
-    assert result.records_scanned == sum(truth.records.values())
-    assert result.subjects_scanned == truth.users
 
 
 def test_primary_key_ranges_cover_every_row_once(maria):
@@ -76,16 +63,13 @@ def test_primary_key_ranges_cover_every_row_once(maria):
         users = source.dataset("iot.users")
         parts = users.partitions()
         assert len(parts) >= 4 and parts[0].spec["range"][0] is None and parts[-1].spec["range"][1] is None
-        assert sum(t.num_rows for p in parts for t in users.read(p, lambda *a: None)) == USERS
+        assert storedata.records_read(users, parts) == USERS
     finally:
         source.close()
 
 
 def test_sample_and_types(maria):
-    a, _ = run_scan([maria.url + "iot"], ScanOptions(seed=4, workers=1, source_options={"sample": 80, "include": ["users"]}))
-    b, _ = run_scan([maria.url + "iot"], ScanOptions(seed=4, workers=1, source_options={"sample": 80, "include": ["users"]}))
-    assert [d["records_scanned"] for d in a.datasets] == [80]
-    assert category_subjects(a) == category_subjects(b)
+    storedata.repeated_sample(maria.url + "iot", seed=4, sample=80, include=["users"])
     conn = _connect(maria, "iot")
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE typed (id INT PRIMARY KEY, note BLOB, prefs JSON, seen DATETIME)")

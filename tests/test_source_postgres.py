@@ -12,11 +12,11 @@ import pytest
 
 from spillguard.errors import UserError
 from spillguard.scanner import ScanOptions, run_scan
+from tests import storedata
 from tests.servers import postgres_server
-from tests.storedata import category_subjects, column_types, dataset_records, field_categories
+from tests.storedata import USERS, category_subjects, column_types, dataset_records
 
 psycopg = pytest.importorskip("psycopg")
-USERS = 1500
 SQL_TYPES = {"json": "jsonb", "int": "bigint", "float": "double precision", "text": "text"}
 
 
@@ -35,14 +35,7 @@ def load_postgres(url: str, records: dict[str, list[dict]]) -> None:
         conn.execute("ANALYZE")
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    from spillguard.demo import generate
-
-    folder = tmp_path_factory.mktemp("pgdemo")
-    truth = generate(folder, users=USERS, seed=11)
-    file_result, _ = run_scan([str(folder)], ScanOptions(seed=1, workers=1))
-    return folder, truth, file_result
+generated = storedata.generated_dataset_fixture("pgdemo", seed=11)
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +47,7 @@ def pg(generated):
 
 
 def test_exhaustive_scan_matches_file_scan(generated, pg):
-    _folder, truth, file_result = generated
-    options = ScanOptions(seed=3, workers=2, source_options={"partition_rows": 300})
-    result, _run = run_scan([pg.url], options)
-    assert not [e for e in result.errors if e.kind == "error"], result.errors
-    assert category_subjects(result) == category_subjects(file_result)
-    assert field_categories(result) == field_categories(file_result)
-    assert result.records_scanned == sum(truth.records.values())
-    assert result.subjects_scanned == truth.users
+    result = storedata.assert_scan_matches_file_scan(pg.url, generated, partition_rows=300)
     names = {d["dataset"] for d in result.datasets}
     assert names == {"public.users", "public.scale_measurements", "public.support_tickets", "public.payments", "public.login_events"}
     # jsonb arrives nested, as in the file scan
@@ -76,22 +62,16 @@ def test_ctid_partitions_cover_every_row_once(pg):
         users = source.dataset("public.users")
         parts = users.partitions()
         assert len(parts) > 2
-        total = 0
-        for p in parts:
-            total += sum(t.num_rows for t in users.read(p, lambda *a: None))
-        assert total == USERS
+        assert storedata.records_read(users, parts) == USERS
         assert parts[-1].spec["ctid"][1] is None  # the last range is open-ended
     finally:
         source.close()
 
 
 def test_sample_is_random_repeatable_and_bounded(pg):
-    a, _ = run_scan([pg.url], ScanOptions(seed=5, workers=1, source_options={"sample": 100, "include": ["users"]}))
-    b, _ = run_scan([pg.url], ScanOptions(seed=5, workers=1, source_options={"sample": 100, "include": ["users"]}))
+    a = storedata.repeated_sample(pg.url, seed=5, sample=100, include=["users"])
     c, _ = run_scan([pg.url], ScanOptions(seed=6, workers=1, source_options={"sample": 100, "include": ["users"]}))
-    assert [d["records_scanned"] for d in a.datasets] == [100]
     assert a.subjects_scanned == 100
-    assert category_subjects(a) == category_subjects(b)
     # a true random sample, not the first rows: different seeds pick different people
     assert a.to_json()["summary"]["categories"] != c.to_json()["summary"]["categories"] or a.findings != c.findings
 

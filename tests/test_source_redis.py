@@ -7,11 +7,11 @@ import pytest
 
 from spillguard.errors import UserError
 from spillguard.scanner import ScanOptions, run_scan
+from tests import storedata
 from tests.servers import redis_server
-from tests.storedata import category_subjects, dataset_records, field_categories
+from tests.storedata import dataset_records
 
 redis = pytest.importorskip("redis")
-USERS = 1500
 
 
 def _flat(doc: dict) -> dict[str, str]:
@@ -35,14 +35,7 @@ def load_redis(url: str, records: dict[str, list[dict]]) -> None:
     pipe.execute()
 
 
-@pytest.fixture(scope="module")
-def generated(tmp_path_factory):
-    from spillguard.demo import generate
-
-    folder = tmp_path_factory.mktemp("redisdemo")
-    truth = generate(folder, users=USERS, seed=12)
-    file_result, _ = run_scan([str(folder)], ScanOptions(seed=1, workers=1))
-    return folder, truth, file_result
+generated = storedata.generated_dataset_fixture("redisdemo", seed=12)
 
 
 @pytest.fixture(scope="module")
@@ -55,23 +48,20 @@ def rds(generated):
 def test_key_patterns():
     from spillguard.sources.redis import key_pattern
 
-    assert key_pattern("session:9f86d081884c7d65") == "session:*"
-    assert key_pattern("user:42:tokens") == "user:*:tokens"
-    assert key_pattern("user:usr_0001234") == "user:*"
-    assert key_pattern("cache:2b1f6a3e-7d0c-4c39-9a7e-3f1de1c9f1aa") == "cache:*"
-    assert key_pattern("user:alice@example.com:profile") == "user:*:profile"
-    assert key_pattern("config:features") == "config:features"
+    for key, pattern in [
+        ("session:9f86d081884c7d65", "session:*"),
+        ("user:42:tokens", "user:*:tokens"),
+        ("user:usr_0001234", "user:*"),
+        ("cache:2b1f6a3e-7d0c-4c39-9a7e-3f1de1c9f1aa", "cache:*"),
+        ("user:alice@example.com:profile", "user:*:profile"),
+        ("config:features", "config:features"),
+    ]:
+        assert key_pattern(key) == pattern, key
 
 
 def test_exhaustive_scan_matches_file_scan(generated, rds):
-    _folder, truth, file_result = generated
-    result, _ = run_scan([rds.url], ScanOptions(seed=3, workers=2, source_options={"partition_rows": 5000}))
-    assert not [e for e in result.errors if e.kind == "error"], result.errors
+    result = storedata.assert_scan_matches_file_scan(rds.url, generated, partition_rows=5000)
     assert {d["dataset"] for d in result.datasets} == {"user:*", "scale:*:measurements", "ticket:*", "payment:*", "events:*"}
-    assert category_subjects(result) == category_subjects(file_result)
-    assert field_categories(result) == field_categories(file_result)
-    assert result.records_scanned == sum(truth.records.values())
-    assert result.subjects_scanned == truth.users
 
 
 def test_every_type_and_json_values(rds):
@@ -96,11 +86,8 @@ def test_every_type_and_json_values(rds):
 
 
 def test_sample_picks_n_keys(rds):
-    a, _ = run_scan([rds.url], ScanOptions(seed=4, workers=1, source_options={"sample": 50, "include": ["user:*"]}))
-    b, _ = run_scan([rds.url], ScanOptions(seed=4, workers=1, source_options={"sample": 50, "include": ["user:*"]}))
-    assert [d["records_scanned"] for d in a.datasets] == [50]
+    a = storedata.repeated_sample(rds.url, seed=4, sample=50, include=["user:*"])
     assert a.subjects_scanned == 50
-    assert category_subjects(a) == category_subjects(b)
 
 
 def test_password_required_and_wrong_password():

@@ -14,19 +14,15 @@ import pytest
 
 from spillguard.errors import UserError
 from spillguard.scanner import ScanOptions, run_scan
-from tests.storedata import category_subjects, column_types, dataset_records, field_categories
+from tests import storedata
+from tests.storedata import USERS, column_types, dataset_records
 
-USERS = 1500
 SQL_TYPES = {"json": "TEXT", "int": "INTEGER", "float": "REAL", "text": "TEXT"}
 
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    from spillguard.demo import generate
-
-    folder = tmp_path_factory.mktemp("sqlitedemo")
-    truth = generate(folder, users=USERS, seed=15)
-    file_result, _ = run_scan([str(folder)], ScanOptions(seed=1, workers=1))
+    folder, truth, file_result = storedata.generated_dataset(tmp_path_factory, "sqlitedemo", seed=15)
     path = folder / "iot.sqlite"
     db = sqlite3.connect(path)
     for table, recs in dataset_records(folder).items():
@@ -45,13 +41,8 @@ def loaded(tmp_path_factory):
 
 
 def test_exhaustive_scan_matches_file_scan(loaded):
-    path, truth, file_result = loaded
-    result, _ = run_scan([f"sqlite:///{path}"], ScanOptions(seed=3, workers=2, source_options={"partition_rows": 400, "exclude": ["notes"]}))
-    assert not [e for e in result.errors if e.kind == "error"], result.errors
-    assert category_subjects(result) == category_subjects(file_result)
-    assert field_categories(result) == field_categories(file_result)
-    assert result.records_scanned == sum(truth.records.values())
-    assert result.subjects_scanned == truth.users
+    path, _truth, _ = loaded
+    storedata.assert_scan_matches_file_scan(f"sqlite:///{path}", loaded, partition_rows=400, exclude=["notes"])
 
 
 def test_rowid_partitions_blobs_and_sample(loaded):
@@ -63,7 +54,7 @@ def test_rowid_partitions_blobs_and_sample(loaded):
         users = source.dataset("users")
         parts = users.partitions()
         assert len(parts) >= 4
-        assert sum(t.num_rows for p in parts for t in users.read(p, lambda *a: None)) == USERS
+        assert storedata.records_read(users, parts) == USERS
     finally:
         source.close()
     notes, _ = run_scan([f"sqlite:///{path}"], ScanOptions(seed=1, workers=1, source_options={"include": ["notes"]}))
