@@ -76,7 +76,8 @@ def render_table(result: ScanResult, console: Console, show_samples: bool = Fals
             console.print(f"  {e.dataset}" + (f":{e.line}" if e.line else "") + f": {e.message}")
     for e in result.errors:
         if e.kind != "malformed":
-            console.print(f"[red]{e.kind}[/]: {e.target} {e.dataset or ''}: {e.message}")
+            where = e.dataset or e.target
+            console.print(f"[red]{e.kind}[/]: " + (e.message if where in e.message else f"{where}: {e.message}"), markup=True, highlight=False)
 
 
 def write_private(path: str | Path, text: str) -> None:

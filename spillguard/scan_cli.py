@@ -127,6 +127,10 @@ def run_scan_command(
             "This file is personal data: keep it within the incident team and delete it when done.",
             file=sys.stderr,
         )
+    if result.records_scanned == 0 and (result.malformed_records or any(e.kind == "error" for e in result.errors)):
+        print(f"spillguard: error: nothing could be scanned in {', '.join(result.targets)}: "
+              f"{result.malformed_records:,} malformed records, {sum(e.kind == 'error' for e in result.errors)} failed datasets", file=sys.stderr)
+        return 2
     if fail_on is not FailOn.never:
         from spillguard.detect.state import at_least
 

@@ -164,3 +164,40 @@ def test_json_output_is_valid_json(tmp_path):
     path.write_bytes(_jsonl(DOCS))
     doc = spillguard.scan([path]).to_json()
     assert json.loads(json.dumps(doc)) == doc
+
+
+def test_non_object_and_pathologically_deep_lines_are_malformed_not_fatal(tmp_path):
+    # Arrow's JSON reader crashes the process on a first line of `null` and on very deep nesting:
+    # such lines must never reach it.
+    deep_array = b'{"user_id": "u0", "t": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    deep_object = b'{"user_id": "u1", "t": ' + b'{"a": ' * 2000 + b"1" + b"}" * 2001
+    nested_200 = b'{"user_id": "u2", "t": ' + b'{"a": ' * 200 + b'"Deep@Example.com"' + b"}" * 201
+    lines = [b"null", deep_array, deep_object, nested_200, b'"just a string"', b"42", b'{"user_id": "u3", "email": "a@b.org"}', b"null"]
+    path = tmp_path / "odd.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = spillguard.scan([path])
+    assert result.records_scanned == 2
+    assert result.categories["email"].subjects == 2  # the 200-deep e-mail is found (kept as text below depth 64)
+    assert sorted(e.line for e in result.errors if e.kind == "malformed") == [1, 2, 3, 5, 6, 8]
+    (tmp_path / "n.json").write_text("null")
+    assert spillguard.scan([tmp_path / "n.json"]).malformed_records == 1
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.gz", ".jsonl.zst"])
+def test_truncated_compressed_file_keeps_what_was_readable(tmp_path, suffix):
+    data = b"".join(orjson.dumps({"user_id": f"u{i}", "email": f"u{i}@example.com"}) + b"\n" for i in range(50_000))
+    packed = gzip.compress(data) if suffix.endswith("gz") else zstandard.ZstdCompressor().compress(data)
+    path = tmp_path / f"cut{suffix}"
+    path.write_bytes(packed[: len(packed) // 2])
+    result = spillguard.scan([path])
+    assert 10_000 < result.records_scanned < 50_000
+    assert result.categories["email"].subjects == result.records_scanned
+    # gzip reports the early end; zstd's reader just stops, leaving a cut last line, reported as malformed
+    assert any("ends early or is corrupt" in e.message or "unexpected end" in e.message for e in result.errors)
+
+
+def test_a_folder_without_data_files_is_a_user_error(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    (tmp_path / "looks.jsonl").mkdir()
+    with pytest.raises(UserError, match="no data files"):
+        spillguard.scan([tmp_path])

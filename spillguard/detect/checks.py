@@ -107,7 +107,8 @@ def entropy_per_value(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _secret(arr: pa.Array) -> np.ndarray:
-    text = as_text(arr)
+    # "Bearer <token>" under an authorization field: the credential is the part after the scheme.
+    text = pc.replace_substring_regex(as_text(arr), r"^(?i:bearer|basic|token|digest|apikey)\s+", "")
     ent, lengths = entropy_per_value(text)
     no_space = ~_bool(pc.match_substring_regex(text, r"\s"))
     valid = np.asarray(text.is_valid())

@@ -25,9 +25,11 @@ from spillguard.detect.checks import run_check
 from spillguard.detect.flatten import normalise_path
 from spillguard.detect.hashing import as_text, string_buffers, unique_inverse, unique_sorted
 from spillguard.rules import Rule
-from spillguard.rules.validators import CONTEXT_VALIDATORS, VALIDATORS, VECTOR_VALIDATORS
+from spillguard.rules.validators import CONTEXT_VALIDATORS, IPV4_CONTEXT, VALIDATORS, VECTOR_VALIDATORS
 
 _CACHE_LIMIT = 200_000
+# Field rules whose field name alone makes any value theirs (see _drop_coincidences).
+CLAIMING_CATEGORIES = frozenset({"wifi_ssid", "device_name", "password"})
 # Compiled databases by (expressions, flags): compiling costs ~0.1 s each, scans and workers reuse them.
 _DB_CACHE: dict[tuple[tuple[bytes, ...], tuple[int, ...], tuple[int, ...]], hyperscan.Database] = {}
 
@@ -203,7 +205,12 @@ class RuleSet:
         if rule.validator is None:
             return True
         # Context-sensitive validators see the surroundings, so the cache key must include them.
-        key = (rule_id, text) if rule.validator != "ipv4" else (rule_id, value[max(0, start - 16) : start + len(text) + 12])
+        if rule.validator in CONTEXT_VALIDATORS:
+            before, after = IPV4_CONTEXT
+            lo = max(0, start - before)
+            key = (rule_id, value[lo : start + len(text) + after], start - lo)  # the window and where the match sits in it
+        else:
+            key = (rule_id, text)
         hit = self._validate_cache.get(key)
         if hit is None:
             hit = VALIDATORS[rule.validator](text, value, start)
@@ -229,6 +236,20 @@ class RuleSet:
                 kept.append((rid, start, end))
         kept.sort(key=lambda k: k[1])
         return kept
+
+    def _drop_coincidences(self, hits: ColumnHits, category: str, claimed_idx: np.ndarray, n: int) -> None:
+        """Under an SSID, nickname or password field any text is the field's own data: a value that merely
+        looks like an SSN or a phone number there is not one. Specific formats (e-mails, tokens) still count."""
+        claimed = np.zeros(n, bool)
+        claimed[claimed_idx] = True
+        for rid in list(hits.by_rule):
+            rule = self.rules[rid]
+            if rule.is_value_rule and not rule.specific and rule.category != category:
+                kept = hits.by_rule[rid][~claimed[hits.by_rule[rid]]]
+                if kept.size:
+                    hits.by_rule[rid] = kept
+                else:
+                    del hits.by_rule[rid]
 
     def _collapse_same_category(self, value_idx: np.ndarray, rule_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where rules of one category all hit a value (+44 20 7946 0958: international and national phone),
@@ -357,4 +378,6 @@ class RuleSet:
                 idx = np.flatnonzero(mask)
                 if idx.size:
                     hits.by_rule[rid] = idx
+                    if rule.category in CLAIMING_CATEGORIES:
+                        self._drop_coincidences(hits, rule.category, idx, len(values))
         return hits

@@ -21,10 +21,14 @@ def mask_email(text: str) -> str:
 
 
 def mask_secret(text: str) -> str:
+    if "://" in text and "@" in text:  # a URL with credentials: keep the scheme and host, hide the rest
+        scheme, rest = text.split("://", 1)
+        return f"{scheme}://***:***@{rest.rsplit('@', 1)[1]}"
     m = _TOKEN_PREFIX.match(text)
     prefix = m.group(0) if m else ""
-    # Four characters past a known prefix are common to every token of that issuer (IwEB for Atza|).
-    shown = text[: len(prefix) + 4] if prefix else text[:2]
+    # The four characters after Atza|/Atzr| are the same in every Login-with-Amazon token (IwEB);
+    # elsewhere nothing past the issuer prefix is shown, and nothing at all of an unprefixed secret.
+    shown = text[: len(prefix) + 4] if prefix.startswith("Atz") else prefix
     return f"{shown}…({len(text)} chars)"
 
 

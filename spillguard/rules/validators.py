@@ -37,8 +37,13 @@ Validator = Callable[[str, str, int], bool]
 # Regions tried for numbers written without a country code. Configurable via set_phone_regions.
 PHONE_REGIONS: list[str] = ["US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "AU", "CA", "BR"]
 
-_VERSION_CONTEXT = re.compile(r"(?:\bv|version|ver\.?|firmware|fw|build|release|rev\.?)\s*[:=]?\s*$", re.I)
-_VERSION_AFTER = re.compile(r"^\s*(?:firmware|fw\b|build\b|release\b|version\b)", re.I)
+_VERSION_CONTEXT = re.compile(
+    r"(?:\bv|\bversion|\bver\.?|firmware|\bfw|\bbuild|\brelease|\brev\.?|\bupdate[ds]?|\bupgrade[ds]?|\bpatch(?:ed)?|\brom)"
+    r"\W*(?:(?:to|is|at|now|from|of)\W+)?$",
+    re.I,
+)
+_VERSION_AFTER = re.compile(r"^\W*(?:(?:is|was|as)\s+(?:the\s+)?)?(?:firmware|fw\b|build\b|release\b|version\b)", re.I)
+IPV4_CONTEXT = (32, 24)  # characters before and after a candidate that the IPv4 validator reads
 _DATE_LIKE = re.compile(r"^\(?\d{1,4}\)?[./\-]\d{1,2}[./\-]\d{1,4}(?:$|[ T])")
 
 
@@ -83,9 +88,10 @@ def _phone_national(text: str, value: str, start: int) -> bool:
 
 
 def _ipv4(text: str, value: str, start: int) -> bool:
-    if _VERSION_CONTEXT.search(value[max(0, start - 16) : start]):
+    before, after = IPV4_CONTEXT
+    if _VERSION_CONTEXT.search(value[max(0, start - before) : start]):
         return False
-    if _VERSION_AFTER.match(value[start + len(text) : start + len(text) + 12]):
+    if _VERSION_AFTER.match(value[start + len(text) : start + len(text) + after]):
         return False
     try:
         addr = ipaddress.IPv4Address(text)
@@ -181,6 +187,11 @@ def _jwt(text: str, value: str, start: int) -> bool:
     return header is not None and isinstance(header.get("alg"), str) and payload is not None
 
 
+def _url_credentials(text: str, value: str, start: int) -> bool:
+    password = text.split("://", 1)[1].rsplit("@", 1)[0].split(":", 1)[1]
+    return bool(password) and set(password) != {"*"}  # masked already: nothing leaked
+
+
 def _blood_pressure(text: str, value: str, start: int) -> bool:
     sys_, _, dia = text.partition("/")
     return int(sys_) > int(dia)
@@ -202,6 +213,7 @@ VALIDATORS: dict[str, Validator] = {
     "entropy": _entropy,
     "jwt": _jwt,
     "blood_pressure": _blood_pressure,
+    "url_credentials": _url_credentials,
 }
 
 

@@ -121,7 +121,31 @@ class FileDataset:
         line_no = 1
         rest = b""
         while True:
-            block = fh.read(BLOCK_BYTES)
+            pieces: list[bytes] = []
+            size = 0
+            broken = None
+            read = getattr(fh, "read1", fh.read)  # read1: what is decompressed so far, so a truncated stream loses little
+            while size < BLOCK_BYTES:
+                try:
+                    piece = read(1 << 20)
+                except (EOFError, OSError, ValueError) as exc:
+                    broken = exc
+                    break
+                if not piece:
+                    break
+                pieces.append(piece)
+                size += len(piece)
+            block = b"".join(pieces)
+            if broken is not None:
+                # A truncated or corrupt compressed file: keep every complete line read so far.
+                malformed(self.name, None, f"compressed data ends early or is corrupt ({broken}); the rest of the file is not read")
+                if block:
+                    block = rest + block
+                    cut = block.rfind(b"\n")
+                    if cut >= 0:
+                        yield from json_lines_to_tables(block[: cut + 1], line_no, self.name, malformed)
+                rest = b""
+                break
             if not block:
                 break
             block = rest + block
@@ -221,6 +245,10 @@ class FileSource:
         if self.root.is_file():
             return [self.root]
         found = [p for p in sorted(self.root.rglob("*")) if p.is_file() and file_kind(p) is not None]
+        if not found:
+            raise UserError(
+                f"{self.target}: no data files in this folder; spillguard reads .jsonl .ndjson .json .csv .tsv .parquet (optionally .gz or .zst)"
+            )
         return found
 
     def datasets(self) -> Iterator[FileDataset]:

@@ -11,6 +11,7 @@ import io
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -89,8 +90,38 @@ def _docs_to_table_slow(docs: list[dict[str, Any]]) -> pa.Table:
     return pa.table({k: pa.array([d.get(k) for d in flat], pa.string()) for k in keys})
 
 
+MAX_DEPTH = 64  # deeper subtrees are kept as JSON text; Arrow's reader must never see deep or non-object lines
+
+
+def _depth(line: bytes) -> int:
+    """Bracket nesting depth of one line (brackets inside strings count too: an upper bound)."""
+    b = np.frombuffer(line, np.uint8)
+    step = ((b == 123) | (b == 91)).astype(np.int32) - ((b == 125) | (b == 93)).astype(np.int32)
+    return int(np.cumsum(step).max()) if b.size else 0
+
+
+def _suspect_lines(data: bytes) -> np.ndarray:
+    """Indices of lines Arrow's reader must not get: not an object (`null` as a first line crashes it)
+    or nested deeper than MAX_DEPTH. Vectorised over the block; exact depth only for the few with
+    many brackets."""
+    arr = np.frombuffer(data, np.uint8)
+    starts = np.concatenate(([0], np.flatnonzero(arr == 10) + 1))
+    starts = starts[starts < arr.size]
+    if starts.size == 0:
+        return np.zeros(0, np.int64)
+    first = arr[starts]
+    blank = (first == 10) | (first == 13)
+    suspect = ~blank & (first != 123)
+    opens = np.add.reduceat(((arr == 123) | (arr == 91)).astype(np.int64), starts)
+    for i in np.flatnonzero(~suspect & (opens > MAX_DEPTH)).tolist():
+        end = starts[i + 1] if i + 1 < starts.size else arr.size
+        suspect[i] = _depth(data[starts[i] : end]) > MAX_DEPTH
+    return np.flatnonzero(suspect)
+
+
 def _slow_lines(lines: list[bytes], first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
     docs = []
+    deep = False
     for i, line in enumerate(lines):
         if not line.strip():
             continue
@@ -100,10 +131,14 @@ def _slow_lines(lines: list[bytes], first_line: int, dataset: str, malformed: Ma
             malformed(dataset, first_line + i, f"invalid JSON ({exc.msg})" if hasattr(exc, "msg") else "invalid JSON")
             continue
         if not isinstance(doc, dict):
-            malformed(dataset, first_line + i, f"a JSON {type(doc).__name__}, not an object")
+            malformed(dataset, first_line + i, f"a JSON {'null' if doc is None else type(doc).__name__}, not an object")
             continue
+        deep = deep or line.count(b"{") + line.count(b"[") > MAX_DEPTH and _depth(line) > MAX_DEPTH
         docs.append(doc)
     if not docs:
+        return
+    if deep:  # deep subtrees become JSON text first
+        yield _docs_to_table_slow(docs)
         return
     data = b"\n".join(orjson.dumps(d) for d in docs)
     try:
@@ -116,6 +151,32 @@ def json_lines_to_tables(data: bytes, first_line: int, dataset: str, malformed: 
     """Tables for a block of complete JSON lines (line numbers start at first_line)."""
     if not data.strip():
         return
+    suspect = _suspect_lines(data)
+    if suspect.size:
+        lines = data.split(b"\n")
+        if suspect.size > 64:
+            for t in _slow_lines(lines, first_line, dataset, malformed):
+                yield unwrap_search_hits(t)
+            return
+        # Clean runs between suspect lines keep the fast path; each suspect line is parsed alone.
+        prev = 0
+        for i in suspect.tolist():
+            if i > prev:
+                yield from _fast_lines(b"\n".join(lines[prev:i]), first_line + prev, dataset, malformed)
+            for t in _slow_lines(lines[i : i + 1], first_line + i, dataset, malformed):
+                yield unwrap_search_hits(t)
+            prev = i + 1
+        if prev < len(lines):
+            yield from _fast_lines(b"\n".join(lines[prev:]), first_line + prev, dataset, malformed)
+        return
+    yield from _fast_lines(data, first_line, dataset, malformed)
+
+
+def _fast_lines(data: bytes, first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
+    """Arrow's reader on lines known to be shallow objects; a block it still rejects (a malformed line,
+    a field whose type changes) is halved until the troublesome lines are parsed one by one."""
+    if not data.strip():
+        return
     try:
         table = _read_block(data)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -125,8 +186,8 @@ def json_lines_to_tables(data: bytes, first_line: int, dataset: str, malformed: 
                 yield unwrap_search_hits(t)
             return
         half = len(lines) // 2
-        yield from json_lines_to_tables(b"\n".join(lines[:half]), first_line, dataset, malformed)
-        yield from json_lines_to_tables(b"\n".join(lines[half:]), first_line + half, dataset, malformed)
+        yield from _fast_lines(b"\n".join(lines[:half]), first_line, dataset, malformed)
+        yield from _fast_lines(b"\n".join(lines[half:]), first_line + half, dataset, malformed)
         return
     yield unwrap_search_hits(table)
 
