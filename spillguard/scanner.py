@@ -16,7 +16,7 @@ from spillguard.detect.engine import RuleSet
 from spillguard.detect.fingerprint import fingerprint, fingerprint_key
 from spillguard.detect.flatten import Leaf, flatten_table, normalise_path
 from spillguard.detect.hashing import Hasher, as_text, unique_sorted
-from spillguard.detect.masking import mask_value
+from spillguard.detect.masking import mask_identifiers, mask_value
 from spillguard.detect.state import (
     MAX_FINGERPRINTS,
     MAX_SAMPLES,
@@ -41,6 +41,19 @@ SUBJECT_FIELDS = (
 SECRET_CATEGORIES = ("secret", "password")
 SUMMARY_CONFIDENCE = "medium"
 _NO_HASHES = np.zeros(0, np.uint64)
+
+
+def subject_namespace(state: DatasetState) -> str:
+    """What a dataset's subject ids are: hashes from `user_id` and from `email` never coincide."""
+    return normalise_path(state.subject_field or "").rsplit(".", 1)[-1]
+
+
+def union_by_namespace(sets: Iterable[tuple[str, KeySet]]) -> int:
+    """Distinct subjects: exact within each kind of id, added up across kinds (see the warning)."""
+    groups: dict[str, list[KeySet]] = {}
+    for namespace, keys in sets:
+        groups.setdefault(namespace, []).append(keys)
+    return sum(KeySet.union_count(g) for g in groups.values())
 
 
 def _now() -> str:
@@ -195,7 +208,7 @@ def finalize(
         datasets.append(
             {
                 "target": st.target,
-                "dataset": st.dataset,
+                "dataset": mask_identifiers(st.dataset),
                 "records_scanned": st.records,
                 "subject_field": st.subject_field,
                 "subjects_scanned": st.subjects_scanned(),
@@ -213,7 +226,7 @@ def finalize(
             distinct = len(fs.distinct) if rule.category in SECRET_CATEGORIES else None
             findings.append(
                 Finding(
-                    dataset=st.dataset, field=path, category=rule.category, rule=rule.id, confidence=conf,  # type: ignore[arg-type]
+                    dataset=mask_identifiers(st.dataset), field=mask_identifiers(path), category=rule.category, rule=rule.id, confidence=conf,  # type: ignore[arg-type]
                     records_scanned=st.records, records_matched=fs.records_matched, values_matched=fs.values_matched,
                     subjects_matched=subjects, samples=list(fs.samples), target=st.target, values_distinct=distinct,
                 )
@@ -230,10 +243,10 @@ def finalize(
                 cat["values"] += fs.values_matched
                 if st.subject_field:
                     cat["has_subjects"] = True
-                    cat["subjects"].append(fs.subjects)
+                    cat["subjects"].append((subject_namespace(st), fs.subjects))
     categories = {
         c: CategorySummary(
-            subjects=KeySet.union_count(per_cat[c]["subjects"]) if per_cat[c]["has_subjects"] else None,
+            subjects=union_by_namespace(per_cat[c]["subjects"]) if per_cat[c]["has_subjects"] else None,
             records=RowSet.union_count(per_cat[c]["rows"]),
             values=per_cat[c]["values"],
         )
@@ -247,7 +260,7 @@ def finalize(
     # People and records with any personal data or secret, each counted once however many categories they have.
     any_subjects = [ks for c in per_cat.values() for ks in c["subjects"]]
     affected = {
-        "subjects": KeySet.union_count(any_subjects) if any(c["has_subjects"] for c in per_cat.values()) else None,
+        "subjects": union_by_namespace(any_subjects) if any(c["has_subjects"] for c in per_cat.values()) else None,
         "records": RowSet.union_count(r for c in per_cat.values() for r in c["rows"]),
     }
     return findings, categories, datasets, secrets_out, affected
@@ -374,14 +387,26 @@ def _run_job(job: Any) -> Any:
 def result_from_run(run: ScanRun, ruleset: RuleSet) -> tuple[ScanResult, list[dict[str, Any]]]:
     findings, categories, datasets, secrets_out, affected = finalize(run.states, ruleset)
     subjects_any = any(st.subject_field for st in run.states)
-    all_subjects = [st.subjects for st in run.states if st.subject_field]
+    all_subjects = [(subject_namespace(st), st.subjects) for st in run.states if st.subject_field]
+    namespaces = sorted({ns for ns, _ in all_subjects})
+    if len(namespaces) > 1:
+        run.errors.append(
+            ScanError(
+                target=", ".join(run.targets), kind="warning",
+                message=f"datasets identify people by different fields ({', '.join(namespaces)}): totals add them up and "
+                "may count one person more than once; name one field with --subject-field or per dataset in spillguard.toml",
+            )
+        )
+    for e in run.errors:
+        if e.dataset:
+            e.dataset = mask_identifiers(e.dataset)
     result = ScanResult(
         started_at=run.started_at,
         finished_at=_now(),
         targets=run.targets,
         findings=findings,
         records_scanned=sum(st.records for st in run.states),
-        subjects_scanned=KeySet.union_count(all_subjects) if subjects_any else None,
+        subjects_scanned=union_by_namespace(all_subjects) if subjects_any else None,
         categories=categories,
         errors=run.errors,
         datasets=datasets,
@@ -401,7 +426,7 @@ def affected_subjects(run: ScanRun, result: ScanResult) -> list[dict[str, Any]]:
         if not st.subject_field:
             continue
         for (path, rule_id), fs in st.findings.items():
-            if (st.target, st.dataset, path, rule_id) not in qualifying or not fs.subjects:
+            if (st.target, mask_identifiers(st.dataset), mask_identifiers(path), rule_id) not in qualifying or not fs.subjects:
                 continue
             for h in fs.subjects.array().tolist():
                 sid, email = st.subject_display.get(h, (None, None))
@@ -441,6 +466,10 @@ def run_scan(targets: Sequence[str], options: ScanOptions, progress: Callable[[i
     key = fingerprint_key()
     scanner = DatasetScanner(ruleset, Hasher(options.seed), options, key)
     run = ScanRun(started_at=_now(), targets=[mask_url(t) for t in targets])
+    if options.source_options.get("sample"):
+        for t in targets:
+            if "://" not in t:
+                run.errors.append(ScanError(target=t, kind="warning", message="--sample applies to stores; files are always read in full"))
     workers = options.workers or default_workers()
     executor = make_executor(workers) if workers > 1 else None
     try:

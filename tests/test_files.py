@@ -201,3 +201,13 @@ def test_a_folder_without_data_files_is_a_user_error(tmp_path):
     (tmp_path / "looks.jsonl").mkdir()
     with pytest.raises(UserError, match="no data files"):
         spillguard.scan([tmp_path])
+
+
+def test_identifiers_in_field_and_file_names_are_masked(tmp_path):
+    doc = {"user_id": "u1", "contacts": {"jane.doe@example.com": {"phone": "+44 20 7946 0958"}}}
+    path = tmp_path / "export-jane.doe@example.com.jsonl"
+    path.write_bytes(orjson.dumps(doc) + b"\n")
+    text = json.dumps(spillguard.scan([tmp_path]).to_json())
+    assert "jane.doe@example.com" not in text
+    # dots join path segments, so the mask may take a neighbouring segment with it: over-masking is the safe side
+    assert '"field": "c***@e***.phone"' in text

@@ -31,12 +31,30 @@ def fingerprint_key() -> bytes:
         return key
     path = _key_file()
     try:
-        return bytes.fromhex(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return _new_key(path)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the fingerprint key ({exc.strerror}); fix its permissions or set ${ENV_KEY}") from None
+    try:
+        key = bytes.fromhex(text)
+    except ValueError:
+        key = b""
+    if len(key) < 16:
+        # A short or empty key would make fingerprints reversible by dictionary: refuse, never fall back.
+        raise UserError(f"{path}: the fingerprint key must be at least 128 bits of hex; delete the file to make a new one or set ${ENV_KEY}")
+    return key
+
+
+def _new_key(path: Path) -> bytes:
     key = secrets.token_bytes(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return fingerprint_key()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot create the fingerprint key ({exc.strerror}); set ${ENV_KEY} or XDG_STATE_HOME") from None
     with os.fdopen(fd, "w") as fh:
         fh.write(key.hex())
     return key

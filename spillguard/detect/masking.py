@@ -85,3 +85,16 @@ def mask_value(category: str, text: str) -> str:
     if category in ("wifi_ssid", "device_name"):
         return f"{text[:1]}***({len(text)} chars)"
     return mask_words(text)
+
+
+_EMAIL_IN_NAME = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")
+_PHONE_IN_NAME = re.compile(r"\+?\d[\d \-]{7,}\d")
+
+
+def mask_identifiers(name: str) -> str:
+    """Field paths and dataset names can hold personal data themselves (an object keyed by e-mail, a
+    file named after a customer): mask what looks like an e-mail address or a phone number."""
+    if "@" not in name and not any(ch.isdigit() for ch in name):
+        return name
+    name = _EMAIL_IN_NAME.sub(lambda m: mask_email(m.group(0)), name)
+    return _PHONE_IN_NAME.sub(lambda m: mask_digits(m.group(0)), name)
