@@ -103,6 +103,7 @@ class ScanResult:
     secrets: list[dict[str, Any]] = field(default_factory=list)  # per secret rule: distinct count, fingerprints
     subjects_affected: int | None = None  # distinct people with any finding of medium confidence or more
     records_affected: int = 0
+    subjects_exact: bool = True  # False when datasets identify people by different kinds of id
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,6 +118,7 @@ class ScanResult:
                 "subjects_scanned": self.subjects_scanned,
                 "subjects_affected": self.subjects_affected,
                 "records_affected": self.records_affected,
+                "subjects_exact": self.subjects_exact,
                 "malformed_records": self.malformed_records,
                 "categories": {k: asdict(v) for k, v in self.categories.items()},
             },

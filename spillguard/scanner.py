@@ -412,6 +412,7 @@ def result_from_run(run: ScanRun, ruleset: RuleSet) -> tuple[ScanResult, list[di
         datasets=datasets,
         malformed_records=sum(st.malformed for st in run.states),
         subjects_affected=affected["subjects"],
+        subjects_exact=len(namespaces) <= 1,
         records_affected=affected["records"],
     )
     result.secrets = secrets_out

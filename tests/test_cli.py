@@ -31,7 +31,7 @@ def test_json_output_follows_the_documented_schema(demo_data):
     assert set(doc) == SCHEMA_KEYS and doc["version"] == 1
     assert all(set(f) == FINDING_KEYS for f in doc["findings"])
     assert {f["confidence"] for f in doc["findings"]} <= {"high", "medium", "low"}
-    assert set(doc["summary"]) == {"records_scanned", "subjects_scanned", "subjects_affected", "records_affected", "malformed_records", "categories"}
+    assert set(doc["summary"]) == {"records_scanned", "subjects_scanned", "subjects_affected", "records_affected", "subjects_exact", "malformed_records", "categories"}
     assert doc["summary"]["subjects_scanned"] == truth.users
     assert proc.stderr == ""  # no progress bar when stderr is not a terminal
 

@@ -211,3 +211,15 @@ def test_identifiers_in_field_and_file_names_are_masked(tmp_path):
     assert "jane.doe@example.com" not in text
     # dots join path segments, so the mask may take a neighbouring segment with it: over-masking is the safe side
     assert '"field": "c***@e***.phone"' in text
+
+
+def test_different_kinds_of_subject_id_are_not_presented_as_exact(tmp_path):
+    users = b"".join(orjson.dumps({"user_id": f"u{i}", "email": f"p{i}@example.com"}) + b"\n" for i in range(50))
+    news = b"".join(orjson.dumps({"email": f"p{i}@example.com", "ip": f"10.0.0.{i + 1}"}) + b"\n" for i in range(50))
+    (tmp_path / "users.jsonl").write_bytes(users)
+    (tmp_path / "newsletter.jsonl").write_bytes(news)
+    result = spillguard.scan([tmp_path])
+    assert result.subjects_exact is False
+    assert any(e.kind == "warning" and "different fields" in e.message for e in result.errors)
+    same = spillguard.scan([tmp_path], subject_field="email")
+    assert same.subjects_exact is True and same.subjects_scanned == 50

@@ -366,7 +366,9 @@ def build_report(
                     "records_scanned": records,
                     "subjects_scanned": subjects,
                     # Exact totals over all categories, when the scan covered this store alone.
-                    "subjects_affected": _opt_int(scan["summary"].get("subjects_affected")) if single else None,
+                    "subjects_affected": _opt_int(scan["summary"].get("subjects_affected"))
+                    if single and scan["summary"].get("subjects_exact", True)
+                    else None,
                     "records_affected": _opt_int(scan["summary"].get("records_affected")) if single else None,
                     "findings": len(fs),
                     "categories": {c: {"subjects": v[0], "records": v[1]} for c, v in sorted(cats.items())},
