@@ -223,3 +223,12 @@ def test_different_kinds_of_subject_id_are_not_presented_as_exact(tmp_path):
     assert any(e.kind == "warning" and "different fields" in e.message for e in result.errors)
     same = spillguard.scan([tmp_path], subject_field="email")
     assert same.subjects_exact is True and same.subjects_scanned == 50
+
+
+def test_ragged_csv_rows_are_counted_and_named_by_record(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text('user_id,email,note\nu1,a@b.org,"two\nlines"\nu2,c@d.org\nu3,e@f.org,ok\n')
+    result = spillguard.scan([path])
+    assert result.records_scanned == 2 and result.malformed_records == 1
+    (err,) = [e for e in result.errors if e.kind == "malformed"]
+    assert err.message.startswith("CSV record ") and "expected 3 columns, found 2" in err.message

@@ -196,7 +196,9 @@ class FileDataset:
         convert = pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True)
 
         def on_invalid(row: Any) -> str:
-            malformed(self.name, row.number if row.number and row.number > 0 else None, f"expected {row.expected_columns} columns, found {row.actual_columns}")
+            # Arrow numbers CSV records, not physical lines (a quoted value may span lines): say which.
+            where = f"CSV record {row.number}: " if row.number and row.number > 0 else ""
+            malformed(self.name, None, f"{where}expected {row.expected_columns} columns, found {row.actual_columns}")
             return "skip"
 
         parse = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid)
