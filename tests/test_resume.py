@@ -49,6 +49,26 @@ def _wait_for(state: Path, at_least: int, proc: subprocess.Popen[bytes], timeout
     pytest.fail("no partition was checkpointed in time")
 
 
+def _wait_gone(marker: str, timeout: float = 10) -> bool:
+    """True once no process's command line mentions `marker` (forked workers share the parent's)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    cmdline = (entry / "cmdline").read_bytes()
+                    status = (entry / "status").read_text()
+                except OSError:
+                    continue
+                if marker.encode() in cmdline and "State:\tZ" not in status:
+                    alive.append(entry.name)
+        if not alive:
+            return True
+        time.sleep(0.1)
+    return False
+
+
 def _comparable(path: Path) -> dict:
     doc = orjson.loads(path.read_bytes())
     findings = sorted(
@@ -80,6 +100,8 @@ def test_interrupted_and_killed_scan_resumes_to_identical_counts(tmp_path):
         _wait_for(state, first + 2, proc)
         proc.kill()  # SIGKILL: no chance to clean up
         proc.wait(timeout=30)
+        # Its worker processes must not outlive it (they would hold store connections forever).
+        assert _wait_gone(str(tmp_path / "killed.json")), "worker processes survived their killed parent"
         killed_at = _finished(state)
         assert killed_at > first
 
