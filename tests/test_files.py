@@ -232,3 +232,39 @@ def test_ragged_csv_rows_are_counted_and_named_by_record(tmp_path):
     assert result.records_scanned == 2 and result.malformed_records == 1
     (err,) = [e for e in result.errors if e.kind == "malformed"]
     assert err.message.startswith("CSV record ") and "expected 3 columns, found 2" in err.message
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_big_jsonl_splits_into_byte_ranges_with_identical_results(tmp_path, monkeypatch, workers):
+    """Each line is read by exactly one range, whatever the boundaries cut; line numbers stay exact."""
+    import spillguard.sources.files as files
+
+    rng = __import__("random").Random(3)
+    lines = []
+    for i in range(3000):
+        pad = "x" * rng.randrange(0, 900)  # lines of very different lengths move the boundaries around
+        lines.append(orjson.dumps({"user_id": f"u{i}", "email": f"p{i}@example.com", "pad": pad}))
+    lines[1234] = b'{"broken": '
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"\n".join(lines))  # no newline after the last line
+    whole = spillguard.scan([path])
+    monkeypatch.setattr(files, "PART_BYTES", 64 << 10)
+    reader = next(files.FileSource(str(path)).datasets())
+    assert len(reader.partitions()) > 10
+    split = spillguard.scan([path], workers=workers)
+    assert split.records_scanned == whole.records_scanned == 2999
+    assert split.categories["email"].subjects == 2999
+    assert [(e.line, e.message) for e in split.errors] == [(e.line, e.message) for e in whole.errors] == [(1235, whole.errors[0].message)]
+    assert [(f.field, f.rule, f.records_matched, f.subjects_matched) for f in split.findings] == [
+        (f.field, f.rule, f.records_matched, f.subjects_matched) for f in whole.findings
+    ]
+
+
+def test_parquet_row_groups_are_partitions(tmp_path):
+    table = pa.Table.from_pylist([{"user_id": f"u{i}", "email": f"p{i}@example.com"} for i in range(5000)])
+    pq.write_table(table, tmp_path / "g.parquet", row_group_size=1000)
+    from spillguard.sources.files import FileSource
+
+    assert len(next(FileSource(str(tmp_path / "g.parquet")).datasets()).partitions()) == 5
+    result = spillguard.scan([tmp_path / "g.parquet"], workers=2)
+    assert result.records_scanned == 5000 and result.categories["email"].subjects == 5000

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from spillguard.errors import UserError
 from spillguard.sources.base import MalformedSink, Partition
 from spillguard.sources.records import docs_to_tables, json_lines_to_tables
 
+PART_BYTES = 64 << 20  # a big JSON Lines file is split into byte ranges of about this size
 BLOCK_BYTES = 8 << 20  # 8 MB of text per Arrow parse: big enough to amortise, small enough to keep RSS flat
 _COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
@@ -77,17 +79,45 @@ class FileDataset:
     progress: Callable[[int], None] | None = None
 
     def partitions(self) -> list[Partition]:
-        return [Partition(self.name, {"path": str(self.path)})]
+        """Big uncompressed JSON Lines files split into byte ranges and Parquet files into row groups, so
+        that workers share one file (and a resumed scan skips the finished parts); the rest is one unit."""
+        whole = [Partition(self.name, {"path": str(self.path)})]
+        if self.fmt == "jsonl" and self.compression is None and self.size() > 2 * PART_BYTES:
+            return self._byte_ranges()
+        if self.fmt == "parquet" and not self.compression:
+            try:
+                groups = pq.ParquetFile(self.path).num_row_groups
+            except (pa.ArrowInvalid, OSError):
+                return whole  # read() reports it
+            if groups > 1:
+                return [Partition(self.name, {"path": str(self.path), "row_group": i}) for i in range(groups)]
+        return whole
+
+    def _byte_ranges(self) -> list[Partition]:
+        size = self.size()
+        n = -(-size // PART_BYTES)
+        bounds = [size * i // n for i in range(n + 1)]
+        parts = []
+        newlines = 0
+        with open(self.path, "rb") as fh:
+            for start, end in itertools.pairwise(bounds):
+                # Line numbers stay exact: count the newlines before each range once, at memchr speed.
+                parts.append(Partition(self.name, {"path": str(self.path), "start": start, "end": end, "line": newlines + 1}))
+                newlines += fh.read(end - start).count(b"\n")
+        return parts
 
     def size(self) -> int:
         return self.path.stat().st_size
 
     def read(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:
+        spec = partition.spec
         try:
             if self.fmt == "parquet":
-                yield from self._parquet()
+                yield from self._parquet(spec.get("row_group"))
             elif self.fmt in ("csv", "tsv"):
                 yield from self._csv(malformed)
+            elif "start" in spec:
+                yield from self._json_range(int(spec["start"]), int(spec["end"]), int(spec["line"]), malformed)
             else:
                 yield from self._json(malformed)
         except OSError as exc:
@@ -159,6 +189,43 @@ class FileDataset:
         if rest.strip():
             yield from json_lines_to_tables(rest, line_no, self.name, malformed)
 
+    def _json_range(self, start: int, end: int, line_no: int, malformed: MalformedSink) -> Iterator[pa.Table]:
+        """The lines that begin in [start, end): a line straddling `start` belongs to the range before."""
+        with open(self.path, "rb") as fh:
+            if start > 0:
+                fh.seek(start - 1)
+                if fh.read(1) != b"\n":
+                    fh.readline()  # the tail of the previous range's last line
+                    line_no += 1
+            offset = fh.tell()  # file offset of buf[0]
+            buf = b""
+            while offset < end:
+                chunk = fh.read(BLOCK_BYTES)
+                if self.progress and chunk:
+                    self.progress(len(chunk))
+                buf += chunk
+                cut = buf.rfind(b"\n")
+                if not chunk:  # end of file: a last line without a newline
+                    complete, buf = buf, b""
+                elif cut < 0:
+                    continue
+                else:
+                    complete, buf = buf[: cut + 1], buf[cut + 1 :]
+                stop = end - offset
+                if len(complete) > stop:
+                    # keep the lines that start before `end`: up to the newline ending the line at end-1
+                    nl = complete.find(b"\n", stop - 1)
+                    complete = complete[: nl + 1] if nl >= 0 else complete
+                    buf = b""
+                    offset = end
+                else:
+                    offset += len(complete)
+                if complete.strip():
+                    yield from json_lines_to_tables(complete, line_no, self.name, malformed)
+                line_no += complete.count(b"\n")
+                if not chunk:
+                    break
+
     def _json_document(self, fh: IO[bytes], prefix: str | None, malformed: MalformedSink) -> Iterator[pa.Table]:
         import ijson
 
@@ -208,7 +275,7 @@ class FileDataset:
                 yield pa.Table.from_batches([batch])
 
     # -- Parquet -----------------------------------------------------------------------------
-    def _parquet(self) -> Iterator[pa.Table]:
+    def _parquet(self, row_group: int | None = None) -> Iterator[pa.Table]:
         if self.compression:
             raise UserError(f"{self.path}: compressed Parquet files are not supported; Parquet compresses internally, decompress the file first")
         try:
@@ -217,10 +284,11 @@ class FileDataset:
             raise UserError(f"{self.path}: not a readable Parquet file ({exc})") from None
         done = 0
         total = self.size()
-        for i in range(pf.num_row_groups):
+        groups = range(pf.num_row_groups) if row_group is None else [int(row_group)]
+        for i in groups:
             for batch in pf.iter_batches(batch_size=16384, row_groups=[i]):  # ~the size of a JSON block
                 yield pa.Table.from_batches([batch])
-            if self.progress:
+            if self.progress and row_group is None:
                 step = int(total * (i + 1) / pf.num_row_groups) - done
                 done += step
                 self.progress(step)
