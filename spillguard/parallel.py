@@ -185,9 +185,22 @@ def run_job(job: PartitionJob) -> PartitionResult:
         return PartitionResult(job.key, job.dataset, None, error=str(exc))
     partition = Partition(job.dataset, job.spec)
     result = scan_partition(scanner, reader, partition, mask_url(job.target), job.subject_field)
-    if result.state is not None and hasattr(reader, "size") and len(job.spec) <= 1:
-        result.size = int(reader.size() or 0)
+    if result.state is not None and hasattr(reader, "size"):
+        # Progress is in bytes for files: a whole file, a byte range, or a row group's share.
+        spec = job.spec
+        if "start" in spec:
+            result.size = int(spec["end"]) - int(spec["start"])
+        elif "row_group" in spec:
+            result.size = int(reader.size() or 0) // max(1, _row_groups(reader))
+        elif len(spec) <= 1:
+            result.size = int(reader.size() or 0)
     return result
+
+
+def _row_groups(reader: Any) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(reader.path).num_row_groups
 
 
 def make_executor(workers: int) -> Executor:
