@@ -79,15 +79,6 @@ def source_options_for(options: ScanOptions, target: str) -> dict[str, Any]:
 
 
 # -- merging ---------------------------------------------------------------------------------------
-def absorb(total: DatasetState, part: DatasetState) -> None:
-    """Merge a finished partition into its dataset's totals (sets compact themselves, amortised)."""
-    total.merge(part)
-
-
-def settle(state: DatasetState) -> None:
-    """Kept for callers: the key sets of DatasetState now bound their own memory."""
-
-
 # -- one partition, with retries --------------------------------------------------------------------
 def scan_partition(scanner: DatasetScanner, reader: Any, partition: Partition, shown: str, subject_field: str | None) -> PartitionResult:
     """Scan a partition into a fresh state; a dropped connection restarts the partition with backoff."""

@@ -146,12 +146,12 @@ class DatasetScanner:
                 if subj is not None:
                     subjects = subj[uniq_rows]
                     subjects = subjects[subjects != 0]
-                matched = values.take(pa.array(idx))
+                secret = rule.category in SECRET_CATEGORIES
                 # Distinct values matter for credentials (how many tokens to revoke); elsewhere people count.
-                distinct = self.hasher.hash_strings(matched) if rule.category in SECRET_CATEGORIES else _NO_HASHES
+                distinct = self.hasher.hash_strings(values.take(pa.array(idx))) if secret else _NO_HASHES
                 fs.add(int(idx.size), part_id, uniq_rows.astype(np.int64) + offset, subjects, distinct)
-                if self.options.show_samples or (rule.category in SECRET_CATEGORIES and self.key is not None):
-                    self._keep_examples(fs, rule, rid, idx, matched, hits.spans)
+                if self.options.show_samples or (secret and self.key is not None):
+                    self._keep_examples(fs, rule, rid, idx, values, hits.spans)
                 if rule.category == "email" and leaf.rows is None and email_leaf is None and rid in plan.named_rules:
                     email_leaf = leaf
                 if self.options.subjects_out:
@@ -159,13 +159,13 @@ class DatasetScanner:
         if self.options.subjects_out and subject_leaf is not None and any_rows:
             self._remember_subjects(state, subj, subject_leaf, email_leaf, unique_sorted(np.concatenate(any_rows)))
 
-    def _keep_examples(self, fs: FindingState, rule: Any, rid: int, idx: np.ndarray, matched: pa.Array, spans: dict) -> None:
+    def _keep_examples(self, fs: FindingState, rule: Any, rid: int, idx: np.ndarray, values: pa.Array, spans: dict) -> None:
         want_samples = self.options.show_samples and len(fs.samples) < MAX_SAMPLES
         want_prints = rule.category in SECRET_CATEGORIES and self.key is not None and len(fs.fingerprints) < MAX_FINGERPRINTS
         if not (want_samples or want_prints):
             return
         limit = MAX_FINGERPRINTS if want_prints else MAX_SAMPLES
-        texts = as_text(matched.slice(0, limit * 4)).to_pylist()
+        texts = as_text(values.take(pa.array(idx[: limit * 4]))).to_pylist()
         for vi, value in zip(idx[: len(texts)].tolist(), texts, strict=False):
             if value is None:
                 continue
@@ -292,8 +292,7 @@ def scan_target(
 ) -> None:
     """Discover the target's datasets, then scan every partition not already checkpointed, in worker
     processes when an executor is given, merging each partition's state into its dataset's."""
-    from spillguard.parallel import PartitionJob, PartitionResult, scan_partition, settle, source_options_for
-    from spillguard.parallel import absorb as absorb_state
+    from spillguard.parallel import PartitionJob, PartitionResult, scan_partition, source_options_for
     from spillguard.sources.store import TransientError
 
     shown = mask_url(target)
@@ -329,7 +328,7 @@ def scan_target(
                 progress(res.size or res.state.records)
 
         def _merge(state: DatasetState, part: DatasetState, malformed: list) -> None:
-            absorb_state(state, part)
+            state.merge(part)
             for dataset, line, reason in malformed:
                 if sum(1 for e in run.errors if e.kind == "malformed") < 1000:
                     run.errors.append(ScanError(target=shown, dataset=dataset, line=line, message=reason, kind="malformed"))
@@ -367,7 +366,6 @@ def scan_target(
                     fut.cancel()
                 raise
         for reader, state, _parts in plans:
-            settle(state)
             if options.subject_field and state.subject_field and state.records and not state.subjects:
                 run.errors.append(
                     ScanError(target=shown, dataset=reader.name, message=f"subject field {options.subject_field!r} not found; subjects not counted", kind="warning")
@@ -384,7 +382,7 @@ def _run_job(job: Any) -> Any:
     return run_job(job)
 
 
-def result_from_run(run: ScanRun, ruleset: RuleSet) -> tuple[ScanResult, list[dict[str, Any]]]:
+def result_from_run(run: ScanRun, ruleset: RuleSet) -> ScanResult:
     findings, categories, datasets, secrets_out, affected = finalize(run.states, ruleset)
     subjects_any = any(st.subject_field for st in run.states)
     all_subjects = [(subject_namespace(st), st.subjects) for st in run.states if st.subject_field]
@@ -400,7 +398,7 @@ def result_from_run(run: ScanRun, ruleset: RuleSet) -> tuple[ScanResult, list[di
     for e in run.errors:
         if e.dataset:
             e.dataset = mask_identifiers(e.dataset)
-    result = ScanResult(
+    return ScanResult(
         started_at=run.started_at,
         finished_at=_now(),
         targets=run.targets,
@@ -414,9 +412,8 @@ def result_from_run(run: ScanRun, ruleset: RuleSet) -> tuple[ScanResult, list[di
         subjects_affected=affected["subjects"],
         subjects_exact=len(namespaces) <= 1,
         records_affected=affected["records"],
+        secrets=secrets_out,
     )
-    result.secrets = secrets_out
-    return result, secrets_out
 
 
 def affected_subjects(run: ScanRun, result: ScanResult) -> list[dict[str, Any]]:
@@ -487,5 +484,4 @@ def run_scan(targets: Sequence[str], options: ScanOptions, progress: Callable[[i
             executor.shutdown(wait=True)
         if checkpoint is not None:
             checkpoint.close()
-    result, _ = result_from_run(run, ruleset)
-    return result, run
+    return result_from_run(run, ruleset), run

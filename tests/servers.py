@@ -110,6 +110,16 @@ def require_binary(name: str, *extra_dirs: str) -> str:
     return path
 
 
+def redis_command(port: int, *args: str, password: str | None = None) -> bytes:
+    """One inline Redis command on a fresh connection (the tests flip settings with it); the raw reply."""
+    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
+        if password:
+            s.sendall(f"AUTH {password}\r\n".encode())
+            assert s.recv(64).startswith(b"+OK")
+        s.sendall((" ".join(args) + "\r\n").encode())
+        return s.recv(4096)
+
+
 def _tail(path: str | None, lines: int = 20) -> str:
     if not path or not os.path.exists(path):
         return ""

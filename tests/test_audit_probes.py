@@ -21,6 +21,7 @@ from tests.servers import (
     nginx_basic_auth_proxy,
     noida_server,
     postgres_server,
+    redis_command,
     redis_server,
 )
 
@@ -37,19 +38,10 @@ def _one(url: str, admin: str | None = None, **ctx: object) -> dict:
     return doc
 
 
-def _redis(port: int, *args: str, password: str | None = None) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
-        if password:
-            s.sendall(f"AUTH {password}\r\n".encode())
-            assert s.recv(64).startswith(b"+OK")
-        s.sendall((" ".join(args) + "\r\n").encode())
-        return s.recv(4096)
-
-
 def test_redis_open_protected_and_flipped_at_run_time() -> None:
     with redis_server() as open_srv, redis_server(password="pw-redis") as locked:
         for i in range(25):
-            _redis(open_srv.port, "SET", f"user:{i}", "x")
+            redis_command(open_srv.port, "SET", f"user:{i}", "x")
         doc = _one(open_srv.url, admin=open_srv.admin_url)
         assert doc["verdict"] == "open-read"
         assert doc["server_version"] and doc["server_version"][0].isdigit()
@@ -64,11 +56,11 @@ def test_redis_open_protected_and_flipped_at_run_time() -> None:
         assert doc["server_version"] is None  # nothing leaks before authentication
 
         # Someone removes the password on the running server: the next audit must see it.
-        assert _redis(locked.port, "CONFIG", "SET", "requirepass", '""', password="pw-redis").startswith(
+        assert redis_command(locked.port, "CONFIG", "SET", "requirepass", '""', password="pw-redis").startswith(
             b"+OK"
         )
         assert _one(locked.url)["verdict"] == "open-read"
-        _redis(locked.port, "CONFIG", "SET", "requirepass", "pw-again")
+        redis_command(locked.port, "CONFIG", "SET", "requirepass", "pw-again")
         assert _one(locked.url)["verdict"] == "protected"
 
 

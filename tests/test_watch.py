@@ -26,7 +26,7 @@ from spillguard.audit.sinks import CommandSink, FileSink, SinkError, SmtpSink, W
 from spillguard.audit.verdict import ExposureVerdict, Verdict
 from spillguard.audit.watch import WatchOptions, alert_event, run_cycle, watch
 from spillguard.config import SinkConfig
-from tests.servers import free_port, redis_server
+from tests.servers import free_port, redis_command, redis_server
 
 
 @contextmanager
@@ -54,15 +54,6 @@ def webhook_receiver() -> Iterator[tuple[str, queue.Queue[tuple[float, dict[str,
         server.server_close()
 
 
-def _redis(port: int, *args: str, password: str | None = None) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=3) as s:
-        if password:
-            s.sendall(f"AUTH {password}\r\n".encode())
-            assert s.recv(64).startswith(b"+OK")
-        s.sendall((" ".join(args) + "\r\n").encode())
-        return s.recv(4096)
-
-
 def test_flip_to_open_alerts_the_webhook_within_three_intervals(tmp_path: Path) -> None:
     state = tmp_path / "watch.sqlite"
     with redis_server(password="pw-redis") as srv, webhook_receiver() as (url, received):
@@ -81,7 +72,7 @@ def test_flip_to_open_alerts_the_webhook_within_three_intervals(tmp_path: Path) 
         try:
             assert first_cycle.wait(10), "the first audit cycle never finished"
             assert received.empty(), "a protected target must not alert on the first look"
-            assert _redis(srv.port, "CONFIG", "SET", "requirepass", '""', password="pw-redis").startswith(
+            assert redis_command(srv.port, "CONFIG", "SET", "requirepass", '""', password="pw-redis").startswith(
                 b"+OK"
             )
             flipped = time.monotonic()
@@ -104,7 +95,7 @@ def test_flip_to_open_alerts_the_webhook_within_three_intervals(tmp_path: Path) 
             time.sleep(1.5)
             assert received.empty()
 
-            _redis(srv.port, "CONFIG", "SET", "requirepass", "pw-again")
+            redis_command(srv.port, "CONFIG", "SET", "requirepass", "pw-again")
             _, _, body = received.get(timeout=3.0)
             recovery = json.loads(body)
             assert (recovery["event"], recovery["old_verdict"], recovery["new_verdict"]) == (

@@ -323,17 +323,16 @@ class RuleSet:
             per_value = np.bincount(value_idx, minlength=len(values))
             multi = per_value[value_idx] > 1
             needs = self._needs_python[rule_idx] | multi
-            final_rules = []
-            final_values = []
+            plain = ~needs  # the only rule on its value, and nothing to validate: final as matched
             if want_spans:
                 needs[:] = True
+                plain[:] = False
             else:
                 accepted, decided = self._vector_validate(text, rule_idx, value_idx, needs & ~multi)
-                final_rules.append(rule_idx[accepted])
-                final_values.append(value_idx[accepted])
+                plain |= accepted
                 needs &= ~decided
-            final_rules.append(rule_idx[~needs & ~self._needs_python[rule_idx] & ~multi] if not want_spans else rule_idx[:0])
-            final_values.append(value_idx[~needs & ~self._needs_python[rule_idx] & ~multi] if not want_spans else value_idx[:0])
+            final_rules = [rule_idx[plain]]
+            final_values = [value_idx[plain]]
             if needs.any():
                 cand_values, cand_rules = value_idx[needs], rule_idx[needs]
                 uniq, inverse = unique_inverse(cand_values)

@@ -38,19 +38,24 @@ def _nice_max(v: int) -> int:
     return v
 
 
+def _chart_open(chart_id: str, title: str, width: int, height: int) -> list[str]:
+    """The opening of every chart: a scalable, titled SVG (the title is what screen readers announce)."""
+    cid = escape(chart_id)
+    return [
+        f'<svg class="chart" id="{cid}" role="img" aria-labelledby="{cid}-t" viewBox="0 0 {width} {height}" '
+        f'width="100%" preserveAspectRatio="xMinYMin meet">',
+        f'<title id="{cid}-t">{escape(title)}</title>',
+        f'<text x="0" y="18" class="chart-title">{escape(title)}</text>',
+    ]
+
+
 def bar_chart(bars: list[Bar], title: str, chart_id: str, label_width: int = 250, width: int = 760) -> str:
     """Horizontal bars; a range (lower bound .. upper bound) shows as a solid bar with a pale extension."""
     row_h, top, bottom = 26, 34, 28
     height = top + bottom + row_h * max(len(bars), 1)
     plot_w = width - label_width - 90
     vmax = _nice_max(max([b.high for b in bars] + [1]))
-    parts = [
-        f'<svg class="chart" id="{escape(chart_id)}" role="img" '
-        f'aria-labelledby="{escape(chart_id)}-t" viewBox="0 0 {width} {height}" width="100%" '
-        f'preserveAspectRatio="xMinYMin meet">',
-        f'<title id="{escape(chart_id)}-t">{escape(title)}</title>',
-        f'<text x="0" y="18" class="chart-title">{escape(title)}</text>',
-    ]
+    parts = _chart_open(chart_id, title, width, height)
     for i in range(5):
         x = label_width + plot_w * i / 4
         parts.append(f'<line x1="{x:.1f}" y1="{top - 6}" x2="{x:.1f}" y2="{height - bottom}" class="grid"/>')
@@ -105,11 +110,7 @@ def timeline_chart(rows: list[TimelineRow], title: str, chart_id: str, width: in
     times = [t for r in rows for t in ([*r.monitored] if r.monitored else [])]
     times += [t for r in rows for w in r.windows for t in w[:2]] + [t for r in rows for t in r.scans]
     parts = [
-        f'<svg class="chart" id="{escape(chart_id)}" role="img" '
-        f'aria-labelledby="{escape(chart_id)}-t" viewBox="0 0 {width} {height}" width="100%" '
-        f'preserveAspectRatio="xMinYMin meet">',
-        f'<title id="{escape(chart_id)}-t">{escape(title)}</title>',
-        f'<text x="0" y="18" class="chart-title">{escape(title)}</text>',
+        *_chart_open(chart_id, title, width, height),
         '<defs><pattern id="ongoing-hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
         'patternTransform="rotate(45)"><rect width="6" height="6" fill="#b42318"/>'
         '<line x1="0" y1="0" x2="0" y2="6" stroke="#fff" stroke-width="2"/></pattern></defs>',
