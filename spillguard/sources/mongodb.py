@@ -1,9 +1,12 @@
 """MongoDB: every collection of the URL's database (or of every database), read in `_id` ranges.
 
 Ranges are index bounds on `_id` (`min()`/`max()` with the `_id_` index hinted), so they hold every
-document whatever the BSON types of the ids. Nested documents and arrays arrive as nested columns;
-ObjectId, Decimal128, binary and other BSON types as text. Samples use `$sample`, which the server
-draws at random but cannot seed: two sampled runs see different documents.
+document whatever the BSON types of the ids; each bound is found by skipping on from the previous
+one, so planning walks the index once. A view is read whole: MongoDB runs a find on a view as an
+aggregation, which takes no index bounds, and a view's `_id`s need not be unique. Nested documents
+and arrays arrive as nested columns; ObjectId, Decimal128, binary and other BSON types as text.
+Samples use `$sample`, which the server draws at random but cannot seed: two sampled runs see
+different documents.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from spillguard.sources.store import StoreSource, TransientError, one_line, part
 
 BATCH = 2000
 SYSTEM_DBS = ("admin", "local", "config")
-_TRANSIENT = (pymongo.errors.AutoReconnect, pymongo.errors.NetworkTimeout, pymongo.errors.ConnectionFailure)
+_TRANSIENT = (pymongo.errors.AutoReconnect, pymongo.errors.NetworkTimeout, pymongo.errors.ConnectionFailure, pymongo.errors.CursorNotFound)
 _GLOB = set("*?[")
 
 
@@ -45,6 +48,7 @@ class MongoCollection:
     coll: str
     docs: int
     subject_field: str | None
+    is_view: bool = False
 
     @property
     def name(self) -> str:
@@ -55,20 +59,23 @@ class MongoCollection:
         opts = self.source.options
         if opts.sample is not None:
             return [Partition(self.name, {**base, "sample": opts.sample})]
-        n = partition_count(self.docs, opts.partition_rows)
+        n = 1 if self.is_view else partition_count(self.docs, opts.partition_rows)
         if n == 1:
             return [Partition(self.name, base)]
         collection = self.source.client[self.db][self.coll]
         step = max(1, self.docs // n)
         bounds: list[Any] = []
         try:
-            for k in range(1, n):
+            for _ in range(1, n):
                 self.source.limiter.wait()
-                found = list(collection.find({}, {"_id": 1}).sort("_id", 1).skip(k * step).limit(1))
+                # Skip from the previous bound, not from the start: a skip costs the server one index key per document.
+                cursor = collection.find({}, {"_id": 1}).sort("_id", 1).hint([("_id", 1)])
+                if bounds:
+                    cursor = cursor.min([("_id", bounds[-1])])
+                found = list(cursor.skip(step).limit(1))
                 if not found:
                     break
-                if not bounds or found[0]["_id"] != bounds[-1]:
-                    bounds.append(found[0]["_id"])
+                bounds.append(found[0]["_id"])
         except pymongo.errors.PyMongoError as exc:
             raise UserError(f"{self.name}: cannot split into _id ranges ({one_line(exc)})") from None
         edges: list[str | None] = [None, *[encode_id(b) for b in bounds], None]
@@ -125,7 +132,7 @@ class MongoSource(StoreSource):
             raise UserError(f"{self.target}: login failed ({one_line(exc, self.password)})") from None
         except (pymongo.errors.PyMongoError, ValueError) as exc:
             raise UserError(f"{self.target}: cannot connect ({one_line(exc, self.password)})") from None
-        self._catalog: list[tuple[str, str, int]] | None = None
+        self._catalog: list[tuple[str, str, int, bool]] | None = None
 
     def _databases(self) -> list[str]:
         if self.database:
@@ -135,36 +142,38 @@ class MongoSource(StoreSource):
         except pymongo.errors.PyMongoError as exc:
             raise UserError(f"{self.target}: cannot list databases ({one_line(exc, self.password)}); name one in the URL: mongodb://HOST/DATABASE") from None
 
-    def _collections(self, db: str) -> list[str]:
+    def _collections(self, db: str) -> list[tuple[str, bool]]:
+        """(name, is a view) of the database's collections; views only with include_views."""
         flt = None if self.options.include_views else {"type": "collection"}
         try:
-            names = self.client[db].list_collection_names(filter=flt)
+            infos = list(self.client[db].list_collections(filter=flt, nameOnly=True))
         except pymongo.errors.OperationFailure as exc:
             # Servers without listCollections (or a user without the right): scan the collections named by --include.
             literal = [p.split(".", 1)[1] if p.startswith(db + ".") else p for p in self.options.include if not (_GLOB & set(p))]
             if literal:
-                return literal
+                return [(name, False) for name in literal]
             raise UserError(f"{self.target}: cannot list collections of {db} ({one_line(exc, self.password)}); name them with --include") from None
-        return sorted(n for n in names if not n.startswith("system."))
+        return sorted((i["name"], i.get("type") == "view") for i in infos if not i["name"].startswith("system."))
 
-    def catalog(self) -> list[tuple[str, str, int]]:
+    def catalog(self) -> list[tuple[str, str, int, bool]]:
+        """(database, collection, estimated documents, is a view) of every collection found."""
         if self._catalog is None:
             out = []
             for db in self._databases():
-                for coll in self._collections(db):
+                for coll, is_view in self._collections(db):
                     try:
                         count = self.client[db][coll].estimated_document_count()
                     except pymongo.errors.PyMongoError:
                         count = 0  # unknown: one partition
-                    out.append((db, coll, int(count)))
+                    out.append((db, coll, int(count), is_view))
             self._catalog = out
         return self._catalog
 
     def datasets(self) -> Iterator[MongoCollection]:
-        for db, coll, count in self.catalog():
+        for db, coll, count, is_view in self.catalog():
             name = f"{db}.{coll}"
             if self.options.wanted(name, coll):
-                yield MongoCollection(self, db, coll, count, self.options.subject_for(name, coll))
+                yield MongoCollection(self, db, coll, count, self.options.subject_for(name, coll), is_view)
 
     def dataset(self, name: str) -> MongoCollection:
         db, coll = name.split(".", 1)
