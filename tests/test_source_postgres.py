@@ -202,6 +202,32 @@ def test_dropped_connection_is_retried_and_counts_stay_exact(generated, pg, monk
     assert result.records_scanned == sum(truth.records.values())
 
 
+def test_connection_lost_in_the_middle_of_a_copy_is_retried(generated, pg, monkeypatch):
+    from spillguard.sources import postgres as mod
+
+    _folder, truth, file_result = generated
+    original = mod.json_lines_to_tables
+    killed: list[int] = []
+
+    def parse_then_kill(block, line, dataset, malformed):
+        yield from original(block, line, dataset, malformed)
+        if len(killed) < 2 and dataset == "public.users":
+            with psycopg.connect(pg.admin_url, autocommit=True) as admin:
+                pids = [r[0] for r in admin.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY%%' AND pid <> pg_backend_pid()")]
+                for pid in pids:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            killed.extend(pids)
+
+    monkeypatch.setattr(mod, "BLOCK_BYTES", 4096)  # many blocks per partition: the kill lands mid-stream
+    monkeypatch.setattr(mod, "json_lines_to_tables", parse_then_kill)
+    monkeypatch.setattr("spillguard.parallel.BACKOFF_S", 0.05)
+    result, _ = run_scan([pg.url], ScanOptions(seed=3, workers=1, source_options={"partition_rows": 100_000}))
+    assert len(killed) == 2
+    assert not [e for e in result.errors if e.kind == "error"], result.errors
+    assert category_subjects(result) == category_subjects(file_result)
+    assert result.records_scanned == sum(truth.records.values())
+
+
 def test_failing_dataset_is_reported_and_the_others_go_on(pg):
     with psycopg.connect(pg.admin_url, autocommit=True) as conn:
         conn.execute("CREATE ROLE scanner LOGIN")

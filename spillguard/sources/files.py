@@ -220,7 +220,7 @@ class FileDataset:
                     offset = end
                 else:
                     offset += len(complete)
-                if complete.strip():
+                if complete and not complete.isspace():
                     yield from json_lines_to_tables(complete, line_no, self.name, malformed)
                 line_no += complete.count(b"\n")
                 if not chunk:

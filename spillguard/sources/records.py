@@ -102,17 +102,17 @@ def _depth(line: bytes) -> int:
 
 def _suspect_lines(data: bytes) -> np.ndarray:
     """Indices of lines Arrow's reader must not get: not an object (`null` as a first line crashes it)
-    or nested deeper than MAX_DEPTH. Vectorised over the block; exact depth only for the few with
-    many brackets."""
+    or nested deeper than MAX_DEPTH. Vectorised over the block (bracket positions, not a per-byte
+    count); exact depth only for the few lines with many brackets."""
     arr = np.frombuffer(data, np.uint8)
     starts = np.concatenate(([0], np.flatnonzero(arr == 10) + 1))
     starts = starts[starts < arr.size]
     if starts.size == 0:
         return np.zeros(0, np.int64)
     first = arr[starts]
-    blank = (first == 10) | (first == 13)
-    suspect = ~blank & (first != 123)
-    opens = np.add.reduceat(((arr == 123) | (arr == 91)).astype(np.int64), starts)
+    suspect = (first != 123) & (first != 10) & (first != 13)
+    brackets = np.flatnonzero((arr == 123) | (arr == 91))
+    opens = np.diff(np.searchsorted(brackets, np.append(starts, arr.size)))
     for i in np.flatnonzero(~suspect & (opens > MAX_DEPTH)).tolist():
         end = starts[i + 1] if i + 1 < starts.size else arr.size
         suspect[i] = _depth(data[starts[i] : end]) > MAX_DEPTH
@@ -149,7 +149,7 @@ def _slow_lines(lines: list[bytes], first_line: int, dataset: str, malformed: Ma
 
 def json_lines_to_tables(data: bytes, first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
     """Tables for a block of complete JSON lines (line numbers start at first_line)."""
-    if not data.strip():
+    if not data or data.isspace():
         return
     suspect = _suspect_lines(data)
     if suspect.size:
@@ -175,7 +175,7 @@ def json_lines_to_tables(data: bytes, first_line: int, dataset: str, malformed: 
 def _fast_lines(data: bytes, first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
     """Arrow's reader on lines known to be shallow objects; a block it still rejects (a malformed line,
     a field whose type changes) is halved until the troublesome lines are parsed one by one."""
-    if not data.strip():
+    if not data or data.isspace():
         return
     try:
         table = _read_block(data)
