@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 import pyarrow as pa
-from psycopg import pq, sql
+from psycopg import sql
 
 from spillguard.errors import UserError
 from spillguard.sources.base import MalformedSink, Partition
@@ -48,49 +48,6 @@ FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 WHERE a.attrelid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
-
-
-def _copy_blocks(conn: psycopg.Connection[Any], query: sql.Composable) -> Iterator[bytes]:
-    """The output of a COPY ... TO STDOUT in blocks of about BLOCK_BYTES of whole rows.
-
-    The server sends one message per row; psycopg's Copy iterator spends ~6 us of Python on each, as
-    much as the server spends producing it, so rows are taken straight from libpq in a C loop
-    (blocking reads, inside the transaction psycopg opened)."""
-    pgconn = conn.pgconn
-    pgconn.send_query(query.as_bytes(conn))
-    result = pgconn.get_result()
-    if result is None or result.status != pq.ExecStatus.COPY_OUT:
-        error = psycopg.errors.error_from_result(result, encoding=conn.info.encoding) if result is not None else None
-        while pgconn.get_result() is not None:
-            pass
-        raise error or psycopg.OperationalError("the server ended the COPY before it began")
-    finished = False
-    try:
-        buf: list[memoryview] = []
-        size = 0
-        get = pgconn.get_copy_data
-        while True:
-            nbytes, data = get(0)
-            if nbytes <= 0:
-                break
-            buf.append(data)
-            size += nbytes
-            if size >= BLOCK_BYTES:
-                yield b"".join(buf)
-                buf, size = [], 0
-        if nbytes == -2:
-            raise psycopg.OperationalError(pgconn.get_error_message())
-        final = pgconn.get_result()
-        while pgconn.get_result() is not None:
-            pass
-        if final is not None and final.status != pq.ExecStatus.COMMAND_OK:
-            raise psycopg.errors.error_from_result(final, encoding=conn.info.encoding)
-        finished = True
-        if buf:
-            yield b"".join(buf)
-    finally:
-        if not finished:
-            conn.close()  # a COPY abandoned midway leaves the session unusable: the next read reconnects
 
 
 @dataclass(slots=True)
@@ -168,9 +125,19 @@ class PostgresTable(ReconnectingDataset):
                 )
                 self.source.limiter.wait()
                 line = 1
-                for block in _copy_blocks(conn, query):
-                    yield from json_lines_to_tables(block, line, self.name, malformed)
-                    line += block.count(b"\n")
+                buf: list[bytes] = []
+                size = 0
+                with cur.copy(query) as copy:
+                    for chunk in copy:
+                        buf.append(bytes(chunk))
+                        size += len(chunk)
+                        if size >= BLOCK_BYTES:
+                            block = b"".join(buf)
+                            yield from json_lines_to_tables(block, line, self.name, malformed)
+                            line += block.count(b"\n")
+                            buf, size = [], 0
+                if buf:
+                    yield from json_lines_to_tables(b"".join(buf), line, self.name, malformed)
             conn.rollback()
         except psycopg.OperationalError as exc:
             self.source.reset()
