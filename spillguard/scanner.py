@@ -312,6 +312,8 @@ def scan_target(
                 run.errors.append(ScanError(target=shown, dataset=reader.name, message=str(exc)))
                 parts = []
             plans.append((reader, state, parts))
+        for message in source.warnings() if hasattr(source, "warnings") else ():
+            run.errors.append(ScanError(target=shown, message=message, kind="warning"))
         finished = checkpoint.finished(shown) if checkpoint is not None else {}
         failed: set[str] = set()
 

@@ -47,6 +47,10 @@ def _jsonl(docs):
         ("hits.jsonl", lambda p: p.write_bytes(_jsonl([{"_index": "users", "_id": str(i), "_source": d} for i, d in enumerate(DOCS)]))),
         ("search.json", lambda p: p.write_bytes(orjson.dumps({"took": 3, "hits": {"total": {"value": 40}, "hits": [{"_index": "users", "_source": d} for d in DOCS]}}))),
         ("dump.json", lambda p: p.write_bytes(_jsonl([{"_index": "users", "_type": "_doc", "_id": str(i), "_score": 1, "_source": d} for i, d in enumerate(DOCS)]))),
+        # `jq .` output: indented objects one after another, whatever the file is called
+        ("jq.json", lambda p: p.write_text("".join(json.dumps(d, indent=2) + "\n" for d in DOCS))),
+        ("jq.jsonl.gz", lambda p: p.write_bytes(gzip.compress("".join(json.dumps(d, indent=2) + "\n" for d in DOCS).encode()))),
+        ("glued.json", lambda p: p.write_bytes(b"".join(orjson.dumps(d) for d in DOCS))),  # no separator at all
     ],
 )
 def test_json_shapes(tmp_path, name, writer):
@@ -57,6 +61,14 @@ def test_json_shapes(tmp_path, name, writer):
     assert result.records_scanned == 40
     # Elasticsearch metadata is not a field of the record
     assert not any(f.field.startswith("_") for f in result.findings)
+
+
+def test_concatenated_objects_with_a_broken_one_keep_what_came_before(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("".join(json.dumps(d, indent=2) + "\n" for d in DOCS[:30]) + '{"email": "x@example.com", ' + "".join(json.dumps(d) for d in DOCS[30:]))
+    result = spillguard.scan([path])
+    assert result.records_scanned == 30
+    assert [e.kind for e in result.errors] == ["malformed"] and "rest of file skipped" in result.errors[0].message
 
 
 def test_csv_tsv_and_parquet(tmp_path):
@@ -268,3 +280,13 @@ def test_parquet_row_groups_are_partitions(tmp_path):
     assert len(next(FileSource(str(tmp_path / "g.parquet")).datasets()).partitions()) == 5
     result = spillguard.scan([tmp_path / "g.parquet"], workers=2)
     assert result.records_scanned == 5000 and result.categories["email"].subjects == 5000
+
+
+def test_a_broken_link_in_a_folder_is_reported_not_silently_skipped(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(_jsonl(DOCS))
+    os.symlink(tmp_path / "moved-away.jsonl", tmp_path / "b.jsonl")
+    os.symlink(tmp_path / "nowhere", tmp_path / "notes.txt")  # not a data file: not worth a word
+    result = spillguard.scan([tmp_path])
+    _expect(result)
+    warnings = [e for e in result.errors if e.kind == "warning"]
+    assert [w.message for w in warnings] == ["b.jsonl: broken symbolic link, not read"]

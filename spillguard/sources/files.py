@@ -131,7 +131,7 @@ class FileDataset:
             if self.fmt == "json" and first == b"[":
                 yield from self._json_document(fh, "item", malformed)
                 return
-            if self.fmt == "json" and first == b"{" and not self._looks_like_lines(fh):
+            if first == b"{" and not self._looks_like_lines(fh) and (self.fmt == "json" or self._pretty_printed(fh)):
                 yield from self._json_document(fh, None, malformed)
                 return
             yield from self._json_lines(fh, malformed)
@@ -146,6 +146,11 @@ class FileDataset:
         except orjson.JSONDecodeError:
             return False
         return True
+
+    @staticmethod
+    def _pretty_printed(fh: IO[bytes]) -> bool:
+        """A lone `{` on the first line: indented objects one after another, as `jq .` writes them."""
+        return fh.peek(1 << 16).split(b"\n", 1)[0].strip() == b"{"
 
     def _json_lines(self, fh: IO[bytes], malformed: MalformedSink) -> Iterator[pa.Table]:
         line_no = 1
@@ -231,18 +236,34 @@ class FileDataset:
 
         try:
             if prefix is None:
-                # One object: a search response ({"hits": {"hits": [...]}}) or a single record.
-                import orjson
-
-                doc = orjson.loads(fh.read())
-                hits = doc.get("hits", {}).get("hits") if isinstance(doc, dict) and isinstance(doc.get("hits"), dict) else None
-                docs = hits if isinstance(hits, list) else [doc]
-                yield from docs_to_tables(docs, self.name, malformed)
+                # One object (a record, or a search response {"hits": {"hits": [...]}}) or several
+                # concatenated ones, as `jq .` writes them: streamed one top-level value at a time.
+                values = ijson.items(fh, "", multiple_values=True, use_float=True)
+                yield from docs_to_tables(self._records_of(self._until_broken(values, malformed), malformed), self.name, malformed)
                 return
             items = ijson.items(fh, prefix, use_float=True)
-            yield from docs_to_tables(self._objects_only(items, malformed), self.name, malformed)
+            yield from docs_to_tables(self._objects_only(self._until_broken(items, malformed), malformed), self.name, malformed)
         except (ijson.JSONError, ValueError) as exc:
             malformed(self.name, None, f"invalid JSON document, rest of file skipped ({exc})")
+
+    def _until_broken(self, values: Iterator[Any], malformed: MalformedSink) -> Iterator[Any]:
+        """The values parsed before the first syntax error, which is reported: the records read so far count."""
+        import ijson
+
+        try:
+            yield from values
+        except (ijson.JSONError, ValueError) as exc:
+            malformed(self.name, None, f"invalid JSON document, rest of file skipped ({exc})")
+
+    def _records_of(self, values: Iterator[Any], malformed: MalformedSink) -> Iterator[dict[str, Any]]:
+        for i, value in enumerate(values, 1):
+            hits = value.get("hits") if isinstance(value, dict) else None
+            if isinstance(hits, dict) and isinstance(hits.get("hits"), list):
+                yield from self._objects_only(iter(hits["hits"]), malformed)
+            elif isinstance(value, dict):
+                yield value
+            else:
+                malformed(self.name, i, f"top-level value {i} is a {type(value).__name__}, not an object")
 
     def _objects_only(self, items: Iterator[Any], malformed: MalformedSink) -> Iterator[dict[str, Any]]:
         for i, item in enumerate(items, 1):
@@ -302,6 +323,7 @@ class FileSource:
         self.root = Path(target)
         self.subject_field: str | None = options.get("subject_field")
         self.progress: Callable[[int], None] | None = options.get("progress")
+        self.broken_links: list[Path] = []  # data files in the folder that are links to nothing: not read, reported
         if not self.root.exists():
             raise UserError(f"{target}: no such file or folder")
         if self.root.is_file() and file_kind(self.root) is None:
@@ -314,7 +336,16 @@ class FileSource:
     def _files(self) -> list[Path]:
         if self.root.is_file():
             return [self.root]
-        found = [p for p in sorted(self.root.rglob("*")) if p.is_file() and file_kind(p) is not None]
+        found = []
+        for p in sorted(self.root.rglob("*")):
+            if file_kind(p) is None:
+                continue
+            if p.is_file():
+                found.append(p)
+            elif p.is_symlink() and not p.exists():
+                rel = p.relative_to(self.root)
+                if rel not in self.broken_links:
+                    self.broken_links.append(rel)
         if not found:
             raise UserError(
                 f"{self.target}: no data files in this folder; spillguard reads .jsonl .ndjson .json .csv .tsv .parquet (optionally .gz or .zst)"
@@ -327,6 +358,9 @@ class FileSource:
             assert kind is not None
             name = str(path.relative_to(self.root)) if self.root.is_dir() else path.name
             yield FileDataset(path, name, kind[0], kind[1], self.subject_field, self.progress)
+
+    def warnings(self) -> list[str]:
+        return [f"{link}: broken symbolic link, not read" for link in self.broken_links]
 
     def total_bytes(self) -> int:
         return sum(p.stat().st_size for p in self._files())
