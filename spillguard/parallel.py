@@ -65,7 +65,11 @@ class PartitionResult:
 
 
 def default_workers() -> int:
-    return max(1, os.cpu_count() or 1)
+    """One worker per core this process may run on (taskset, cpusets), not per core of the machine."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no affinity API (macOS)
+        return max(1, os.cpu_count() or 1)
 
 
 def source_options_for(options: ScanOptions, target: str) -> dict[str, Any]:

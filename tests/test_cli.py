@@ -177,3 +177,12 @@ def test_progress_bar_only_on_a_terminal(demo_data):
     os.close(leader)
     assert json.loads(out)["version"] == 1
     assert b"scanning" in seen
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or not shutil.which("taskset"), reason="needs CPU affinity and taskset")
+def test_default_workers_follow_the_cores_the_process_may_use():
+    code = "from spillguard.parallel import default_workers; print(default_workers())"
+    pinned = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert pinned.stdout.strip() == "1"  # pinned to one core: one worker, however many cores the machine has
+    free = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert int(free.stdout) == len(os.sched_getaffinity(0))
