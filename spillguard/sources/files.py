@@ -236,10 +236,21 @@ class FileDataset:
 
         try:
             if prefix is None:
-                # One object (a record, or a search response {"hits": {"hits": [...]}}) or several
-                # concatenated ones, as `jq .` writes them: streamed one top-level value at a time.
-                values = ijson.items(fh, "", multiple_values=True, use_float=True)
-                yield from docs_to_tables(self._records_of(self._until_broken(values, malformed), malformed), self.name, malformed)
+                # One object (a record, or a search response {"hits": {"hits": [...]}}), parsed whole by
+                # orjson; or several concatenated ones, as `jq .` writes them, streamed one at a time.
+                import orjson
+
+                values: Iterator[Any]
+                if self._pretty_printed(fh):
+                    values = self._until_broken(ijson.items(fh, "", multiple_values=True, use_float=True), malformed)
+                else:
+                    data = fh.read()
+                    try:
+                        values = iter([orjson.loads(data)])
+                    except orjson.JSONDecodeError:
+                        stream = ijson.items(io.BytesIO(data), "", multiple_values=True, use_float=True)
+                        values = self._until_broken(stream, malformed)
+                yield from docs_to_tables(self._records_of(values, malformed), self.name, malformed)
                 return
             items = ijson.items(fh, prefix, use_float=True)
             yield from docs_to_tables(self._objects_only(self._until_broken(items, malformed), malformed), self.name, malformed)
