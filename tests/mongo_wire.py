@@ -59,7 +59,7 @@ import pymongo.errors
 from bson.int64 import Int64
 from mongomock import filtering
 
-from tests.servers import HOST, free_port
+from tests.servers import HOST
 
 MAX_WIRE_VERSION = 13  # MongoDB 5.0, the version mongomock emulates
 SERVER_VERSION = "5.0.5"
@@ -113,6 +113,7 @@ class MongoWire:
         self.engine: mongomock.MongoClient = mongomock.MongoClient()
         self.seen: Counter[str] = Counter()
         self.refused: dict[tuple[str, str | None], list[Any]] = {}  # [code, errmsg, times left or None]
+        self.timeseries: set[str] = set()  # "db.coll" listed as time-series collections: no _id index
         self.skipped = 0  # documents walked past for `skip`, summed over every find: what skipping costs a server
         self._cursors: dict[int, _Cursor] = {}
         self._cursor_ids = itertools.count(7_000_000_001)
@@ -134,7 +135,8 @@ class MongoWire:
             "aggregate": self._aggregate,
             "count": self._count,
         }  # fmt: skip
-        self.server = mockupdb.MockupDB(port=free_port())
+        # port=None: mockupdb binds port 0 itself, so no other process can take the port between pick and bind.
+        self.server = mockupdb.MockupDB(port=None)
         self.server.autoresponds(self._handle)
 
     @property
@@ -225,6 +227,9 @@ class MongoWire:
         database = self.engine[db]
         infos: list[dict[str, Any]] = []
         for name in sorted(database.list_collection_names()):
+            if f"{db}.{name}" in self.timeseries:
+                infos.append({"name": name, "type": "timeseries", "options": {"timeseries": {"timeField": "at"}}, "info": {"readOnly": False}})
+                continue
             infos.append({"name": name, "type": "collection", "options": {}, "info": {"readOnly": False},
                           "idIndex": {"v": 2, "key": {"_id": 1}, "name": "_id_"}})  # fmt: skip
         views = list(database["system.views"].find())
@@ -293,7 +298,7 @@ class MongoWire:
         sort = list((cmd.get("sort") or {}).items())
         skip, limit = int(cmd.get("skip", 0)), abs(int(cmd.get("limit", 0)))
         hint, lo, hi = cmd.get("hint"), cmd.get("min"), cmd.get("max")
-        if hint is not None and hint not in ("_id_", {"_id": 1}):
+        if hint is not None and (hint not in ("_id_", {"_id": 1}) or f"{db}.{name}" in self.timeseries):
             raise CommandError(2, "BadValue", "error processing query: planner returned error :: caused by :: hint provided does not correspond to an existing index")
         if (lo is not None or hi is not None) and hint is None:
             raise CommandError(51173, "Location51173", "When using min()/max() a hint of which index to use must be provided")

@@ -5,8 +5,10 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import pyarrow as pa
@@ -51,6 +53,9 @@ def _jsonl(docs):
         ("jq.json", lambda p: p.write_text("".join(json.dumps(d, indent=2) + "\n" for d in DOCS))),
         ("jq.jsonl.gz", lambda p: p.write_bytes(gzip.compress("".join(json.dumps(d, indent=2) + "\n" for d in DOCS).encode()))),
         ("glued.json", lambda p: p.write_bytes(b"".join(orjson.dumps(d) for d in DOCS))),  # no separator at all
+        # zstd's reader has no look-ahead of its own: the shape is still recognised
+        ("jq.json.zst", lambda p: p.write_bytes(zstandard.ZstdCompressor().compress("".join(json.dumps(d, indent=2) + "\n" for d in DOCS).encode()))),
+        ("a.json.zst", lambda p: p.write_bytes(zstandard.ZstdCompressor().compress(json.dumps(DOCS, indent=1).encode()))),
     ],
 )
 def test_json_shapes(tmp_path, name, writer):
@@ -69,6 +74,25 @@ def test_concatenated_objects_with_a_broken_one_keep_what_came_before(tmp_path):
     result = spillguard.scan([path])
     assert result.records_scanned == 30
     assert [e.kind for e in result.errors] == ["malformed"] and "rest of file skipped" in result.errors[0].message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"email": "Jane.Doe@Example.com", "token": "Atza|IwEBIJ"} trailing words',  # one object, then garbage
+        '[{"email": "Jane.Doe@Example.com", "token": "Atza|IwEBIJ"} trailing words',  # an array cut short
+        '{\n  "email": "Jane.Doe@Example.com",\n  "token": "Atza|IwEBIJ"\n}\n{"email": ',  # `jq .` output cut short
+    ],
+)
+def test_a_json_syntax_error_is_reported_without_the_file_content(tmp_path, text):
+    # yajl appends an excerpt of the text around the error to its message; the excerpt is personal data
+    path = tmp_path / "cut.json"
+    path.write_text(text)
+    result = spillguard.scan([path])
+    assert result.records_scanned == 1
+    (err,) = result.errors
+    assert err.kind == "malformed" and "rest of file skipped" in err.message
+    assert "Jane" not in err.message and "Atza" not in err.message and "\n" not in err.message, err.message
 
 
 def test_csv_tsv_and_parquet(tmp_path):
@@ -290,3 +314,30 @@ def test_a_broken_link_in_a_folder_is_reported_not_silently_skipped(tmp_path):
     _expect(result)
     warnings = [e for e in result.errors if e.kind == "warning"]
     assert [w.message for w in warnings] == ["b.jsonl: broken symbolic link, not read"]
+
+
+def test_a_folder_of_broken_links_says_so(tmp_path):
+    os.symlink(tmp_path / "moved-away.jsonl", tmp_path / "users.jsonl")
+    os.symlink(tmp_path / "loop-b.jsonl", tmp_path / "loop-a.jsonl")
+    os.symlink(tmp_path / "loop-a.jsonl", tmp_path / "loop-b.jsonl")
+    with pytest.raises(UserError, match="no data files") as err:
+        spillguard.scan([tmp_path])
+    assert "users.jsonl (broken symbolic link)" in str(err.value) and "loop-a.jsonl (broken symbolic link)" in str(err.value)
+    exe = shutil.which("spillguard") or str(Path(sys.executable).with_name("spillguard"))
+    done = subprocess.run([exe, "scan", str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "users.jsonl (broken symbolic link)" in done.stderr
+
+
+def test_a_link_to_a_folder_is_reported_not_followed(tmp_path):
+    (tmp_path / "scan").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "scan" / "a.jsonl").write_bytes(_jsonl(DOCS))
+    (tmp_path / "elsewhere" / "more.jsonl").write_bytes(_jsonl([{"email": "other@example.org"}]))
+    os.symlink(tmp_path / "elsewhere", tmp_path / "scan" / "more")
+    os.symlink(tmp_path / "scan", tmp_path / "scan" / "itself")  # a loop: following links could never end
+    result = spillguard.scan([tmp_path / "scan"])
+    _expect(result)
+    assert [e.message for e in result.errors if e.kind == "warning"] == [
+        "itself: symbolic link to a folder, not followed; scan it as a target of its own",
+        "more: symbolic link to a folder, not followed; scan it as a target of its own",
+    ]

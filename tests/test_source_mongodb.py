@@ -161,6 +161,17 @@ def test_discovery_skips_system_databases_views_and_system_collections(mongo):
     assert scanned == {"fleet.profiles": PROFILES, "fleet.profile_emails": PROFILES}  # never system.views
 
 
+def test_a_time_series_collection_is_scanned_whole_by_default(mongo):
+    # IoT readings often live in time-series collections: listed with type "timeseries", no _id index to bound.
+    mongo.timeseries.add("fleet.readings")
+    try:
+        result, _ = run_scan([mongo.url], ScanOptions(seed=1, workers=1, source_options={"include": ["fleet.readings"], "partition_rows": 500}))
+    finally:
+        mongo.timeseries.discard("fleet.readings")
+    assert not [e for e in result.errors if e.kind == "error"], result.errors
+    assert {d["dataset"]: d["records_scanned"] for d in result.datasets} == {"fleet.readings": READINGS}
+
+
 def test_include_exclude_and_subject_fields(mongo):
     opts = {"include": ["iot.*"], "exclude": ["*payments", "login_*"], "subject_fields": {"iot.support_tickets": "ticket_id"}}
     result, _ = run_scan([mongo.url], ScanOptions(seed=1, workers=1, source_options=opts))
@@ -192,6 +203,21 @@ def test_a_cursor_lost_midway_is_read_again_from_the_checkpoint(mongo, monkeypat
         mongo.allow("getMore", "fleet.readings")
     assert not [e for e in result.errors if e.kind == "error"], result.errors
     assert {d["dataset"]: d["records_scanned"] for d in result.datasets} == {"fleet.readings": READINGS}
+
+
+def test_a_failed_range_plan_never_shows_the_password(mongo):
+    # The stand-in has no authentication: the password is given to the source after it connected.
+    source = open_target(mongo.url_for("iot"), partition_rows=250)
+    source.password = "Pw-3x4mple"
+    mongo.refuse("find", "iot.users", code=2, errmsg="cannot use Pw-3x4mple here")
+    try:
+        users = next(d for d in source.datasets() if d.name == "iot.users")
+        with pytest.raises(UserError, match="cannot split into _id ranges") as err:
+            users.partitions()
+    finally:
+        mongo.allow("find", "iot.users")
+        source.close()
+    assert "Pw-3x4mple" not in str(err.value)
 
 
 def test_discovery_needs_names_when_the_server_cannot_list(mongo):

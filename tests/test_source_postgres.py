@@ -202,30 +202,61 @@ def test_dropped_connection_is_retried_and_counts_stay_exact(generated, pg, monk
     assert result.records_scanned == sum(truth.records.values())
 
 
-def test_connection_lost_in_the_middle_of_a_copy_is_retried(generated, pg, monkeypatch):
+def test_connection_lost_in_the_middle_of_a_copy_is_retried(pg, monkeypatch):
+    """The backend is killed while it is provably inside the COPY: rows already sent, the rest not yet
+    produced (it sleeps at row 2000 while a flag is up). Killing it any later would only test the
+    rollback after a COPY the client had read in full from its socket buffer."""
     from spillguard.sources import postgres as mod
 
-    _folder, truth, file_result = generated
+    rows = 4000
+    base, admin_base = pg.url.rsplit("/", 1)[0], pg.admin_url.rsplit("/", 1)[0]
+    with psycopg.connect(pg.admin_url, autocommit=True) as admin:
+        admin.execute("DROP DATABASE IF EXISTS copykill")
+        admin.execute("CREATE DATABASE copykill")
+    admin_url = f"{admin_base}/copykill"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE stall_flag (up boolean)")
+        conn.execute("INSERT INTO stall_flag VALUES (true)")
+        conn.execute(
+            "CREATE FUNCTION stall(n int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN "
+            "IF n = 2000 AND EXISTS (SELECT 1 FROM stall_flag) THEN PERFORM pg_sleep(60); END IF; RETURN n; END $$"
+        )
+        conn.execute(f"CREATE VIEW people AS SELECT stall(g) AS user_no, 'person' || g || '@example.com' AS email FROM generate_series(1, {rows}) g")
+
     original = mod.json_lines_to_tables
-    killed: list[int] = []
+    kills: list[tuple[int, list[int]]] = []  # (lines already parsed by this attempt, backends killed)
 
     def parse_then_kill(block, line, dataset, malformed):
         yield from original(block, line, dataset, malformed)
-        if len(killed) < 2 and dataset == "public.users":
-            with psycopg.connect(pg.admin_url, autocommit=True) as admin:
-                pids = [r[0] for r in admin.execute("SELECT pid FROM pg_stat_activity WHERE query LIKE 'COPY%%' AND pid <> pg_backend_pid()")]
+        if line == 1 and len(kills) < 2:  # the first block of an attempt: rows arrived, the COPY goes on
+            with psycopg.connect(admin_url, autocommit=True) as admin:
+                deadline = time.monotonic() + 20
+                while True:
+                    pids = [r[0] for r in admin.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = 'copykill' AND state = 'active' "
+                        "AND wait_event = 'PgSleep' AND query LIKE 'COPY%%'"
+                    )]  # fmt: skip
+                    if pids or time.monotonic() > deadline:
+                        break
+                    time.sleep(0.01)
                 for pid in pids:
                     admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
-            killed.extend(pids)
+                if len(kills) == 1:
+                    admin.execute("DELETE FROM stall_flag")  # the third attempt reads through
+            kills.append((block.count(b"\n"), pids))
 
-    monkeypatch.setattr(mod, "BLOCK_BYTES", 4096)  # many blocks per partition: the kill lands mid-stream
+    monkeypatch.setattr(mod, "BLOCK_BYTES", 4096)  # the first block is parsed long before row 2000
     monkeypatch.setattr(mod, "json_lines_to_tables", parse_then_kill)
     monkeypatch.setattr("spillguard.parallel.BACKOFF_S", 0.05)
-    result, _ = run_scan([pg.url], ScanOptions(seed=3, workers=1, source_options={"partition_rows": 100_000}))
-    assert len(killed) == 2
+    try:
+        opts = {"include_views": True, "include": ["people"]}
+        result, _ = run_scan([f"{base}/copykill"], ScanOptions(seed=3, workers=1, source_options=opts))
+    finally:
+        with psycopg.connect(pg.admin_url, autocommit=True) as admin:
+            admin.execute("DROP DATABASE IF EXISTS copykill WITH (FORCE)")
+    assert len(kills) == 2 and all(len(pids) == 1 and 0 < parsed < 2000 for parsed, pids in kills), kills
     assert not [e for e in result.errors if e.kind == "error"], result.errors
-    assert category_subjects(result) == category_subjects(file_result)
-    assert result.records_scanned == sum(truth.records.values())
+    assert result.records_scanned == rows and result.categories["email"].subjects == rows
 
 
 def test_failing_dataset_is_reported_and_the_others_go_on(pg):

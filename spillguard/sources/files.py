@@ -65,8 +65,15 @@ def _open_stream(path: Path, compression: str | None, progress: Callable[[int], 
     if compression == "zstd":
         import zstandard
 
-        return zstandard.ZstdDecompressor().stream_reader(counted, read_size=1 << 20)  # type: ignore[return-value]
+        # Buffered for peek(): the format sniffing (array, lines, indented objects) looks ahead.
+        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(counted, read_size=1 << 20), buffer_size=1 << 20)  # type: ignore[arg-type]
     return counted
+
+
+def _json_error(exc: Exception) -> str:
+    """ijson's message without the excerpt of the file that yajl appends to it: that excerpt is the
+    file's content (e-mails, tokens), and error messages end up in reports and state files."""
+    return str(exc).strip().split("\n", 1)[0].strip() or type(exc).__name__
 
 
 @dataclass(slots=True)
@@ -255,7 +262,7 @@ class FileDataset:
             items = ijson.items(fh, prefix, use_float=True)
             yield from docs_to_tables(self._objects_only(self._until_broken(items, malformed), malformed), self.name, malformed)
         except (ijson.JSONError, ValueError) as exc:
-            malformed(self.name, None, f"invalid JSON document, rest of file skipped ({exc})")
+            malformed(self.name, None, f"invalid JSON document, rest of file skipped ({_json_error(exc)})")
 
     def _until_broken(self, values: Iterator[Any], malformed: MalformedSink) -> Iterator[Any]:
         """The values parsed before the first syntax error, which is reported: the records read so far count."""
@@ -264,7 +271,7 @@ class FileDataset:
         try:
             yield from values
         except (ijson.JSONError, ValueError) as exc:
-            malformed(self.name, None, f"invalid JSON document, rest of file skipped ({exc})")
+            malformed(self.name, None, f"invalid JSON document, rest of file skipped ({_json_error(exc)})")
 
     def _records_of(self, values: Iterator[Any], malformed: MalformedSink) -> Iterator[dict[str, Any]]:
         for i, value in enumerate(values, 1):
@@ -335,6 +342,7 @@ class FileSource:
         self.subject_field: str | None = options.get("subject_field")
         self.progress: Callable[[int], None] | None = options.get("progress")
         self.broken_links: list[Path] = []  # data files in the folder that are links to nothing: not read, reported
+        self.folder_links: list[Path] = []  # links to folders: not followed (loops, double counts), reported
         if not self.root.exists():
             raise UserError(f"{target}: no such file or folder")
         if self.root.is_file() and file_kind(self.root) is None:
@@ -349,17 +357,21 @@ class FileSource:
             return [self.root]
         found = []
         for p in sorted(self.root.rglob("*")):
+            if p.is_symlink() and p.is_dir():
+                _note(self.folder_links, p.relative_to(self.root))
+                continue
             if file_kind(p) is None:
                 continue
             if p.is_file():
                 found.append(p)
             elif p.is_symlink() and not p.exists():
-                rel = p.relative_to(self.root)
-                if rel not in self.broken_links:
-                    self.broken_links.append(rel)
+                _note(self.broken_links, p.relative_to(self.root))
         if not found:
+            unread = [f"{link} (broken symbolic link)" for link in self.broken_links]
+            unread += [f"{link} (link to a folder, not followed)" for link in self.folder_links]
+            shown = f"; not read: {', '.join(unread[:5])}{', ...' if len(unread) > 5 else ''}" if unread else ""
             raise UserError(
-                f"{self.target}: no data files in this folder; spillguard reads .jsonl .ndjson .json .csv .tsv .parquet (optionally .gz or .zst)"
+                f"{self.target}: no data files in this folder; spillguard reads .jsonl .ndjson .json .csv .tsv .parquet (optionally .gz or .zst){shown}"
             )
         return found
 
@@ -371,10 +383,16 @@ class FileSource:
             yield FileDataset(path, name, kind[0], kind[1], self.subject_field, self.progress)
 
     def warnings(self) -> list[str]:
-        return [f"{link}: broken symbolic link, not read" for link in self.broken_links]
+        broken = [f"{link}: broken symbolic link, not read" for link in self.broken_links]
+        return broken + [f"{link}: symbolic link to a folder, not followed; scan it as a target of its own" for link in self.folder_links]
 
     def total_bytes(self) -> int:
         return sum(p.stat().st_size for p in self._files())
 
     def close(self) -> None:
         pass
+
+
+def _note(links: list[Path], link: Path) -> None:
+    if link not in links:  # the folder is listed once per datasets() and total_bytes()
+        links.append(link)

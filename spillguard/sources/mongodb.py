@@ -2,8 +2,9 @@
 
 Ranges are index bounds on `_id` (`min()`/`max()` with the `_id_` index hinted), so they hold every
 document whatever the BSON types of the ids; each bound is found by skipping on from the previous
-one, so planning walks the index once. A view is read whole: MongoDB runs a find on a view as an
-aggregation, which takes no index bounds, and a view's `_id`s need not be unique. Nested documents
+one, so planning walks the index once. Views and time-series collections are read whole: MongoDB
+runs a find on a view as an aggregation, which takes no index bounds (and a view's `_id`s need not
+be unique), and a time-series collection has no `_id` index. Nested documents
 and arrays arrive as nested columns; ObjectId, Decimal128, binary and other BSON types as text.
 Samples use `$sample`, which the server draws at random but cannot seed: two sampled runs see
 different documents.
@@ -48,7 +49,7 @@ class MongoCollection:
     coll: str
     docs: int
     subject_field: str | None
-    is_view: bool = False
+    read_whole: bool = False
 
     @property
     def name(self) -> str:
@@ -59,7 +60,7 @@ class MongoCollection:
         opts = self.source.options
         if opts.sample is not None:
             return [Partition(self.name, {**base, "sample": opts.sample})]
-        n = 1 if self.is_view else partition_count(self.docs, opts.partition_rows)
+        n = 1 if self.read_whole else partition_count(self.docs, opts.partition_rows)
         if n == 1:
             return [Partition(self.name, base)]
         collection = self.source.client[self.db][self.coll]
@@ -77,7 +78,7 @@ class MongoCollection:
                     break
                 bounds.append(found[0]["_id"])
         except pymongo.errors.PyMongoError as exc:
-            raise UserError(f"{self.name}: cannot split into _id ranges ({one_line(exc)})") from None
+            raise UserError(f"{self.name}: cannot split into _id ranges ({one_line(exc, self.source.password)})") from None
         edges: list[str | None] = [None, *[encode_id(b) for b in bounds], None]
         return [Partition(self.name, {**base, "min": edges[i], "max": edges[i + 1]}) for i in range(len(edges) - 1)]
 
@@ -143,8 +144,10 @@ class MongoSource(StoreSource):
             raise UserError(f"{self.target}: cannot list databases ({one_line(exc, self.password)}); name one in the URL: mongodb://HOST/DATABASE") from None
 
     def _collections(self, db: str) -> list[tuple[str, bool]]:
-        """(name, is a view) of the database's collections; views only with include_views."""
-        flt = None if self.options.include_views else {"type": "collection"}
+        """(name, read whole) of the database's collections; views only with include_views.
+
+        Views and time-series collections are read whole: neither has an `_id` index to bound."""
+        flt = None if self.options.include_views else {"type": {"$in": ["collection", "timeseries"]}}
         try:
             infos = list(self.client[db].list_collections(filter=flt, nameOnly=True))
         except pymongo.errors.OperationFailure as exc:
@@ -153,27 +156,27 @@ class MongoSource(StoreSource):
             if literal:
                 return [(name, False) for name in literal]
             raise UserError(f"{self.target}: cannot list collections of {db} ({one_line(exc, self.password)}); name them with --include") from None
-        return sorted((i["name"], i.get("type") == "view") for i in infos if not i["name"].startswith("system."))
+        return sorted((i["name"], i.get("type", "collection") != "collection") for i in infos if not i["name"].startswith("system."))
 
     def catalog(self) -> list[tuple[str, str, int, bool]]:
-        """(database, collection, estimated documents, is a view) of every collection found."""
+        """(database, collection, estimated documents, read whole) of every collection found."""
         if self._catalog is None:
             out = []
             for db in self._databases():
-                for coll, is_view in self._collections(db):
+                for coll, read_whole in self._collections(db):
                     try:
                         count = self.client[db][coll].estimated_document_count()
                     except pymongo.errors.PyMongoError:
                         count = 0  # unknown: one partition
-                    out.append((db, coll, int(count), is_view))
+                    out.append((db, coll, int(count), read_whole))
             self._catalog = out
         return self._catalog
 
     def datasets(self) -> Iterator[MongoCollection]:
-        for db, coll, count, is_view in self.catalog():
+        for db, coll, count, read_whole in self.catalog():
             name = f"{db}.{coll}"
             if self.options.wanted(name, coll):
-                yield MongoCollection(self, db, coll, count, self.options.subject_for(name, coll), is_view)
+                yield MongoCollection(self, db, coll, count, self.options.subject_for(name, coll), read_whole)
 
     def dataset(self, name: str) -> MongoCollection:
         db, coll = name.split(".", 1)

@@ -110,7 +110,11 @@ def _suspect_lines(data: bytes) -> np.ndarray:
     if starts.size == 0:
         return np.zeros(0, np.int64)
     first = arr[starts]
-    suspect = (first != 123) & (first != 10) & (first != 13)
+    # Blank: an empty line, or a lone CR (CRLF files). A CR followed by anything else is not blank:
+    # Arrow skips the CR as whitespace, and a non-object after it (`\rnull`) crashes the process.
+    after = starts + 1
+    lone_cr = (first == 13) & ((after == arr.size) | (arr[np.minimum(after, arr.size - 1)] == 10))
+    suspect = (first != 123) & (first != 10) & ~lone_cr
     brackets = np.flatnonzero((arr == 123) | (arr == 91))
     opens = np.diff(np.searchsorted(brackets, np.append(starts, arr.size)))
     for i in np.flatnonzero(~suspect & (opens > MAX_DEPTH)).tolist():
