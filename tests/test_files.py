@@ -341,3 +341,15 @@ def test_a_link_to_a_folder_is_reported_not_followed(tmp_path):
         "itself: symbolic link to a folder, not followed; scan it as a target of its own",
         "more: symbolic link to a folder, not followed; scan it as a target of its own",
     ]
+
+
+def test_a_line_with_a_second_value_is_malformed_not_two_records(tmp_path):
+    lines = [orjson.dumps(d) for d in DOCS]
+    lines[10] += b" null"  # Arrow's reader alone would return an extra row for each of these
+    lines[20] += orjson.dumps({"email": "extra@example.com"})
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    result = spillguard.scan([path])
+    assert result.records_scanned == 38
+    assert [(e.kind, e.line) for e in result.errors] == [("malformed", 11), ("malformed", 21)]
+    assert _cats(result)["email"] == 38

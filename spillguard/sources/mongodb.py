@@ -122,6 +122,8 @@ class MongoSource(StoreSource):
         kwargs: dict[str, Any] = {
             "serverSelectionTimeoutMS": int(self.options.connect_timeout * 1000),
             "connectTimeoutMS": int(self.options.connect_timeout * 1000),
+            # A server that stops answering mid-read is a transient fault (retried), not a scan that hangs.
+            "socketTimeoutMS": int(max(120.0, self.options.connect_timeout) * 1000),
             "appname": "spillguard",
         }
         if parts.password is None and self.password is not None and parts.username:

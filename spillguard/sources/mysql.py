@@ -178,6 +178,7 @@ class MySQLSource(StoreSource):
             conn = pymysql.connect(
                 host=self.host, port=self.port, user=self.user, password=self.password or "", database=self.database,
                 connect_timeout=max(1, int(self.options.connect_timeout)), charset="utf8mb4", autocommit=True,
+                read_timeout=300,  # a server gone silent mid-read is a transient fault (retried), not a hung scan
             )
         except pymysql.MySQLError as exc:
             raise UserError(f"{self.target}: cannot connect ({one_line(exc, self.password)})") from None

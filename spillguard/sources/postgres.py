@@ -164,6 +164,8 @@ class PostgresSource(StoreSource):
             "connect_timeout": max(2, math.ceil(self.options.connect_timeout)),
             "options": "-c default_transaction_read_only=on",
             "application_name": "spillguard",
+            # A peer that vanished mid-COPY is noticed in about a minute (then retried), not waited on forever.
+            "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10, "keepalives_count": 3,
         }
         if self.password is not None:
             kwargs["password"] = self.password

@@ -123,6 +123,14 @@ def _suspect_lines(data: bytes) -> np.ndarray:
     return np.flatnonzero(suspect)
 
 
+def _object_lines(data: bytes) -> int:
+    """Lines that begin with `{`: in a block that passed _suspect_lines, the records Arrow must return."""
+    arr = np.frombuffer(data, np.uint8)
+    if arr.size == 0:
+        return 0
+    return int(arr[0] == 123) + int(np.count_nonzero(arr[np.flatnonzero(arr[:-1] == 10) + 1] == 123))
+
+
 def _slow_lines(lines: list[bytes], first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
     docs = []
     deep = False
@@ -183,6 +191,10 @@ def _fast_lines(data: bytes, first_line: int, dataset: str, malformed: Malformed
         return
     try:
         table = _read_block(data)
+        if table.num_rows != _object_lines(data):
+            # A line holding a second value after its object (`{...} null`, `{...}{...}`) gives Arrow
+            # two rows: the lines are parsed one by one, where such a line is malformed.
+            raise pa.ArrowInvalid("a line holds more than one JSON value")
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         lines = data.split(b"\n")
         if len(lines) <= _SLOW_LINES:
