@@ -53,6 +53,7 @@ def _jsonl(docs):
         ("jq.json", lambda p: p.write_text("".join(json.dumps(d, indent=2) + "\n" for d in DOCS))),
         ("jq.jsonl.gz", lambda p: p.write_bytes(gzip.compress("".join(json.dumps(d, indent=2) + "\n" for d in DOCS).encode()))),
         ("glued.json", lambda p: p.write_bytes(b"".join(orjson.dumps(d) for d in DOCS))),  # no separator at all
+        ("jqsearch.json", lambda p: p.write_text(json.dumps({"took": 3, "hits": {"hits": [{"_index": "users", "_source": d} for d in DOCS]}}, indent=2))),
         # zstd's reader has no look-ahead of its own: the shape is still recognised
         ("jq.json.zst", lambda p: p.write_bytes(zstandard.ZstdCompressor().compress("".join(json.dumps(d, indent=2) + "\n" for d in DOCS).encode()))),
         ("a.json.zst", lambda p: p.write_bytes(zstandard.ZstdCompressor().compress(json.dumps(DOCS, indent=1).encode()))),
@@ -69,11 +70,34 @@ def test_json_shapes(tmp_path, name, writer):
 
 
 def test_concatenated_objects_with_a_broken_one_keep_what_came_before(tmp_path):
-    path = tmp_path / "broken.json"
-    path.write_text("".join(json.dumps(d, indent=2) + "\n" for d in DOCS[:30]) + '{"email": "x@example.com", ' + "".join(json.dumps(d) for d in DOCS[30:]))
+    path = tmp_path / "broken.json"  # glued objects: after a syntax error there is no telling where the next begins
+    path.write_text("".join(json.dumps(d) for d in DOCS[:30]) + '{"email": "x@example.com", ' + "".join(json.dumps(d) for d in DOCS[30:]))
     result = spillguard.scan([path])
     assert result.records_scanned == 30
     assert [e.kind for e in result.errors] == ["malformed"] and "rest of file skipped" in result.errors[0].message
+
+
+@pytest.mark.parametrize("name", ["jq.json", "jq.jsonl.gz"])
+def test_indented_objects_recover_after_a_broken_one(tmp_path, name):
+    texts = [json.dumps(d, indent=2) for d in DOCS]
+    texts[12] = texts[12][:-3]  # cut short: its closing brace is gone
+    data = ("\n".join(texts) + "\n").encode()
+    path = tmp_path / name
+    path.write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    result = spillguard.scan([path])
+    assert result.records_scanned == 39  # every object but the broken one
+    first_line = 1 + sum(t.count("\n") + 1 for t in texts[:12])
+    assert [(e.kind, e.line) for e in result.errors] == [("malformed", first_line)]
+    assert _cats(result)["email"] == 39
+
+
+def test_indented_objects_across_read_boundaries(tmp_path):
+    docs = [{"user_id": f"u{i}", "email": f"p{i}@example.com", "note": "x" * 3000} for i in range(1500)]  # ~4.7 MB
+    path = tmp_path / "big.json"
+    path.write_text("".join(json.dumps(d, indent=4) + "\n" for d in docs))
+    result = spillguard.scan([path])
+    assert result.records_scanned == 1500 and not result.errors
+    assert _cats(result)["email"] == 1500
 
 
 @pytest.mark.parametrize(
@@ -91,7 +115,7 @@ def test_a_json_syntax_error_is_reported_without_the_file_content(tmp_path, text
     result = spillguard.scan([path])
     assert result.records_scanned == 1
     (err,) = result.errors
-    assert err.kind == "malformed" and "rest of file skipped" in err.message
+    assert err.kind == "malformed" and "invalid JSON" in err.message
     assert "Jane" not in err.message and "Atza" not in err.message and "\n" not in err.message, err.message
 
 

@@ -249,7 +249,7 @@ class FileDataset:
 
                 values: Iterator[Any]
                 if self._pretty_printed(fh):
-                    values = self._until_broken(ijson.items(fh, "", multiple_values=True, use_float=True), malformed)
+                    values = self._indented_values(fh, malformed)
                 else:
                     data = fh.read()
                     try:
@@ -263,6 +263,35 @@ class FileDataset:
             yield from docs_to_tables(self._objects_only(self._until_broken(items, malformed), malformed), self.name, malformed)
         except (ijson.JSONError, ValueError) as exc:
             malformed(self.name, None, f"invalid JSON document, rest of file skipped ({_json_error(exc)})")
+
+    def _indented_values(self, fh: IO[bytes], malformed: MalformedSink) -> Iterator[Any]:
+        """Indented objects one after another (`jq .`): a top-level object opens at the start of a line and
+        everything inside it is indented, so the stream is cut before each line that starts with `{` and
+        every piece is parsed alone. A broken object is one malformed record, named by its first line; the
+        objects after it are read as usual. (A raw newline never occurs inside a JSON string.)"""
+        import orjson
+
+        read = getattr(fh, "read1", fh.read)
+        pending: list[bytes] = []  # the object read so far; joined only when a cut arrives (big objects stay linear)
+        line = 1  # the line `pending` starts on
+        while True:
+            piece = read(1 << 20)
+            cut = b"\n{" in piece or (piece[:1] == b"{" and pending and pending[-1].endswith(b"\n"))
+            if piece and not cut:
+                pending.append(piece)
+                continue
+            texts = b"".join([*pending, piece]).split(b"\n{")
+            texts[1:] = [b"{" + t for t in texts[1:]]
+            pending = [texts.pop()] if piece else []  # the last piece may go on in the next read
+            for text in texts:
+                if text.strip():
+                    try:
+                        yield orjson.loads(text)
+                    except orjson.JSONDecodeError as exc:
+                        malformed(self.name, line, f"invalid JSON object ({exc.msg})")
+                line += text.count(b"\n") + 1
+            if not piece:
+                return
 
     def _until_broken(self, values: Iterator[Any], malformed: MalformedSink) -> Iterator[Any]:
         """The values parsed before the first syntax error, which is reported: the records read so far count."""
