@@ -209,6 +209,10 @@ def make_executor(workers: int) -> Executor:
 
 
 # -- checkpoints ------------------------------------------------------------------------------------
+# Bumped whenever hashing or counting changes, so that a state file never mixes partitions counted two ways.
+STATE_FORMAT = 2  # 2: hashes of values followed by empty ones in a batch were cut one byte short
+
+
 def options_fingerprint(options: ScanOptions, targets: list[str], *, include_seed: bool = False) -> str:
     """What must be equal for checkpointed partitions to be reusable: rules, fields, sampling, targets."""
     rule_digests = []
@@ -229,6 +233,7 @@ def options_fingerprint(options: ScanOptions, targets: list[str], *, include_see
         "per_target": per_target,
         "targets": [mask_url(t) for t in targets],
         "seed": options.seed if include_seed else None,
+        "state_format": STATE_FORMAT,
     }
     return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()[:32]
 
@@ -265,7 +270,7 @@ class Checkpoint:
             raise UserError(f"{self.path}: state file of an earlier scan exists; pass --resume to continue it or choose a new --state file")
         if resume and rows and self.fingerprint not in stored:
             raise UserError(
-                f"{self.path}: this state file belongs to a scan with other targets or options; "
+                f"{self.path}: this state file belongs to a scan with other targets or options (or an older spillguard); "
                 "resume with the same command line or use a new --state file"
             )
         if self.fingerprint in stored:

@@ -148,7 +148,10 @@ class DatasetScanner:
                     subjects = subjects[subjects != 0]
                 secret = rule.category in SECRET_CATEGORIES
                 # Distinct values matter for credentials (how many tokens to revoke); elsewhere people count.
-                distinct = self.hasher.hash_strings(values.take(pa.array(idx))) if secret else _NO_HASHES
+                if secret:  # every value matched (a token column): no copy
+                    distinct = self.hasher.hash_strings(values if idx.size == len(values) else values.take(pa.array(idx)))
+                else:
+                    distinct = _NO_HASHES
                 fs.add(int(idx.size), part_id, uniq_rows.astype(np.int64) + offset, subjects, distinct)
                 if self.options.show_samples or (secret and self.key is not None):
                     self._keep_examples(fs, rule, rid, idx, values, hits.spans)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 import pyarrow as pa
@@ -41,6 +43,49 @@ def as_number(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return values, ok & np.isfinite(values)
 
 
+# Tests of one character, true for a value when any of its characters passes; _any_char decides ASCII
+# values from their bytes with a table that the test itself builds.
+_CHAR_TESTS: dict[str, Callable[[pa.Array], np.ndarray]] = {
+    "letter_or_digit": lambda text: _bool(pc.match_substring_regex(text, r"[\p{L}\p{N}]")),
+    "space": lambda text: _bool(pc.match_substring_regex(text, r"\s")),
+}
+
+
+@cache
+def _ascii_table(test: str) -> np.ndarray:
+    """Per byte value: 1 where that ASCII character passes the test (bytes from 128 up never decide)."""
+    table = np.zeros(256, np.uint8)
+    table[:128] = _CHAR_TESTS[test](pa.array([chr(c) for c in range(128)], pa.string()))
+    return table
+
+
+def _any_byte(flags: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Per value: whether any of its bytes is flagged (flags has one trailing 0 so every start indexes it)."""
+    return np.logical_or.reduceat(flags.view(bool), starts) & (lengths > 0)
+
+
+def _any_char(text: pa.Array, test: str) -> np.ndarray:
+    """_CHAR_TESTS[test] per value: from the bytes when an ASCII character passes or every byte is ASCII;
+    the few other values (non-ASCII text without a passing ASCII character) run the test itself."""
+    offsets, data = string_buffers(text)
+    if len(text) == 0:
+        return np.zeros(0, bool)
+    starts = offsets[:-1] - offsets[0]
+    lengths = np.diff(offsets)
+    chunk = data[offsets[0] : offsets[-1]]
+    flags = np.zeros(chunk.size + 1, np.uint8)
+    np.take(_ascii_table(test), chunk, out=flags[:-1])
+    result = _any_byte(flags, starts, lengths)
+    if chunk.size and chunk.max() >= 128:
+        np.greater_equal(chunk, 128, out=flags[:-1].view(bool))
+        unsure = np.flatnonzero(_any_byte(flags, starts, lengths) & ~result)
+        if unsure.size:
+            result[unsure] = _CHAR_TESTS[test](text.take(pa.array(unsure)))
+    if text.null_count:
+        result &= np.asarray(text.is_valid())
+    return result
+
+
 def _nonempty(arr: pa.Array) -> np.ndarray:
     if pa.types.is_boolean(arr.type):
         return np.zeros(len(arr), bool)
@@ -49,7 +94,7 @@ def _nonempty(arr: pa.Array) -> np.ndarray:
 
 
 def _text(arr: pa.Array) -> np.ndarray:
-    return _bool(pc.match_substring_regex(as_text(arr), r"[\p{L}\p{N}]"))
+    return _any_char(as_text(arr), "letter_or_digit")
 
 
 def _person_name(arr: pa.Array) -> np.ndarray:
@@ -88,6 +133,9 @@ def _range(lo: float, hi: float):
     return check
 
 
+_PAD = 256  # sorts after every byte value
+
+
 def entropy_per_value(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(Shannon entropy in bits per character, byte length) of every value, vectorised."""
     text = pc.fill_null(as_text(arr), "")
@@ -95,12 +143,35 @@ def entropy_per_value(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     n = len(text)
     lengths = np.diff(offsets)
     base = offsets[0]
-    chunk = data[base : offsets[-1]].astype(np.int64)
+    chunk = data[base : offsets[-1]]
     if chunk.size == 0:
         return np.zeros(n), lengths
-    owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
-    keys, counts = unique_counts(owner * 256 + chunk)
-    who = keys // 256
+    rows = np.flatnonzero(lengths)
+    row_len = lengths[rows]
+    width = int(row_len.max())
+    if rows.size * width <= 2 * chunk.size:
+        # Each value's bytes sorted within its own row (16-bit row sorts are SIMD, a global int64 sort is
+        # not); runs of equal bytes are the counts, in the same (value, byte) order as the general path.
+        if rows.size * width == chunk.size:
+            grid = chunk.reshape(rows.size, width).astype(np.uint16)
+        else:
+            grid = np.full((rows.size, width), _PAD, np.uint16)
+            grid[np.arange(width) < row_len[:, None]] = chunk
+        grid.sort(axis=1)
+        flat = grid.ravel()
+        edge = np.empty(flat.size, bool)
+        edge[0] = True
+        np.not_equal(flat[1:], flat[:-1], out=edge[1:])
+        edge[::width] = True
+        bounds = np.flatnonzero(edge)
+        counts = np.diff(np.append(bounds, flat.size))
+        real = flat[bounds] != _PAD
+        who = rows[bounds[real] // width]
+        counts = counts[real]
+    else:  # lengths too uneven to pad
+        owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        keys, counts = unique_counts(owner * 256 + chunk.astype(np.int64))
+        who = keys // 256
     p = counts / lengths[who]
     contrib = -p * np.log2(p)
     return np.bincount(who, weights=contrib, minlength=n), lengths
@@ -110,7 +181,7 @@ def _secret(arr: pa.Array) -> np.ndarray:
     # "Bearer <token>" under an authorization field: the credential is the part after the scheme.
     text = pc.replace_substring_regex(as_text(arr), r"^(?i:bearer|basic|token|digest|apikey)\s+", "")
     ent, lengths = entropy_per_value(text)
-    no_space = ~_bool(pc.match_substring_regex(text, r"\s"))
+    no_space = ~_any_char(text, "space")
     valid = np.asarray(text.is_valid())
     return valid & no_space & (lengths >= 16) & (lengths <= 16384) & (ent >= 3.0)
 

@@ -176,6 +176,12 @@ class RuleSet:
         rule_ids = tuple(self.value_rule_ids) if rule_ids is None else rule_ids
         if not rule_ids or n == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        if pa.types.is_large_string(text.type) and n > 1:
+            # Too big for 32-bit offsets (as_text narrows the rest), and binary_join has no large kernel: halves.
+            half = n // 2
+            r1, v1 = self._raw_hits(as_text(text.slice(0, half)), rule_ids)
+            r2, v2 = self._raw_hits(as_text(text.slice(half)), rule_ids)
+            return np.concatenate([r1, r2]), np.concatenate([v1, v2 + half])
         db, scratch = self._compile(rule_ids)
         filled = pc.fill_null(text, "") if text.null_count else text
         joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), filled), "\n")

@@ -72,8 +72,13 @@ def as_text(arr: pa.Array) -> pa.Array:
     if pa.types.is_dictionary(t):
         arr = arr.dictionary_decode()
         t = arr.type
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
+    if pa.types.is_string(t):
         return arr
+    if pa.types.is_large_string(t):  # Parquet from polars and others: narrowed, compute kernels expect 32-bit offsets
+        try:
+            return arr.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return arr  # over 2 GB of text in one array: the engine scans it in halves
     if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
         # Text-like bytes (bytea, BLOB) are scanned as UTF-8; invalid sequences stay bytes.
         if pa.types.is_fixed_size_binary(t):
@@ -112,19 +117,38 @@ class Hasher:
         offsets, data = string_buffers(arr)
         base = offsets[0]
         lengths = np.diff(offsets)
-        chunk = data[base : offsets[-1]].astype(np.uint64)
-        if chunk.size:
+        chunk = data[base : offsets[-1]]
+        sums = self._byte_sums(lengths, chunk) if chunk.size else np.zeros(n, np.uint64)
+        if sums is None:
+            chunk = chunk.astype(np.uint64)
             pos = np.arange(chunk.size, dtype=np.int64) - np.repeat(offsets[:-1] - base, lengths)
             with np.errstate(over="ignore"):
                 parts = (chunk + np.uint64(1)) * self._keys[pos & _MASK]
-            starts = np.minimum(offsets[:-1] - base, chunk.size - 1)
-            sums = np.add.reduceat(parts, starts)
-            sums[lengths == 0] = 0
-        else:
+            # Segments of the non-empty values only: an empty value's start would cut its neighbour short.
+            filled = lengths > 0
             sums = np.zeros(n, np.uint64)
+            sums[filled] = np.add.reduceat(parts, (offsets[:-1] - base)[filled])
         with np.errstate(over="ignore"):
             h = _splitmix(sums ^ (lengths.astype(np.uint64) * self._len_key))
         h[h == 0] = 1
         if valid is not None:
             h[~valid] = 0
         return h
+
+    def _byte_sums(self, lengths: np.ndarray, chunk: np.ndarray) -> np.ndarray | None:
+        """Sum of (byte + 1) * key[position] per value, one padded row per value (a matrix-vector product,
+        wrapping mod 2**64 like the per-byte path); None when the rows would be mostly padding."""
+        rows = np.flatnonzero(lengths)
+        row_len = lengths[rows]
+        width = int(row_len.max())
+        if width > self._keys.size or rows.size * width > 2 * chunk.size:
+            return None
+        if rows.size * width == chunk.size:
+            grid = chunk.reshape(rows.size, width).astype(np.uint64)
+            grid += np.uint64(1)
+        else:
+            grid = np.zeros((rows.size, width), np.uint64)
+            grid[np.arange(width) < row_len[:, None]] = chunk.astype(np.uint64) + np.uint64(1)
+        sums = np.zeros(lengths.size, np.uint64)
+        sums[rows] = grid @ self._keys[:width]
+        return sums

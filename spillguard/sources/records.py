@@ -100,27 +100,35 @@ def _depth(line: bytes) -> int:
     return int(np.cumsum(step).max()) if b.size else 0
 
 
-def _suspect_lines(data: bytes) -> np.ndarray:
-    """Indices of lines Arrow's reader must not get: not an object (`null` as a first line crashes it)
-    or nested deeper than MAX_DEPTH. Vectorised over the block (bracket positions, not a per-byte
-    count); exact depth only for the few lines with many brackets."""
+def _scan_lines(data: bytes) -> tuple[np.ndarray, int]:
+    """(indices of lines Arrow's reader must not get, lines that begin with `{`) in one pass over the block.
+
+    A line is suspect when it is not an object (`null` as a first line crashes the reader) or is nested
+    deeper than MAX_DEPTH. Vectorised (bracket positions, not a per-byte count); exact depth only for
+    the few lines with many brackets."""
     arr = np.frombuffer(data, np.uint8)
     starts = np.concatenate(([0], np.flatnonzero(arr == 10) + 1))
     starts = starts[starts < arr.size]
     if starts.size == 0:
-        return np.zeros(0, np.int64)
+        return np.zeros(0, np.int64), 0
     first = arr[starts]
+    objects = int(np.count_nonzero(first == 123))
     # Blank: an empty line, or a lone CR (CRLF files). A CR followed by anything else is not blank:
     # Arrow skips the CR as whitespace, and a non-object after it (`\rnull`) crashes the process.
     after = starts + 1
     lone_cr = (first == 13) & ((after == arr.size) | (arr[np.minimum(after, arr.size - 1)] == 10))
     suspect = (first != 123) & (first != 10) & ~lone_cr
-    brackets = np.flatnonzero((arr == 123) | (arr == 91))
+    brackets = np.flatnonzero((arr | 32) == 123)  # `{` or `[`: they differ only in bit 5
     opens = np.diff(np.searchsorted(brackets, np.append(starts, arr.size)))
     for i in np.flatnonzero(~suspect & (opens > MAX_DEPTH)).tolist():
         end = starts[i + 1] if i + 1 < starts.size else arr.size
         suspect[i] = _depth(data[starts[i] : end]) > MAX_DEPTH
-    return np.flatnonzero(suspect)
+    return np.flatnonzero(suspect), objects
+
+
+def _suspect_lines(data: bytes) -> np.ndarray:
+    """Indices of lines Arrow's reader must not get (see _scan_lines)."""
+    return _scan_lines(data)[0]
 
 
 def _object_lines(data: bytes) -> int:
@@ -163,7 +171,7 @@ def json_lines_to_tables(data: bytes, first_line: int, dataset: str, malformed: 
     """Tables for a block of complete JSON lines (line numbers start at first_line)."""
     if not data or data.isspace():
         return
-    suspect = _suspect_lines(data)
+    suspect, objects = _scan_lines(data)
     if suspect.size:
         lines = data.split(b"\n")
         if suspect.size > 64:
@@ -181,17 +189,17 @@ def json_lines_to_tables(data: bytes, first_line: int, dataset: str, malformed: 
         if prev < len(lines):
             yield from _fast_lines(b"\n".join(lines[prev:]), first_line + prev, dataset, malformed)
         return
-    yield from _fast_lines(data, first_line, dataset, malformed)
+    yield from _fast_lines(data, first_line, dataset, malformed, objects)
 
 
-def _fast_lines(data: bytes, first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
+def _fast_lines(data: bytes, first_line: int, dataset: str, malformed: MalformedSink, objects: int | None = None) -> Iterator[pa.Table]:
     """Arrow's reader on lines known to be shallow objects; a block it still rejects (a malformed line,
     a field whose type changes) is halved until the troublesome lines are parsed one by one."""
     if not data or data.isspace():
         return
     try:
         table = _read_block(data)
-        if table.num_rows != _object_lines(data):
+        if table.num_rows != (_object_lines(data) if objects is None else objects):
             # A line holding a second value after its object (`{...} null`, `{...}{...}`) gives Arrow
             # two rows: the lines are parsed one by one, where such a line is malformed.
             raise pa.ArrowInvalid("a line holds more than one JSON value")
