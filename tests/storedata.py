@@ -134,6 +134,17 @@ def repeated_sample(target: str, *, seed: int, sample: int, include: list[str]) 
     return a
 
 
+def assert_include_exclude_and_subject_fields(target: str, prefix: str) -> None:
+    """Patterns select the generated datasets by full name (`prefix.*`) and by bare name; a per-dataset
+    subject field overrides the detected one."""
+    opts = {"include": [f"{prefix}.*"], "exclude": ["*payments", "login_*"], "subject_fields": {f"{prefix}.support_tickets": "ticket_id"}}
+    result, _ = run_scan([target], ScanOptions(seed=1, workers=1, source_options=opts))
+    names = {d["dataset"]: d for d in result.datasets}
+    assert set(names) == {f"{prefix}.users", f"{prefix}.scale_measurements", f"{prefix}.support_tickets"}
+    assert names[f"{prefix}.support_tickets"]["subject_field"] == "ticket_id"
+    assert names[f"{prefix}.users"]["subject_field"] == "user_id"
+
+
 def records_read(reader: Any, partitions: list[Any]) -> int:
     """How many records a dataset reader yields over the partitions (malformed ones are ignored)."""
     return sum(t.num_rows for p in partitions for t in reader.read(p, lambda *a: None))

@@ -173,12 +173,7 @@ def test_a_time_series_collection_is_scanned_whole_by_default(mongo):
 
 
 def test_include_exclude_and_subject_fields(mongo):
-    opts = {"include": ["iot.*"], "exclude": ["*payments", "login_*"], "subject_fields": {"iot.support_tickets": "ticket_id"}}
-    result, _ = run_scan([mongo.url], ScanOptions(seed=1, workers=1, source_options=opts))
-    names = {d["dataset"]: d for d in result.datasets}
-    assert set(names) == {"iot.users", "iot.scale_measurements", "iot.support_tickets"}
-    assert names["iot.support_tickets"]["subject_field"] == "ticket_id"
-    assert names["iot.users"]["subject_field"] == "user_id"
+    storedata.assert_include_exclude_and_subject_fields(mongo.url, "iot")
 
 
 def test_a_failing_collection_is_reported_and_the_others_are_scanned(mongo):

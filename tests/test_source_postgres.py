@@ -91,12 +91,7 @@ def test_views_only_when_asked(pg):
 
 
 def test_include_exclude_and_subject_fields(pg):
-    opts = {"include": ["public.*"], "exclude": ["*payments", "login_*"], "subject_fields": {"public.support_tickets": "ticket_id"}}
-    result, _ = run_scan([pg.url], ScanOptions(seed=1, workers=1, source_options=opts))
-    names = {d["dataset"]: d for d in result.datasets}
-    assert set(names) == {"public.users", "public.scale_measurements", "public.support_tickets"}
-    assert names["public.support_tickets"]["subject_field"] == "ticket_id"
-    assert names["public.users"]["subject_field"] == "user_id"
+    storedata.assert_include_exclude_and_subject_fields(pg.url, "public")
 
 
 def test_session_is_read_only(pg):

@@ -240,29 +240,24 @@ class FileDataset:
 
     def _json_document(self, fh: IO[bytes], prefix: str | None, malformed: MalformedSink) -> Iterator[pa.Table]:
         import ijson
+        import orjson
 
-        try:
-            if prefix is None:
-                # One object (a record, or a search response {"hits": {"hits": [...]}}), parsed whole by
-                # orjson; or several concatenated ones, as `jq .` writes them, streamed one at a time.
-                import orjson
-
-                values: Iterator[Any]
-                if self._pretty_printed(fh):
-                    values = self._indented_values(fh, malformed)
-                else:
-                    data = fh.read()
-                    try:
-                        values = iter([orjson.loads(data)])
-                    except orjson.JSONDecodeError:
-                        stream = ijson.items(io.BytesIO(data), "", multiple_values=True, use_float=True)
-                        values = self._until_broken(stream, malformed)
-                yield from docs_to_tables(self._records_of(values, malformed), self.name, malformed)
-                return
-            items = ijson.items(fh, prefix, use_float=True)
-            yield from docs_to_tables(self._objects_only(self._until_broken(items, malformed), malformed), self.name, malformed)
-        except (ijson.JSONError, ValueError) as exc:
-            malformed(self.name, None, f"invalid JSON document, rest of file skipped ({_json_error(exc)})")
+        if prefix is not None:
+            items = self._until_broken(ijson.items(fh, prefix, use_float=True), malformed)
+            yield from docs_to_tables(self._objects_only(items, malformed), self.name, malformed)
+            return
+        # One object (a record, or a search response {"hits": {"hits": [...]}}), parsed whole by orjson;
+        # or several concatenated ones, as `jq .` writes them, streamed one at a time.
+        values: Iterator[Any]
+        if self._pretty_printed(fh):
+            values = self._indented_values(fh, malformed)
+        else:
+            data = fh.read()
+            try:
+                values = iter([orjson.loads(data)])
+            except orjson.JSONDecodeError:
+                values = self._until_broken(ijson.items(io.BytesIO(data), "", multiple_values=True, use_float=True), malformed)
+        yield from docs_to_tables(self._records_of(values, malformed), self.name, malformed)
 
     def _indented_values(self, fh: IO[bytes], malformed: MalformedSink) -> Iterator[Any]:
         """Indented objects one after another (`jq .`): a top-level object opens at the start of a line and
@@ -372,6 +367,7 @@ class FileSource:
         self.progress: Callable[[int], None] | None = options.get("progress")
         self.broken_links: list[Path] = []  # data files in the folder that are links to nothing: not read, reported
         self.folder_links: list[Path] = []  # links to folders: not followed (loops, double counts), reported
+        self._found: list[Path] | None = None  # the folder is walked once, for datasets() and total_bytes() alike
         if not self.root.exists():
             raise UserError(f"{target}: no such file or folder")
         if self.root.is_file() and file_kind(self.root) is None:
@@ -384,17 +380,19 @@ class FileSource:
     def _files(self) -> list[Path]:
         if self.root.is_file():
             return [self.root]
+        if self._found is not None:
+            return self._found
         found = []
         for p in sorted(self.root.rglob("*")):
             if p.is_symlink() and p.is_dir():
-                _note(self.folder_links, p.relative_to(self.root))
+                self.folder_links.append(p.relative_to(self.root))
                 continue
             if file_kind(p) is None:
                 continue
             if p.is_file():
                 found.append(p)
             elif p.is_symlink() and not p.exists():
-                _note(self.broken_links, p.relative_to(self.root))
+                self.broken_links.append(p.relative_to(self.root))
         if not found:
             unread = [f"{link} (broken symbolic link)" for link in self.broken_links]
             unread += [f"{link} (link to a folder, not followed)" for link in self.folder_links]
@@ -402,6 +400,7 @@ class FileSource:
             raise UserError(
                 f"{self.target}: no data files in this folder; spillguard reads .jsonl .ndjson .json .csv .tsv .parquet (optionally .gz or .zst){shown}"
             )
+        self._found = found
         return found
 
     def datasets(self) -> Iterator[FileDataset]:
@@ -421,7 +420,3 @@ class FileSource:
     def close(self) -> None:
         pass
 
-
-def _note(links: list[Path], link: Path) -> None:
-    if link not in links:  # the folder is listed once per datasets() and total_bytes()
-        links.append(link)

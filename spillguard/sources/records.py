@@ -133,10 +133,7 @@ def _suspect_lines(data: bytes) -> np.ndarray:
 
 def _object_lines(data: bytes) -> int:
     """Lines that begin with `{`: in a block that passed _suspect_lines, the records Arrow must return."""
-    arr = np.frombuffer(data, np.uint8)
-    if arr.size == 0:
-        return 0
-    return int(arr[0] == 123) + int(np.count_nonzero(arr[np.flatnonzero(arr[:-1] == 10) + 1] == 123))
+    return _scan_lines(data)[1]
 
 
 def _slow_lines(lines: list[bytes], first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
