@@ -145,7 +145,7 @@ def _die_with_parent() -> None:
 
 
 def _scanner_for(options: ScanOptions, key: bytes | None) -> DatasetScanner:
-    from spillguard.detect.hashing import Hasher
+    from spillguard.keys import Hasher
     from spillguard.scanner import DatasetScanner, build_ruleset
 
     fp = options_fingerprint(options, [], include_seed=True)

@@ -12,10 +12,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from spillguard.detect.arrays import as_text, unique_sorted
 from spillguard.detect.engine import RuleSet
-from spillguard.detect.fingerprint import fingerprint, fingerprint_key
 from spillguard.detect.flatten import Leaf, flatten_table, normalise_path
-from spillguard.detect.hashing import Hasher, as_text, unique_sorted
 from spillguard.detect.masking import mask_identifiers, mask_value
 from spillguard.detect.state import (
     MAX_FINGERPRINTS,
@@ -28,6 +27,7 @@ from spillguard.detect.state import (
     confidence_for,
 )
 from spillguard.errors import UserError
+from spillguard.keys import Hasher, fingerprint, fingerprint_key
 from spillguard.model import CATEGORIES, CategorySummary, Finding, ScanError, ScanResult
 from spillguard.rules import select_rules
 from spillguard.sources import Partition, mask_url, open_target

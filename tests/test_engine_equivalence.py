@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from spillguard.detect.checks import _CHAR_TESTS, _any_char, entropy_per_value
-from spillguard.detect.hashing import Hasher
+from spillguard.keys import Hasher
 from spillguard.sources.records import _object_lines, _scan_lines, _suspect_lines
 
 # ASCII, Unicode letters, digits, marks and spaces (NBSP, em space, ideographic space, NEL, ZWSP).

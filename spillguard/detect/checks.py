@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spillguard.detect.hashing import as_text, string_buffers, unique_counts
+from spillguard.detect.arrays import as_text, string_buffers, unique_counts
 
 _NUMERIC = r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$"
 # No counted repeat: RE2 expands {0,78} over Unicode classes into a large, slow automaton.

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from spillguard.detect.hashing import unique_sorted
+from spillguard.detect.arrays import unique_sorted
 from spillguard.model import CONFIDENCE_RANK
 
 MAX_SAMPLES = 3

@@ -244,7 +244,7 @@ def _vec_mac(values: pa.Array) -> np.ndarray:
 
 
 def _vec_card(values: pa.Array) -> np.ndarray:
-    from spillguard.detect.hashing import string_buffers
+    from spillguard.detect.arrays import string_buffers
 
     digits = pc.replace_substring_regex(pc.fill_null(values, ""), r"[^0-9]", "")
     offsets, data = string_buffers(digits)

@@ -1,0 +1,312 @@
+"""Keyed hashing, in one place: what spillguard keeps instead of a value.
+
+- `fingerprint_key()` / `fingerprint()` / `fingerprints()`: the install's key and the keyed fingerprint of a
+  secret (HMAC-SHA-256, truncated), so a responder can revoke exactly the leaked tokens without keeping them.
+- `Hasher`: the scan's keyed 64-bit hash of subjects and matched values, for counting people and distinct
+  values without holding them (keyed by the scan's seed; never leaves the scan's state files).
+- `sha256_hex()`: the plain SHA-256 that token stores keep (django-oauth-toolkit `token_checksum`, Laravel
+  Sanctum `personal_access_tokens.token`), to look a leaked token up where the store keeps only its hash.
+- `PseudonymKey`: HMAC-SHA-256 pseudonyms for safe copies and response ledgers; a key of at least 128 bits
+  from a file or an environment variable, never a default, identified by a key id that does not reveal it.
+
+Column functions take Arrow arrays (any leaf type, read as UTF-8 text) and keep nulls as nulls. The
+per-value digest is one C call of `hashlib`/`hmac` driven by `map`; hex encoding is a numpy table lookup.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import repeat
+from operator import methodcaller
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spillguard.detect.arrays import as_text, string_buffers
+from spillguard.errors import UserError
+
+ENV_KEY = "SPILLGUARD_FINGERPRINT_KEY"
+PSEUDONYM_ENV_KEY = "SPILLGUARD_PSEUDONYM_KEY"
+MIN_KEY_BYTES = 16  # 128 bits: below that a keyed hash of an e-mail address is a dictionary lookup away
+FINGERPRINT_PREFIX = "hmac-sha256:"
+FINGERPRINT_HEX = 32  # hex characters of the HMAC kept in a fingerprint (128 bits)
+_KEYGEN_HINT = "generate one with `python -c 'import secrets;print(secrets.token_hex(32))'`"
+
+_TABLE_BITS = 16
+_MASK = (1 << _TABLE_BITS) - 1
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+# ---------------------------------------------------------------- keys
+
+
+def parse_hex_key(text: str, where: str) -> bytes:
+    """A key written as hex (surrounding whitespace ignored); refused when not hex or under 128 bits."""
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        raise UserError(f"{where}: must be hex; {_KEYGEN_HINT}") from None
+    if len(key) < MIN_KEY_BYTES:
+        # A short or empty key would make keyed hashes reversible by dictionary: refuse, never fall back.
+        raise UserError(f"{where}: must be at least 128 bits (32 hex characters); {_KEYGEN_HINT}")
+    return key
+
+
+def key_id(key: bytes) -> str:
+    """A name for a key that can be logged and stored beside its outputs: an HMAC of a constant, not the key."""
+    return "kid-" + hmac.new(key, b"spillguard key id v1", hashlib.sha256).hexdigest()[:16]
+
+
+def _key_file() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "spillguard" / "fingerprint.key"
+
+
+def fingerprint_key() -> bytes:
+    """The install's fingerprint key: from $SPILLGUARD_FINGERPRINT_KEY (hex) or a 0600 key file made once."""
+    env = os.environ.get(ENV_KEY)
+    if env:
+        return parse_hex_key(env, f"${ENV_KEY}")
+    path = _key_file()
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return _new_key(path)
+    except OSError as exc:
+        raise UserError(
+            f"{path}: cannot read the fingerprint key ({exc.strerror}); fix its permissions or set ${ENV_KEY}"
+        ) from None
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        key = b""
+    if len(key) < MIN_KEY_BYTES:
+        raise UserError(
+            f"{path}: the fingerprint key must be at least 128 bits of hex; delete the file to make a new one "
+            f"or set ${ENV_KEY}"
+        )
+    return key
+
+
+def _new_key(path: Path) -> bytes:
+    key = secrets.token_bytes(32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process made it first: use theirs
+        return fingerprint_key()
+    except OSError as exc:
+        raise UserError(
+            f"{path}: cannot create the fingerprint key ({exc.strerror}); set ${ENV_KEY} or XDG_STATE_HOME"
+        ) from None
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key.hex())
+    return key
+
+
+# ---------------------------------------------------------------- column digests
+
+
+def _value_views(arr: pa.Array) -> tuple[Iterator[memoryview], np.ndarray | None]:
+    """Each value's UTF-8 bytes as a zero-copy view (nulls as empty), and the validity mask if any null."""
+    arr = as_text(arr)
+    valid = np.asarray(arr.is_valid()) if arr.null_count else None
+    if valid is not None:
+        arr = pc.fill_null(arr, "")
+    if len(arr) == 0:
+        return iter(()), valid
+    offsets, data = string_buffers(arr)
+    view = memoryview(data)
+    return map(view.__getitem__, map(slice, offsets[:-1].tolist(), offsets[1:].tolist())), valid
+
+
+def _digest_matrix(digests: Iterable[bytes], n: int, size: int = 32) -> np.ndarray:
+    return np.frombuffer(b"".join(digests), np.uint8).reshape(n, size)
+
+
+def hex_array(digests: np.ndarray, valid: np.ndarray | None = None, chars: int | None = None) -> pa.Array:
+    """Rows of digest bytes as an Arrow array of lower-case hex strings (the first `chars` characters)."""
+    n, size = digests.shape
+    chars = 2 * size if chars is None else chars
+    pairs = np.empty((n, 2 * size), np.uint8)
+    pairs[:, 0::2] = _HEX[digests >> 4]
+    pairs[:, 1::2] = _HEX[digests & 15]
+    body = pa.py_buffer(np.ascontiguousarray(pairs[:, :chars]))
+    offsets = pa.py_buffer(np.arange(n + 1, dtype=np.int32) * chars)
+    if valid is None:
+        return pa.Array.from_buffers(pa.string(), n, [None, offsets, body])
+    validity = pa.array(valid, pa.bool_()).buffers()[1]
+    return pa.Array.from_buffers(pa.string(), n, [validity, offsets, body], null_count=int(n - valid.sum()))
+
+
+def sha256_digests(arr: pa.Array) -> np.ndarray:
+    """SHA-256 of each value's UTF-8 bytes as an (n, 32) uint8 matrix (a null hashes as the empty value)."""
+    views, _ = _value_views(arr)
+    return _digest_matrix(map(methodcaller("digest"), map(hashlib.sha256, views)), len(arr))
+
+
+def sha256_hex(arr: pa.Array) -> pa.Array:
+    """SHA-256 hex of each value, as token stores keep it (`token_checksum`, Sanctum `token`); null stays null."""
+    views, valid = _value_views(arr)
+    digests = _digest_matrix(map(methodcaller("digest"), map(hashlib.sha256, views)), len(arr))
+    return hex_array(digests, valid)
+
+
+def hmac_digests(key: bytes, arr: pa.Array) -> np.ndarray:
+    """HMAC-SHA-256 of each value's UTF-8 bytes under `key`, as an (n, 32) uint8 matrix."""
+    views, _ = _value_views(arr)
+    return _digest_matrix(map(hmac.digest, repeat(key), views, repeat("sha256")), len(arr))
+
+
+def fingerprint(key: bytes, value: str) -> str:
+    """The keyed fingerprint of one secret: what scan results and response ledgers keep instead of it."""
+    digest = hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+    return FINGERPRINT_PREFIX + digest[:FINGERPRINT_HEX]
+
+
+def fingerprints(key: bytes, arr: pa.Array) -> pa.Array:
+    """`fingerprint()` of every value of a column (to find leaked tokens in a token store); null stays null."""
+    views, valid = _value_views(arr)
+    digests = _digest_matrix(map(hmac.digest, repeat(key), views, repeat("sha256")), len(arr))
+    hexes = hex_array(digests, valid, FINGERPRINT_HEX)
+    return pc.binary_join_element_wise(FINGERPRINT_PREFIX, hexes, "")
+
+
+# ---------------------------------------------------------------- pseudonyms
+
+
+@dataclass(frozen=True, slots=True)
+class PseudonymKey:
+    """An HMAC-SHA-256 key for pseudonyms: the same value always maps to the same pseudonym under one key,
+    so joins survive a safe copy, and nobody without the key can reverse it by dictionary."""
+
+    key: bytes = field(repr=False)
+    source: str  # where it came from ("file /etc/…", "$SPILLGUARD_PSEUDONYM_KEY"), for messages
+
+    def __post_init__(self) -> None:
+        if len(self.key) < MIN_KEY_BYTES:
+            raise UserError(f"{self.source}: the pseudonym key must be at least 128 bits; {_KEYGEN_HINT}")
+
+    @property
+    def id(self) -> str:
+        return key_id(self.key)
+
+    def digests(self, arr: pa.Array) -> np.ndarray:
+        return hmac_digests(self.key, arr)
+
+    def pseudonyms(self, arr: pa.Array, chars: int = 64) -> pa.Array:
+        """HMAC-SHA-256 hex of each value (the first `chars` hex characters, 32 to 64); null stays null."""
+        if not 32 <= chars <= 64:
+            raise ValueError("a pseudonym keeps 32 to 64 hex characters (128 to 256 bits)")
+        views, valid = _value_views(arr)
+        digests = _digest_matrix(map(hmac.digest, repeat(self.key), views, repeat("sha256")), len(arr))
+        return hex_array(digests, valid, chars)
+
+    def pseudonym(self, value: str, chars: int = 64) -> str:
+        return hmac.new(self.key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:chars]
+
+
+def load_pseudonym_key(path: str | Path | None = None, env: str = PSEUDONYM_ENV_KEY) -> PseudonymKey:
+    """The pseudonym key from a file (hex) or, without a file, from the environment variable `env` (hex).
+
+    There is no default and no generated fallback: a copy pseudonymised under a key nobody kept cannot be
+    joined with the next one, and one under a known key can be reversed.
+    """
+    if path is not None:
+        p = Path(path)
+        try:
+            text = p.read_text()
+        except FileNotFoundError:
+            raise UserError(f"pseudonym key file {p} does not exist; {_KEYGEN_HINT} into it (mode 0600)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"pseudonym key file {p}: cannot read it ({exc}); fix the path or permissions") from None
+        return PseudonymKey(parse_hex_key(text, f"pseudonym key file {p}"), f"file {p}")
+    text = os.environ.get(env)
+    if not text:
+        raise UserError(f"no pseudonym key: set ${env} to at least 32 hex characters or pass a key file; {_KEYGEN_HINT}")
+    return PseudonymKey(parse_hex_key(text, f"${env}"), f"${env}")
+
+
+# ---------------------------------------------------------------- the scan's subject hash
+
+
+def _splitmix(h: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore"):
+        h = h ^ (h >> np.uint64(30))
+        h = h * np.uint64(0xBF58476D1CE4E5B9)
+        h = h ^ (h >> np.uint64(27))
+        h = h * np.uint64(0x94D049BB133111EB)
+        h = h ^ (h >> np.uint64(31))
+    return h
+
+
+
+
+class Hasher:
+    """Vectorised keyed 64-bit hash of Arrow values, for counting subjects and distinct values.
+
+    A multilinear hash with a random 64-bit key per byte position (keyed by the scan's seed), finished with
+    the splitmix64 mixer; numpy only, no per-value Python code. 0 is reserved for "no value".
+    """
+
+    def __init__(self, seed: int) -> None:
+        rng = np.random.Generator(np.random.PCG64(seed))
+        self._keys = rng.integers(1, 2**63 - 1, size=1 << _TABLE_BITS, dtype=np.int64).astype(np.uint64) | np.uint64(1)
+        self._len_key = np.uint64(int(rng.integers(1, 2**63 - 1)) | 1)
+
+    def hash_strings(self, arr: pa.Array) -> np.ndarray:
+        """uint64 hash per value; 0 for nulls."""
+        arr = as_text(arr)
+        n = len(arr)
+        if n == 0:
+            return np.zeros(0, np.uint64)
+        if arr.null_count:
+            valid = np.asarray(arr.is_valid())
+            arr = pc.fill_null(arr, "")
+        else:
+            valid = None
+        offsets, data = string_buffers(arr)
+        base = offsets[0]
+        lengths = np.diff(offsets)
+        chunk = data[base : offsets[-1]]
+        sums = self._byte_sums(lengths, chunk) if chunk.size else np.zeros(n, np.uint64)
+        if sums is None:
+            chunk = chunk.astype(np.uint64)
+            pos = np.arange(chunk.size, dtype=np.int64) - np.repeat(offsets[:-1] - base, lengths)
+            with np.errstate(over="ignore"):
+                parts = (chunk + np.uint64(1)) * self._keys[pos & _MASK]
+            # Segments of the non-empty values only: an empty value's start would cut its neighbour short.
+            filled = lengths > 0
+            sums = np.zeros(n, np.uint64)
+            sums[filled] = np.add.reduceat(parts, (offsets[:-1] - base)[filled])
+        with np.errstate(over="ignore"):
+            h = _splitmix(sums ^ (lengths.astype(np.uint64) * self._len_key))
+        h[h == 0] = 1
+        if valid is not None:
+            h[~valid] = 0
+        return h
+
+    def _byte_sums(self, lengths: np.ndarray, chunk: np.ndarray) -> np.ndarray | None:
+        """Sum of (byte + 1) * key[position] per value, one padded row per value (a matrix-vector product,
+        wrapping mod 2**64 like the per-byte path); None when the rows would be mostly padding."""
+        rows = np.flatnonzero(lengths)
+        row_len = lengths[rows]
+        width = int(row_len.max())
+        if width > self._keys.size or rows.size * width > 2 * chunk.size:
+            return None
+        if rows.size * width == chunk.size:
+            grid = chunk.reshape(rows.size, width).astype(np.uint64)
+            grid += np.uint64(1)
+        else:
+            grid = np.zeros((rows.size, width), np.uint64)
+            grid[np.arange(width) < row_len[:, None]] = chunk.astype(np.uint64) + np.uint64(1)
+        sums = np.zeros(lengths.size, np.uint64)
+        sums[rows] = grid @ self._keys[:width]
+        return sums

@@ -1,0 +1,168 @@
+"""Keyed hashing: the fingerprint key (made once, owner-only, refused when weak), column digests checked
+against hashlib/hmac and published vectors, and the pseudonym key (refused when missing, short or empty)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import random
+import stat
+import time
+
+import pyarrow as pa
+import pytest
+
+from spillguard.errors import UserError
+from spillguard.keys import (
+    ENV_KEY,
+    PSEUDONYM_ENV_KEY,
+    PseudonymKey,
+    fingerprint,
+    fingerprint_key,
+    fingerprints,
+    hmac_digests,
+    key_id,
+    load_pseudonym_key,
+    sha256_digests,
+    sha256_hex,
+)
+
+
+def test_key_file_is_created_once_and_owner_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.delenv(ENV_KEY, raising=False)
+    key = fingerprint_key()
+    path = tmp_path / "spillguard" / "fingerprint.key"
+    assert len(key) == 32 and stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert fingerprint_key() == key
+    assert fingerprint(key, "Atza|x") == fingerprint(key, "Atza|x") != fingerprint(b"\0" * 32, "Atza|x")
+
+
+@pytest.mark.parametrize("content", ["", "ab", "not hex at all", "00" * 15])
+def test_weak_or_broken_key_files_are_refused(tmp_path, monkeypatch, content):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    monkeypatch.delenv(ENV_KEY, raising=False)
+    path = tmp_path / "spillguard" / "fingerprint.key"
+    path.parent.mkdir()
+    path.write_text(content)
+    with pytest.raises(UserError, match="at least 128 bits"):
+        fingerprint_key()
+
+
+def test_environment_key_must_be_long_hex(monkeypatch):
+    monkeypatch.setenv(ENV_KEY, "abcd")
+    with pytest.raises(UserError, match="128 bits"):
+        fingerprint_key()
+    monkeypatch.setenv(ENV_KEY, "zz" * 16)
+    with pytest.raises(UserError, match="must be hex"):
+        fingerprint_key()
+
+
+def test_unwritable_state_folder_is_a_user_error(monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", "/proc/spillguard-cannot-be-here")
+    monkeypatch.delenv(ENV_KEY, raising=False)
+    with pytest.raises(UserError, match="cannot create the fingerprint key"):
+        fingerprint_key()
+
+
+# ---------------------------------------------------------------- column digests: known answers
+
+def _values(n: int = 3000, seed: int = 7) -> list[str | None]:
+    """Empty, ASCII, multi-byte, exactly-one-block and multi-block values, and nulls, in random order."""
+    rng = random.Random(seed)
+    alphabet = "abcXYZ019|/+=_-.@ éü€😀\n"
+    out: list[str | None] = ["", "abc", "a" * 55, "a" * 56, "a" * 64, "a" * 119, "x" * 5000, None]
+    for _ in range(n):
+        length = rng.choice([0, 1, 5, 31, 40, 55, 56, 63, 64, 65, 200, 2048])
+        out.append("".join(rng.choice(alphabet) for _ in range(length)) if rng.random() > 0.05 else None)
+    rng.shuffle(out)
+    return out
+
+
+def test_sha256_matches_hashlib_including_published_vectors() -> None:
+    vals = _values()
+    got = sha256_hex(pa.array(vals)).to_pylist()
+    assert got == [None if v is None else hashlib.sha256(v.encode()).hexdigest() for v in vals]
+    # FIPS 180-2 examples, independent of hashlib.
+    assert sha256_hex(pa.array(["abc", ""])).to_pylist() == [
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    ]
+    # Sliced arrays and other leaf types read as the text the engine scans.
+    sliced = pa.array(vals)[17:1017]
+    assert sha256_hex(sliced).to_pylist() == got[17:1017]
+    assert sha256_hex(pa.array([42, None])).to_pylist() == [hashlib.sha256(b"42").hexdigest(), None]
+    assert sha256_digests(pa.array(["abc"]))[0].tobytes() == hashlib.sha256(b"abc").digest()
+
+
+def test_hmac_matches_hmac_module_and_rfc4231() -> None:
+    # RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+    assert hmac_digests(b"Jefe", pa.array(["what do ya want for nothing?"]))[0].tobytes().hex() == (
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    )
+    key = bytes(range(32))
+    vals = _values(seed=11)
+    pk = PseudonymKey(key, "test")
+    expect = [None if v is None else hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in vals]
+    assert pk.pseudonyms(pa.array(vals)).to_pylist() == expect
+    assert pk.pseudonyms(pa.array(vals), chars=32).to_pylist() == [None if e is None else e[:32] for e in expect]
+    assert pk.pseudonym("alice@example.com") == hmac.new(key, b"alice@example.com", hashlib.sha256).hexdigest()
+    # A different key gives unrelated pseudonyms: nothing of the value survives.
+    other = PseudonymKey(bytes(32), "test").pseudonyms(pa.array(["alice@example.com"])).to_pylist()[0]
+    assert other != pk.pseudonym("alice@example.com")
+
+
+def test_column_fingerprints_equal_the_scalar_fingerprint() -> None:
+    key = os.urandom(32)
+    vals = ["Atza|IwEBIabc", "", "ghp_" + "a" * 36, None, "é" * 70]
+    got = fingerprints(key, pa.array(vals)).to_pylist()
+    assert got == [None if v is None else fingerprint(key, v) for v in vals]
+    assert all(g is None or (g.startswith("hmac-sha256:") and len(g) == 12 + 32) for g in got)
+
+
+def test_pseudonym_key_is_refused_when_missing_short_empty_or_not_hex(tmp_path, monkeypatch) -> None:
+    monkeypatch.delenv(PSEUDONYM_ENV_KEY, raising=False)
+    with pytest.raises(UserError, match="no pseudonym key"):
+        load_pseudonym_key()
+    monkeypatch.setenv(PSEUDONYM_ENV_KEY, "")
+    with pytest.raises(UserError, match="no pseudonym key"):
+        load_pseudonym_key()
+    monkeypatch.setenv(PSEUDONYM_ENV_KEY, "ab" * 15)
+    with pytest.raises(UserError, match="at least 128 bits"):
+        load_pseudonym_key()
+    with pytest.raises(UserError, match="does not exist"):
+        load_pseudonym_key(tmp_path / "nope.key")
+    for content, why in [("", "at least 128 bits"), ("00" * 15, "at least 128 bits"), ("xyz" * 20, "must be hex")]:
+        p = tmp_path / "k"
+        p.write_text(content)
+        with pytest.raises(UserError, match=why):
+            load_pseudonym_key(p)
+    with pytest.raises(UserError, match="at least 128 bits"):
+        PseudonymKey(b"short", "test")
+
+
+def test_pseudonym_key_from_file_or_env_with_a_key_id_that_is_not_the_key(tmp_path, monkeypatch) -> None:
+    hexkey = "a1" * 32
+    p = tmp_path / "pseudonym.key"
+    p.write_text(hexkey + "\n")
+    monkeypatch.setenv(PSEUDONYM_ENV_KEY, "b2" * 16)
+    from_file = load_pseudonym_key(p)  # a file wins over the environment
+    assert from_file.key == bytes.fromhex(hexkey) and from_file.source == f"file {p}"
+    from_env = load_pseudonym_key()
+    assert from_env.key == bytes.fromhex("b2" * 16)
+    assert from_file.id != from_env.id and from_file.id.startswith("kid-") and len(from_file.id) == 20
+    assert from_file.id == key_id(bytes.fromhex(hexkey)) == load_pseudonym_key(p).id  # stable
+    assert hexkey not in repr(from_file) and hexkey[:16] not in from_file.id
+
+
+def test_column_hashing_has_no_per_value_python_cost_beyond_the_digest() -> None:
+    """Measured, not asserted tightly: the column path costs about what one hashlib call per value costs."""
+    vals = pa.array([f"token-{i:08d}-" + "x" * 30 for i in range(50_000)])
+    t = time.perf_counter()
+    sha256_hex(vals)
+    column = time.perf_counter() - t
+    t = time.perf_counter()
+    _ = [hashlib.sha256(v.encode()).hexdigest() for v in vals.to_pylist()]
+    loop = time.perf_counter() - t
+    assert column < 3 * loop, (column, loop)
