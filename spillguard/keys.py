@@ -10,7 +10,7 @@
   from a file or an environment variable, never a default, identified by a key id that does not reveal it.
 
 Column functions take Arrow arrays (any leaf type, read as UTF-8 text) and keep nulls as nulls. The
-per-value digest is one C call of `hashlib`/`hmac` driven by `map`; hex encoding is a numpy table lookup.
+per-value digest is C calls of `hashlib` chained by `map` (no Python code per value); hex is a numpy lookup.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ import os
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from itertools import repeat
-from operator import methodcaller
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +39,9 @@ _KEYGEN_HINT = "generate one with `python -c 'import secrets;print(secrets.token
 
 _TABLE_BITS = 16
 _MASK = (1 << _TABLE_BITS) - 1
-_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+# Two hex characters per byte value, as one 16-bit cell: a digest matrix becomes hex in one lookup.
+_HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), np.uint16)
+_DIGEST = type(hashlib.sha256()).digest
 
 
 # ---------------------------------------------------------------- keys
@@ -114,17 +114,27 @@ def _new_key(path: Path) -> bytes:
 # ---------------------------------------------------------------- column digests
 
 
-def _value_views(arr: pa.Array) -> tuple[Iterator[memoryview], np.ndarray | None]:
-    """Each value's UTF-8 bytes as a zero-copy view (nulls as empty), and the validity mask if any null."""
+def _value_bytes(arr: pa.Array) -> tuple[list[bytes], np.ndarray | None]:
+    """Each value's UTF-8 bytes (a null as empty), and the validity mask when there is a null."""
     arr = as_text(arr)
     valid = np.asarray(arr.is_valid()) if arr.null_count else None
     if valid is not None:
         arr = pc.fill_null(arr, "")
-    if len(arr) == 0:
-        return iter(()), valid
-    offsets, data = string_buffers(arr)
-    view = memoryview(data)
-    return map(view.__getitem__, map(slice, offsets[:-1].tolist(), offsets[1:].tolist())), valid
+    # A zero-copy view as binary: to_pylist then makes bytes directly (~50 ns a value), no str round trip.
+    return arr.view(pa.large_binary() if pa.types.is_large_string(arr.type) else pa.binary()).to_pylist(), valid
+
+
+def _sha256_each(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    return map(_DIGEST, map(hashlib.sha256, chunks))
+
+
+def _hmac_each(key: bytes, values: Iterable[bytes]) -> Iterator[bytes]:
+    """HMAC-SHA-256 (RFC 2104) of each value as two SHA-256 passes driven by `map`: no Python frame per value,
+    about half the cost of `hmac.digest` per value, which sets up an OpenSSL context each call."""
+    k0 = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    ipad = bytes(b ^ 0x36 for b in k0)
+    opad = bytes(b ^ 0x5C for b in k0)
+    return _sha256_each(map(opad.__add__, _sha256_each(map(ipad.__add__, values))))
 
 
 def _digest_matrix(digests: Iterable[bytes], n: int, size: int = 32) -> np.ndarray:
@@ -135,10 +145,8 @@ def hex_array(digests: np.ndarray, valid: np.ndarray | None = None, chars: int |
     """Rows of digest bytes as an Arrow array of lower-case hex strings (the first `chars` characters)."""
     n, size = digests.shape
     chars = 2 * size if chars is None else chars
-    pairs = np.empty((n, 2 * size), np.uint8)
-    pairs[:, 0::2] = _HEX[digests >> 4]
-    pairs[:, 1::2] = _HEX[digests & 15]
-    body = pa.py_buffer(np.ascontiguousarray(pairs[:, :chars]))
+    pairs = _HEX_PAIRS[digests].view(np.uint8)
+    body = pa.py_buffer(pairs if chars == 2 * size else np.ascontiguousarray(pairs[:, :chars]))
     offsets = pa.py_buffer(np.arange(n + 1, dtype=np.int32) * chars)
     if valid is None:
         return pa.Array.from_buffers(pa.string(), n, [None, offsets, body])
@@ -148,21 +156,20 @@ def hex_array(digests: np.ndarray, valid: np.ndarray | None = None, chars: int |
 
 def sha256_digests(arr: pa.Array) -> np.ndarray:
     """SHA-256 of each value's UTF-8 bytes as an (n, 32) uint8 matrix (a null hashes as the empty value)."""
-    views, _ = _value_views(arr)
-    return _digest_matrix(map(methodcaller("digest"), map(hashlib.sha256, views)), len(arr))
+    values, _ = _value_bytes(arr)
+    return _digest_matrix(_sha256_each(values), len(values))
 
 
 def sha256_hex(arr: pa.Array) -> pa.Array:
     """SHA-256 hex of each value, as token stores keep it (`token_checksum`, Sanctum `token`); null stays null."""
-    views, valid = _value_views(arr)
-    digests = _digest_matrix(map(methodcaller("digest"), map(hashlib.sha256, views)), len(arr))
-    return hex_array(digests, valid)
+    values, valid = _value_bytes(arr)
+    return hex_array(_digest_matrix(_sha256_each(values), len(values)), valid)
 
 
 def hmac_digests(key: bytes, arr: pa.Array) -> np.ndarray:
     """HMAC-SHA-256 of each value's UTF-8 bytes under `key`, as an (n, 32) uint8 matrix."""
-    views, _ = _value_views(arr)
-    return _digest_matrix(map(hmac.digest, repeat(key), views, repeat("sha256")), len(arr))
+    values, _ = _value_bytes(arr)
+    return _digest_matrix(_hmac_each(key, values), len(values))
 
 
 def fingerprint(key: bytes, value: str) -> str:
@@ -173,9 +180,8 @@ def fingerprint(key: bytes, value: str) -> str:
 
 def fingerprints(key: bytes, arr: pa.Array) -> pa.Array:
     """`fingerprint()` of every value of a column (to find leaked tokens in a token store); null stays null."""
-    views, valid = _value_views(arr)
-    digests = _digest_matrix(map(hmac.digest, repeat(key), views, repeat("sha256")), len(arr))
-    hexes = hex_array(digests, valid, FINGERPRINT_HEX)
+    values, valid = _value_bytes(arr)
+    hexes = hex_array(_digest_matrix(_hmac_each(key, values), len(values)), valid, FINGERPRINT_HEX)
     return pc.binary_join_element_wise(FINGERPRINT_PREFIX, hexes, "")
 
 
@@ -205,9 +211,8 @@ class PseudonymKey:
         """HMAC-SHA-256 hex of each value (the first `chars` hex characters, 32 to 64); null stays null."""
         if not 32 <= chars <= 64:
             raise ValueError("a pseudonym keeps 32 to 64 hex characters (128 to 256 bits)")
-        views, valid = _value_views(arr)
-        digests = _digest_matrix(map(hmac.digest, repeat(self.key), views, repeat("sha256")), len(arr))
-        return hex_array(digests, valid, chars)
+        values, valid = _value_bytes(arr)
+        return hex_array(_digest_matrix(_hmac_each(self.key, values), len(values)), valid, chars)
 
     def pseudonym(self, value: str, chars: int = 64) -> str:
         return hmac.new(self.key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:chars]
