@@ -21,11 +21,12 @@ from typing import Any
 
 import pytest
 
+from spillguard.audit.alerts import alert_message
 from spillguard.audit.history import History
-from spillguard.audit.sinks import CommandSink, FileSink, SinkError, SmtpSink, WebhookSink
 from spillguard.audit.verdict import ExposureVerdict, Verdict
 from spillguard.audit.watch import WatchOptions, alert_event, run_cycle, watch
 from spillguard.config import SinkConfig
+from spillguard.notify import CommandSink, FileSink, Message, SinkError, SmtpSink, WebhookSink
 from tests.servers import free_port, redis_command, redis_server
 
 
@@ -130,10 +131,10 @@ class RecordingSink:
         self.alerts: list[dict[str, Any]] = []
         self.fail = False
 
-    def send(self, alert: dict[str, Any]) -> None:
+    def send(self, message: Message) -> None:
         if self.fail:
             raise SinkError("down")
-        self.alerts.append(alert)
+        self.alerts.append(dict(message.fields))
 
 
 def test_dedup_reminders_and_retry_after_a_failed_delivery(tmp_path: Path) -> None:
@@ -192,15 +193,15 @@ def test_history_keeps_first_exposure_through_an_unreachable_gap(tmp_path: Path)
         assert h.observation_count() == 4
 
 
-def _alert() -> dict[str, Any]:
-    return {
+def _alert() -> Message:
+    return alert_message({
         "event": "exposed", "target": "redis://127.0.0.1:6379", "name": "cache", "protocol": "redis",
         "old_verdict": "protected", "new_verdict": "open-read", "new_exposed": True, "at": "2026-11-27T10:00:00Z",
         "first_exposed_at": "2026-11-27T10:00:00Z", "exposed_for_s": 0.0,
         "stakes": {"subjects": 2400, "records": 5000, "categories": {"email": {"subjects": 2400, "records": 2500,
                    "values": 2500}}},
         "evidence": {"reason": "INFO answered without credentials"}, "server_version": "7.0", "tls": False,
-    }  # fmt: skip
+    })  # fmt: skip
 
 
 def test_slack_webhook_payload() -> None:
@@ -282,3 +283,4 @@ def test_smtp_sink_delivers_to_a_real_smtp_conversation() -> None:
     assert [r.upper() for r in received["RCPT"]] == ["RCPT TO:<ONCALL@EXAMPLE.ORG>"]
     assert "Subject: [spillguard] cache" in received["data"]
     assert "at stake: 2400 people" in received["data"]
+    assert "Message-ID: <" in received["data"]  # from the idempotency key: a re-sent alert keeps it

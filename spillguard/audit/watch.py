@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spillguard.audit.alerts import alert_message
 from spillguard.audit.core import audit
 from spillguard.audit.history import History, Observation, parse_ts
-from spillguard.audit.sinks import Sink, SinkError, build_sink
 from spillguard.audit.targets import Target
 from spillguard.audit.verdict import AuditResult, ExposureVerdict, Verdict, exit_code_for, is_exposed
 from spillguard.config import Config, SinkConfig, TargetConfig
 from spillguard.errors import UserError
+from spillguard.notify import Message, Sink, SinkError, build_sink
 
 MIN_INTERVAL = 1.0  # seconds: the floor that keeps a watch from hammering a store
 
@@ -76,12 +77,12 @@ def _log(message: str) -> None:
     print(f"spillguard watch: {message}", file=sys.stderr, flush=True)
 
 
-def deliver(sinks: Sequence[Sink], alert: dict[str, Any]) -> bool:
+def deliver(sinks: Sequence[Sink], message: Message) -> bool:
     """Send to every sink; the alert counts as delivered when at least one sink took it."""
     ok = False
     for sink in sinks:
         try:
-            sink.send(alert)
+            sink.send(message)
             ok = True
         except SinkError as exc:
             _log(f"alert not delivered to {sink.name}: {exc}")
@@ -111,7 +112,7 @@ def run_cycle(
                 history.mark_alerted(v.target, v.verdict.value, None)
             continue
         alert = build_alert(event, v, obs, result.checked_at)
-        if deliver(sinks, alert):
+        if deliver(sinks, alert_message(alert)):
             history.mark_alerted(v.target, v.verdict.value, result.checked_at)
         # Not delivered: alerted_verdict stays, so the next cycle tries again.
     return result
