@@ -35,6 +35,9 @@ PSEUDONYM_ENV_KEY = "SPILLGUARD_PSEUDONYM_KEY"
 MIN_KEY_BYTES = 16  # 128 bits: below that a keyed hash of an e-mail address is a dictionary lookup away
 FINGERPRINT_PREFIX = "hmac-sha256:"
 FINGERPRINT_HEX = 32  # hex characters of the HMAC kept in a fingerprint (128 bits)
+# Fingerprints a scan keeps per secret rule (state files and the JSON): enough to revoke by, and to check a
+# token store against, without turning the result into a list of every leaked token. A report shows fewer.
+MAX_FINGERPRINTS = 20
 _KEYGEN_HINT = "generate one with `python -c 'import secrets;print(secrets.token_hex(32))'`"
 
 _TABLE_BITS = 16

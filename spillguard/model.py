@@ -8,26 +8,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+from spillguard import categories
+
 SCHEMA_VERSION = 1
 
-CATEGORIES: tuple[str, ...] = (
-    "email",
-    "phone",
-    "person_name",
-    "postal_address",
-    "date_of_birth",
-    "ip_address",
-    "mac_address",
-    "wifi_ssid",
-    "device_name",
-    "geolocation",
-    "credit_card",
-    "iban",
-    "national_id",
-    "password",
-    "secret",
-    "health",
-)
+# The findings vocabulary (names only); what is known about each lives in spillguard.categories.
+CATEGORIES: tuple[str, ...] = tuple(categories.CATEGORIES)
 
 Confidence = Literal["high", "medium", "low"]
 CONFIDENCE_RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
@@ -125,9 +111,3 @@ class ScanResult:
             "secrets": list(self.secrets),
             "errors": [e.to_json() for e in self.errors],
         }
-
-    def worst_confidence(self) -> str | None:
-        ranks = [CONFIDENCE_RANK[f.confidence] for f in self.findings]
-        if not ranks:
-            return None
-        return {v: k for k, v in CONFIDENCE_RANK.items()}[max(ranks)]

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from spillguard.categories import SECRET_CATEGORIES
 from spillguard.detect.arrays import as_text, unique_sorted
 from spillguard.detect.engine import RuleSet
 from spillguard.detect.flatten import Leaf, flatten_table, normalise_path
 from spillguard.detect.masking import mask_identifiers, mask_value
 from spillguard.detect.state import (
-    MAX_FINGERPRINTS,
     MAX_SAMPLES,
     DatasetState,
     FindingState,
@@ -27,7 +27,7 @@ from spillguard.detect.state import (
     confidence_for,
 )
 from spillguard.errors import UserError
-from spillguard.keys import Hasher, fingerprint, fingerprint_key
+from spillguard.keys import MAX_FINGERPRINTS, Hasher, fingerprint, fingerprint_key
 from spillguard.model import CATEGORIES, CategorySummary, Finding, ScanError, ScanResult
 from spillguard.rules import select_rules
 from spillguard.sources import Partition, mask_url, open_target
@@ -38,7 +38,6 @@ SUBJECT_FIELDS = (
     "patient_id", "client_id", "owner_id", "uid", "user.id", "customer.id", "account.id",
     "email", "e_mail", "email_address", "user.email", "username", "login",
 )
-SECRET_CATEGORIES = ("secret", "password")
 SUMMARY_CONFIDENCE = "medium"
 _NO_HASHES = np.zeros(0, np.uint64)
 

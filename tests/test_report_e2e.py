@@ -37,12 +37,12 @@ def test_report_numbers_equal_the_real_scan(real_scan: dict) -> None:
     assert r.summary["records_scanned"] == summary["records_scanned"]
     assert r.summary["subjects_scanned"] == summary["subjects_scanned"]
     scanned = {c: v for c, v in summary["categories"].items() if v["records"] or v["values"]}
-    assert {c["category"] for c in r.categories} == set(scanned)
+    assert {c.category for c in r.categories} == set(scanned)
     for c in r.categories:
-        v = scanned[c["category"]]
-        assert c["subjects"] == Count(v["subjects"], v["subjects"]), c["category"]
-        assert c["records"] == Count(v["records"], v["records"]), c["category"]
-        assert c["values"] == v["values"], c["category"]
+        v = scanned[c.category]
+        assert c.subjects == Count(v["subjects"], v["subjects"]), c.category
+        assert c.records == Count(v["records"], v["records"]), c.category
+        assert c.values == v["values"], c.category
     # Everyone with any personal data is at least the largest category and at most everyone scanned.
     people = r.summary["people_affected"]
     assert people.low == max(v["subjects"] for v in scanned.values())
@@ -53,7 +53,7 @@ def test_report_numbers_equal_the_real_scan(real_scan: dict) -> None:
     }
     assert r.summary["secrets_distinct"] == sum(s["distinct"] for s in doc.get("secrets", []))
     # The demo holds what the Wyze copy held; the report must name the consequences the issue lists.
-    present = {c["category"] for c in r.categories}
+    present = {c.category for c in r.categories}
     assert {"email", "secret", "wifi_ssid", "geolocation", "health"} <= present
     assert any("wifi_ssid" in c["categories"] for c in r.combinations)
     assert r.summary["special_categories"] == ["health"]

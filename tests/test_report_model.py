@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from test_report_data import T0, make_history, make_store
 
+from spillguard import categories as cq
 from spillguard.errors import UserError
 from spillguard.report import Count, build_report
-from spillguard.report import consequences as cq
+from spillguard.report.exposure import exposure_windows
+from spillguard.report.gdpr import CONTACT_PLACEHOLDER
 from spillguard.report.inputs import load_audit, load_scan, read_history, target_key
-from spillguard.report.model import CONTACT_PLACEHOLDER, exposure_windows
 
 HOUR = timedelta(hours=1)
 ES = "http://es.internal:9200"
@@ -27,17 +28,17 @@ def test_single_store_counts_equal_the_scan_and_the_ground_truth() -> None:
     r = build_report([scan])
     assert r.summary["people_affected"] == Count(truth.people, truth.people)  # everyone has an e-mail address
     assert r.summary["records_scanned"] == scan["summary"]["records_scanned"]
-    by_cat = {c["category"]: c for c in r.categories}
+    by_cat = {c.category: c for c in r.categories}
     assert set(by_cat) == {c for c, n in truth.subjects.items() if n}
     for cat, n in truth.subjects.items():
         if n:
-            assert by_cat[cat]["subjects"] == Count(n, n), cat
-            assert by_cat[cat]["records"].exact
-            assert by_cat[cat]["records"].low == scan["summary"]["categories"][cat]["records"]
-            assert by_cat[cat]["values"] == scan["summary"]["categories"][cat]["values"]
+            assert by_cat[cat].subjects == Count(n, n), cat
+            assert by_cat[cat].records.exact
+            assert by_cat[cat].records.low == scan["summary"]["categories"][cat]["records"]
+            assert by_cat[cat].values == scan["summary"]["categories"][cat]["values"]
     # Highest risk first, and the Art. 9 category is flagged.
-    assert [c["risk"] for c in r.categories] == sorted(
-        (c["risk"] for c in r.categories), key=lambda x: -cq.RISK_RANK[x]
+    assert [c.risk for c in r.categories] == sorted(
+        (c.risk for c in r.categories), key=lambda x: -cq.RISK_RANK[x]
     )
     assert r.summary["special_categories"] == ["health"]
     assert r.summary["secrets_distinct"] == len(truth.raw_secrets)
@@ -60,9 +61,9 @@ def test_two_stores_give_honest_ranges_that_contain_the_truth() -> None:
     assert not people.exact and str(people) == "900–1,400" and people.approx == "between 900 and 1,400"
     # The two populations are disjoint, so the true count is the upper bound: it must be inside the range.
     for c in r.categories:
-        true_n = t1.subjects.get(c["category"], 0) + t2.subjects.get(c["category"], 0)
-        assert c["subjects"].low <= true_n <= c["subjects"].high, c["category"]
-        assert c["records"].exact  # records of different stores never overlap
+        true_n = t1.subjects.get(c.category, 0) + t2.subjects.get(c.category, 0)
+        assert c.subjects.low <= true_n <= c.subjects.high, c.category
+        assert c.records.exact  # records of different stores never overlap
     assert any("same person may appear in more than one store" in n for n in r.notes)
     per_store = {s["target"]: s["people_affected"] for s in r.stores}
     assert per_store == {ES: Count(900, 900), PG: Count(500, 500)}
@@ -186,8 +187,8 @@ def test_notification_scope_is_the_exposed_store(tmp_path: Path) -> None:
     assert r.scope["basis"] == "exposed" and r.scope["stores"] == [ES]
     assert r.scope["excluded"] == {PG: "observed protected"}
     assert r.art33["subjects_total"] == Count(700, 700)
-    health = next(c for c in r.scope["categories"] if c["category"] == "health")
-    assert health["subjects"] == Count(t_es.subjects["health"], t_es.subjects["health"])
+    health = next(c for c in r.scope["categories"] if c.category == "health")
+    assert health.subjects == Count(t_es.subjects["health"], t_es.subjects["health"])
     assert r.summary["people_affected"] == Count(700, 1000)  # the inventory still shows both stores
     exp = r.summary["exposure"]
     assert (exp["status"], exp["start"], exp["end"], exp["hours"]) == (

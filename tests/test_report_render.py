@@ -73,13 +73,13 @@ def test_json_is_the_model_and_round_trips(wyze_like: dict) -> None:
 def test_every_format_says_the_same_numbers(wyze_like: dict) -> None:
     r = wyze_like["report"]
     html, md = render(r, "html"), render(r, "md")
-    health = next(c for c in r.scope["categories"] if c["category"] == "health")
-    n_health = f"{health['subjects'].low:,}"
+    health = next(c for c in r.scope["categories"] if c.category == "health")
+    n_health = f"{health.subjects.low:,}"
     for text in (html, md):
         assert "1,500" in text and "1,500–2,100" in text
         assert f"Health data: {n_health} people" in text  # the Art. 33 line
         assert "04 Dec 2019 12:00 UTC" in text and "26 Dec 2019 10:00 UTC" in text
-        assert "amazon_lwa_access_token" in text and wyze_like["report"].secrets[0]["fingerprints"][0] in text
+        assert "amazon_lwa_access_token" in text and wyze_like["report"].secrets[0].fingerprints[0] in text
         assert "Example Cams Ltd" in text
     assert (
         f'<td class="n">{n_health}</td>' in html
@@ -100,7 +100,7 @@ def test_raw_looking_fingerprints_are_dropped() -> None:
     scan, _ = make_store(ES, 50, seed=2, started=T0)
     scan["secrets"][0]["fingerprints"].append("Atza|IwEBraw-token-that-must-not-be-shown")
     r = build_report([scan])
-    assert all(fp.startswith("hmac-") for s in r.secrets for fp in s["fingerprints"])
+    assert all(fp.startswith("hmac-") for s in r.secrets for fp in s.fingerprints)
     assert "IwEBraw" not in render(r, "html")
 
 

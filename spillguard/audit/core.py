@@ -11,9 +11,10 @@ from spillguard.audit.probes import ProbeContext, probe_for
 from spillguard.audit.probes.base import Unreachable, is_unreachable_error
 from spillguard.audit.stakes import Inventory, dataset_hints, load_inventory, stakes_for
 from spillguard.audit.targets import Target, mask_url, parse_target
-from spillguard.audit.verdict import SEVERITY, AuditResult, ExposureVerdict, Verdict, utc_now
+from spillguard.audit.verdict import AuditResult, ExposureVerdict, utc_now
 from spillguard.config import Config, TargetConfig
 from spillguard.errors import UserError
+from spillguard.verdicts import SEVERITY, Verdict
 
 MAX_CONCURRENCY = 8  # probes in flight at once: bounds what one audit sends to a network
 

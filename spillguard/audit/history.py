@@ -14,8 +14,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from spillguard.audit.verdict import ExposureVerdict, Verdict, is_exposed
+from spillguard.audit.verdict import ExposureVerdict
 from spillguard.errors import UserError
+from spillguard.verdicts import Verdict, is_exposed
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS observations (

@@ -1,4 +1,5 @@
-"""The exposure model the audit, the watch and the report speak: verdicts, per-target results, the audit.
+"""The exposure model the audit, the watch and the report speak: per-target results, the audit (verdicts and
+what they mean: spillguard.verdicts).
 
 `AuditResult.to_json()` is exactly what `spillguard audit --format json` prints (schema version 1).
 """
@@ -7,32 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
+
+from spillguard.verdicts import EXPOSED, SEVERITY, Verdict
 
 SCHEMA_VERSION = 1
 
-
-class Verdict(StrEnum):
-    OPEN_READ = "open-read"
-    OPEN_METADATA = "open-metadata"
-    WEAK_CREDENTIALS = "weak-credentials"
-    PROTECTED = "protected"
-    UNREACHABLE = "unreachable"
-    ERROR = "error"
-
-
-EXPOSED: frozenset[str] = frozenset({Verdict.OPEN_READ, Verdict.OPEN_METADATA, Verdict.WEAK_CREDENTIALS})
-
-# Worst first: the order of the table and of `worst()`.
-SEVERITY: dict[str, int] = {
-    Verdict.OPEN_READ: 0,
-    Verdict.WEAK_CREDENTIALS: 1,
-    Verdict.OPEN_METADATA: 2,
-    Verdict.ERROR: 3,
-    Verdict.UNREACHABLE: 4,
-    Verdict.PROTECTED: 5,
-}
 
 # Exit codes of `audit` and `watch --once`.
 EXIT_OK = 0  # every target protected
@@ -42,10 +23,6 @@ EXIT_ERROR = 2  # nothing exposed, but a target could not be judged (unreachable
 
 def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def is_exposed(verdict: str | None) -> bool:
-    return verdict in EXPOSED
 
 
 def exit_code_for(verdicts: list[str]) -> int:

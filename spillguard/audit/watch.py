@@ -22,10 +22,11 @@ from spillguard.audit.alerts import alert_message
 from spillguard.audit.core import audit
 from spillguard.audit.history import History, Observation, parse_ts
 from spillguard.audit.targets import Target
-from spillguard.audit.verdict import AuditResult, ExposureVerdict, Verdict, exit_code_for, is_exposed
+from spillguard.audit.verdict import AuditResult, ExposureVerdict, exit_code_for
 from spillguard.config import Config, SinkConfig, TargetConfig
 from spillguard.errors import UserError
 from spillguard.notify import Message, Sink, SinkError, build_sink
+from spillguard.verdicts import Verdict, is_exposed
 
 MIN_INTERVAL = 1.0  # seconds: the floor that keeps a watch from hammering a store
 

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spillguard.categories import CLAIMING_CATEGORIES
 from spillguard.detect.arrays import as_text, string_buffers, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
 from spillguard.detect.flatten import normalise_path
@@ -28,8 +29,6 @@ from spillguard.rules import Rule
 from spillguard.rules.validators import CONTEXT_VALIDATORS, IPV4_CONTEXT, VALIDATORS, VECTOR_VALIDATORS
 
 _CACHE_LIMIT = 200_000
-# Field rules whose field name alone makes any value theirs (see _drop_coincidences).
-CLAIMING_CATEGORIES = frozenset({"wifi_ssid", "device_name", "password"})
 # Compiled databases by (expressions, flags): compiling costs ~0.1 s each, scans and workers reuse them.
 _DB_CACHE: dict[tuple[tuple[bytes, ...], tuple[int, ...], tuple[int, ...]], hyperscan.Database] = {}
 

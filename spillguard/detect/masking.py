@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+
+from spillguard.categories import category
 
 _TOKEN_PREFIX = re.compile(
     r"^(Atz[ar]\||ya29\.|1//|AKIA|ASIA|gh[pousr]_|github_pat_|glpat-|xox[bpars]-|[sr]k_(?:live|test)_|SG\.|sk-(?:proj-|svcacct-|admin-)?|SK|eyJ|-----BEGIN [A-Z ]*PRIVATE KEY-----|\$2[abxy]?\$\d\d\$|\$argon2(?:id|i|d)\$|\$scrypt\$|pbkdf2_sha\d+\$|\$[56]\$)"
@@ -63,28 +66,39 @@ def mask_mac(text: str) -> str:
     return ":".join([hexdigits[i : i + 2] for i in range(0, 6, 2)] + ["**"] * 3)
 
 
-def mask_value(category: str, text: str) -> str:
+def mask_iban(text: str) -> str:
+    compact = text.replace(" ", "")
+    return compact[:2] + "**" + "*" * max(0, len(compact) - 6) + compact[-2:]
+
+
+def mask_length(text: str) -> str:
+    return f"{text[:1]}***({len(text)} chars)"
+
+
+def _email_or_words(text: str) -> str:
+    return mask_email(text) if "@" in text else mask_words(text)
+
+
+# Masking kinds named by the category registry (spillguard.categories: Category.masking).
+MASKS: dict[str, Callable[[str], str]] = {
+    "email": _email_or_words,
+    "secret": mask_secret,
+    "digits": mask_digits,
+    "card": lambda text: mask_digits(text, 4),
+    "iban": mask_iban,
+    "ip": mask_ip,
+    "mac": mask_mac,
+    "hidden": lambda text: "***",
+    "length": mask_length,
+    "words": mask_words,
+}
+
+
+def mask_value(category_name: str, text: str) -> str:
     text = text.strip()
     if not text:
         return ""
-    if category == "email":
-        return mask_email(text) if "@" in text else mask_words(text)
-    if category in ("secret", "password"):
-        return mask_secret(text)
-    if category in ("phone", "credit_card", "national_id"):
-        return mask_digits(text, 4 if category == "credit_card" else 2)
-    if category == "iban":
-        compact = text.replace(" ", "")
-        return compact[:2] + "**" + "*" * max(0, len(compact) - 6) + compact[-2:]
-    if category == "ip_address":
-        return mask_ip(text)
-    if category == "mac_address":
-        return mask_mac(text)
-    if category in ("health", "geolocation", "date_of_birth"):
-        return "***"
-    if category in ("wifi_ssid", "device_name"):
-        return f"{text[:1]}***({len(text)} chars)"
-    return mask_words(text)
+    return MASKS[category(category_name).masking](text)
 
 
 _EMAIL_IN_NAME = re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")

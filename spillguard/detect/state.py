@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from spillguard.detect.arrays import unique_sorted
+from spillguard.keys import MAX_FINGERPRINTS
 from spillguard.model import CONFIDENCE_RANK
 
 MAX_SAMPLES = 3
-MAX_FINGERPRINTS = 20
 _MIN_PENDING = 1 << 18
 
 

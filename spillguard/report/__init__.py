@@ -4,7 +4,8 @@
 self-contained HTML, Markdown or JSON.
 """
 
-from spillguard.report.model import Count, Report, build_report
+from spillguard.report.counts import Count
+from spillguard.report.model import Report, build_report
 from spillguard.report.render import render
 
 __all__ = ["Count", "Report", "build_report", "render"]

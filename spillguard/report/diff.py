@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from spillguard.report.inputs import target_key
-from spillguard.report.model import parse_time
+from spillguard.report.times import parse_time
 
 FindingKey = tuple[str, str, str, str]  # target, dataset, field, rule
 

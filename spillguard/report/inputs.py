@@ -17,8 +17,6 @@ from spillguard.errors import UserError
 
 SCAN_VERSION = 1
 AUDIT_VERSION = 1
-EXPOSED_VERDICTS: frozenset[str] = frozenset({"open-read", "open-metadata", "weak-credentials"})
-VERDICTS: frozenset[str] = EXPOSED_VERDICTS | {"protected", "unreachable", "error"}
 
 # Ports a URL implies when it names none, so "http://es:9200" and "es:9200" meet in one key.
 DEFAULT_PORTS: dict[str, int] = {

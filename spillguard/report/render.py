@@ -11,8 +11,10 @@ from markupsafe import Markup, escape
 
 from spillguard.errors import UserError
 from spillguard.report import svg
-from spillguard.report.inputs import EXPOSED_VERDICTS
-from spillguard.report.model import MAX_FINGERPRINTS, REPORT_VERSION, Count, Report, parse_time
+from spillguard.report.counts import Count
+from spillguard.report.model import FINGERPRINTS_SHOWN, REPORT_VERSION, Report
+from spillguard.report.times import parse_time
+from spillguard.verdicts import EXPOSED
 
 FORMATS = ("html", "md", "json")
 _PLACEHOLDER = re.compile(r"\[[^\]]{3,}\]")
@@ -78,13 +80,7 @@ def charts(report: Report) -> dict[str, str]:
     # The category chart shows the breach, like the headline numbers; the tables keep the full inventory.
     scoped = bool(report.scope.get("excluded"))
     cat_bars = [
-        svg.Bar(
-            _short(c["label"]),
-            c["subjects"].low or 0,
-            c["subjects"].high or c["subjects"].low or 0,
-            c["risk"],
-            str(c["subjects"]),
-        )
+        svg.Bar(_short(c.label), c.subjects.low or 0, c.subjects.high or c.subjects.low or 0, c.risk, str(c.subjects))
         for c in (report.scope["categories"] if scoped else report.categories)
     ]
     store_bars = [
@@ -146,8 +142,8 @@ def render(report: Report, format: str = "html") -> str:
     context: dict[str, Any] = {
         "r": report,
         "version": REPORT_VERSION,
-        "max_fp": MAX_FINGERPRINTS,
-        "exposed": EXPOSED_VERDICTS,
+        "max_fp": FINGERPRINTS_SHOWN,
+        "exposed": EXPOSED,
         "charts": charts(report) if html else {},
     }
     text = template.render(**context)

@@ -22,8 +22,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from spillguard.categories import CATEGORIES
 from spillguard.errors import UserError
-from spillguard.model import CATEGORIES
 from spillguard.rules.validators import VALIDATORS
 
 CHECKS = {"nonempty", "text", "person_name", "date", "number", "latitude", "longitude", "secret"}

@@ -1,29 +1,35 @@
-"""What each category of exposed data means for the people in it, kept as data.
+"""The category registry: everything spillguard knows about a category of personal data, in one place.
 
-Every category of the findings vocabulary has one entry: a plain-language label, a risk level, the
-likely consequences (Art. 33(3)(c)), the measures the controller should take, and what the people
-themselves can do (Art. 34). Categories are grouped into risk groups: one Art. 34 notice is drafted
-per group, so a person reads about the data of theirs that was exposed, not a list of rule names.
-Combinations (an SSID next to a location) raise the stakes beyond either category alone.
+Every category of the findings vocabulary has one entry, in vocabulary order: how detection treats it
+(secret or not, whether its field rules claim any text under their field), how samples are masked, a
+plain-language label, a risk level, the likely consequences (Art. 33(3)(c)), the measures the controller
+should take, and what the people themselves can do (Art. 34). Categories are grouped into risk groups:
+one Art. 34 notice is drafted per group, so a person reads about the data of theirs that was exposed,
+not a list of rule names. Combinations (an SSID next to a location) raise the stakes beyond either
+category alone. Rules may name only these categories.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 RISK_RANK: dict[str, int] = {"low": 1, "medium": 2, "high": 3}
 
 
 @dataclass(frozen=True, slots=True)
-class CategoryImpact:
+class Category:
     label: str
     risk: str  # "high" | "medium" | "low"
-    group: str
+    group: str  # a key of RISK_GROUPS
+    masking: str  # how samples are masked: a key of spillguard.detect.masking.MASKS
     consequences: tuple[str, ...]
     measures: tuple[str, ...]
     advice: tuple[str, ...]  # what a person can do, in plain language
     we_do: str  # what the controller does about it, as an Art. 34 notice tells the person
     special_category: bool = False  # GDPR Art. 9
+    secret: bool = False  # a credential: distinct values counted and fingerprinted so they can be revoked
+    claiming: bool = False  # its field rules claim any text under their field (see detect.engine)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +61,13 @@ RISK_GROUPS: dict[str, RiskGroup] = {
     "contact": RiskGroup("Contact details", "your name and contact details", 6),
 }
 
-CATEGORIES: dict[str, CategoryImpact] = {
-    "secret": CategoryImpact(
+_ENTRIES: dict[str, Category] = {
+    "secret": Category(
         label="Access tokens and API keys",
         risk="high",
         group="credentials",
+        masking="secret",
+        secret=True,
         consequences=(
             "Anyone holding a valid token can act as the user on the linked service without a password "
             "(takeover of linked accounts, e.g. voice assistants, cloud storage, smart-home control).",
@@ -77,10 +85,13 @@ CATEGORIES: dict[str, CategoryImpact] = {
             "Check the list of devices and services connected to your account and remove any you do not recognise.",
         ),
     ),
-    "password": CategoryImpact(
+    "password": Category(
         label="Passwords and password hashes",
         risk="high",
         group="credentials",
+        masking="secret",
+        secret=True,
+        claiming=True,
         consequences=(
             "Password hashes can be cracked offline; weak or reused passwords then open this and other accounts "
             "(credential stuffing).",
@@ -95,10 +106,11 @@ CATEGORIES: dict[str, CategoryImpact] = {
             "Turn on two-step verification where it is offered.",
         ),
     ),
-    "health": CategoryImpact(
+    "health": Category(
         label="Health data",
         risk="high",
         group="health",
+        masking="hidden",
         special_category=True,
         consequences=(
             "Health data is a special category of personal data under GDPR Art. 9; disclosure can cause "
@@ -114,10 +126,11 @@ CATEGORIES: dict[str, CategoryImpact] = {
             "You can ask us which of your health records were affected.",
         ),
     ),
-    "credit_card": CategoryImpact(
+    "credit_card": Category(
         label="Payment card numbers",
         risk="high",
         group="financial",
+        masking="card",
         consequences=(
             "Card numbers can be used for fraudulent payments, especially card-not-present purchases.",
         ),
@@ -131,10 +144,11 @@ CATEGORIES: dict[str, CategoryImpact] = {
             "Ask your bank for a new card if you are worried.",
         ),
     ),
-    "iban": CategoryImpact(
+    "iban": Category(
         label="Bank account numbers (IBAN)",
         risk="medium",
         group="financial",
+        masking="iban",
         consequences=(
             "Bank account numbers enable fraudulent direct debits and convincing payment-redirection scams.",
         ),
@@ -146,10 +160,11 @@ CATEGORIES: dict[str, CategoryImpact] = {
             "Check your bank statements for direct debits you did not authorise and dispute them with your bank.",
         ),
     ),
-    "national_id": CategoryImpact(
+    "national_id": Category(
         label="National identification numbers",
         risk="high",
         group="identity",
+        masking="digits",
         consequences=(
             "National identification numbers enable identity theft: opening accounts, loans or contracts in "
             "the person's name.",
@@ -161,10 +176,11 @@ CATEGORIES: dict[str, CategoryImpact] = {
             "Consider asking a credit agency for a fraud alert.",
         ),
     ),
-    "date_of_birth": CategoryImpact(
+    "date_of_birth": Category(
         label="Dates of birth",
         risk="medium",
         group="identity",
+        masking="hidden",
         consequences=(
             "Dates of birth are used as identity checks by banks and call centres; combined with a name they "
             "help impersonation and identity theft.",
@@ -173,10 +189,11 @@ CATEGORIES: dict[str, CategoryImpact] = {
         we_do="We no longer use your date of birth alone to confirm who you are.",
         advice=("Be suspicious of callers who already know your date of birth and ask for more details.",),
     ),
-    "geolocation": CategoryImpact(
+    "geolocation": Category(
         label="Precise locations",
         risk="high",
         group="home",
+        masking="hidden",
         consequences=(
             "Precise coordinates reveal where a person lives or spends time, enabling stalking or burglary.",
         ),
@@ -184,10 +201,11 @@ CATEGORIES: dict[str, CategoryImpact] = {
         we_do="We are deleting location history we do not need and storing locations less precisely.",
         advice=("Review the location settings of the app and turn off location history you do not need.",),
     ),
-    "postal_address": CategoryImpact(
+    "postal_address": Category(
         label="Postal addresses",
         risk="medium",
         group="home",
+        masking="words",
         consequences=(
             "Home addresses expose people to unwanted contact, targeted scams and, with other data, burglary.",
         ),
@@ -197,10 +215,12 @@ CATEGORIES: dict[str, CategoryImpact] = {
             "Be careful with letters or parcels that you did not expect and that ask you to pay or call back.",
         ),
     ),
-    "wifi_ssid": CategoryImpact(
+    "wifi_ssid": Category(
         label="WiFi network names (SSID)",
         risk="medium",
         group="home",
+        masking="length",
+        claiming=True,
         consequences=(
             "A home WiFi name often contains the family name or address and identifies the network an attacker "
             "nearby would target.",
@@ -211,10 +231,11 @@ CATEGORIES: dict[str, CategoryImpact] = {
             "Consider renaming your home WiFi network to a name that does not identify you or your address.",
         ),
     ),
-    "mac_address": CategoryImpact(
+    "mac_address": Category(
         label="Device hardware addresses (MAC)",
         risk="low",
         group="home",
+        masking="mac",
         consequences=(
             "Hardware addresses identify a device on a network and can link it to a person over time.",
         ),
@@ -222,10 +243,12 @@ CATEGORIES: dict[str, CategoryImpact] = {
         we_do="We are replacing device addresses with codes in copies used for statistics.",
         advice=("No action is needed from you for this item alone.",),
     ),
-    "device_name": CategoryImpact(
+    "device_name": Category(
         label="Device names",
         risk="low",
         group="home",
+        masking="length",
+        claiming=True,
         consequences=(
             'Device nicknames ("Baby room", "Front door") reveal what a camera watches and details of home life.',
         ),
@@ -233,10 +256,11 @@ CATEGORIES: dict[str, CategoryImpact] = {
         we_do="We are removing device names from copies used for statistics.",
         advice=("Consider renaming devices whose names reveal rooms, people or routines.",),
     ),
-    "ip_address": CategoryImpact(
+    "ip_address": Category(
         label="IP addresses",
         risk="low",
         group="home",
+        masking="ip",
         consequences=(
             "IP addresses reveal an approximate location and the internet provider, and may identify a home.",
         ),
@@ -244,10 +268,11 @@ CATEGORIES: dict[str, CategoryImpact] = {
         we_do="We are shortening stored internet addresses in copies used for statistics.",
         advice=("No action is needed from you for this item alone.",),
     ),
-    "email": CategoryImpact(
+    "email": Category(
         label="E-mail addresses",
         risk="medium",
         group="contact",
+        masking="email",
         consequences=(
             "E-mail addresses enable targeted phishing that looks like it comes from us, and spam; they are the "
             "login name of many accounts.",
@@ -259,19 +284,21 @@ CATEGORIES: dict[str, CategoryImpact] = {
             "open our app or type our address yourself instead of clicking links.",
         ),
     ),
-    "phone": CategoryImpact(
+    "phone": Category(
         label="Phone numbers",
         risk="medium",
         group="contact",
+        masking="digits",
         consequences=("Phone numbers enable scam calls and text messages (smishing) and SIM-swap attempts.",),
         measures=("Warn customers about scam calls and texts; protect SIM-based account recovery.",),
         we_do="We will never ask you for login codes by phone or text message.",
         advice=("Be careful with calls or texts that claim to be from us and ask for codes or payments.",),
     ),
-    "person_name": CategoryImpact(
+    "person_name": Category(
         label="Names",
         risk="low",
         group="contact",
+        masking="words",
         consequences=(
             "Names make phishing and scam messages more convincing when combined with other data.",
         ),
@@ -280,6 +307,30 @@ CATEGORIES: dict[str, CategoryImpact] = {
         advice=("No action is needed from you for this item alone.",),
     ),
 }
+
+# The findings vocabulary, in the order scan results list categories.
+CATEGORIES: dict[str, Category] = {name: _ENTRIES[name] for name in (
+    "email", "phone", "person_name", "postal_address", "date_of_birth", "ip_address", "mac_address",
+    "wifi_ssid", "device_name", "geolocation", "credit_card", "iban", "national_id", "password", "secret",
+    "health",
+)}  # fmt: skip
+SECRET_CATEGORIES: frozenset[str] = frozenset(n for n, c in CATEGORIES.items() if c.secret)
+CLAIMING_CATEGORIES: frozenset[str] = frozenset(n for n, c in CATEGORIES.items() if c.claiming)
+# A category a scan file names but this version does not know (a newer spillguard): treated as contact data.
+UNKNOWN = Category(
+    label="", risk="medium", group="contact", masking="words", consequences=(), measures=(), advice=(), we_do=""
+)
+
+
+def category(name: str) -> Category:
+    """The registry entry of a category; an unknown name gets UNKNOWN with its own name as label."""
+    c = CATEGORIES.get(name)
+    return c if c is not None else dataclasses.replace(UNKNOWN, label=name)
+
+
+def risk_rank(name: str) -> int:
+    return RISK_RANK[category(name).risk]
+
 
 COMBINATIONS: tuple[Combination, ...] = (
     Combination(
