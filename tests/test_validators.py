@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from spillguard.demo.generator import _ip, _luhn_complete, _mac, _phone_pool
-from spillguard.rules.validators import VALIDATORS, VECTOR_VALIDATORS
+from spillguard.detect.validators import VALIDATORS, VECTOR_VALIDATORS
 
 
 def _samples(name: str, rng: random.Random) -> list[str]:

@@ -186,21 +186,23 @@ def _secret(arr: pa.Array) -> np.ndarray:
     return valid & no_space & (lengths >= 16) & (lengths <= 16384) & (ent >= 3.0)
 
 
+def _number(arr: pa.Array, lo: float | None, hi: float | None) -> np.ndarray:
+    return _range(lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"))(arr)
+
+
+# The checks a rule's `check` may name, in one place: the rule loader validates against these keys.
+# Each takes the column and the rule's check_min/check_max (used by "number" only).
+CHECKS: dict[str, Callable[[pa.Array, float | None, float | None], np.ndarray]] = {
+    "nonempty": lambda arr, lo, hi: _nonempty(arr),
+    "text": lambda arr, lo, hi: _text(arr),
+    "person_name": lambda arr, lo, hi: _person_name(arr),
+    "date": lambda arr, lo, hi: _date(arr),
+    "number": _number,
+    "latitude": lambda arr, lo, hi: _range(-90.0, 90.0)(arr),
+    "longitude": lambda arr, lo, hi: _range(-180.0, 180.0)(arr),
+    "secret": lambda arr, lo, hi: _secret(arr),
+}
+
+
 def run_check(name: str, arr: pa.Array, lo: float | None = None, hi: float | None = None) -> np.ndarray:
-    if name == "nonempty":
-        return _nonempty(arr)
-    if name == "text":
-        return _text(arr)
-    if name == "person_name":
-        return _person_name(arr)
-    if name == "date":
-        return _date(arr)
-    if name == "number":
-        return _range(lo if lo is not None else float("-inf"), hi if hi is not None else float("inf"))(arr)
-    if name == "latitude":
-        return _range(-90.0, 90.0)(arr)
-    if name == "longitude":
-        return _range(-180.0, 180.0)(arr)
-    if name == "secret":
-        return _secret(arr)
-    raise ValueError(f"unknown check {name}")
+    return CHECKS[name](arr, lo, hi)

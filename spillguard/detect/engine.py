@@ -25,8 +25,8 @@ from spillguard.categories import CLAIMING_CATEGORIES
 from spillguard.detect.arrays import as_text, string_buffers, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
 from spillguard.detect.flatten import normalise_path
+from spillguard.detect.validators import CONTEXT_VALIDATORS, IPV4_CONTEXT, VALIDATORS, VECTOR_VALIDATORS
 from spillguard.rules import Rule
-from spillguard.rules.validators import CONTEXT_VALIDATORS, IPV4_CONTEXT, VALIDATORS, VECTOR_VALIDATORS
 
 _CACHE_LIMIT = 200_000
 # Compiled databases by (expressions, flags): compiling costs ~0.1 s each, scans and workers reuse them.
@@ -84,7 +84,6 @@ class RuleSet:
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.rules = list(rules)
         self.value_rule_ids = [i for i, r in enumerate(self.rules) if r.is_value_rule]
-        self._value_pos = {rid: k for k, rid in enumerate(self.value_rule_ids)}
         self._priority = np.array([r.priority for r in self.rules], dtype=np.int64)
         self._needs_python = np.array([r.validator is not None for r in self.rules], dtype=bool)
         categories = sorted({r.category for r in self.rules})

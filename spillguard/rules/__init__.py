@@ -7,8 +7,8 @@ A rule matches by value pattern, by field name, or both:
 - `field`: a regex searched in the normalised field path (lower snake case, dots, no `[]`);
   with `requires_field = true` the value pattern counts only under such a field, otherwise a
   matching field name only raises confidence;
-- `check`: for field-only rules, a vectorised plausibility check of the values (see checks.py);
-- `validator`: a function run on candidates only (see validators.py).
+- `check`: for field-only rules, a vectorised plausibility check of the values (see spillguard/detect/checks.py);
+- `validator`: a function run on candidates only (see spillguard/detect/validators.py).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from spillguard.categories import CATEGORIES
+from spillguard.detect.checks import CHECKS
+from spillguard.detect.validators import VALIDATORS
 from spillguard.errors import UserError
-from spillguard.rules.validators import VALIDATORS
 
-CHECKS = {"nonempty", "text", "person_name", "date", "number", "latitude", "longitude", "secret"}
 _KNOWN_KEYS = {
     "id", "category", "description", "value", "boundary", "field", "exclude_field", "requires_field",
     "check", "check_min", "check_max", "validator", "specific", "priority", "ignore_case",

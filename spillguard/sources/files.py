@@ -367,7 +367,7 @@ class FileSource:
         self.progress: Callable[[int], None] | None = options.get("progress")
         self.broken_links: list[Path] = []  # data files in the folder that are links to nothing: not read, reported
         self.folder_links: list[Path] = []  # links to folders: not followed (loops, double counts), reported
-        self._found: list[Path] | None = None  # the folder is walked once, for datasets() and total_bytes() alike
+        self._found: list[Path] | None = None  # the folder is walked once
         if not self.root.exists():
             raise UserError(f"{target}: no such file or folder")
         if self.root.is_file() and file_kind(self.root) is None:
@@ -413,9 +413,6 @@ class FileSource:
     def warnings(self) -> list[str]:
         broken = [f"{link}: broken symbolic link, not read" for link in self.broken_links]
         return broken + [f"{link}: symbolic link to a folder, not followed; scan it as a target of its own" for link in self.folder_links]
-
-    def total_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self._files())
 
     def close(self) -> None:
         pass

@@ -22,7 +22,7 @@ import fnmatch
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -209,7 +209,3 @@ def split_range(lo: int, hi: int, parts: int) -> list[tuple[int, int]]:
 
 def partition_count(rows: float, per_partition: int, cap: int = 4096) -> int:
     return max(1, min(cap, int(rows // max(per_partition, 1)) + (1 if rows % max(per_partition, 1) else 0)))
-
-
-def first_glob_match(name: str, patterns: Sequence[str]) -> bool:
-    return any(fnmatch.fnmatchcase(name, p) for p in patterns)

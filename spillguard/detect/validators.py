@@ -34,8 +34,8 @@ from stdnum.us import ssn
 
 Validator = Callable[[str, str, int], bool]
 
-# Regions tried for numbers written without a country code. Configurable via set_phone_regions.
-PHONE_REGIONS: list[str] = ["US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "AU", "CA", "BR"]
+# Regions tried for numbers written without a country code.
+PHONE_REGIONS: tuple[str, ...] = ("US", "GB", "DE", "FR", "ES", "IT", "NL", "IN", "AU", "CA", "BR")
 
 _VERSION_CONTEXT = re.compile(
     r"(?:\bv|\bversion|\bver\.?|firmware|\bfw|\bbuild|\brelease|\brev\.?|\bupdate[ds]?|\bupgrade[ds]?|\bpatch(?:ed)?|\brom)"
@@ -45,10 +45,6 @@ _VERSION_CONTEXT = re.compile(
 _VERSION_AFTER = re.compile(r"^\W*(?:(?:is|was|as)\s+(?:the\s+)?)?(?:firmware|fw\b|build\b|release\b|version\b)", re.I)
 IPV4_CONTEXT = (32, 24)  # characters before and after a candidate that the IPv4 validator reads
 _DATE_LIKE = re.compile(r"^\(?\d{1,4}\)?[./\-]\d{1,2}[./\-]\d{1,4}(?:$|[ T])")
-
-
-def set_phone_regions(regions: list[str]) -> None:
-    PHONE_REGIONS[:] = [r.upper() for r in regions]
 
 
 def _email(text: str, value: str, start: int) -> bool:
@@ -69,7 +65,7 @@ def _phone(text: str, value: str, start: int) -> bool:
     digits = _digits(candidate)
     if len(set(digits)) <= 2:  # 0000000000, 1111111 ...
         return False
-    regions = [None] if candidate.startswith("+") else PHONE_REGIONS
+    regions: tuple[str | None, ...] = (None,) if candidate.startswith("+") else PHONE_REGIONS
     for region in regions:
         try:
             number = phonenumbers.parse(candidate, region)
