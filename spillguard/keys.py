@@ -236,10 +236,10 @@ def load_pseudonym_key(path: str | Path | None = None, env: str = PSEUDONYM_ENV_
         except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"pseudonym key file {p}: cannot read it ({exc}); fix the path or permissions") from None
         return PseudonymKey(parse_hex_key(text, f"pseudonym key file {p}"), f"file {p}")
-    text = os.environ.get(env)
-    if not text:
+    value = os.environ.get(env)
+    if not value:
         raise UserError(f"no pseudonym key: set ${env} to at least 32 hex characters or pass a key file; {_KEYGEN_HINT}")
-    return PseudonymKey(parse_hex_key(text, f"${env}"), f"${env}")
+    return PseudonymKey(parse_hex_key(value, f"${env}"), f"${env}")
 
 
 # ---------------------------------------------------------------- the scan's subject hash

@@ -356,7 +356,8 @@ def test_an_audit_alone_shows_an_open_store_as_ongoing_with_unknown_start() -> N
 def test_history_written_by_the_real_watcher(tmp_path: Path) -> None:
     """The watch's own writer (`spillguard.audit.history.History`) produces what the report reads."""
     from spillguard.audit.history import History
-    from spillguard.audit.verdict import ExposureVerdict, Verdict
+    from spillguard.audit.verdict import ExposureVerdict
+    from spillguard.verdicts import Verdict
 
     db = tmp_path / "state.sqlite"
     target = "http://***@es.internal:9200"
@@ -386,7 +387,8 @@ def test_history_written_by_the_real_watcher(tmp_path: Path) -> None:
 
 
 def test_audit_json_written_by_the_real_audit_model(tmp_path: Path) -> None:
-    from spillguard.audit.verdict import AuditResult, ExposureVerdict, Verdict
+    from spillguard.audit.verdict import AuditResult, ExposureVerdict
+    from spillguard.verdicts import Verdict
 
     result = AuditResult(
         checked_at="2019-12-26T09:21:00.000000Z",

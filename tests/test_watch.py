@@ -23,10 +23,11 @@ import pytest
 
 from spillguard.audit.alerts import alert_message
 from spillguard.audit.history import History
-from spillguard.audit.verdict import ExposureVerdict, Verdict
+from spillguard.audit.verdict import ExposureVerdict
 from spillguard.audit.watch import WatchOptions, alert_event, run_cycle, watch
 from spillguard.config import SinkConfig
 from spillguard.notify import CommandSink, FileSink, Message, SinkError, SmtpSink, WebhookSink
+from spillguard.verdicts import Verdict
 from tests.servers import free_port, redis_command, redis_server
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from spillguard.audit.verdict import AuditResult, Verdict
+from spillguard.audit.verdict import AuditResult
+from spillguard.verdicts import Verdict
 
 STYLE = {
     Verdict.OPEN_READ: "bold red",

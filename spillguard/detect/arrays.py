@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,10 +39,8 @@ def unique_counts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(offsets, data) of a string/binary array as numpy views, offsets relative to the data start."""
-    if pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type):
-        off_type = np.int64
-    else:
-        off_type = np.int32
+    large = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
+    off_type: type[np.signedinteger[Any]] = np.int64 if large else np.int32
     bufs = arr.buffers()
     offsets = np.frombuffer(bufs[1], dtype=off_type)[arr.offset : arr.offset + len(arr) + 1].astype(np.int64)
     data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)

@@ -99,7 +99,8 @@ def _text(arr: pa.Array) -> np.ndarray:
 
 def _person_name(arr: pa.Array) -> np.ndarray:
     text = as_text(arr)
-    return _bool(pc.match_substring_regex(text, _NAME)) & _bool(pc.less_equal(pc.utf8_length(text), 80))
+    out: np.ndarray = _bool(pc.match_substring_regex(text, _NAME)) & _bool(pc.less_equal(pc.utf8_length(text), 80))
+    return out
 
 
 def _date(arr: pa.Array) -> np.ndarray:
@@ -125,7 +126,7 @@ def _date(arr: pa.Array) -> np.ndarray:
     return result
 
 
-def _range(lo: float, hi: float):
+def _range(lo: float, hi: float) -> Callable[[pa.Array], np.ndarray]:
     def check(arr: pa.Array) -> np.ndarray:
         values, ok = as_number(arr)
         return ok & (values >= lo) & (values <= hi)
@@ -183,7 +184,8 @@ def _secret(arr: pa.Array) -> np.ndarray:
     ent, lengths = entropy_per_value(text)
     no_space = ~_any_char(text, "space")
     valid = np.asarray(text.is_valid())
-    return valid & no_space & (lengths >= 16) & (lengths <= 16384) & (ent >= 3.0)
+    out: np.ndarray = valid & no_space & (lengths >= 16) & (lengths <= 16384) & (ent >= 3.0)
+    return out
 
 
 def _number(arr: pa.Array, lo: float | None, hi: float | None) -> np.ndarray:

@@ -30,16 +30,18 @@ from spillguard.rules import Rule
 
 _CACHE_LIMIT = 200_000
 # Compiled databases by (expressions, flags): compiling costs ~0.1 s each, scans and workers reuse them.
-_DB_CACHE: dict[tuple[tuple[bytes, ...], tuple[int, ...], tuple[int, ...]], hyperscan.Database] = {}
+_DbKey = tuple[tuple[bytes, ...], tuple[int, ...], tuple[int, ...]]
+_DB_CACHE: dict[_DbKey, hyperscan.Database] = {}
 
 
-def _cache_path(key: tuple) -> Path:
-    digest = hashlib.sha256(repr((key, hyperscan.__version__, platform.machine())).encode()).hexdigest()[:32]
+def _cache_path(key: _DbKey) -> Path:
+    version = hyperscan.__version__  # type: ignore[attr-defined]  # present at runtime, absent from its stubs
+    digest = hashlib.sha256(repr((key, version, platform.machine())).encode()).hexdigest()[:32]
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "spillguard" / "vectorscan" / f"{digest}.db"
 
 
-def _load_compiled(key: tuple) -> hyperscan.Database | None:
+def _load_compiled(key: _DbKey) -> hyperscan.Database | None:
     """A database compiled by an earlier run (compiling costs ~0.1 s each); rules only, no data."""
     try:
         return hyperscan.loadb(_cache_path(key).read_bytes(), hyperscan.HS_MODE_BLOCK)
@@ -47,7 +49,7 @@ def _load_compiled(key: tuple) -> hyperscan.Database | None:
         return None
 
 
-def _store_compiled(key: tuple, db: hyperscan.Database) -> None:
+def _store_compiled(key: _DbKey, db: hyperscan.Database) -> None:
     path = _cache_path(key)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -88,7 +90,7 @@ class RuleSet:
         self._needs_python = np.array([r.validator is not None for r in self.rules], dtype=bool)
         categories = sorted({r.category for r in self.rules})
         self._category_code = np.array([categories.index(r.category) for r in self.rules], dtype=np.int64)
-        self._validate_cache: dict[tuple[int, str], bool] = {}
+        self._validate_cache: dict[tuple[int, str] | tuple[int, str, int], bool] = {}
         self._dbs: dict[tuple[int, ...], tuple[hyperscan.Database, hyperscan.Scratch]] = {}
         try:
             self._compile(tuple(self.value_rule_ids))
@@ -212,7 +214,8 @@ class RuleSet:
         if rule.validator in CONTEXT_VALIDATORS:
             before, after = IPV4_CONTEXT
             lo = max(0, start - before)
-            key = (rule_id, value[lo : start + len(text) + after], start - lo)  # the window and where the match sits in it
+            # The window and where the match sits in it.
+            key: tuple[int, str] | tuple[int, str, int] = (rule_id, value[lo : start + len(text) + after], start - lo)
         else:
             key = (rule_id, text)
         hit = self._validate_cache.get(key)
@@ -289,7 +292,7 @@ class RuleSet:
             pattern = self._whole.get(rid)
             if pattern is None:
                 continue
-            validate = VECTOR_VALIDATORS[self.rules[rid].validator]  # type: ignore[index]
+            validate = VECTOR_VALIDATORS[self.rules[rid].validator or ""]
             sel = np.flatnonzero(needs & (rule_idx == rid))
             cand = text.take(pa.array(value_idx[sel]))
             whole = np.asarray(pc.fill_null(pc.match_substring_regex(cand, pattern), False), dtype=bool)

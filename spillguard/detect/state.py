@@ -7,6 +7,7 @@ same totals, and memory stays bounded by the number of distinct keys, not of mat
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,11 +135,12 @@ class FindingState:
     named: bool
     values_matched: int = 0
     records_matched: int = 0
-    subjects: KeySet = field(default_factory=KeySet)
-    distinct: KeySet = field(default_factory=KeySet)
-    rows: RowSet = field(default_factory=RowSet)
-    samples: list[str] = field(default_factory=list)
-    fingerprints: list[str] = field(default_factory=list)
+    # dataclasses.field, not field: the `field` attribute above shadows the name in this class body.
+    subjects: KeySet = dataclasses.field(default_factory=KeySet)
+    distinct: KeySet = dataclasses.field(default_factory=KeySet)
+    rows: RowSet = dataclasses.field(default_factory=RowSet)
+    samples: list[str] = dataclasses.field(default_factory=list)
+    fingerprints: list[str] = dataclasses.field(default_factory=list)
 
     def add(self, values: int, partition: str, positions: np.ndarray, subjects: np.ndarray | None, distinct: np.ndarray) -> None:
         self.values_matched += values

@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from collections.abc import Callable
 from functools import cache, lru_cache
+from typing import Any
 
 import numpy as np
 import orjson
@@ -165,7 +166,7 @@ def _entropy(text: str, value: str, start: int) -> bool:
     return shannon_entropy(text) >= 3.5
 
 
-def _b64url_json(part: str) -> dict | None:
+def _b64url_json(part: str) -> dict[str, Any] | None:
     try:
         raw = base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
         doc = orjson.loads(raw)
@@ -232,7 +233,8 @@ def _vec_ipv4(values: pa.Array) -> np.ndarray:
 def _vec_ipv6(values: pa.Array) -> np.ndarray:
     shaped = _vec_bool(pc.match_substring_regex(values, r"::|[0-9A-Fa-f]{3}"))
     trivial = _vec_bool(pc.match_substring_regex(values, r"^::1?$|::.*::"))
-    return shaped & ~trivial
+    out: np.ndarray = shaped & ~trivial
+    return out
 
 
 def _vec_mac(values: pa.Array) -> np.ndarray:
@@ -259,7 +261,8 @@ def _vec_card(values: pa.Array) -> np.ndarray:
     first[lengths > 0] = d[(offsets[:-1] - base)[lengths > 0]]
     same = np.bincount(owner, weights=(d != first[owner]), minlength=n) == 0
     issuer = _vec_bool(pc.match_substring_regex(digits, CARD_ISSUERS))
-    return (sums % 10 == 0) & issuer & ~same
+    out: np.ndarray = (sums % 10 == 0) & issuer & ~same
+    return out
 
 
 _PHONE_TYPES = ("fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number", "voip", "pager", "uan", "voicemail")

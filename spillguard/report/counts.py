@@ -304,8 +304,10 @@ def dataset_rows(scans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for scan in scans:
         single_target = scan_targets(scan)[0] if len(scan_targets(scan)) == 1 else None
-        declared = {(d.get("target") or single_target, d["dataset"]): d for d in scan.get("datasets", [])}
-        found: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+        declared: dict[tuple[str | None, str], dict[str, Any]] = {
+            (d.get("target") or single_target, d["dataset"]): d for d in scan.get("datasets", [])
+        }
+        found: dict[tuple[str | None, str], list[dict[str, Any]]] = defaultdict(list)
         for f in scan["findings"]:
             found[(f.get("target") or single_target or "", f["dataset"])].append(f)
         for key in sorted(set(declared) | set(found), key=lambda k: (str(k[0]), k[1])):

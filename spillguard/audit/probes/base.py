@@ -8,7 +8,7 @@ import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from spillguard.audit.verdict import Verdict
+from spillguard.verdicts import Verdict
 
 # Default and empty credentials an outsider would try first; kept short so a probe stays a handful of requests.
 MAX_DATASETS_IN_EVIDENCE = 20

@@ -6,7 +6,7 @@ from typing import Any
 
 from spillguard.audit.probes.base import ProbeContext, ProbeOutcome, connect, recv_line
 from spillguard.audit.targets import Target
-from spillguard.audit.verdict import Verdict
+from spillguard.verdicts import Verdict
 
 MAX_STAT_LINES = 200
 

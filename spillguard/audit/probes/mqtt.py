@@ -17,7 +17,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from spillguard.audit.probes.base import ProbeContext, ProbeOutcome, Unreachable
 from spillguard.audit.targets import Target
-from spillguard.audit.verdict import Verdict
+from spillguard.verdicts import Verdict
 
 MAX_MESSAGES = 1000  # stop listening early on a busy broker
 

@@ -14,7 +14,7 @@ from spillguard.audit.probes.base import (
     datasets_evidence,
 )
 from spillguard.audit.targets import Target
-from spillguard.audit.verdict import Verdict
+from spillguard.verdicts import Verdict
 
 # Tried in order; the first that works ends the probe. Two attempts keep us well below any lockout.
 WEAK_PASSWORDS: tuple[str | None, ...] = (None, "postgres")

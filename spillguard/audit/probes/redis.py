@@ -18,7 +18,7 @@ from spillguard.audit.probes.base import (
     recv_line,
 )
 from spillguard.audit.targets import Target
-from spillguard.audit.verdict import Verdict
+from spillguard.verdicts import Verdict
 
 
 class RedisError(Exception):
