@@ -130,9 +130,11 @@ class RecordingSink:
 
     def __init__(self) -> None:
         self.alerts: list[dict[str, Any]] = []
+        self.keys: list[str] = []  # idempotency keys of every attempt, failed or not
         self.fail = False
 
     def send(self, message: Message) -> None:
+        self.keys.append(message.key)
         if self.fail:
             raise SinkError("down")
         self.alerts.append(dict(message.fields))
@@ -148,6 +150,7 @@ def test_dedup_reminders_and_retry_after_a_failed_delivery(tmp_path: Path) -> No
         sink.fail = False
         run_cycle([srv.url], history, [sink], opts)
         assert [a["event"] for a in sink.alerts] == ["exposed"]  # ...is retried on the next cycle
+        assert sink.keys[0] == sink.keys[1]  # ...as the same notification: a receiver can drop a duplicate
         first = sink.alerts[0]["first_exposed_at"]
         run_cycle([srv.url], history, [sink], opts)
         assert len(sink.alerts) == 1  # de-duplicated
@@ -156,6 +159,7 @@ def test_dedup_reminders_and_retry_after_a_failed_delivery(tmp_path: Path) -> No
         reminder = sink.alerts[-1]
         assert reminder["event"] == "reminder" and reminder["first_exposed_at"] == first
         assert reminder["exposed_for_s"] > 0
+        assert sink.keys[-1] not in sink.keys[:-1]  # a reminder is a notification of its own
         assert len(history.transitions(srv.url)) == 1  # one change of verdict only
 
 

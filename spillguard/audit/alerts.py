@@ -34,13 +34,16 @@ def stakes_line(alert: dict[str, Any]) -> str:
     return f"at stake: {people if people is not None else 'unknown'} people, {s.get('records')} records; {cats or 'no personal data found'}"
 
 
-def alert_key(alert: dict[str, Any]) -> str:
-    """One alert, one key: a re-delivery of the same event for the same target at the same check repeats it."""
-    ident = "\x1f".join(str(alert.get(k) or "") for k in ("event", "target", "new_verdict", "at"))
-    return "watch-" + hashlib.sha256(ident.encode()).hexdigest()[:32]
+def alert_key(alert: dict[str, Any], since: str | None = None) -> str:
+    """One notification, one key. A change of verdict is identified by when the new verdict began (`since`),
+    so the alert retried on a later cycle after a failed delivery keeps its key; each reminder is its own."""
+    when = alert.get("at") if alert["event"] == "reminder" or since is None else since
+    parts = (alert["event"], alert["target"], alert.get("old_verdict"), alert["new_verdict"], when)
+    return "watch-" + hashlib.sha256("\x1f".join(str(p or "") for p in parts).encode()).hexdigest()[:32]
 
 
-def alert_message(alert: dict[str, Any]) -> Message:
+def alert_message(alert: dict[str, Any], since: str | None = None) -> Message:
+    """The alert as a notification; `since` is when the target's current verdict began (see `alert_key`)."""
     title = headline(alert)
     stakes = stakes_line(alert)
     body = (
@@ -58,7 +61,7 @@ def alert_message(alert: dict[str, Any]) -> Message:
         subject=title,
         body=body,
         fields=alert,
-        key=alert_key(alert),
+        key=alert_key(alert, since),
         at=alert.get("at"),
         urgent=bool(alert["event"] in ("exposed", "reminder") or alert.get("new_exposed")),
         facts=facts,

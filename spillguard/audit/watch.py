@@ -113,7 +113,7 @@ def run_cycle(
                 history.mark_alerted(v.target, v.verdict.value, None)
             continue
         alert = build_alert(event, v, obs, result.checked_at)
-        if deliver(sinks, alert_message(alert)):
+        if deliver(sinks, alert_message(alert, since=obs.state.since)):
             history.mark_alerted(v.target, v.verdict.value, result.checked_at)
         # Not delivered: alerted_verdict stays, so the next cycle tries again.
     return result
