@@ -16,7 +16,7 @@ from spillguard.report.counts import (
 )
 from spillguard.report.inputs import Observation, target_key
 from spillguard.report.times import human, iso, parse_time
-from spillguard.verdicts import is_exposed, worse, worst
+from spillguard.verdicts import Verdict, is_exposed, worse, worst
 
 
 @dataclass(slots=True)
@@ -84,7 +84,7 @@ def exposure_windows(observations: list[Observation]) -> list[TargetExposure]:
                 elif worse(o.verdict, open_verdict):
                     open_verdict = o.verdict
                 last_exposed = at
-            elif open_start is not None and o.verdict == "protected":
+            elif open_start is not None and o.verdict == Verdict.PROTECTED:
                 assert last_exposed is not None
                 windows.append(
                     ExposureWindow(
