@@ -118,7 +118,7 @@ def test_flip_to_open_alerts_the_webhook_within_three_intervals(tmp_path: Path) 
     assert n_obs >= 4
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     cols = [r[1] for r in db.execute("PRAGMA table_info(observations)")]
-    assert cols == ["id", "target", "checked_at", "verdict", "evidence", "duration_ms"]
+    assert cols == ["id", "target", "checked_at", "verdict", "evidence", "duration_ms", "target_key"]
 
 
 class RecordingSink:

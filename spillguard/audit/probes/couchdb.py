@@ -6,8 +6,8 @@ from typing import Any
 
 from spillguard.audit.probes.base import ProbeContext, ProbeOutcome, credential_label, datasets_evidence
 from spillguard.audit.probes.http import Budget, client, json_or_none, realm, request
-from spillguard.audit.targets import Target
 from spillguard.audit.verdict import Verdict
+from spillguard.targets import Target
 
 WEAK_CREDENTIALS: tuple[tuple[str, str], ...] = (("admin", "admin"), ("admin", "password"))
 MAX_DB_INFO = 5  # databases whose doc_count we ask for

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from spillguard.audit.probes.base import ProbeContext, ProbeOutcome, connect, recv_line
-from spillguard.audit.targets import Target
 from spillguard.audit.verdict import Verdict
+from spillguard.targets import Target
 
 MAX_STAT_LINES = 200
 

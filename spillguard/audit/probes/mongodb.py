@@ -13,8 +13,8 @@ from pymongo.errors import (
 )
 
 from spillguard.audit.probes.base import ProbeContext, ProbeOutcome, Unreachable, datasets_evidence
-from spillguard.audit.targets import Target
 from spillguard.audit.verdict import Verdict
+from spillguard.targets import Target
 
 UNAUTHORIZED = {13, 18}  # Unauthorized, AuthenticationFailed
 COMMAND_NOT_FOUND = 59

@@ -16,8 +16,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from spillguard.audit.probes.base import ProbeContext, ProbeOutcome, Unreachable
-from spillguard.audit.targets import Target
 from spillguard.audit.verdict import Verdict
+from spillguard.targets import Target
 
 MAX_MESSAGES = 1000  # stop listening early on a busy broker
 

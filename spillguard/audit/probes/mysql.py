@@ -13,8 +13,8 @@ from spillguard.audit.probes.base import (
     credential_label,
     datasets_evidence,
 )
-from spillguard.audit.targets import Target
 from spillguard.audit.verdict import Verdict
+from spillguard.targets import Target
 
 _SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 _ACCESS_DENIED = {1044, 1045, 1130, 1698}  # denied, denied, host not allowed, plugin refused

@@ -13,8 +13,8 @@ from spillguard.audit.probes.base import (
     credential_label,
     datasets_evidence,
 )
-from spillguard.audit.targets import Target
 from spillguard.audit.verdict import Verdict
+from spillguard.targets import Target
 
 # Tried in order; the first that works ends the probe. Two attempts keep us well below any lockout.
 WEAK_PASSWORDS: tuple[str | None, ...] = (None, "postgres")

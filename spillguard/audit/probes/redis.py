@@ -17,8 +17,8 @@ from spillguard.audit.probes.base import (
     recv_exact,
     recv_line,
 )
-from spillguard.audit.targets import Target
 from spillguard.audit.verdict import Verdict
+from spillguard.targets import Target
 
 
 class RedisError(Exception):

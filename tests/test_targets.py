@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from spillguard.audit.probes.base import mask_dataset_name
-from spillguard.audit.targets import mask_url, parse_target
 from spillguard.errors import UserError
+from spillguard.targets import mask_url, parse_target
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def test_bad_urls_are_user_errors() -> None:
         parse_target("ftp://127.0.0.1")
     with pytest.raises(UserError, match="no host"):
         parse_target("redis://")
-    with pytest.raises(UserError, match="not a valid URL"):
+    with pytest.raises(UserError, match="port '99999999' is not a number"):
         parse_target("redis://127.0.0.1:99999999")
 
 
