@@ -296,8 +296,8 @@ def test_targets_that_differ_only_by_password_keep_two_histories(tmp_path: Path)
             keys = [r[0] for r in history.db.execute("SELECT target FROM target_state ORDER BY target")]
             per_key = dict(history.db.execute("SELECT target_key, COUNT(*) FROM observations GROUP BY target_key"))
         assert {v.target for v in result.targets} == {f"redis://:***@127.0.0.1:{srv.port}/0", anonymous}
-        store = f"redis://127.0.0.1:{srv.port}"
-        assert len(keys) == 3 and keys[0] == store  # no credentials: the store key alone
+        store = f"redis://127.0.0.1:{srv.port}/0"
+        assert len(keys) == 3 and keys[0] == store  # no credentials: the store key and path alone
         assert all(k.startswith(f"{store} login:") for k in keys[1:]) and keys[1] != keys[2]
         assert per_key == {k: 2 for k in keys}  # each target's own two observations
         for f in tmp_path.iterdir():

@@ -41,11 +41,13 @@ class WatchOptions:
 
 
 def history_key(target: Target, key: bytes) -> str:
-    """A watched target's identity: its store, and which login watches it (a keyed hash, never the
-    credential), so two targets that differ only by password keep two histories."""
+    """A watched target's identity: its store and path (two clusters behind one proxy are two targets), and
+    which login watches it (a keyed hash, never the credential), so two targets that differ only by
+    password keep two histories."""
+    where = target.store_key + target.path.rstrip("/")
     if target.user is None and target.password is None:
-        return target.store_key
-    return f"{target.store_key} login:{credentials_tag(key, target.user, target.password)}"
+        return where
+    return f"{where} login:{credentials_tag(key, target.user, target.password)}"
 
 
 def alert_event(alerted: str | None, current: str, first_look: bool) -> str | None:
@@ -106,7 +108,8 @@ def run_cycle(
 ) -> AuditResult:
     """One audit of every target, recorded, with alerts sent: what `--once` runs."""
     resolved = resolve_targets(targets, opts.admin)
-    key = fingerprint_key()
+    # The fingerprint key is only needed (and made) when a target carries credentials.
+    key = fingerprint_key() if any(t.user is not None or t.password is not None for t in resolved) else b""
     for t in resolved:
         t.history_key = history_key(t, key)
     result = audit(resolved, config=config, inventory=opts.inventory, timeout=opts.timeout)
