@@ -60,7 +60,7 @@ def stakes_for(key: str, inventories: Iterable[Inventory]) -> dict[str, Any] | N
     summary = inv.doc.get("summary") or {}
     if len(matching) == len(inv.targets):
         # The whole inventory is this target: its summary counts people exactly once.
-        categories = {
+        whole: dict[str, dict[str, Any]] = {
             k: {
                 "subjects": v.get("subjects"),
                 "records": int(v.get("records") or 0),
@@ -69,9 +69,9 @@ def stakes_for(key: str, inventories: Iterable[Inventory]) -> dict[str, Any] | N
             for k, v in (summary.get("categories") or {}).items()
         }
         return {
-            "subjects": summary.get("subjects_scanned") if categories else 0,
+            "subjects": summary.get("subjects_scanned") if whole else 0,
             "records": int(summary.get("records_scanned") or 0),
-            "categories": categories,
+            "categories": whole,
         }
     # A multi-target inventory: rebuild this target's share from its findings. One person found in two
     # fields must not count twice, so per category we take the largest field, a lower bound.
