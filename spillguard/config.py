@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from spillguard.errors import UserError
+from spillguard.targets import check_targets
 
 SINK_TYPES = ("stdout", "file", "webhook", "smtp", "command")
 
@@ -180,6 +181,11 @@ def parse_config(data: dict[str, Any], src: str = "spillguard.toml", base: Path 
         if "url" not in t:
             raise UserError(f"{src}: {where} has no 'url'; add e.g. url = \"redis://HOST:PORT\"")
         kwargs = {k: _typed(src, where, k, v, _TARGET_TYPES[k]) for k, v in t.items()}
+        urls = [kwargs["url"]] + ([kwargs["admin_url"]] if "admin_url" in kwargs else [])
+        try:
+            check_targets(urls)
+        except UserError as exc:
+            raise UserError(f"{src}: {where}: {exc}") from None
         if "inventory" in kwargs:
             kwargs["inventory"] = _resolve(base, kwargs["inventory"])
         cfg.targets.append(TargetConfig(**kwargs))

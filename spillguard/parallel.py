@@ -24,7 +24,8 @@ import orjson
 
 from spillguard.detect.state import DatasetState
 from spillguard.errors import UserError
-from spillguard.sources import Partition, mask_url, open_target
+from spillguard.sources import Partition, open_target
+from spillguard.targets import mask_url
 
 if TYPE_CHECKING:
     from spillguard.scanner import DatasetScanner, ScanOptions

@@ -30,7 +30,8 @@ from spillguard.errors import UserError
 from spillguard.keys import MAX_FINGERPRINTS, Hasher, fingerprint, fingerprint_key
 from spillguard.model import CATEGORIES, CategorySummary, Finding, ScanError, ScanResult
 from spillguard.rules import select_rules
-from spillguard.sources import Partition, mask_url, open_target
+from spillguard.sources import Partition, open_target
+from spillguard.targets import check_targets, mask_url
 
 # Field names that identify a person, most specific first.
 SUBJECT_FIELDS = (
@@ -454,6 +455,7 @@ def affected_subjects(run: ScanRun, result: ScanResult) -> list[dict[str, Any]]:
 def run_scan(targets: Sequence[str], options: ScanOptions, progress: Callable[[int], None] | None = None, on_dataset: Callable[[str, int | None], None] | None = None) -> tuple[ScanResult, ScanRun]:
     if not targets:
         raise UserError("no target given; pass a file, a folder or a store URL")
+    check_targets(list(targets))  # a malformed URL is one line before any work, not a traceback later
     from spillguard.parallel import Checkpoint, default_workers, make_executor
 
     checkpoint = None

@@ -275,13 +275,22 @@ def postgres_server(auth: str = "trust", password: str | None = None) -> Iterato
             "-c", f"listen_addresses={HOST}", "-c", f"unix_socket_directories={d}",
             "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=30",
         ]  # fmt: skip
-        with _process(server_argv, "postgres", lambda: _port_open(port), log, user=run_as) as proc:
+        with _process(server_argv, "postgres", lambda: _pg_ready(port, password), log, user=run_as) as proc:
             yield _running(
                 proc, log, "postgresql", port, data,
                 url=f"postgresql://postgres@{HOST}:{port}/postgres",
                 admin_url=f"postgresql://{_userinfo('postgres', password)}@{HOST}:{port}/postgres",
                 user="postgres", password=password,
             )
+
+
+def _pg_ready(port: int, password: str | None) -> bool:
+    # An open port is not enough: until recovery ends the server answers "the database system is starting up".
+    import psycopg
+
+    psycopg.connect(host=HOST, port=port, user="postgres", password=password or "", dbname="postgres",
+                    connect_timeout=2).close()  # fmt: skip
+    return True
 
 
 # --- MariaDB ------------------------------------------------------------------------------------

@@ -84,3 +84,20 @@ def test_watch_once_exit_codes_and_default_stdout_sink(tmp_path: Path) -> None:
     assert json.loads(res.stdout.splitlines()[0])["new_verdict"] == "unreachable"
     res = runner.invoke(_app(), ["watch", "--once", "--interval", "0.1", "redis://127.0.0.1"])
     assert isinstance(res.exception, UserError) and "at least 1 second" in str(res.exception)
+
+
+def test_table_at_80_columns_keeps_the_target_url_readable() -> None:
+    with redis_server() as srv:
+        url = f"redis://:secret-pw@127.0.0.1:{srv.port}/0?password=other-secret&health_check_interval=10"
+        masked = f"redis://:***@127.0.0.1:{srv.port}/0?password=***&health_check_interval=10"
+        env = dict(os.environ, PYTHONPATH=str(ROOT), COLUMNS="80")
+        res = subprocess.run([sys.executable, "-c", "from spillguard.cli import main; main()", "audit", url],
+                             capture_output=True, text=True, timeout=60, env=env)  # fmt: skip
+    assert res.returncode == 1, res.stderr
+    lines = res.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    pieces = [line.split("│")[1].strip() for line in lines if line.startswith("│")]
+    pieces = [p for p in pieces if p]
+    assert "".join(pieces) == masked
+    assert all(len(p) >= 30 for p in pieces[:-1]), pieces  # folded, never 9-character fragments
+    assert "open-read" in res.stdout and "secret" not in res.stdout

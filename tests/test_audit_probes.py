@@ -12,7 +12,7 @@ import pytest
 from spillguard.audit import Verdict, audit
 from spillguard.audit.core import probe_target
 from spillguard.audit.probes import ProbeContext
-from spillguard.audit.targets import parse_target
+from spillguard.targets import parse_target
 from tests.servers import (
     free_port,
     mariadb_server,

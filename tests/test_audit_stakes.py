@@ -11,6 +11,7 @@ import pytest
 from spillguard.audit import audit
 from spillguard.audit.stakes import load_inventory, stakes_for
 from spillguard.errors import UserError
+from spillguard.targets import store_key
 from tests.servers import redis_server
 
 
@@ -85,13 +86,13 @@ def test_multi_target_inventory_is_split_by_target() -> None:
     from spillguard.audit.stakes import Inventory
 
     inv = Inventory("x.json", inv_doc)
-    s = stakes_for("postgresql://other@10.0.0.5/app", "10.0.0.5:5432", [inv])
+    s = stakes_for(store_key("postgresql://other@10.0.0.5/app"), [inv])
     assert s is not None
     # Per category the biggest field: the same people are often in two fields.
     assert s["categories"]["email"] == {"subjects": 900, "records": 1500, "values": 2500}
     assert s["subjects"] == 900
     assert s["records"] == 2000 + 3000  # records scanned, once per dataset
-    assert stakes_for("redis://10.0.0.7:6379", "10.0.0.7:6379", [inv]) is None
+    assert stakes_for(store_key("redis://10.0.0.7:6379"), [inv]) is None
 
 
 def test_bad_inventory_is_a_user_error(tmp_path: Path) -> None:

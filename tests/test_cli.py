@@ -78,7 +78,7 @@ def test_exit_codes(demo_data, tmp_path):
     [
         (["scan", "/nonexistent/file.jsonl"], "/nonexistent/file.jsonl: no such file or folder"),
         (["scan", "README.xlsx"], "unknown file type"),
-        (["scan", "ftp://example/x"], "unknown target type"),
+        (["scan", "ftp://example/x"], "unknown scheme 'ftp'"),
         (["scan", "x.jsonl", "--only", "nonsense"], "--only nonsense"),
         (["scan", "x.jsonl", "--rules", "missing.toml"], "missing.toml: rule file not found"),
     ],

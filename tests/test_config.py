@@ -86,6 +86,9 @@ def test_full_example_loads_with_paths_relative_to_the_file(
         ("[[target]]\nurl = 5\n", "[[target]] #1.url must be a str"),
         ("[watch]\ninterval = 0.5\n", "at least 1 second"),
         ("[[target]\n", "not valid TOML"),
+        ('[[target]]\nurl = "redis://:pw@127.0.0.1:abc"\n', "[[target]] #1: target redis://:***@127.0.0.1:abc: port 'abc'"),
+        ('[[target]]\nurl = "redis://h"\nadmin_url = "redis://[::1"\n', "[[target]] #1: target redis://[::1: the IPv6"),
+        ('[[target]]\nurl = "ftp://h"\n', "unknown scheme 'ftp'"),
     ],
 )
 def test_mistakes_name_the_file_and_key(tmp_path: Path, text: str, message: str) -> None:

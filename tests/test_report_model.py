@@ -77,11 +77,13 @@ def test_a_store_present_in_two_scans_is_refused() -> None:
 
 
 def test_target_keys_match_scan_audit_and_watch_spellings() -> None:
-    assert target_key("http://elastic:secret@ES.internal:9200/") == "es.internal:9200"
-    assert target_key("http://***@es.internal:9200") == "es.internal:9200"
-    assert target_key("postgresql://app@db.internal/prod") == "db.internal:5432"
-    assert target_key("https://kibana.example") == "kibana.example:443"
-    assert target_key("mongodb://[::1]:27017") == "[::1]:27017"
+    # The report's key is the target registry's store key (tested in full in test_targets.py).
+    assert target_key("http://elastic:secret@ES.internal:9200/") == "elasticsearch://es.internal:9200"
+    assert target_key("http://***@es.internal:9200") == "elasticsearch://es.internal:9200"
+    assert target_key("elasticsearch+https://es.internal") == "elasticsearch://es.internal:9200"
+    assert target_key("postgresql://app@db.internal/prod") == "postgresql://db.internal:5432"
+    assert target_key("https://kibana.example") == "elasticsearch://kibana.example:443"
+    assert target_key("mongodb://[::1]:27017") == "mongodb://127.0.0.1:27017"
     assert target_key("./demo-data") == "./demo-data"
 
 
@@ -117,7 +119,7 @@ def test_exposure_windows_from_a_real_watch_history(tmp_path: Path) -> None:
     windows = {e.key: e for e in exposure_windows(read_history(db))}
     assert hashlib.sha256(db.read_bytes()).hexdigest() == before, "the report must not write to the evidence"
 
-    es = windows["es.internal:9200"]
+    es = windows["elasticsearch://es.internal:9200"]
     assert len(es.windows) == 1
     w = es.windows[0]
     assert (w.start, w.end, w.verdict, w.start_known, w.closed_by) == (
@@ -130,12 +132,12 @@ def test_exposure_windows_from_a_real_watch_history(tmp_path: Path) -> None:
     assert w.hours == round((closed_at - open_at).total_seconds() / 3600, 2)
     assert es.current_verdict == "protected"
 
-    mongo = windows["m.internal:27017"]
+    mongo = windows["mongodb://m.internal:27017"]
     assert len(mongo.windows) == 1 and mongo.windows[0].ongoing and not mongo.windows[0].start_known
     assert mongo.windows[0].verdict == "open-read"  # the worst verdict inside the window
     assert mongo.current_verdict == "unreachable"
 
-    redis = windows["cache.internal:6379"]
+    redis = windows["redis://cache.internal:6379"]
     assert [
         (x.start[11:16], x.end and x.end[11:16], x.closed_by, x.last_seen_exposed[11:16])
         for x in redis.windows

@@ -120,7 +120,7 @@ def test_flip_to_open_alerts_the_webhook_within_three_intervals(tmp_path: Path) 
     assert n_obs >= 4
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     cols = [r[1] for r in db.execute("PRAGMA table_info(observations)")]
-    assert cols == ["id", "target", "checked_at", "verdict", "evidence", "duration_ms"]
+    assert cols == ["id", "target", "checked_at", "verdict", "evidence", "duration_ms", "target_key"]
 
 
 class RecordingSink:
@@ -289,3 +289,33 @@ def test_smtp_sink_delivers_to_a_real_smtp_conversation() -> None:
     assert "Subject: [spillguard] cache" in received["data"]
     assert "at stake: 2400 people" in received["data"]
     assert "Message-ID: <" in received["data"]  # from the idempotency key: a re-sent alert keeps it
+
+
+def test_targets_that_differ_only_by_password_keep_two_histories(tmp_path: Path) -> None:
+    with redis_server(password="pw-one-Xq9") as srv:
+        one = f"redis://:pw-one-Xq9@127.0.0.1:{srv.port}/0"
+        two = f"redis://:pw-two-Zk4@127.0.0.1:{srv.port}/0"
+        anonymous = f"redis://127.0.0.1:{srv.port}/0"
+        state = tmp_path / "h.sqlite"
+        with History(state) as history:
+            for _ in range(2):
+                result = run_cycle([one, two, anonymous], history, [], WatchOptions(timeout=3))
+            keys = [r[0] for r in history.db.execute("SELECT target FROM target_state ORDER BY target")]
+            per_key = dict(history.db.execute("SELECT target_key, COUNT(*) FROM observations GROUP BY target_key"))
+        assert {v.target for v in result.targets} == {f"redis://:***@127.0.0.1:{srv.port}/0", anonymous}
+        store = f"redis://127.0.0.1:{srv.port}/0"
+        assert len(keys) == 3 and keys[0] == store  # no credentials: the store key and path alone
+        assert all(k.startswith(f"{store} login:") for k in keys[1:]) and keys[1] != keys[2]
+        assert per_key == {k: 2 for k in keys}  # each target's own two observations
+        for f in tmp_path.iterdir():
+            data = f.read_bytes()
+            assert b"pw-one" not in data and b"pw-two" not in data, f
+
+
+def test_an_existing_world_readable_alert_file_is_made_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "alerts.jsonl"
+    path.write_text('{"event": "earlier"}\n')
+    path.chmod(0o644)
+    FileSink(str(path)).send(_alert())
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert [json.loads(x)["event"] for x in path.read_text().splitlines()] == ["earlier", "exposed"]

@@ -10,10 +10,10 @@ from pathlib import Path
 from spillguard.audit.probes import ProbeContext, probe_for
 from spillguard.audit.probes.base import Unreachable, is_unreachable_error
 from spillguard.audit.stakes import Inventory, dataset_hints, load_inventory, stakes_for
-from spillguard.audit.targets import Target, mask_url, parse_target
 from spillguard.audit.verdict import AuditResult, ExposureVerdict, utc_now
 from spillguard.config import Config, TargetConfig
 from spillguard.errors import UserError
+from spillguard.targets import Target, mask_url, parse_target
 from spillguard.verdicts import SEVERITY, Verdict
 
 MAX_CONCURRENCY = 8  # probes in flight at once: bounds what one audit sends to a network
@@ -53,7 +53,7 @@ def probe_target(target: Target, ctx: ProbeContext) -> ExposureVerdict:
     started = time.perf_counter()
     result = ExposureVerdict(
         target=target.masked, name=target.name, protocol=target.protocol, verdict=Verdict.ERROR,
-        tls=target.tls, host=target.host, port=target.port,
+        tls=target.tls, host=target.host, port=target.port, history_key=target.history_key,
     )  # fmt: skip
     try:
         outcome = probe_for(target.protocol)(target, ctx)
@@ -79,10 +79,10 @@ def _looks_unreachable(exc: BaseException) -> bool:
 def _scrub(text: str, target: Target) -> str:
     # Driver messages sometimes echo the DSN: never let a password through.
     for t in (target, target.admin):
-        if t is not None and t.password:
-            text = text.replace(t.password, "***")
         if t is not None:
             text = text.replace(t.url, mask_url(t.url))
+            for secret in t.secrets():
+                text = text.replace(secret, "***")
     return text[:500]
 
 
@@ -120,7 +120,7 @@ def audit(
     checked_at = utc_now()
 
     def one(target: Target) -> ExposureVerdict:
-        hints = dataset_hints(target.url, target.host_port, inventories) + list(target.include)
+        hints = dataset_hints(target.store_key, inventories) + list(target.include)
         ctx = ProbeContext(
             timeout=timeout, dataset_hints=hints, mqtt_listen=mqtt_listen, source_address=source_address
         )
@@ -129,7 +129,7 @@ def audit(
     with ThreadPoolExecutor(max_workers=max(1, min(concurrency, len(resolved)))) as pool:
         verdicts = list(pool.map(one, resolved))
     for target, v in zip(resolved, verdicts, strict=True):
-        v.stakes = stakes_for(target.url, target.host_port, inventories)
+        v.stakes = stakes_for(target.store_key, inventories)
     return AuditResult(checked_at=checked_at, targets=rank(verdicts))
 
 

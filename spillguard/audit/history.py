@@ -1,5 +1,9 @@
 """The watch's memory: every observation, every transition, and per target what was last alerted.
 
+A watched target is known by its history key: the registry's store key plus a keyed hash of its credentials
+(`spillguard.targets.credentials_tag`), so two targets that differ only by their password have two
+histories and no credential is ever stored. `target` columns hold the masked URL, as the report reads them.
+
 One SQLite file (owner-only, WAL). Each observation is recorded in one transaction together with its
 transition and the state change, so a crash or Ctrl-C leaves either all of it or none of it.
 """
@@ -25,7 +29,8 @@ CREATE TABLE IF NOT EXISTS observations (
     checked_at TEXT NOT NULL,
     verdict TEXT NOT NULL,
     evidence TEXT NOT NULL,
-    duration_ms REAL
+    duration_ms REAL,
+    target_key TEXT
 );
 CREATE INDEX IF NOT EXISTS observations_target ON observations (target, id);
 CREATE TABLE IF NOT EXISTS transitions (
@@ -34,11 +39,12 @@ CREATE TABLE IF NOT EXISTS transitions (
     at TEXT NOT NULL,
     old_verdict TEXT,
     new_verdict TEXT NOT NULL,
-    evidence TEXT NOT NULL
+    evidence TEXT NOT NULL,
+    target_key TEXT
 );
 CREATE INDEX IF NOT EXISTS transitions_target ON transitions (target, id);
 CREATE TABLE IF NOT EXISTS target_state (
-    target TEXT PRIMARY KEY,
+    target TEXT PRIMARY KEY,  -- the history key
     verdict TEXT NOT NULL,
     since TEXT NOT NULL,
     checked_at TEXT NOT NULL,
@@ -87,10 +93,20 @@ class History:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.executescript(SCHEMA)
+            self._add_key_columns()
         except (OSError, sqlite3.DatabaseError) as exc:
             raise UserError(
                 f"watch state {self.path}: cannot open it as SQLite ({exc}); give another --state file"
             ) from None
+
+    def _add_key_columns(self) -> None:
+        # Histories written before targets had history keys: add the column, keep every row. Their
+        # target_state rows were keyed by masked URL, so each target starts a fresh state (and may alert
+        # once more) rather than sharing one state between logins.
+        for table in ("observations", "transitions"):
+            columns = {row[1] for row in self.db.execute(f"PRAGMA table_info({table})")}
+            if "target_key" not in columns:
+                self.db.execute(f"ALTER TABLE {table} ADD COLUMN target_key TEXT")
 
     def close(self) -> None:
         self.db.close()
@@ -112,17 +128,20 @@ class History:
     def record(self, v: ExposureVerdict, checked_at: str) -> Observation:
         evidence = json.dumps(v.evidence, sort_keys=True, default=str)
         verdict = str(v.verdict)
+        key = v.history_key or v.target
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            prev = self.state(v.target)
+            prev = self.state(key)
             self.db.execute(
-                "INSERT INTO observations (target, checked_at, verdict, evidence, duration_ms) VALUES (?, ?, ?, ?, ?)",
-                (v.target, checked_at, verdict, evidence, v.total_ms),
+                "INSERT INTO observations (target, checked_at, verdict, evidence, duration_ms, target_key) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (v.target, checked_at, verdict, evidence, v.total_ms, key),
             )
             if prev is None or prev.verdict != verdict:
                 self.db.execute(
-                    "INSERT INTO transitions (target, at, old_verdict, new_verdict, evidence) VALUES (?, ?, ?, ?, ?)",
-                    (v.target, checked_at, prev.verdict if prev else None, verdict, evidence),
+                    "INSERT INTO transitions (target, at, old_verdict, new_verdict, evidence, target_key) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    (v.target, checked_at, prev.verdict if prev else None, verdict, evidence, key),
                 )
             first_exposed = prev.first_exposed_at if prev else None
             if is_exposed(verdict) and first_exposed is None:
@@ -131,7 +150,7 @@ class History:
                 # Only a confirmed protected ends an exposure; unreachable may just be our own network.
                 first_exposed = None
             state = TargetState(
-                target=v.target,
+                target=key,
                 verdict=verdict,
                 since=prev.since if prev and prev.verdict == verdict else checked_at,
                 checked_at=checked_at,
@@ -144,7 +163,7 @@ class History:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-        return Observation(v.target, prev.verdict if prev else None, state)
+        return Observation(key, prev.verdict if prev else None, state)
 
     def mark_alerted(self, target: str, verdict: str, at: str | None) -> None:
         self.db.execute(
@@ -170,9 +189,10 @@ class History:
         )
 
     def transitions(self, target: str | None = None) -> list[dict[str, Any]]:
+        """Every transition, or those of one target given by its masked URL or its history key."""
         sql = "SELECT id, target, at, old_verdict, new_verdict, evidence FROM transitions"
-        rows = self.db.execute(sql + (" WHERE target = ? ORDER BY id" if target else " ORDER BY id"),
-                               (target,) if target else ()).fetchall()  # fmt: skip
+        where = " WHERE target = ? OR target_key = ? ORDER BY id" if target else " ORDER BY id"
+        rows = self.db.execute(sql + where, (target, target) if target else ()).fetchall()
         return [
             {
                 "id": r[0],

@@ -7,10 +7,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from spillguard.audit.targets import SCHEMES, host_port
 from spillguard.errors import UserError
+from spillguard.targets import store_key
 
 
 @dataclass(slots=True)
@@ -46,47 +45,22 @@ def load_inventory(path: str | Path) -> Inventory:
     return Inventory(str(p), doc)
 
 
-def _endpoint(url: str) -> str | None:
-    """Normalised host:port of a URL (default port by scheme), or None for files and unknown forms."""
-    try:
-        parts = urlsplit(url)
-        scheme = parts.scheme.lower()
-        if not parts.hostname or scheme not in SCHEMES:
-            return None
-        return host_port(parts.hostname, parts.port or SCHEMES[scheme][1])
-    except ValueError:
-        return None
+def matches(inventory_target: str, key: str) -> bool:
+    """An inventory target covers the audited store when both name the same store (`store_key`)."""
+    return store_key(inventory_target) == key
 
 
-def _target_key(url: str) -> str:
-    # Compare URLs without credentials: the inventory may name the target with or without its user.
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    return f"{parts.scheme.lower()}://{parts.netloc.rpartition('@')[2].lower()}{parts.path.rstrip('/')}"
-
-
-def matches(inventory_target: str, audit_url: str, audit_endpoint: str) -> bool:
-    if _target_key(inventory_target) == _target_key(audit_url):
-        return True
-    ep = _endpoint(inventory_target)
-    return ep is not None and ep == audit_endpoint
-
-
-def stakes_for(
-    audit_url: str, audit_endpoint: str, inventories: Iterable[Inventory]
-) -> dict[str, Any] | None:
+def stakes_for(key: str, inventories: Iterable[Inventory]) -> dict[str, Any] | None:
     """Stakes of one target from the newest inventory that covers it; None when none does."""
-    covering = [inv for inv in inventories if any(matches(t, audit_url, audit_endpoint) for t in inv.targets)]
+    covering = [inv for inv in inventories if any(matches(t, key) for t in inv.targets)]
     if not covering:
         return None
     inv = max(covering, key=lambda i: i.finished_at)
-    matching = [t for t in inv.targets if matches(t, audit_url, audit_endpoint)]
+    matching = [t for t in inv.targets if matches(t, key)]
     summary = inv.doc.get("summary") or {}
     if len(matching) == len(inv.targets):
         # The whole inventory is this target: its summary counts people exactly once.
-        categories = {
+        whole: dict[str, dict[str, Any]] = {
             k: {
                 "subjects": v.get("subjects"),
                 "records": int(v.get("records") or 0),
@@ -95,9 +69,9 @@ def stakes_for(
             for k, v in (summary.get("categories") or {}).items()
         }
         return {
-            "subjects": summary.get("subjects_scanned") if categories else 0,
+            "subjects": summary.get("subjects_scanned") if whole else 0,
             "records": int(summary.get("records_scanned") or 0),
-            "categories": categories,
+            "categories": whole,
         }
     # A multi-target inventory: rebuild this target's share from its findings. One person found in two
     # fields must not count twice, so per category we take the largest field, a lower bound.
@@ -120,11 +94,11 @@ def stakes_for(
     }
 
 
-def dataset_hints(audit_url: str, audit_endpoint: str, inventories: Iterable[Inventory]) -> list[str]:
+def dataset_hints(key: str, inventories: Iterable[Inventory]) -> list[str]:
     """Dataset names the inventories saw on this target, for stores that cannot list their own."""
     names: list[str] = []
     for inv in inventories:
-        matching = [t for t in inv.targets if matches(t, audit_url, audit_endpoint)]
+        matching = [t for t in inv.targets if matches(t, key)]
         for f in inv.doc.get("findings", []):
             ds = f.get("dataset")
             if f.get("target") in matching and ds and ds not in names:

@@ -48,6 +48,8 @@ class ExposureVerdict:
     stakes: dict[str, Any] | None = None
     host: str = ""
     port: int = 0
+    # The watch history's key for this target (store key + keyed credentials tag); not in the JSON.
+    history_key: str = ""
 
     @property
     def exposed(self) -> bool:

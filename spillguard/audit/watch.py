@@ -19,13 +19,14 @@ from pathlib import Path
 from typing import Any
 
 from spillguard.audit.alerts import alert_message
-from spillguard.audit.core import audit
+from spillguard.audit.core import audit, resolve_targets
 from spillguard.audit.history import History, Observation, parse_ts
-from spillguard.audit.targets import Target
 from spillguard.audit.verdict import AuditResult, ExposureVerdict, exit_code_for
 from spillguard.config import Config, SinkConfig, TargetConfig
 from spillguard.errors import UserError
+from spillguard.keys import fingerprint_key
 from spillguard.notify import Message, Sink, SinkError, build_sink
+from spillguard.targets import Target, credentials_tag
 from spillguard.verdicts import Verdict, is_exposed
 
 MIN_INTERVAL = 1.0  # seconds: the floor that keeps a watch from hammering a store
@@ -39,6 +40,16 @@ class WatchOptions:
     timeout: float = 5.0
     inventory: list[str] = field(default_factory=list)
     admin: Sequence[str] = ()
+
+
+def history_key(target: Target, key: bytes) -> str:
+    """A watched target's identity: its store and path (two clusters behind one proxy are two targets), and
+    which login watches it (a keyed hash, never the credential), so two targets that differ only by
+    password keep two histories."""
+    where = target.store_key + target.path.rstrip("/")
+    if target.user is None and target.password is None:
+        return where
+    return f"{where} login:{credentials_tag(key, target.user, target.password)}"
 
 
 def alert_event(alerted: str | None, current: str, first_look: bool) -> str | None:
@@ -98,7 +109,12 @@ def run_cycle(
     config: Config | None = None,
 ) -> AuditResult:
     """One audit of every target, recorded, with alerts sent: what `--once` runs."""
-    result = audit(targets, config=config, inventory=opts.inventory, admin=opts.admin, timeout=opts.timeout)
+    resolved = resolve_targets(targets, opts.admin)
+    # The fingerprint key is only needed (and made) when a target carries credentials.
+    key = fingerprint_key() if any(t.user is not None or t.password is not None for t in resolved) else b""
+    for t in resolved:
+        t.history_key = history_key(t, key)
+    result = audit(resolved, config=config, inventory=opts.inventory, timeout=opts.timeout)
     for v in result.targets:
         obs = history.record(v, result.checked_at)
         alerted = obs.state.alerted_verdict
@@ -110,11 +126,11 @@ def run_cycle(
         if event is None:
             if alerted is None and obs.previous is None:
                 # Nothing to say on the first look at a protected target, but remember we looked.
-                history.mark_alerted(v.target, v.verdict.value, None)
+                history.mark_alerted(obs.target, v.verdict.value, None)
             continue
         alert = build_alert(event, v, obs, result.checked_at)
         if deliver(sinks, alert_message(alert, since=obs.state.since)):
-            history.mark_alerted(v.target, v.verdict.value, result.checked_at)
+            history.mark_alerted(obs.target, v.verdict.value, result.checked_at)
         # Not delivered: alerted_verdict stays, so the next cycle tries again.
     return result
 

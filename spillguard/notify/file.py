@@ -19,6 +19,14 @@ class FileSink:
     def send(self, message: Message) -> None:
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            # An existing alert file others can read (e.g. 0644) is tightened: alerts name what is exposed where.
+            if os.fstat(fd).st_mode & 0o077:
+                try:
+                    os.fchmod(fd, 0o600)
+                except OSError:
+                    os.close(fd)
+                    raise SinkError(f"file {self.path}: others can read it and it cannot be made owner-only; "
+                                    "chmod 600 it or give another --alert-file") from None
             with os.fdopen(fd, "a") as fh:
                 fh.write(dumps(message.fields) + "\n")
         except OSError as exc:

@@ -11,33 +11,16 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from spillguard.errors import UserError
+from spillguard.targets import store_key
+
+# The report joins scans, audits and watch history by the one canonical store key of the target registry.
+target_key = store_key
 
 SCAN_VERSION = 1
 AUDIT_VERSION = 1
-
-# Ports a URL implies when it names none, so "http://es:9200" and "es:9200" meet in one key.
-DEFAULT_PORTS: dict[str, int] = {
-    "http": 80,
-    "https": 443,
-    "elasticsearch": 9200,
-    "opensearch": 9200,
-    "es": 9200,
-    "kibana": 5601,
-    "postgresql": 5432,
-    "postgres": 5432,
-    "mysql": 3306,
-    "mariadb": 3306,
-    "mongodb": 27017,
-    "redis": 6379,
-    "rediss": 6379,
-    "mqtt": 1883,
-    "mqtts": 8883,
-    "memcached": 11211,
-    "couchdb": 5984,
-}
 
 _SCAN_KEYS = ("started_at", "finished_at", "targets", "datasets", "findings", "summary")
 _FINDING_KEYS = ("target", "dataset", "field", "category", "rule", "records_matched", "values_matched")
@@ -107,30 +90,6 @@ def load_audit(path: str | Path) -> dict[str, Any]:
         _read_json(path, "audit", "produce it with `spillguard audit --format json -o FILE`"),
         f"audit file {path}",
     )
-
-
-def target_key(target: str) -> str:
-    """Normalise a store address to host:port, without credentials, so scan and audit targets meet.
-
-    Anything that is not a URL with a host (a local folder, a file) keeps its exact string.
-    """
-    t = target.strip()
-    if "://" not in t:
-        return t
-    parts = urlsplit(t)
-    host = parts.hostname
-    if not host:
-        return t
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    if port is None:
-        port = DEFAULT_PORTS.get(parts.scheme.lower())
-    host = host.lower()
-    if ":" in host:  # IPv6 literal
-        host = f"[{host}]"
-    return f"{host}:{port}" if port else host
 
 
 @dataclass(frozen=True, slots=True)

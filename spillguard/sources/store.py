@@ -25,28 +25,16 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 
 from spillguard.errors import UserError
-from spillguard.sources import mask_url
 from spillguard.sources.base import MalformedSink
 from spillguard.sources.records import json_lines_to_tables
+from spillguard.targets import mask_url, parse_url
 
 # Bytes of JSON lines handed to Arrow's reader at once: big enough to amortise, small enough to keep RSS flat.
 BLOCK_BYTES = 8 << 20
-
-# Environment variables read for a password, after the URL and before giving up.
-PASSWORD_ENV: dict[str, tuple[str, ...]] = {
-    "postgresql": ("PGPASSWORD",),
-    "mysql": ("MYSQL_PWD",),
-    "redis": ("REDISCLI_AUTH",),
-    "elasticsearch": ("ES_PASSWORD", "ELASTIC_PASSWORD"),
-    "opensearch": ("OPENSEARCH_PASSWORD", "ES_PASSWORD"),
-    "mongodb": ("MONGODB_PASSWORD",),
-}
-
 
 class TransientError(Exception):
     """The connection dropped mid-read: the partition is retried from its start (its last checkpoint)."""
@@ -101,14 +89,15 @@ class StoreOptions:
         return self.subject_field
 
 
-def resolve_password(target: str, family: str, options: StoreOptions) -> str | None:
-    """The URL's password, else --ask-password, else SPILLGUARD_PASSWORD, else the store's own variable."""
-    parts = urlsplit(target)
-    if parts.password is not None:
-        return unquote(parts.password)
+def resolve_password(target: str, options: StoreOptions) -> str | None:
+    """The URL's password, else --ask-password, else SPILLGUARD_PASSWORD, else the scheme's own variables
+    (the `password_env` column of `spillguard.targets.SCHEMES`)."""
+    url = parse_url(target)
+    if url.password is not None:
+        return url.password
     if options.password is not None:
         return options.password
-    for name in ("SPILLGUARD_PASSWORD", *PASSWORD_ENV.get(family, ())):
+    for name in ("SPILLGUARD_PASSWORD", *url.scheme.password_env):
         value = os.environ.get(name)
         if value:
             return value
@@ -148,12 +137,13 @@ class RateLimiter:
 
 class StoreSource:
     """What every live-store source holds: the target as shown (password masked), the options,
-    the password and the pacing of its requests. `family` names the store's password variables."""
+    the password and the pacing of its requests. `family` names the store (its password variables are
+    the registry's, by scheme)."""
 
     def __init__(self, target: str, family: str, options: dict[str, Any]) -> None:
         self.target = mask_url(target)
         self.options = StoreOptions.from_kwargs(options)
-        self.password = resolve_password(target, family, self.options)
+        self.password = resolve_password(target, self.options)
         self.limiter = RateLimiter(self.options.max_rps)
 
     def reset(self) -> None:

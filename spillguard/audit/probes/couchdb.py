@@ -6,7 +6,7 @@ from typing import Any
 
 from spillguard.audit.probes.base import ProbeContext, ProbeOutcome, credential_label, datasets_evidence
 from spillguard.audit.probes.http import Budget, client, json_or_none, realm, request
-from spillguard.audit.targets import Target
+from spillguard.targets import Target
 from spillguard.verdicts import Verdict
 
 WEAK_CREDENTIALS: tuple[tuple[str, str], ...] = (("admin", "admin"), ("admin", "password"))

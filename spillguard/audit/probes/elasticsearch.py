@@ -12,7 +12,7 @@ import httpx
 
 from spillguard.audit.probes.base import ProbeContext, ProbeOutcome, credential_label, datasets_evidence
 from spillguard.audit.probes.http import Budget, client, json_or_none, realm, request
-from spillguard.audit.targets import Target
+from spillguard.targets import Target
 from spillguard.verdicts import Verdict
 
 # Shipped defaults an outsider tries: Elasticsearch < 6.8 (elastic/changeme), the OpenSearch demo config (admin/admin).

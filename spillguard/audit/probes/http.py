@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 
 from spillguard.audit.probes.base import Unreachable
-from spillguard.audit.targets import Target
+from spillguard.targets import Target
 
 USER_AGENT = "spillguard-audit/1 (read-only exposure check)"
 MAX_REQUESTS = 12  # per probe: a bound on what one audit of one target may send

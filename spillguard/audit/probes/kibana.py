@@ -9,7 +9,7 @@ import httpx
 from spillguard.audit.probes import elasticsearch
 from spillguard.audit.probes.base import ProbeContext, ProbeOutcome
 from spillguard.audit.probes.http import Budget, client, json_or_none, realm, request
-from spillguard.audit.targets import Target
+from spillguard.targets import Target
 from spillguard.verdicts import Verdict
 
 # Kibana wants kbn-xsrf on POSTs, OpenSearch Dashboards osd-xsrf; sending both costs nothing.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from spillguard.audit.probes.base import ProbeContext, ProbeOutcome, connect, recv_line
-from spillguard.audit.targets import Target
+from spillguard.targets import Target
 from spillguard.verdicts import Verdict
 
 MAX_STAT_LINES = 200

@@ -13,7 +13,7 @@ from pymongo.errors import (
 )
 
 from spillguard.audit.probes.base import ProbeContext, ProbeOutcome, Unreachable, datasets_evidence
-from spillguard.audit.targets import Target
+from spillguard.targets import Target
 from spillguard.verdicts import Verdict
 
 UNAUTHORIZED = {13, 18}  # Unauthorized, AuthenticationFailed

@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from spillguard.audit.probes.base import ProbeContext, ProbeOutcome, Unreachable
-from spillguard.audit.targets import Target
+from spillguard.targets import Target
 from spillguard.verdicts import Verdict
 
 MAX_MESSAGES = 1000  # stop listening early on a busy broker

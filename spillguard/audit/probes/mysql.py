@@ -13,7 +13,7 @@ from spillguard.audit.probes.base import (
     credential_label,
     datasets_evidence,
 )
-from spillguard.audit.targets import Target
+from spillguard.targets import Target
 from spillguard.verdicts import Verdict
 
 _SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")

@@ -13,7 +13,7 @@ from spillguard.audit.probes.base import (
     credential_label,
     datasets_evidence,
 )
-from spillguard.audit.targets import Target
+from spillguard.targets import Target
 from spillguard.verdicts import Verdict
 
 # Tried in order; the first that works ends the probe. Two attempts keep us well below any lockout.

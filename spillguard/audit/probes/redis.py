@@ -17,7 +17,7 @@ from spillguard.audit.probes.base import (
     recv_exact,
     recv_line,
 )
-from spillguard.audit.targets import Target
+from spillguard.targets import Target
 from spillguard.verdicts import Verdict
 
 
