@@ -135,6 +135,8 @@ class CsvBlocks:
                 i += 1
                 continue
             j, quotes = i, lines[i].count(b'"')
+            if quotes % 2 and self._strict(lines[i]) is not None:
+                quotes = 0  # a quote inside an unquoted value (`5" screen`): literal, as every CSV reader takes it
             while quotes % 2 and j + 1 < len(lines) and j - i < _MAX_ROW_LINES:
                 j += 1
                 quotes += lines[j].count(b'"')
@@ -145,12 +147,11 @@ class CsvBlocks:
                 i += 1
                 continue
             try:
-                text = raw.decode("utf-8")
+                raw.decode("utf-8")
             except UnicodeDecodeError:
                 self.not_utf8.append(where)
-                text = raw.decode("utf-8", "replace")
             try:
-                rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True))
+                rows = list(csv.reader(io.StringIO(raw.decode("utf-8", "replace"), newline=""), delimiter=delimiter, strict=True))
             except csv.Error as exc:
                 self._bad(where, f"{exc}")
                 i += 1
@@ -165,6 +166,14 @@ class CsvBlocks:
             self.record += 1
             i = j + 1
         return pa.Table.from_arrays([pa.array(c, pa.string()) for c in columns], names=self.names)
+
+    def _strict(self, raw: bytes) -> list[str] | None:
+        """The fields of one line read strictly, or None when it does not end its quotes or has the wrong width."""
+        try:
+            rows = list(csv.reader(io.StringIO(raw.rstrip(b"\r").decode("utf-8", "replace"), newline=""), delimiter=self.delimiter.decode(), strict=True))
+        except csv.Error:
+            return None
+        return rows[0] if len(rows) == 1 and len(rows[0]) == len(self.names) else None
 
     def _bad(self, line: int, why: str) -> None:
         self.malformed(self.dataset, line, f"CSV record {self.record} (line {line}): {why}; not scanned")
