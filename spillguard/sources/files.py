@@ -4,6 +4,7 @@ so memory does not grow with file size."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import itertools
@@ -149,9 +150,40 @@ def _open_stream(path: Path, compression: str | None, progress: Callable[[int], 
     return io.BufferedReader(_Decompressed(chunks, counted), buffer_size=1 << 20)
 
 
+class _Utf16(io.RawIOBase):
+    """A UTF-16 file (known by its byte-order mark) as UTF-8, which every reader here expects."""
+
+    def __init__(self, inner: io.BufferedReader) -> None:
+        self.inner = inner
+        self._decoder = codecs.getincrementaldecoder("utf-16")("replace")
+        self._buf = b""
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while self._pos >= len(self._buf):
+            raw = self.inner.read1(1 << 20)
+            self._buf, self._pos = self._decoder.decode(raw, not raw).encode(), 0
+            if not raw and not self._buf:
+                return 0
+        n = min(len(b), len(self._buf) - self._pos)
+        b[:n] = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self.inner.close()
+        super().close()
+
+
 def _cut_of(fh: IO[bytes]) -> str | None:
     """Why a compressed stream ended early, or None when it ended where it should (or is not compressed)."""
     raw = getattr(fh, "raw", None)
+    if isinstance(raw, _Utf16):
+        return _cut_of(raw.inner)
     return raw.cut if isinstance(raw, _Decompressed) else None
 
 
@@ -176,9 +208,14 @@ def _restart(text: bytes, final: bool, tries: int = 100) -> int | None:
     return None
 
 
-def _skip_bom(fh: io.BufferedReader) -> None:
-    if fh.peek(3)[:3] == b"\xef\xbb\xbf":
+def _as_utf8(fh: io.BufferedReader) -> io.BufferedReader:
+    """The text without a UTF-8 byte-order mark; a UTF-16 text (with its mark) transcoded to UTF-8."""
+    head = fh.peek(3)[:3]
+    if head == b"\xef\xbb\xbf":
         fh.read(3)
+    elif head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return io.BufferedReader(_Utf16(fh), buffer_size=1 << 20)
+    return fh
 
 
 def _json_error(exc: Exception) -> str:
@@ -200,7 +237,7 @@ class FileDataset:
         """Big uncompressed JSON Lines files split into byte ranges and Parquet files into row groups, so
         that workers share one file (and a resumed scan skips the finished parts); the rest is one unit."""
         whole = [Partition(self.name, {"path": str(self.path)})]
-        if self.fmt == "jsonl" and self.compression is None and self.size() > 2 * PART_BYTES:
+        if self.fmt == "jsonl" and self.compression is None and self.size() > 2 * PART_BYTES and not self._utf16():
             return self._byte_ranges()
         if self.fmt == "parquet" and not self.compression:
             try:
@@ -210,6 +247,10 @@ class FileDataset:
             if groups > 1:
                 return [Partition(self.name, {"path": str(self.path), "row_group": i}) for i in range(groups)]
         return whole
+
+    def _utf16(self) -> bool:
+        with open(self.path, "rb") as fh:
+            return fh.read(2) in (b"\xff\xfe", b"\xfe\xff")  # transcoded as one stream: byte ranges would cut characters
 
     def _byte_ranges(self) -> list[Partition]:
         size = self.size()
@@ -237,8 +278,7 @@ class FileDataset:
             elif "start" in spec:
                 yield from self._json_range(int(spec["start"]), int(spec["end"]), int(spec["line"]), malformed)
             else:
-                with _open_stream(self.path, self.compression, self.progress) as fh:
-                    _skip_bom(fh)
+                with _as_utf8(_open_stream(self.path, self.compression, self.progress)) as fh:
                     yield from (self._csv(fh, malformed) if self.fmt in ("csv", "tsv") else self._json(fh, malformed))
                     cut = _cut_of(fh)
                 if cut is not None:
