@@ -96,7 +96,7 @@ def scan_partition(scanner: DatasetScanner, reader: Any, partition: Partition, s
         def on_malformed(dataset: str, line: int | None, reason: str, kind: str = "malformed", _st: DatasetState = state, _m: list = malformed) -> None:
             if kind == "malformed":
                 _st.malformed += 1
-            if len(_m) < MAX_MALFORMED or kind != "malformed":  # a cut stream is always reported
+            if len(_m) < MAX_MALFORMED or kind == "truncated":  # a cut stream is always reported
                 _m.append((dataset, line, reason, kind))
 
         try:

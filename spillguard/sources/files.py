@@ -28,7 +28,10 @@ from spillguard.sources.records import (
     json_lines_to_tables,
     leading_value,
     parse_record,
+    replace_not_utf8,
+    report_not_utf8,
     split_array,
+    valid_utf8,
 )
 from spillguard.sources.tabular import CsvBlocks, csv_cut, text_safe
 
@@ -443,7 +446,11 @@ class FileDataset:
         if self._pretty_printed(fh):
             values = self._indented_values(fh, malformed)
         else:
-            data = cut_deep(fh.read(), MAX_DEPTH + 3)  # + the levels of a search response around its hits
+            data = fh.read()
+            if not valid_utf8(data):
+                data, lines = replace_not_utf8(data, 1)
+                report_not_utf8(self.name, lines, malformed)
+            data = cut_deep(data, MAX_DEPTH + 3)  # + the levels of a search response around its hits
             value, why = parse_record(data)
             if why is None:
                 values = iter([value])
@@ -460,6 +467,7 @@ class FileDataset:
         objects after it are read as usual. (A raw newline never occurs inside a JSON string.)"""
         pending: list[bytes] = []  # the object read so far; joined only when a cut arrives (big objects stay linear)
         line = 1  # the line `pending` starts on
+        not_utf8: list[int] = []
         while True:
             piece = fh.read1(1 << 20)
             cut = b"\n{" in piece or (piece[:1] == b"{" and pending and pending[-1].endswith(b"\n"))
@@ -470,6 +478,9 @@ class FileDataset:
             texts[1:] = [b"{" + t for t in texts[1:]]
             pending = [texts.pop()] if piece else []  # the last piece may go on in the next read
             for text in texts:
+                if not valid_utf8(text):
+                    text, lines = replace_not_utf8(text, line)
+                    not_utf8 += lines
                 if text.strip():
                     value, why = parse_record(text)
                     if why is None:
@@ -478,6 +489,7 @@ class FileDataset:
                         malformed(self.name, line, f"invalid JSON object ({why})")
                 line += text.count(b"\n") + 1
             if not piece:
+                report_not_utf8(self.name, not_utf8, malformed)
                 return
 
     def _until_broken(self, values: Iterator[Any], malformed: MalformedSink) -> Iterator[Any]:
@@ -543,8 +555,13 @@ class FileDataset:
         repaired: list[str] = []
         groups = range(pf.num_row_groups) if row_group is None else [int(row_group)]
         for i in groups:
+            rows = 0
             for batch in pf.iter_batches(batch_size=16384, row_groups=[i]):  # ~the size of a JSON block
+                rows += batch.num_rows
                 yield text_safe(pa.Table.from_batches([batch]), repaired)
+            missing = pf.metadata.row_group(i).num_rows - rows
+            for _ in range(missing):  # damaged pages can decode to fewer rows than the footer promises
+                malformed(self.name, None, f"row group {i}: {missing:,} of its {rows + missing:,} rows could not be read (damaged pages)")
             if self.progress and row_group is None:
                 step = int(total * (i + 1) / pf.num_row_groups) - done
                 done += step

@@ -259,10 +259,44 @@ def _slow_lines(lines: list[bytes], first_line: int, dataset: str, malformed: Ma
         yield _docs_to_table_slow(docs)
 
 
+def valid_utf8(data: bytes) -> bool:
+    """Whether `data` is UTF-8, checked by Arrow's vectorised validation without copying it."""
+    offsets = pa.array([0, len(data)], pa.int64()).buffers()[1]
+    try:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)]).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def replace_not_utf8(data: bytes, first_line: int) -> tuple[bytes, list[int]]:
+    """`data` with the bytes that are not UTF-8 (Latin-1 text, a damaged byte) replaced by U+FFFD, and the
+    lines that had them: Arrow's JSON reader would pass such bytes on unchecked, to fail later."""
+    lines = data.split(b"\n")
+    bad = []
+    for i, line in enumerate(lines):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(first_line + i)
+            lines[i] = line.decode("utf-8", "replace").encode()
+    return b"\n".join(lines), bad
+
+
+def report_not_utf8(dataset: str, lines: list[int], malformed: MalformedSink) -> None:
+    """One warning for the lines whose bytes that are not UTF-8 were replaced (nothing was lost)."""
+    if lines:
+        more = f" and {len(lines) - 1:,} more" if len(lines) > 1 else ""
+        malformed(dataset, lines[0], f"line {lines[0]}{more}: bytes that are not UTF-8 were scanned as U+FFFD; if the file is Latin-1, convert it to UTF-8", "warning")
+
+
 def json_lines_to_tables(data: bytes, first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
     """Tables for a block of complete JSON lines (line numbers start at first_line)."""
     if not data or data.isspace():
         return
+    if not valid_utf8(data):
+        data, lines = replace_not_utf8(data, first_line)
+        report_not_utf8(dataset, lines, malformed)
     suspect, objects = _scan_lines(data)
     if suspect.size:
         lines = data.split(b"\n")

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from spillguard.sources.base import MalformedSink
+from spillguard.sources.records import valid_utf8
 
 _MAX_ROW_LINES = 64  # a quoted value spanning more physical lines than this is taken for an unterminated quote
 
@@ -51,15 +52,6 @@ def csv_cut(buf: bytes, delimiter: bytes, at_end: bool, limit: int) -> tuple[int
     return cut, bool(ok_close.all() and ok_open.all())
 
 
-def _valid_utf8(data: bytes) -> bool:
-    offsets = pa.array([0, len(data)], pa.int64()).buffers()[1]
-    try:
-        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)]).validate(full=True)
-    except pa.ArrowInvalid:
-        return False
-    return True
-
-
 class CsvBlocks:
     """Blocks of complete CSV rows (after the header) turned into tables of text columns."""
 
@@ -75,7 +67,7 @@ class CsvBlocks:
         self.convert = pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True)
 
     def read(self, block: bytes, clean: bool) -> Iterator[pa.Table]:
-        if clean and not _valid_utf8(block):
+        if clean and not valid_utf8(block):
             block = self._replace_invalid(block)
         table = self._arrow(block) if clean else None
         if table is None:
