@@ -86,23 +86,26 @@ class _Decompressed(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        while self._pos >= len(self._buf):
-            if self._done:
-                return 0
-            try:
-                self._buf = next(self._chunks)
-            except StopIteration:
-                self._done = True
-                return 0
-            except (EOFError, OSError, zlib.error, ValueError) as exc:  # gzip: EOFError, BadGzipFile, zlib.error
-                self._done = True
-                self.cut = str(exc).strip().split("\n", 1)[0] or type(exc).__name__
-                return 0
-            self._pos = 0
-        n = min(len(b), len(self._buf) - self._pos)
-        b[:n] = self._buf[self._pos : self._pos + n]
-        self._pos += n
-        return n
+        """Fills `b` as far as the stream goes, so that peek() sees a whole buffer (the format sniffing)."""
+        filled = 0
+        while filled < len(b):
+            if self._pos >= len(self._buf) and (self._done or not self._next()):
+                break
+            n = min(len(b) - filled, len(self._buf) - self._pos)
+            b[filled : filled + n] = self._buf[self._pos : self._pos + n]
+            self._pos += n
+            filled += n
+        return filled
+
+    def _next(self) -> bool:
+        try:
+            self._buf, self._pos = next(self._chunks), 0
+        except StopIteration:
+            self._done = True
+        except (EOFError, OSError, zlib.error, ValueError) as exc:  # gzip: EOFError, BadGzipFile, zlib.error
+            self._done = True
+            self.cut = str(exc).strip().split("\n", 1)[0] or type(exc).__name__
+        return not self._done
 
     def close(self) -> None:
         if not self.closed:

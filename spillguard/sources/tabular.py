@@ -97,12 +97,10 @@ class CsvBlocks:
 
     def _arrow(self, block: bytes) -> pa.Table | None:
         base = self.record
-        bad = 0
+        bad: list[str] = []  # reported once the block is read: a block Arrow gives up on is read row by row instead
 
         def on_invalid(row: pcsv.InvalidRow) -> str:
-            nonlocal bad
-            bad += 1
-            self.malformed(self.dataset, None, f"CSV record {base + row.number - 1}: expected {row.expected_columns} columns, found {row.actual_columns}")
+            bad.append(f"CSV record {base + row.number - 1}: expected {row.expected_columns} columns, found {row.actual_columns}")
             return "skip"
 
         parse = pcsv.ParseOptions(delimiter=self.delimiter.decode(), newlines_in_values=True, invalid_row_handler=on_invalid)
@@ -110,8 +108,10 @@ class CsvBlocks:
         try:
             table = pcsv.read_csv(io.BytesIO(block), read_options=read, parse_options=parse, convert_options=self.convert)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            return None  # reported row by row instead (invalid rows seen so far were reported: they are not again)
-        self.record += table.num_rows + bad
+            return None
+        for why in bad:
+            self.malformed(self.dataset, None, why)
+        self.record += table.num_rows + len(bad)
         return table
 
     def _rows(self, block: bytes) -> pa.Table:
