@@ -36,7 +36,7 @@ MAX_MALFORMED = 1000
 # Options that must not be written anywhere (fingerprint, state file) or that do not change results.
 _NOT_FINGERPRINTED = {"password", "progress", "max_rps", "connect_timeout"}
 
-Malformed = tuple[str, int | None, str]
+Malformed = tuple[str, int | None, str] | tuple[str, int | None, str, str]  # (dataset, line, reason[, kind])
 
 
 @dataclass(slots=True)
@@ -94,10 +94,11 @@ def scan_partition(scanner: DatasetScanner, reader: Any, partition: Partition, s
         malformed: list[Malformed] = []
         state = scanner.new_state(shown, partition.dataset, subject_field)
 
-        def on_malformed(dataset: str, line: int | None, reason: str, _st: DatasetState = state, _m: list = malformed) -> None:
-            _st.malformed += 1
-            if len(_m) < MAX_MALFORMED:
-                _m.append((dataset, line, reason))
+        def on_malformed(dataset: str, line: int | None, reason: str, kind: str = "malformed", _st: DatasetState = state, _m: list = malformed) -> None:
+            if kind == "malformed":
+                _st.malformed += 1
+            if len(_m) < MAX_MALFORMED or kind == "truncated":  # a cut stream is always reported
+                _m.append((dataset, line, reason, kind))
 
         try:
             scanner.scan_partition(reader, partition, state, on_malformed)

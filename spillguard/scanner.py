@@ -30,7 +30,7 @@ from spillguard.errors import UserError
 from spillguard.keys import MAX_FINGERPRINTS, Hasher, fingerprint, fingerprint_key
 from spillguard.model import CATEGORIES, CategorySummary, Finding, ScanError, ScanResult
 from spillguard.rules import select_rules
-from spillguard.sources import Partition, open_target
+from spillguard.sources import MalformedSink, Partition, open_target
 from spillguard.targets import check_targets, mask_url
 
 # Field names that identify a person, most specific first.
@@ -99,7 +99,7 @@ class DatasetScanner:
                 return by_norm[name]
         return None
 
-    def scan_partition(self, reader: Any, partition: Partition, state: DatasetState, on_malformed: Callable[[str, int | None, str], None]) -> DatasetState:
+    def scan_partition(self, reader: Any, partition: Partition, state: DatasetState, on_malformed: MalformedSink) -> DatasetState:
         # Record positions are counted per partition of a target's dataset: the bitmap key names both.
         part_id = f"{state.target}\x1f{partition.key}"
         offset = 0
@@ -334,9 +334,10 @@ def scan_target(
 
         def _merge(state: DatasetState, part: DatasetState, malformed: list) -> None:
             state.merge(part)
-            for dataset, line, reason in malformed:
-                if sum(1 for e in run.errors if e.kind == "malformed") < 1000:
-                    run.errors.append(ScanError(target=shown, dataset=dataset, line=line, message=reason, kind="malformed"))
+            for dataset, line, reason, *rest in malformed:
+                kind = rest[0] if rest else "malformed"  # state files of earlier versions hold 3-tuples
+                if kind != "malformed" or sum(1 for e in run.errors if e.kind == "malformed") < 1000:
+                    run.errors.append(ScanError(target=shown, dataset=dataset, line=line, message=reason, kind=kind))
 
         pending: list[tuple[Any, DatasetState, Partition]] = []
         for reader, state, parts in plans:

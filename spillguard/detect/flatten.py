@@ -2,10 +2,15 @@
 
 Each leaf keeps, for every value, the index of the record it came from, so counts of records and
 subjects stay exact for values inside arrays. All work is Arrow/numpy, none per value.
+
+Distinct fields get distinct paths: a key that holds `.`, `[`, `]`, `{`, `}` or `"` (or is empty) is
+written quoted, `["a.b"]`, so it never reads as the nested `a.b` or the array `c[]`; a name that occurs
+twice at one place (a CSV header `email,email`) is `email` then `email#2`.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -25,11 +30,24 @@ class Leaf:
 
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
+_PLAIN = re.compile(r'[^.\[\]{}"]+')
+_QUOTED = re.compile(r'\["((?:[^"\\]|\\.)*)"\]')
+_REPEAT = re.compile(r"#\d+(?=[.\[]|$)")
+
+
+@lru_cache(maxsize=65536)
+def child_path(path: str, name: str) -> str:
+    """The path of field `name` under `path` (`a.b`, or `a["b.c"]` for a name that could read as a path)."""
+    if _PLAIN.fullmatch(name):
+        return f"{path}.{name}" if path else name
+    return f"{path}[{json.dumps(name, ensure_ascii=False)}]"
 
 
 @lru_cache(maxsize=65536)
 def normalise_path(path: str) -> str:
-    """The form field patterns are matched against: camelCase→snake, lower case, no [] or dashes."""
+    """The form field patterns are matched against: camelCase→snake, lower case, no [] or dashes;
+    a quoted key counts as its text, a repeated name (`email#2`) as the name."""
+    path = _REPEAT.sub("", _QUOTED.sub(lambda m: "." + json.loads(f'"{m.group(1)}"').replace("[]", ""), path))
     parts = []
     for part in path.replace("[]", "").split("."):
         part = _CAMEL.sub("_", part).lower().replace("-", "_").replace(" ", "_")
@@ -47,7 +65,7 @@ def _walk(arr: pa.Array, path: str, rows: np.ndarray | None, out: list[Leaf], de
         for i in range(t.num_fields):
             name = t.field(i).name
             child = pc.struct_field(arr, [i])  # respects the parent's nulls
-            _walk(child, f"{path}.{name}" if path else name, rows, out, depth + 1)
+            _walk(child, child_path(path, name), rows, out, depth + 1)
         return
     if pa.types.is_list(t) or pa.types.is_large_list(t) or pa.types.is_fixed_size_list(t):
         flat = pc.list_flatten(arr)
@@ -80,5 +98,10 @@ def flatten_table(table: pa.Table | pa.RecordBatch) -> list[Leaf]:
         columns = list(table.columns)
     out: list[Leaf] = []
     for name, col in zip(table.schema.names, columns, strict=True):
-        _walk(col, name, None, out, 0)
+        _walk(col, child_path("", name), None, out, 0)
+    seen: dict[str, int] = {}
+    for leaf in out:
+        n = seen[leaf.path] = seen.get(leaf.path, 0) + 1
+        if n > 1:
+            leaf.path = f"{leaf.path}#{n}"
     return out

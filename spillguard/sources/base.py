@@ -6,14 +6,21 @@ columns may be nested (structs, lists); the engine flattens them to dotted paths
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import pyarrow as pa
 
-# Called by a source for every record it had to skip: (dataset, line or position, reason).
-MalformedSink = Callable[[str, int | None, str], None]
+
+class MalformedSink(Protocol):
+    """Called by a source for every record it had to skip: (dataset, line or position, reason).
+
+    `kind` is "malformed" for one record not scanned (the default); "truncated" when a stream was cut, so
+    the records after the cut are unknown; "warning" when a record was scanned with a repair (bytes that
+    are not UTF-8 replaced) and nothing was lost."""
+
+    def __call__(self, dataset: str, line: int | None, reason: str, kind: str = "malformed") -> None: ...
 
 
 @dataclass(slots=True)

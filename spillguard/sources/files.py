@@ -4,22 +4,36 @@ so memory does not grow with file size."""
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import itertools
 import os
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import orjson
 import pyarrow as pa
-import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from spillguard.errors import UserError
 from spillguard.sources.base import MalformedSink, Partition
-from spillguard.sources.records import docs_to_tables, json_lines_to_tables
+from spillguard.sources.records import (
+    MAX_DEPTH,
+    cut_deep,
+    docs_to_tables,
+    json_lines_to_tables,
+    leading_value,
+    parse_record,
+    replace_not_utf8,
+    report_not_utf8,
+    split_array,
+    valid_utf8,
+)
+from spillguard.sources.tabular import CsvBlocks, csv_cut, text_safe
 
 PART_BYTES = 64 << 20  # a big JSON Lines file is split into byte ranges of about this size
 BLOCK_BYTES = 8 << 20  # 8 MB of text per Arrow parse: big enough to amortise, small enough to keep RSS flat
@@ -55,19 +69,159 @@ class _CountingReader(io.RawIOBase):
         return n or 0
 
 
-def _open_stream(path: Path, compression: str | None, progress: Callable[[int], None] | None) -> IO[bytes]:
+class _Decompressed(io.RawIOBase):
+    """The bytes of a gzip or zstd stream. A stream that ends early or is corrupt ends here as if the file
+    ended, and `cut` says why: every format keeps the records read before the cut, and the cut is reported
+    once, as a truncated stream (the records after it are unknown)."""
+
+    def __init__(self, chunks: Iterator[bytes], source: IO[bytes]) -> None:
+        self._chunks = chunks
+        self._source = source
+        self._buf = b""
+        self._pos = 0
+        self._done = False
+        self.cut: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        """Fills `b` as far as the stream goes, so that peek() sees a whole buffer (the format sniffing)."""
+        filled = 0
+        while filled < len(b):
+            if self._pos >= len(self._buf) and (self._done or not self._next()):
+                break
+            n = min(len(b) - filled, len(self._buf) - self._pos)
+            b[filled : filled + n] = self._buf[self._pos : self._pos + n]
+            self._pos += n
+            filled += n
+        return filled
+
+    def _next(self) -> bool:
+        try:
+            self._buf, self._pos = next(self._chunks), 0
+        except StopIteration:
+            self._done = True
+        except (EOFError, OSError, zlib.error, ValueError) as exc:  # gzip: EOFError, BadGzipFile, zlib.error
+            self._done = True
+            self.cut = str(exc).strip().split("\n", 1)[0] or type(exc).__name__
+        return not self._done
+
+    def close(self) -> None:
+        if not self.closed:
+            self._source.close()
+        super().close()
+
+
+def _gzip_chunks(raw: IO[bytes]) -> Iterator[bytes]:
+    import gzip
+
+    with gzip.GzipFile(fileobj=raw) as gz:  # EOFError on a cut stream, BadGzipFile/zlib.error on damage
+        while piece := gz.read(1 << 18):
+            yield piece
+
+
+def _zstd_chunks(raw: IO[bytes]) -> Iterator[bytes]:
+    """Frame by frame, so that input ending inside a frame is seen (zstandard's stream reader ends such
+    a stream silently). Input goes in 16 KB at a time, which bounds the output of one call."""
+    import zstandard
+
+    decompressor = zstandard.ZstdDecompressor()
+    frame = decompressor.decompressobj()
+    inside = False  # bytes of the current frame were fed and its end was not reached
+    while data := raw.read(1 << 14):
+        while data:
+            try:
+                out = frame.decompress(data)
+            except zstandard.ZstdError as exc:
+                raise ValueError(f"corrupt zstd data ({exc})") from None
+            inside = True
+            if out:
+                yield out
+            if frame.eof:  # several frames one after another (pzstd, appended files)
+                data, frame, inside = frame.unused_data, decompressor.decompressobj(), False
+            else:
+                data = b""
+    if inside:
+        raise EOFError("zstd data ends inside a frame")
+
+
+def _open_stream(path: Path, compression: str | None, progress: Callable[[int], None] | None) -> io.BufferedReader:
     raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed by the caller through the wrapper
     counted = io.BufferedReader(_CountingReader(raw, progress), buffer_size=1 << 20)
-    if compression == "gzip":
-        import gzip
+    if compression is None:
+        return counted
+    chunks = _gzip_chunks(counted) if compression == "gzip" else _zstd_chunks(counted)
+    # Buffered for peek(): the format sniffing (array, lines, indented objects) looks ahead.
+    return io.BufferedReader(_Decompressed(chunks, counted), buffer_size=1 << 20)
 
-        return gzip.GzipFile(fileobj=counted)  # type: ignore[return-value]
-    if compression == "zstd":
-        import zstandard
 
-        # Buffered for peek(): the format sniffing (array, lines, indented objects) looks ahead.
-        return io.BufferedReader(zstandard.ZstdDecompressor().stream_reader(counted, read_size=1 << 20), buffer_size=1 << 20)  # type: ignore[arg-type]
-    return counted
+class _Utf16(io.RawIOBase):
+    """A UTF-16 file (known by its byte-order mark) as UTF-8, which every reader here expects."""
+
+    def __init__(self, inner: io.BufferedReader) -> None:
+        self.inner = inner
+        self._decoder = codecs.getincrementaldecoder("utf-16")("replace")
+        self._buf = b""
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while self._pos >= len(self._buf):
+            raw = self.inner.read1(1 << 20)
+            self._buf, self._pos = self._decoder.decode(raw, not raw).encode(), 0
+            if not raw and not self._buf:
+                return 0
+        n = min(len(b), len(self._buf) - self._pos)
+        b[:n] = self._buf[self._pos : self._pos + n]
+        self._pos += n
+        return n
+
+    def close(self) -> None:
+        if not self.closed:
+            self.inner.close()
+        super().close()
+
+
+def _cut_of(fh: IO[bytes]) -> str | None:
+    """Why a compressed stream ended early, or None when it ended where it should (or is not compressed)."""
+    raw = getattr(fh, "raw", None)
+    if isinstance(raw, _Utf16):
+        return _cut_of(raw.inner)
+    return raw.cut if isinstance(raw, _Decompressed) else None
+
+
+def _restart(text: bytes, final: bool, tries: int = 100) -> int | None:
+    """Where the elements of a damaged array parse again: the first `{` after a comma from which the
+    rest reads as whole elements (not ending the array early, as an object nested in the broken
+    element would). None when there is no such place."""
+    start = 0
+    for _ in range(tries):
+        comma = text.find(b",", start)
+        if comma < 0:
+            return None
+        start = comma + 1
+        brace = comma + 1 + len(text[comma + 1 : comma + 65]) - len(text[comma + 1 : comma + 65].lstrip())
+        if text[brace : brace + 1] != b"{":
+            continue
+        lines, count, used, closed = split_array(text[brace:], final)
+        if not count or (closed and text[brace + used :].strip()):
+            continue
+        if parse_record(lines.split(b"\n", 1)[0])[1] is None:
+            return brace
+    return None
+
+
+def _as_utf8(fh: io.BufferedReader) -> io.BufferedReader:
+    """The text without a UTF-8 byte-order mark; a UTF-16 text (with its mark) transcoded to UTF-8."""
+    head = fh.peek(3)[:3]
+    if head == b"\xef\xbb\xbf":
+        fh.read(3)
+    elif head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return io.BufferedReader(_Utf16(fh), buffer_size=1 << 20)
+    return fh
 
 
 def _json_error(exc: Exception) -> str:
@@ -89,7 +243,7 @@ class FileDataset:
         """Big uncompressed JSON Lines files split into byte ranges and Parquet files into row groups, so
         that workers share one file (and a resumed scan skips the finished parts); the rest is one unit."""
         whole = [Partition(self.name, {"path": str(self.path)})]
-        if self.fmt == "jsonl" and self.compression is None and self.size() > 2 * PART_BYTES:
+        if self.fmt == "jsonl" and self.compression is None and self.size() > 2 * PART_BYTES and not self._utf16():
             return self._byte_ranges()
         if self.fmt == "parquet" and not self.compression:
             try:
@@ -99,6 +253,10 @@ class FileDataset:
             if groups > 1:
                 return [Partition(self.name, {"path": str(self.path), "row_group": i}) for i in range(groups)]
         return whole
+
+    def _utf16(self) -> bool:
+        with open(self.path, "rb") as fh:
+            return fh.read(2) in (b"\xff\xfe", b"\xfe\xff")  # transcoded as one stream: byte ranges would cut characters
 
     def _byte_ranges(self) -> list[Partition]:
         size = self.size()
@@ -119,33 +277,33 @@ class FileDataset:
     def read(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:
         spec = partition.spec
         try:
+            if self.size() == 0:
+                return  # an empty file holds no records, whatever its format
             if self.fmt == "parquet":
-                yield from self._parquet(spec.get("row_group"))
-            elif self.fmt in ("csv", "tsv"):
-                yield from self._csv(malformed)
+                yield from self._parquet(spec.get("row_group"), malformed)
             elif "start" in spec:
                 yield from self._json_range(int(spec["start"]), int(spec["end"]), int(spec["line"]), malformed)
             else:
-                yield from self._json(malformed)
+                with _as_utf8(_open_stream(self.path, self.compression, self.progress)) as fh:
+                    yield from (self._csv(fh, malformed) if self.fmt in ("csv", "tsv") else self._json(fh, malformed))
+                    cut = _cut_of(fh)
+                if cut is not None:
+                    malformed(self.name, None, f"compressed data ends early or is corrupt ({cut}); the records after the cut are unknown", "truncated")
         except OSError as exc:
             raise UserError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
 
     # -- JSON --------------------------------------------------------------------------------
-    def _json(self, malformed: MalformedSink) -> Iterator[pa.Table]:
-        with _open_stream(self.path, self.compression, self.progress) as fh:
-            head = fh.peek(64) if hasattr(fh, "peek") else b""
-            first = head.lstrip()[:1]
-            if self.fmt == "json" and first == b"[":
-                yield from self._json_document(fh, "item", malformed)
-                return
-            if first == b"{" and not self._looks_like_lines(fh) and (self.fmt == "json" or self._pretty_printed(fh)):
-                yield from self._json_document(fh, None, malformed)
-                return
-            yield from self._json_lines(fh, malformed)
+    def _json(self, fh: io.BufferedReader, malformed: MalformedSink) -> Iterator[pa.Table]:
+        first = fh.peek(64).lstrip()[:1]
+        if self.fmt == "json" and first == b"[":
+            yield from self._json_array(fh, malformed)
+            return
+        if first == b"{" and not self._looks_like_lines(fh) and (self.fmt == "json" or self._pretty_printed(fh)):
+            yield from self._json_document(fh, malformed)
+            return
+        yield from self._json_lines(fh, malformed)
 
-    def _looks_like_lines(self, fh: IO[bytes]) -> bool:
-        import orjson
-
+    def _looks_like_lines(self, fh: io.BufferedReader) -> bool:
         head = fh.peek(1 << 20)
         line = head.split(b"\n", 1)[0]
         try:
@@ -155,42 +313,25 @@ class FileDataset:
         return True
 
     @staticmethod
-    def _pretty_printed(fh: IO[bytes]) -> bool:
+    def _pretty_printed(fh: io.BufferedReader) -> bool:
         """A lone `{` on the first line: indented objects one after another, as `jq .` writes them."""
         return fh.peek(1 << 16).split(b"\n", 1)[0].strip() == b"{"
 
-    def _json_lines(self, fh: IO[bytes], malformed: MalformedSink) -> Iterator[pa.Table]:
+    def _json_lines(self, fh: io.BufferedReader, malformed: MalformedSink) -> Iterator[pa.Table]:
         line_no = 1
         rest = b""
         while True:
             pieces: list[bytes] = []
             size = 0
-            broken = None
-            read = getattr(fh, "read1", fh.read)  # read1: what is decompressed so far, so a truncated stream loses little
-            while size < BLOCK_BYTES:
-                try:
-                    piece = read(1 << 20)
-                except (EOFError, OSError, ValueError) as exc:
-                    broken = exc
-                    break
+            while size < BLOCK_BYTES:  # read1: what is decompressed so far, so a cut stream loses little
+                piece = fh.read1(1 << 20)
                 if not piece:
                     break
                 pieces.append(piece)
                 size += len(piece)
-            block = b"".join(pieces)
-            if broken is not None:
-                # A truncated or corrupt compressed file: keep every complete line read so far.
-                malformed(self.name, None, f"compressed data ends early or is corrupt ({broken}); the rest of the file is not read")
-                if block:
-                    block = rest + block
-                    cut = block.rfind(b"\n")
-                    if cut >= 0:
-                        yield from json_lines_to_tables(block[: cut + 1], line_no, self.name, malformed)
-                rest = b""
+            if not pieces:
                 break
-            if not block:
-                break
-            block = rest + block
+            block = rest + b"".join(pieces)
             cut = block.rfind(b"\n")
             if cut < 0:
                 rest = block  # a single line longer than the block: keep reading
@@ -198,7 +339,7 @@ class FileDataset:
             complete, rest = block[: cut + 1], block[cut + 1 :]
             yield from json_lines_to_tables(complete, line_no, self.name, malformed)
             line_no += complete.count(b"\n")
-        if rest.strip():
+        if rest.strip() and _cut_of(fh) is None:  # a line cut by a truncated stream is part of the cut
             yield from json_lines_to_tables(rest, line_no, self.name, malformed)
 
     def _json_range(self, start: int, end: int, line_no: int, malformed: MalformedSink) -> Iterator[pa.Table]:
@@ -209,6 +350,8 @@ class FileDataset:
                 if fh.read(1) != b"\n":
                     fh.readline()  # the tail of the previous range's last line
                     line_no += 1
+            elif fh.read(3) != b"\xef\xbb\xbf":
+                fh.seek(0)
             offset = fh.tell()  # file offset of buf[0]
             buf = b""
             while offset < end:
@@ -238,14 +381,68 @@ class FileDataset:
                 if not chunk:
                     break
 
-    def _json_document(self, fh: IO[bytes], prefix: str | None, malformed: MalformedSink) -> Iterator[pa.Table]:
-        import ijson
-        import orjson
+    def _json_array(self, fh: io.BufferedReader, malformed: MalformedSink) -> Iterator[pa.Table]:
+        """A top-level array, read in blocks: its elements are cut apart vectorised and read as JSON lines,
+        so a broken element costs that element (named by its index) and the elements after it are read."""
+        fh.read(fh.peek(64).index(b"[") + 1)
+        index = 1  # of the next element
+        buf = b""
+        while True:
+            pieces: list[bytes] = []
+            size = 0
+            while size < BLOCK_BYTES and (piece := fh.read1(1 << 20)):
+                pieces.append(piece)
+                size += len(piece)
+            piece = b"".join(pieces)
+            buf += piece
+            lines, count, used, closed = split_array(buf, not piece)
+            if count == 0 and len(buf) > 4 * BLOCK_BYTES:
+                # No element ends within 32 MB: brackets do not balance. Read on from where elements parse again.
+                restart = _restart(buf, final=False)
+                if restart is None:
+                    malformed(self.name, index, f"array element {index}: brackets do not balance; the rest of the array is not read")
+                    return
+                malformed(self.name, index, f"array element {index}: brackets do not balance; read on {restart:,} bytes later")
+                buf, index = buf[restart:], index + 1
+                continue
+            if count:
+                yield from self._elements(lines, index, malformed)
+                index += count
+                buf = buf[used:]
+            if closed:
+                if buf.strip():
+                    malformed(self.name, index, f"array element {index - 1}: brackets do not balance; {len(buf):,} bytes after the array's end are not read")
+                return
+            if not piece:
+                return
 
-        if prefix is not None:
-            items = self._until_broken(ijson.items(fh, prefix, use_float=True), malformed)
-            yield from docs_to_tables(self._objects_only(items, malformed), self.name, malformed)
-            return
+    def _elements(self, lines: bytes, first: int, malformed: MalformedSink) -> Iterator[pa.Table]:
+        """Array elements as JSON lines; an element that fails may have swallowed the ones after it
+        (an unbalanced bracket or quote): they are read again from where elements parse."""
+        failed: list[tuple[int, str]] = []
+
+        def note(dataset: str, line: int | None, reason: str, kind: str = "malformed") -> None:
+            if kind == "malformed" and line is not None:
+                failed.append((line, reason))
+            else:
+                malformed(dataset, line, reason, kind)
+
+        yield from json_lines_to_tables(lines, first, self.name, note)
+        texts = lines.split(b"\n") if failed else []
+        for line, reason in failed:
+            text = texts[line - first]
+            value = leading_value(text)
+            if isinstance(value, dict):  # a whole object, then text that is not JSON: the object counts
+                yield from docs_to_tables([value], self.name, malformed)
+                malformed(self.name, line, f"array element {line}: {reason} after the object; that text is not read")
+            else:
+                malformed(self.name, line, f"array element {line}: {reason}")
+            restart = _restart(text, final=True)
+            if restart is not None:
+                rest, _, _, _ = split_array(text[restart:], True)
+                yield from self._elements(rest, line + 1, malformed)
+
+    def _json_document(self, fh: io.BufferedReader, malformed: MalformedSink) -> Iterator[pa.Table]:
         # One object (a record, or a search response {"hits": {"hits": [...]}}), parsed whole by orjson;
         # or several concatenated ones, as `jq .` writes them, streamed one at a time.
         values: Iterator[Any]
@@ -253,24 +450,29 @@ class FileDataset:
             values = self._indented_values(fh, malformed)
         else:
             data = fh.read()
-            try:
-                values = iter([orjson.loads(data)])
-            except orjson.JSONDecodeError:
+            if not valid_utf8(data):
+                data, lines = replace_not_utf8(data, 1)
+                report_not_utf8(self.name, lines, malformed)
+            data = cut_deep(data, MAX_DEPTH + 3)  # + the levels of a search response around its hits
+            value, why = parse_record(data)
+            if why is None:
+                values = iter([value])
+            else:
+                import ijson
+
                 values = self._until_broken(ijson.items(io.BytesIO(data), "", multiple_values=True, use_float=True), malformed)
         yield from docs_to_tables(self._records_of(values, malformed), self.name, malformed)
 
-    def _indented_values(self, fh: IO[bytes], malformed: MalformedSink) -> Iterator[Any]:
+    def _indented_values(self, fh: io.BufferedReader, malformed: MalformedSink) -> Iterator[Any]:
         """Indented objects one after another (`jq .`): a top-level object opens at the start of a line and
         everything inside it is indented, so the stream is cut before each line that starts with `{` and
         every piece is parsed alone. A broken object is one malformed record, named by its first line; the
         objects after it are read as usual. (A raw newline never occurs inside a JSON string.)"""
-        import orjson
-
-        read = getattr(fh, "read1", fh.read)
         pending: list[bytes] = []  # the object read so far; joined only when a cut arrives (big objects stay linear)
         line = 1  # the line `pending` starts on
+        not_utf8: list[int] = []
         while True:
-            piece = read(1 << 20)
+            piece = fh.read1(1 << 20)
             cut = b"\n{" in piece or (piece[:1] == b"{" and pending and pending[-1].endswith(b"\n"))
             if piece and not cut:
                 pending.append(piece)
@@ -279,13 +481,18 @@ class FileDataset:
             texts[1:] = [b"{" + t for t in texts[1:]]
             pending = [texts.pop()] if piece else []  # the last piece may go on in the next read
             for text in texts:
+                if not valid_utf8(text):
+                    text, lines = replace_not_utf8(text, line)
+                    not_utf8 += lines
                 if text.strip():
-                    try:
-                        yield orjson.loads(text)
-                    except orjson.JSONDecodeError as exc:
-                        malformed(self.name, line, f"invalid JSON object ({exc.msg})")
+                    value, why = parse_record(text)
+                    if why is None:
+                        yield value
+                    else:
+                        malformed(self.name, line, f"invalid JSON object ({why})")
                 line += text.count(b"\n") + 1
             if not piece:
+                report_not_utf8(self.name, not_utf8, malformed)
                 return
 
     def _until_broken(self, values: Iterator[Any], malformed: MalformedSink) -> Iterator[Any]:
@@ -301,44 +508,45 @@ class FileDataset:
         for i, value in enumerate(values, 1):
             hits = value.get("hits") if isinstance(value, dict) else None
             if isinstance(hits, dict) and isinstance(hits.get("hits"), list):
-                yield from self._objects_only(iter(hits["hits"]), malformed)
+                for j, hit in enumerate(hits["hits"], 1):
+                    if isinstance(hit, dict):
+                        yield hit
+                    else:
+                        malformed(self.name, i, f"search hit {j} is a {type(hit).__name__}, not an object")
             elif isinstance(value, dict):
                 yield value
             else:
                 malformed(self.name, i, f"top-level value {i} is a {type(value).__name__}, not an object")
 
-    def _objects_only(self, items: Iterator[Any], malformed: MalformedSink) -> Iterator[dict[str, Any]]:
-        for i, item in enumerate(items, 1):
-            if isinstance(item, dict):
-                yield item
-            else:
-                malformed(self.name, i, f"array element {i} is a {type(item).__name__}, not an object")
-
     # -- CSV / TSV ---------------------------------------------------------------------------
-    def _csv(self, malformed: MalformedSink) -> Iterator[pa.Table]:
-        delimiter = "\t" if self.fmt == "tsv" else ","
-        with _open_stream(self.path, self.compression, None) as head_fh:
-            header_line = io.TextIOWrapper(head_fh, encoding="utf-8", errors="replace", newline="").readline()
-        names = next(csv.reader([header_line], delimiter=delimiter), [])
+    def _csv(self, fh: io.BufferedReader, malformed: MalformedSink) -> Iterator[pa.Table]:
+        """CSV read in blocks that end at a row boundary. Each block's quotes are checked vectorised first;
+        a block that passes goes to Arrow's reader whole, a damaged one (an unterminated quote, a quote
+        inside an unquoted value) is read row by row, so the damage costs the rows it touches, which are
+        named, and no value lands under another column."""
+        delimiter = b"\t" if self.fmt == "tsv" else b","
+        header = fh.peek(1 << 20).split(b"\n", 1)[0]
+        fh.read(len(header) + 1)
+        names = next(csv.reader([header.rstrip(b"\r").decode("utf-8", "replace")], delimiter=delimiter.decode()), [])
         if not names:
             return
-        # Every column as text: type inference per block would disagree between blocks.
-        convert = pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=True)
-
-        def on_invalid(row: Any) -> str:
-            # Arrow numbers CSV records, not physical lines (a quoted value may span lines): say which.
-            where = f"CSV record {row.number}: " if row.number and row.number > 0 else ""
-            malformed(self.name, None, f"{where}expected {row.expected_columns} columns, found {row.actual_columns}")
-            return "skip"
-
-        parse = pcsv.ParseOptions(delimiter=delimiter, newlines_in_values=True, invalid_row_handler=on_invalid)
-        with _open_stream(self.path, self.compression, self.progress) as fh:
-            reader = pcsv.open_csv(fh, read_options=pcsv.ReadOptions(block_size=BLOCK_BYTES, use_threads=False), parse_options=parse, convert_options=convert)
-            for batch in reader:
-                yield pa.Table.from_batches([batch])
+        blocks = CsvBlocks(self.name, names, delimiter, malformed)
+        carry = b""
+        while True:
+            piece = fh.read1(BLOCK_BYTES)
+            buf = carry + piece
+            if not buf:
+                break
+            cut, clean = csv_cut(buf, delimiter, at_end=not piece, limit=4 * BLOCK_BYTES)
+            if cut:
+                yield from blocks.read(buf[:cut], clean)
+            carry = buf[cut:]
+            if not piece:
+                break
+        blocks.finish()
 
     # -- Parquet -----------------------------------------------------------------------------
-    def _parquet(self, row_group: int | None = None) -> Iterator[pa.Table]:
+    def _parquet(self, row_group: int | None, malformed: MalformedSink) -> Iterator[pa.Table]:
         if self.compression:
             raise UserError(f"{self.path}: compressed Parquet files are not supported; Parquet compresses internally, decompress the file first")
         try:
@@ -347,29 +555,46 @@ class FileDataset:
             raise UserError(f"{self.path}: not a readable Parquet file ({exc})") from None
         done = 0
         total = self.size()
+        repaired: list[str] = []
         groups = range(pf.num_row_groups) if row_group is None else [int(row_group)]
         for i in groups:
+            rows = 0
             for batch in pf.iter_batches(batch_size=16384, row_groups=[i]):  # ~the size of a JSON block
-                yield pa.Table.from_batches([batch])
+                rows += batch.num_rows
+                yield text_safe(pa.Table.from_batches([batch]), repaired)
+            missing = pf.metadata.row_group(i).num_rows - rows
+            for _ in range(missing):  # damaged pages can decode to fewer rows than the footer promises
+                malformed(self.name, None, f"row group {i}: {missing:,} of its {rows + missing:,} rows could not be read (damaged pages)")
             if self.progress and row_group is None:
                 step = int(total * (i + 1) / pf.num_row_groups) - done
                 done += step
                 self.progress(step)
+        if repaired:
+            cols = ", ".join(dict.fromkeys(repaired))
+            malformed(self.name, None, f"binary column(s) {cols}: bytes that are not UTF-8 were scanned as U+FFFD", "warning")
 
 
 class FileSource:
-    """A file or a folder of files given by path."""
+    """A file or a folder of files given by path. Options are the stores' (`StoreOptions`): include and
+    exclude globs and per-dataset subject fields apply to file names (relative to the folder, or the bare
+    file name); the rest (sample, timeouts, views) mean nothing for files and are accepted."""
 
     def __init__(self, target: str, **options: Any) -> None:
+        from spillguard.sources.store import StoreOptions
+
         self.target = target
         self.root = Path(target)
-        self.subject_field: str | None = options.get("subject_field")
-        self.progress: Callable[[int], None] | None = options.get("progress")
+        self.progress: Callable[[int], None] | None = options.pop("progress", None)
+        self.options = StoreOptions.from_kwargs(options)
+        self.subject_field: str | None = self.options.subject_field
         self.broken_links: list[Path] = []  # data files in the folder that are links to nothing: not read, reported
         self.folder_links: list[Path] = []  # links to folders: not followed (loops, double counts), reported
+        self.special: list[Path] = []  # FIFOs, sockets, devices named like data files: not read, reported
         self._found: list[Path] | None = None  # the folder is walked once
         if not self.root.exists():
             raise UserError(f"{target}: no such file or folder")
+        if not self.root.is_file() and not self.root.is_dir():
+            raise UserError(f"{target}: not a regular file or a folder (a FIFO, socket or device); save the data to a file and scan that")
         if self.root.is_file() and file_kind(self.root) is None:
             raise UserError(
                 f"{target}: unknown file type; supported: .jsonl .ndjson .json .csv .tsv .parquet, optionally .gz or .zst"
@@ -393,9 +618,12 @@ class FileSource:
                 found.append(p)
             elif p.is_symlink() and not p.exists():
                 self.broken_links.append(p.relative_to(self.root))
+            elif not p.is_dir():
+                self.special.append(p.relative_to(self.root))
         if not found:
             unread = [f"{link} (broken symbolic link)" for link in self.broken_links]
             unread += [f"{link} (link to a folder, not followed)" for link in self.folder_links]
+            unread += [f"{path} (not a regular file)" for path in self.special]
             shown = f"; not read: {', '.join(unread[:5])}{', ...' if len(unread) > 5 else ''}" if unread else ""
             raise UserError(
                 f"{self.target}: no data files in this folder; spillguard reads .jsonl .ndjson .json .csv .tsv .parquet (optionally .gz or .zst){shown}"
@@ -408,11 +636,13 @@ class FileSource:
             kind = file_kind(path)
             assert kind is not None
             name = str(path.relative_to(self.root)) if self.root.is_dir() else path.name
-            yield FileDataset(path, name, kind[0], kind[1], self.subject_field, self.progress)
+            if self.options.wanted(name, path.name):
+                yield FileDataset(path, name, kind[0], kind[1], self.options.subject_for(name, path.name), self.progress)
 
     def warnings(self) -> list[str]:
         broken = [f"{link}: broken symbolic link, not read" for link in self.broken_links]
-        return broken + [f"{link}: symbolic link to a folder, not followed; scan it as a target of its own" for link in self.folder_links]
+        special = [f"{path}: not a regular file (a FIFO, socket or device), not read" for path in self.special]
+        return broken + special + [f"{link}: symbolic link to a folder, not followed; scan it as a target of its own" for link in self.folder_links]
 
     def close(self) -> None:
         pass

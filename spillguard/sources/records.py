@@ -8,6 +8,8 @@ troublesome pieces fall back to per-line parsing, where malformed lines are repo
 from __future__ import annotations
 
 import io
+import json
+import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -136,38 +138,165 @@ def _object_lines(data: bytes) -> int:
     return _scan_lines(data)[1]
 
 
+def structural(arr: np.ndarray, chars: np.ndarray) -> np.ndarray:
+    """Which of the byte positions `chars` of a JSON text lie outside strings. A quote is real unless an odd
+    number of backslashes precedes it, and a string never spans a raw newline (JSON forbids one inside a
+    string), so an unbalanced quote spoils its own line only. Vectorised over quote positions."""
+    quotes = np.flatnonzero(arr == 34)
+    if quotes.size:
+        plain = np.flatnonzero(arr != 92)  # the last byte before each quote that is not a backslash
+        before = np.searchsorted(plain, quotes) - 1
+        last = np.where(before >= 0, plain[np.maximum(before, 0)], -1)
+        quotes = quotes[(quotes - 1 - last) % 2 == 0]
+    if not quotes.size:
+        return np.ones(chars.size, bool)
+    newlines = np.flatnonzero(arr == 10)
+    line_start = np.zeros(chars.size, np.int64)
+    if newlines.size:
+        k = np.searchsorted(newlines, chars)
+        line_start = np.where(k > 0, newlines[np.maximum(k - 1, 0)], 0)
+    return (np.searchsorted(quotes, chars) - np.searchsorted(quotes, line_start)) % 2 == 0
+
+
+def cut_deep(text: bytes, keep: int = 64) -> bytes:
+    """`text` with every subtree nested deeper than `keep` levels replaced by a JSON string holding its text:
+    the record keeps its shape down to `keep` levels and the rest is scanned as text, at any depth, with
+    memory linear in the text (no parser ever recurses into it)."""
+    arr = np.frombuffer(text, np.uint8)
+    folded = arr | 32  # `{`/`[` and `}`/`]` differ only in bit 5
+    brackets = np.flatnonzero((folded == 123) | (folded == 125))
+    brackets = brackets[structural(arr, brackets)]
+    if brackets.size <= keep:
+        return text
+    depth = np.cumsum(np.where(folded[brackets] == 123, 1, -1))
+    if depth.max() <= keep:
+        return text
+    opens = brackets[(depth == keep + 1) & (folded[brackets] == 123)]
+    closes = brackets[(depth == keep) & (folded[brackets] == 125)]
+    pieces, prev = [], 0
+    for start in opens.tolist():
+        if start < prev:
+            continue
+        k = int(np.searchsorted(closes, start))
+        end = int(closes[k]) + 1 if k < closes.size else len(text)  # unclosed: the rest, as text
+        pieces += [text[prev:start], orjson.dumps(text[start:end].decode("utf-8", "replace"))]
+        prev = end
+    pieces.append(text[prev:])
+    return b"".join(pieces)
+
+
+def _number_text(text: str) -> float | str:
+    value = float(text)
+    return value if math.isfinite(value) else text
+
+
+def _int_or_text(text: str) -> int | str:
+    value = int(text)
+    return value if -(1 << 63) <= value < (1 << 64) else text
+
+
+def lenient_loads(data: bytes | str) -> Any:
+    """Python's parser for the records orjson refuses that hold nothing worse than a number out of range
+    (`1e400`, a 30-digit id): such a number is kept as its text, the rest of the record as usual.
+    Raises ValueError when the text is not JSON."""
+    return json.loads(data, parse_float=_number_text, parse_int=_int_or_text, parse_constant=str)
+
+
+def leading_value(text: bytes) -> Any:
+    """The JSON value at the start of `text` when something that is not JSON follows it, else None."""
+    decoder = json.JSONDecoder(parse_float=_number_text, parse_int=_int_or_text, parse_constant=str)
+    body = cut_deep(text, MAX_DEPTH).decode("utf-8", "replace")
+    try:
+        value, end = decoder.raw_decode(body, len(body) - len(body.lstrip()))
+    except (ValueError, RecursionError):
+        return None
+    return value if body[end:].strip() else None
+
+
+def parse_record(line: bytes) -> tuple[Any, str | None]:
+    """(value, None) for one JSON text, nested any depth (deeper than MAX_DEPTH kept as text), or (None, why not).
+    Bytes that are not UTF-8 make the record malformed."""
+    if line.count(b"{") + line.count(b"[") > MAX_DEPTH:
+        line = cut_deep(line, MAX_DEPTH)
+    try:
+        return orjson.loads(line), None
+    except orjson.JSONDecodeError as exc:
+        why = f"invalid JSON ({exc.msg})" if hasattr(exc, "msg") else "invalid JSON"
+        try:
+            line.decode("utf-8")
+            return lenient_loads(line), None
+        except (ValueError, RecursionError):
+            return None, why
+
+
 def _slow_lines(lines: list[bytes], first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
-    docs = []
-    deep = False
+    docs: list[dict[str, Any]] = []
     for i, line in enumerate(lines):
         if not line.strip():
             continue
-        try:
-            doc = orjson.loads(line)
-        except orjson.JSONDecodeError as exc:
-            malformed(dataset, first_line + i, f"invalid JSON ({exc.msg})" if hasattr(exc, "msg") else "invalid JSON")
+        doc, why = parse_record(line)
+        if why is not None:
+            malformed(dataset, first_line + i, why)
             continue
         if not isinstance(doc, dict):
             malformed(dataset, first_line + i, f"a JSON {'null' if doc is None else type(doc).__name__}, not an object")
             continue
-        deep = deep or line.count(b"{") + line.count(b"[") > MAX_DEPTH and _depth(line) > MAX_DEPTH
+        hits = doc.get("hits")
+        if "_source" not in doc and isinstance(hits, dict) and isinstance(hits.get("hits"), list):
+            # A search response whose hits Arrow could not type as one list of objects: each hit is a record.
+            for j, hit in enumerate(hits["hits"], 1):
+                if isinstance(hit, dict):
+                    docs.append(hit)
+                else:
+                    malformed(dataset, first_line + i, f"search hit {j} is a {'null' if hit is None else type(hit).__name__}, not an object")
+            continue
         docs.append(doc)
     if not docs:
         return
-    if deep:  # deep subtrees become JSON text first
-        yield _docs_to_table_slow(docs)
-        return
-    data = b"\n".join(orjson.dumps(d) for d in docs)
     try:
-        yield _read_block(data)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        yield _read_block(b"\n".join(orjson.dumps(d) for d in docs))
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, TypeError):
         yield _docs_to_table_slow(docs)
+
+
+def valid_utf8(data: bytes) -> bool:
+    """Whether `data` is UTF-8, checked by Arrow's vectorised validation without copying it."""
+    offsets = pa.array([0, len(data)], pa.int64()).buffers()[1]
+    try:
+        pa.Array.from_buffers(pa.large_string(), 1, [None, offsets, pa.py_buffer(data)]).validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def replace_not_utf8(data: bytes, first_line: int) -> tuple[bytes, list[int]]:
+    """`data` with the bytes that are not UTF-8 (Latin-1 text, a damaged byte) replaced by U+FFFD, and the
+    lines that had them: Arrow's JSON reader would pass such bytes on unchecked, to fail later."""
+    lines = data.split(b"\n")
+    bad = []
+    for i, line in enumerate(lines):
+        try:
+            line.decode("utf-8")
+        except UnicodeDecodeError:
+            bad.append(first_line + i)
+            lines[i] = line.decode("utf-8", "replace").encode()
+    return b"\n".join(lines), bad
+
+
+def report_not_utf8(dataset: str, lines: list[int], malformed: MalformedSink) -> None:
+    """One warning for the lines whose bytes that are not UTF-8 were replaced (nothing was lost)."""
+    if lines:
+        more = f" and {len(lines) - 1:,} more" if len(lines) > 1 else ""
+        malformed(dataset, lines[0], f"line {lines[0]}{more}: bytes that are not UTF-8 were scanned as U+FFFD; if the file is Latin-1, convert it to UTF-8", "warning")
 
 
 def json_lines_to_tables(data: bytes, first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
     """Tables for a block of complete JSON lines (line numbers start at first_line)."""
     if not data or data.isspace():
         return
+    if not valid_utf8(data):
+        data, lines = replace_not_utf8(data, first_line)
+        report_not_utf8(dataset, lines, malformed)
     suspect, objects = _scan_lines(data)
     if suspect.size:
         lines = data.split(b"\n")
@@ -228,3 +357,33 @@ def docs_to_tables(docs: Iterable[dict[str, Any]], dataset: str, malformed: Malf
             buf = []
     if buf:
         yield from json_lines_to_tables(b"\n".join(buf), line - len(buf), dataset, malformed)
+
+
+def split_array(buf: bytes, at_end: bool) -> tuple[bytes, int, int, bool]:
+    """The complete elements at the start of `buf` (which begins inside a JSON array, at an element) as JSON
+    lines, one element per line: (lines, elements, bytes consumed, whether the array's `]` was reached).
+    Elements are cut at the commas between them, found vectorised (outside strings, at depth 0), so a
+    broken element costs itself only; raw newlines inside an element are whitespace and become spaces."""
+    arr = np.frombuffer(buf, np.uint8)
+    folded = arr | 32
+    chars = np.flatnonzero((folded == 123) | (folded == 125) | (arr == 44))
+    chars = chars[structural(arr, chars)]
+    kind = folded[chars]
+    depth = np.cumsum(np.where(kind == 123, 1, np.where(kind == 125, -1, 0)))
+    commas = chars[(arr[chars] == 44) & (depth == 0)]
+    ends = chars[(kind == 125) & (depth == -1)]
+    closed = bool(ends.size)
+    if closed:
+        stop = int(ends[0])
+        commas = commas[commas < stop]
+    elif at_end:
+        stop = len(buf)
+    elif commas.size:
+        stop = int(commas[-1])
+        commas = commas[:-1]
+    else:
+        return b"", 0, 0, False
+    out = arr[:stop].copy()
+    out[(out == 10) | (out == 13)] = 32
+    out[commas] = 10
+    return out.tobytes(), int(commas.size) + 1, stop + 1, closed

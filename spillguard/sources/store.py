@@ -57,7 +57,12 @@ class StoreOptions:
 
     @classmethod
     def from_kwargs(cls, options: dict[str, Any]) -> StoreOptions:
+        """The options of `open_target(url, **options)`; an unknown one is an error, not silently ignored.
+        `progress` is passed to every source; only files report it."""
         known = set(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+        unknown = sorted(set(options) - known - {"progress"})
+        if unknown:
+            raise UserError(f"unknown source option {unknown[0]!r}; known: {', '.join(sorted(known))}")
         kw = {k: v for k, v in options.items() if k in known and v is not None}
         opts = cls(**kw)
         if opts.sample is not None and opts.sample < 1:
