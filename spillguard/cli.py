@@ -18,7 +18,7 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from spillguard import scan_cli
+    from spillguard.scan import cli as scan_cli
 
     scan_cli.register(app)
     # Each pillar registers its own commands; a pillar that is not installed is skipped.

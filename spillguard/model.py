@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 SCHEMA_VERSION = 1
+INCOMPLETE_KINDS = ("malformed", "truncated", "error")  # ScanError kinds meaning something was not scanned
 
 CATEGORIES: tuple[str, ...] = (
     "email",
@@ -73,7 +74,9 @@ class ScanError:
     message: str
     dataset: str | None = None
     line: int | None = None
-    kind: str = "error"  # "malformed" for bad records, "error" for datasets that failed
+    # "malformed": one record not scanned (with its position); "truncated": a stream was cut, records after
+    # the cut unknown; "error": a dataset or partition could not be scanned; "warning": nothing was lost.
+    kind: str = "error"
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -120,11 +123,28 @@ class ScanResult:
                 "records_affected": self.records_affected,
                 "subjects_exact": self.subjects_exact,
                 "malformed_records": self.malformed_records,
+                "complete": self.complete,
                 "categories": {k: asdict(v) for k, v in self.categories.items()},
             },
             "secrets": list(self.secrets),
             "errors": [e.to_json() for e in self.errors],
         }
+
+    @property
+    def complete(self) -> bool:
+        """True when every record of every target was scanned: no malformed record, cut stream or failed dataset."""
+        return self.malformed_records == 0 and not any(e.kind in INCOMPLETE_KINDS for e in self.errors)
+
+    def unscanned(self) -> str:
+        """What was not scanned, in a few words ("" when the scan is complete)."""
+        parts = []
+        if self.malformed_records:
+            parts.append(f"{self.malformed_records:,} malformed record{'' if self.malformed_records == 1 else 's'}")
+        for kind, one, many in (("truncated", "cut stream", "cut streams"), ("error", "failed dataset", "failed datasets")):
+            n = sum(e.kind == kind for e in self.errors)
+            if n:
+                parts.append(f"{n:,} {one if n == 1 else many}")
+        return ", ".join(parts)
 
     def worst_confidence(self) -> str | None:
         ranks = [CONFIDENCE_RANK[f.confidence] for f in self.findings]

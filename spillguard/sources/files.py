@@ -18,7 +18,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from spillguard.errors import UserError
-from spillguard.sources.base import MalformedSink, Partition
+from spillguard.sources.base import MalformedSink, Partition, ReaderDefaults, SourceDefaults
 from spillguard.sources.records import docs_to_tables, json_lines_to_tables
 
 PART_BYTES = 64 << 20  # a big JSON Lines file is split into byte ranges of about this size
@@ -77,7 +77,7 @@ def _json_error(exc: Exception) -> str:
 
 
 @dataclass(slots=True)
-class FileDataset:
+class FileDataset(ReaderDefaults):
     path: Path
     name: str
     fmt: str
@@ -115,6 +115,10 @@ class FileDataset:
 
     def size(self) -> int:
         return self.path.stat().st_size
+
+    def signature(self) -> str:
+        st = self.path.stat()
+        return f"{st.st_size}:{st.st_mtime_ns}"
 
     def read(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:
         spec = partition.spec
@@ -357,7 +361,7 @@ class FileDataset:
                 self.progress(step)
 
 
-class FileSource:
+class FileSource(SourceDefaults):
     """A file or a folder of files given by path."""
 
     def __init__(self, target: str, **options: Any) -> None:

@@ -31,7 +31,7 @@ import pyarrow as pa
 
 from spillguard.errors import UserError
 from spillguard.sources import mask_url
-from spillguard.sources.base import MalformedSink
+from spillguard.sources.base import MalformedSink, ReaderDefaults, SourceDefaults
 from spillguard.sources.records import json_lines_to_tables
 
 # Bytes of JSON lines handed to Arrow's reader at once: big enough to amortise, small enough to keep RSS flat.
@@ -146,7 +146,7 @@ class RateLimiter:
             time.sleep(delay)
 
 
-class StoreSource:
+class StoreSource(SourceDefaults):
     """What every live-store source holds: the target as shown (password masked), the options,
     the password and the pacing of its requests. `family` names the store's password variables."""
 
@@ -171,7 +171,7 @@ def close_quietly(conn: Any, errors: type[Exception]) -> None:
             conn.close()
 
 
-class ReconnectingDataset:
+class ReconnectingDataset(ReaderDefaults):
     """A dataset of a source that holds connections: after a dropped connection, resetting the
     dataset resets its source, so the partition's retry starts on a new connection."""
 

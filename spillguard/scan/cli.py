@@ -5,13 +5,25 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 
 from spillguard.errors import UserError
-from spillguard.output import render_table, subjects_text, to_json, to_ndjson, write_private, write_text
+from spillguard.outfiles import check_writable, write_private, write_text
+from spillguard.scan.output import render_table, subjects_text, to_json, to_ndjson
+
+# Exit codes of `spillguard scan` (the table in the README).
+EXIT_CLEAN = 0  # everything scanned, nothing at or above --fail-on
+EXIT_FINDINGS = 1  # findings at or above --fail-on
+EXIT_BAD_INPUT = 2  # bad input, or nothing could be scanned
+EXIT_INCOMPLETE = 3  # something was not scanned (malformed records, cut streams, failed datasets); wins over 1
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+
+if TYPE_CHECKING:
+    from spillguard.model import ScanResult
 
 
 class Format(StrEnum):
@@ -99,15 +111,28 @@ def run_scan_command(
     workers: int | None = None, state: str | None = None, resume: bool = False,
     target_options: dict[str, dict] | None = None,
 ) -> int:
-    from spillguard.scanner import ScanOptions, affected_subjects, run_scan
+    from spillguard.scan.inventory import affected_subjects
+    from spillguard.scan.options import ScanOptions
+    from spillguard.scan.run import ScanInterrupted, run_scan
 
+    # Outputs are checked before the scan: a typo must not cost an hour of scanning.
+    if output:
+        check_writable(output, "--output")
+    if subjects_out:
+        check_writable(subjects_out, "--subjects-out")
+    if state and not Path(state).parent.is_dir():
+        raise UserError(f"--state {state}: folder {Path(state).parent} does not exist; create it or choose another place")
     options = ScanOptions(
         rule_files=list(rules or []), only=_split(only), exclude=_split(exclude), subject_field=subject_field,
         show_samples=show_samples, subjects_out=subjects_out is not None, source_options=source_options or {},
         workers=workers, state=state, resume=resume, target_options=target_options or {},
     )
-    with _Progress(progress, _total_bytes(targets)) as bar:
-        result, run = run_scan(targets, options, progress=bar.advance, on_dataset=bar.dataset)
+    try:
+        with _Progress(progress, _total_bytes(targets)) as bar:
+            result, run = run_scan(targets, options, progress=bar.advance, on_dataset=bar.dataset)
+    except ScanInterrupted as stop:
+        print(f"spillguard: {stop.advice()}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if fmt is Format.json:
         write_text(sys.stdout, output, to_json(result))
     elif fmt is Format.ndjson:
@@ -127,18 +152,24 @@ def run_scan_command(
             "This file is personal data: keep it within the incident team and delete it when done.",
             file=sys.stderr,
         )
-    if result.records_scanned == 0 and (result.malformed_records or any(e.kind == "error" for e in result.errors)):
-        print(f"spillguard: error: nothing could be scanned in {', '.join(result.targets)}: "
-              f"{result.malformed_records:,} malformed records, {sum(e.kind == 'error' for e in result.errors)} failed datasets", file=sys.stderr)
-        return 2
+    return exit_code(result, fail_on)
+
+
+def exit_code(result: ScanResult, fail_on: FailOn) -> int:
+    """The exit code of a finished scan; says on stderr why, when it is not 0 or 1."""
+    if not result.complete:
+        what = result.unscanned()
+        if result.records_scanned == 0:
+            print(f"spillguard: error: nothing could be scanned in {', '.join(result.targets)}: {what}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"spillguard: incomplete: not everything was scanned ({what}); counts are lower bounds (exit {EXIT_INCOMPLETE})", file=sys.stderr)
+        return EXIT_INCOMPLETE
     if fail_on is not FailOn.never:
         from spillguard.detect.state import at_least
 
         if any(at_least(f.confidence, fail_on.value) for f in result.findings):
-            return 1
-    if any(e.kind == "error" for e in result.errors):
-        return 2
-    return 0
+            return EXIT_FINDINGS
+    return EXIT_CLEAN
 
 
 def _config_targets(path: Path | None) -> tuple[list[str], dict[str, dict]]:
