@@ -63,7 +63,14 @@ class Finding:
     values_distinct: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Field by field, in declaration order (what asdict gives, at a tenth of its cost: scans of
+        # 20,000 small files have tens of thousands of findings).
+        return {
+            "dataset": self.dataset, "field": self.field, "category": self.category, "rule": self.rule,
+            "confidence": self.confidence, "records_scanned": self.records_scanned, "records_matched": self.records_matched,
+            "values_matched": self.values_matched, "subjects_matched": self.subjects_matched, "samples": list(self.samples),
+            "target": self.target, "values_distinct": self.values_distinct,
+        }
 
 
 @dataclass(slots=True)
@@ -79,7 +86,7 @@ class ScanError:
     kind: str = "error"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"target": self.target, "message": self.message, "dataset": self.dataset, "line": self.line, "kind": self.kind}
 
 
 @dataclass(slots=True)

@@ -49,9 +49,10 @@ class _Progress:
     """A progress bar on stderr, only when stderr is a terminal: bytes of files (with an ETA) when the
     targets are files, records read when they are stores (whose size is not known up front)."""
 
-    def __init__(self, enabled: bool, total: int | None) -> None:
+    def __init__(self, enabled: bool, targets: list[str]) -> None:
         self.bar = None
         if enabled and sys.stderr.isatty():
+            total = _total_bytes(targets)  # walks folders: only for a bar someone sees
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
@@ -128,7 +129,7 @@ def run_scan_command(
         workers=workers, state=state, resume=resume, target_options=target_options or {},
     )
     try:
-        with _Progress(progress, _total_bytes(targets)) as bar:
+        with _Progress(progress, targets) as bar:
             result, run = run_scan(targets, options, progress=bar.advance, on_dataset=bar.dataset)
     except ScanInterrupted as stop:
         print(f"spillguard: {stop.advice()}", file=sys.stderr)

@@ -15,14 +15,16 @@ from spillguard.scan.jobs import JobRunner, PartitionJob, PartitionResult
 
 
 class Executor(Protocol):
-    """Runs partition jobs. `workers` is how many run at once (the scan keeps about that many queued);
-    `in_process` says whether jobs run in the scanning process, whose sources then report progress
-    as they read (others report it per finished partition)."""
+    """Runs partition jobs, a batch at a time: one partition, or many small ones (small files) that are
+    read one by one and counted in one engine pass; one result per job, in order. `workers` is how many
+    batches run at once (the scan keeps about twice that many queued); `in_process` says whether jobs run
+    in the scanning process, whose sources then report progress as they read (others report it per
+    finished partition)."""
 
     workers: int
     in_process: bool
 
-    def submit(self, job: PartitionJob) -> Future[PartitionResult]: ...
+    def submit(self, jobs: list[PartitionJob]) -> Future[list[PartitionResult]]: ...
 
     def shutdown(self, *, cancel: bool = False) -> None:
         """Release the workers; with `cancel`, at once (Ctrl-C): running jobs are abandoned."""
@@ -38,9 +40,9 @@ class InProcessExecutor:
     def __init__(self, runner: JobRunner | None = None) -> None:
         self.runner = runner or JobRunner()
 
-    def submit(self, job: PartitionJob) -> Future[PartitionResult]:
-        fut: Future[PartitionResult] = Future()
-        fut.set_result(self.runner.run(job))  # run() turns every failure of the job into its result
+    def submit(self, jobs: list[PartitionJob]) -> Future[list[PartitionResult]]:
+        fut: Future[list[PartitionResult]] = Future()
+        fut.set_result(self.runner.run_batch(jobs))  # every failure of a job becomes its result
         return fut
 
     def shutdown(self, *, cancel: bool = False) -> None:
@@ -71,9 +73,9 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def run_job(job: PartitionJob) -> PartitionResult:
+def run_jobs(jobs: list[PartitionJob]) -> list[PartitionResult]:
     """Worker entry point: sources and scanners are opened once per worker and kept."""
-    return _worker_runner.run(job)
+    return _worker_runner.run_batch(jobs)
 
 
 class ProcessPoolExecutor:
@@ -89,8 +91,8 @@ class ProcessPoolExecutor:
         ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
         self.pool = futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
 
-    def submit(self, job: PartitionJob) -> Future[PartitionResult]:
-        return self.pool.submit(run_job, job)
+    def submit(self, jobs: list[PartitionJob]) -> Future[list[PartitionResult]]:
+        return self.pool.submit(run_jobs, jobs)
 
     def shutdown(self, *, cancel: bool = False) -> None:
         if not cancel:

@@ -55,7 +55,6 @@ class PartitionResult:
     state: DatasetState | None  # None: the partition could not be scanned (see error)
     malformed: list[Malformed] = field(default_factory=list)
     error: str | None = None
-    size: int = 0  # bytes read, for progress (files); 0 when unknown
 
 
 def scan_partition(scanner: DatasetScanner, reader: DatasetReader, partition: Partition, shown: str, subject_field: str | None) -> PartitionResult:
@@ -85,20 +84,6 @@ def scan_partition(scanner: DatasetScanner, reader: DatasetReader, partition: Pa
             return PartitionResult(partition.key, partition.dataset, None, error=f"{type(exc).__name__}: {one_line(exc)}")
         return PartitionResult(partition.key, partition.dataset, state, malformed)
     raise AssertionError("unreachable")
-
-
-def partition_bytes(reader: DatasetReader, spec: dict[str, Any]) -> int:
-    """A partition's share of its dataset's bytes, for progress: a whole file, a byte range, a row group."""
-    size = reader.size()
-    if "start" in spec:
-        return int(spec["end"]) - int(spec["start"])
-    if size is None:
-        return 0
-    if "row_group" in spec:
-        import pyarrow.parquet as pq
-
-        return size // max(1, pq.ParquetFile(spec["path"]).num_row_groups)
-    return size if len(spec) <= 1 else 0
 
 
 class JobRunner:
@@ -145,10 +130,24 @@ class JobRunner:
             reader = self.reader(job)
         except UserError as exc:
             return PartitionResult(job.key, job.dataset, None, error=str(exc))
-        result = scan_partition(scanner, reader, job.partition, mask_url(job.target), job.subject_field)
-        if result.state is not None:
-            result.size = partition_bytes(reader, job.spec)
-        return result
+        return scan_partition(scanner, reader, job.partition, mask_url(job.target), job.subject_field)
+
+    def run_batch(self, jobs: list[PartitionJob]) -> list[PartitionResult]:
+        """Several small partitions of one scan: each read (with its own retries and errors) as run() would,
+        then all counted in one engine pass."""
+        if len(jobs) == 1:
+            return [self.run(jobs[0])]
+        scanner = self.scanner(jobs[0])
+        scanner.hold()
+        try:
+            results = [self.run(job) for job in jobs]
+            scanner.release()
+        except Exception:  # noqa: BLE001 - a failure in the shared pass: scan them one by one, errors per partition
+            scanner.held = None
+            return [self.run(job) for job in jobs]
+        finally:
+            scanner.held = None
+        return results
 
     def close(self) -> None:
         for source in self.opened:

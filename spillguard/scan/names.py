@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from functools import lru_cache
 
 from spillguard.detect.masking import mask_identifiers
 
@@ -25,6 +26,7 @@ def stored_name(key: bytes, name: str) -> str:
     return name if masked == name else f"{masked}{_HASHED}{keyed_hash(key, name)}"
 
 
+@lru_cache(maxsize=1 << 16)
 def shown_name(name: str) -> str:
     """A name (raw or stored) as output shows it."""
     masked, sep, _hash = name.partition(_HASHED)

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from spillguard.detect.fingerprint import fingerprint_key
 from spillguard.detect.hashing import Hasher
@@ -49,6 +50,7 @@ class _Dataset:
     reader: DatasetReader
     state: DatasetState
     partitions: list[Partition]
+    size: int | None = None  # bytes (files), read once
     signature: str | None = None
 
 
@@ -76,10 +78,10 @@ def scan_target(
         local.runner.adopt(target, source, scanner, scanner_id)
         plans: list[_Dataset] = []
         for reader in source.datasets():
-            plan = _Dataset(reader, scanner.new_state(shown, reader.name, reader.subject_field), [])
+            plan = _Dataset(reader, scanner.new_state(shown, reader.name, reader.subject_field), [], reader.size())
             local.runner.adopt_reader(target, reader)
             if on_dataset is not None:
-                on_dataset(reader.name, reader.size())
+                on_dataset(reader.name, plan.size)
             try:
                 plan.partitions = reader.partitions()
             except (UserError, TransientError) as exc:
@@ -92,14 +94,17 @@ def scan_target(
         finished = checkpoint.finished(shown) if checkpoint is not None else {}
         failed: set[str] = set()
 
-        def merge(state: DatasetState, part: DatasetState, malformed: list[Malformed]) -> None:
-            state.merge(part)
+        def merge(plan: _Dataset, part: DatasetState, malformed: list[Malformed]) -> None:
+            if len(plan.partitions) == 1:
+                plan.state = part  # the dataset's only partition (a small file): nothing to add up
+            else:
+                plan.state.merge(part)
             for dataset, line, reason in malformed:
                 if run.malformed_listed < MAX_MALFORMED:
                     run.malformed_listed += 1
                     run.errors.append(ScanError(target=shown, dataset=dataset, line=line, message=reason, kind="malformed"))
 
-        def absorb(plan: _Dataset, res: PartitionResult) -> None:
+        def absorb(plan: _Dataset, job: PartitionJob, res: PartitionResult) -> None:
             if res.state is None:
                 if res.dataset not in failed:
                     failed.add(res.dataset)
@@ -108,9 +113,9 @@ def scan_target(
             state, malformed = res.state, res.malformed
             if checkpoint is not None:
                 state, malformed = checkpoint.save(shown, res.key, plan.signature, state, malformed)
-            merge(plan.state, state, malformed)
+            merge(plan, state, malformed)
             if progress is not None and not live_progress:
-                progress(res.size or res.state.records)
+                progress(_partition_bytes(plan, job.spec) or state.records)
 
         jobs: list[tuple[_Dataset, PartitionJob]] = []
         for plan in plans:
@@ -127,8 +132,9 @@ def scan_target(
                         f"{shown}: {shown_name(plan.reader.name)} changed since the scan in {checkpoint.path} was interrupted "
                         "(size or modification time); its saved counts no longer hold: start over with a new --state file"
                     )
-                merge(plan.state, part, malformed)
-        _run_jobs(executor if len(jobs) > 1 else local, jobs, absorb)
+                merge(plan, part, malformed)
+        batches = _batches(jobs)
+        _run_batches(executor if len(batches) > 1 else local, batches, absorb)
         for plan in plans:
             state = plan.state
             if options.subject_field and state.subject_field and state.records and not state.subjects:
@@ -141,22 +147,57 @@ def scan_target(
         source.close()
 
 
-def _run_jobs(executor: Executor, jobs: list[tuple[_Dataset, PartitionJob]], absorb: Callable[[_Dataset, PartitionResult], None]) -> None:
+SMALL_BYTES = 1 << 20  # a file smaller than this is read with others in one job...
+BATCH_BYTES = 8 << 20  # ...of at most this many bytes
+BATCH_FILES = 1000  # ...and this many files
+
+
+def _batches(jobs: list[tuple[_Dataset, PartitionJob]]) -> list[list[tuple[_Dataset, PartitionJob]]]:
+    """Each partition a batch of its own, except whole small files, which go together (a folder of
+    20,000 one-line files is 20 jobs, not 20,000)."""
+    batches: list[list[tuple[_Dataset, PartitionJob]]] = []
+    small: list[tuple[_Dataset, PartitionJob]] = []
+    small_bytes = 0
+    for plan, job in jobs:
+        size = plan.size
+        if size is None or size >= SMALL_BYTES or len(plan.partitions) != 1:
+            batches.append([(plan, job)])
+            continue
+        if small and (small_bytes + size > BATCH_BYTES or len(small) >= BATCH_FILES):
+            batches.append(small)
+            small, small_bytes = [], 0
+        small.append((plan, job))
+        small_bytes += size
+    if small:
+        batches.append(small)
+    return batches
+
+
+def _partition_bytes(plan: _Dataset, spec: dict[str, Any]) -> int:
+    """A partition's share of its dataset's bytes, for progress: a byte range, a row group, a whole file."""
+    if "start" in spec:
+        return int(spec["end"]) - int(spec["start"])
+    return (plan.size or 0) // max(1, len(plan.partitions))
+
+
+def _run_batches(
+    executor: Executor, batches: list[list[tuple[_Dataset, PartitionJob]]], absorb: Callable[[_Dataset, PartitionJob, PartitionResult], None]
+) -> None:
     """Keep the executor about twice as busy as it has workers (bounded memory for 100,000 partitions); merge
     results as they come, in submission order among those that finished together."""
     window = 1 if executor.in_process else 2 * executor.workers
-    in_flight: dict[Future[PartitionResult], tuple[int, _Dataset]] = {}
+    in_flight: dict[Future[list[PartitionResult]], tuple[int, list[tuple[_Dataset, PartitionJob]]]] = {}
 
     def drain(until: int) -> None:
-        nonlocal in_flight
         while len(in_flight) > until:
             done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
             for fut in sorted(done, key=lambda f: in_flight[f][0]):
-                _seq, plan = in_flight.pop(fut)
-                absorb(plan, fut.result())
+                _seq, batch = in_flight.pop(fut)
+                for (plan, job), res in zip(batch, fut.result(), strict=True):
+                    absorb(plan, job, res)
 
-    for seq, (plan, job) in enumerate(jobs):
-        in_flight[executor.submit(job)] = (seq, plan)
+    for seq, batch in enumerate(batches):
+        in_flight[executor.submit([job for _, job in batch])] = (seq, batch)
         drain(window - 1)
     drain(0)
 
