@@ -134,6 +134,9 @@ def run_scan_command(
     except ScanInterrupted as stop:
         print(f"spillguard: {stop.advice()}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # before the scan began (opening the state file, reading the key)
+        print("spillguard: interrupted before the scan began; nothing was saved", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if fmt is Format.json:
         write_text(sys.stdout, output, to_json(result))
     elif fmt is Format.ndjson:

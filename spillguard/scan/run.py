@@ -221,33 +221,35 @@ def run_scan(
     if options.state:
         checkpoint = Checkpoint(options.state, options, list(targets), key, resume=options.resume)
         options.seed = checkpoint.seed  # a resumed scan hashes subjects exactly as the first run did
-    ruleset = build_ruleset(options)
-    scanner = DatasetScanner(ruleset, Hasher(options.seed), options, key)
-    scanner_id = options_fingerprint(options, [], include_seed=True)
-    run = ScanRun(started_at=now(), targets=[mask_url(t) for t in targets])
-    if options.source_options.get("sample"):
-        for t in targets:
-            if "://" not in t:
-                run.errors.append(ScanError(target=t, kind="warning", message="--sample applies to stores; files are always read in full"))
     local = executor if isinstance(executor, InProcessExecutor) else InProcessExecutor()
     owned = executor is None
-    if executor is None:
-        executor = make_executor(options.workers or default_workers(), local.runner)
     stopped = False
     try:
+        ruleset = build_ruleset(options)
+        scanner = DatasetScanner(ruleset, Hasher(options.seed), options, key)
+        scanner_id = options_fingerprint(options, [], include_seed=True)
+        run = ScanRun(started_at=now(), targets=[mask_url(t) for t in targets])
+        if options.source_options.get("sample"):
+            for t in targets:
+                if "://" not in t:
+                    run.errors.append(ScanError(target=t, kind="warning", message="--sample applies to stores; files are always read in full"))
+        if executor is None:
+            executor = make_executor(options.workers or default_workers(), local.runner)
         for target in targets:
             scan_target(target, scanner, scanner_id, run, executor, local, progress=progress, on_dataset=on_dataset, checkpoint=checkpoint)
     except KeyboardInterrupt:
         stopped = True
-        executor.shutdown(cancel=True)  # do not wait for running partitions; finished ones are checkpointed
+        if executor is not None:
+            executor.shutdown(cancel=True)  # do not wait for running partitions; finished ones are checkpointed
         saved = checkpoint.total_saved() if checkpoint is not None else 0
         raise ScanInterrupted(Path(options.state) if options.state else None, saved) from None
     except BaseException:
         stopped = True
-        executor.shutdown(cancel=True)
+        if executor is not None:
+            executor.shutdown(cancel=True)
         raise
     finally:
-        if owned and not stopped:
+        if owned and not stopped and executor is not None:
             executor.shutdown()
         if local is not executor:
             local.shutdown()
