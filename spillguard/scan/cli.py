@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from types import TracebackType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -57,6 +58,7 @@ class _Progress:
                 BarColumn,
                 DownloadColumn,
                 Progress,
+                ProgressColumn,
                 SpinnerColumn,
                 TextColumn,
                 TimeElapsedColumn,
@@ -65,6 +67,7 @@ class _Progress:
             )
 
             label = TextColumn("[bold]scanning[/] {task.description}")
+            columns: tuple[ProgressColumn, ...]
             if total is not None:
                 columns = (label, BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
             else:
@@ -77,9 +80,9 @@ class _Progress:
             self.bar.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self.bar:
-            self.bar.__exit__(*exc)
+            self.bar.__exit__(kind, exc, tb)
 
     def advance(self, n: int) -> None:
         if self.bar:
@@ -108,9 +111,9 @@ def _total_bytes(targets: list[str]) -> int | None:
 def run_scan_command(
     targets: list[str], *, fmt: Format, output: str | None, show_samples: bool, subject_field: str | None,
     rules: list[Path] | None, only: list[str] | None, exclude: list[str] | None, fail_on: FailOn,
-    subjects_out: str | None, progress: bool, source_options: dict | None = None,
+    subjects_out: str | None, progress: bool, source_options: dict[str, Any] | None = None,
     workers: int | None = None, state: str | None = None, resume: bool = False,
-    target_options: dict[str, dict] | None = None,
+    target_options: dict[str, dict[str, Any]] | None = None,
 ) -> int:
     from spillguard.scan.inventory import affected_subjects
     from spillguard.scan.options import ScanOptions
@@ -176,7 +179,7 @@ def exit_code(result: ScanResult, fail_on: FailOn) -> int:
     return EXIT_CLEAN
 
 
-def _config_targets(path: Path | None) -> tuple[list[str], dict[str, dict]]:
+def _config_targets(path: Path | None) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """Targets of a spillguard.toml and their own options (patterns, subject fields, password)."""
     if path is None:
         return [], {}
@@ -184,9 +187,9 @@ def _config_targets(path: Path | None) -> tuple[list[str], dict[str, dict]]:
 
     cfg = load_config(path)
     targets: list[str] = []
-    per_target: dict[str, dict] = {}
+    per_target: dict[str, dict[str, Any]] = {}
     for t in cfg.targets:
-        opts: dict = {}
+        opts: dict[str, Any] = {}
         if t.include:
             opts["include"] = list(t.include)
         if t.exclude:
@@ -241,7 +244,7 @@ def register(app: typer.Typer) -> None:
         all_targets += list(targets or [])
         if not all_targets:
             raise UserError("no target given; pass a file, a folder or a store URL, or --config spillguard.toml")
-        source_options: dict = {
+        source_options: dict[str, Any] = {
             "sample": sample, "connect_timeout": connect_timeout, "max_rps": max_rps, "include": _split(include) or [],
             "exclude": _split(exclude_ds) or [], "include_views": include_views, "include_hidden": include_hidden,
             "partition_rows": partition_rows,
