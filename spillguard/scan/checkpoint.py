@@ -134,9 +134,16 @@ class Checkpoint:
         self.path = Path(path)
         self.codec = StateCodec(key)
         self.key = key
+        if not self.path.parent.is_dir():
+            raise UserError(f"--state {self.path}: folder {self.path.parent} does not exist; create it or choose another place")
+        if self.path.is_dir():
+            raise UserError(f"--state {self.path}: is a folder; name a file")
         existed = self.path.exists() and self.path.stat().st_size > 0
         if not self.path.exists():
-            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            try:
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            except OSError as exc:
+                raise UserError(f"--state {self.path}: cannot create it ({exc.strerror or exc}); choose a writable folder") from None
         os.chmod(self.path, 0o600)
         try:
             self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)

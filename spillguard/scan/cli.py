@@ -119,13 +119,11 @@ def run_scan_command(
     from spillguard.scan.options import ScanOptions
     from spillguard.scan.run import ScanInterrupted, run_scan
 
-    # Outputs are checked before the scan: a typo must not cost an hour of scanning.
+    # Outputs are checked before the scan (the state file when run_scan opens it): a typo must not cost an hour.
     if output:
         check_writable(output, "--output")
     if subjects_out:
         check_writable(subjects_out, "--subjects-out")
-    if state and not Path(state).parent.is_dir():
-        raise UserError(f"--state {state}: folder {Path(state).parent} does not exist; create it or choose another place")
     options = ScanOptions(
         rule_files=list(rules or []), only=_split(only), exclude=_split(exclude), subject_field=subject_field,
         show_samples=show_samples, subjects_out=subjects_out is not None, source_options=source_options or {},
