@@ -10,4 +10,7 @@
     run          run_scan / scan_target: targets -> datasets -> partitions -> executor -> result
     output       table, JSON, NDJSON, the affected-people file
     cli          `spillguard scan`, `demo`, `rules`; exit codes
+
+`spillguard.scan` is the public scan() function (spillguard/__init__.py defines it after loading this package), so
+import the modules here by their full names: `from spillguard.scan.run import run_scan`.
 """
