@@ -25,7 +25,8 @@ import orjson  # noqa: E402
 import psycopg  # noqa: E402
 
 from spillguard.demo import generate  # noqa: E402
-from spillguard.scanner import ScanOptions, run_scan  # noqa: E402
+from spillguard.scan.options import ScanOptions  # noqa: E402
+from spillguard.scan.run import run_scan  # noqa: E402
 from tests.servers import noida_server, postgres_server  # noqa: E402
 from tests.storedata import column_types, dataset_records  # noqa: E402
 

@@ -18,6 +18,10 @@ from typing import Any
 
 import pyarrow as pa
 
+# The scan package is loaded before `scan()` is defined below: loading a package sets the parent's attribute
+# of the same name, so this order makes `spillguard.scan` the function, for good. Import the package's
+# modules by their full names (`from spillguard.scan.run import run_scan`).
+import spillguard.scan  # noqa: F401
 from spillguard.errors import UserError
 from spillguard.model import CATEGORIES, SCHEMA_VERSION, Finding, Match, ScanError, ScanResult
 
@@ -72,7 +76,8 @@ def scan(
     worker per core. `state`/`resume` checkpoint and continue a long scan. Other keywords go to the
     sources: `sample=N`, `include=[...]`, `exclude_datasets=[...]`, `connect_timeout=...`, `max_rps=...`.
     """
-    from spillguard.scanner import ScanOptions, run_scan
+    from spillguard.scan.options import ScanOptions
+    from spillguard.scan.run import run_scan
 
     if isinstance(targets, str | Path):
         targets = [targets]

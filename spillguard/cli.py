@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Annotated, Any
 
 import typer
 
@@ -18,7 +19,7 @@ app = typer.Typer(
 
 
 def _register_commands() -> None:
-    from spillguard import scan_cli
+    from spillguard.scan import cli as scan_cli
 
     scan_cli.register(app)
     # Each pillar registers its own commands; a pillar that is not installed is skipped.
@@ -35,11 +36,53 @@ def _register_commands() -> None:
 _register_commands()
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from spillguard import __version__
+
+        print(f"spillguard {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", is_eager=True, callback=_print_version)
+    ] = False,
+) -> None:
+    pass
+
+
+def _plain_flags(command: Any) -> None:
+    """Typer prints a value type beside every option, `<bool>` beside flags, which take no value: none there."""
+    for param in command.params:
+        if getattr(param, "is_flag", False):
+            param.metavar = ""
+    help_option = command.get_help_option
+
+    def plain_help_option(ctx: Any) -> Any:
+        option = help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+    command.get_help_option = plain_help_option
+    for sub in getattr(command, "commands", {}).values():
+        _plain_flags(sub)
+
+
+def command() -> Any:
+    """The click command `spillguard` runs (what `app()` would run, with plain flags in help screens)."""
+    cmd = typer.main.get_command(app)
+    _plain_flags(cmd)
+    return cmd
+
+
 def main() -> None:
     # Click's standalone mode handles usage errors (exit 2), Ctrl-C and typer.Exit codes; a UserError
     # raised by any command ends here as one line on stderr and exit 2, never a traceback.
     try:
-        app()
+        command()(prog_name="spillguard")
     except UserError as exc:
         print(f"spillguard: error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

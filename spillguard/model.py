@@ -11,6 +11,7 @@ from typing import Any, Literal
 from spillguard import categories
 
 SCHEMA_VERSION = 1
+INCOMPLETE_KINDS = ("malformed", "truncated", "error")  # ScanError kinds meaning something was not scanned
 
 # The findings vocabulary (names only); what is known about each lives in spillguard.categories.
 CATEGORIES: tuple[str, ...] = tuple(categories.CATEGORIES)
@@ -48,7 +49,14 @@ class Finding:
     values_distinct: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # Field by field, in declaration order (what asdict gives, at a tenth of its cost: scans of
+        # 20,000 small files have tens of thousands of findings).
+        return {
+            "dataset": self.dataset, "field": self.field, "category": self.category, "rule": self.rule,
+            "confidence": self.confidence, "records_scanned": self.records_scanned, "records_matched": self.records_matched,
+            "values_matched": self.values_matched, "subjects_matched": self.subjects_matched, "samples": list(self.samples),
+            "target": self.target, "values_distinct": self.values_distinct,
+        }
 
 
 @dataclass(slots=True)
@@ -59,10 +67,12 @@ class ScanError:
     message: str
     dataset: str | None = None
     line: int | None = None
-    kind: str = "error"  # "malformed" for bad records, "error" for datasets that failed
+    # "malformed": one record not scanned (with its position); "truncated": a stream was cut, records after
+    # the cut unknown; "error": a dataset or partition could not be scanned; "warning": nothing was lost.
+    kind: str = "error"
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"target": self.target, "message": self.message, "dataset": self.dataset, "line": self.line, "kind": self.kind}
 
 
 @dataclass(slots=True)
@@ -106,8 +116,25 @@ class ScanResult:
                 "records_affected": self.records_affected,
                 "subjects_exact": self.subjects_exact,
                 "malformed_records": self.malformed_records,
+                "complete": self.complete,
                 "categories": {k: asdict(v) for k, v in self.categories.items()},
             },
             "secrets": list(self.secrets),
             "errors": [e.to_json() for e in self.errors],
         }
+
+    @property
+    def complete(self) -> bool:
+        """True when every record of every target was scanned: no malformed record, cut stream or failed dataset."""
+        return self.malformed_records == 0 and not any(e.kind in INCOMPLETE_KINDS for e in self.errors)
+
+    def unscanned(self) -> str:
+        """What was not scanned, in a few words ("" when the scan is complete)."""
+        parts = []
+        if self.malformed_records:
+            parts.append(f"{self.malformed_records:,} malformed record{'' if self.malformed_records == 1 else 's'}")
+        for kind, one, many in (("truncated", "cut stream", "cut streams"), ("error", "failed dataset", "failed datasets")):
+            n = sum(e.kind == kind for e in self.errors)
+            if n:
+                parts.append(f"{n:,} {one if n == 1 else many}")
+        return ", ".join(parts)

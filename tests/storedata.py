@@ -18,7 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from spillguard.model import ScanResult
-from spillguard.scanner import ScanOptions, run_scan
+from spillguard.scan.options import ScanOptions
+from spillguard.scan.run import run_scan
 
 USERS = 1500  # people in the dataset every store test generates
 

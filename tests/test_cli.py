@@ -31,7 +31,8 @@ def test_json_output_follows_the_documented_schema(demo_data):
     assert set(doc) == SCHEMA_KEYS and doc["version"] == 1
     assert all(set(f) == FINDING_KEYS for f in doc["findings"])
     assert {f["confidence"] for f in doc["findings"]} <= {"high", "medium", "low"}
-    assert set(doc["summary"]) == {"records_scanned", "subjects_scanned", "subjects_affected", "records_affected", "subjects_exact", "malformed_records", "categories"}
+    assert set(doc["summary"]) == {"records_scanned", "subjects_scanned", "subjects_affected", "records_affected", "subjects_exact", "malformed_records", "complete", "categories"}
+    assert doc["summary"]["complete"] is True
     assert doc["summary"]["subjects_scanned"] == truth.users
     assert proc.stderr == ""  # no progress bar when stderr is not a terminal
 
@@ -181,7 +182,7 @@ def test_progress_bar_only_on_a_terminal(demo_data):
 
 @pytest.mark.skipif(not hasattr(os, "sched_getaffinity") or not shutil.which("taskset"), reason="needs CPU affinity and taskset")
 def test_default_workers_follow_the_cores_the_process_may_use():
-    code = "from spillguard.parallel import default_workers; print(default_workers())"
+    code = "from spillguard.scan.executors import default_workers; print(default_workers())"
     pinned = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert pinned.stdout.strip() == "1"  # pinned to one core: one worker, however many cores the machine has
     free = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

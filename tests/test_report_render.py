@@ -237,7 +237,7 @@ def test_cli_reports_bad_inputs_as_user_errors(cli: typer.Typer, tmp_path: Path)
 
 def test_spillguard_main_exits_2_on_a_user_error(tmp_path: Path) -> None:
     """Through the real entry point, once the lead's CLI is importable."""
-    pytest.importorskip("spillguard.scan_cli")
+    pytest.importorskip("spillguard.scan.cli")
     import subprocess
     import sys
 

@@ -124,7 +124,8 @@ def test_interrupted_and_killed_scan_resumes_to_identical_counts(tmp_path):
 def test_state_file_guards(tmp_path):
     from spillguard.demo import generate
     from spillguard.errors import UserError
-    from spillguard.scanner import ScanOptions, run_scan
+    from spillguard.scan.options import ScanOptions
+    from spillguard.scan.run import run_scan
 
     generate(tmp_path / "d", users=200, seed=3)
     state = tmp_path / "s.state"

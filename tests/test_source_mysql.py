@@ -6,7 +6,8 @@ import orjson
 import pytest
 
 from spillguard.errors import UserError
-from spillguard.scanner import ScanOptions, run_scan
+from spillguard.scan.options import ScanOptions
+from spillguard.scan.run import run_scan
 from tests import storedata
 from tests.servers import mariadb_server
 from tests.storedata import USERS, column_types, dataset_records

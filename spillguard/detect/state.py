@@ -115,10 +115,20 @@ class RowSet:
 
     @staticmethod
     def union_count(sets: Iterable[RowSet]) -> int:
-        total = RowSet()
+        by_partition: dict[str, list[np.ndarray]] = {}
         for s in sets:
-            total.update(s)
-        return len(total)
+            for partition, bits in s._parts.items():
+                by_partition.setdefault(partition, []).append(bits)
+        total = 0
+        for bitmaps in by_partition.values():
+            if len(bitmaps) == 1:  # most partitions (small files) are matched by one finding only
+                total += int(np.count_nonzero(bitmaps[0]))
+                continue
+            union = np.zeros(max(b.size for b in bitmaps), bool)
+            for b in bitmaps:
+                union[: b.size] |= b
+            total += int(np.count_nonzero(union))
+        return total
 
     def __getstate__(self) -> dict[str, Any]:
         return {k: (np.packbits(v), v.size) for k, v in self._parts.items()}

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from spillguard.errors import UserError
-from spillguard.output import write_private
+from spillguard.outfiles import write_private
 from spillguard.report.inputs import load_audit, load_scan
 from spillguard.report.model import build_report
 from spillguard.report.render import FORMATS, render

@@ -12,6 +12,8 @@ from typing import Any, Protocol
 
 import pyarrow as pa
 
+from spillguard.errors import UserError
+
 
 class MalformedSink(Protocol):
     """Called by a source for every record it had to skip: (dataset, line or position, reason).
@@ -42,8 +44,10 @@ class Partition:
 
 
 class DatasetReader(Protocol):
+    """One dataset (a file, a table, an index, a key pattern) of a source."""
+
     name: str
-    subject_field: str | None
+    subject_field: str | None  # the field identifying a person here, when the configuration names one
 
     def partitions(self) -> list[Partition]:
         """How this dataset splits into independent work units (one is fine)."""
@@ -53,10 +57,71 @@ class DatasetReader(Protocol):
         """Yield the partition's records as Arrow tables (nested columns allowed)."""
         ...
 
+    def size(self) -> int | None:
+        """Bytes to read (files), for progress and ETA; None when not known up front (stores)."""
+        ...
+
+    def signature(self) -> str | None:
+        """What changes when the dataset's content changes (a file's size and mtime), so a resumed scan can
+        refuse a changed input; None when partition bounds say enough (stores key partitions by them)."""
+        ...
+
+    def reset(self) -> None:
+        """Drop whatever a failed read left behind (a broken connection) before a partition is retried."""
+        ...
+
 
 class Source(Protocol):
     target: str  # how the target is shown: credentials always masked
 
     def datasets(self) -> Iterator[DatasetReader]: ...
 
+    def dataset(self, name: str) -> DatasetReader:
+        """The dataset called `name` (as `datasets()` names it), without listing the others again."""
+        ...
+
+    def warnings(self) -> list[str]:
+        """What the source saw but did not read, with why (a broken link); nothing lost, but worth saying."""
+        ...
+
     def close(self) -> None: ...
+
+
+class ReaderDefaults:
+    """Defaults of the optional parts of `DatasetReader`, for readers to inherit."""
+
+    __slots__ = ()
+
+    def size(self) -> int | None:
+        return None
+
+    def signature(self) -> str | None:
+        return None
+
+    def reset(self) -> None:
+        return None
+
+
+class SourceDefaults:
+    """Defaults of the optional parts of `Source`: `dataset(name)` from one listing, kept (so that looking
+    up every dataset of a 20,000-file folder stays linear), and no warnings."""
+
+    target: str
+    _by_name: dict[str, DatasetReader] | None = None
+
+    def datasets(self) -> Iterator[DatasetReader]:
+        raise NotImplementedError
+
+    def dataset(self, name: str) -> DatasetReader:
+        if self._by_name is None:
+            self._by_name = {reader.name: reader for reader in self.datasets()}
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise UserError(f"{self.target}: dataset {name!r} disappeared during the scan; scan again") from None
+
+    def warnings(self) -> list[str]:
+        return []
+
+    def close(self) -> None:
+        return None

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spillguard.errors import UserError
-from spillguard.sources.base import MalformedSink, Partition
+from spillguard.sources.base import MalformedSink, Partition, ReaderDefaults, SourceDefaults
 from spillguard.sources.records import (
     MAX_DEPTH,
     cut_deep,
@@ -231,7 +231,7 @@ def _json_error(exc: Exception) -> str:
 
 
 @dataclass(slots=True)
-class FileDataset:
+class FileDataset(ReaderDefaults):
     path: Path
     name: str
     fmt: str
@@ -273,6 +273,10 @@ class FileDataset:
 
     def size(self) -> int:
         return self.path.stat().st_size
+
+    def signature(self) -> str:
+        st = self.path.stat()
+        return f"{st.st_size}:{st.st_mtime_ns}"
 
     def read(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:
         spec = partition.spec
@@ -574,7 +578,7 @@ class FileDataset:
             malformed(self.name, None, f"binary column(s) {cols}: bytes that are not UTF-8 were scanned as U+FFFD", "warning")
 
 
-class FileSource:
+class FileSource(SourceDefaults):
     """A file or a folder of files given by path. Options are the stores' (`StoreOptions`): include and
     exclude globs and per-dataset subject fields apply to file names (relative to the folder, or the bare
     file name); the rest (sample, timeouts, views) mean nothing for files and are accepted."""

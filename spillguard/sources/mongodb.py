@@ -23,7 +23,7 @@ import pymongo.errors
 from bson import json_util
 
 from spillguard.errors import UserError
-from spillguard.sources.base import MalformedSink, Partition
+from spillguard.sources.base import MalformedSink, Partition, ReaderDefaults
 from spillguard.sources.records import docs_to_tables
 from spillguard.sources.store import StoreSource, TransientError, one_line, partition_count
 
@@ -43,7 +43,7 @@ def decode_id(text: str) -> Any:
 
 
 @dataclass(slots=True)
-class MongoCollection:
+class MongoCollection(ReaderDefaults):
     source: MongoSource
     db: str
     coll: str

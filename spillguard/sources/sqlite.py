@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote, urlsplit
 import pyarrow as pa
 
 from spillguard.errors import UserError
-from spillguard.sources.base import MalformedSink, Partition
+from spillguard.sources.base import MalformedSink, Partition, ReaderDefaults, SourceDefaults
 from spillguard.sources.store import RateLimiter, StoreOptions, json_row_tables, partition_count, split_range
 
 FETCH_ROWS = 5000
@@ -31,7 +31,7 @@ def _lit(text: str) -> str:
 
 
 @dataclass(slots=True)
-class SQLiteTable:
+class SQLiteTable(ReaderDefaults):
     source: SQLiteSource
     table: str
     kind: str
@@ -109,7 +109,7 @@ class SQLiteTable:
             raise UserError(f"{self.source.target}: {self.name}: {exc}") from None
 
 
-class SQLiteSource:
+class SQLiteSource(SourceDefaults):
     """sqlite:///absolute/path.db or sqlite://relative/path.db, opened read-only."""
 
     def __init__(self, target: str, **options: Any) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 import pyarrow as pa
 
 from spillguard.errors import UserError
-from spillguard.sources.base import MalformedSink
+from spillguard.sources.base import MalformedSink, ReaderDefaults, SourceDefaults
 from spillguard.sources.records import json_lines_to_tables
 from spillguard.targets import mask_url, parse_url
 
@@ -140,7 +140,7 @@ class RateLimiter:
             time.sleep(delay)
 
 
-class StoreSource:
+class StoreSource(SourceDefaults):
     """What every live-store source holds: the target as shown (password masked), the options,
     the password and the pacing of its requests. `family` names the store (its password variables are
     the registry's, by scheme)."""
@@ -166,7 +166,7 @@ def close_quietly(conn: Any, errors: type[Exception]) -> None:
             conn.close()
 
 
-class ReconnectingDataset:
+class ReconnectingDataset(ReaderDefaults):
     """A dataset of a source that holds connections: after a dropped connection, resetting the
     dataset resets its source, so the partition's retry starts on a new connection."""
 

@@ -5,13 +5,26 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from types import TracebackType
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from spillguard.errors import UserError
-from spillguard.output import render_table, subjects_text, to_json, to_ndjson, write_private, write_text
+from spillguard.outfiles import check_writable, write_private, write_text
+from spillguard.scan.output import render_table, subjects_text, to_json, to_ndjson
+
+# Exit codes of `spillguard scan` (the table in the README).
+EXIT_CLEAN = 0  # everything scanned, nothing at or above --fail-on
+EXIT_FINDINGS = 1  # findings at or above --fail-on
+EXIT_BAD_INPUT = 2  # bad input, or nothing could be scanned
+EXIT_INCOMPLETE = 3  # something was not scanned (malformed records, cut streams, failed datasets); wins over 1
+EXIT_INTERRUPTED = 130  # Ctrl-C
+
+
+if TYPE_CHECKING:
+    from spillguard.model import ScanResult
 
 
 class Format(StrEnum):
@@ -37,13 +50,15 @@ class _Progress:
     """A progress bar on stderr, only when stderr is a terminal: bytes of files (with an ETA) when the
     targets are files, records read when they are stores (whose size is not known up front)."""
 
-    def __init__(self, enabled: bool, total: int | None) -> None:
+    def __init__(self, enabled: bool, targets: list[str]) -> None:
         self.bar = None
         if enabled and sys.stderr.isatty():
+            total = _total_bytes(targets)  # walks folders: only for a bar someone sees
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
                 Progress,
+                ProgressColumn,
                 SpinnerColumn,
                 TextColumn,
                 TimeElapsedColumn,
@@ -52,6 +67,7 @@ class _Progress:
             )
 
             label = TextColumn("[bold]scanning[/] {task.description}")
+            columns: tuple[ProgressColumn, ...]
             if total is not None:
                 columns = (label, BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
             else:
@@ -64,9 +80,9 @@ class _Progress:
             self.bar.__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         if self.bar:
-            self.bar.__exit__(*exc)
+            self.bar.__exit__(kind, exc, tb)
 
     def advance(self, n: int) -> None:
         if self.bar:
@@ -95,19 +111,33 @@ def _total_bytes(targets: list[str]) -> int | None:
 def run_scan_command(
     targets: list[str], *, fmt: Format, output: str | None, show_samples: bool, subject_field: str | None,
     rules: list[Path] | None, only: list[str] | None, exclude: list[str] | None, fail_on: FailOn,
-    subjects_out: str | None, progress: bool, source_options: dict | None = None,
+    subjects_out: str | None, progress: bool, source_options: dict[str, Any] | None = None,
     workers: int | None = None, state: str | None = None, resume: bool = False,
-    target_options: dict[str, dict] | None = None,
+    target_options: dict[str, dict[str, Any]] | None = None,
 ) -> int:
-    from spillguard.scanner import ScanOptions, affected_subjects, run_scan
+    from spillguard.scan.inventory import affected_subjects
+    from spillguard.scan.options import ScanOptions
+    from spillguard.scan.run import ScanInterrupted, run_scan
 
+    # Outputs are checked before the scan (the state file when run_scan opens it): a typo must not cost an hour.
+    if output:
+        check_writable(output, "--output")
+    if subjects_out:
+        check_writable(subjects_out, "--subjects-out")
     options = ScanOptions(
         rule_files=list(rules or []), only=_split(only), exclude=_split(exclude), subject_field=subject_field,
         show_samples=show_samples, subjects_out=subjects_out is not None, source_options=source_options or {},
         workers=workers, state=state, resume=resume, target_options=target_options or {},
     )
-    with _Progress(progress, _total_bytes(targets)) as bar:
-        result, run = run_scan(targets, options, progress=bar.advance, on_dataset=bar.dataset)
+    try:
+        with _Progress(progress, targets) as bar:
+            result, run = run_scan(targets, options, progress=bar.advance, on_dataset=bar.dataset)
+    except ScanInterrupted as stop:
+        print(f"spillguard: {stop.advice()}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except KeyboardInterrupt:  # before the scan began (opening the state file, reading the key)
+        print("spillguard: interrupted before the scan began; nothing was saved", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if fmt is Format.json:
         write_text(sys.stdout, output, to_json(result))
     elif fmt is Format.ndjson:
@@ -127,21 +157,27 @@ def run_scan_command(
             "This file is personal data: keep it within the incident team and delete it when done.",
             file=sys.stderr,
         )
-    if result.records_scanned == 0 and (result.malformed_records or any(e.kind == "error" for e in result.errors)):
-        print(f"spillguard: error: nothing could be scanned in {', '.join(result.targets)}: "
-              f"{result.malformed_records:,} malformed records, {sum(e.kind == 'error' for e in result.errors)} failed datasets", file=sys.stderr)
-        return 2
+    return exit_code(result, fail_on)
+
+
+def exit_code(result: ScanResult, fail_on: FailOn) -> int:
+    """The exit code of a finished scan; says on stderr why, when it is not 0 or 1."""
+    if not result.complete:
+        what = result.unscanned()
+        if result.records_scanned == 0:
+            print(f"spillguard: error: nothing could be scanned in {', '.join(result.targets)}: {what}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"spillguard: incomplete: not everything was scanned ({what}); counts are lower bounds (exit {EXIT_INCOMPLETE})", file=sys.stderr)
+        return EXIT_INCOMPLETE
     if fail_on is not FailOn.never:
         from spillguard.detect.state import at_least
 
         if any(at_least(f.confidence, fail_on.value) for f in result.findings):
-            return 1
-    if any(e.kind == "error" for e in result.errors):
-        return 2
-    return 0
+            return EXIT_FINDINGS
+    return EXIT_CLEAN
 
 
-def _config_targets(path: Path | None) -> tuple[list[str], dict[str, dict]]:
+def _config_targets(path: Path | None) -> tuple[list[str], dict[str, dict[str, Any]]]:
     """Targets of a spillguard.toml and their own options (patterns, subject fields, password)."""
     if path is None:
         return [], {}
@@ -149,9 +185,9 @@ def _config_targets(path: Path | None) -> tuple[list[str], dict[str, dict]]:
 
     cfg = load_config(path)
     targets: list[str] = []
-    per_target: dict[str, dict] = {}
+    per_target: dict[str, dict[str, Any]] = {}
     for t in cfg.targets:
-        opts: dict = {}
+        opts: dict[str, Any] = {}
         if t.include:
             opts["include"] = list(t.include)
         if t.exclude:
@@ -206,7 +242,7 @@ def register(app: typer.Typer) -> None:
         all_targets += list(targets or [])
         if not all_targets:
             raise UserError("no target given; pass a file, a folder or a store URL, or --config spillguard.toml")
-        source_options: dict = {
+        source_options: dict[str, Any] = {
             "sample": sample, "connect_timeout": connect_timeout, "max_rps": max_rps, "include": _split(include) or [],
             "exclude": _split(exclude_ds) or [], "include_views": include_views, "include_hidden": include_hidden,
             "partition_rows": partition_rows,

@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import orjson
 from rich.console import Console
 from rich.table import Table
 
-from spillguard.errors import UserError
 from spillguard.model import ScanResult
 
 
@@ -67,7 +64,7 @@ def render_table(result: ScanResult, console: Console, show_samples: bool = Fals
     console.print(
         f"Scanned {_fmt(result.records_scanned)} records"
         + (f" of {_fmt(result.subjects_scanned)} subjects" if result.subjects_scanned is not None else "")
-        + f" in {len(result.datasets)} datasets."
+        + f" in {len(result.datasets):,} dataset{'' if len(result.datasets) == 1 else 's'}."
     )
     malformed = [e for e in result.errors if e.kind == "malformed"]
     if result.malformed_records:
@@ -80,31 +77,6 @@ def render_table(result: ScanResult, console: Console, show_samples: bool = Fals
             console.print(f"[red]{e.kind}[/]: " + (e.message if where in e.message else f"{where}: {e.message}"), markup=True, highlight=False)
 
 
-def write_private(path: str | Path, text: str) -> None:
-    """Write atomically (temp file + rename), owner-only: these files can describe personal data."""
-    path = Path(path)
-    if path.exists() and not path.is_file():
-        # /dev/null, a FIFO, /dev/stdout: write through, never replace the node itself.
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        return
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write ({exc.strerror or exc}); choose a writable folder") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def subjects_text(people: Iterable[dict[str, Any]], path: str | Path) -> str:
     """CSV for .csv files, JSON Lines otherwise."""
     if str(path).lower().endswith(".csv"):
@@ -115,11 +87,3 @@ def subjects_text(people: Iterable[dict[str, Any]], path: str | Path) -> str:
             w.writerow([p["subject"], p["email"] or "", ";".join(p["categories"]), ";".join(p["datasets"])])
         return buf.getvalue()
     return "".join(orjson.dumps(p).decode() + "\n" for p in people)
-
-
-def write_text(out: TextIO | None, path: str | None, text: str) -> None:
-    if path:
-        write_private(path, text)
-    else:
-        assert out is not None
-        out.write(text)

@@ -1,0 +1,66 @@
+"""Files spillguard writes for the user (results, reports, people lists): checked before long work,
+written atomically and owner-only, because they can describe personal data."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TextIO
+
+from spillguard.errors import UserError
+
+
+def check_writable(path: str | Path, option: str) -> None:
+    """Refuse, before any work, an output that cannot be written: a folder, a missing folder, a read-only place."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{option} {path}: is a folder; name a file to write")
+    if path.exists() and not path.is_file():
+        return  # /dev/null, a FIFO, /dev/stdout: written through
+    parent = path.parent
+    if not parent.is_dir():
+        raise UserError(f"{option} {path}: folder {parent} does not exist; create it or choose another place")
+    try:
+        fd, probe = tempfile.mkstemp(dir=parent, prefix=f".{path.name}.", suffix=".check")
+    except OSError as exc:
+        raise UserError(f"{option} {path}: cannot write there ({exc.strerror or exc}); choose a writable folder") from None
+    os.close(fd)
+    os.unlink(probe)
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"{option} {path}: file is not writable; choose another name or fix its permissions")
+
+
+def write_private(path: str | Path, text: str) -> None:
+    """Write atomically (temp file + rename), owner-only: these files can describe personal data."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: is a folder; name a file to write")
+    if path.exists() and not path.is_file():
+        # /dev/null, a FIFO, /dev/stdout: write through, never replace the node itself.
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc}); choose a writable folder") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text(out: TextIO | None, path: str | None, text: str) -> None:
+    if path:
+        write_private(path, text)
+    else:
+        assert out is not None
+        out.write(text)

@@ -1,0 +1,116 @@
+"""The executor contract: every executor gives the same result; small files go in batches; detection alone."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+
+from spillguard.detect.flatten import flatten_table
+from spillguard.keys import Hasher, fingerprint_key
+from spillguard.scan.accumulate import DatasetScanner, build_ruleset, detect_table
+from spillguard.scan.executors import InProcessExecutor, ProcessPoolExecutor
+from spillguard.scan.jobs import JobRunner, PartitionJob, PartitionResult
+from spillguard.scan.options import ScanOptions
+from spillguard.scan.run import BATCH_FILES, run_scan
+from spillguard.sources.files import FileSource
+
+
+def _json(result) -> dict:
+    doc = result.to_json()
+    doc.pop("started_at")
+    doc.pop("finished_at")
+    return doc
+
+
+class CountingExecutor:
+    """A third executor, as a cluster one would be: runs batches in this process and counts them."""
+
+    in_process = False
+    workers = 3
+
+    def __init__(self) -> None:
+        self.runner = JobRunner()
+        self.batches: list[int] = []
+
+    def submit(self, jobs: list[PartitionJob]) -> Future[list[PartitionResult]]:
+        self.batches.append(len(jobs))
+        fut: Future[list[PartitionResult]] = Future()
+        fut.set_result(self.runner.run_batch(jobs))
+        return fut
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        self.runner.close()
+
+
+def test_every_executor_gives_the_same_result(demo_data):
+    folder, _truth = demo_data
+    seed = 12345
+    results = []
+    for executor in (InProcessExecutor(), ProcessPoolExecutor(2), CountingExecutor()):
+        result, _run = run_scan([str(folder)], ScanOptions(seed=seed, show_samples=True), executor=executor)
+        executor.shutdown()
+        results.append(_json(result))
+    assert results[0] == results[1] == results[2]
+    assert results[0]["summary"]["complete"] is True
+
+
+def _small_files(folder: Path, n: int) -> None:
+    for i in range(n):
+        sub = folder / f"p{i // 500}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"r{i}.jsonl").write_text(orjson.dumps({"user_id": i, "email": f"u{i}@example.com"}).decode() + "\n")
+
+
+def test_small_files_are_scanned_in_batches_with_exact_counts(tmp_path):
+    n = BATCH_FILES * 2 + 300
+    _small_files(tmp_path / "lake", n)
+    executor = CountingExecutor()
+    result, _run = run_scan([str(tmp_path / "lake")], ScanOptions(seed=1), executor=executor)
+    assert executor.batches == [BATCH_FILES, BATCH_FILES, 300]
+    assert result.records_scanned == n and len(result.datasets) == n
+    assert result.categories["email"].subjects == n and result.subjects_affected == n
+    assert all(d["records_scanned"] == 1 and d["subjects_scanned"] == 1 for d in result.datasets)
+    # Batched or one by one, the same counts.
+    alone, _ = run_scan([str(tmp_path / "lake" / "p0")], ScanOptions(seed=1, workers=1))
+    batched = {f.dataset: f for f in result.findings if f.dataset.startswith("p0/")}
+    assert {f.dataset: (f.rule, f.records_matched, f.subjects_matched) for f in alone.findings} == {
+        name.removeprefix("p0/"): (f.rule, f.records_matched, f.subjects_matched) for name, f in batched.items()
+    }
+
+
+def test_a_worker_lists_a_folder_once_however_many_jobs(tmp_path, monkeypatch):
+    """The cost that made 20,000 files quadratic: finding each job's file by listing the folder again."""
+    _small_files(tmp_path / "lake", 600)
+    listings = []
+    original = FileSource.datasets
+
+    def counted(self):
+        listings.append(1)
+        return original(self)
+
+    monkeypatch.setattr(FileSource, "datasets", counted)
+    options = ScanOptions(seed=1)
+    target = str(tmp_path / "lake")
+    names = [reader.name for reader in original(FileSource(target))]
+    jobs = [PartitionJob(target, name, {"path": str(tmp_path / "lake" / name)}, None, options, None, "x") for name in names]
+    runner = JobRunner()  # as in a fresh worker process: nothing adopted
+    results = runner.run_batch(jobs[:300]) + runner.run_batch(jobs[300:])
+    runner.close()
+    assert len(listings) == 1
+    assert [r.dataset for r in results] == names and all(r.state is not None and r.state.records == 1 for r in results)
+
+
+def test_detection_without_counting():
+    """What a safe copy needs: which values of which leaf each rule hits, with nothing counted."""
+    options = ScanOptions(seed=1)
+    ruleset = build_ruleset(options)
+    table = pa.table({"email": ["a@example.com", None, "not mail", "B@Example.COM"], "n": [1, 2, 3, 4]})
+    found = {(h.leaf.path, ruleset.rules[rid].category): idx.tolist() for h in detect_table(ruleset, flatten_table(table)) for rid, idx in h.hits.by_rule.items()}
+    assert found == {("email", "email"): [0, 3]}
+    scanner = DatasetScanner(ruleset, Hasher(1), options, fingerprint_key())
+    state = scanner.new_state("t", "d", None)
+    scanner.process(table, state, "p")
+    assert state.findings[("email", "email")].records_matched == 2
