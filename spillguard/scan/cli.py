@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -134,7 +135,11 @@ def run_scan_command(
             result, run = run_scan(targets, options, progress=bar.advance, on_dataset=bar.dataset)
     except ScanInterrupted as stop:
         print(f"spillguard: {stop.advice()}", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        # The state file is committed and closed; leave now, past the process pool's exit hook, which can
+        # trip over the pipes of the workers just stopped (CPython prints "Exception ignored ... EBADF").
+        sys.stderr.flush()
+        sys.stdout.flush()
+        os._exit(EXIT_INTERRUPTED)
     except KeyboardInterrupt:  # before the scan began (opening the state file, reading the key)
         print("spillguard: interrupted before the scan began; nothing was saved", file=sys.stderr)
         return EXIT_INTERRUPTED
