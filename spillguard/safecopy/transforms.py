@@ -134,12 +134,16 @@ def _floor_to(values: pa.Array, step: float, stats: TransformStats, path: str) -
         stats.add(f"{path}: values that are not numbers nulled", int(parsed.null_count - values.null_count))
         values, t = parsed, pa.float64()
     x = pc.cast(values, pa.float64())
-    out = pc.multiply(pc.floor(pc.divide(x, step)), step)
+    cells = pc.floor(pc.divide(x, step))
+    inverse = 1.0 / step
+    # 0.1 * 488 is 48.800000000000004 but 488 / 10 is 48.8: divide when the step is 1/n.
+    if step < 1 and abs(inverse - round(inverse)) < 1e-9:
+        out = pc.divide(cells, float(round(inverse)))
+    else:
+        out = pc.multiply(cells, step)
     if pa.types.is_integer(t) and float(step).is_integer():
         return pc.cast(out, t)
-    # Round away the binary noise of step multiples (0.1 * 3 = 0.30000000000000004).
-    decimals = max(0, -int(np.floor(np.log10(step)))) + 1 if step < 1 else 0
-    return pc.round(out, decimals)
+    return out
 
 
 def _parse_floats(values: pa.Array) -> pa.Array:
