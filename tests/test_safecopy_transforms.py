@@ -172,3 +172,19 @@ def test_paths_drift_and_nested_application():
     devices = out.column("devices").to_pylist()
     assert devices[1] == [] and devices[0][0]["model"] == "X" and len(devices[0][0]["mac"]) == 32
     assert out.column("tags").to_pylist() == [None, None]
+
+
+def test_the_policy_example_in_docs_copy_md_is_valid(monkeypatch):
+    import re
+    import tomllib
+    from pathlib import Path
+
+    pytest.importorskip("ffx")
+    text = (Path(__file__).resolve().parent.parent / "docs" / "copy.md").read_text()
+    block = re.search(r"```toml\n(.*?)```", text, re.S).group(1)
+    monkeypatch.setenv("SPILLGUARD_COPY_KEY", KEY_HEX)
+    pol = parse_policy(tomllib.loads(block))
+    users = pol.datasets["public.users"]
+    DatasetPlan(users, pol, "halt", None)  # every transform and option of the example builds
+    transforms = {r.transform for r in users.fields.values()}
+    assert transforms == {"keep", "drop", "null", "hmac", "mask", "generalise", "fpe", "redact"}

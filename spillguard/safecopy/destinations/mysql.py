@@ -3,7 +3,6 @@ table and swapped in with one atomic RENAME TABLE at commit; an aborted copy dro
 
 from __future__ import annotations
 
-import os
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -37,7 +36,8 @@ class MySQLWriter:
         self.mode = mode
         self.rows = 0
         self.conn = dest.connect()
-        self.stage = f"_sg_stage_{self.table}_{os.getpid()}"[:64]
+        # A fixed name: a copy killed mid-way leaves it behind, and the next copy drops it first.
+        self.stage = f"_sg_stage_{self.table}"[:64]
         self.columns: pa.Schema | None = None
 
     def _exec(self, sql: str, args: Any = None) -> None:
@@ -87,8 +87,9 @@ class MySQLWriter:
             self._exec(f"CREATE TABLE IF NOT EXISTS {_q(self.stage)} (_empty INT)")
         self._exec(f"CREATE TABLE IF NOT EXISTS {_q(META_TABLE)} (dataset VARCHAR(255) NOT NULL, "
                    "copied_at TIMESTAMP(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6), meta LONGTEXT NOT NULL)")
-        old = f"_sg_old_{self.table}_{os.getpid()}"[:64]
+        old = f"_sg_old_{self.table}"[:64]
         if self.dest.exists(self.table):
+            self._exec(f"DROP TABLE IF EXISTS {_q(old)}")
             self._exec(f"RENAME TABLE {_q(self.table)} TO {_q(old)}, {_q(self.stage)} TO {_q(self.table)}")
             self._exec(f"DROP TABLE {_q(old)}")
         else:
