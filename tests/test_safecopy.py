@@ -208,3 +208,29 @@ def test_policy_init_proposes_a_policy_that_copies_cleanly(tmp_path, src, data):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     _no_raw_values(b"".join(p.read_bytes() for p in (tmp_path / "out").iterdir()), data)
     assert run("policy", "init", str(src), "-o", str(pol)).returncode == 2  # exists: --force needed
+
+
+def test_since_watermark_copies_only_new_records_and_keeps_state(tmp_path, src, data, monkeypatch):
+    from spillguard.safecopy import copy
+
+    monkeypatch.setenv("SG_COPY_KEY", KEY_HEX)
+    pol = tmp_path / "users.toml"
+    text = policy_text()
+    pol.write_text(text[: text.index('[datasets."devices.jsonl"]')].replace('to = "users"', 'to = "users"\nwatermark = "signup_at"'))
+    db, state = tmp_path / "copy.db", tmp_path / "copy-state.json"
+    first = copy(str(src / "users.jsonl"), f"sqlite:///{db}", policy=pol, state=state)
+    assert first.exit_code == 0 and first.datasets[0].rows == 200 and first.datasets[0].mode == "create"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    saved = json.loads(state.read_text())["datasets"]["users.jsonl"]
+    assert saved["field"] == "signup_at" and saved["last"] == max(u["signup_at"] for u in data.users)
+    late = [dict(u, user_id=f"usr_late{i}", signup_at=f"2030-01-0{i + 1}T00:00:00") for i, u in enumerate(data.users[:5])]
+    with open(src / "users.jsonl", "a") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in late))
+    second = copy(str(src / "users.jsonl"), f"sqlite:///{db}", policy=pol, state=state)
+    assert second.datasets[0].rows == 5 and second.datasets[0].mode == "append"
+    assert second.datasets[0].watermark["after"] == saved["last"]
+    third = copy(str(src / "users.jsonl"), f"sqlite:///{db}", policy=pol, state=state)
+    assert third.datasets[0].rows == 0
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*), count(DISTINCT user_id) FROM users").fetchone() == (205, 205)
+    assert json.loads(state.read_text())["datasets"]["users.jsonl"]["last"] == "2030-01-05T00:00:00"

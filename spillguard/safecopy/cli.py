@@ -22,7 +22,10 @@ def _print_text(result: CopyResult) -> None:
         out(f"destination exposure: {result.exposure['verdict']}{flag}\n")
     for d in result.datasets:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(d.to_json()["transforms"].items()))
-        out(f"  {d.source} -> {d.destination}: {d.rows} rows; fields: {counts}\n")
+        how = "" if d.mode == result.mode else f" ({d.mode})"
+        out(f"  {d.source} -> {d.destination}: {d.rows} rows{how}; fields: {counts}\n")
+        if d.watermark:
+            out(f"    watermark {d.watermark['field']}: after {d.watermark['after']} up to {d.watermark['up_to']}\n")
         if d.malformed:
             out(f"    {len(d.malformed)} malformed record(s) not copied (first at line {d.malformed[0]['line']})\n")
         for note, n in sorted(d.notes.items()):
@@ -64,6 +67,8 @@ def register(app: typer.Typer) -> None:
         no_verify: Annotated[bool, typer.Option("--no-verify", help="Skip the proof scan of the destination.")] = False,
         format_: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
         ask_password: Annotated[bool, typer.Option("--ask-password", help="Prompt for the source's password.")] = False,
+        since: Annotated[str | None, typer.Option("--since", help="Watermark field (updated_at, @timestamp): copy only records past the last run's.")] = None,
+        state: Annotated[Path | None, typer.Option("--state", help="With --since: file keeping the last copied watermark per dataset.")] = None,
     ) -> None:
         """Copy datasets through a privacy policy to an analytics store, refuse an exposed destination, prove the result."""
         if replace and append:
@@ -77,7 +82,8 @@ def register(app: typer.Typer) -> None:
             options["password"] = getpass.getpass("source password: ")
         result = copy(
             source, destination, policy=policy, mode="replace" if replace else "append" if append else "create",
-            on_new=on_new, allow_exposed_destination=allow_exposed, fmt=file_format, verify=not no_verify, **options,
+            on_new=on_new, allow_exposed_destination=allow_exposed, fmt=file_format, verify=not no_verify,
+            since=since, state=state, **options,
         )
         if format_ == "json":
             sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")

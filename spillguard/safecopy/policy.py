@@ -86,6 +86,7 @@ class DatasetPolicy:
     to: str
     fields: dict[str, FieldRule]
     types: dict[str, str] = field(default_factory=dict)
+    watermark: str | None = None  # incremental copies: the field whose growth marks new records
 
     def rule_for(self, path: str) -> FieldRule | None:
         """The rule of `path` itself, else of its nearest named ancestor (`address` covers `address.city`)."""
@@ -216,15 +217,16 @@ def parse_policy(doc: dict[str, Any], *, where: str = "policy", base: Path | Non
     for name, spec in raw_sets.items():
         if not isinstance(spec, dict):
             raise UserError(f"{where}: datasets.{name} must be a table")
-        extra = set(spec) - {"to", "fields", "types"}
+        extra = set(spec) - {"to", "fields", "types", "watermark"}
         if extra:
-            raise UserError(f"{where}: datasets.{name}: unknown key(s) {', '.join(sorted(extra))}; expected to, fields, types")
+            raise UserError(f"{where}: datasets.{name}: unknown key(s) {', '.join(sorted(extra))}; expected to, fields, types, watermark")
         fields = {path: _field_rule(path, rule, f"{where}: datasets.{name}") for path, rule in (spec.get("fields") or {}).items()}
         types = {str(k): str(v) for k, v in (spec.get("types") or {}).items()}
         for path, fam in types.items():
             if fam not in FAMILIES:
                 raise UserError(f"{where}: datasets.{name}.types.{path}: {fam!r} is not one of {', '.join(FAMILIES)}")
-        datasets[name] = DatasetPolicy(name, str(spec.get("to") or name), fields, types)
+        watermark = str(spec["watermark"]) if spec.get("watermark") else None
+        datasets[name] = DatasetPolicy(name, str(spec.get("to") or name), fields, types, watermark)
     targets = [d.to for d in datasets.values()]
     dupes = {t for t in targets if targets.count(t) > 1}
     if dupes:

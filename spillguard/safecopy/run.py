@@ -31,6 +31,7 @@ from spillguard.safecopy.destinations import MODES, Destination, TableWriter, op
 from spillguard.safecopy.plan import MIN_GLOBAL_ID_LENGTH, DatasetPlan, IdentifierSets, missing_fields
 from spillguard.safecopy.policy import ON_NEW, Policy, load_policy
 from spillguard.safecopy.transforms import describe_key_use
+from spillguard.safecopy.watermark import CopyState, Watermark
 from spillguard.sources import mask_url, open_target
 from spillguard.sources.base import DatasetReader, Partition
 
@@ -50,6 +51,8 @@ class DatasetCopy:
     malformed: list[dict[str, Any]] = field(default_factory=list)
     fields: dict[str, str] = field(default_factory=dict)  # path -> transform as applied
     notes: dict[str, int] = field(default_factory=dict)
+    mode: str = "create"
+    watermark: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         counts: dict[str, int] = {}
@@ -59,7 +62,8 @@ class DatasetCopy:
         return {
             "source": self.source, "destination": self.destination, "rows": self.rows,
             "malformed_records": len(self.malformed), "malformed": self.malformed[:100],
-            "fields": self.fields, "transforms": counts, "notes": self.notes,
+            "fields": self.fields, "transforms": counts, "notes": self.notes, "mode": self.mode,
+            "watermark": self.watermark,
         }
 
 
@@ -115,6 +119,8 @@ class _Job:
     reader: DatasetReader
     plan: DatasetPlan
     record: DatasetCopy
+    mode: str = "create"
+    mark: Watermark | None = None
     writer: TableWriter | None = None
 
 
@@ -148,9 +154,14 @@ def copy(
     fmt: str | None = None,
     verify: bool = True,
     audit_timeout: float = 5.0,
+    since: str | None = None,
+    state: str | Path | None = None,
     **source_options: Any,
 ) -> CopyResult:
-    """Copy the datasets a policy names from `source` to `destination`, transformed; see the module doc."""
+    """Copy the datasets a policy names from `source` to `destination`, transformed; see the module doc.
+
+    `since` names a watermark field (a dataset's `watermark` in the policy overrides it); with `state`, a run
+    copies only records past the last run's watermark and appends them."""
     if mode not in MODES:
         raise UserError(f"mode must be one of {', '.join(MODES)}")
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
@@ -162,6 +173,12 @@ def copy(
     hasher = Hasher(secrets.randbits(63))
     identifiers = IdentifierSets(hasher) if verify else None
     plans = {name: DatasetPlan(ds, pol, on_new, identifiers) for name, ds in pol.datasets.items()}
+    watermarks = {name: ds.watermark or since for name, ds in pol.datasets.items() if ds.watermark or since}
+    copy_state = None
+    if watermarks:
+        if state is None:
+            raise UserError("--since (or a policy watermark) needs --state FILE, where the last copied watermark is kept")
+        copy_state = CopyState.load(state, mask_url(destination))
 
     src = open_target(source, **source_options)
     dest: Destination | None = None
@@ -174,8 +191,11 @@ def copy(
             raise UserError(f"{pol.path}: dataset(s) {', '.join(missing)} not found in {result.source} (it has: {known})")
         result.not_in_policy = sorted(n for n in readers if n not in pol.datasets)
         dest = open_destination(destination, fmt)
-        if mode == "create":
-            taken = [ds.to for ds in pol.datasets.values() if dest.exists(ds.to)]
+        marks = {n: copy_state.watermark(n, f) for n, f in watermarks.items()} if copy_state else {}
+        # A dataset copied before with a watermark is continued: its new records are appended.
+        modes = {n: "append" if n in marks and marks[n].last is not None else mode for n in pol.datasets}
+        if "create" in modes.values():
+            taken = [ds.to for n, ds in pol.datasets.items() if modes[n] == "create" and dest.exists(ds.to)]
             if taken:
                 raise UserError(f"{dest.target} already holds {', '.join(taken)}; use --replace or --append")
 
@@ -188,12 +208,14 @@ def copy(
                 problems += [f"{name}: new field {p!r}" for p in d.new]
                 problems += [f"{name}: {p!r} is {seen}, the policy says {declared}" for p, declared, seen in d.changed]
                 problems += [f"{name}: policy field {p!r} does not exist at the source" for p in missing_fields(ds, first.schema)]
-            jobs.append(_Job(reader, plan, DatasetCopy(name, dest.dataset_name(ds.to))))
+            jobs.append(_Job(reader, plan, DatasetCopy(name, dest.dataset_name(ds.to)), mode=modes[name], mark=marks.get(name)))
         if problems:
             raise UserError(_halt_message(problems, on_new == "halt" and any("new field" in p for p in problems)))
 
         result.exposure = _check_exposure(dest, allow_exposed_destination, audit_timeout)
-        _copy_all(jobs, dest, pol, mode, result)
+        _copy_all(jobs, dest, pol, result)
+        if copy_state is not None:
+            copy_state.save({job.record.source: job.mark for job in jobs if job.mark is not None})
     except BaseException:
         for job in jobs:
             if job.writer is not None:
@@ -232,14 +254,14 @@ def _check_exposure(dest: Destination, allowed: bool, timeout: float) -> dict[st
     return info
 
 
-def _copy_all(jobs: list[_Job], dest: Destination, pol: Policy, mode: str, result: CopyResult) -> None:
+def _copy_all(jobs: list[_Job], dest: Destination, pol: Policy, result: CopyResult) -> None:
     for job in jobs:
         record = job.record
 
         def malformed(dataset: str, line: int | None, reason: str, record: DatasetCopy = record) -> None:
             record.malformed.append({"line": line, "reason": reason})
 
-        job.writer = dest.open(pol.datasets[record.source].to, mode)
+        job.writer = dest.open(pol.datasets[record.source].to, job.mode)
         for part in job.reader.partitions():
             for table in job.reader.read(part, malformed):
                 d = job.plan.check(table.schema)
@@ -247,6 +269,8 @@ def _copy_all(jobs: list[_Job], dest: Destination, pol: Policy, mode: str, resul
                     problems = [f"{record.source}: new field {p!r}" for p in d.new]
                     problems += [f"{record.source}: {p!r} is {s}, the policy says {c}" for p, c, s in d.changed]
                     raise UserError(_halt_message(problems, bool(d.new)).replace("before writing", "and rolled back"))
+                if job.mark is not None:
+                    table = job.mark.select(table, record.source)
                 job.writer.write(job.plan.apply(table))
     for job in jobs:
         record, plan = job.record, job.plan
@@ -257,6 +281,9 @@ def _copy_all(jobs: list[_Job], dest: Destination, pol: Policy, mode: str, resul
         record.notes = dict(plan.stats.notes)
         assert job.writer is not None
         record.rows = job.writer.rows
+        if job.mark is not None:
+            record.watermark = {"field": job.mark.field, "after": job.mark.last, "up_to": job.mark.seen}
+        record.mode = job.mode
         meta = {
             "tool": "spillguard copy", "source": result.source, "dataset": record.source, "copied_at": _now(),
             "policy_sha256": pol.digest, "keys": describe_key_use(pol), "fields": record.fields, "rows": record.rows,
