@@ -109,16 +109,10 @@ def propose_policy(source: str, scan: dict[str, Any] | None = None, *, key_env: 
         for reader in src.datasets():
             if wanted is not None and reader.name not in wanted:
                 continue
-            schema = None
-            for part in reader.partitions():
-                gen = reader.read(part, lambda *_: None)
-                try:
-                    table = next(iter(gen), None)
-                finally:
-                    gen.close()  # type: ignore[attr-defined]
-                if table is not None and table.num_rows:
-                    schema = table.schema
-                    break
+            from spillguard.safecopy.run import first_table
+
+            table = first_table(reader, reader.partitions())
+            schema = table.schema if table is not None else None
             if schema is None:
                 lines += ["", f"# {reader.name}: no records, nothing to propose"]
                 continue

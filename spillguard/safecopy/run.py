@@ -124,7 +124,7 @@ class _Job:
     writer: TableWriter | None = None
 
 
-def _first_table(reader: DatasetReader, partitions: list[Partition]) -> pa.Table | None:
+def first_table(reader: DatasetReader, partitions: list[Partition]) -> pa.Table | None:
     """The first non-empty batch of a dataset (read again by the copy: sources hold one connection)."""
     for part in partitions:
         gen = reader.read(part, lambda *_: None)
@@ -134,6 +134,10 @@ def _first_table(reader: DatasetReader, partitions: list[Partition]) -> pa.Table
                     return table
         finally:
             gen.close()  # type: ignore[attr-defined]
+            # A read stopped mid-stream (a COPY cut short) leaves the source's connection unusable: reconnect.
+            reset = getattr(reader, "reset", None)
+            if reset is not None:
+                reset()
     return None
 
 
@@ -202,7 +206,7 @@ def copy(
         problems: list[str] = []
         for name, ds in pol.datasets.items():
             reader, plan = readers[name], plans[name]
-            first = _first_table(reader, reader.partitions())
+            first = first_table(reader, reader.partitions())
             if first is not None:
                 d = plan.check(first.schema)
                 problems += [f"{name}: new field {p!r}" for p in d.new]
