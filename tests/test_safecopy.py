@@ -234,3 +234,37 @@ def test_since_watermark_copies_only_new_records_and_keeps_state(tmp_path, src, 
     con = sqlite3.connect(db)
     assert con.execute("SELECT count(*), count(DISTINCT user_id) FROM users").fetchone() == (205, 205)
     assert json.loads(state.read_text())["datasets"]["users.jsonl"]["last"] == "2030-01-05T00:00:00"
+
+
+def test_kill_9_mid_copy_leaves_nothing_and_a_rerun_equals_an_uninterrupted_copy(tmp_path):
+    import signal
+    import time
+
+    big = generate(20000, seed=8)
+    src = write_jsonl(tmp_path / "src", big)
+    pol = str(_policy(tmp_path))
+    whole, killed = tmp_path / "whole.db", tmp_path / "killed.db"
+    assert run("copy", str(src), f"sqlite:///{whole}", "--policy", pol, "--no-verify").returncode == 0
+    env = {**os.environ, "SG_COPY_KEY": KEY_HEX}
+    proc = subprocess.Popen([EXE, "copy", str(src), f"sqlite:///{killed}", "--policy", pol, "--no-verify"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = Path(str(killed) + "-journal")
+    deadline = time.monotonic() + 120
+    while not journal.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the copy finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    con = sqlite3.connect(killed)  # the hot journal rolls the half-written transaction back
+    assert con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    con.close()
+    assert run("copy", str(src), f"sqlite:///{killed}", "--policy", pol, "--no-verify").returncode == 0
+
+    def rows(db: Path) -> dict[str, list[tuple]]:
+        c = sqlite3.connect(db)
+        try:
+            return {t: sorted(c.execute(f"SELECT * FROM {t}").fetchall()) for t in ("users", "devices")}
+        finally:
+            c.close()
+
+    assert rows(killed) == rows(whole)

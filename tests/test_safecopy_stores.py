@@ -213,3 +213,24 @@ notes = "keep"
         table = pq.read_table(out)
         assert table.num_rows == 300
         assert set(table.column("user_id").to_pylist()).isdisjoint(u["user_id"] for u in data.users)
+
+
+def test_a_refused_row_is_reported_without_its_values_and_nothing_is_committed(tmp_path, pg_source, data):
+    src = write_jsonl(tmp_path / "src", data)
+    pol = _policy(tmp_path, "users.jsonl", "devices.jsonl")
+    pol.write_text(pol.read_text().replace('to = "users"', 'to = "typed_users"').replace('to = "devices"', 'to = "typed_devices"'))
+    with psycopg.connect(pg_source.dsn, autocommit=True) as conn:
+        conn.execute("CREATE TABLE typed_users (plan bigint)")
+    try:
+        with pytest.raises(UserError) as err:
+            copy(str(src), pg_source.url, policy=pol, mode="append", allow_exposed_destination=True)
+        message = str(err.value)
+        assert "writing public.typed_users failed (invalid input syntax for type bigint" in message
+        assert not any(p in message for p in ("free", "plus", "pro"))
+        with psycopg.connect(pg_source.dsn) as conn:
+            assert conn.execute("SELECT count(*) FROM typed_users").fetchone()[0] == 0
+            names = [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE tablename LIKE 'typed%' OR tablename = 'spillguard_copies'")]
+            assert names == ["typed_users"]
+    finally:
+        with psycopg.connect(pg_source.dsn, autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS typed_users, typed_devices")

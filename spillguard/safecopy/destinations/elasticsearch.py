@@ -13,6 +13,7 @@ import orjson
 import pyarrow as pa
 
 from spillguard.errors import UserError
+from spillguard.safecopy.destinations.sql import write_error
 from spillguard.sources.elasticsearch import ElasticsearchSource
 from spillguard.sources.store import one_line
 
@@ -40,7 +41,7 @@ class IndexWriter:
         except httpx.HTTPError as exc:
             raise UserError(f"{self.dest.target}: {method} {path} failed ({one_line(exc, self.dest.password)})") from None
         if resp.status_code >= 300:
-            raise UserError(f"{self.dest.target}: {method} {path} answered {resp.status_code} ({one_line(Exception(resp.text[:200]), self.dest.password)})")
+            raise UserError(f"{self.dest.target}: {method} {path} answered {resp.status_code} ({write_error(Exception(resp.text[:300]), self.dest.password)})")
         return resp.json() if resp.content else {}
 
     def write(self, table: pa.Table) -> None:

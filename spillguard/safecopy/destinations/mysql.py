@@ -18,6 +18,7 @@ from spillguard.safecopy.destinations.sql import (
     python_rows,
     sql_ready,
     sql_type,
+    write_error,
 )
 from spillguard.sources.store import StoreOptions, one_line, resolve_password
 
@@ -79,7 +80,7 @@ class MySQLWriter:
                         cur.executemany(f"INSERT INTO {_q(self.stage)} ({cols}) VALUES ({marks})", rows[start : start + INSERT_ROWS])
         except pymysql.MySQLError as exc:
             self.abort()
-            raise UserError(f"{self.dest.target}: writing {self.table} failed ({one_line(exc, self.dest.password)})") from None
+            raise UserError(f"{self.dest.target}: writing {self.table} failed ({write_error(exc, self.dest.password)})") from None
         self.rows += ready.num_rows
 
     def commit(self, meta: dict[str, Any]) -> None:

@@ -14,7 +14,15 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from spillguard.errors import UserError
-from spillguard.safecopy.destinations.sql import META_TABLE, Dialect, align, meta_json, sql_ready, sql_type
+from spillguard.safecopy.destinations.sql import (
+    META_TABLE,
+    Dialect,
+    align,
+    meta_json,
+    sql_ready,
+    sql_type,
+    write_error,
+)
 from spillguard.sources.store import StoreOptions, one_line, resolve_password
 
 PG = Dialect(integer="bigint", number="double precision", boolean="boolean", timestamp="timestamp", text="text", json="jsonb")
@@ -83,7 +91,7 @@ class PostgresWriter:
                 copy.write(buf.getbuffer())
         except psycopg.Error as exc:
             self.abort()
-            raise UserError(f"{self.dest.target}: writing {self.schema}.{self.table} failed ({one_line(exc, self.dest.password)})") from None
+            raise UserError(f"{self.dest.target}: writing {self.schema}.{self.table} failed ({write_error(exc, self.dest.password)})") from None
         self.rows += ready.num_rows
 
     def commit(self, meta: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ alignment of later batches to the table the first one created, and the copy-meta
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,18 @@ def python_rows(table: pa.Table) -> Sequence[tuple[Any, ...]]:
             col = pc.strftime(col, format="%Y-%m-%d %H:%M:%S")
         cols.append(col.to_pylist())
     return list(zip(*cols, strict=True))
+
+
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'|`[^`]*`")
+
+
+def write_error(exc: BaseException, secret: str | None = None) -> str:
+    """A store's error about rows it refused, without the quoted values stores put in such messages
+    (`invalid input syntax for type bigint: "jane@example.com"`): copied values never reach a log."""
+    from spillguard.sources.store import one_line
+
+    text = one_line(exc, secret)
+    return _QUOTED.sub("…", text.split(" CONTEXT: ")[0])[:200]
 
 
 def meta_json(meta: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from spillguard.safecopy.destinations.sql import (
     python_rows,
     sql_ready,
     sql_type,
+    write_error,
 )
 
 SQLITE = Dialect(integer="INTEGER", number="REAL", boolean="INTEGER", timestamp="TEXT", text="TEXT", json="TEXT")
@@ -71,7 +72,7 @@ class SQLiteWriter:
                 self.db.executemany(f"INSERT INTO {_q(self.name)} ({cols}) VALUES ({marks})", python_rows(ready))
         except sqlite3.Error as exc:
             self.abort()
-            raise UserError(f"{self.dest.target}: writing {self.name} failed ({exc})") from None
+            raise UserError(f"{self.dest.target}: writing {self.name} failed ({write_error(exc)})") from None
         self.rows += ready.num_rows
 
     def commit(self, meta: dict[str, Any]) -> None:
