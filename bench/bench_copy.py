@@ -109,7 +109,7 @@ def main() -> None:
         with psycopg.connect(f"{base}/safe_copy") as conn:
             assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == args.rows
     n = args.rows
-    print(f"| rows | pg_dump \\| psql rows/s | spillguard copy rows/s (ratio, peak RSS) | with the proof scan rows/s (ratio, peak RSS, exit) |")
+    print("| rows | pg_dump \\| psql rows/s | spillguard copy rows/s (ratio, peak RSS) | with the proof scan rows/s (ratio, peak RSS, exit) |")
     print("| ---: | ---: | ---: | ---: |")
     print(f"| {n:,} | {n / dump_s:,.0f} | {n / copy_s:,.0f} ({dump_s / copy_s:.2f}, {copy_rss:.0f} MB) "
           f"| {n / ver_s:,.0f} ({dump_s / ver_s:.2f}, {ver_rss:.0f} MB, {code}) |")

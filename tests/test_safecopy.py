@@ -268,3 +268,29 @@ def test_kill_9_mid_copy_leaves_nothing_and_a_rerun_equals_an_uninterrupted_copy
             c.close()
 
     assert rows(killed) == rows(whole)
+
+
+def test_workers_give_the_same_copy_and_the_same_proof(tmp_path, src, data):
+    from spillguard.safecopy import copy
+
+    os.environ["SG_COPY_KEY"] = KEY_HEX
+    try:
+        pol = _policy(tmp_path)
+        one = copy(str(src), f"sqlite:///{tmp_path / 'one.db'}", policy=pol)
+        two = copy(str(src), f"sqlite:///{tmp_path / 'two.db'}", policy=pol, workers=2)
+        assert one.exit_code == two.exit_code == 0
+        assert [d.to_json()["notes"] for d in one.datasets] == [d.to_json()["notes"] for d in two.datasets]
+
+        def rows(db: Path) -> list[tuple]:
+            c = sqlite3.connect(db)
+            try:
+                return sorted(c.execute("SELECT * FROM users").fetchall()) + sorted(c.execute("SELECT * FROM devices").fetchall())
+            finally:
+                c.close()
+
+        assert rows(tmp_path / "one.db") == rows(tmp_path / "two.db")
+        leaky = _policy(tmp_path, device_user='"keep"')
+        bad = copy(str(src), f"sqlite:///{tmp_path / 'three.db'}", policy=leaky, workers=2)
+        assert bad.exit_code == 1 and bad.verification.identifiers[0]["field"] == "user_id"
+    finally:
+        del os.environ["SG_COPY_KEY"]

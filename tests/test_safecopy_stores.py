@@ -69,6 +69,7 @@ def pg_source(data):
                                 [tuple(u[c] for c in USER_COLS) for u in data.users])
                 cur.executemany(f"INSERT INTO devices VALUES ({', '.join(['%s'] * len(DEVICE_COLS))})",
                                 [tuple(d[c] for c in DEVICE_COLS) for d in data.devices])
+            conn.execute("ANALYZE")
         yield server
 
 
@@ -234,3 +235,23 @@ def test_a_refused_row_is_reported_without_its_values_and_nothing_is_committed(t
     finally:
         with psycopg.connect(pg_source.dsn, autocommit=True) as conn:
             conn.execute("DROP TABLE IF EXISTS typed_users, typed_devices")
+
+
+def test_postgres_partitions_in_workers_equal_one_process(tmp_path, pg_source):
+    import sqlite3
+
+    from spillguard.sources import open_target
+
+    src = open_target(pg_source.url, partition_rows=40)
+    assert len(src.dataset("public.users").partitions()) > 2  # the workers really share the table
+    src.close()
+    pol = _policy(tmp_path, "public.users", "public.devices")
+    outs = {}
+    for workers in (1, 2):
+        db = tmp_path / f"w{workers}.db"
+        result = copy(pg_source.url, f"sqlite:///{db}", policy=pol, workers=workers, partition_rows=40)
+        assert result.exit_code == 0, result.to_json()["verification"]
+        con = sqlite3.connect(db)
+        outs[workers] = sorted(con.execute("SELECT * FROM users").fetchall())
+        con.close()
+    assert len(outs[1]) == 300 and outs[1] == outs[2]

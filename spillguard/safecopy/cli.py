@@ -69,10 +69,13 @@ def register(app: typer.Typer) -> None:
         ask_password: Annotated[bool, typer.Option("--ask-password", help="Prompt for the source's password.")] = False,
         since: Annotated[str | None, typer.Option("--since", help="Watermark field (updated_at, @timestamp): copy only records past the last run's.")] = None,
         state: Annotated[Path | None, typer.Option("--state", help="With --since: file keeping the last copied watermark per dataset.")] = None,
+        workers: Annotated[int, typer.Option("--workers", "-w", help="Processes that read and transform partitions (default 1).")] = 1,
     ) -> None:
         """Copy datasets through a privacy policy to an analytics store, refuse an exposed destination, prove the result."""
         if replace and append:
             raise UserError("--replace and --append exclude each other")
+        if workers < 1:
+            raise UserError(f"--workers must be at least 1, not {workers}")
         if format_ not in ("text", "json"):
             raise UserError(f"--format must be text or json, not {format_!r}")
         options = {}
@@ -83,7 +86,7 @@ def register(app: typer.Typer) -> None:
         result = copy(
             source, destination, policy=policy, mode="replace" if replace else "append" if append else "create",
             on_new=on_new, allow_exposed_destination=allow_exposed, fmt=file_format, verify=not no_verify,
-            since=since, state=state, **options,
+            since=since, state=state, workers=workers, **options,
         )
         if format_ == "json":
             sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")

@@ -115,6 +115,19 @@ class CopyResult:
 
 
 @dataclass(slots=True)
+class _Run:
+    """What worker processes need to redo the parent's reading and transforming."""
+
+    source: str
+    source_options: dict[str, Any]
+    policy: Policy
+    on_new: str
+    seed: int | None
+    workers: int
+    identifiers: IdentifierSets | None
+
+
+@dataclass(slots=True)
 class _Job:
     reader: DatasetReader
     plan: DatasetPlan
@@ -160,12 +173,14 @@ def copy(
     audit_timeout: float = 5.0,
     since: str | None = None,
     state: str | Path | None = None,
+    workers: int = 1,
     **source_options: Any,
 ) -> CopyResult:
     """Copy the datasets a policy names from `source` to `destination`, transformed; see the module doc.
 
     `since` names a watermark field (a dataset's `watermark` in the policy overrides it); with `state`, a run
-    copies only records past the last run's watermark and appends them."""
+    copies only records past the last run's watermark and appends them. `workers` > 1 reads and transforms
+    partitions in that many processes; the parent writes."""
     if mode not in MODES:
         raise UserError(f"mode must be one of {', '.join(MODES)}")
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
@@ -174,7 +189,8 @@ def copy(
         raise UserError(f"--on-new must be one of {', '.join(ON_NEW)}")
     result = CopyResult(mask_url(source), mask_url(destination), _now(), mode=mode, policy_sha256=pol.digest,
                         keys=describe_key_use(pol))
-    hasher = Hasher(secrets.randbits(63))
+    seed = secrets.randbits(63)
+    hasher = Hasher(seed)
     identifiers = IdentifierSets(hasher) if verify else None
     plans = {name: DatasetPlan(ds, pol, on_new, identifiers) for name, ds in pol.datasets.items()}
     watermarks = {name: ds.watermark or since for name, ds in pol.datasets.items() if ds.watermark or since}
@@ -217,7 +233,7 @@ def copy(
             raise UserError(_halt_message(problems, on_new == "halt" and any("new field" in p for p in problems)))
 
         result.exposure = _check_exposure(dest, allow_exposed_destination, audit_timeout)
-        _copy_all(jobs, dest, pol, result)
+        _copy_all(jobs, dest, pol, result, _Run(source, source_options, pol, on_new, seed if verify else None, workers, identifiers))
         if copy_state is not None:
             copy_state.save({job.record.source: job.mark for job in jobs if job.mark is not None})
     except BaseException:
@@ -241,6 +257,61 @@ def copy(
     return result
 
 
+def _copy_parallel(jobs: list[_Job], dest: Destination, pol: Policy, run: _Run) -> None:
+    """Every partition of every dataset to the worker pool, at most 2 per worker in flight (bounded memory)."""
+    from concurrent.futures import FIRST_COMPLETED, Future, wait
+
+    from spillguard.parallel import make_executor
+    from spillguard.safecopy.workers import PartitionTask, run_partition, tables_of
+
+    tasks: list[tuple[_Job, PartitionTask]] = []
+    for job in jobs:
+        job.writer = dest.open(pol.datasets[job.record.source].to, job.mode)
+        mark = (job.mark.field, job.mark.last) if job.mark is not None else None
+        for part in job.reader.partitions():
+            tasks.append((job, PartitionTask(run.source, run.source_options, run.policy, run.on_new, job.record.source,
+                                             part.spec, run.seed, mark)))
+    pool = make_executor(run.workers)
+    pending: dict[Future[Any], _Job] = {}
+    try:
+        queue = iter(tasks)
+        while True:
+            while len(pending) < 2 * run.workers:
+                nxt = next(queue, None)
+                if nxt is None:
+                    break
+                pending[pool.submit(run_partition, nxt[1])] = nxt[0]
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                job = pending.pop(fut)
+                out = fut.result()
+                if out.error:
+                    raise UserError(out.error)
+                if out.halt:
+                    raise _rolled_back(out.halt, any("new field" in h for h in out.halt))
+                assert job.writer is not None
+                for table in tables_of(out):
+                    job.writer.write(table)
+                job.record.malformed += out.malformed
+                for path, how in out.auto.items():
+                    job.plan.auto.setdefault(path, how)
+                for note, n in out.notes.items():
+                    job.plan.stats.add(note, n)
+                if job.mark is not None and out.seen is not None and (job.mark.seen is None or out.seen > job.mark.seen):
+                    job.mark.seen = out.seen
+                if run.identifiers is not None:
+                    for path, hashes in out.by_path.items():
+                        run.identifiers.by_path.setdefault(path, []).append(hashes)
+                    if out.long_values is not None:
+                        run.identifiers.long_values.append(out.long_values)
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _check_exposure(dest: Destination, allowed: bool, timeout: float) -> dict[str, Any] | None:
     if dest.audit_url is None:
         return None  # local files: created owner-only
@@ -258,8 +329,16 @@ def _check_exposure(dest: Destination, allowed: bool, timeout: float) -> dict[st
     return info
 
 
-def _copy_all(jobs: list[_Job], dest: Destination, pol: Policy, result: CopyResult) -> None:
+def _rolled_back(problems: list[str], new: bool) -> UserError:
+    return UserError(_halt_message(problems, new).replace("before writing", "and rolled back"))
+
+
+def _copy_all(jobs: list[_Job], dest: Destination, pol: Policy, result: CopyResult, run: _Run) -> None:
+    if run.workers > 1:
+        _copy_parallel(jobs, dest, pol, run)
     for job in jobs:
+        if job.writer is not None:
+            continue  # written by the workers
         record = job.record
 
         def malformed(dataset: str, line: int | None, reason: str, record: DatasetCopy = record) -> None:
@@ -272,7 +351,7 @@ def _copy_all(jobs: list[_Job], dest: Destination, pol: Policy, result: CopyResu
                 if d:
                     problems = [f"{record.source}: new field {p!r}" for p in d.new]
                     problems += [f"{record.source}: {p!r} is {s}, the policy says {c}" for p, c, s in d.changed]
-                    raise UserError(_halt_message(problems, bool(d.new)).replace("before writing", "and rolled back"))
+                    raise _rolled_back(problems, bool(d.new))
                 if job.mark is not None:
                     table = job.mark.select(table, record.source)
                 job.writer.write(job.plan.apply(table))
