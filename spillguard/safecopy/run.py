@@ -250,7 +250,7 @@ def copy(
     try:
         if verify:
             assert identifiers is not None
-            result.verification = _verify(dest, jobs, identifiers, source_options.get("connect_timeout"))
+            result.verification = _verify(dest, jobs, identifiers, source_options.get("connect_timeout"), workers)
     finally:
         dest.close()
     result.finished_at = _now()
@@ -379,7 +379,7 @@ def _copy_all(jobs: list[_Job], dest: Destination, pol: Policy, result: CopyResu
     dest.finish(True)
 
 
-def _verify(dest: Destination | None, jobs: list[_Job], identifiers: IdentifierSets, timeout: float | None) -> Verification:
+def _verify(dest: Destination | None, jobs: list[_Job], identifiers: IdentifierSets, timeout: float | None, workers: int = 1) -> Verification:
     import spillguard
 
     assert dest is not None
@@ -389,7 +389,7 @@ def _verify(dest: Destination | None, jobs: list[_Job], identifiers: IdentifierS
     targets, options = dest.scan_plan(names)
     if timeout:
         options["connect_timeout"] = timeout
-    scan = spillguard.scan(targets, **options)
+    scan = spillguard.scan(targets, workers=workers, **options)
     for err in scan.errors:
         if err.kind != "warning":
             v.incomplete.append(f"{err.dataset or err.target}: {err.message}")
