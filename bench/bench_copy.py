@@ -7,7 +7,7 @@ server-side (text ids, e-mails, names, phones, tokens, timestamps, IPs, plan, no
   spillguard the same with the proof scan
 and the peak RSS of each spillguard process. Target (issue 12): rows/s >= 0.5 x baseline, RSS < 500 MB.
 
-    python bench/bench_copy.py --rows 1000000
+    python bench/bench_copy.py --rows 1000000 [--workers 2]
 """
 
 from __future__ import annotations
@@ -76,6 +76,7 @@ def run_measured(argv: list[str], env: dict[str, str]) -> tuple[float, float, in
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--workers", type=int, default=1)
     args = ap.parse_args()
     exe = shutil.which("spillguard") or str(Path(sys.executable).with_name("spillguard"))
     bindir = _pg_bindir()
@@ -104,8 +105,8 @@ def main() -> None:
         policy = Path(tmp) / "policy.toml"
         policy.write_text(POLICY)
         src = f"postgresql://postgres@{pg.host}:{pg.port}/postgres"
-        copy_s, copy_rss, _ = run_measured([exe, "copy", src, f"{base}/safe_copy", "--policy", str(policy), "--no-verify"], env)
-        ver_s, ver_rss, code = run_measured([exe, "copy", src, f"{base}/safe_copy_verified", "--policy", str(policy)], env)
+        copy_s, copy_rss, _ = run_measured([exe, "copy", src, f"{base}/safe_copy", "--policy", str(policy), "--no-verify", "--workers", str(args.workers)], env)
+        ver_s, ver_rss, code = run_measured([exe, "copy", src, f"{base}/safe_copy_verified", "--policy", str(policy), "--workers", str(args.workers)], env)
         with psycopg.connect(f"{base}/safe_copy") as conn:
             assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == args.rows
     n = args.rows

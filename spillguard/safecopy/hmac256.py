@@ -93,7 +93,7 @@ class HmacSha256:
         # The inner hash covers the 64-byte key block, the value, 0x80, zeros, and the 64-bit bit length.
         blocks = (lengths + 9 + 63) // 64
         digests = np.empty((n, 32), np.uint8)
-        for nb in np.unique(blocks).tolist():
+        for nb in np.flatnonzero(np.bincount(blocks)).tolist():
             rows = np.flatnonzero(blocks == nb)
             lens = lengths[rows]
             mat = np.zeros((rows.size, nb * 64), np.uint8)

@@ -28,7 +28,7 @@ from spillguard.detect.flatten import flatten_table
 from spillguard.detect.hashing import Hasher, as_text
 from spillguard.errors import UserError
 from spillguard.safecopy.destinations import MODES, Destination, TableWriter, open_destination
-from spillguard.safecopy.plan import MIN_GLOBAL_ID_LENGTH, DatasetPlan, IdentifierSets, missing_fields
+from spillguard.safecopy.plan import MIN_GLOBAL_ID_LENGTH, DatasetPlan, IdentifierSets, member, missing_fields
 from spillguard.safecopy.policy import ON_NEW, Policy, load_policy
 from spillguard.safecopy.transforms import describe_key_use
 from spillguard.safecopy.watermark import CopyState, Watermark
@@ -432,10 +432,10 @@ def _identifier_matches(
                             hit = np.zeros(h.size, bool)
                             own = per_path.get(leaf.path)
                             if own is not None:
-                                hit |= np.isin(h, own)
+                                hit |= member(h, own)
                             if long_values.size:
                                 lengths = np.asarray(pa.compute.fill_null(pa.compute.utf8_length(text), 0))
-                                hit |= np.isin(h, long_values) & (lengths >= MIN_GLOBAL_ID_LENGTH)
+                                hit |= member(h, long_values) & (lengths >= MIN_GLOBAL_ID_LENGTH)
                             hit &= h != 0
                             n = int(hit.sum())
                             if n:

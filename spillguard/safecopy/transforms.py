@@ -263,7 +263,9 @@ def _redact(rule: FieldRule, policy: Policy) -> Transform:
             merged[rows] = replaced
             out = pa.array(merged, pa.string())
         stats.add(f"{path}: values still matching after 16 redaction passes nulled", len(spans))
-        return pc.if_else(pa.array(np.isin(np.arange(len(out)), rows)), pa.scalar(None, pa.string()), out)
+        unfinished = np.zeros(len(out), bool)
+        unfinished[rows] = True
+        return pc.if_else(pa.array(unfinished), pa.scalar(None, pa.string()), out)
 
     return apply
 
