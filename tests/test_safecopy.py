@@ -294,3 +294,16 @@ def test_workers_give_the_same_copy_and_the_same_proof(tmp_path, src, data):
         assert bad.exit_code == 1 and bad.verification.identifiers[0]["field"] == "user_id"
     finally:
         del os.environ["SG_COPY_KEY"]
+
+
+def test_policy_init_from_a_saved_scan_equals_scanning_now(tmp_path, src):
+    import spillguard
+    from spillguard.safecopy import propose_policy
+
+    saved = spillguard.scan([str(src)]).to_json()
+    assert propose_policy(str(src), saved) == propose_policy(str(src))
+    # A scan that found nothing proposes keeping everything, field by field: still every field named.
+    empty = {"findings": [], "datasets": []}
+    text = propose_policy(str(src), empty)
+    fields = tomllib.loads(text)["datasets"]["users.jsonl"]["fields"]
+    assert set(fields.values()) == {"keep"} and "email" in fields
