@@ -98,6 +98,13 @@ def audit(targets: Sequence[str], **options: Any) -> Any:
     return _audit(targets, **options)
 
 
+def copy(source: str, destination: str, **options: Any) -> Any:
+    """A safe copy through a policy (`policy=...` required); see `spillguard.safecopy.copy`."""
+    from spillguard.safecopy import copy as _copy
+
+    return _copy(source, destination, **options)
+
+
 def build_report(scans: Sequence[dict[str, Any]], **options: Any) -> Any:
     """The impact report model from scan results (and audit/watch history); see `spillguard.report`."""
     from spillguard.report import build_report as _build
@@ -114,5 +121,5 @@ def render_report(report: Any, fmt: str = "html") -> str:
 
 __all__ = [
     "CATEGORIES", "SCHEMA_VERSION", "Finding", "Match", "ScanError", "ScanResult", "UserError",
-    "audit", "build_report", "render_report", "scan", "scan_value",
+    "audit", "build_report", "copy", "render_report", "scan", "scan_value",
 ]

@@ -39,6 +39,7 @@ class Scheme:
     password_env: tuple[str, ...] = ()  # read for a scan's password after the URL and SPILLGUARD_PASSWORD
     adapter: str | None = None  # scan source, "module:Class", imported only when a target needs it
     probe: str | None = None  # audit probe module (with `probe(target, ctx)`), imported lazily
+    destination: str | None = None  # safe-copy destination, "module:Class", imported only when a copy writes there
 
     @property
     def has_host(self) -> bool:
@@ -53,6 +54,9 @@ _ES_SOURCE = "spillguard.sources.elasticsearch:ElasticsearchSource"
 _ES_PROBE = "spillguard.audit.probes.elasticsearch"
 _ES_ENV = ("ES_PASSWORD", "ELASTIC_PASSWORD")
 _OS_ENV = ("OPENSEARCH_PASSWORD", "ES_PASSWORD")
+_DEST = "spillguard.safecopy.destinations."
+_PG_DEST, _MY_DEST = _DEST + "postgres:PostgresDestination", _DEST + "mysql:MySQLDestination"
+_ES_DEST = _DEST + "elasticsearch:ElasticsearchDestination"
 _KIBANA = "spillguard.audit.probes.kibana"
 _COUCH = "spillguard.audit.probes.couchdb"
 
@@ -62,19 +66,19 @@ def _rows(*rows: Scheme) -> dict[str, Scheme]:
 
 
 SCHEMES: dict[str, Scheme] = _rows(
-    Scheme("postgresql", "postgresql", 5432, False, _PG[2], _PG[0], _PG[1]),
-    Scheme("postgres", "postgresql", 5432, False, _PG[2], _PG[0], _PG[1]),
-    Scheme("mysql", "mysql", 3306, False, _MY[2], _MY[0], _MY[1]),
-    Scheme("mariadb", "mysql", 3306, False, _MY[2], _MY[0], _MY[1]),
+    Scheme("postgresql", "postgresql", 5432, False, _PG[2], _PG[0], _PG[1], _PG_DEST),
+    Scheme("postgres", "postgresql", 5432, False, _PG[2], _PG[0], _PG[1], _PG_DEST),
+    Scheme("mysql", "mysql", 3306, False, _MY[2], _MY[0], _MY[1], _MY_DEST),
+    Scheme("mariadb", "mysql", 3306, False, _MY[2], _MY[0], _MY[1], _MY_DEST),
     Scheme("redis", "redis", 6379, False, _RD[2], _RD[0], _RD[1]),
     Scheme("rediss", "redis", 6379, True, _RD[2], _RD[0], _RD[1]),
     Scheme("mongodb", "mongodb", 27017, False, _MG[2], _MG[0], _MG[1]),
     Scheme("mongodb+srv", "mongodb", None, True, _MG[2], _MG[0], None),
-    Scheme("sqlite", "sqlite", None, False, (), "spillguard.sources.sqlite:SQLiteSource", None),
-    Scheme("elasticsearch+http", "elasticsearch", 9200, False, _ES_ENV, _ES_SOURCE, _ES_PROBE),
-    Scheme("elasticsearch+https", "elasticsearch", 9200, True, _ES_ENV, _ES_SOURCE, _ES_PROBE),
-    Scheme("opensearch+http", "elasticsearch", 9200, False, _OS_ENV, _ES_SOURCE, _ES_PROBE),
-    Scheme("opensearch+https", "elasticsearch", 9200, True, _OS_ENV, _ES_SOURCE, _ES_PROBE),
+    Scheme("sqlite", "sqlite", None, False, (), "spillguard.sources.sqlite:SQLiteSource", None, _DEST + "sqlite:SQLiteDestination"),
+    Scheme("elasticsearch+http", "elasticsearch", 9200, False, _ES_ENV, _ES_SOURCE, _ES_PROBE, _ES_DEST),
+    Scheme("elasticsearch+https", "elasticsearch", 9200, True, _ES_ENV, _ES_SOURCE, _ES_PROBE, _ES_DEST),
+    Scheme("opensearch+http", "elasticsearch", 9200, False, _OS_ENV, _ES_SOURCE, _ES_PROBE, _ES_DEST),
+    Scheme("opensearch+https", "elasticsearch", 9200, True, _OS_ENV, _ES_SOURCE, _ES_PROBE, _ES_DEST),
     Scheme("elasticsearch", "elasticsearch", 9200, False, _ES_ENV, None, _ES_PROBE),
     Scheme("es", "elasticsearch", 9200, False, _ES_ENV, None, _ES_PROBE),
     Scheme("es+http", "elasticsearch", 9200, False, _ES_ENV, None, _ES_PROBE),

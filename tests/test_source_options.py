@@ -13,10 +13,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from spillguard.scanner import ScanOptions, run_scan
 
 import spillguard
 from spillguard.errors import UserError
+from spillguard.scan.options import ScanOptions
+from spillguard.scan.run import run_scan
 
 USERS = [{"uid": f"u{i}", "email": f"user{i}@example.com"} for i in range(30)]
 ORDERS = [{"customer": f"c{i % 10}", "email": f"buyer{i}@example.com"} for i in range(40)]

@@ -89,6 +89,9 @@ def test_every_row_names_a_real_adapter_and_probe() -> None:
             assert isinstance(getattr(importlib.import_module(module), cls), type), row
         if row.probe:
             assert callable(importlib.import_module(row.probe).probe), row
+        if row.destination:
+            module, cls = row.destination.split(":")
+            assert isinstance(getattr(importlib.import_module(module), cls), type), row
         assert row.adapter or row.probe, f"{row.scheme}: neither scanned nor audited"
     # One probe per kind: the kind is what the audit reports as `protocol`.
     for kind in {r.kind for r in SCHEMES.values() if r.probe}:

@@ -73,6 +73,16 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+def worker_pool(workers: int) -> futures.ProcessPoolExecutor:
+    """Worker processes that ignore Ctrl-C (the parent decides) and die with their parent; shared by every
+    pillar that spreads work over processes (scan, copy)."""
+    # fork where available: spawn and forkserver re-run the caller's __main__ in every worker, which
+    # breaks scripts without a main guard. Forked workers never touch (or finalise: they leave through
+    # os._exit) the parent's open connections; each opens its own.
+    ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
+    return futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+
+
 def run_jobs(jobs: list[PartitionJob]) -> list[PartitionResult]:
     """Worker entry point: sources and scanners are opened once per worker and kept."""
     return _worker_runner.run_batch(jobs)
@@ -85,11 +95,7 @@ class ProcessPoolExecutor:
 
     def __init__(self, workers: int) -> None:
         self.workers = workers
-        # fork where available: spawn and forkserver re-run the caller's __main__ in every worker, which
-        # breaks scripts without a main guard. Forked workers never touch (or finalise: they leave through
-        # os._exit) the parent's open connections; each opens its own.
-        ctx = multiprocessing.get_context("fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn")
-        self.pool = futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
+        self.pool = worker_pool(workers)
 
     def submit(self, jobs: list[PartitionJob]) -> Future[list[PartitionResult]]:
         return self.pool.submit(run_jobs, jobs)

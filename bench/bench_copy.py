@@ -1,0 +1,120 @@
+"""PostgreSQL -> PostgreSQL safe copy against `pg_dump -t users | psql` of the same table, in the same run.
+
+Starts its own PostgreSQL (scram, so the destination audit says "protected"), makes a users table of N rows
+server-side (text ids, e-mails, names, phones, tokens, timestamps, IPs, plan, notes), then times:
+  baseline   pg_dump -t users SRC | psql DST1          (a plain copy, the way Greenmask moves data)
+  spillguard spillguard copy SRC DST2 --policy P --no-verify   (hmac x2, mask, generalise x2, drop x2, keep, redact off)
+  spillguard the same with the proof scan
+and the peak RSS of each spillguard process. Target (issue 12): rows/s >= 0.5 x baseline, RSS < 500 MB.
+
+    python bench/bench_copy.py --rows 1000000 [--workers 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from tests.servers import _pg_bindir, postgres_server  # noqa: E402
+
+POLICY = """
+version = 1
+[keys.main]
+env = "SPILLGUARD_COPY_KEY"
+[datasets."public.users"]
+to = "users"
+[datasets."public.users".fields]
+user_id = "hmac"
+email = "hmac"
+full_name = "drop"
+phone = { transform = "mask", keep_suffix = 2 }
+api_token = "drop"
+signup_at = { transform = "generalise", to = "month" }
+last_ip = { transform = "generalise", to = "network" }
+plan = "keep"
+notes = "keep"
+"""
+
+MAKE_USERS = """
+CREATE TABLE users AS SELECT
+  'usr_' || lpad(g::text, 8, '0') AS user_id,
+  'person.' || g || '@example' || (g % 97) || '.com' AS email,
+  (ARRAY['Ana','Ben','Chloe','Dev','Eun','Femi'])[1 + g % 6] || ' ' || (ARRAY['Lima','Okafor','Novak','Rossi'])[1 + g % 4] AS full_name,
+  '+44 20 7946 ' || lpad((g % 10000)::text, 4, '0') AS phone,
+  md5(g::text) || md5((g * 7)::text) AS api_token,
+  timestamp '2015-01-01' + (g % 3000) * interval '1 day' + (g % 86400) * interval '1 second' AS signup_at,
+  (11 + g % 180) || '.' || (g % 256) || '.' || ((g / 256) % 256) || '.' || (1 + g % 254) AS last_ip,
+  (ARRAY['free','plus','pro'])[1 + g % 3] AS plan,
+  (ARRAY['likes the night mode','asked about billing','renewal in spring'])[1 + g % 3] AS notes
+FROM generate_series(1, {rows}) g
+"""
+
+
+def run_measured(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS MB, exit code) of one process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode not in (0, 1):
+        raise SystemExit(f"{argv[:2]} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+    return wall, usage.ru_maxrss / 1024, proc.returncode
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--workers", type=int, default=1)
+    args = ap.parse_args()
+    exe = shutil.which("spillguard") or str(Path(sys.executable).with_name("spillguard"))
+    bindir = _pg_bindir()
+    with postgres_server(auth="scram") as pg, tempfile.TemporaryDirectory() as tmp:
+        for _ in range(300):
+            try:
+                psycopg.connect(pg.dsn, connect_timeout=2).close()
+                break
+            except psycopg.OperationalError:
+                time.sleep(0.1)
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            conn.execute(MAKE_USERS.format(rows=args.rows))
+            conn.execute("VACUUM ANALYZE users")
+            for db in ("dump_copy", "safe_copy", "safe_copy_verified"):
+                conn.execute(f"CREATE DATABASE {db}")
+        base = pg.dsn.rsplit("/", 1)[0]
+        env = {**os.environ, "PGPASSWORD": pg.password or "", "SPILLGUARD_COPY_KEY": "ab" * 32,
+               "XDG_STATE_HOME": tmp, "COLUMNS": "200"}
+        start = time.perf_counter()
+        dump = subprocess.Popen([f"{bindir}/pg_dump", "-t", "users", "-h", pg.host, "-p", str(pg.port), "-U", "postgres", "postgres"],
+                                stdout=subprocess.PIPE, env=env)
+        subprocess.run([f"{bindir}/psql", "-q", "-h", pg.host, "-p", str(pg.port), "-U", "postgres", "dump_copy"],
+                       stdin=dump.stdout, stdout=subprocess.DEVNULL, env=env, check=True)
+        dump.wait()
+        dump_s = time.perf_counter() - start
+        policy = Path(tmp) / "policy.toml"
+        policy.write_text(POLICY)
+        src = f"postgresql://postgres@{pg.host}:{pg.port}/postgres"
+        copy_s, copy_rss, _ = run_measured([exe, "copy", src, f"{base}/safe_copy", "--policy", str(policy), "--no-verify", "--workers", str(args.workers)], env)
+        ver_s, ver_rss, code = run_measured([exe, "copy", src, f"{base}/safe_copy_verified", "--policy", str(policy), "--workers", str(args.workers)], env)
+        with psycopg.connect(f"{base}/safe_copy") as conn:
+            assert conn.execute("SELECT count(*) FROM users").fetchone()[0] == args.rows
+    n = args.rows
+    print("| rows | pg_dump \\| psql rows/s | spillguard copy rows/s (ratio, peak RSS) | with the proof scan rows/s (ratio, peak RSS, exit) |")
+    print("| ---: | ---: | ---: | ---: |")
+    print(f"| {n:,} | {n / dump_s:,.0f} | {n / copy_s:,.0f} ({dump_s / copy_s:.2f}, {copy_rss:.0f} MB) "
+          f"| {n / ver_s:,.0f} ({dump_s / ver_s:.2f}, {ver_rss:.0f} MB, {code}) |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,309 @@
+"""`spillguard copy` and `spillguard policy init` end to end on files and SQLite (no server needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import stat
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from tests.copydata import KEY_HEX, OTHER_KEY_HEX, generate, policy_text, write_jsonl
+
+EXE = shutil.which("spillguard") or str(Path(sys.executable).with_name("spillguard"))
+
+
+def run(*args: str, key: str | None = KEY_HEX, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("SG_COPY_KEY", None)
+    if key is not None:
+        env["SG_COPY_KEY"] = key
+    return subprocess.run([EXE, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate(200, seed=3)
+
+
+@pytest.fixture
+def src(tmp_path, data):
+    return write_jsonl(tmp_path / "src", data)
+
+
+def _policy(tmp_path: Path, **kw) -> Path:
+    p = tmp_path / "policy.toml"
+    p.write_text(policy_text(**kw))
+    return p
+
+
+def _no_raw_values(blob: bytes, data) -> None:
+    for u in data.users:
+        assert u["email"].encode() not in blob
+        assert u["api_token"].encode() not in blob
+        assert u["user_id"].encode() not in blob
+        assert u["full_name"].encode() not in blob
+    for d in data.devices:
+        assert d["mac"].encode() not in blob
+
+
+def test_jsonl_to_sqlite_pseudonymises_joins_and_records_the_key_id(tmp_path, src, data):
+    db = tmp_path / "out" / "copy.db"
+    db.parent.mkdir()
+    proc = run("copy", str(src), f"sqlite:///{db}", "--policy", str(_policy(tmp_path)), "--format", "json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["verification"]["ok"] is True
+    assert {d["destination"]: d["rows"] for d in doc["datasets"]} == {"users": 200, "devices": len(data.devices)}
+    assert stat.S_IMODE(db.stat().st_mode) == 0o600
+    con = sqlite3.connect(db)
+    # The pseudonymised user_id still joins: every device finds its owner, with the source's counts.
+    joined = dict(con.execute("SELECT u.user_id, count(d.device_id) FROM users u JOIN devices d ON d.user_id = u.user_id GROUP BY 1"))
+    assert sorted(joined.values()) == sorted(data.devices_per_user().values())
+    assert con.execute("SELECT count(*) FROM users WHERE length(user_id) = 32").fetchone()[0] == 200
+    row = con.execute("SELECT signup_at, last_ip, phone FROM users LIMIT 1").fetchone()
+    u0 = data.users[0]
+    assert row[0].startswith(u0["signup_at"][:7]) and row[0][8:10] == "01"
+    assert row[1] == u0["last_ip"].rsplit(".", 1)[0] + ".0"
+    assert row[2].endswith(u0["phone"][-2:]) and set(row[2][:-2]) == {"*"}
+    cols = [r[1] for r in con.execute("PRAGMA table_info(users)")]
+    assert "full_name" not in cols and "api_token" not in cols
+    metas = [json.loads(m) for (m,) in con.execute("SELECT meta FROM spillguard_copies")]
+    assert {m["dataset"] for m in metas} == {"users.jsonl", "devices.jsonl"}
+    assert all(m["keys"]["main"]["key_id"].startswith("k1-") for m in metas)
+    con.close()
+    blob = db.read_bytes()
+    assert KEY_HEX.encode() not in blob and KEY_HEX not in proc.stdout + proc.stderr
+    _no_raw_values(blob, data)
+
+
+def test_same_key_same_pseudonyms_other_key_others(tmp_path, src):
+    pol = _policy(tmp_path)
+    outs = {}
+    for label, key in (("a", KEY_HEX), ("b", KEY_HEX), ("c", OTHER_KEY_HEX)):
+        dest = tmp_path / label
+        proc = run("copy", str(src), str(dest), "--policy", str(pol), "--file-format", "parquet", key=key)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        outs[label] = pq.read_table(dest / "users.parquet").column("email").to_pylist()
+        meta = json.loads(pq.read_metadata(dest / "users.parquet").metadata[b"spillguard.copy"])
+        assert meta["keys"]["main"]["key_id"].startswith("k1-")
+        assert stat.S_IMODE((dest / "users.parquet").stat().st_mode) == 0o600
+    assert outs["a"] == outs["b"]
+    assert set(outs["a"]).isdisjoint(outs["c"])
+
+
+def test_new_column_halts_before_anything_is_written(tmp_path, src, data):
+    rows = [dict(u) for u in data.users]
+    rows[150]["ssn"] = "078-05-1120"  # one record, far from the start
+    (src / "users.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    db = tmp_path / "copy.db"
+    proc = run("copy", str(src), f"sqlite:///{db}", "--policy", str(_policy(tmp_path)))
+    assert proc.returncode == 2
+    assert "new field 'ssn'" in proc.stderr and "Traceback" not in proc.stderr
+    assert "078-05-1120" not in proc.stderr + proc.stdout
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    con.close()
+    proc = run("copy", str(src), f"sqlite:///{db}", "--policy", str(_policy(tmp_path)), "--on-new", "drop", "--format", "json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = json.loads(proc.stdout)
+    users = next(d for d in doc["datasets"] if d["destination"] == "users")
+    assert users["fields"]["ssn"] == "drop (on-new)"
+    con = sqlite3.connect(db)
+    assert "ssn" not in [r[1] for r in con.execute("PRAGMA table_info(users)")]
+
+
+def test_type_change_halts(tmp_path, src):
+    pol = tmp_path / "policy.toml"
+    pol.write_text(policy_text().replace('[datasets."devices.jsonl"]', '[datasets."users.jsonl".types]\nplan = "integer"\n\n[datasets."devices.jsonl"]'))
+    proc = run("copy", str(src), str(tmp_path / "out"), "--policy", str(pol), "--file-format", "jsonl")
+    assert proc.returncode == 2 and "'plan' is text, the policy says integer" in proc.stderr
+    assert not (tmp_path / "out" / "users.jsonl").exists()
+
+
+def test_verification_catches_emails_in_a_kept_free_text_column(tmp_path, src, data):
+    rows = [dict(u) for u in data.users]
+    for r in rows[:40]:
+        r["notes"] = f"customer wrote from {r['email'].lower()} about the camera"
+    (src / "users.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = run("copy", str(src), str(tmp_path / "out"), "--policy", str(_policy(tmp_path, notes='"keep"')), "--file-format", "jsonl")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "verification: FAILED" in proc.stdout and "email in keep field users.jsonl notes" in proc.stdout
+    assert "@" not in proc.stdout.split("verification")[1]  # the report names fields, never values
+    # Redacting the column instead passes, and the e-mails are gone.
+    proc = run("copy", str(src), str(tmp_path / "out2"), "--policy", str(_policy(tmp_path)), "--file-format", "jsonl")
+    assert proc.returncode == 0, proc.stdout
+    text = (tmp_path / "out2" / "users.jsonl").read_text()
+    assert "[email]" in text and "@" not in text
+
+
+def test_verification_catches_a_surviving_secret_and_a_raw_identifier(tmp_path, src):
+    proc = run("copy", str(src), str(tmp_path / "o1"), "--policy", str(_policy(tmp_path, api_token='"keep"')), "--file-format", "jsonl")
+    assert proc.returncode == 1 and "secret survived: users.jsonl api_token" in proc.stdout
+    proc = run("copy", str(src), str(tmp_path / "o2"), "--policy", str(_policy(tmp_path, device_user='"keep"')),
+               "--file-format", "jsonl", "--format", "json")
+    assert proc.returncode == 1
+    found = json.loads(proc.stdout)["verification"]["source_identifiers_found"]
+    assert found and found[0]["dataset"] == "devices.jsonl" and found[0]["field"] == "user_id"
+
+
+def test_existing_destination_needs_replace_or_append(tmp_path, src, data):
+    db = tmp_path / "copy.db"
+    pol = str(_policy(tmp_path))
+    assert run("copy", str(src), f"sqlite:///{db}", "--policy", pol).returncode == 0
+    proc = run("copy", str(src), f"sqlite:///{db}", "--policy", pol)
+    assert proc.returncode == 2 and "already holds users, devices; use --replace or --append" in proc.stderr
+    assert run("copy", str(src), f"sqlite:///{db}", "--policy", pol, "--append").returncode == 0
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM users").fetchone()[0] == 400
+    con.close()
+    assert run("copy", str(src), f"sqlite:///{db}", "--policy", pol, "--replace").returncode == 0
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM users").fetchone()[0] == 200
+
+
+@pytest.mark.parametrize(
+    ("edit", "key", "message"),
+    [
+        (lambda t: t.replace('plan = "keep"', 'plan = "shuffle"'), KEY_HEX, "unknown transform 'shuffle'"),
+        (lambda t: t.replace('plan = "keep"', 'plan = "keep"\nloyalty = "keep"'), KEY_HEX, "policy field 'loyalty' does not exist"),
+        (lambda t: t, None, "SG_COPY_KEY is not set"),
+        (lambda t: t, "abcd", "at least 128 are required"),
+        (lambda t: t.replace('[datasets."devices.jsonl"]', '[datasets."orders.jsonl"]\n[datasets."orders.jsonl".fields]\nid = "keep"\n[datasets."devices.jsonl"]'),
+         KEY_HEX, "orders.jsonl not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(tmp_path, src, data, edit, key, message):
+    pol = tmp_path / "policy.toml"
+    pol.write_text(edit(policy_text()))
+    out = tmp_path / "out"
+    proc = run("copy", str(src), str(out), "--policy", str(pol), "--file-format", "jsonl", key=key)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
+    assert not (out / "users.jsonl").exists()
+    assert data.users[0]["email"] not in proc.stderr
+
+
+def test_policy_init_proposes_a_policy_that_copies_cleanly(tmp_path, src, data):
+    pol = tmp_path / "proposed.toml"
+    proc = run("policy", "init", str(src), "-o", str(pol), "--key-env", "SG_COPY_KEY")
+    assert proc.returncode == 0, proc.stderr
+    text = pol.read_text()
+    assert stat.S_IMODE(pol.stat().st_mode) == 0o600
+    doc = tomllib.loads(text)
+    users, devices = doc["datasets"]["users.jsonl"]["fields"], doc["datasets"]["devices.jsonl"]["fields"]
+    assert users["api_token"] == "drop" and any(line.startswith('"api_token" = "drop"   # a credential') for line in text.splitlines())
+    assert users["email"] == users["user_id"] == devices["user_id"] == devices["mac"] == "hmac"
+    assert users["last_ip"] == {"transform": "generalise", "to": "network"}
+    assert users["notes"] == "redact" and users["plan"] == "keep" and users["full_name"] == "drop"
+    assert doc["datasets"]["users.jsonl"]["types"]["signup_at"] == "timestamp"
+    proc = run("copy", str(src), str(tmp_path / "out"), "--policy", str(pol), "--file-format", "parquet", "--format", "json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _no_raw_values(b"".join(p.read_bytes() for p in (tmp_path / "out").iterdir()), data)
+    assert run("policy", "init", str(src), "-o", str(pol)).returncode == 2  # exists: --force needed
+
+
+def test_since_watermark_copies_only_new_records_and_keeps_state(tmp_path, src, data, monkeypatch):
+    from spillguard.safecopy import copy
+
+    monkeypatch.setenv("SG_COPY_KEY", KEY_HEX)
+    pol = tmp_path / "users.toml"
+    text = policy_text()
+    pol.write_text(text[: text.index('[datasets."devices.jsonl"]')].replace('to = "users"', 'to = "users"\nwatermark = "signup_at"'))
+    db, state = tmp_path / "copy.db", tmp_path / "copy-state.json"
+    first = copy(str(src / "users.jsonl"), f"sqlite:///{db}", policy=pol, state=state)
+    assert first.exit_code == 0 and first.datasets[0].rows == 200 and first.datasets[0].mode == "create"
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    saved = json.loads(state.read_text())["datasets"]["users.jsonl"]
+    assert saved["field"] == "signup_at" and saved["last"] == max(u["signup_at"] for u in data.users)
+    late = [dict(u, user_id=f"usr_late{i}", signup_at=f"2030-01-0{i + 1}T00:00:00") for i, u in enumerate(data.users[:5])]
+    with open(src / "users.jsonl", "a") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in late))
+    second = copy(str(src / "users.jsonl"), f"sqlite:///{db}", policy=pol, state=state)
+    assert second.datasets[0].rows == 5 and second.datasets[0].mode == "append"
+    assert second.datasets[0].watermark["after"] == saved["last"]
+    third = copy(str(src / "users.jsonl"), f"sqlite:///{db}", policy=pol, state=state)
+    assert third.datasets[0].rows == 0
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*), count(DISTINCT user_id) FROM users").fetchone() == (205, 205)
+    assert json.loads(state.read_text())["datasets"]["users.jsonl"]["last"] == "2030-01-05T00:00:00"
+
+
+def test_kill_9_mid_copy_leaves_nothing_and_a_rerun_equals_an_uninterrupted_copy(tmp_path):
+    import signal
+    import time
+
+    big = generate(20000, seed=8)
+    src = write_jsonl(tmp_path / "src", big)
+    pol = str(_policy(tmp_path))
+    whole, killed = tmp_path / "whole.db", tmp_path / "killed.db"
+    assert run("copy", str(src), f"sqlite:///{whole}", "--policy", pol, "--no-verify").returncode == 0
+    env = {**os.environ, "SG_COPY_KEY": KEY_HEX}
+    proc = subprocess.Popen([EXE, "copy", str(src), f"sqlite:///{killed}", "--policy", pol, "--no-verify"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    journal = Path(str(killed) + "-journal")
+    deadline = time.monotonic() + 120
+    while not journal.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert proc.poll() is None, "the copy finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    con = sqlite3.connect(killed)  # the hot journal rolls the half-written transaction back
+    assert con.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
+    con.close()
+    assert run("copy", str(src), f"sqlite:///{killed}", "--policy", pol, "--no-verify").returncode == 0
+
+    def rows(db: Path) -> dict[str, list[tuple]]:
+        c = sqlite3.connect(db)
+        try:
+            return {t: sorted(c.execute(f"SELECT * FROM {t}").fetchall()) for t in ("users", "devices")}
+        finally:
+            c.close()
+
+    assert rows(killed) == rows(whole)
+
+
+def test_workers_give_the_same_copy_and_the_same_proof(tmp_path, src, data):
+    from spillguard.safecopy import copy
+
+    os.environ["SG_COPY_KEY"] = KEY_HEX
+    try:
+        pol = _policy(tmp_path)
+        one = copy(str(src), f"sqlite:///{tmp_path / 'one.db'}", policy=pol)
+        two = copy(str(src), f"sqlite:///{tmp_path / 'two.db'}", policy=pol, workers=2)
+        assert one.exit_code == two.exit_code == 0
+        assert [d.to_json()["notes"] for d in one.datasets] == [d.to_json()["notes"] for d in two.datasets]
+
+        def rows(db: Path) -> list[tuple]:
+            c = sqlite3.connect(db)
+            try:
+                return sorted(c.execute("SELECT * FROM users").fetchall()) + sorted(c.execute("SELECT * FROM devices").fetchall())
+            finally:
+                c.close()
+
+        assert rows(tmp_path / "one.db") == rows(tmp_path / "two.db")
+        leaky = _policy(tmp_path, device_user='"keep"')
+        bad = copy(str(src), f"sqlite:///{tmp_path / 'three.db'}", policy=leaky, workers=2)
+        assert bad.exit_code == 1 and bad.verification.identifiers[0]["field"] == "user_id"
+    finally:
+        del os.environ["SG_COPY_KEY"]
+
+
+def test_policy_init_from_a_saved_scan_equals_scanning_now(tmp_path, src):
+    import spillguard
+    from spillguard.safecopy import propose_policy
+
+    saved = spillguard.scan([str(src)]).to_json()
+    assert propose_policy(str(src), saved) == propose_policy(str(src))
+    # A scan that found nothing proposes keeping everything, field by field: still every field named.
+    empty = {"findings": [], "datasets": []}
+    text = propose_policy(str(src), empty)
+    fields = tomllib.loads(text)["datasets"]["users.jsonl"]["fields"]
+    assert set(fields.values()) == {"keep"} and "email" in fields
