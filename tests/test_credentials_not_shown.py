@@ -22,8 +22,8 @@ import pytest
 
 from spillguard.report import build_report
 from spillguard.report.inputs import validate_audit, validate_scan
+from tests.report.test_report_data import T0, make_store
 from tests.servers import free_port, postgres_server, redis_command, redis_server
-from tests.test_report_data import T0, make_store
 
 ROOT = Path(__file__).resolve().parent.parent
 PW = "Scan@Pw#9911-kq7Z"  # the server's real password, written unescaped in URLs

@@ -3,7 +3,7 @@
 Every value is padded into 64-byte SHA-256 blocks of one matrix; values that need the same number of
 blocks are compressed together, word by word, starting from the key's precomputed inner and outer
 states. No Python code runs per value, so pseudonymising a column of a million ids costs a few
-dozen numpy passes, not a million `hmac.new` calls. `tests/test_safecopy_transforms.py` checks it
+dozen numpy passes, not a million `hmac.new` calls. `tests/safecopy/test_safecopy_transforms.py` checks it
 against the standard library's `hmac` on values of every padding boundary.
 """
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests import ROOT
 from tests.servers import postgres_server
 from tests.storedata import USERS, dataset_records
 
@@ -32,7 +33,7 @@ def _finished(state: Path) -> int:
 
 
 def _start(args: list[str], out: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.Popen([*CLI, *args, "--format", "json", "-o", str(out), "--fail-on", "never"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
@@ -80,7 +81,7 @@ def _comparable(path: Path) -> dict:
 
 def test_interrupted_and_killed_scan_resumes_to_identical_counts(tmp_path):
     from spillguard.demo import generate
-    from tests.test_source_postgres import load_postgres
+    from tests.sources.test_source_postgres import load_postgres
 
     generate(tmp_path / "data", users=USERS, seed=21)
     with postgres_server() as pg:

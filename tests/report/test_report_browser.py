@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_report_data import T0, make_history, make_store
 
 from spillguard.report import build_report, render
+from tests.report.test_report_data import T0, make_history, make_store
 
 try:
     import websocket  # websocket-client, from the test extra

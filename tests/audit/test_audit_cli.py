@@ -14,9 +14,8 @@ from typer.testing import CliRunner
 from spillguard.audit import audit
 from spillguard.audit.cli import register
 from spillguard.errors import UserError
+from tests import ROOT
 from tests.servers import free_port, redis_server
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _app() -> typer.Typer:

@@ -9,12 +9,12 @@ from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
-from test_watch import webhook_receiver
 
 from spillguard.config import SINK_TYPES, SinkConfig
 from spillguard.errors import UserError
 from spillguard.notify import SINKS, CommandSink, Fact, FileSink, Message, WebhookSink, build_sink
 from spillguard.notify.webhook import sign
+from tests.audit.test_watch import webhook_receiver
 
 
 def _message() -> Message:

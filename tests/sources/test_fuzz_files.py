@@ -34,6 +34,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import zstandard
 
+from tests import ROOT
+
 SEED = int(os.environ.get("SPILLGUARD_FUZZ_SEED", "20191226"))
 CASES = int(os.environ.get("SPILLGUARD_FUZZ_CASES", "260"))
 BUDGET_S = float(os.environ.get("SPILLGUARD_FUZZ_SECONDS", "40"))  # the child stops starting cases after this
@@ -274,7 +276,7 @@ def test_fuzz_every_file_format(tmp_path):
     cases = make_cases(tmp_path, rng, CASES)
     manifest = tmp_path / "cases.json"
     manifest.write_text(json.dumps([asdict(c) for c in cases]))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run(
         [sys.executable, "-c", CHILD, str(manifest), str(BUDGET_S), str(CASE_TIMEOUT_S)],
         capture_output=True, text=True, timeout=BUDGET_S + 2 * CASE_TIMEOUT_S + 30, env=env,

@@ -17,8 +17,10 @@ import orjson
 import psutil
 import pytest
 
+from tests import ROOT
+
 EXE = shutil.which("spillguard") or str(Path(sys.executable).with_name("spillguard"))
-ENV = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent), "COLUMNS": "200"}
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"}
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -15,6 +15,7 @@ from spillguard.safecopy.hmac256 import HmacSha256, hex_column
 from spillguard.safecopy.plan import DatasetPlan, drift, leaf_paths
 from spillguard.safecopy.policy import parse_policy
 from spillguard.safecopy.transforms import TransformStats, build_transform
+from tests import ROOT
 
 KEY_HEX = "3f" * 16 + "a1" * 16
 
@@ -177,10 +178,9 @@ def test_paths_drift_and_nested_application():
 def test_the_policy_example_in_docs_copy_md_is_valid(monkeypatch):
     import re
     import tomllib
-    from pathlib import Path
 
     pytest.importorskip("ffx")
-    text = (Path(__file__).resolve().parent.parent / "docs" / "copy.md").read_text()
+    text = (ROOT / "docs" / "copy.md").read_text()
     block = re.search(r"```toml\n(.*?)```", text, re.S).group(1)
     monkeypatch.setenv("SPILLGUARD_COPY_KEY", KEY_HEX)
     pol = parse_policy(tomllib.loads(block))

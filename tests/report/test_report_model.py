@@ -9,7 +9,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from test_report_data import T0, make_history, make_store
 
 from spillguard import categories as cq
 from spillguard.errors import UserError
@@ -17,6 +16,7 @@ from spillguard.report import Count, build_report
 from spillguard.report.exposure import exposure_windows
 from spillguard.report.gdpr import CONTACT_PLACEHOLDER
 from spillguard.report.inputs import load_audit, load_scan, read_history, target_key
+from tests.report.test_report_data import T0, make_history, make_store
 
 HOUR = timedelta(hours=1)
 ES = "http://es.internal:9200"

@@ -7,7 +7,6 @@ import os
 import sqlite3
 import subprocess
 import sys
-from pathlib import Path
 
 import orjson
 import pytest
@@ -15,7 +14,7 @@ import pytest
 from spillguard.errors import UserError
 from spillguard.scan.options import ScanOptions
 from spillguard.scan.run import run_scan
-from tests import storedata
+from tests import ROOT, storedata
 from tests.storedata import USERS, column_types, dataset_records
 
 SQL_TYPES = {"json": "TEXT", "int": "INTEGER", "float": "REAL", "text": "TEXT"}
@@ -70,7 +69,7 @@ def test_missing_file_is_one_line(tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     return subprocess.run([sys.executable, "-c", "from spillguard.cli import main; main()", "scan", *args],
                           capture_output=True, text=True, timeout=120, env=env)
 

@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_report_data import make_history
 
 import spillguard
 from spillguard.demo import generate
 from spillguard.report import Count, build_report, render
 from spillguard.report.inputs import load_scan
+from tests import ROOT
+from tests.report.test_report_data import make_history
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ def test_cli_scan_then_report_as_the_docs_show(real_scan: dict) -> None:
     import sys
 
     tmp: Path = real_scan["tmp"]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     run = [sys.executable, "-c", "from spillguard.cli import main; main()"]
     scan_json = tmp / "cli-scan.json"
     proc = subprocess.run(
@@ -170,7 +171,7 @@ def test_cli_scan_then_report_as_the_docs_show(real_scan: dict) -> None:
 
 def _documented(section: str) -> dict[str, str]:
     """The rows of the JSON table in docs/report.md: key -> content."""
-    text = (Path(__file__).resolve().parents[1] / "docs" / "report.md").read_text()
+    text = (ROOT / "docs" / "report.md").read_text()
     table = text[text.index(section) :]
     rows = {}
     for line in table.splitlines()[1:]:

@@ -11,12 +11,13 @@ from pathlib import Path
 
 import pytest
 import typer
-from test_report_data import T0, make_history, make_store
 from typer.testing import CliRunner
 
 from spillguard.errors import UserError
 from spillguard.report import build_report, render
 from spillguard.report.cli import register, write_private
+from tests import ROOT
+from tests.report.test_report_data import T0, make_history, make_store
 
 HOUR = timedelta(hours=1)
 ES = "http://es.internal:9200"
@@ -251,7 +252,7 @@ def test_spillguard_main_exits_2_on_a_user_error(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
         timeout=120,
     )
     assert proc.returncode == 2, proc.stderr
