@@ -77,11 +77,12 @@ class Context:
     scope: Scope
     leaked: LeakedSet
     subjects: Subjects
-    journal: Journal
+    journal: Journal | None  # None while only planning without a journal file
     key: bytes  # the install's fingerprint key (keyed hashes of subjects and recipients)
     limits: Limits = field(default_factory=Limits)
     dry_run: bool = True
     actor: str = "spillguard"
+    cutoff: str = ""  # UTC time of the incident's first execute: "not valid before" cut-offs use it on every rerun
 
 
 @runtime_checkable
