@@ -63,6 +63,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "flask-session": {"kind": "redis-sessions", "pattern": "session:*", "user_field": "user_id"},
 }
 
+# Action settings that name files: relative to the playbook's folder, like `leaked` and `journal`.
+PATH_KEYS = ("relink_out",)
 _TOP: dict[str, Any] = {
     "incident": str, "scope": str, "leaked": str, "subjects": str, "journal": str, "limits": dict, "action": list,
 }
@@ -185,6 +187,9 @@ def load_playbook(path: str | Path, *, scope: str | None = None) -> Playbook:
         if action_scope not in SCOPES:
             raise UserError(f"{src}: {where}: scope {action_scope!r} is not one of {', '.join(SCOPES)}")
         settings["id"] = action_id
+        for key in PATH_KEYS:
+            if key in settings:
+                settings[key] = str(rel(settings[key]))
         settings["scope"] = action_scope
         actions.append(cls(settings, src=f"{src}: action {action_id!r}"))
     if not actions:

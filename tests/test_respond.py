@@ -1,0 +1,259 @@
+"""Respond end to end against real PostgreSQL, MariaDB and Redis servers started here, with generated
+token/session stores in the real layouts and ground truth of which tokens leaked and whose."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.responddata import World, sha
+from tests.servers import mariadb_server, postgres_server, redis_server
+
+ROOT = Path(__file__).resolve().parent.parent
+KEY = "5f" * 32
+psycopg = pytest.importorskip("psycopg")
+
+
+def cli(*args: str, check: int | None = None, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "SPILLGUARD_FINGERPRINT_KEY": KEY, **(extra_env or {})}
+    res = subprocess.run([sys.executable, "-c", "from spillguard.cli import main; main()", *args], capture_output=True,
+                         text=True, env=env, timeout=600)
+    if check is not None:
+        assert res.returncode == check, f"exit {res.returncode}\n{res.stdout}\n{res.stderr}"
+    return res
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> tuple[World, Path, Path]:
+    """The world, its exposed copy scanned into leaked.sgs and people.csv."""
+    w = World(users=120, leaked_every=3)
+    d = tmp_path_factory.mktemp("copy")
+    w.write_copy(d / "copy.jsonl")
+    cli("scan", str(d / "copy.jsonl"), "--secrets-out", str(d / "leaked.sgs"), "--subjects-out", str(d / "people.csv"),
+        "--no-progress", "--fail-on", "never", "-f", "json", "-o", str(d / "scan.json"), check=0)
+    return w, d / "leaked.sgs", d / "people.csv"
+
+
+@pytest.fixture(scope="module")
+def pg():
+    with postgres_server() as server:
+        yield server
+
+
+def fresh_pg(pg, name: str, w: World) -> str:
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    url = pg.url.rsplit("/", 1)[0] + f"/{name}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        w.load_sql(conn, "postgresql")
+    return url
+
+
+def pg_query(url: str, sql: str) -> list[tuple]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+SQL_ACTIONS = """
+[[action]]
+preset = "django-oauth-toolkit-access"
+store = "{url}"
+
+[[action]]
+preset = "django-oauth-toolkit-refresh"
+store = "{url}"
+
+[[action]]
+preset = "drf-authtoken"
+store = "{url}"
+
+[[action]]
+preset = "laravel-sanctum"
+store = "{url}"
+
+[[action]]
+preset = "django-session"
+store = "{url}"
+
+[[action]]
+preset = "laravel-sessions"
+store = "{url}"
+
+[[action]]
+id = "cutoff"
+kind = "not-valid-before"
+store = "{url}"
+table = "auth_user"
+column = "tokens_valid_after"
+user_column = "id"
+
+[[action]]
+id = "alexa"
+kind = "integrations"
+store = "{url}"
+table = "alexa_links"
+user_column = "user_id"
+token_columns = ["access_token", "refresh_token"]
+partner = "Alexa"
+relink_out = "relink.jsonl"
+"""
+
+
+def playbook(tmp: Path, leaked: Path, people: Path, actions: str, scope: str = "exact", extra: str = "") -> Path:
+    p = tmp / "respond.toml"
+    p.write_text(f'incident = "2019-12-es"\nscope = "{scope}"\nleaked = "{leaked}"\nsubjects = "{people}"\n'
+                 f'journal = "respond.journal"\n{extra}\n{actions}')
+    return p
+
+
+def plan_counts(pb: Path, *args: str) -> dict[str, int]:
+    import json
+
+    res = cli("respond", "plan", str(pb), "-f", "json", *args, check=0)
+    return {a["action"]: a["count"] for a in json.loads(res.stdout)["actions"]}
+
+
+def test_exact_scope_postgres(world, pg, tmp_path):
+    w, leaked, people = world
+    url = fresh_pg(pg, "exact", w)
+    pb = playbook(tmp_path, leaked, people, SQL_ACTIONS.format(url=url))
+    L = w.leaked
+    n = len(L)
+    expected = {
+        "django-oauth-toolkit-access": n, "django-oauth-toolkit-refresh": n, "drf-authtoken": n, "laravel-sanctum": n,
+        "django-session": 2 * n, "laravel-sessions": 2 * n, "cutoff": n, "alexa": n,
+    }
+    assert plan_counts(pb) == expected
+    before = pg_query(url, "SELECT count(*) FROM oauth2_provider_accesstoken")[0][0]
+    # Without --execute nothing changes.
+    cli("respond", "execute", str(pb), check=0)
+    assert pg_query(url, "SELECT count(*) FROM oauth2_provider_accesstoken")[0][0] == before
+    assert not (tmp_path / "respond.journal").exists()
+    assert cli("respond", "verify", str(pb)).returncode == 1  # everything still active
+
+    cli("respond", "execute", str(pb), "--execute", check=0)
+    leaked_ids = {u.id for u in L}
+    # Exactly the leaked tokens are gone; tokens issued after the copy and everyone else's stay.
+    left = {r[0] for r in pg_query(url, "SELECT token_checksum FROM oauth2_provider_accesstoken")}
+    assert left == {sha(u.dot_access) for u in w.users if not u.leaked} | {sha(u.fresh_access) for u in L if u.fresh_access}
+    revoked = {r[0] for r in pg_query(url, "SELECT user_id FROM oauth2_provider_refreshtoken WHERE revoked IS NOT NULL")}
+    assert revoked == leaked_ids
+    assert {r[0] for r in pg_query(url, "SELECT user_id FROM authtoken_token")} == {u.id for u in w.users} - leaked_ids
+    assert {r[0] for r in pg_query(url, "SELECT tokenable_id FROM personal_access_tokens")} == {u.id for u in w.users} - leaked_ids
+    dj_left = {r[0] for r in pg_query(url, "SELECT session_key FROM django_session")}
+    assert dj_left == {k for u in w.users if not u.leaked for k in u.django_sessions} | set(w.guest_sessions)
+    lv_left = {r[0] for r in pg_query(url, "SELECT id FROM sessions")}
+    assert lv_left == {k for u in w.users if not u.leaked for k in u.laravel_sessions} | set(w.guest_sessions)
+    assert {r[0] for r in pg_query(url, "SELECT id FROM auth_user WHERE tokens_valid_after IS NOT NULL")} == leaked_ids
+    assert {r[0] for r in pg_query(url, "SELECT user_id FROM alexa_links")} == {u.id for u in w.users} - leaked_ids
+    relink = (tmp_path / "relink.jsonl").read_text().splitlines()
+    assert len(relink) == n and oct((tmp_path / "relink.jsonl").stat().st_mode & 0o777) == "0o600"
+
+    cli("respond", "verify", str(pb), check=0)
+    # A second execute changes nothing and plans nothing.
+    assert set(plan_counts(pb).values()) == {0}
+    snapshot = pg_query(url, "SELECT count(*), max(tokens_valid_after) FROM auth_user WHERE tokens_valid_after IS NOT NULL")
+    cli("respond", "execute", str(pb), "--execute", check=0)
+    assert pg_query(url, "SELECT count(*), max(tokens_valid_after) FROM auth_user WHERE tokens_valid_after IS NOT NULL") == snapshot
+    assert len((tmp_path / "relink.jsonl").read_text().splitlines()) == n
+    cli("journal", "verify", str(tmp_path / "respond.journal"), check=0)
+
+
+def test_all_scope_postgres(world, pg, tmp_path):
+    w, leaked, people = world
+    url = fresh_pg(pg, "everything", w)
+    pb = playbook(tmp_path, leaked, people, SQL_ACTIONS.format(url=url), scope="all")
+    counts = plan_counts(pb)
+    users = len(w.users)
+    fresh = sum(1 for u in w.users if u.fresh_access)
+    assert counts == {
+        "django-oauth-toolkit-access": users + fresh, "django-oauth-toolkit-refresh": users, "drf-authtoken": users,
+        "laravel-sanctum": users, "django-session": 2 * users + len(w.guest_sessions),
+        "laravel-sessions": 2 * users + len(w.guest_sessions), "cutoff": users, "alexa": users,
+    }
+    cli("respond", "execute", str(pb), "--execute", check=0)
+    for table in ("oauth2_provider_accesstoken", "authtoken_token", "personal_access_tokens", "django_session", "sessions", "alexa_links"):
+        assert pg_query(url, f"SELECT count(*) FROM {table}")[0][0] == 0, table
+    assert pg_query(url, "SELECT count(*) FROM oauth2_provider_refreshtoken WHERE revoked IS NULL")[0][0] == 0
+    assert pg_query(url, "SELECT count(*) FROM auth_user WHERE tokens_valid_after IS NULL")[0][0] == 0
+    cli("respond", "verify", str(pb), check=0)
+
+
+def test_mariadb_exact(world, tmp_path):
+    pymysql = pytest.importorskip("pymysql")
+    w, leaked, people = world
+    with mariadb_server() as server:
+        conn = pymysql.connect(host=server.host, port=server.port, user="root", password="", autocommit=True)
+        conn.cursor().execute("CREATE DATABASE app")
+        conn.select_db("app")
+        w.load_sql(conn, "mysql")
+        url = server.url.rstrip("/") + "/app"
+        actions = "\n".join(SQL_ACTIONS.format(url=url).split("[[action]]")[i] and "[[action]]" + SQL_ACTIONS.format(url=url).split("[[action]]")[i] for i in (3, 4, 6, 8))
+        pb = playbook(tmp_path, leaked, people, actions)
+        n = len(w.leaked)
+        assert plan_counts(pb) == {"drf-authtoken": n, "laravel-sanctum": n, "laravel-sessions": 2 * n, "alexa": n}
+        cli("respond", "execute", str(pb), "--execute", check=0)
+        cur = conn.cursor()
+        leaked_ids = {u.id for u in w.leaked}
+        cur.execute("SELECT tokenable_id FROM personal_access_tokens")
+        assert {r[0] for r in cur.fetchall()} == {u.id for u in w.users} - leaked_ids
+        cur.execute("SELECT count(*) FROM sessions")
+        assert cur.fetchone()[0] == 2 * (len(w.users) - n) + len(w.guest_sessions)
+        cur.execute("SELECT count(*) FROM authtoken_token")
+        assert cur.fetchone()[0] == len(w.users) - n
+        cli("respond", "verify", str(pb), check=0)
+        conn.close()
+
+
+def test_sqlite_authlib_flags(world, tmp_path):
+    """Authlib-style raw tokens with integer *_revoked_at, in SQLite: flagged, never deleted, only once."""
+    w, leaked, people = world
+    db = tmp_path / "app.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE oauth2_token (id integer primary key, user_id int, client_id text, token_type text, "
+                 "access_token text unique not null, refresh_token text, scope text, issued_at int not null, "
+                 "access_token_revoked_at int not null default 0, refresh_token_revoked_at int not null default 0, expires_in int)")
+    conn.executemany("INSERT INTO oauth2_token (user_id, access_token, refresh_token, issued_at) VALUES (?, ?, ?, 1700000000)",
+                     [(u.id, u.dot_access, u.dot_refresh) for u in w.users])
+    conn.commit()
+    conn.close()
+    url = f"sqlite:///{db}"
+    pb = playbook(tmp_path, leaked, people, f'[[action]]\npreset = "authlib-access"\nstore = "{url}"\n\n'
+                                            f'[[action]]\npreset = "authlib-refresh"\nstore = "{url}"\n')
+    n = len(w.leaked)
+    assert plan_counts(pb) == {"authlib-access": n, "authlib-refresh": n}
+    cli("respond", "execute", str(pb), "--execute", check=0)
+    conn = sqlite3.connect(db)
+    flagged = {r[0] for r in conn.execute("SELECT user_id FROM oauth2_token WHERE access_token_revoked_at > 0 AND refresh_token_revoked_at > 0")}
+    assert flagged == {u.id for u in w.leaked}
+    assert conn.execute("SELECT count(*) FROM oauth2_token").fetchone()[0] == len(w.users)
+    conn.close()
+    cli("respond", "verify", str(pb), check=0)
+
+
+def test_redis_sessions_exact_then_all(world, tmp_path):
+    import redis
+
+    w, leaked, people = world
+    with redis_server() as server:
+        client = redis.Redis.from_url(server.url)
+        w.load_redis(client)
+        pb = playbook(tmp_path, leaked, people, f'[[action]]\npreset = "express-session"\nstore = "{server.url}"\n')
+        n = len(w.leaked)
+        assert plan_counts(pb) == {"express-session": 2 * n}
+        cli("respond", "execute", str(pb), "--execute", check=0)
+        left = {k.decode() for k in client.scan_iter("sess:*")}
+        assert left == {f"sess:{s}" for u in w.users if not u.leaked for s in u.redis_sessions} | {f"sess:{s}" for s in w.guest_sessions}
+        res = cli("respond", "verify", str(pb), check=0)
+        assert "without a readable user" in res.stdout  # guests: reported, never silently skipped
+        assert plan_counts(pb, "--scope", "all") == {"express-session": len(left)}
+        cli("respond", "execute", str(pb), "--scope", "all", "--execute", check=0)
+        assert not list(client.scan_iter("sess:*"))
+        assert client.get("cache:home") == b"x"
+        client.close()
