@@ -46,7 +46,9 @@ def pg():
 
 
 def fresh_pg(pg, name: str, w: World) -> str:
-    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+    from tests.test_respond_crash import _connect
+
+    with _connect(pg.dsn) as conn:
         conn.execute(f"DROP DATABASE IF EXISTS {name}")
         conn.execute(f"CREATE DATABASE {name}")
     url = pg.url.rsplit("/", 1)[0] + f"/{name}"

@@ -51,9 +51,19 @@ def _outcomes(journal: Path) -> int:
         return 0
 
 
+def _connect(dsn: str) -> psycopg.Connection:
+    # The port opens a moment before the server accepts logins ("the database system is starting up").
+    for _ in range(100):
+        try:
+            return psycopg.connect(dsn, autocommit=True)
+        except psycopg.OperationalError:
+            time.sleep(0.1)
+    return psycopg.connect(dsn, autocommit=True)
+
+
 def test_kill_9_during_execute_then_rerun(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "SPILLGUARD_FINGERPRINT_KEY": KEY}
-    with postgres_server() as pg, psycopg.connect(pg.dsn, autocommit=True) as conn:
+    with postgres_server() as pg, _connect(pg.dsn) as conn:
         conn.execute("""
             CREATE TABLE oauth2_provider_refreshtoken (id bigserial primary key, user_id bigint, token text not null,
                 token_checksum varchar(64) not null, access_token_id bigint, revoked timestamptz null, unique (token_checksum, revoked));
