@@ -259,3 +259,79 @@ def test_redis_sessions_exact_then_all(world, tmp_path):
         assert not list(client.scan_iter("sess:*"))
         assert client.get("cache:home") == b"x"
         client.close()
+
+
+@pytest.mark.parametrize("action, message", [
+    ('preset = "drf-authtoken"\nstore = "{url}"\ncolour = "red"', "unknown key 'colour'"),
+    ('preset = "drf-authtoken"\nstore = "{url}"\npassword_env = "SPILLGUARD_TEST_NO_SUCH_VAR"', "SPILLGUARD_TEST_NO_SUCH_VAR is not set"),
+    ('preset = "drf-authtoken"\nstore = "postgresql://postgres:hunter2-pw@127.0.0.1:{dead}/x"', "cannot connect"),
+    ('preset = "drf-authtoken"\nstore = "{url}"\ntoken_column = "tok"', "column 'tok' does not exist"),
+    ('preset = "drf-authtoken"\nstore = "{url}"\ntable = "no_tokens_here"', "table 'no_tokens_here' does not exist"),
+    ('preset = "no-such-stack"\nstore = "{url}"', "unknown preset 'no-such-stack'"),
+    ('kind = "sql-tokens"\nstore = "{url}"\ntable = "authtoken_token"\ntoken_column = "key"\nstored = "rot13"', "stored = 'rot13'"),
+])
+def test_bad_input_changes_nothing(world, pg, tmp_path, action, message):
+    from tests.servers import free_port
+
+    w, leaked, people = world
+    url = fresh_pg(pg, "badinput", w)
+    # Two actions: the good one first, so a late check that ran after it would show as a change.
+    good = f'[[action]]\nid = "first"\npreset = "laravel-sessions"\nstore = "{url}"\n'
+    pb = playbook(tmp_path, leaked, people, good + "\n[[action]]\n" + action.format(url=url, dead=free_port()))
+    res = cli("respond", "execute", str(pb), "--execute")
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("spillguard: error: ") and message in lines[0], res.stderr
+    assert "hunter2-pw" not in res.stderr and "Traceback" not in res.stderr
+    assert pg_query(url, "SELECT count(*) FROM sessions")[0][0] == 2 * len(w.users) + len(w.guest_sessions)
+    assert not (tmp_path / "respond.journal").exists()
+
+
+def test_leaked_set_from_another_key_is_refused(world, pg, tmp_path):
+    w, leaked, people = world
+    url = fresh_pg(pg, "otherkey", w)
+    pb = playbook(tmp_path, leaked, people, f'[[action]]\npreset = "drf-authtoken"\nstore = "{url}"\n')
+    res = cli("respond", "plan", str(pb), extra_env={"SPILLGUARD_FINGERPRINT_KEY": "77" * 32})
+    assert res.returncode == 2 and "another fingerprint key" in res.stderr
+
+
+def test_no_raw_secret_email_or_password_anywhere(world, tmp_path):
+    """Every output, the journal, its exports, the leaked set and the relink file: fingerprints and masks only."""
+    import redis
+
+    w, leaked, people = world
+    password = "pg-S3cret-for-respond"
+    with postgres_server(auth="scram", password=password) as server, redis_server() as rs:
+        from tests.test_respond_crash import _connect
+
+        with _connect(server.dsn) as conn:
+            w.load_sql(conn, "postgresql")
+        client = redis.Redis.from_url(rs.url)
+        w.load_redis(client)
+        client.close()
+        url = server.url  # no password in the URL: it comes from the environment
+        actions = SQL_ACTIONS.format(url=url).replace(f'store = "{url}"', f'store = "{url}"\npassword_env = "APP_DB_PASSWORD"')
+        actions += f'\n[[action]]\npreset = "express-session"\nstore = "{rs.url}"\n'
+        pb = playbook(tmp_path, leaked, people, actions)
+        env = {"APP_DB_PASSWORD": password}
+        outputs = []
+        for args in (["respond", "plan", str(pb)], ["respond", "plan", str(pb), "-f", "json"],
+                     ["respond", "execute", str(pb)], ["respond", "execute", str(pb), "--execute"],
+                     ["respond", "execute", str(pb), "--execute", "-f", "json"], ["respond", "verify", str(pb)],
+                     ["respond", "verify", str(pb), "-f", "json"], ["journal", "verify", str(tmp_path / "respond.journal")],
+                     ["journal", "export", str(tmp_path / "respond.journal"), "--format", "md"],
+                     ["journal", "export", str(tmp_path / "respond.journal"), "--format", "json"]):
+            res = cli(*args, extra_env=env)
+            assert res.returncode == 0, (args, res.stderr)
+            outputs.append(res.stdout + res.stderr)
+    blobs = [o.encode() for o in outputs]
+    for f in (tmp_path / "respond.journal", tmp_path / "relink.jsonl"):
+        blobs.append(f.read_bytes())
+    import pyarrow.parquet as pq
+
+    # The leaked set is compressed: check its decoded values, not its bytes.
+    blobs.append(str(pq.read_table(leaked).to_pylist()).encode())
+    forbidden = [s.encode() for s in w.raw_secrets()] + [u.email.encode() for u in w.users] + [password.encode()]
+    for blob in blobs:
+        for secret in forbidden:
+            assert secret not in blob
