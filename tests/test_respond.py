@@ -237,6 +237,14 @@ def test_sqlite_authlib_flags(world, tmp_path):
     assert conn.execute("SELECT count(*) FROM oauth2_token").fetchone()[0] == len(w.users)
     conn.close()
     cli("respond", "verify", str(pb), check=0)
+    # The report's Art. 33 draft lists the measures taken, with times, from the journal.
+    report = cli("report", str(leaked.parent / "scan.json"), "--journal", str(tmp_path / "respond.journal"), "-f", "md", check=0)
+    assert f"authlib-access (exact scope) at {url}: {n:,} done. Verified" in report.stdout
+    assert "[List the measures already taken" not in report.stdout
+    doc = cli("report", str(leaked.parent / "scan.json"), "--journal", str(tmp_path / "respond.journal"), "-f", "json", check=0)
+    import json
+
+    assert json.loads(doc.stdout)["art33"]["journal"]["intact"] is True
 
 
 def test_redis_sessions_exact_then_all(world, tmp_path):
