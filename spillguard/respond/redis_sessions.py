@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spillguard.errors import UserError
 from spillguard.respond.actions import (
@@ -82,7 +83,8 @@ class RedisSessions:
             keys.extend(found)
             if cursor == 0:
                 break
-        return sorted(set(keys))
+        # SCAN may return a key twice; sorted so a rerun batches the same keys the same way.
+        return pc.unique(pa.array(keys, pa.binary())).sort().to_pylist() if keys else []
 
     def _sessions(self, ctx: Context) -> list[bytes]:
         """Session keys to end: all matching keys, or those whose user is an affected person."""
@@ -92,18 +94,45 @@ class RedisSessions:
         if self.scope == "all":
             self.unattributed = 0
             return keys
-        users: list[Any] = []
+        chunks: list[pa.Array] = []
         for chunk in batches(keys, ctx.limits.batch):
             values = self._retry(ctx, lambda c=chunk: self.client.mget(c))
-            for raw in values:
-                try:
-                    user = _field(orjson.loads(raw), self.user_path) if raw is not None else None
-                except orjson.JSONDecodeError:
-                    user = None
-                users.append(None if user is None else str(user))
-        self.unattributed = sum(1 for u, k in zip(users, keys, strict=True) if u is None and k)
-        hit = ctx.subjects.contains(pa.array(users, pa.string()))
+            chunks.append(self._users(values))
+        users = pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+        self.unattributed = users.null_count
+        hit = ctx.subjects.contains(users)
         return [k for k, h in zip(keys, hit.tolist(), strict=True) if h]
+
+    def _users(self, values: list[bytes | None]) -> pa.Array:
+        """The user id in each session's JSON, as text (null where there is none): Arrow's JSON reader over
+        the whole batch, one value at a time only when the batch is not uniform JSON objects."""
+        import pyarrow.json as pj
+
+        present = [v if v else b"{}" for v in values]
+        try:
+            if any(b"\n" in v for v in present):
+                raise pa.ArrowInvalid("a value spans lines")
+            table = pj.read_json(pa.BufferReader(b"\n".join(present)), read_options=pj.ReadOptions(block_size=1 << 26))
+            col: Any = table.column(self.user_path[0]) if self.user_path[0] in table.column_names else None
+            for part in self.user_path[1:]:
+                if col is None or not pa.types.is_struct(col.type) or col.type.get_field_index(part) < 0:
+                    col = None
+                    break
+                col = pc.struct_field(col, part)
+            if col is not None and table.num_rows == len(values) and not pa.types.is_struct(col.type):
+                return pc.cast(col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col, pa.string())
+            if col is None and table.num_rows == len(values):
+                return pa.nulls(len(values), pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            pass
+        out: list[str | None] = []
+        for raw in values:
+            try:
+                user = _field(orjson.loads(raw), self.user_path) if raw is not None else None
+            except orjson.JSONDecodeError:
+                user = None
+            out.append(None if user is None or isinstance(user, (dict, list)) else str(user))
+        return pa.array(out, pa.string())
 
     def plan(self, ctx: Context) -> list[Step]:
         steps = []

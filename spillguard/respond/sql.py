@@ -168,7 +168,7 @@ class SqlTokens(SqlAction):
 
     def _digests(self, ctx: Context) -> list[str]:
         # A token's SHA-256 and, for "<id>|<secret>" tokens (Sanctum), its secret's: a store holds one of them.
-        both = sorted(set(ctx.leaked.digests("sha256", self.rules)) | set(ctx.leaked.digests("sha256_tail", self.rules)))
+        both = ctx.leaked.digests("sha256_any", self.rules)
         return [self.prefix + d for d in both] if self.stored == "prefix" else both
 
     def _matching_keys(self, ctx: Context) -> list[Any]:
@@ -187,25 +187,62 @@ class SqlTokens(SqlAction):
         where, args = self.db.member(self.token_column, batch)
         return int(self.db.query(f"SELECT count(*) FROM {self.db.q(self.table)} WHERE {where} AND {self._live()}", args)[0][0])
 
+    def _staged(self, ctx: Context, digests: list[str], size: int) -> dict[int, int]:
+        """PostgreSQL: the leaked digests COPYed once into a temporary table with their batch numbers, so
+        counting and revoking are joins on the token index; returns live matches per batch."""
+        db = self.db
+        db.execute("DROP TABLE IF EXISTS pg_temp.spillguard_leaked")
+        db.execute("CREATE TEMPORARY TABLE spillguard_leaked (batch integer NOT NULL, digest text NOT NULL)")
+        import io
+
+        import numpy as np
+        import pyarrow.csv as pcsv
+
+        staged = pa.table({"batch": pa.array(np.arange(len(digests), dtype=np.int64) // size), "digest": pa.array(digests, pa.string())})
+        buf = io.BytesIO()
+        pcsv.write_csv(staged, buf, pcsv.WriteOptions(include_header=False))
+        with db.conn.cursor() as cur, cur.copy("COPY spillguard_leaked (batch, digest) FROM STDIN (FORMAT csv)") as copy:
+            copy.write(buf.getvalue())
+        db.execute("CREATE INDEX ON spillguard_leaked (batch)")
+        db.execute("ANALYZE spillguard_leaked")
+        rows = db.query(f"SELECT l.batch, count(*) FROM spillguard_leaked l JOIN {db.q(self.table)} t "
+                        f"ON t.{db.q(self.token_column)} = l.digest WHERE {self._live_t()} GROUP BY l.batch")
+        return {int(b): int(n) for b, n in rows}
+
+    def _live_t(self) -> str:
+        live = self._live()
+        return live if live == "1=1" else live.replace(self.db.q(self.flag_column or ""), "t." + self.db.q(self.flag_column or ""))
+
     def plan(self, ctx: Context) -> list[Step]:
         if self.scope == "all" or self.stored == "plain":
             return self._key_steps(ctx, self._matching_keys(ctx), "tokens")
+        digests = self._digests(ctx)
+        size = self.db.max_batch(ctx.limits.batch)
+        counts = self._run(ctx, lambda: self._staged(ctx, digests, size)) if self.db.dialect == "postgresql" else None
+        self._batch_no: dict[str, int] = {}
         steps = []
-        for batch in batches(self._digests(ctx), self.db.max_batch(ctx.limits.batch)):
-            n = self._run(ctx, lambda b=batch: self._count(b))
+        for no, batch in enumerate(batches(digests, size)):
+            n = counts.get(no, 0) if counts is not None else self._run(ctx, lambda b=batch: self._count(b))
             if n:
                 what = f"{n:,} leaked tokens (of {len(batch):,} leaked digests)"
-                steps.append(Step(step_key(ctx.incident, self.id, batch), self.id,
-                                  f"{self.verb} {what} in {self.table} at {self.target}", n, tuple(batch)))
+                key = step_key(ctx.incident, self.id, batch)
+                if counts is not None:
+                    self._batch_no[key] = no
+                steps.append(Step(key, self.id, f"{self.verb} {what} in {self.table} at {self.target}", n, tuple(batch)))
         return steps
 
     def execute(self, ctx: Context, step: Step) -> StepOutcome:
-        if step.key in self._items:
-            column, values = self.key_column, self._items[step.key]
-        else:
-            column, values = self.token_column, list(step.payload)
-        where, args = self.db.member(column, values)
         t = self.db.q(self.table)
+        staged = getattr(self, "_batch_no", {}).get(step.key)
+        if step.key in self._items:
+            where, args = self.db.member(self.key_column, self._items[step.key])
+        elif staged is not None:
+            # The step's digests are batch `staged` of the temporary table: a join on the token index.
+            tok = self.db.q(self.token_column)
+            where = f"{tok} IN (SELECT digest FROM spillguard_leaked WHERE batch = {self.db.p})"
+            args = [staged]
+        else:
+            where, args = self.db.member(self.token_column, list(step.payload))
         if self.revoke == "delete":
             sql = f"DELETE FROM {t} WHERE {where}"
         else:
@@ -221,7 +258,11 @@ class SqlTokens(SqlAction):
         else:
             digests = self._digests(ctx)
             checked = len(digests)
-            active = sum(self._count(b) for b in batches(digests, self.db.max_batch(ctx.limits.batch)))
+            size = self.db.max_batch(ctx.limits.batch)
+            if self.db.dialect == "postgresql":
+                active = sum(self._staged(ctx, digests, size).values())
+            else:
+                active = sum(self._count(b) for b in batches(digests, size))
         details = [f"{active:,} {'live' if self.scope == 'all' else 'leaked'} tokens still valid in {self.table} at {self.target}"] if active else []
         return Verification(self.id, checked, active, details)
 
