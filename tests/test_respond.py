@@ -343,3 +343,103 @@ def test_no_raw_secret_email_or_password_anywhere(world, tmp_path):
     for blob in blobs:
         for secret in forbidden:
             assert secret not in blob
+
+
+def test_secrets_out_holds_every_leaked_credential_with_workers(tmp_path):
+    """Every leaked token of the ground truth, the same set with 1 or 2 worker processes, owner-only, no raw value."""
+    import pyarrow.parquet as pq
+
+    from spillguard.detect.fingerprint import fingerprint
+
+    w = World(users=300, leaked_every=2, seed=5)
+    folder = tmp_path / "copy"
+    folder.mkdir()
+    w.write_copy(tmp_path / "all.jsonl")
+    lines = (tmp_path / "all.jsonl").read_text().splitlines(keepends=True)
+    (folder / "a.jsonl").write_text("".join(lines[::2]))
+    (folder / "b.jsonl").write_text("".join(lines[1::2]))
+    tables = []
+    for workers in ("1", "2"):
+        out = tmp_path / f"leaked{workers}.sgs"
+        cli("scan", str(folder), "--secrets-out", str(out), "--workers", workers, "--no-progress", "--fail-on", "never",
+            "-f", "json", "-o", str(tmp_path / "scan.json"), check=0)
+        assert oct(out.stat().st_mode & 0o777) == "0o600"
+        t = pq.read_table(out)
+        tables.append(sorted(map(str, t.to_pylist())))
+        rows = t.to_pylist()
+    assert tables[0] == tables[1]
+    L = w.leaked
+    by_field: dict[str, set[str]] = {}
+    for r in rows:
+        by_field.setdefault(r["field"], set()).add(r["sha256"])
+    assert by_field["access_token"] == {sha(u.dot_access) for u in L}
+    assert by_field["refresh_token"] == {sha(u.dot_refresh) for u in L}
+    assert by_field["auth_token"] == {sha(u.drf) for u in L}
+    assert by_field["api_token"] == {sha(u.sanctum_plain) for u in L}
+    assert by_field["alexa.access"] == {sha(u.alexa_access) for u in L}
+    assert by_field["alexa.refresh"] == {sha(u.alexa_refresh) for u in L}
+    assert {r["sha256_tail"] for r in rows if r["field"] == "api_token"} == {sha(u.sanctum_secret) for u in L}
+    key = bytes.fromhex(KEY)
+    assert {r["fingerprint"] for r in rows if r["field"] == "access_token"} == {fingerprint(key, u.dot_access) for u in L}
+    # One subject per leaked person, the same keyed hash for all of that person's credentials.
+    assert len({r["subject"] for r in rows}) == len(L) and 0 not in {r["subject"] for r in rows}
+
+
+def test_http_action_per_token_paced_retried_idempotent(world, tmp_path):
+    """An admin API on a loopback port: one call per leaked token (digest, never the token), a 503 retried,
+    an Idempotency-Key per item, paced to per_second, and the credential taken from the environment."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from spillguard.respond.leaked import LeakedSet
+
+    w, leaked, people = world
+    seen: list[dict] = []
+    failed_once: set[str] = set()
+
+    class Admin(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            key = self.headers["Idempotency-Key"]
+            if key not in failed_once:
+                failed_once.add(key)
+                self.send_response(503)
+                self.end_headers()
+                return
+            seen.append({"body": body, "key": key, "auth": self.headers["Authorization"], "path": self.path})
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Admin)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        action = (f'[[action]]\nid = "admin"\nkind = "http"\nurl = "http://127.0.0.1:{port}/revoke/{{sha256}}"\n'
+                  'headers = { Authorization = "Bearer {env:ADMIN_TOKEN}" }\n'
+                  'body = \'{"sha256": "{sha256}", "fp": "{fingerprint}", "incident": "{incident}"}\'\n'
+                  'per = "token"\nrules = ["lwa_access_token"]\n')
+        pb = playbook(tmp_path, leaked, people, action, extra="[limits]\nper_second = 200\nbackoff_s = 0.01\n")
+        n = len(w.leaked)
+        assert cli("respond", "execute", str(pb), "--execute").returncode == 2  # ADMIN_TOKEN not set: nothing sent
+        assert not seen and not failed_once
+        import time
+
+        t0 = time.monotonic()
+        cli("respond", "execute", str(pb), "--execute", extra_env={"ADMIN_TOKEN": "adm-XYZ"}, check=0)
+        assert time.monotonic() - t0 >= (n - 1) / 200
+        assert len(seen) == n and len({s["key"] for s in seen}) == n
+        assert {s["body"]["sha256"] for s in seen} == {sha(u.alexa_access) for u in w.leaked}
+        assert all(s["auth"] == "Bearer adm-XYZ" and s["path"] == f"/revoke/{s['body']['sha256']}" for s in seen)
+        key = bytes.fromhex(KEY)
+        fps = set(LeakedSet.load(leaked, key).digests("fingerprint", ["lwa_access_token"]))
+        assert {s["body"]["fp"] for s in seen} == fps
+        # Done steps are not sent again.
+        cli("respond", "execute", str(pb), "--execute", extra_env={"ADMIN_TOKEN": "adm-XYZ"}, check=0)
+        assert len(seen) == n
+        assert b"adm-XYZ" not in (tmp_path / "respond.journal").read_bytes()
+    finally:
+        server.shutdown()
