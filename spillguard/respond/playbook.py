@@ -25,7 +25,7 @@ KINDS: dict[str, str] = {
     "integrations": "spillguard.respond.sql:LinkedAccounts",
     "redis-sessions": "spillguard.respond.redis_sessions:RedisSessions",
     "http": "spillguard.respond.http:HttpAction",
-    "oauth": "spillguard.respond.oauth:OAuthRevocation",  # RFC 7009/7662, from respond/oauth.py
+    "oauth": "spillguard.respond.oauth_playbook:OAuthAction",  # RFC 7009/7662 over respond/oauth.py
 }
 
 # preset -> the kind and settings of a known stack's table or key layout (any can be overridden).
