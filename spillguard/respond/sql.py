@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spillguard.errors import UserError
 from spillguard.respond.actions import (
@@ -155,6 +156,7 @@ class SqlTokens(SqlAction):
         if self.flag_value not in ("now", "true", "epoch"):
             raise UserError(f"{src}: flag_value = {self.flag_value!r}; use now, true or epoch")
         self.rules: list[str] | None = settings.get("rules")
+        self._tids: dict[str, list[str]] = {}  # step key -> row addresses (PostgreSQL), in memory only
 
     def columns(self) -> list[str | None]:
         return [self.token_column, self.key_column, self.settings.get("user_column"), self.flag_column]
@@ -211,11 +213,46 @@ class SqlTokens(SqlAction):
         live = self._live()
         return live if live == "1=1" else live.replace(self.db.q(self.flag_column or ""), "t." + self.db.q(self.flag_column or ""))
 
+    def _physical(self, digests: list[str]) -> tuple[list[str], list[str]]:
+        """PostgreSQL: (ctid, digest) of every live row whose digest leaked, in heap order, from one sequential
+        COPY of the digest column matched in Arrow: no index probe per leaked digest."""
+        import io
+
+        import pyarrow.csv as pcsv
+
+        t, tok = self.db.q(self.table), self.db.q(self.token_column)
+        buf = io.BytesIO()
+        with self.db.conn.cursor() as cur, cur.copy(
+            f"COPY (SELECT ctid, {tok} FROM {t} WHERE {self._live()} AND {tok} IS NOT NULL) TO STDOUT"
+        ) as copy:
+            for chunk in copy:
+                buf.write(chunk)
+        if not buf.tell():
+            return [], []
+        rows = pcsv.read_csv(
+            pa.BufferReader(buf.getvalue()), read_options=pcsv.ReadOptions(column_names=["ctid", "digest"], block_size=1 << 26),
+            parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False),
+            convert_options=pcsv.ConvertOptions(column_types={"ctid": pa.string(), "digest": pa.string()}, strings_can_be_null=False),
+        )
+        hit = rows.filter(pc.is_in(rows["digest"], value_set=pa.array(digests, pa.string())))
+        return hit["ctid"].to_pylist(), hit["digest"].to_pylist()
+
     def plan(self, ctx: Context) -> list[Step]:
         if self.scope == "all" or self.stored == "plain":
             return self._key_steps(ctx, self._matching_keys(ctx), "tokens")
+        size = self.db.max_batch(ctx.limits.batch)
+        if self.db.dialect == "postgresql":
+            tids, found = self._run(ctx, lambda: self._physical(self._digests(ctx)))
+            steps = []
+            for start in range(0, len(tids), size):
+                batch = found[start : start + size]
+                key = step_key(ctx.incident, self.id, batch)
+                self._tids[key] = tids[start : start + size]
+                steps.append(Step(key, self.id, f"{self.verb} {len(batch):,} leaked tokens in {self.table} at {self.target}",
+                                  len(batch), tuple(batch)))
+            return steps
         steps = []
-        for batch in batches(self._digests(ctx), self.db.max_batch(ctx.limits.batch)):
+        for batch in batches(self._digests(ctx), size):
             n = self._run(ctx, lambda b=batch: self._count(b))
             if n:
                 what = f"{n:,} leaked tokens (of {len(batch):,} leaked digests)"
@@ -225,6 +262,14 @@ class SqlTokens(SqlAction):
 
     def _statement(self, step: Step) -> tuple[str, list[Any]]:
         t = self.db.q(self.table)
+        if step.key in self._tids:
+            # Rows found by the plan, by physical address, and only while their digest is still the leaked one:
+            # a row moved since (an update) is left alone and found again by the next plan or verify.
+            where = f"ctid = ANY({self.db.p}::tid[]) AND {self.db.q(self.token_column)} = ANY({self.db.p}::text[])"
+            args = [self._tids[step.key], list(step.payload)]
+            if self.revoke == "delete":
+                return f"DELETE FROM {t} WHERE {where}", args
+            return f"UPDATE {t} SET {self._set_flag()} WHERE {where} AND {self._live()}", args
         if step.key in self._items:
             where, args = self.db.member(self.key_column, self._items[step.key])
             if self.revoke == "delete":
@@ -253,7 +298,10 @@ class SqlTokens(SqlAction):
         else:
             digests = self._digests(ctx)
             checked = len(digests)
-            active = sum(self._count(b) for b in batches(digests, self.db.max_batch(ctx.limits.batch)))
+            if self.db.dialect == "postgresql":
+                active = len(self._physical(digests)[0])
+            else:
+                active = sum(self._count(b) for b in batches(digests, self.db.max_batch(ctx.limits.batch)))
         details = [f"{active:,} {'live' if self.scope == 'all' else 'leaked'} tokens still valid in {self.table} at {self.target}"] if active else []
         return Verification(self.id, checked, active, details)
 
