@@ -114,8 +114,10 @@ def test_kill_9_during_execute_then_rerun(tmp_path):
     intents = {r[0] for r in db.execute("SELECT step_key FROM entries WHERE kind = 'intent'")}
     finished = {r[0] for r in db.execute("SELECT step_key FROM entries WHERE kind = 'outcome' AND result = 'done'")}
     assert intents == finished  # nothing left in flight
-    # The journal's outcomes add up to exactly one revocation per leaked token across both runs.
-    assert db.execute("SELECT sum(done) FROM entries WHERE kind = 'outcome'").fetchone()[0] == len(leaked)
+    # The journal's outcomes never count a revocation twice; the step in flight at the kill is closed with an
+    # unknown count (at most one step of 200), the store itself (the triggers above) proves the rest.
+    done = db.execute("SELECT sum(done) FROM entries WHERE kind = 'outcome'").fetchone()[0]
+    assert len(leaked) - 200 <= done <= len(leaked)
     # Steps the first run finished were not executed again.
     twice = db.execute("SELECT count(*) FROM (SELECT step_key FROM entries WHERE kind = 'intent' GROUP BY step_key HAVING count(*) > 1)").fetchone()[0]
     assert twice <= 1  # at most the one step in flight at the kill

@@ -170,7 +170,8 @@ def execute_response(resp: Response) -> Response:
             in_flight.discard(entry.step_key)
             journal.append("outcome", incident=ctx.incident, step_key=entry.step_key, action=entry.action, target=entry.target,
                            scope=entry.scope, count=entry.count, done=0, result="done",
-                           detail="nothing left to do at rerun: finished before the last run stopped")
+                           detail="in flight when the last run stopped; none of its items is left now (its own "
+                                  "count is unknown: the store's state, not this entry, is the proof)")
     resp.seconds = time.perf_counter() - started
     return resp
 
