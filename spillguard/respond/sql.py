@@ -265,11 +265,13 @@ class SqlTokens(SqlAction):
         if step.key in self._tids:
             # Rows found by the plan, by physical address, and only while their digest is still the leaked one:
             # a row moved since (an update) is left alone and found again by the next plan or verify.
-            where = f"ctid = ANY({self.db.p}::tid[]) AND {self.db.q(self.token_column)} = ANY({self.db.p}::text[])"
+            # A join with unnest(addresses, digests): one TID lookup per row, checked against its own digest.
+            join = (f"unnest({self.db.p}::tid[], {self.db.p}::text[]) AS l(c, d) "
+                    f"WHERE t.ctid = l.c AND t.{self.db.q(self.token_column)} = l.d")
             args = [self._tids[step.key], list(step.payload)]
             if self.revoke == "delete":
-                return f"DELETE FROM {t} WHERE {where}", args
-            return f"UPDATE {t} SET {self._set_flag()} WHERE {where} AND {self._live()}", args
+                return f"DELETE FROM {t} AS t USING {join}", args
+            return f"UPDATE {t} AS t SET {self._set_flag()} FROM {join} AND {self._live_t()}", args
         if step.key in self._items:
             where, args = self.db.member(self.key_column, self._items[step.key])
             if self.revoke == "delete":
