@@ -1,7 +1,8 @@
 """SQL adapters: token tables, session tables, "not valid before" cut-offs and linked accounts.
 
-Every statement is set-based (`DELETE … WHERE token_checksum = ANY(%s)` in PostgreSQL, `IN (…)`
-elsewhere), one batch per step, and idempotent: a delete of rows already gone deletes nothing, a
+Every statement is set-based (in PostgreSQL a join with `unnest(%s::text[])` or, for leaked digests,
+with `unnest(row addresses, digests)` found by one sequential COPY; `IN (…)` elsewhere), one batch per
+step, and idempotent: a delete of rows already gone deletes nothing, a
 revoke flag is only set where it is not set yet, a cut-off only moves forward to the incident's own
 cut-off time. Raw tokens and session keys are read only where the store keeps them raw, hashed at
 once, and kept in memory for the one step that needs them; steps carry digests.
