@@ -176,6 +176,7 @@ def _process(
     log: str,
     user: str | None = None,
     cwd: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     logfh = open(log, "ab")  # noqa: SIM115 - closed below, after the process is gone
     kwargs: dict[str, object] = {}
@@ -190,6 +191,7 @@ def _process(
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         cwd=cwd,
+        env=env,
         **kwargs,  # type: ignore[call-overload]
     )
     try:
