@@ -97,15 +97,19 @@ def run_scan_command(
     rules: list[Path] | None, only: list[str] | None, exclude: list[str] | None, fail_on: FailOn,
     subjects_out: str | None, progress: bool, source_options: dict | None = None,
     workers: int | None = None, state: str | None = None, resume: bool = False,
-    target_options: dict[str, dict] | None = None,
+    target_options: dict[str, dict] | None = None, secrets_out: str | None = None,
 ) -> int:
     from spillguard.scanner import ScanOptions, affected_subjects, run_scan
 
     options = ScanOptions(
         rule_files=list(rules or []), only=_split(only), exclude=_split(exclude), subject_field=subject_field,
         show_samples=show_samples, subjects_out=subjects_out is not None, source_options=source_options or {},
-        workers=workers, state=state, resume=resume, target_options=target_options or {},
+        workers=workers, state=state, resume=resume, target_options=target_options or {}, secrets_out=secrets_out is not None,
     )
+    if secrets_out:
+        from spillguard.respond.leaked import check_writable
+
+        check_writable(secrets_out)
     with _Progress(progress, _total_bytes(targets)) as bar:
         result, run = run_scan(targets, options, progress=bar.advance, on_dataset=bar.dataset)
     if fmt is Format.json:
@@ -127,6 +131,12 @@ def run_scan_command(
             "This file is personal data: keep it within the incident team and delete it when done.",
             file=sys.stderr,
         )
+    if secrets_out:
+        from spillguard.detect.fingerprint import fingerprint_key
+        from spillguard.respond.leaked import leaked_table, write_leaked
+
+        n = write_leaked(secrets_out, leaked_table(run.states), fingerprint_key())
+        print(f"spillguard: wrote {n:,} leaked secrets (digests and fingerprints only) to {secrets_out} (owner-only).", file=sys.stderr)
     if result.records_scanned == 0 and (result.malformed_records or any(e.kind == "error" for e in result.errors)):
         print(f"spillguard: error: nothing could be scanned in {', '.join(result.targets)}: "
               f"{result.malformed_records:,} malformed records, {sum(e.kind == 'error' for e in result.errors)} failed datasets", file=sys.stderr)
@@ -196,6 +206,7 @@ def register(app: typer.Typer) -> None:
         include_views: Annotated[bool, typer.Option("--include-views", help="Also scan SQL views.")] = False,
         include_hidden: Annotated[bool, typer.Option("--include-hidden", help="Also scan hidden/system ('.'-prefixed) indices.")] = False,
         partition_rows: Annotated[int, typer.Option("--partition-rows", min=100, help="Records per partition of an exhaustive store read.")] = 50_000,
+        secrets_out: Annotated[str | None, typer.Option("--secrets-out", help="Write every leaked secret's fingerprint and SHA-256 (never the value) to FILE (owner-only), for `spillguard respond`.")] = None,
         ask_password: Annotated[bool, typer.Option("--ask-password", help="Prompt for the store password (never echoed).")] = False,
         targets: Annotated[list[str] | None, typer.Argument(help="Files, folders or store URLs to scan.", show_default=False)] = None,
     ) -> None:
@@ -219,7 +230,7 @@ def register(app: typer.Typer) -> None:
             all_targets, fmt=fmt, output=output, show_samples=show_samples, subject_field=subject_field, rules=rules,
             only=only, exclude=exclude, fail_on=fail_on, subjects_out=subjects_out, progress=not no_progress,
             source_options={k: v for k, v in source_options.items() if v is not None}, workers=workers, state=state,
-            resume=resume, target_options=target_options,
+            resume=resume, target_options=target_options, secrets_out=secrets_out,
         )
         raise typer.Exit(code)
 

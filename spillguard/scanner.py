@@ -74,6 +74,7 @@ class ScanOptions:
     state: str | Path | None = None  # checkpoint file (SQLite) for --resume
     resume: bool = False
     target_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per target URL (from --config)
+    secrets_out: bool = False  # collect every leaked secret's digests (respond.leaked) for --secrets-out
 
 
 class DatasetScanner:
@@ -84,6 +85,11 @@ class DatasetScanner:
         self.hasher = hasher
         self.options = options
         self.key = key
+        self.secrets_out = None
+        if options.secrets_out and key is not None:
+            from spillguard.respond.leaked import SecretsOut
+
+            self.secrets_out = SecretsOut(key)
 
     def new_state(self, target: str, dataset: str, subject_field: str | None) -> DatasetState:
         return DatasetState(target=target, dataset=dataset, subject_field=subject_field)
@@ -153,6 +159,8 @@ class DatasetScanner:
                 else:
                     distinct = _NO_HASHES
                 fs.add(int(idx.size), part_id, uniq_rows.astype(np.int64) + offset, subjects, distinct)
+                if secret and self.secrets_out is not None:
+                    self.secrets_out.collect(state, rule, leaf, idx, subject_leaf)
                 if self.options.show_samples or (secret and self.key is not None):
                     self._keep_examples(fs, rule, rid, idx, values, hits.spans)
                 if rule.category == "email" and leaf.rows is None and email_leaf is None and rid in plan.named_rules:
