@@ -1,0 +1,337 @@
+"""Revoke leaked tokens at an OAuth 2 authorization server (RFC 7009) and prove it by introspection (RFC 7662).
+
+Revocation is the *client's* endpoint: the server revokes a token only for the client it was issued to,
+so each configured server names the client whose tokens it revokes, with its id and secret read from
+environment variables (never from the playbook). Raw tokens are needed for the call, so an action gets
+them at execution time from a `TokenSource` (a token table that keeps them, e.g. django-oauth-toolkit's
+`oauth2_provider_accesstoken.token` looked up by its `token_checksum`, or an in-memory iterator) and keeps
+them in memory only: steps, journal entries and messages carry SHA-256 digests and keyed fingerprints.
+
+Scope `exact` revokes only tokens whose SHA-256 (or keyed fingerprint) is in the leaked set; `all` revokes
+every token the source yields. After revoking, `verify` asks the server's own introspection endpoint:
+a revoked token must come back `active: false`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+
+from spillguard.detect.fingerprint import fingerprint
+from spillguard.errors import UserError
+from spillguard.respond.actions import (
+    Context,
+    Limits,
+    Pacer,
+    Step,
+    StepOutcome,
+    Verification,
+    batches,
+    step_key,
+)
+
+Hint = Literal["access_token", "refresh_token"] | None
+AuthMethod = Literal["client_secret_basic", "client_secret_post"]
+TRANSIENT_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+class OAuthError(Exception):
+    """A revocation or introspection call failed for good (after retries); the message holds no token."""
+
+
+class TransientError(Exception):
+    """A 5xx/429 answer or a connection error: worth retrying after a pause."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True, slots=True)
+class RawToken:
+    value: str  # held in memory only, never written anywhere
+    hint: Hint = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.value.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthServer:
+    """One authorization server and the client whose tokens spillguard revokes there."""
+
+    id: str
+    revocation_url: str
+    introspection_url: str | None = None
+    client_id_env: str = "SPILLGUARD_OAUTH_CLIENT_ID"
+    client_secret_env: str = "SPILLGUARD_OAUTH_CLIENT_SECRET"
+    auth_method: AuthMethod = "client_secret_basic"
+    # Separate credentials for introspection (a resource server's), when the server wants them.
+    introspection_client_id_env: str | None = None
+    introspection_client_secret_env: str | None = None
+    per_second: float | None = 50.0  # calls a second; authorization servers rate-limit their endpoints
+    timeout: float = 10.0
+
+    def target(self) -> str:
+        """The server as journals and messages name it: scheme, host and port only."""
+        p = urlsplit(self.revocation_url)
+        return f"{p.scheme}://{p.hostname}" + (f":{p.port}" if p.port else "")
+
+
+def _credentials(id_env: str, secret_env: str, what: str) -> tuple[str, str]:
+    missing = [v for v in (id_env, secret_env) if not os.environ.get(v)]
+    if missing:
+        raise UserError(f"{what}: set ${' and $'.join(missing)} to the OAuth client's id and secret")
+    return os.environ[id_env], os.environ[secret_env]
+
+
+class OAuthClient:
+    """RFC 7009 / RFC 7662 calls on one keep-alive connection, paced, retried with backoff."""
+
+    def __init__(self, server: OAuthServer, limits: Limits | None = None, *, http: httpx.Client | None = None) -> None:
+        for url in filter(None, (server.revocation_url, server.introspection_url)):
+            if urlsplit(url).scheme not in ("http", "https") or not urlsplit(url).hostname:
+                raise UserError(f"oauth server {server.id}: {url!r} is not an http(s) URL; give the endpoint's full URL")
+        self.server = server
+        self.limits = limits or Limits()
+        self.auth = _credentials(server.client_id_env, server.client_secret_env, f"oauth server {server.id}")
+        self.introspection_auth = self.auth
+        if server.introspection_client_id_env and server.introspection_client_secret_env:
+            self.introspection_auth = _credentials(server.introspection_client_id_env,
+                                                   server.introspection_client_secret_env,
+                                                   f"oauth server {server.id} (introspection)")  # fmt: skip
+        self.pacer = Pacer(server.per_second)
+        self.http = http or httpx.Client(timeout=server.timeout, trust_env=False, headers={"User-Agent": "spillguard-respond/1"})
+        self.calls = 0
+
+    def close(self) -> None:
+        self.http.close()
+
+    def revoke(self, token: RawToken) -> None:
+        """Revoke one token. RFC 7009: 200 whether or not the server knew it; anything else is an error."""
+        data = {"token": token.value} | ({"token_type_hint": token.hint} if token.hint else {})
+        resp = self._post(self.server.revocation_url, data, self.auth, "revocation")
+        if resp.status_code != 200:
+            raise OAuthError(f"{self.server.id}: revocation answered HTTP {resp.status_code} {_error_code(resp)}")
+
+    def active(self, token: RawToken) -> bool:
+        """Whether the server's introspection endpoint still calls the token active (RFC 7662)."""
+        if not self.server.introspection_url:
+            raise UserError(f"oauth server {self.server.id}: no introspection_url, so revocation cannot be verified; add it")
+        data = {"token": token.value} | ({"token_type_hint": token.hint} if token.hint else {})
+        resp = self._post(self.server.introspection_url, data, self.introspection_auth, "introspection")
+        if resp.status_code != 200:
+            raise OAuthError(f"{self.server.id}: introspection answered HTTP {resp.status_code} {_error_code(resp)}")
+        try:
+            body = resp.json()
+        except ValueError:
+            raise OAuthError(f"{self.server.id}: introspection did not answer JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("active"), bool):
+            raise OAuthError(f"{self.server.id}: introspection answer has no boolean 'active' member")
+        return body["active"]
+
+    def _post(self, url: str, data: dict[str, str], auth: tuple[str, str], what: str) -> httpx.Response:
+        if self.server.auth_method == "client_secret_post":
+            data = data | {"client_id": auth[0], "client_secret": auth[1]}
+            basic = None
+        else:
+            basic = auth
+        delay = self.limits.backoff_s
+        for attempt in range(self.limits.retries + 1):
+            self.pacer.wait()
+            self.calls += 1
+            try:
+                resp = self.http.post(url, data=data, auth=basic)  # type: ignore[arg-type]
+                if resp.status_code not in TRANSIENT_STATUS:
+                    return resp
+                err = TransientError(f"{self.server.id}: {what} answered HTTP {resp.status_code}", _retry_after(resp))
+            except httpx.TransportError as exc:
+                err = TransientError(f"{self.server.id}: {what} at {self.server.target()} failed: {type(exc).__name__}")
+            if attempt == self.limits.retries:
+                raise OAuthError(f"{err} (after {attempt + 1} attempts)")
+            time.sleep(min(max(delay, err.retry_after or 0.0), 60.0))
+            delay *= 2
+        raise AssertionError("unreachable")
+
+
+def _retry_after(resp: httpx.Response) -> float | None:
+    try:
+        return float(resp.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+def _error_code(resp: httpx.Response) -> str:
+    # The RFC 6749 error code only: descriptions may echo request parameters.
+    try:
+        code = resp.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    return f"({code})" if isinstance(code, str) and code.isascii() and len(code) < 60 else ""
+
+
+# --- where the raw tokens come from ------------------------------------------------------------------
+
+
+class TokenSource(Protocol):
+    """Yields raw tokens at execution time. `digests` narrows to tokens whose SHA-256 is given (None: all)."""
+
+    def tokens(self, digests: list[str] | None) -> Iterator[RawToken]: ...
+
+
+class MemoryTokenSource:
+    """Tokens handed over in memory (e.g. read from a partner export just before the response)."""
+
+    def __init__(self, tokens: Iterable[RawToken | str]) -> None:
+        self._tokens = [t if isinstance(t, RawToken) else RawToken(t) for t in tokens]
+
+    def tokens(self, digests: list[str] | None) -> Iterator[RawToken]:
+        if digests is None:
+            yield from self._tokens
+            return
+        wanted = set(digests)
+        yield from (t for t in self._tokens if t.sha256 in wanted)
+
+
+class SqlTokenSource:
+    """Raw tokens from a token table that keeps them next to a SHA-256 digest column (django-oauth-toolkit
+    `oauth2_provider_accesstoken(token, token_checksum)` and `_refreshtoken`, Authlib-style tables).
+
+    `connect` returns a DB-API connection (psycopg, pymysql, sqlite3); the lookup is one `IN`/`ANY` query per
+    batch of digests, so only the leaked rows' raw values are ever read.
+    """
+
+    def __init__(self, connect: Callable[[], Any], table: str, token_column: str = "token",
+                 digest_column: str = "token_checksum", hint: Hint = None, where: str = "",
+                 paramstyle: Literal["format", "qmark"] = "format", batch: int = 5_000) -> None:  # fmt: skip
+        for name in (table, token_column, digest_column):
+            if not all(part.replace("_", "").isalnum() for part in name.split(".")):
+                raise UserError(f"token source: {name!r} is not a plain table/column name")
+        self.connect, self.table, self.token_column, self.digest_column = connect, table, token_column, digest_column
+        self.hint, self.where, self.paramstyle, self.batch = hint, where, paramstyle, batch
+
+    @classmethod
+    def for_url(cls, url: str, table: str, **kw: Any) -> SqlTokenSource:
+        """postgresql://… (psycopg) or sqlite:///path."""
+        scheme = urlsplit(url).scheme
+        if scheme in ("postgres", "postgresql"):
+            import psycopg
+
+            return cls(lambda: psycopg.connect(url, autocommit=True), table, **kw)
+        if scheme == "sqlite":
+            path = url.split("://", 1)[1]
+            return cls(lambda: sqlite3.connect(path), table, paramstyle="qmark", **kw)
+        raise UserError(f"token source {table}: unsupported URL scheme {scheme!r}; use postgresql:// or sqlite:///path")
+
+    def tokens(self, digests: list[str] | None) -> Iterator[RawToken]:
+        ph = "%s" if self.paramstyle == "format" else "?"
+        extra = f" AND ({self.where})" if self.where else ""
+        base = f"SELECT {self.token_column} FROM {self.table} WHERE {self.token_column} <> ''{extra}"
+        conn = self.connect()
+        try:
+            cur = conn.cursor()
+            if digests is None:
+                cur.execute(base)
+                yield from (RawToken(r[0], self.hint) for r in cur.fetchall())
+                return
+            for chunk in batches(digests, self.batch):
+                cur.execute(f"{base} AND {self.digest_column} IN ({', '.join([ph] * len(chunk))})", chunk)
+                yield from (RawToken(r[0], self.hint) for r in cur.fetchall())
+        finally:
+            conn.close()
+
+
+# --- the playbook action ---------------------------------------------------------------------------
+
+
+class OAuthRevocation:
+    """Revoke leaked tokens at one authorization server; verify each by the server's own introspection."""
+
+    kind = "oauth"
+
+    def __init__(self, id: str, server: OAuthServer, source: TokenSource, *, match: Literal["sha256", "fingerprint"] = "sha256",
+                 rules: list[str] | None = None, client: OAuthClient | None = None) -> None:  # fmt: skip
+        self.id, self.server, self.source, self.match, self.rules = id, server, source, match, rules
+        self._client = client
+        # digest -> raw token, for this process only: what plan found, so execute and verify need not read again.
+        self._held: dict[str, RawToken] = {}
+
+    @property
+    def client(self) -> OAuthClient:
+        if self._client is None:
+            self._client = OAuthClient(self.server)
+        return self._client
+
+    def check(self) -> None:
+        """Bad configuration as one line before anything changes: credentials present, URLs well-formed."""
+        _ = self.client
+
+    def _candidates(self, ctx: Context) -> dict[str, RawToken]:
+        """digest -> raw token for every token in scope, read from the source now."""
+        if ctx.scope == "all":
+            found = self.source.tokens(None)
+            return {t.sha256: t for t in found}
+        if self.match == "fingerprint":
+            leaked_fp = set(ctx.leaked.digests("fingerprint", self.rules))
+            return {t.sha256: t for t in self.source.tokens(None) if fingerprint(ctx.key, t.value) in leaked_fp}
+        leaked = ctx.leaked.digests("sha256", self.rules)
+        return {t.sha256: t for t in self.source.tokens(leaked)}
+
+    def plan(self, ctx: Context) -> list[Step]:
+        self._held.update(self._candidates(ctx))
+        digests = sorted(self._held)
+        steps = []
+        size = min(ctx.limits.batch, 500)  # one step is at most a few seconds of HTTP calls
+        for batch in batches(digests, size):
+            steps.append(Step(
+                key=step_key(ctx.incident, self.id, batch), action=self.id,
+                description=f"revoke {len(batch)} token(s) at {self.server.target()} (RFC 7009)",
+                count=len(batch), payload=tuple(batch),
+            ))  # fmt: skip
+        return steps
+
+    def execute(self, ctx: Context, step: Step) -> StepOutcome:
+        missing = [d for d in step.payload if d not in self._held]
+        if missing:  # a fresh process (a rerun): read the raw values of this step's tokens again
+            self._held.update({t.sha256: t for t in self.source.tokens(list(missing))})
+        done = failed = gone = 0
+        problems: list[str] = []
+        for digest in step.payload:
+            token = self._held.get(digest)
+            if token is None:
+                gone += 1  # no longer in the store (revoked by an earlier run): nothing to send
+                continue
+            if ctx.dry_run:
+                continue
+            try:
+                self.client.revoke(token)
+                done += 1
+            except OAuthError as exc:
+                failed += 1
+                if len(problems) < 3:
+                    problems.append(f"{fingerprint(ctx.key, token.value)}: {exc}")
+        detail = f"revoked {done}" + (f", {gone} already gone from the source" if gone else "")
+        if failed:
+            detail += f", {failed} failed: " + "; ".join(problems)
+        return StepOutcome(done=done + gone, failed=failed, detail=detail)
+
+    def verify(self, ctx: Context) -> Verification:
+        tokens = dict(self._held)
+        tokens.update(self._candidates(ctx))  # tokens the source still yields are checked too
+        still: list[str] = []
+        for token in tokens.values():
+            if self.client.active(token):
+                still.append(fingerprint(ctx.key, token.value))
+        details = [f"still active at {self.server.target()}: {fp}" for fp in still[:20]]
+        if len(still) > 20:
+            details.append(f"… and {len(still) - 20} more")
+        return Verification(action=self.id, checked=len(tokens), still_active=len(still), details=details)
