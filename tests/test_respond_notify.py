@@ -134,8 +134,8 @@ def test_kill_9_during_notification_then_rerun(smtp: SmtpRecorder, notices: list
     rerun = _notifier(tmp_path, notices, _smtp(smtp))
     rerun.incident = "inc-kill"
     res = rerun.run(people)
-    # At most the one message that was in flight is in doubt, and it is not sent again blindly.
-    assert res.in_doubt <= 1 and res.already + res.sent + res.in_doubt == 200
+    # At most the message in flight on each of the 4 connections is in doubt, and none is sent again blindly.
+    assert res.in_doubt <= 4 and res.already + res.sent + res.in_doubt == 200
     assert max(smtp.by_recipient().values()) == 1
     # The operator settles it from the mail server's log (the Message-ID is deterministic), then reruns.
     assert rerun.resolve_in_doubt(lambda ids: ids & smtp.message_ids()) == res.in_doubt
@@ -253,7 +253,7 @@ def test_http_provider_gets_idempotency_keys(mail_api: MailApi, notices: list[di
     res = _notifier(tmp_path, notices, HttpMailTransport(cfg, backoff_s=0.01)).run(people)
     assert (res.sent, res.failed) == (20, 0) and len(mail_api.sent) == 20
     keys = [k for k, _ in mail_api.requests]
-    assert len(set(keys)) == 20 and keys[0] == keys[1] == keys[2]
+    assert len(keys) == 22 and len(set(keys)) == 20  # the two 5xx answers were retried with the same key
     # The process died after the provider accepted three messages and before the ledger said so.
     with sqlite3.connect(tmp_path / "ledger.db") as db:
         db.execute("UPDATE messages SET state='pending' WHERE rowid IN (2, 5, 9)")

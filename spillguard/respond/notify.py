@@ -398,10 +398,15 @@ class SmtpTransport:
         self.sender = cfg.sender
         self.domain = cfg.sender.rpartition("@")[2] or "spillguard.invalid"
         self.target = f"smtp://{cfg.host}:{cfg.port}"
-        self._conn: smtplib.SMTP | None = None
+        # One connection per sending thread; each has at most one message in doubt at a time.
+        self._local = threading.local()
+        self._open: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+        self._bodies: dict[tuple[str, str], bytes] = {}
 
     def _connect(self) -> smtplib.SMTP:
-        if self._conn is None:
+        conn: smtplib.SMTP | None = getattr(self._local, "conn", None)
+        if conn is None:
             c = self.cfg
             cls = smtplib.SMTP_SSL if c.ssl else smtplib.SMTP
             conn = cls(c.host or "localhost", c.port, timeout=c.timeout)
@@ -415,15 +420,19 @@ class SmtpTransport:
             except BaseException:
                 conn.close()
                 raise
-            self._conn = conn
-        return self._conn
+            self._local.conn = conn
+            with self._lock:
+                self._open.append(conn)
+        return conn
 
     def _drop(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            finally:
-                self._conn = None
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None:
+            with self._lock:
+                if conn in self._open:
+                    self._open.remove(conn)
+            conn.close()
 
     def check(self) -> None:
         try:
@@ -436,21 +445,28 @@ class SmtpTransport:
                             "and port") from None  # fmt: skip
 
     def close(self) -> None:
-        if self._conn is not None:
+        with self._lock:
+            conns, self._open = self._open, []
+        for conn in conns:
             with contextlib.suppress(OSError, smtplib.SMTPException):
-                self._conn.quit()
-            self._conn = None
+                conn.quit()
+        self._local = threading.local()
 
     def payload(self, msg: Outgoing) -> bytes:
-        m = EmailMessage(policy=email.policy.SMTP)
-        m["From"] = self.sender
-        m["To"] = msg.address
-        m["Subject"] = msg.subject
-        m["Date"] = formatdate(localtime=False)
-        m["Message-ID"] = msg.message_id
-        m["Auto-Submitted"] = "auto-generated"
-        m.set_content(msg.body)
-        return m.as_bytes()
+        """The message as sent: the encoded subject and body are built once per distinct text (most people
+        share one), the per-person headers are put in front."""
+        body = self._bodies.get((msg.subject, msg.body))
+        if body is None:
+            m = EmailMessage(policy=email.policy.SMTP)
+            m["From"] = self.sender
+            m["Subject"] = msg.subject
+            m["Auto-Submitted"] = "auto-generated"
+            m.set_content(msg.body)
+            body = m.as_bytes()
+            if len(self._bodies) < 10_000:
+                self._bodies[(msg.subject, msg.body)] = body
+        head = f"To: {msg.address}\r\nDate: {formatdate(localtime=False)}\r\nMessage-ID: {msg.message_id}\r\n"
+        return head.encode() + body
 
     def send(self, msg: Outgoing) -> Delivery:
         data = _crlf_dot_stuffed(self.payload(msg))
@@ -620,13 +636,14 @@ class Notifier:
     def __init__(self, *, incident: str, notices: list[dict[str, Any]], transport: Transport, ledger: Ledger, key: bytes,
                  templates: Templates | None = None, organisation: str = "", exemptions: Iterable[Exemption] = (),
                  journal: Journal | None = None, limits: Limits | None = None, in_doubt: InDoubtPolicy = "hold",
-                 log: Callable[[str], None] | None = None) -> None:  # fmt: skip
+                 connections: int = 4, log: Callable[[str], None] | None = None) -> None:  # fmt: skip
         self.incident, self.transport, self.ledger = incident, transport, ledger
         self.templates = templates or Templates()
         self.organisation = organisation
         self.journal = journal
         self.limits = limits or Limits(per_second=None)
         self.in_doubt_policy = in_doubt
+        self.connections = max(1, connections)
         self.log = log or (lambda line: None)
         self._rkey = recipient_key(key)
         self.notices = {n["group"]: n for n in notices}
@@ -669,19 +686,26 @@ class Notifier:
             if unknown:
                 raise UserError(f"recipient {mask_email(r.address)}: no Art. 34 notice for group {unknown[0]!r} "
                                 f"(the report has {', '.join(self.notices)}); fix the recipients' groups")  # fmt: skip
+            if not _EMAIL.match(r.address.strip()) or not r.address.isascii():
+                raise UserError(f"recipient {mask_email(r.address)}: not a plain ASCII e-mail address; fix the recipients")
             h = self._hash(r.address)
             addr, groups, name = people.get(h, (r.address.strip(), set(), r.name))
             people[h] = (addr, groups | set(r.groups), name or r.name)
         out: list[Outgoing] = []
         exempted = 0
+        # A message depends on the person's groups and name only: render each distinct one once.
+        rendered: dict[tuple[tuple[str, ...], str], tuple[str, str, str]] = {}
         for h, (addr, groups, name) in people.items():
-            live = sorted((g for g in groups if g not in self.exemptions), key=self._order)
+            live = tuple(sorted((g for g in groups if g not in self.exemptions), key=self._order))
             if not live:
                 exempted += 1
                 continue
-            notices = [self.notices[g] for g in live]
-            template = self.templates.name_for(live[0])
-            subject, body = self.templates.render(template, self._context(notices, Recipient(addr, tuple(live), name)))
+            hit = rendered.get((live, name))
+            if hit is None:
+                notices = [self.notices[g] for g in live]
+                template = self.templates.name_for(live[0])
+                hit = rendered[(live, name)] = (template, *self.templates.render(template, self._context(notices, Recipient(addr, live, name))))
+            template, subject, body = hit
             out.append(Outgoing(self.incident, h, template, self.message_id(h, template), addr, mask_email(addr), subject, body))
         return out, exempted
 
@@ -733,30 +757,62 @@ class Notifier:
         self.transport.check()
         self._journal_exemptions()
         rows = self.ledger.rows(self.incident)
-        pacer = Pacer(self.limits.per_second)
         now = time.time()
-        try:
-            for m in messages:
-                row = rows.get((m.recipient, m.template))
-                if row is not None and row.state in TERMINAL:
-                    res.already += 1
+        todo: list[Outgoing] = []
+        for m in messages:
+            row = rows.get((m.recipient, m.template))
+            if row is not None and row.state in TERMINAL:
+                res.already += 1
+                continue
+            if row is not None and row.state in IN_DOUBT:
+                window = self.transport.dedup_window_s
+                within = bool(window and row.intent_at and now - row.intent_at < window)
+                if not within and self.in_doubt_policy == "hold":
+                    res.in_doubt += 1
+                    res.held.append({"recipient": m.masked, "message_id": m.message_id})
                     continue
-                if row is not None and row.state in IN_DOUBT:
-                    within = self.transport.dedup_window_s and row.intent_at and now - row.intent_at < self.transport.dedup_window_s
-                    if not within and self.in_doubt_policy == "hold":
-                        res.in_doubt += 1
-                        res.held.append({"recipient": m.masked, "message_id": m.message_id})
-                        continue
-                pacer.wait()
-                self.ledger.intent(m.incident, m.recipient, m.template, m.message_id, m.masked)
-                d = self.transport.send(m)
-                self.ledger.outcome(m.message_id, d.state, d.code, d.detail, d.provider_id)
-                self._count(res, m, d)
+            todo.append(m)
+        try:
+            self._send_all(todo, res)
         finally:
             self.transport.close()
             res.seconds = round(time.monotonic() - t0, 3)
             self._journal_run(res)
         return res
+
+    def _send_all(self, todo: list[Outgoing], res: NotifyResult) -> None:
+        """`connections` threads, each on its own connection: intent committed, message sent, outcome committed."""
+        pacer = Pacer(self.limits.per_second)
+        lock = threading.Lock()
+        queue = iter(todo)
+        errors: list[BaseException] = []
+
+        def worker() -> None:
+            while True:
+                with lock:
+                    m = None if errors else next(queue, None)
+                    if m is not None:
+                        pacer.wait()
+                if m is None:
+                    return
+                try:
+                    self.ledger.intent(m.incident, m.recipient, m.template, m.message_id, m.masked)
+                    d = self.transport.send(m)
+                    self.ledger.outcome(m.message_id, d.state, d.code, d.detail, d.provider_id)
+                except BaseException as exc:  # a bad API key, a full disk: stop every worker, report it once
+                    with lock:
+                        errors.append(exc)
+                    return
+                with lock:
+                    self._count(res, m, d)
+
+        threads = [threading.Thread(target=worker, name=f"notify-{i}") for i in range(min(self.connections, len(todo)))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
 
     def _count(self, res: NotifyResult, m: Outgoing, d: Delivery) -> None:
         if d.state == "sent":
