@@ -24,6 +24,7 @@ from spillguard.respond.notify import (
     HttpMailTransport,
     Ledger,
     Notifier,
+    NotifyAction,
     Recipient,
     SmtpTransport,
     Templates,
@@ -285,3 +286,28 @@ def test_bad_input_is_one_line_before_anything_is_sent(smtp: SmtpRecorder, notic
     with pytest.raises(UserError, match="cannot reach the mail server"):
         _notifier(tmp_path, notices, dead).run(_people(3))
     assert Ledger(tmp_path / "ledger.db").counts("inc-2019-12") == {} and smtp.count() == 0
+
+
+def test_as_a_playbook_action(smtp: SmtpRecorder, notices: list[dict[str, Any]], tmp_path: Path) -> None:
+    from spillguard.respond.actions import Action, Context, Limits
+
+    journal = Journal(tmp_path / "journal.db", KEY)
+    people = _people(25)
+    ctx = Context(incident="inc-2019-12", scope="exact", leaked=None, subjects=None, journal=journal, key=KEY,  # type: ignore[arg-type]
+                  limits=Limits(batch=10), dry_run=False)  # fmt: skip
+    action = NotifyAction("notify-people", _notifier(tmp_path, notices, _smtp(smtp)), people)
+    assert isinstance(action, Action)
+    assert action.verify(ctx).still_active == 25
+    steps = action.plan(ctx)
+    assert [s.count for s in steps] == [10, 10, 5] and all(len(h) == 64 for s in steps for h in s.payload)
+    for step in steps[:2]:
+        journal.intent(step, incident=ctx.incident, target="smtp")
+        journal.outcome(step, action.execute(ctx, step), incident=ctx.incident, target="smtp")
+    v = action.verify(ctx)
+    assert (v.checked, v.still_active, v.details) == (25, 5, ["5 not sent"])
+    # A fresh process plans only the people not yet told.
+    again = NotifyAction("notify-people", _notifier(tmp_path, notices, _smtp(smtp)), people)
+    (last,) = again.plan(ctx)
+    assert last.count == 5 and again.execute(ctx, last).done == 5
+    assert again.verify(ctx).still_active == 0 and smtp.by_recipient() == {p.address: 1 for p in people}
+    assert b"@mail" not in (tmp_path / "journal.db").read_bytes() and journal.verify().ok

@@ -21,7 +21,7 @@ import pytest
 
 from spillguard.detect.fingerprint import fingerprint_key
 from spillguard.errors import UserError
-from spillguard.respond.actions import Context, Limits
+from spillguard.respond.actions import Action, Context, Limits
 from spillguard.respond.journal import Journal
 from spillguard.respond.leaked import LeakedSet
 from spillguard.respond.oauth import (
@@ -108,6 +108,7 @@ def test_dot_exact_scope_revokes_only_leaked_tokens(dot: AuthServer, tmp_path: P
     assert dot.dsn
     source = SqlTokenSource.for_url(dot.dsn, "oauth2_provider_accesstoken", hint="access_token")
     action = OAuthRevocation("dot-access", _server_config(dot, monkeypatch), source)
+    assert isinstance(action, Action)
     steps = action.plan(ctx)
     assert sum(s.count for s in steps) == 9 and [s.count for s in steps] == [7, 2]
     assert all(len(d) == 64 for s in steps for d in s.payload)

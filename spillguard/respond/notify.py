@@ -61,7 +61,16 @@ from spillguard.detect.masking import mask_email
 from spillguard.errors import UserError
 from spillguard.report.consequences import RISK_GROUPS
 from spillguard.report.model import CONTACT_PLACEHOLDER
-from spillguard.respond.actions import Limits, Pacer
+from spillguard.respond.actions import (
+    Context,
+    Limits,
+    Pacer,
+    Step,
+    StepOutcome,
+    Verification,
+    batches,
+    step_key,
+)
 
 if TYPE_CHECKING:
     from spillguard.respond.journal import Journal
@@ -751,8 +760,12 @@ class Notifier:
         return res
 
     def run(self, recipients: Iterable[Recipient]) -> NotifyResult:
-        t0 = time.monotonic()
         messages, exempted = self.plan(recipients)
+        return self.send(messages, exempted)
+
+    def send(self, messages: list[Outgoing], exempted: int = 0) -> NotifyResult:
+        """Send planned messages the ledger does not already have as sent (or refused for good)."""
+        t0 = time.monotonic()
         res = NotifyResult(self.incident, people=len(messages), exempted=exempted)
         self.transport.check()
         self._journal_exemptions()
@@ -840,6 +853,54 @@ class Notifier:
                             result="done" if res.complete else "incomplete", detail=detail)  # fmt: skip
 
 
+class NotifyAction:
+    """The notifier as a playbook action: steps are batches of people (keyed hashes in the payload), a step's
+    outcome counts people now notified, and verify counts who has still not been told."""
+
+    kind = "notify"
+
+    def __init__(self, id: str, notifier: Notifier, recipients: Iterable[Recipient]) -> None:
+        self.id, self.notifier = id, notifier
+        self.recipients = list(recipients)  # addresses in memory only
+        self._messages: dict[str, Outgoing] | None = None
+        self.exempted = 0
+
+    def _planned(self) -> dict[str, Outgoing]:
+        if self._messages is None:
+            messages, self.exempted = self.notifier.plan(self.recipients)
+            self._messages = {m.recipient: m for m in messages}
+        return self._messages
+
+    def plan(self, ctx: Context) -> list[Step]:
+        messages = self._planned()
+        rows = self.notifier.ledger.rows(self.notifier.incident)
+        waiting = sorted(h for h, m in messages.items() if (rows.get((h, m.template)) or _NONE).state not in TERMINAL)
+        target = self.notifier.transport.target
+        return [Step(key=step_key(ctx.incident, self.id, batch), action=self.id, count=len(batch), payload=tuple(batch),
+                     description=f"notify {len(batch)} people (Art. 34) via {target}")
+                for batch in batches(waiting, ctx.limits.batch)]  # fmt: skip
+
+    def execute(self, ctx: Context, step: Step) -> StepOutcome:
+        messages = self._planned()
+        res = self.notifier.send([messages[h] for h in step.payload if h in messages])
+        detail = f"sent {res.sent}, already {res.already}, failed {res.failed}, rejected {res.rejected}, in doubt {res.in_doubt}"
+        return StepOutcome(done=res.sent + res.already, failed=res.failed + res.rejected + res.in_doubt, detail=detail)
+
+    def verify(self, ctx: Context) -> Verification:
+        messages = self._planned()
+        rows = self.notifier.ledger.rows(self.notifier.incident)
+        untold = [m for h, m in messages.items() if (rows.get((h, m.template)) or _NONE).state != "sent"]
+        states: dict[str, int] = {}
+        for m in untold:
+            st = (rows.get((m.recipient, m.template)) or _NONE).state
+            states[st] = states.get(st, 0) + 1
+        details = [f"{n} {st.replace('_', ' ')}" for st, n in sorted(states.items())]
+        return Verification(action=self.id, checked=len(messages), still_active=len(untold), details=details)
+
+
+_NONE = LedgerRow("not sent", "", "", None, 0)
+
+
 # --- bounces -------------------------------------------------------------------------------------------
 
 
@@ -887,6 +948,6 @@ def read_mailbox(path: str | Path) -> Iterator[bytes]:
 
 __all__ = [
     "EXEMPTION_BASES", "REQUIRED_BLOCKS", "Delivery", "Exemption", "HttpMailConfig", "HttpMailTransport", "Ledger",
-    "Notifier", "NotifyResult", "Outgoing", "Recipient", "SmtpTransport", "Templates", "Transport", "check_notice",
+    "Notifier", "NotifyAction", "NotifyResult", "Outgoing", "Recipient", "SmtpTransport", "Templates", "Transport", "check_notice",
     "import_bounces", "notices_from_report", "read_mailbox", "recipients_from_csv",
 ]
