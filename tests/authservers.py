@@ -290,10 +290,18 @@ class SmtpRecorder:
         self.host, self.port = host, port
         self.messages: list[ReceivedMail] = []
         self.refuse: dict[str, str] = {}  # recipient -> SMTP reply, e.g. "550 5.1.1 no such user"
+        self.refuse_sender: str | None = None  # SMTP reply to every MAIL FROM, e.g. "553 5.7.1 not allowed"
         self.delay_s = 0.0  # per message, so a test can kill a sender mid-run
         self._lock = threading.Lock()
 
     # aiosmtpd handler hooks
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str, mail_options: Any) -> str:
+        if self.refuse_sender:
+            return self.refuse_sender
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any) -> str:
         reply = self.refuse.get(address.lower())
         if reply:

@@ -286,6 +286,14 @@ def test_bad_input_is_one_line_before_anything_is_sent(smtp: SmtpRecorder, notic
     with pytest.raises(UserError, match="cannot reach the mail server"):
         _notifier(tmp_path, notices, dead).run(_people(3))
     assert Ledger(tmp_path / "ledger.db").counts("inc-2019-12") == {} and smtp.count() == 0
+    # A server that refuses the sender stops the run: nobody is marked refused, everybody stays sendable.
+    smtp.refuse_sender = "553 5.7.1 sender not allowed"
+    with pytest.raises(UserError, match="refuses the sender"):
+        _notifier(tmp_path, notices, _smtp(smtp)).run(_people(3))
+    counts = Ledger(tmp_path / "ledger.db").counts("inc-2019-12")
+    assert set(counts) <= {"failed"} and smtp.count() == 0
+    smtp.refuse_sender = None
+    assert _notifier(tmp_path, notices, _smtp(smtp)).run(_people(3)).sent == 3
 
 
 def test_as_a_playbook_action(smtp: SmtpRecorder, notices: list[dict[str, Any]], tmp_path: Path) -> None:

@@ -495,15 +495,22 @@ class SmtpTransport:
     def _once(self, msg: Outgoing, data: bytes) -> Delivery:
         try:
             conn = self._connect()
-            for code, reply in (conn.mail(self.sender), conn.rcpt(msg.address)):
-                if code not in (250, 251):
-                    conn.rset()
-                    return self._refused(code, reply)
+            code, reply = conn.mail(self.sender)
+            if code != 250:
+                conn.rset()
+                if code >= 500:  # the sender itself is refused: a configuration problem, not this person's
+                    raise UserError(f"notify {self.target}: the server refuses the sender ({code}); check `sender` "
+                                    "and the account's sending rights")  # fmt: skip
+                return self._refused(code, reply, "failed")
+            code, reply = conn.rcpt(msg.address)
+            if code not in (250, 251):
+                conn.rset()  # 5xx here is about this mailbox: refused for good
+                return self._refused(code, reply, "rejected" if code >= 500 else "failed")
             conn.putcmd("data")
             code, reply = conn.getreply()
             if code != 354:
                 conn.rset()
-                return self._refused(code, reply)
+                return self._refused(code, reply, "failed")
             conn.send(data)
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()  # the final dot did not go out: the server has nothing
@@ -515,15 +522,16 @@ class SmtpTransport:
             return Delivery("in_doubt", "", f"{type(exc).__name__} while waiting for the server's answer")
         if code == 250:
             return Delivery("sent", "250")
-        return self._refused(code, reply)
+        # Refusing the content is not about the mailbox (every notice shares it): keep it sendable.
+        return self._refused(code, reply, "failed")
 
     @staticmethod
-    def _refused(code: int, reply: bytes) -> Delivery:
+    def _refused(code: int, reply: bytes, state: Literal["rejected", "failed"]) -> Delivery:
         text = reply.decode("utf-8", "replace")
         # A server's reply may quote the address back: keep only its code and enhanced status.
         status = re.match(r"\s*(\d\.\d{1,3}\.\d{1,3})", text)
         detail = f"{code} {status.group(1) if status else ''}".strip()
-        return Delivery("rejected" if 500 <= code < 600 else "failed", str(code), detail)
+        return Delivery(state, str(code), detail)
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,7 +599,9 @@ class HttpMailTransport:
             if resp.status_code in (409, 429) or resp.status_code >= 500:
                 maybe_sent = maybe_sent or resp.status_code >= 500
                 continue
-            return Delivery("rejected", str(resp.status_code), f"HTTP {resp.status_code}")
+            # 422: the provider refuses this recipient (e.g. an invalid address); other 4xx may be ours: retry later.
+            state: Literal["rejected", "failed"] = "rejected" if resp.status_code == 422 else "failed"
+            return Delivery(state, str(resp.status_code), f"HTTP {resp.status_code}")
         if maybe_sent:
             return Delivery("in_doubt", "", "no answer from the provider after retries")
         return Delivery("failed", "", "the provider could not be reached")
@@ -810,9 +820,13 @@ class Notifier:
                     return
                 try:
                     self.ledger.intent(m.incident, m.recipient, m.template, m.message_id, m.masked)
-                    d = self.transport.send(m)
+                    try:
+                        d = self.transport.send(m)
+                    except UserError:  # raised only before anything went out (refused sender, bad API key)
+                        self.ledger.outcome(m.message_id, "failed", "", "not sent: the run stopped")
+                        raise
                     self.ledger.outcome(m.message_id, d.state, d.code, d.detail, d.provider_id)
-                except BaseException as exc:  # a bad API key, a full disk: stop every worker, report it once
+                except BaseException as exc:  # stop every worker, report it once; anything else stays in doubt
                     with lock:
                         errors.append(exc)
                     return
