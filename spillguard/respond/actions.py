@@ -31,9 +31,15 @@ def step_key(incident: str, action: str, items: Iterable[str | bytes]) -> str:
     for part in (incident, action):
         h.update(part.encode())
         h.update(b"\x00")
-    for item in sorted(i if isinstance(i, bytes) else i.encode("utf-8", "surrogatepass") for i in items):
-        h.update(len(item).to_bytes(4, "big"))
-        h.update(item)
+    texts = sorted(i.decode("utf-8", "surrogateescape") if isinstance(i, bytes) else i for i in items)
+    joined = "\n".join(texts)
+    if joined.count("\n") == max(0, len(texts) - 1):  # no item holds a newline: the joined text is unambiguous
+        h.update(joined.encode("utf-8", "surrogateescape"))
+    else:
+        for text in texts:
+            item = text.encode("utf-8", "surrogateescape")
+            h.update(len(item).to_bytes(4, "big"))
+            h.update(item)
     return h.hexdigest()
 
 
@@ -77,11 +83,12 @@ class Context:
     scope: Scope
     leaked: LeakedSet
     subjects: Subjects
-    journal: Journal
+    journal: Journal | None  # None while only planning without a journal file
     key: bytes  # the install's fingerprint key (keyed hashes of subjects and recipients)
     limits: Limits = field(default_factory=Limits)
     dry_run: bool = True
     actor: str = "spillguard"
+    cutoff: str = ""  # UTC time of the incident's first execute: "not valid before" cut-offs use it on every rerun
 
 
 @runtime_checkable

@@ -229,19 +229,26 @@ class LeakedSet:
     def __len__(self) -> int:
         return self.table.num_rows
 
-    def column(self, name: str, rules: list[str] | None = None) -> list[str]:
-        """Distinct non-null values of a digest column (optionally of some rules only), sorted."""
+    def _values(self, names: tuple[str, ...], rules: list[str] | None) -> pa.Array:
         t = self.table
         if rules:
             t = t.filter(pc.is_in(t["rule"], pa.array(rules)))
-        col = pc.unique(t[name].drop_null())
-        return sorted(col.to_pylist())
+        parts = [t[n].combine_chunks() if isinstance(t[n], pa.ChunkedArray) else t[n] for n in names]
+        both = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+        return pc.unique(both.drop_null()).sort()
+
+    def column(self, name: str, rules: list[str] | None = None) -> list[str]:
+        """Distinct non-null values of a digest column (optionally of some rules only), sorted."""
+        return self._values((name,), rules).to_pylist()
 
     def digests(self, form: str, rules: list[str] | None = None) -> list[str]:
-        """The leaked values as a token store keeps them: `sha256`, `sha256_tail` or `fingerprint`."""
-        if form not in ("sha256", "sha256_tail", "fingerprint"):
+        """The leaked values as a token store keeps them: `sha256`, `sha256_tail` or `fingerprint`;
+        `sha256_any` is both SHA-256 forms (a store holds one or the other)."""
+        names = {"sha256": ("sha256",), "sha256_tail": ("sha256_tail",), "fingerprint": ("fingerprint",),
+                 "sha256_any": ("sha256", "sha256_tail")}.get(form)
+        if names is None:
             raise ValueError(form)
-        return self.column(form, rules)
+        return self._values(names, rules).to_pylist()
 
     def subjects(self) -> np.ndarray:
         """Keyed subject hashes of the people whose secrets leaked (0 = unknown excluded)."""
