@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,6 @@ from spillguard.respond.oauth import (
     OAuthRevocation,
     OAuthServer,
     RawToken,
-    SqlTokenSource,
 )
 from tests.authservers import AuthServer, TokenPair, dot_create_users
 
@@ -61,17 +61,23 @@ def _context(tmp: Path, leaked: LeakedSet, scope: str = "exact") -> Context:
                    key=fingerprint_key(), limits=Limits(batch=7, retries=2, backoff_s=0.05), dry_run=False)  # fmt: skip
 
 
-def _server_config(server: AuthServer, monkeypatch: pytest.MonkeyPatch) -> OAuthServer:
+def _settings(server: AuthServer, monkeypatch: pytest.MonkeyPatch, id: str, **extra: Any) -> dict[str, Any]:
+    """A playbook `kind = "oauth"` action's settings; the client's credentials only in the environment."""
     monkeypatch.setenv("SG_TEST_OAUTH_ID", server.user_client.client_id)
     monkeypatch.setenv("SG_TEST_OAUTH_SECRET", server.user_client.client_secret)
     monkeypatch.setenv("SG_TEST_INTROSPECT_ID", server.service_client.client_id)
     monkeypatch.setenv("SG_TEST_INTROSPECT_SECRET", server.service_client.client_secret)
-    return OAuthServer(
-        id=server.kind, revocation_url=server.revocation_url, introspection_url=server.introspection_url,
-        client_id_env="SG_TEST_OAUTH_ID", client_secret_env="SG_TEST_OAUTH_SECRET",
-        introspection_client_id_env="SG_TEST_INTROSPECT_ID", introspection_client_secret_env="SG_TEST_INTROSPECT_SECRET",
-        per_second=None,
-    )  # fmt: skip
+    return {
+        "id": id, "revocation_url": server.revocation_url, "introspection_url": server.introspection_url,
+        "client_id_env": "SG_TEST_OAUTH_ID", "client_secret_env": "SG_TEST_OAUTH_SECRET",
+        "introspection_client_id_env": "SG_TEST_INTROSPECT_ID", "introspection_client_secret_env": "SG_TEST_INTROSPECT_SECRET",
+        "per_second": 1000,
+    } | extra  # fmt: skip
+
+
+def _dot_access(dot: AuthServer) -> dict[str, Any]:
+    assert dot.dsn
+    return {"store": dot.dsn, "table": "oauth2_provider_accesstoken", "token_type_hint": "access_token"}
 
 
 def _run(action: OAuthRevocation, ctx: Context) -> tuple[int, int, list[str]]:
@@ -106,9 +112,9 @@ def test_dot_exact_scope_revokes_only_leaked_tokens(dot: AuthServer, tmp_path: P
 
     ctx = _context(tmp_path, leaked)
     assert dot.dsn
-    source = SqlTokenSource.for_url(dot.dsn, "oauth2_provider_accesstoken", hint="access_token")
-    action = OAuthRevocation("dot-access", _server_config(dot, monkeypatch), source)
+    action = OAuthRevocation(_settings(dot, monkeypatch, "dot-access", **_dot_access(dot)))
     assert isinstance(action, Action)
+    action.connect()
     steps = action.plan(ctx)
     assert sum(s.count for s in steps) == 9 and [s.count for s in steps] == [7, 2]
     assert all(len(d) == 64 for s in steps for d in s.payload)
@@ -122,8 +128,10 @@ def test_dot_exact_scope_revokes_only_leaked_tokens(dot: AuthServer, tmp_path: P
     _assert_no_raw(texts + v.details, [p.access_token for p in pairs.values()], tmp_path / "journal.db")
 
     # A rerun in a fresh process finds nothing left to revoke: the rows are gone from the token table.
-    again = OAuthRevocation("dot-access", _server_config(dot, monkeypatch), source)
+    again = OAuthRevocation(_settings(dot, monkeypatch, "dot-access", **_dot_access(dot)))
     assert again.plan(ctx) == []
+    action.close()
+    again.close()
 
 
 def test_dot_rerun_of_a_journaled_step_is_harmless(dot: AuthServer, tmp_path: Path,
@@ -134,14 +142,13 @@ def test_dot_rerun_of_a_journaled_step_is_harmless(dot: AuthServer, tmp_path: Pa
     leaked = _scan_leaked(tmp_path, pairs, refresh=False)
     ctx = _context(tmp_path, leaked)
     assert dot.dsn
-    source = SqlTokenSource.for_url(dot.dsn, "oauth2_provider_accesstoken", hint="access_token")
-    cfg = _server_config(dot, monkeypatch)
-    (step,) = OAuthRevocation("dot-access", cfg, source).plan(ctx)
+    cfg = _settings(dot, monkeypatch, "dot-access", **_dot_access(dot))
+    (step,) = OAuthRevocation(cfg).plan(ctx)
     # The first process revoked, then died before journaling the outcome; a new one runs the same step again.
-    first = OAuthRevocation("dot-access", cfg, source)
+    first = OAuthRevocation(cfg)
     first.plan(ctx)
     assert first.execute(ctx, step).done == 5
-    fresh = OAuthRevocation("dot-access", cfg, source)
+    fresh = OAuthRevocation(cfg)
     outcome = fresh.execute(ctx, step)
     assert (outcome.done, outcome.failed) == (5, 0) and "5 already gone" in outcome.detail
     assert not any(dot.active(p.access_token) for p in pairs.values())
@@ -155,10 +162,8 @@ def test_oidc_provider_exact_and_all_scopes(oidc: AuthServer, tmp_path: Path, mo
     # The company's own token list, handed over in memory: every access and refresh token it issued.
     issued = [RawToken(p.access_token, "access_token") for p in pairs.values()]
     issued += [RawToken(p.refresh_token, "refresh_token") for p in pairs.values()]
-    cfg = _server_config(oidc, monkeypatch)
-
     ctx = _context(tmp_path, leaked)
-    action = OAuthRevocation("op", cfg, MemoryTokenSource(issued))
+    action = OAuthRevocation(_settings(oidc, monkeypatch, "op"), source=MemoryTokenSource(issued))
     assert sum(s.count for s in action.plan(ctx)) == 12
     done, failed, texts = _run(action, ctx)
     assert (done, failed) == (12, 0)
@@ -173,7 +178,7 @@ def test_oidc_provider_exact_and_all_scopes(oidc: AuthServer, tmp_path: Path, mo
     # Scope `all`: what the company chose in 2019, every token it issued, leaked or not.
     (tmp_path / "all").mkdir()
     all_ctx = _context(tmp_path / "all", leaked, "all")
-    everything = OAuthRevocation("op-all", cfg, MemoryTokenSource(issued))
+    everything = OAuthRevocation(_settings(oidc, monkeypatch, "op-all"), source=MemoryTokenSource(issued))
     assert sum(s.count for s in everything.plan(all_ctx)) == 32
     # Before executing, verify lists what is still active, by keyed fingerprint only.
     before = everything.verify(all_ctx)
@@ -190,10 +195,10 @@ def test_client_credentials_token_matched_by_fingerprint(oidc: AuthServer, tmp_p
     leaked = _scan_leaked(tmp_path, {"svc": TokenPair(lost, "")}, refresh=False)
     monkeypatch.setenv("SG_SVC_ID", oidc.service_client.client_id)
     monkeypatch.setenv("SG_SVC_SECRET", oidc.service_client.client_secret)
-    cfg = OAuthServer(id="op-svc", revocation_url=oidc.revocation_url, introspection_url=oidc.introspection_url,
-                      client_id_env="SG_SVC_ID", client_secret_env="SG_SVC_SECRET", per_second=20)  # fmt: skip
+    cfg = {"id": "op-svc", "revocation_url": oidc.revocation_url, "introspection_url": oidc.introspection_url,
+           "client_id_env": "SG_SVC_ID", "client_secret_env": "SG_SVC_SECRET", "per_second": 20, "match": "fingerprint"}
     ctx = _context(tmp_path, leaked)
-    action = OAuthRevocation("op-svc", cfg, MemoryTokenSource([kept, lost]), match="fingerprint")
+    action = OAuthRevocation(cfg, source=MemoryTokenSource([kept, lost]))
     assert _run(action, ctx)[:2] == (1, 0)
     assert oidc.active(kept) and not oidc.active(lost)
 
@@ -201,10 +206,14 @@ def test_client_credentials_token_matched_by_fingerprint(oidc: AuthServer, tmp_p
 def test_missing_credentials_and_bad_url_are_one_line_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SG_NOPE_ID", raising=False)
     monkeypatch.delenv("SG_NOPE_SECRET", raising=False)
-    cfg = OAuthServer(id="x", revocation_url="http://127.0.0.1:9/revoke", client_id_env="SG_NOPE_ID",
-                      client_secret_env="SG_NOPE_SECRET")  # fmt: skip
+    cfg = {"id": "x", "revocation_url": "http://127.0.0.1:9/revoke", "client_id_env": "SG_NOPE_ID",
+           "client_secret_env": "SG_NOPE_SECRET"}
     with pytest.raises(UserError, match=r"set \$SG_NOPE_ID and \$SG_NOPE_SECRET"):
-        OAuthRevocation("x", cfg, MemoryTokenSource([])).check()
+        OAuthRevocation(cfg, source=MemoryTokenSource([])).connect()
+    with pytest.raises(UserError, match="`store` and `table` are required"):
+        OAuthRevocation(cfg)
+    with pytest.raises(UserError, match="token_type_hint = 'id_token'"):
+        OAuthRevocation(cfg | {"token_type_hint": "id_token"}, source=MemoryTokenSource([]))
     monkeypatch.setenv("SG_NOPE_ID", "a")
     monkeypatch.setenv("SG_NOPE_SECRET", "b")
     with pytest.raises(UserError, match="not an http"):
@@ -259,3 +268,52 @@ def test_retries_with_backoff_on_5xx_then_gives_up(flaky: _Flaky, monkeypatch: p
                        client_secret_env="SG_F_SECRET", per_second=None)  # fmt: skip
     with pytest.raises(OAuthError, match="ConnectError"):
         OAuthClient(dead, Limits(retries=1, backoff_s=0.01)).revoke(RawToken("t"))
+
+
+def test_playbook_oauth_action_through_the_runner(dot: AuthServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`kind = "oauth"` in respond.toml: plan, execute, verify with the journal, as `spillguard respond` runs it."""
+    from spillguard.respond.runner import execute_response, open_response, plan_response, verify_response
+
+    users = [f"dot-pb-{i}" for i in range(12)]
+    dot_create_users(dot, users)
+    pairs = {u: dot.user_tokens(u) for u in users}
+    leaked_users = set(random.Random(3).sample(users, 5))
+    _scan_leaked(tmp_path, {u: pairs[u] for u in leaked_users}, refresh=False)
+    s = _settings(dot, monkeypatch, "dot-oauth")
+    assert dot.dsn
+    (tmp_path / "respond.toml").write_text(f"""
+incident = "2019-12-es-leak"
+scope = "exact"
+leaked = "leaked.sgs"
+journal = "response.journal"
+
+[[action]]
+id = "dot-oauth"
+kind = "oauth"
+store = "{dot.dsn}"
+table = "oauth2_provider_accesstoken"
+token_type_hint = "access_token"
+revocation_url = "{s['revocation_url']}"
+introspection_url = "{s['introspection_url']}"
+client_id_env = "SG_TEST_OAUTH_ID"
+client_secret_env = "SG_TEST_OAUTH_SECRET"
+introspection_client_id_env = "SG_TEST_INTROSPECT_ID"
+introspection_client_secret_env = "SG_TEST_INTROSPECT_SECRET"
+""")
+    resp = plan_response(open_response(tmp_path / "respond.toml", execute=True))
+    assert resp.plan_dict()["actions"][0]["count"] == 5
+    execute_response(resp)
+    verify_response(resp)
+    assert resp.execute_dict()["actions"][0]["done"] == 5 and resp.verify_dict()["still_active"] == 0
+    journal = resp.ctx.journal
+    assert journal is not None and journal.verify().ok
+    resp.close()
+    for u in users:
+        assert dot.active(pairs[u].access_token) == (u not in leaked_users), u
+    raw = (tmp_path / "response.journal").read_bytes()
+    assert not any(p.access_token.encode() in raw for p in pairs.values())
+
+    # A missing credential variable is one line before anything changes.
+    monkeypatch.delenv("SG_TEST_OAUTH_SECRET")
+    with pytest.raises(UserError, match=r"set \$SG_TEST_OAUTH_SECRET"):
+        open_response(tmp_path / "respond.toml", execute=True)

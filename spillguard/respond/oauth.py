@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sqlite3
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
@@ -203,64 +202,99 @@ class MemoryTokenSource:
 
 
 class SqlTokenSource:
-    """Raw tokens from a token table that keeps them next to a SHA-256 digest column (django-oauth-toolkit
-    `oauth2_provider_accesstoken(token, token_checksum)` and `_refreshtoken`, Authlib-style tables).
+    """Raw tokens from a table that keeps them next to their SHA-256 (django-oauth-toolkit's
+    `oauth2_provider_accesstoken(token, token_checksum)` and `_refreshtoken`, Authlib-style tables), through
+    the response's own store connection (`respond.stores.SqlStore`: PostgreSQL, MySQL/MariaDB, SQLite).
+    Exact scope reads only the leaked rows, by their digests, one `= ANY(…)`/`IN (…)` query per batch."""
 
-    `connect` returns a DB-API connection (psycopg, pymysql, sqlite3); the lookup is one `IN`/`ANY` query per
-    batch of digests, so only the leaked rows' raw values are ever read.
-    """
+    def __init__(self, url: str, table: str, *, token_column: str = "token", digest_column: str = "token_checksum",
+                 hint: Hint = None, password_env: str | None = None, batch: int = 5_000, src: str = "oauth") -> None:  # fmt: skip
+        self.url, self.table, self.token_column, self.digest_column = url, table, token_column, digest_column
+        self.hint, self.password_env, self.batch, self.src = hint, password_env, batch, src
+        self.store: Any = None
 
-    def __init__(self, connect: Callable[[], Any], table: str, token_column: str = "token",
-                 digest_column: str = "token_checksum", hint: Hint = None, where: str = "",
-                 paramstyle: Literal["format", "qmark"] = "format", batch: int = 5_000) -> None:  # fmt: skip
-        for name in (table, token_column, digest_column):
-            if not all(part.replace("_", "").isalnum() for part in name.split(".")):
-                raise UserError(f"token source: {name!r} is not a plain table/column name")
-        self.connect, self.table, self.token_column, self.digest_column = connect, table, token_column, digest_column
-        self.hint, self.where, self.paramstyle, self.batch = hint, where, paramstyle, batch
+    def connect(self) -> None:
+        from spillguard.respond.playbook import password_from
+        from spillguard.respond.stores import SqlStore
 
-    @classmethod
-    def for_url(cls, url: str, table: str, **kw: Any) -> SqlTokenSource:
-        """postgresql://… (psycopg) or sqlite:///path."""
-        scheme = urlsplit(url).scheme
-        if scheme in ("postgres", "postgresql"):
-            import psycopg
+        if self.store is None:
+            self.store = SqlStore(self.url, password_from(self.password_env, self.src))
+            self.store.require(self.table, [self.token_column, self.digest_column], self.src)
 
-            return cls(lambda: psycopg.connect(url, autocommit=True), table, **kw)
-        if scheme == "sqlite":
-            path = url.split("://", 1)[1]
-            return cls(lambda: sqlite3.connect(path), table, paramstyle="qmark", **kw)
-        raise UserError(f"token source {table}: unsupported URL scheme {scheme!r}; use postgresql:// or sqlite:///path")
+    def close(self) -> None:
+        if self.store is not None:
+            self.store.close()
+            self.store = None
 
     def tokens(self, digests: list[str] | None) -> Iterator[RawToken]:
-        ph = "%s" if self.paramstyle == "format" else "?"
-        extra = f" AND ({self.where})" if self.where else ""
-        base = f"SELECT {self.token_column} FROM {self.table} WHERE {self.token_column} <> ''{extra}"
-        conn = self.connect()
-        try:
-            cur = conn.cursor()
-            if digests is None:
-                cur.execute(base)
-                yield from (RawToken(r[0], self.hint) for r in cur.fetchall())
-                return
-            for chunk in batches(digests, self.batch):
-                cur.execute(f"{base} AND {self.digest_column} IN ({', '.join([ph] * len(chunk))})", chunk)
-                yield from (RawToken(r[0], self.hint) for r in cur.fetchall())
-        finally:
-            conn.close()
+        self.connect()
+        db = self.store
+        col = db.q(self.token_column)
+        # A blank token column means the server keeps digests only (RFC 9700 storage): nothing to send.
+        base = f"SELECT {col} FROM {db.q(self.table)} WHERE {col} IS NOT NULL AND {col} <> ''"
+        if digests is None:
+            yield from (RawToken(r[0], self.hint) for r in db.query(base))
+            return
+        for chunk in batches(digests, db.max_batch(self.batch)):
+            where, args = db.member(self.digest_column, chunk)
+            yield from (RawToken(r[0], self.hint) for r in db.query(f"{base} AND {where}", args))
 
 
 # --- the playbook action ---------------------------------------------------------------------------
 
 
 class OAuthRevocation:
-    """Revoke leaked tokens at one authorization server; verify each by the server's own introspection."""
+    """Revoke leaked tokens at one authorization server; verify each by the server's own introspection.
 
+    Playbook (`kind = "oauth"`): `revocation_url`, `introspection_url`, the client's `client_id_env` and
+    `client_secret_env`, and where the raw tokens are read at execution time: `store` + `table` (+
+    `token_column`, `digest_column`, `token_type_hint`). From Python, `source=` can hand tokens over in memory.
+    """
+
+    KEYS: dict[str, Any] = {
+        "revocation_url": str, "introspection_url": str, "client_id_env": str, "client_secret_env": str,
+        "introspection_client_id_env": str, "introspection_client_secret_env": str, "auth_method": str,
+        "per_second": (int, float), "timeout_s": (int, float), "match": str, "rules": list,
+        "table": str, "token_column": str, "digest_column": str, "token_type_hint": str,
+    }  # fmt: skip
     kind = "oauth"
 
-    def __init__(self, id: str, server: OAuthServer, source: TokenSource, *, match: Literal["sha256", "fingerprint"] = "sha256",
-                 rules: list[str] | None = None, client: OAuthClient | None = None) -> None:  # fmt: skip
-        self.id, self.server, self.source, self.match, self.rules = id, server, source, match, rules
+    def __init__(self, settings: dict[str, Any], src: str = "oauth", *, source: TokenSource | None = None,
+                 client: OAuthClient | None = None) -> None:  # fmt: skip
+        self.settings, self.src = settings, src
+        self.id: str = settings["id"]
+        self.scope: str | None = settings.get("scope")  # None: the context's
+        url = settings.get("revocation_url")
+        if not url:
+            raise UserError(f"{src}: `revocation_url` is required (the server's RFC 7009 endpoint)")
+        auth = settings.get("auth_method", "client_secret_basic")
+        if auth not in ("client_secret_basic", "client_secret_post"):
+            raise UserError(f"{src}: auth_method = {auth!r}; use client_secret_basic or client_secret_post")
+        hint = settings.get("token_type_hint")
+        if hint not in (None, "access_token", "refresh_token"):
+            raise UserError(f"{src}: token_type_hint = {hint!r}; use access_token or refresh_token")
+        self.match: str = settings.get("match", "sha256")
+        if self.match not in ("sha256", "fingerprint"):
+            raise UserError(f"{src}: match = {self.match!r}; use sha256 or fingerprint")
+        self.rules: list[str] | None = settings.get("rules")
+        self.server = OAuthServer(
+            id=self.id, revocation_url=url, introspection_url=settings.get("introspection_url"),
+            client_id_env=settings.get("client_id_env", "SPILLGUARD_OAUTH_CLIENT_ID"),
+            client_secret_env=settings.get("client_secret_env", "SPILLGUARD_OAUTH_CLIENT_SECRET"), auth_method=auth,
+            introspection_client_id_env=settings.get("introspection_client_id_env"),
+            introspection_client_secret_env=settings.get("introspection_client_secret_env"),
+            per_second=settings.get("per_second", 50.0), timeout=float(settings.get("timeout_s", 10.0)),
+        )  # fmt: skip
+        self.target = self.server.target()
+        if source is None:
+            store, table = settings.get("store"), settings.get("table")
+            if not store or not table:
+                raise UserError(f"{src}: `store` and `table` are required: the token table that keeps the raw tokens "
+                                "(e.g. django-oauth-toolkit's oauth2_provider_accesstoken)")  # fmt: skip
+            source = SqlTokenSource(store, table, token_column=settings.get("token_column", "token"),
+                                    digest_column=settings.get("digest_column", "token_checksum"), hint=hint,
+                                    password_env=settings.get("password_env"), src=src)  # fmt: skip
+        self.source = source
         self._client = client
         # digest -> raw token, for this process only: what plan found, so execute and verify need not read again.
         self._held: dict[str, RawToken] = {}
@@ -271,21 +305,32 @@ class OAuthRevocation:
             self._client = OAuthClient(self.server)
         return self._client
 
-    def check(self) -> None:
-        """Bad configuration as one line before anything changes: credentials present, URLs well-formed."""
+    def connect(self) -> None:
+        """Bad configuration as one line before anything changes: credentials, URLs, the token table's columns."""
         _ = self.client
+        if isinstance(self.source, SqlTokenSource):
+            self.source.connect()
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+        if isinstance(self.source, SqlTokenSource):
+            self.source.close()
+        self._held.clear()
+
+    def _scope(self, ctx: Context) -> str:
+        return self.scope or ctx.scope
 
     def _candidates(self, ctx: Context) -> dict[str, RawToken]:
         """digest -> raw token for every token in scope, read from the source now."""
-        if ctx.scope == "all":
-            found = self.source.tokens(None)
-            return {t.sha256: t for t in found}
+        if self._scope(ctx) == "all":
+            return {t.sha256: t for t in self.source.tokens(None)}
         if self.match == "fingerprint":
             leaked_fp = set(ctx.leaked.digests("fingerprint", self.rules))
             return {t.sha256: t for t in self.source.tokens(None) if fingerprint(ctx.key, t.value) in leaked_fp}
         leaked = ctx.leaked.digests("sha256", self.rules)
-        return {t.sha256: t for t in self.source.tokens(leaked)}
-
+        return {t.sha256: t for t in self.source.tokens(leaked)} if leaked else {}
     def plan(self, ctx: Context) -> list[Step]:
         self._held.update(self._candidates(ctx))
         digests = sorted(self._held)
