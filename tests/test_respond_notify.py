@@ -303,7 +303,7 @@ def test_as_a_playbook_action(smtp: SmtpRecorder, notices: list[dict[str, Any]],
     people = _people(25)
     ctx = Context(incident="inc-2019-12", scope="exact", leaked=None, subjects=None, journal=journal, key=KEY,  # type: ignore[arg-type]
                   limits=Limits(batch=10), dry_run=False)  # fmt: skip
-    action = NotifyAction("notify-people", _notifier(tmp_path, notices, _smtp(smtp)), people)
+    action = NotifyAction({"id": "notify-people"}, notifier=_notifier(tmp_path, notices, _smtp(smtp)), recipients=people)
     assert isinstance(action, Action)
     assert action.verify(ctx).still_active == 25
     steps = action.plan(ctx)
@@ -314,8 +314,62 @@ def test_as_a_playbook_action(smtp: SmtpRecorder, notices: list[dict[str, Any]],
     v = action.verify(ctx)
     assert (v.checked, v.still_active, v.details) == (25, 5, ["5 not sent"])
     # A fresh process plans only the people not yet told.
-    again = NotifyAction("notify-people", _notifier(tmp_path, notices, _smtp(smtp)), people)
+    again = NotifyAction({"id": "notify-people"}, notifier=_notifier(tmp_path, notices, _smtp(smtp)), recipients=people)
     (last,) = again.plan(ctx)
     assert last.count == 5 and again.execute(ctx, last).done == 5
     assert again.verify(ctx).still_active == 0 and smtp.by_recipient() == {p.address: 1 for p in people}
     assert b"@mail" not in (tmp_path / "journal.db").read_bytes() and journal.verify().ok
+
+
+def test_playbook_notify_action_through_the_runner(smtp: SmtpRecorder, notices: list[dict[str, Any]], tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """`kind = "notify"` in respond.toml: checked at open, people planned in steps, the run journaled, a rerun sends nothing."""
+    from spillguard.respond.runner import execute_response, open_response, plan_response, verify_response
+
+    monkeypatch.setenv("SPILLGUARD_FINGERPRINT_KEY", KEY.hex())
+    (tmp_path / "report.json").write_text(json.dumps({"art34": notices}))
+    people = _people(30)
+    rows = ["email,groups,user_id"] + [f"{p.address},{';'.join(p.groups)},u{i}" for i, p in enumerate(people)]
+    (tmp_path / "people.csv").write_text("\n".join(rows) + "\n")
+    # Scope exact: only the people in the subjects file (as `scan --subjects-out` writes it) are told.
+    affected = {f"u{i}" for i in range(0, 30, 3)}
+    (tmp_path / "subjects.csv").write_text("subject\n" + "\n".join(sorted(affected)) + "\n")
+    playbook = tmp_path / "respond.toml"
+    playbook.write_text(f"""
+incident = "2019-12-es-leak"
+scope = "exact"
+subjects = "subjects.csv"
+journal = "response.journal"
+limits = {{batch = 4}}
+
+[[action]]
+id = "tell-people"
+kind = "notify"
+report = "report.json"
+recipients = "people.csv"
+subject_column = "user_id"
+ledger = "notify.ledger"
+organisation = "Acme Cameras"
+smtp_host = "{smtp.host}"
+smtp_port = {smtp.port}
+sender = "privacy@acme.example"
+exempt = [{{group = "financial", basis = "34(3)(a)", reason = "card numbers were stored encrypted"}}]
+""")
+    for _ in range(2):
+        resp = plan_response(open_response(playbook, execute=True))
+        execute_response(resp)
+        verify_response(resp)
+        assert resp.verify_dict()["still_active"] == 0
+        resp.close()
+    told = {f"person{i}@mail{i % 7}.example" for i in range(0, 30, 3) if set(people[i].groups) - {"financial"}}
+    assert smtp.by_recipient() == {a: 1 for a in told}
+    journal = Journal(tmp_path / "response.journal", KEY)
+    assert journal.verify().ok
+    assert sum(1 for e in journal.entries() if e.kind == "decision") == 1
+    assert b"@mail" not in (tmp_path / "response.journal").read_bytes()
+    assert oct((tmp_path / "notify.ledger").stat().st_mode & 0o777) == "0o600"
+
+    # Bad input stops the run at open, before anything is sent: a template folder that does not exist.
+    playbook.write_text(playbook.read_text().replace('organisation = "Acme Cameras"', 'templates = "nope"'))
+    with pytest.raises(UserError, match="no such templates folder"):
+        open_response(playbook, execute=True)

@@ -109,7 +109,12 @@ def recipients_from_csv(path: str | Path, *, address_column: str = "email", grou
                         name_column: str | None = None) -> Iterator[Recipient]:  # fmt: skip
     """People to notify from a CSV export (groups separated by `;`), e.g. the affected users joined with the
     scan's subjects. A bad row names its line, never its address."""
-    path = Path(path)
+    for r, _ in _recipients_with(Path(path), address_column, groups_column, name_column, None):
+        yield r
+
+
+def _recipients_with(path: Path, address_column: str, groups_column: str, name_column: str | None,
+                     subject_column: str | None) -> Iterator[tuple[Recipient, str]]:  # fmt: skip
     try:
         fh = open(path, newline="", encoding="utf-8")  # noqa: SIM115 - closed below
     except OSError as exc:
@@ -117,7 +122,7 @@ def recipients_from_csv(path: str | Path, *, address_column: str = "email", grou
     with fh:
         reader = csv.DictReader(fh)
         cols = reader.fieldnames or []
-        for col in filter(None, (address_column, groups_column, name_column)):
+        for col in filter(None, (address_column, groups_column, name_column, subject_column)):
             if col not in cols:
                 raise UserError(f"{path}: no column {col!r} (columns: {', '.join(cols)}); name the right one")
         for line, row in enumerate(reader, start=2):
@@ -125,7 +130,8 @@ def recipients_from_csv(path: str | Path, *, address_column: str = "email", grou
             if not _EMAIL.match(address):
                 raise UserError(f"{path}:{line}: not an e-mail address in column {address_column!r}; fix or remove the row")
             groups = tuple(g.strip() for g in (row[groups_column] or "").split(";") if g.strip())
-            yield Recipient(address, groups, (row.get(name_column) or "").strip() if name_column else "")
+            name = (row.get(name_column) or "").strip() if name_column else ""
+            yield Recipient(address, groups, name), (row.get(subject_column) or "").strip() if subject_column else ""
 
 
 def notices_from_report(path: str | Path) -> list[dict[str, Any]]:
@@ -868,48 +874,152 @@ class Notifier:
 
 
 class NotifyAction:
-    """The notifier as a playbook action: steps are batches of people (keyed hashes in the payload), a step's
-    outcome counts people now notified, and verify counts who has still not been told."""
+    """The notifier as a playbook action (`kind = "notify"`): steps are batches of people (keyed hashes in the
+    payload), a step's outcome counts people now notified, and verify counts who has still not been told.
 
+    Settings: `report` (the report JSON holding the Art. 34 notices), `recipients` (CSV: `address_column`,
+    `groups_column`, optional `name_column`; with `subject_column`, scope exact keeps only the affected people
+    of the subjects file / leaked set), `ledger`, `templates`, `organisation`, either SMTP (`smtp_host`,
+    `smtp_port`, `starttls`, `ssl`, `username`, `password_env`, `sender`) or an HTTP provider (`mail_api_url`,
+    `api_key_env`, `sender`, `dedup_window_s`), `connections`, `per_second`, `in_doubt`, `durable`, and
+    `exempt = [{group, basis, reason}]` for Art. 34(3) decisions.
+    """
+
+    KEYS: dict[str, Any] = {
+        "report": str, "recipients": str, "address_column": str, "groups_column": str, "name_column": str,
+        "subject_column": str, "ledger": str, "templates": str, "organisation": str, "smtp_host": str, "smtp_port": int,
+        "starttls": bool, "ssl": bool, "username": str, "sender": str, "mail_api_url": str, "api_key_env": str,
+        "dedup_window_s": (int, float), "connections": int, "per_second": (int, float), "in_doubt": str,
+        "durable": bool, "exempt": list,
+    }  # fmt: skip
+    PATH_KEYS = ("report", "recipients", "ledger", "templates")
     kind = "notify"
 
-    def __init__(self, id: str, notifier: Notifier, recipients: Iterable[Recipient]) -> None:
-        self.id, self.notifier = id, notifier
-        self.recipients = list(recipients)  # addresses in memory only
+    def __init__(self, settings: dict[str, Any], src: str = "notify", *, notifier: Notifier | None = None,
+                 recipients: Iterable[Recipient] | None = None) -> None:  # fmt: skip
+        self.settings, self.src = settings, src
+        self.id: str = settings["id"]
+        self.scope: str | None = settings.get("scope")
+        self.notifier = notifier
+        self.recipients = list(recipients) if recipients is not None else None  # addresses in memory only
+        self._subjects: list[str] = []  # the subject_column value per recipient, in memory only
         self._messages: dict[str, Outgoing] | None = None
         self.exempted = 0
+        if notifier is None:
+            for k in ("report", "recipients", "ledger", "sender"):
+                if not settings.get(k):
+                    raise UserError(f"{src}: `{k}` is required for kind 'notify'")
+            if bool(settings.get("smtp_host")) == bool(settings.get("mail_api_url")):
+                raise UserError(f"{src}: give either smtp_host (SMTP) or mail_api_url (an HTTP e-mail provider)")
+            policy = settings.get("in_doubt", "hold")
+            if policy not in ("hold", "resend"):
+                raise UserError(f"{src}: in_doubt = {policy!r}; use hold or resend")
+            self.exemptions = []
+            for n, e in enumerate(settings.get("exempt") or [], 1):
+                if not isinstance(e, dict) or set(e) != {"group", "basis", "reason"}:
+                    raise UserError(f"{src}: exempt #{n} must be {{group = …, basis = \"34(3)(a)\", reason = …}}")
+                self.exemptions.append(Exemption(str(e["group"]), str(e["basis"]), str(e["reason"])))
+        target = settings.get("smtp_host") or settings.get("mail_api_url") or (notifier.transport.target if notifier else "")
+        self.target = notifier.transport.target if notifier else (f"smtp://{target}:{settings.get('smtp_port', 25)}"
+                                                                  if settings.get("smtp_host") else str(target))
 
-    def _planned(self) -> dict[str, Outgoing]:
+    def _transport(self) -> Transport:
+        s = self.settings
+        retries = {"retries": 3, "backoff_s": 0.5}
+        if s.get("smtp_host"):
+            cfg = SinkConfig(type="smtp", host=s["smtp_host"], port=int(s.get("smtp_port", 25)), starttls=bool(s.get("starttls")),
+                             ssl=bool(s.get("ssl")), username=s.get("username"), password_env=s.get("password_env"),
+                             sender=s["sender"])  # fmt: skip
+            return SmtpTransport(cfg, **retries)
+        return HttpMailTransport(HttpMailConfig(url=s["mail_api_url"], sender=s["sender"],
+                                                api_key_env=s.get("api_key_env", "SPILLGUARD_MAIL_API_KEY"),
+                                                dedup_window_s=float(s.get("dedup_window_s", 900.0))), **retries)  # fmt: skip
+
+    def _build(self, incident: str, key: bytes) -> Notifier:
+        s = self.settings
+        transport = self._transport()
+        return Notifier(incident=incident, notices=notices_from_report(s["report"]), transport=transport,
+                        ledger=Ledger(s["ledger"], durable=bool(s.get("durable"))), key=key,
+                        templates=Templates(s.get("templates")), organisation=s.get("organisation", ""),
+                        exemptions=self.exemptions, limits=Limits(per_second=s.get("per_second")),
+                        in_doubt=s.get("in_doubt", "hold"), connections=int(s.get("connections", 4)))  # fmt: skip
+
+    def _read_recipients(self) -> None:
+        s = self.settings
+        col = s.get("subject_column")
+        people, subjects = [], []
+        path = Path(s["recipients"])
+        for r, subject in _recipients_with(path, s.get("address_column", "email"), s.get("groups_column", "groups"),
+                                           s.get("name_column"), col):  # fmt: skip
+            people.append(r)
+            subjects.append(subject)
+        self.recipients, self._subjects = people, subjects
+
+    def connect(self) -> None:
+        """Everything checked before anything changes: notices, templates, recipients, the mail server or API key."""
+        if self.notifier is None:
+            from spillguard.detect.fingerprint import fingerprint_key
+
+            probe = self._build("check", fingerprint_key())
+            probe.transport.check()
+            probe.transport.close()
+            probe.ledger.close()
+        if self.recipients is None:
+            self._read_recipients()
+
+    def close(self) -> None:
+        if self.notifier is not None:
+            self.notifier.transport.close()
+
+    def _bind(self, ctx: Context) -> Notifier:
+        if self.notifier is None:
+            self.notifier = self._build(ctx.incident, ctx.key)
+        if self.notifier.journal is None:
+            self.notifier.journal = ctx.journal
+        return self.notifier
+
+    def _planned(self, ctx: Context) -> dict[str, Outgoing]:
         if self._messages is None:
-            messages, self.exempted = self.notifier.plan(self.recipients)
+            notifier = self._bind(ctx)
+            if self.recipients is None:
+                self._read_recipients()
+            people = self.recipients or []
+            if (self.scope or ctx.scope) == "exact" and self.settings.get("subject_column") and ctx.subjects is not None:
+                import pyarrow as pa
+
+                keep = ctx.subjects.contains(pa.array(self._subjects, pa.string()))
+                people = [p for p, k in zip(people, keep, strict=True) if k]
+            messages, self.exempted = notifier.plan(people)
             self._messages = {m.recipient: m for m in messages}
         return self._messages
 
     def plan(self, ctx: Context) -> list[Step]:
-        messages = self._planned()
+        messages = self._planned(ctx)
+        assert self.notifier is not None
         rows = self.notifier.ledger.rows(self.notifier.incident)
         waiting = sorted(h for h, m in messages.items() if (rows.get((h, m.template)) or _NONE).state not in TERMINAL)
-        target = self.notifier.transport.target
         return [Step(key=step_key(ctx.incident, self.id, batch), action=self.id, count=len(batch), payload=tuple(batch),
-                     description=f"notify {len(batch)} people (Art. 34) via {target}")
+                     description=f"notify {len(batch)} people (Art. 34) via {self.target}")
                 for batch in batches(waiting, ctx.limits.batch)]  # fmt: skip
 
     def execute(self, ctx: Context, step: Step) -> StepOutcome:
-        messages = self._planned()
-        res = self.notifier.send([messages[h] for h in step.payload if h in messages])
+        messages = self._planned(ctx)
+        assert self.notifier is not None
+        res = self.notifier.send([messages[h] for h in step.payload if h in messages], self.exempted)
         detail = f"sent {res.sent}, already {res.already}, failed {res.failed}, rejected {res.rejected}, in doubt {res.in_doubt}"
         return StepOutcome(done=res.sent + res.already, failed=res.failed + res.rejected + res.in_doubt, detail=detail)
 
     def verify(self, ctx: Context) -> Verification:
-        messages = self._planned()
+        messages = self._planned(ctx)
+        assert self.notifier is not None
         rows = self.notifier.ledger.rows(self.notifier.incident)
-        untold = [m for h, m in messages.items() if (rows.get((h, m.template)) or _NONE).state != "sent"]
         states: dict[str, int] = {}
-        for m in untold:
-            st = (rows.get((m.recipient, m.template)) or _NONE).state
-            states[st] = states.get(st, 0) + 1
+        for h, m in messages.items():
+            st = (rows.get((h, m.template)) or _NONE).state
+            if st != "sent":
+                states[st] = states.get(st, 0) + 1
         details = [f"{n} {st.replace('_', ' ')}" for st, n in sorted(states.items())]
-        return Verification(action=self.id, checked=len(messages), still_active=len(untold), details=details)
+        return Verification(action=self.id, checked=len(messages), still_active=sum(states.values()), details=details)
 
 
 _NONE = LedgerRow("not sent", "", "", None, 0)
