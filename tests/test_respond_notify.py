@@ -373,3 +373,40 @@ exempt = [{{group = "financial", basis = "34(3)(a)", reason = "card numbers were
     playbook.write_text(playbook.read_text().replace('organisation = "Acme Cameras"', 'templates = "nope"'))
     with pytest.raises(UserError, match="no such templates folder"):
         open_response(playbook, execute=True)
+
+
+def test_cli_refuses_a_template_without_contact_with_exit_2(smtp: SmtpRecorder, notices: list[dict[str, Any]],
+                                                            tmp_path: Path) -> None:  # fmt: skip
+    """`spillguard respond execute --execute` with a notice template missing an Art. 34(2) item: one line, exit 2, nothing sent."""
+    (tmp_path / "report.json").write_text(json.dumps({"art34": notices}))
+    (tmp_path / "people.csv").write_text("email,groups\nann@x.example,credentials\n")
+    good = (Path(__file__).parents[1] / "spillguard/respond/templates/notice.txt.j2").read_text()
+    (tmp_path / "notices").mkdir()
+    (tmp_path / "notices" / "default.txt.j2").write_text(good.replace("{% block contact -%}", "{% block footer -%}"))
+    (tmp_path / "respond.toml").write_text(f"""
+incident = "2019-12-es-leak"
+scope = "all"
+[[action]]
+kind = "notify"
+report = "report.json"
+recipients = "people.csv"
+ledger = "notify.ledger"
+templates = "notices"
+smtp_host = "{smtp.host}"
+smtp_port = {smtp.port}
+sender = "privacy@acme.example"
+""")
+    res = subprocess.run(CLI + ["respond", "execute", str(tmp_path / "respond.toml"), "--execute"], capture_output=True,
+                         text=True, env=dict(os.environ, SPILLGUARD_FINGERPRINT_KEY=KEY.hex()))  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert res.stderr.strip().count("\n") == 0 and "no {% block contact %} (the contact point)" in res.stderr
+    assert "Traceback" not in res.stderr and smtp.count() == 0 and "ann@" not in res.stdout + res.stderr
+
+
+def test_rate_limit_spaces_the_messages(smtp: SmtpRecorder, notices: list[dict[str, Any]], tmp_path: Path) -> None:
+    from spillguard.respond.actions import Limits
+
+    res = _notifier(tmp_path, notices, _smtp(smtp), limits=Limits(per_second=40)).run(_people(20))
+    assert res.sent == 20
+    times = sorted(m.at for m in smtp.messages)
+    assert times[-1] - times[0] >= 19 / 40 * 0.9  # 20 messages at 40 a second span at least ~0.47 s
