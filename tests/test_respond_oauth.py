@@ -203,7 +203,7 @@ def test_client_credentials_token_matched_by_fingerprint(oidc: AuthServer, tmp_p
     assert oidc.active(kept) and not oidc.active(lost)
 
 
-def test_missing_credentials_and_bad_url_are_one_line_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_credentials_and_bad_url_are_one_line_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("SG_NOPE_ID", raising=False)
     monkeypatch.delenv("SG_NOPE_SECRET", raising=False)
     cfg = {"id": "x", "revocation_url": "http://127.0.0.1:9/revoke", "client_id_env": "SG_NOPE_ID",
@@ -212,6 +212,8 @@ def test_missing_credentials_and_bad_url_are_one_line_errors(monkeypatch: pytest
         OAuthRevocation(cfg, source=MemoryTokenSource([])).connect()
     with pytest.raises(UserError, match="`store` and `table` are required"):
         OAuthRevocation(cfg)
+    with pytest.raises(UserError, match="scope exact needs `leaked`"):
+        OAuthRevocation(cfg, source=MemoryTokenSource(["t"])).plan(_context(tmp_path, LeakedSet.empty()))
     with pytest.raises(UserError, match="token_type_hint = 'id_token'"):
         OAuthRevocation(cfg | {"token_type_hint": "id_token"}, source=MemoryTokenSource([]))
     monkeypatch.setenv("SG_NOPE_ID", "a")

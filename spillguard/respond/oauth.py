@@ -326,6 +326,8 @@ class OAuthRevocation:
         """digest -> raw token for every token in scope, read from the source now."""
         if self._scope(ctx) == "all":
             return {t.sha256: t for t in self.source.tokens(None)}
+        if not len(ctx.leaked):
+            raise UserError(f"{self.src}: scope exact needs `leaked` (the file `scan --secrets-out` wrote), or use scope all")
         if self.match == "fingerprint":
             leaked_fp = set(ctx.leaked.digests("fingerprint", self.rules))
             return {t.sha256: t for t in self.source.tokens(None) if fingerprint(ctx.key, t.value) in leaked_fp}
