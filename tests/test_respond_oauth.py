@@ -319,3 +319,32 @@ introspection_client_secret_env = "SG_TEST_INTROSPECT_SECRET"
     monkeypatch.delenv("SG_TEST_OAUTH_SECRET")
     with pytest.raises(UserError, match=r"set \$SG_TEST_OAUTH_SECRET"):
         open_response(tmp_path / "respond.toml", execute=True)
+
+
+def test_dot_refresh_tokens_revoked_and_their_access_tokens_with_them(dot: AuthServer, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """DOT's RefreshToken.revoke() flags the row and deletes its access token; DOT cannot introspect refresh
+    tokens (it answers inactive for anything not an access token), so verification is left to the store."""
+    import psycopg
+
+    users = [f"dot-rt-{i}" for i in range(6)]
+    dot_create_users(dot, users)
+    pairs = {u: dot.user_tokens(u) for u in users}
+    leaked_users = {"dot-rt-1", "dot-rt-4"}
+    leaked = _scan_leaked(tmp_path, {u: pairs[u] for u in leaked_users}, refresh=True)
+    assert dot.dsn
+    cfg = _settings(dot, monkeypatch, "dot-refresh", store=dot.dsn, table="oauth2_provider_refreshtoken",
+                    token_type_hint="refresh_token", verify_by="store")  # fmt: skip
+    ctx = _context(tmp_path, leaked)
+    action = OAuthRevocation(cfg)
+    assert _run(action, ctx)[:2] == (2, 0)
+    v = action.verify(ctx)
+    assert (v.checked, v.still_active) == (0, 0) and "not verified by introspection" in v.details[0]
+    with psycopg.connect(dot.dsn) as conn:
+        revoked = dict(conn.execute("SELECT u.username, r.revoked IS NOT NULL FROM oauth2_provider_refreshtoken r "
+                                    "JOIN auth_user u ON u.id = r.user_id WHERE u.username LIKE 'dot-rt-%'").fetchall())  # fmt: skip
+    assert revoked == {u: u in leaked_users for u in users}
+    for u in users:
+        assert dot.active(pairs[u].access_token) == (u not in leaked_users)
+        assert (dot.refresh(pairs[u].refresh_token).status_code == 200) == (u not in leaked_users)
+    action.close()

@@ -249,13 +249,15 @@ class OAuthRevocation:
     Playbook (`kind = "oauth"`): `revocation_url`, `introspection_url`, the client's `client_id_env` and
     `client_secret_env`, and where the raw tokens are read at execution time: `store` + `table` (+
     `token_column`, `digest_column`, `token_type_hint`). From Python, `source=` can hand tokens over in memory.
+    `verify_by = "store"` for tokens the server cannot introspect (django-oauth-toolkit's refresh tokens): verify
+    then says so instead of counting an "inactive" answer that the server gives for any unknown token.
     """
 
     KEYS: dict[str, Any] = {
         "revocation_url": str, "introspection_url": str, "client_id_env": str, "client_secret_env": str,
         "introspection_client_id_env": str, "introspection_client_secret_env": str, "auth_method": str,
         "per_second": (int, float), "timeout_s": (int, float), "match": str, "rules": list,
-        "table": str, "token_column": str, "digest_column": str, "token_type_hint": str,
+        "table": str, "token_column": str, "digest_column": str, "token_type_hint": str, "verify_by": str,
     }  # fmt: skip
     kind = "oauth"
 
@@ -277,6 +279,9 @@ class OAuthRevocation:
         if self.match not in ("sha256", "fingerprint"):
             raise UserError(f"{src}: match = {self.match!r}; use sha256 or fingerprint")
         self.rules: list[str] | None = settings.get("rules")
+        self.verify_by: str = settings.get("verify_by", "introspection")
+        if self.verify_by not in ("introspection", "store"):
+            raise UserError(f"{src}: verify_by = {self.verify_by!r}; use introspection or store")
         self.server = OAuthServer(
             id=self.id, revocation_url=url, introspection_url=settings.get("introspection_url"),
             client_id_env=settings.get("client_id_env", "SPILLGUARD_OAUTH_CLIENT_ID"),
@@ -372,6 +377,12 @@ class OAuthRevocation:
         return StepOutcome(done=done + gone, failed=failed, detail=detail)
 
     def verify(self, ctx: Context) -> Verification:
+        if self.verify_by == "store":
+            # The server's introspection cannot see these tokens (django-oauth-toolkit introspects access tokens
+            # only, and answers inactive for anything else): claiming them verified would be a false proof.
+            return Verification(action=self.id, checked=0, still_active=0, details=[
+                f"not verified by introspection at {self.target} (verify_by = \"store\"): check the token table "
+                "with a sql-tokens action"])  # fmt: skip
         tokens = dict(self._held)
         tokens.update(self._candidates(ctx))  # tokens the source still yields are checked too
         still: list[str] = []
