@@ -410,3 +410,11 @@ def test_rate_limit_spaces_the_messages(smtp: SmtpRecorder, notices: list[dict[s
     assert res.sent == 20
     times = sorted(m.at for m in smtp.messages)
     assert times[-1] - times[0] >= 19 / 40 * 0.9  # 20 messages at 40 a second span at least ~0.47 s
+
+
+def test_two_runs_on_one_ledger_cannot_overlap(smtp: SmtpRecorder, notices: list[dict[str, Any]], tmp_path: Path) -> None:
+    first = _notifier(tmp_path, notices, _smtp(smtp))
+    with first.ledger.exclusive(), pytest.raises(UserError, match="another notification run is using this ledger"):
+        _notifier(tmp_path, notices, _smtp(smtp)).run(_people(3))
+    assert smtp.count() == 0
+    assert _notifier(tmp_path, notices, _smtp(smtp)).run(_people(3)).sent == 3

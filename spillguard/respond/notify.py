@@ -311,6 +311,21 @@ class Ledger:
     def close(self) -> None:
         self.db.close()
 
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """One sending run per ledger: two at once would both see a person as not yet mailed."""
+        import fcntl
+
+        fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UserError(f"{self.path}: another notification run is using this ledger; wait for it to end") from None
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def rows(self, incident: str) -> dict[tuple[str, str], LedgerRow]:
         cur = self.db.execute("SELECT recipient, template, state, message_id, masked, intent_at, attempts FROM messages "
                               "WHERE incident=?", (incident,))  # fmt: skip
@@ -781,6 +796,10 @@ class Notifier:
 
     def send(self, messages: list[Outgoing], exempted: int = 0) -> NotifyResult:
         """Send planned messages the ledger does not already have as sent (or refused for good)."""
+        with self.ledger.exclusive():
+            return self._send(messages, exempted)
+
+    def _send(self, messages: list[Outgoing], exempted: int) -> NotifyResult:
         t0 = time.monotonic()
         res = NotifyResult(self.incident, people=len(messages), exempted=exempted)
         self.transport.check()
