@@ -24,6 +24,7 @@ send and the outcome (`sent`, `rejected`, `failed`, `in_doubt`) AFTER it. What t
   at-least-once instead. Per SMTP connection at most one message is in doubt at a time.
   Over the HTTP API the same `Idempotency-Key` is sent again, so the provider drops a duplicate; that is
   safe only while the provider keeps keys (15 minutes to 24 hours): older in-doubt rows are held too.
+* One run sends with a ledger at a time (an exclusive lock beside it); a second stops with one line.
 * The ledger commits in WAL mode: a committed row survives the process being killed; with `durable=True`
   (synchronous=FULL) it also survives a power cut, at the price of an fsync per commit.
 
