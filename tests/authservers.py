@@ -292,6 +292,7 @@ class SmtpRecorder:
         self.refuse: dict[str, str] = {}  # recipient -> SMTP reply, e.g. "550 5.1.1 no such user"
         self.refuse_sender: str | None = None  # SMTP reply to every MAIL FROM, e.g. "553 5.7.1 not allowed"
         self.delay_s = 0.0  # per message, so a test can kill a sender mid-run
+        self.drop_after_data: set[str] = set()  # recipients whose message is kept but never answered (connection cut)
         self._lock = threading.Lock()
 
     # aiosmtpd handler hooks
@@ -318,6 +319,8 @@ class SmtpRecorder:
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         with self._lock:
             self.messages.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), msg, raw, time.time()))  # type: ignore[arg-type]
+        if self.drop_after_data & {r.lower() for r in envelope.rcpt_tos}:
+            server.transport.abort()  # the message is here, the sender never hears so: the one window in doubt
         return "250 Message accepted for delivery"
 
     def count(self) -> int:

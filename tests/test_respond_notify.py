@@ -418,3 +418,25 @@ def test_two_runs_on_one_ledger_cannot_overlap(smtp: SmtpRecorder, notices: list
         _notifier(tmp_path, notices, _smtp(smtp)).run(_people(3))
     assert smtp.count() == 0
     assert _notifier(tmp_path, notices, _smtp(smtp)).run(_people(3)).sent == 3
+
+
+def test_connection_cut_after_the_final_dot_is_in_doubt_not_resent(smtp: SmtpRecorder, notices: list[dict[str, Any]],
+                                                                   tmp_path: Path) -> None:  # fmt: skip
+    people = _people(6)
+    smtp.drop_after_data.add(people[2].address)
+    res = _notifier(tmp_path, notices, _smtp(smtp, retries=2, backoff_s=0.01)).run(people)
+    assert (res.sent, res.in_doubt, res.failed) == (5, 1, 0) and res.held[0]["recipient"] == "p***@m***.example"
+    smtp.drop_after_data.clear()
+    held = _notifier(tmp_path, notices, _smtp(smtp)).run(people)
+    assert (held.sent, held.already, held.in_doubt) == (0, 5, 1)
+    assert smtp.by_recipient()[people[2].address] == 1  # the server had it all along; nobody re-sent it
+    n = _notifier(tmp_path, notices, _smtp(smtp))
+    assert n.resolve_in_doubt(lambda ids: ids & smtp.message_ids()) == 1
+    assert n.run(people).already == 6 and smtp.count() == 6
+    # At-least-once, when the operator chooses it: an in-doubt message is sent again.
+    smtp.drop_after_data.add(people[4].address)
+    (tmp_path / "b").mkdir()
+    _notifier(tmp_path / "b", notices, _smtp(smtp, retries=0)).run(people[4:5])
+    smtp.drop_after_data.clear()
+    again = _notifier(tmp_path / "b", notices, _smtp(smtp), in_doubt="resend").run(people[4:5])
+    assert again.sent == 1 and smtp.by_recipient()[people[4].address] == 3
