@@ -107,6 +107,14 @@ relink_out = "relink.jsonl"
 """
 
 
+def pick(url: str, *ids: str) -> str:
+    """Some of SQL_ACTIONS, by action id or preset."""
+    parts = SQL_ACTIONS.format(url=url).split("[[action]]")[1:]
+    chosen = [p for p in parts if any(f'"{i}"' in p for i in ids)]
+    assert len(chosen) == len(ids)
+    return "".join("[[action]]" + p for p in chosen)
+
+
 def playbook(tmp: Path, leaked: Path, people: Path, actions: str, scope: str = "exact", extra: str = "") -> Path:
     p = tmp / "respond.toml"
     p.write_text(f'incident = "2019-12-es"\nscope = "{scope}"\nleaked = "{leaked}"\nsubjects = "{people}"\n'
@@ -196,8 +204,7 @@ def test_mariadb_exact(world, tmp_path):
         conn.select_db("app")
         w.load_sql(conn, "mysql")
         url = server.url.rstrip("/") + "/app"
-        actions = "\n".join(SQL_ACTIONS.format(url=url).split("[[action]]")[i] and "[[action]]" + SQL_ACTIONS.format(url=url).split("[[action]]")[i] for i in (3, 4, 6, 8))
-        pb = playbook(tmp_path, leaked, people, actions)
+        pb = playbook(tmp_path, leaked, people, pick(url, "drf-authtoken", "laravel-sanctum", "laravel-sessions", "alexa"))
         n = len(w.leaked)
         assert plan_counts(pb) == {"drf-authtoken": n, "laravel-sanctum": n, "laravel-sessions": 2 * n, "alexa": n}
         cli("respond", "execute", str(pb), "--execute", check=0)
@@ -443,3 +450,30 @@ def test_http_action_per_token_paced_retried_idempotent(world, tmp_path):
         assert b"adm-XYZ" not in (tmp_path / "respond.journal").read_bytes()
     finally:
         server.shutdown()
+
+
+def test_dropped_connection_is_reopened_and_retried(world, pg, tmp_path, monkeypatch):
+    """The server ends the respond session between plan and execute: steps reconnect, retry and finish."""
+    from spillguard.respond.runner import execute_response, open_response, plan_response
+    from tests.test_respond_crash import _connect
+
+    monkeypatch.setenv("SPILLGUARD_FINGERPRINT_KEY", KEY)
+    w, leaked, people = world
+    url = fresh_pg(pg, "dropped", w)
+    pb = playbook(tmp_path, leaked, people, pick(url, "django-oauth-toolkit-access", "django-oauth-toolkit-refresh"),
+                  extra="[limits]\nbatch = 7\nbackoff_s = 0.05\n")
+    resp = open_response(pb, execute=True)
+    try:
+        plan_response(resp)
+        with _connect(pg.dsn) as admin:
+            ended = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                  "WHERE application_name = 'spillguard-respond'").fetchone()[0]
+        assert ended >= 1
+        execute_response(resp)
+        doc = resp.execute_dict()
+    finally:
+        resp.close()
+    n = len(w.leaked)
+    assert {a["action"]: (a["done"], a["failed"]) for a in doc["actions"]} == {
+        "django-oauth-toolkit-access": (n, 0), "django-oauth-toolkit-refresh": (n, 0)}
+    assert pg_query(url, "SELECT count(*) FROM oauth2_provider_refreshtoken WHERE revoked IS NOT NULL")[0][0] == n

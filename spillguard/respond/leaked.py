@@ -37,7 +37,7 @@ FINGERPRINT_PREFIX = "hmac-sha256:"
 SCHEMA = pa.schema(
     [
         ("fingerprint", pa.string()),  # hmac-sha256:<32 hex>, as in the scan's JSON output
-        ("sha256", pa.string()),  # hex SHA-256 of the value
+        ("sha256", pa.string()),  # hex SHA-256 of the value (null for passwords: low entropy, dictionary-reversible)
         ("sha256_tail", pa.string()),  # hex SHA-256 of the text after the first '|', else null
         ("rule", pa.string()),
         ("category", pa.string()),
@@ -144,15 +144,20 @@ class LeakedCollector:
         n = len(texts)
         if n == 0:
             return
-        has_tail = pc.greater_equal(pc.find_substring(texts, "|"), 0)
-        if pc.any(has_tail).as_py():
-            tails = pc.replace_substring_regex(texts, r"^[^|]*\|", "", max_replacements=1)
-            tail_hex = pc.if_else(has_tail, sha256_hex(tails), pa.scalar(None, pa.string()))
+        if rule.category != "secret":
+            # A password's plain SHA-256 is reversible by dictionary: only its keyed fingerprint is kept.
+            sha_hex, tail_hex = pa.nulls(n, pa.string()), pa.nulls(n, pa.string())
         else:
-            tail_hex = pa.nulls(n, pa.string())
+            sha_hex = sha256_hex(texts)
+            has_tail = pc.greater_equal(pc.find_substring(texts, "|"), 0)
+            if pc.any(has_tail).as_py():
+                tails = pc.replace_substring_regex(texts, r"^[^|]*\|", "", max_replacements=1)
+                tail_hex = pc.if_else(has_tail, sha256_hex(tails), pa.scalar(None, pa.string()))
+            else:
+                tail_hex = pa.nulls(n, pa.string())
         subj = subjects.hash_strings(subject_values) if subject_values is not None else np.zeros(n, np.uint64)
         const = [pa.repeat(pa.scalar(v, pa.string()), n) for v in (rule.id, rule.category, target, dataset, field_path)]
-        arrays = [fingerprint_column(key, texts), sha256_hex(texts), tail_hex, *const, pa.array(subj, pa.uint64())]
+        arrays = [fingerprint_column(key, texts), sha_hex, tail_hex, *const, pa.array(subj, pa.uint64())]
         self.batches.append(pa.RecordBatch.from_arrays(arrays, schema=SCHEMA))
 
     def merge(self, other: LeakedCollector) -> None:

@@ -25,7 +25,7 @@ KINDS: dict[str, str] = {
     "integrations": "spillguard.respond.sql:LinkedAccounts",
     "redis-sessions": "spillguard.respond.redis_sessions:RedisSessions",
     "http": "spillguard.respond.http:HttpAction",
-    "oauth": "spillguard.respond.oauth:OAuthRevocation",  # RFC 7009/7662, from respond/oauth.py
+    "oauth": "spillguard.respond.oauth:OAuthRevocation",  # RFC 7009/7662, takes playbook settings itself
     "notify": "spillguard.respond.notify:NotifyAction",  # Art. 34 notices, once per person (respond/notify.py)
 }
 

@@ -94,7 +94,17 @@ class SqlAction:
         return self.store
 
     def _run(self, ctx: Context, fn: Any) -> Any:
-        return with_retries(fn, ctx.limits, self.db.errors)
+        """fn() retried with backoff; a dropped connection is reopened before the next attempt."""
+        errors = self.db.errors
+
+        def attempt() -> Any:
+            try:
+                return fn()
+            except errors:
+                self.close()  # the next self.db reconnects
+                raise
+
+        return with_retries(attempt, ctx.limits, errors)
 
     def _key_steps(self, ctx: Context, keys: list[Any], what: str) -> list[Step]:
         """Steps over raw row keys: payload and idempotency key from their SHA-256, raw keys in memory."""
@@ -183,31 +193,19 @@ class SqlTokens(SqlAction):
         hit = ctx.leaked.contains("sha256", sha256_hex(_text(list(tokens))))
         return [k for k, h in zip(keys, hit.tolist(), strict=True) if h]
 
-    def _count(self, batch: list[str]) -> int:
+    def _by_digest(self, batch: list[str]) -> tuple[str, list[Any]]:
+        """FROM-clause join of the table (alias t) with a batch of digests, and its parameters: in PostgreSQL
+        `unnest(array)`, which the planner answers with index lookups, elsewhere an IN list."""
+        tok = f"t.{self.db.q(self.token_column)}"
+        if self.db.dialect == "postgresql":
+            return f"unnest({self.db.p}::text[]) AS l(d) WHERE {tok} = l.d", [list(batch)]
         where, args = self.db.member(self.token_column, batch)
-        return int(self.db.query(f"SELECT count(*) FROM {self.db.q(self.table)} WHERE {where} AND {self._live()}", args)[0][0])
+        return "(SELECT 1) AS l WHERE t." + where, args
 
-    def _staged(self, ctx: Context, digests: list[str], size: int) -> dict[int, int]:
-        """PostgreSQL: the leaked digests COPYed once into a temporary table with their batch numbers, so
-        counting and revoking are joins on the token index; returns live matches per batch."""
-        db = self.db
-        db.execute("DROP TABLE IF EXISTS pg_temp.spillguard_leaked")
-        db.execute("CREATE TEMPORARY TABLE spillguard_leaked (batch integer NOT NULL, digest text NOT NULL)")
-        import io
-
-        import numpy as np
-        import pyarrow.csv as pcsv
-
-        staged = pa.table({"batch": pa.array(np.arange(len(digests), dtype=np.int64) // size), "digest": pa.array(digests, pa.string())})
-        buf = io.BytesIO()
-        pcsv.write_csv(staged, buf, pcsv.WriteOptions(include_header=False))
-        with db.conn.cursor() as cur, cur.copy("COPY spillguard_leaked (batch, digest) FROM STDIN (FORMAT csv)") as copy:
-            copy.write(buf.getvalue())
-        db.execute("CREATE INDEX ON spillguard_leaked (batch)")
-        db.execute("ANALYZE spillguard_leaked")
-        rows = db.query(f"SELECT l.batch, count(*) FROM spillguard_leaked l JOIN {db.q(self.table)} t "
-                        f"ON t.{db.q(self.token_column)} = l.digest WHERE {self._live_t()} GROUP BY l.batch")
-        return {int(b): int(n) for b, n in rows}
+    def _count(self, batch: list[str]) -> int:
+        join, args = self._by_digest(batch)
+        sql = f"SELECT count(*) FROM {self.db.q(self.table)} t, {join} AND {self._live_t()}"
+        return int(self.db.query(sql, args)[0][0])
 
     def _live_t(self) -> str:
         live = self._live()
@@ -216,38 +214,35 @@ class SqlTokens(SqlAction):
     def plan(self, ctx: Context) -> list[Step]:
         if self.scope == "all" or self.stored == "plain":
             return self._key_steps(ctx, self._matching_keys(ctx), "tokens")
-        digests = self._digests(ctx)
-        size = self.db.max_batch(ctx.limits.batch)
-        counts = self._run(ctx, lambda: self._staged(ctx, digests, size)) if self.db.dialect == "postgresql" else None
-        self._batch_no: dict[str, int] = {}
         steps = []
-        for no, batch in enumerate(batches(digests, size)):
-            n = counts.get(no, 0) if counts is not None else self._run(ctx, lambda b=batch: self._count(b))
+        for batch in batches(self._digests(ctx), self.db.max_batch(ctx.limits.batch)):
+            n = self._run(ctx, lambda b=batch: self._count(b))
             if n:
                 what = f"{n:,} leaked tokens (of {len(batch):,} leaked digests)"
-                key = step_key(ctx.incident, self.id, batch)
-                if counts is not None:
-                    self._batch_no[key] = no
-                steps.append(Step(key, self.id, f"{self.verb} {what} in {self.table} at {self.target}", n, tuple(batch)))
+                steps.append(Step(step_key(ctx.incident, self.id, batch), self.id,
+                                  f"{self.verb} {what} in {self.table} at {self.target}", n, tuple(batch)))
         return steps
 
-    def execute(self, ctx: Context, step: Step) -> StepOutcome:
+    def _statement(self, step: Step) -> tuple[str, list[Any]]:
         t = self.db.q(self.table)
-        staged = getattr(self, "_batch_no", {}).get(step.key)
         if step.key in self._items:
             where, args = self.db.member(self.key_column, self._items[step.key])
-        elif staged is not None:
-            # The step's digests are batch `staged` of the temporary table: a join on the token index.
-            tok = self.db.q(self.token_column)
-            where = f"{tok} IN (SELECT digest FROM spillguard_leaked WHERE batch = {self.db.p})"
-            args = [staged]
-        else:
-            where, args = self.db.member(self.token_column, list(step.payload))
+            if self.revoke == "delete":
+                return f"DELETE FROM {t} WHERE {where}", args
+            return f"UPDATE {t} SET {self._set_flag()} WHERE {where} AND {self._live()}", args
+        batch = list(step.payload)
+        if self.db.dialect == "postgresql":
+            join, args = self._by_digest(batch)
+            if self.revoke == "delete":
+                return f"DELETE FROM {t} AS t USING {join}", args
+            return f"UPDATE {t} AS t SET {self._set_flag()} FROM {join} AND {self._live_t()}", args
+        where, args = self.db.member(self.token_column, batch)
         if self.revoke == "delete":
-            sql = f"DELETE FROM {t} WHERE {where}"
-        else:
-            sql = f"UPDATE {t} SET {self._set_flag()} WHERE {where} AND {self._live()}"
-        done = self._run(ctx, lambda: self.db.execute(sql, args))
+            return f"DELETE FROM {t} WHERE {where}", args
+        return f"UPDATE {t} SET {self._set_flag()} WHERE {where} AND {self._live()}", args
+
+    def execute(self, ctx: Context, step: Step) -> StepOutcome:
+        done = self._run(ctx, lambda: self.db.execute(*self._statement(step)))
         return StepOutcome(done, 0, f"{'deleted' if self.revoke == 'delete' else 'flagged'} {done:,} tokens")
 
     def verify(self, ctx: Context) -> Verification:
@@ -258,11 +253,7 @@ class SqlTokens(SqlAction):
         else:
             digests = self._digests(ctx)
             checked = len(digests)
-            size = self.db.max_batch(ctx.limits.batch)
-            if self.db.dialect == "postgresql":
-                active = sum(self._staged(ctx, digests, size).values())
-            else:
-                active = sum(self._count(b) for b in batches(digests, size))
+            active = sum(self._count(b) for b in batches(digests, self.db.max_batch(ctx.limits.batch)))
         details = [f"{active:,} {'live' if self.scope == 'all' else 'leaked'} tokens still valid in {self.table} at {self.target}"] if active else []
         return Verification(self.id, checked, active, details)
 
