@@ -176,6 +176,7 @@ def _process(
     log: str,
     user: str | None = None,
     cwd: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     logfh = open(log, "ab")  # noqa: SIM115 - closed below, after the process is gone
     kwargs: dict[str, object] = {}
@@ -190,6 +191,7 @@ def _process(
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         cwd=cwd,
+        env=env,
         **kwargs,  # type: ignore[call-overload]
     )
     try:
@@ -241,6 +243,14 @@ def _pg_bindir() -> str:
     return os.path.dirname(initdb)
 
 
+def _pg_ready(port: int, password: str | None) -> bool:
+    # An open port is not enough: until recovery ends the server answers "the database system is starting up".
+    import psycopg
+
+    psycopg.connect(host=HOST, port=port, user="postgres", password=password, dbname="postgres", connect_timeout=1).close()
+    return True
+
+
 @contextlib.contextmanager
 def postgres_server(auth: str = "trust", password: str | None = None) -> Iterator[Server]:
     if auth not in ("trust", "scram"):
@@ -275,7 +285,7 @@ def postgres_server(auth: str = "trust", password: str | None = None) -> Iterato
             "-c", f"listen_addresses={HOST}", "-c", f"unix_socket_directories={d}",
             "-c", "fsync=off", "-c", "full_page_writes=off", "-c", "max_connections=30",
         ]  # fmt: skip
-        with _process(server_argv, "postgres", lambda: _port_open(port), log, user=run_as) as proc:
+        with _process(server_argv, "postgres", lambda: _pg_ready(port, password), log, user=run_as) as proc:
             yield _running(
                 proc, log, "postgresql", port, data,
                 url=f"postgresql://postgres@{HOST}:{port}/postgres",

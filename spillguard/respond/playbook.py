@@ -25,7 +25,8 @@ KINDS: dict[str, str] = {
     "integrations": "spillguard.respond.sql:LinkedAccounts",
     "redis-sessions": "spillguard.respond.redis_sessions:RedisSessions",
     "http": "spillguard.respond.http:HttpAction",
-    "oauth": "spillguard.respond.oauth_playbook:OAuthAction",  # RFC 7009/7662 over respond/oauth.py
+    "oauth": "spillguard.respond.oauth:OAuthRevocation",  # RFC 7009/7662, takes playbook settings itself
+    "notify": "spillguard.respond.notify:NotifyAction",  # Art. 34 notices, once per person (respond/notify.py)
 }
 
 # preset -> the kind and settings of a known stack's table or key layout (any can be overridden).
@@ -64,7 +65,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 
 # Action settings that name files: relative to the playbook's folder, like `leaked` and `journal`.
-PATH_KEYS = ("relink_out",)
+PATH_KEYS = ("relink_out", "report", "recipients", "ledger", "templates")
 _TOP: dict[str, Any] = {
     "incident": str, "scope": str, "leaked": str, "subjects": str, "journal": str, "limits": dict, "action": list,
 }
