@@ -23,7 +23,7 @@ def _register_commands() -> None:
 
     scan_cli.register(app)
     # Each pillar registers its own commands; a pillar that is not installed is skipped.
-    for module in ("spillguard.audit.cli", "spillguard.report.cli", "spillguard.safecopy.cli"):
+    for module in ("spillguard.audit.cli", "spillguard.report.cli", "spillguard.respond.cli", "spillguard.safecopy.cli"):
         try:
             mod = __import__(module, fromlist=["register"])
         except ModuleNotFoundError as exc:

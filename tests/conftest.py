@@ -10,6 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+# The authorization-server and SMTP fixtures (dot, oidc, smtp, mail_api) of the respond tests.
+pytest_plugins = ["tests.authservers"]
+
 
 @pytest.fixture(autouse=True)
 def _fingerprint_key_in_tmp(tmp_path_factory, monkeypatch):

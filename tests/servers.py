@@ -176,6 +176,7 @@ def _process(
     log: str,
     user: str | None = None,
     cwd: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     logfh = open(log, "ab")  # noqa: SIM115 - closed below, after the process is gone
     kwargs: dict[str, object] = {}
@@ -190,6 +191,7 @@ def _process(
         stdin=subprocess.DEVNULL,
         start_new_session=True,
         cwd=cwd,
+        env=env,
         **kwargs,  # type: ignore[call-overload]
     )
     try:
@@ -239,6 +241,14 @@ def _pg_bindir() -> str:
     if initdb is None:
         pytest.skip("PostgreSQL server binaries are not installed")
     return os.path.dirname(initdb)
+
+
+def _pg_ready(port: int, password: str | None) -> bool:
+    # An open port is not enough: until recovery ends the server answers "the database system is starting up".
+    import psycopg
+
+    psycopg.connect(host=HOST, port=port, user="postgres", password=password, dbname="postgres", connect_timeout=1).close()
+    return True
 
 
 @contextlib.contextmanager

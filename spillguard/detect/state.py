@@ -186,6 +186,7 @@ class DatasetState:
     findings: dict[tuple[str, str], FindingState] = field(default_factory=dict)
     # For --subjects-out only: subject hash -> (subject value, contact e-mail). Personal data, in memory only.
     subject_display: dict[int, tuple[str, str | None]] = field(default_factory=dict)
+    leaked: Any = None  # respond.leaked.LeakedCollector when the scan writes --secrets-out
 
     def add_subjects(self, hashes: np.ndarray) -> None:
         self.subjects.add(hashes)
@@ -205,6 +206,11 @@ class DatasetState:
             else:
                 mine.merge(fs)
         self.subject_display.update(other.subject_display)
+        if other.leaked is not None:
+            if self.leaked is None:
+                self.leaked = other.leaked
+            else:
+                self.leaked.merge(other.leaked)
 
     def subjects_scanned(self) -> int | None:
         return len(self.subjects) if self.subject_field else None

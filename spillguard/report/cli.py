@@ -62,6 +62,10 @@ def register(app: typer.Typer) -> None:
             str | None,
             typer.Option("--contact", help="Contact point for the notifications (DPO name, e-mail, phone)."),
         ] = None,
+        journal: Annotated[
+            Path | None,
+            typer.Option("--journal", help="Response journal (`spillguard respond execute`): measures taken and their times."),
+        ] = None,
     ) -> None:
         """Impact report: who was exposed, to what, since when, with GDPR Art. 33/34 notification drafts."""
         fmt = choose_format(format_, output)
@@ -73,6 +77,11 @@ def register(app: typer.Typer) -> None:
             organisation=organisation,
             contact=contact,
         )
+        if journal is not None:
+            from spillguard.keys import fingerprint_key
+            from spillguard.respond.measures import apply_to_report, measures_from_journal
+
+            apply_to_report(rep, *measures_from_journal(journal, fingerprint_key()))
         text = render(rep, fmt)
         if output is None:
             sys.stdout.write(text)

@@ -19,6 +19,7 @@ from spillguard.detect.flatten import Leaf, flatten_table, normalise_path
 from spillguard.detect.masking import mask_value
 from spillguard.detect.state import MAX_SAMPLES, DatasetState, FindingState
 from spillguard.keys import MAX_FINGERPRINTS, Hasher, fingerprint
+from spillguard.leaked import SecretsOut
 from spillguard.rules import Rule, select_rules
 from spillguard.scan.options import ScanOptions
 from spillguard.sources.base import DatasetReader, MalformedSink, Partition
@@ -96,6 +97,9 @@ class DatasetScanner:
         self.hasher = hasher
         self.options = options
         self.key = key
+        self.secrets_out: SecretsOut | None = None
+        if options.secrets_out and key is not None:
+            self.secrets_out = SecretsOut(key)
         self.held: list[tuple[pa.Table, Segment]] | None = None  # tables kept for one pass (see hold())
 
     def new_state(self, target: str, dataset: str, subject_field: str | None) -> DatasetState:
@@ -213,6 +217,8 @@ class DatasetScanner:
         else:
             distinct = _NO_HASHES
         fs.add(int(idx.size), seg.part_id, uniq_rows.astype(np.int64) + seg.offset, subjects, distinct)
+        if secret and self.secrets_out is not None:  # every leaked credential's digests, for `respond`
+            self.secrets_out.collect(state, rule, leaf, idx, seg.subject_leaf)
         if self.options.show_samples or (secret and self.key is not None):
             self._keep_examples(fs, rule, rid, idx, values, hits.spans)
         if rule.category == "email" and leaf.rows is None and seg.email_leaf is None and rid in plan.named_rules:

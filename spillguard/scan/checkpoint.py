@@ -18,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+import pyarrow as pa
 
 from spillguard.detect.state import DatasetState, FindingState, KeySet, RowSet
 from spillguard.errors import UserError
+from spillguard.leaked import LeakedCollector
 from spillguard.scan.jobs import Malformed
 from spillguard.scan.names import keyed_hash, stored_name
 from spillguard.scan.options import ScanOptions
@@ -49,6 +51,7 @@ def options_fingerprint(options: ScanOptions, targets: list[str], *, include_see
         "exclude": sorted(options.exclude or []),
         "subject_field": options.subject_field,
         "show_samples": options.show_samples,
+        "secrets_out": options.secrets_out,
         "source": src,
         "per_target": per_target,
         "targets": [mask_url(t) for t in targets],
@@ -56,6 +59,13 @@ def options_fingerprint(options: ScanOptions, targets: list[str], *, include_see
         "state_format": STATE_FORMAT,
     }
     return hashlib.sha256(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()[:32]
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue())
 
 
 class StateCodec:
@@ -90,6 +100,8 @@ class StateCodec:
             "subjects": put(state.subjects.array()),
             "findings": findings,
             "malformed_list": [[name(dataset), line, reason, kind] for dataset, line, reason, kind in malformed],
+            # --secrets-out: the partition's leaked digests (keyed fingerprints, SHA-256, masked places) as Arrow IPC
+            "leaked": put(np.frombuffer(_ipc(state.leaked.table()), np.uint8)) if state.leaked is not None else None,
         }
         buf = io.BytesIO()
         np.savez(buf, *arrays)
@@ -117,6 +129,9 @@ class StateCodec:
                 keys(f["subjects"]), keys(f["distinct"]), rows, list(f["samples"]), list(f["fingerprints"]),
             )
             state.findings[(fs.field, fs.rule)] = fs
+        if doc.get("leaked") is not None:
+            table = pa.ipc.open_stream(arrays[doc["leaked"]].tobytes()).read_all()
+            state.leaked = LeakedCollector(table.to_batches())
         malformed = [(str(d), line, str(reason), str(kind)) for d, line, reason, kind in doc["malformed_list"]]
         return state, malformed
 

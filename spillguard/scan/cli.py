@@ -114,7 +114,7 @@ def run_scan_command(
     rules: list[Path] | None, only: list[str] | None, exclude: list[str] | None, fail_on: FailOn,
     subjects_out: str | None, progress: bool, source_options: dict[str, Any] | None = None,
     workers: int | None = None, state: str | None = None, resume: bool = False,
-    target_options: dict[str, dict[str, Any]] | None = None,
+    target_options: dict[str, dict[str, Any]] | None = None, secrets_out: str | None = None,
 ) -> int:
     from spillguard.scan.inventory import affected_subjects
     from spillguard.scan.options import ScanOptions
@@ -125,10 +125,12 @@ def run_scan_command(
         check_writable(output, "--output")
     if subjects_out:
         check_writable(subjects_out, "--subjects-out")
+    if secrets_out:
+        check_writable(secrets_out, "--secrets-out")
     options = ScanOptions(
         rule_files=list(rules or []), only=_split(only), exclude=_split(exclude), subject_field=subject_field,
         show_samples=show_samples, subjects_out=subjects_out is not None, source_options=source_options or {},
-        workers=workers, state=state, resume=resume, target_options=target_options or {},
+        workers=workers, state=state, resume=resume, target_options=target_options or {}, secrets_out=secrets_out is not None,
     )
     try:
         with _Progress(progress, targets) as bar:
@@ -162,6 +164,12 @@ def run_scan_command(
             "This file is personal data: keep it within the incident team and delete it when done.",
             file=sys.stderr,
         )
+    if secrets_out:
+        from spillguard.keys import fingerprint_key
+        from spillguard.leaked import leaked_table, write_leaked
+
+        n = write_leaked(secrets_out, leaked_table(run.states), fingerprint_key())
+        print(f"spillguard: wrote {n:,} leaked secrets (digests and fingerprints only) to {secrets_out} (owner-only).", file=sys.stderr)
     return exit_code(result, fail_on)
 
 
@@ -237,6 +245,7 @@ def register(app: typer.Typer) -> None:
         include_views: Annotated[bool, typer.Option("--include-views", help="Also scan SQL views.")] = False,
         include_hidden: Annotated[bool, typer.Option("--include-hidden", help="Also scan hidden/system ('.'-prefixed) indices.")] = False,
         partition_rows: Annotated[int, typer.Option("--partition-rows", min=100, help="Records per partition of an exhaustive store read.")] = 50_000,
+        secrets_out: Annotated[str | None, typer.Option("--secrets-out", help="Write every leaked secret's fingerprint and SHA-256 (never the value) to FILE (owner-only), for `spillguard respond`.")] = None,
         ask_password: Annotated[bool, typer.Option("--ask-password", help="Prompt for the store password (never echoed).")] = False,
         targets: Annotated[list[str] | None, typer.Argument(help="Files, folders or store URLs to scan.", show_default=False)] = None,
     ) -> None:
@@ -260,7 +269,7 @@ def register(app: typer.Typer) -> None:
             all_targets, fmt=fmt, output=output, show_samples=show_samples, subject_field=subject_field, rules=rules,
             only=only, exclude=exclude, fail_on=fail_on, subjects_out=subjects_out, progress=not no_progress,
             source_options={k: v for k, v in source_options.items() if v is not None}, workers=workers, state=state,
-            resume=resume, target_options=target_options,
+            resume=resume, target_options=target_options, secrets_out=secrets_out,
         )
         raise typer.Exit(code)
 

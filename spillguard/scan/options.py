@@ -23,6 +23,7 @@ class ScanOptions:
     state: str | Path | None = None  # checkpoint file (SQLite) for --resume
     resume: bool = False
     target_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per target URL (from --config)
+    secrets_out: bool = False  # collect every leaked secret's digests (respond.leaked) for --secrets-out
 
     def source_options_for(self, target: str) -> dict[str, Any]:
         """Scan-wide source options, overridden by the target's own (from the config file)."""

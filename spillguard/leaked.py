@@ -1,0 +1,298 @@
+"""Leaked-secret sets: every credential a scan found, as the digests token stores keep, never the value.
+
+`spillguard scan --secrets-out leaked.sgs` collects, for every secret or password value the engine
+matched, its keyed fingerprint (the same `hmac-sha256:` form the JSON output shows), the SHA-256 hex
+of the value (django-oauth-toolkit's `token_checksum`, Sanctum's `token`), the SHA-256 hex of the
+part after the first `|` (a Sanctum plaintext token is `<id>|<secret>`), the rule, dataset, field and
+a keyed hash of the record's subject. Hashing runs over whole Arrow columns: the per-value work is C
+(hashlib/hmac mapped over the column's bytes, hex by a lookup table), no Python code per value.
+
+The file is Parquet, written owner-only, with the fingerprint key's id in its metadata so a set made
+under another key is refused rather than silently matching nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from spillguard.detect.arrays import as_text
+from spillguard.errors import UserError
+from spillguard.keys import Hasher
+
+FORMAT = "spillguard-leaked-secrets"
+VERSION = "1"
+FINGERPRINT_PREFIX = "hmac-sha256:"
+SCHEMA = pa.schema(
+    [
+        ("fingerprint", pa.string()),  # hmac-sha256:<32 hex>, as in the scan's JSON output
+        ("sha256", pa.string()),  # hex SHA-256 of the value (null for passwords: low entropy, dictionary-reversible)
+        ("sha256_tail", pa.string()),  # hex SHA-256 of the text after the first '|', else null
+        ("rule", pa.string()),
+        ("category", pa.string()),
+        ("target", pa.string()),  # masked URL or path
+        ("dataset", pa.string()),  # masked identifiers
+        ("field", pa.string()),
+        ("subject", pa.uint64()),  # keyed hash of the record's subject id (subject_hasher), 0 = unknown
+    ]
+)
+_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
+
+
+def key_id(key: bytes) -> str:
+    """Names a fingerprint key without revealing it."""
+    return hmac.new(key, b"spillguard key id", hashlib.sha256).hexdigest()[:16]
+
+
+def subject_hasher(key: bytes) -> Hasher:
+    """The install-wide keyed subject hash: the same person hashes the same in every scan and response,
+    and nobody without the fingerprint key can test a guess."""
+    seed = int.from_bytes(hmac.new(key, b"spillguard subject hash", hashlib.sha256).digest()[:8], "big") >> 1
+    return Hasher(seed)
+
+
+def hex_column(digests: np.ndarray) -> pa.Array:
+    """(n, k) uint8 digests -> Arrow strings of 2k hex characters, by table lookup."""
+    n, k = digests.shape
+    chars = np.empty((n, 2 * k), np.uint8)
+    chars[:, 0::2] = _HEX[digests >> 4]
+    chars[:, 1::2] = _HEX[digests & 15]
+    offsets = np.arange(0, (n + 1) * 2 * k, 2 * k, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes())])
+
+
+def _digest_matrix(parts: Any, width: int, n: int) -> np.ndarray:
+    return np.frombuffer(b"".join(parts), np.uint8).reshape(n, width) if n else np.zeros((0, width), np.uint8)
+
+
+def sha256_hex(values: pa.Array) -> pa.Array:
+    """Hex SHA-256 of every UTF-8 value of a string array (nulls stay null)."""
+    values = as_text(values)
+    raw = values.cast(pa.binary()).to_pylist()
+    present = [b if b is not None else b"" for b in raw]
+    out = hex_column(_digest_matrix(map(bytes, map(_sha256_digest, present)), 32, len(present)))
+    return pc.if_else(values.is_valid(), out, pa.scalar(None, pa.string())) if values.null_count else out
+
+
+def _sha256_digest(b: bytes) -> bytes:
+    return hashlib.sha256(b).digest()
+
+
+def fingerprint_column(key: bytes, values: pa.Array) -> pa.Array:
+    """detect.fingerprint.fingerprint() over a whole column (hmac-sha256: + 32 hex)."""
+    raw = [b if b is not None else b"" for b in as_text(values).cast(pa.binary()).to_pylist()]
+    mac = partial(hmac.digest, key, digest="sha256")
+    digests = _digest_matrix(map(mac, raw), 32, len(raw))[:, :16]
+    return pc.binary_join_element_wise(pa.scalar(FINGERPRINT_PREFIX), hex_column(digests), "")
+
+
+class SecretExtractor:
+    """The matched secret inside each value: the rule's pattern where the value is longer than the secret
+    (a header, a JSON blob), else the whole value. RE2 over the column; Python only for patterns RE2 rejects."""
+
+    def __init__(self) -> None:
+        self._patterns: dict[str, str | re.Pattern[str] | None] = {}
+
+    def _pattern(self, rule: Any) -> str | re.Pattern[str] | None:
+        if rule.id not in self._patterns:
+            pat: str | re.Pattern[str] | None = None
+            if rule.value is not None:
+                inner = rule.boundary[1:-1]
+                pat = ("(?i)" if rule.ignore_case else "") + f"(?:^|[^{inner}])(?P<m>{rule.value})(?:[^{inner}]|$)"
+                try:
+                    pc.extract_regex(pa.array(["x"]), pat)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    pat = rule.value_re
+            self._patterns[rule.id] = pat
+        return self._patterns[rule.id]
+
+    def extract(self, rule: Any, texts: pa.Array) -> pa.Array:
+        pat = self._pattern(rule)
+        if pat is None:
+            return texts
+        if isinstance(pat, str):
+            found = pc.struct_field(pc.extract_regex(texts, pat), "m")
+        else:
+            found = pa.array([None if t is None or (m := pat.search(t)) is None else m.group(0) for t in texts.to_pylist()], pa.string())
+        return pc.coalesce(found, texts)
+
+
+@dataclass(slots=True)
+class LeakedCollector:
+    """What one partition (or a whole dataset, once merged) saw of secrets: mergeable, picklable."""
+
+    batches: list[pa.RecordBatch] = field(default_factory=list)
+
+    def add(self, key: bytes, subjects: Hasher, extractor: SecretExtractor, rule: Any, target: str, dataset: str,
+            field_path: str, values: pa.Array, subject_values: pa.Array | None) -> None:
+        texts = extractor.extract(rule, as_text(values))
+        keep = texts.is_valid()
+        if texts.null_count:
+            texts = texts.filter(keep)
+            subject_values = subject_values.filter(keep) if subject_values is not None else None
+        n = len(texts)
+        if n == 0:
+            return
+        if rule.category != "secret":
+            # A password's plain SHA-256 is reversible by dictionary: only its keyed fingerprint is kept.
+            sha_hex, tail_hex = pa.nulls(n, pa.string()), pa.nulls(n, pa.string())
+        else:
+            sha_hex = sha256_hex(texts)
+            has_tail = pc.greater_equal(pc.find_substring(texts, "|"), 0)
+            if pc.any(has_tail).as_py():
+                tails = pc.replace_substring_regex(texts, r"^[^|]*\|", "", max_replacements=1)
+                tail_hex = pc.if_else(has_tail, sha256_hex(tails), pa.scalar(None, pa.string()))
+            else:
+                tail_hex = pa.nulls(n, pa.string())
+        subj = subjects.hash_strings(subject_values) if subject_values is not None else np.zeros(n, np.uint64)
+        const = [pa.repeat(pa.scalar(v, pa.string()), n) for v in (rule.id, rule.category, target, dataset, field_path)]
+        arrays = [fingerprint_column(key, texts), sha_hex, tail_hex, *const, pa.array(subj, pa.uint64())]
+        self.batches.append(pa.RecordBatch.from_arrays(arrays, schema=SCHEMA))
+
+    def merge(self, other: LeakedCollector) -> None:
+        self.batches.extend(other.batches)
+
+    def table(self) -> pa.Table:
+        if not self.batches:
+            return SCHEMA.empty_table()
+        t = pa.Table.from_batches(self.batches, SCHEMA)
+        # One row per (secret, where, whose): a token repeated in many records is one credential to revoke.
+        return t.group_by(SCHEMA.names, use_threads=False).aggregate([]).select(SCHEMA.names)
+
+
+def write_leaked(path: str | Path, table: pa.Table, key: bytes) -> int:
+    """Write the set owner-only and atomically; returns the rows written."""
+    path = Path(path)
+    meta = {b"format": FORMAT.encode(), b"version": VERSION.encode(), b"key_id": key_id(key).encode()}
+    table = table.replace_schema_metadata(meta)
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc}); choose a writable folder") from None
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            pq.write_table(table, fh, compression="zstd")
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return table.num_rows
+
+
+def check_writable(path: str | Path) -> None:
+    """Fail before a long scan when the --secrets-out file cannot be written."""
+    path = Path(path)
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path}: --secrets-out must be a regular file path")
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise UserError(f"{path}: cannot write the leaked-secret set there; choose a writable folder for --secrets-out")
+
+
+@dataclass(slots=True)
+class LeakedSet:
+    """A leaked-secret set, loaded for a response. Digests only; lookups are set operations."""
+
+    table: pa.Table
+    source: str = ""
+
+    @classmethod
+    def empty(cls) -> LeakedSet:
+        return cls(SCHEMA.empty_table())
+
+    @classmethod
+    def load(cls, path: str | Path, key: bytes) -> LeakedSet:
+        path = Path(path)
+        try:
+            pf = pq.ParquetFile(path)
+        except FileNotFoundError:
+            raise UserError(f"{path}: no such leaked-secret set; write one with `spillguard scan … --secrets-out {path}`") from None
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise UserError(f"{path}: not a leaked-secret set ({exc}); give the file `scan --secrets-out` wrote") from None
+        meta = pf.schema_arrow.metadata or {}
+        if meta.get(b"format") != FORMAT.encode():
+            raise UserError(f"{path}: not a leaked-secret set; give the file `scan --secrets-out` wrote")
+        if meta.get(b"key_id") != key_id(key).encode():
+            raise UserError(f"{path}: made under another fingerprint key; run respond with the key the scan used "
+                            "($SPILLGUARD_FINGERPRINT_KEY or the key file)")
+        return cls(pf.read().cast(SCHEMA), str(path))
+
+    def __len__(self) -> int:
+        return self.table.num_rows
+
+    def _values(self, names: tuple[str, ...], rules: list[str] | None) -> pa.Array:
+        t = self.table
+        if rules:
+            t = t.filter(pc.is_in(t["rule"], pa.array(rules)))
+        parts = [t[n].combine_chunks() if isinstance(t[n], pa.ChunkedArray) else t[n] for n in names]
+        both = pa.concat_arrays(parts) if parts else pa.array([], pa.string())
+        return pc.unique(both.drop_null()).sort()
+
+    def column(self, name: str, rules: list[str] | None = None) -> list[str]:
+        """Distinct non-null values of a digest column (optionally of some rules only), sorted."""
+        return self._values((name,), rules).to_pylist()
+
+    def digests(self, form: str, rules: list[str] | None = None) -> list[str]:
+        """The leaked values as a token store keeps them: `sha256`, `sha256_tail` or `fingerprint`;
+        `sha256_any` is both SHA-256 forms (a store holds one or the other)."""
+        names = {"sha256": ("sha256",), "sha256_tail": ("sha256_tail",), "fingerprint": ("fingerprint",),
+                 "sha256_any": ("sha256", "sha256_tail")}.get(form)
+        if names is None:
+            raise ValueError(form)
+        return self._values(names, rules).to_pylist()
+
+    def subjects(self) -> np.ndarray:
+        """Keyed subject hashes of the people whose secrets leaked (0 = unknown excluded)."""
+        s = pc.unique(self.table["subject"]).to_numpy()
+        return np.sort(s[s != 0])
+
+    def contains(self, form: str, values: pa.Array) -> np.ndarray:
+        """Which of `values` (digests of the same form) are in the set: a boolean mask."""
+        return np.asarray(pc.is_in(values, pa.array(self.digests(form), pa.string())).fill_null(False))
+
+
+class SecretsOut:
+    """The scanner's hook for --secrets-out: one per scanner, a LeakedCollector per dataset state."""
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.subjects = subject_hasher(key)
+        self.extractor = SecretExtractor()
+
+    def collect(self, state: Any, rule: Any, leaf: Any, idx: np.ndarray, subject_leaf: Any) -> None:
+        """Digests of the values `idx` of `leaf` that `rule` matched, with their records' subjects."""
+        from spillguard.detect.masking import mask_identifiers
+
+        if state.leaked is None:
+            state.leaked = LeakedCollector()
+        values = leaf.values if idx.size == len(leaf.values) else leaf.values.take(pa.array(idx))
+        subject_values = None
+        if subject_leaf is not None and subject_leaf.rows is None:
+            rows = idx if leaf.rows is None else leaf.rows[idx]
+            subject_values = subject_leaf.values.take(pa.array(rows))
+        state.leaked.add(self.key, self.subjects, self.extractor, rule, state.target, mask_identifiers(state.dataset),
+                         mask_identifiers(leaf.path), values, subject_values)
+
+
+def leaked_table(states: Any) -> pa.Table:
+    """Every dataset's leaked secrets, one row per (secret, rule, place, subject)."""
+    total = LeakedCollector()
+    for st in states:
+        if st.leaked is not None:
+            total.merge(st.leaked)
+    return total.table()

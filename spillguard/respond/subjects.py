@@ -1,0 +1,79 @@
+"""The affected people of an incident, as keyed subject hashes only.
+
+Loaded from `scan --subjects-out` (CSV or JSON Lines: the `subject` column) and from the subjects
+recorded beside leaked secrets; ids are hashed on load with the install's keyed subject hash and the
+raw values dropped. A store's user column is matched by hashing it the same way.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+
+from spillguard.detect.arrays import unique_sorted
+from spillguard.errors import UserError
+from spillguard.leaked import LeakedSet, subject_hasher
+
+
+@dataclass(slots=True)
+class Subjects:
+    hashes: np.ndarray  # sorted unique uint64 keyed subject hashes
+    key: bytes
+    ids: list[str] = field(default_factory=list)  # raw ids from the subjects file, in memory only (HTTP actions per user)
+
+    @classmethod
+    def empty(cls, key: bytes) -> Subjects:
+        return cls(np.zeros(0, np.uint64), key)
+
+    @classmethod
+    def load(cls, key: bytes, path: str | Path | None = None, leaked: LeakedSet | None = None) -> Subjects:
+        chunks = [np.zeros(0, np.uint64)]
+        ids: list[str] = []
+        if path is not None:
+            ids = sorted({i for i in _read_ids(Path(path)) if i})
+            chunks.append(subject_hasher(key).hash_strings(pa.array(ids, pa.string())))
+        if leaked is not None:
+            chunks.append(leaked.subjects())
+        h = unique_sorted(np.concatenate(chunks))
+        return cls(h[h != 0], key, ids)
+
+    def __len__(self) -> int:
+        return int(self.hashes.size)
+
+    def hash(self, values: pa.Array) -> np.ndarray:
+        return subject_hasher(self.key).hash_strings(values)
+
+    def contains(self, values: pa.Array) -> np.ndarray:
+        """Which store values (user ids as the scanned copy held them) belong to affected people."""
+        if not len(values):
+            return np.zeros(0, bool)
+        return np.isin(self.hash(values), self.hashes)
+
+
+def _read_ids(path: Path) -> list[str | None]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such subjects file; write one with `spillguard scan … --subjects-out {path}`") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the subjects file ({exc}); give the file `scan --subjects-out` wrote") from None
+    if path.suffix.lower() == ".csv":
+        rows = csv.DictReader(text.splitlines())
+        if rows.fieldnames is None or "subject" not in rows.fieldnames:
+            raise UserError(f"{path}: no `subject` column; give the CSV `scan --subjects-out` wrote")
+        return [r["subject"] or None for r in rows]
+    ids: list[str | None] = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            sid = orjson.loads(line)["subject"]
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise UserError(f"{path}:{n}: not a subjects line (JSON object with `subject`); give the file `scan --subjects-out` wrote") from None
+        ids.append(None if sid is None else str(sid))
+    return ids
