@@ -174,7 +174,7 @@ def journal_export(
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write to FILE (owner-only) instead of stdout.")] = None,
 ) -> None:
     """The response timeline, with the chain's state."""
-    from spillguard.output import write_text
+    from spillguard.outfiles import write_text
     from spillguard.respond.journal import export_json, export_markdown
 
     journal = _open_journal(path)
