@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spillguard.errors import UserError
-from spillguard.sources.base import MalformedSink, Partition, ReaderDefaults, SourceDefaults
+from spillguard.sources.base import DatasetReader, MalformedSink, Partition, ReaderDefaults, SourceDefaults
 from spillguard.sources.records import (
     MAX_DEPTH,
     cut_deep,
@@ -30,12 +30,14 @@ from spillguard.sources.records import (
     parse_record,
     replace_not_utf8,
     report_not_utf8,
+    small_json_lines,
     split_array,
     valid_utf8,
 )
 from spillguard.sources.tabular import CsvBlocks, csv_cut, text_safe
 
 PART_BYTES = 64 << 20  # a big JSON Lines file is split into byte ranges of about this size
+TOGETHER_BYTES = 1 << 20  # files up to this size may be parsed together with others (read_together)
 BLOCK_BYTES = 8 << 20  # 8 MB of text per Arrow parse: big enough to amortise, small enough to keep RSS flat
 _COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
@@ -273,6 +275,33 @@ class FileDataset(ReaderDefaults):
 
     def size(self) -> int:
         return self.path.stat().st_size
+
+    def read_together(self, others: list[tuple[DatasetReader, Partition]]) -> list[list[pa.Table] | None]:
+        """The tables of many small whole files at once (this one's kind first), as reading each alone
+        would give them; None for a file to be read alone. Plain JSON Lines files are parsed as one buffer
+        (one Arrow parse instead of one per file); anything unusual, damaged or unreadable is None."""
+        out: list[list[pa.Table] | None] = [None] * len(others)
+        texts: list[bytes] = []
+        at: list[int] = []
+        for k, (reader, partition) in enumerate(others):
+            if not (isinstance(reader, FileDataset) and reader.fmt == "jsonl" and reader.compression is None and set(partition.spec) == {"path"}):
+                continue
+            try:
+                with open(reader.path, "rb") as fh:
+                    text = fh.read(TOGETHER_BYTES + 1)
+            except OSError:
+                continue  # read alone, which says what is wrong
+            if len(text) > TOGETHER_BYTES or text[:3] == b"\xef\xbb\xbf" or text[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                continue
+            texts.append(text)
+            at.append(k)
+        for k, table in zip(at, small_json_lines(texts), strict=True):
+            if table is not None:
+                out[k] = [table] if table.num_rows else []
+                reader = others[k][0]
+                if isinstance(reader, FileDataset) and reader.progress:
+                    reader.progress(reader.size())
+        return out
 
     def signature(self) -> str:
         st = self.path.stat()
