@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import io
 import itertools
 import os
@@ -45,13 +46,45 @@ _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv
 
 def file_kind(path: Path) -> tuple[str, str | None] | None:
     """(format, compression) from the file name, or None when it is not a supported file."""
-    suffixes = [s.lower() for s in path.suffixes]
+    return _kind_of_name(path.name)
+
+
+def _kind_of_name(name: str) -> tuple[str, str | None] | None:
+    if name.endswith("."):  # the suffixes as pathlib reads them, without building a Path per file
+        return None
+    suffixes = ["." + s.lower() for s in name.lstrip(".").split(".")[1:]]
     compression = None
     if suffixes and suffixes[-1] in _COMPRESSIONS:
         compression = _COMPRESSIONS[suffixes.pop()]
     if not suffixes or suffixes[-1] not in _FORMATS:
         return None
     return _FORMATS[suffixes[-1]], compression
+
+
+_LINK_ERRORS = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # what pathlib's is_dir()/is_file() read as False
+
+
+def _follows(test: Callable[[], bool]) -> bool:
+    """A DirEntry type test that follows links: a broken link or a loop is neither a file nor a folder."""
+    try:
+        return test()
+    except OSError as exc:
+        if exc.errno in _LINK_ERRORS:
+            return False
+        raise
+
+
+def _walk(folder: str, parts: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], os.DirEntry[str]]]:
+    """Every entry under `folder` as (path parts below it, entry), in the order of sorted(Path.rglob("*")):
+    names sorted in each folder, a folder before what it holds; links to folders listed, not followed.
+    os.scandir knows each entry's type without a stat call."""
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        here = (*parts, entry.name)
+        yield here, entry
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk(entry.path, here)
 
 
 class _CountingReader(io.RawIOBase):
@@ -240,6 +273,7 @@ class FileDataset(ReaderDefaults):
     compression: str | None
     subject_field: str | None = None
     progress: Callable[[int], None] | None = None
+    _stat: os.stat_result | None = None  # the size and time the scan plans with: one stat call, kept
 
     def partitions(self) -> list[Partition]:
         """Big uncompressed JSON Lines files split into byte ranges and Parquet files into row groups, so
@@ -310,7 +344,7 @@ class FileDataset(ReaderDefaults):
     def read(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:
         spec = partition.spec
         try:
-            if self.size() == 0:
+            if self.path.stat().st_size == 0:
                 return  # an empty file holds no records, whatever its format
             if self.fmt == "parquet":
                 yield from self._parquet(spec.get("row_group"), malformed)
@@ -624,6 +658,7 @@ class FileSource(SourceDefaults):
         self.folder_links: list[Path] = []  # links to folders: not followed (loops, double counts), reported
         self.special: list[Path] = []  # FIFOs, sockets, devices named like data files: not read, reported
         self._found: list[Path] | None = None  # the folder is walked once
+        self._names: list[str] = []  # each found file's name relative to the folder
         if not self.root.exists():
             raise UserError(f"{target}: no such file or folder")
         if not self.root.is_file() and not self.root.is_dir():
@@ -641,18 +676,19 @@ class FileSource(SourceDefaults):
         if self._found is not None:
             return self._found
         found = []
-        for p in sorted(self.root.rglob("*")):
-            if p.is_symlink() and p.is_dir():
-                self.folder_links.append(p.relative_to(self.root))
+        for parts, entry in _walk(str(self.root)):
+            if entry.is_symlink() and _follows(entry.is_dir):
+                self.folder_links.append(Path(*parts))
                 continue
-            if file_kind(p) is None:
+            if _kind_of_name(entry.name) is None:
                 continue
-            if p.is_file():
-                found.append(p)
-            elif p.is_symlink() and not p.exists():
-                self.broken_links.append(p.relative_to(self.root))
-            elif not p.is_dir():
-                self.special.append(p.relative_to(self.root))
+            if _follows(entry.is_file):
+                found.append(Path(entry.path))
+                self._names.append(os.path.join(*parts))
+            elif entry.is_symlink() and not os.path.exists(entry.path):
+                self.broken_links.append(Path(*parts))
+            elif not _follows(entry.is_dir):
+                self.special.append(Path(*parts))
         if not found:
             unread = [f"{link} (broken symbolic link)" for link in self.broken_links]
             unread += [f"{link} (link to a folder, not followed)" for link in self.folder_links]
@@ -665,10 +701,11 @@ class FileSource(SourceDefaults):
         return found
 
     def datasets(self) -> Iterator[FileDataset]:
-        for path in self._files():
+        files = self._files()
+        names = self._names if self.root.is_dir() else [self.root.name]  # relative to the folder
+        for path, name in zip(files, names, strict=True):
             kind = file_kind(path)
             assert kind is not None
-            name = str(path.relative_to(self.root)) if self.root.is_dir() else path.name
             if self.options.wanted(name, path.name):
                 yield FileDataset(path, name, kind[0], kind[1], self.options.subject_for(name, path.name), self.progress)
 
