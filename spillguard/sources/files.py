@@ -709,6 +709,15 @@ class FileSource(SourceDefaults):
             if self.options.wanted(name, path.name):
                 yield FileDataset(path, name, kind[0], kind[1], self.options.subject_for(name, path.name), self.progress)
 
+    def dataset(self, name: str) -> FileDataset:
+        """The file `datasets()` calls `name`, without walking the folder again: a worker process that
+        scans some files of a 20,000-file folder finds each by its name (one stat, not a listing)."""
+        path = self.root / name if self.root.is_dir() else self.root
+        kind = _kind_of_name(path.name)
+        if kind is None or (not self.root.is_dir() and name != self.root.name) or not path.is_file():
+            raise UserError(f"{self.target}: dataset {name!r} disappeared during the scan; scan again")
+        return FileDataset(path, name, kind[0], kind[1], self.options.subject_for(name, path.name), self.progress)
+
     def warnings(self) -> list[str]:
         broken = [f"{link}: broken symbolic link, not read" for link in self.broken_links]
         special = [f"{path}: not a regular file (a FIFO, socket or device), not read" for path in self.special]
