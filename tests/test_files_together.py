@@ -24,8 +24,8 @@ ODD: dict[str, bytes] = {
     + _line({"user_id": 902, "email": "a902@example.com"}),
     "float.jsonl": _line({"user_id": 910, "email": "f@example.com", "score": 1.5}),
     "int_score.jsonl": _line({"user_id": 911, "email": "g@example.com", "score": 2}),
-    "dated.jsonl": _line({"user_id": 920, "email": "d@example.com", "seen": "2020-01-01"}),
-    "undated.jsonl": _line({"user_id": 921, "email": "e@example.com", "seen": "hello"}),
+    "dated.jsonl": _line({"user_id": 920, "email": "d@example.com", "dob": "1990-05-17"}),  # alone: a timestamp
+    "undated.jsonl": _line({"user_id": 921, "email": "e@example.com", "dob": "17/05/1990"}),
     "email_only.jsonl": _line({"email": "only@example.com", "phone": "+1 415 555 0100"}),
     "null_user.jsonl": _line({"user_id": None, "email": "n@example.com"}),
     "nested.jsonl": _line({"user": {"id": 7, "email": "nested@example.com"}, "user_id": 930, "email": "h@example.com"}),
@@ -117,3 +117,26 @@ def test_clean_files_are_parsed_together_and_odd_ones_alone(tmp_path):
             got = [row["user_id"] for t in tables for row in t.to_pylist()]
             want = [json.loads(line)["user_id"] for line in r.path.read_bytes().splitlines() if line.strip()]
             assert got == want, r.name
+
+
+CASES = {
+    # a file whose whole number (a card number) would become a float beside files with fractions
+    "float": ({"card_number": 1.5}, {"card_number": 4111111111111111}),
+    # a file without the subject field the others have: alone it picks another one
+    "subject": ({"user_id": 1}, {"customer_id": "c-1"}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_a_file_that_reads_differently_alone_is_read_alone(tmp_path, case):
+    common, odd = CASES[case]
+    lake = tmp_path / "lake"
+    lake.mkdir()
+    for i in range(12):
+        fields = odd if i == 5 else common
+        (lake / f"r{i:02d}.jsonl").write_bytes(_line({"email": f"p{i}@example.com", "dob_note": "x", **fields}))
+    options = ScanOptions(seed=3, show_samples=True, workers=1)
+    batched = _per_dataset(run_scan([str(lake)], options)[0].to_json())
+    for i in range(12):
+        name = f"r{i:02d}.jsonl"
+        assert _per_dataset(run_scan([str(lake / name)], options)[0].to_json()) == {name: batched[name]}, name
