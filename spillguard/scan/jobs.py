@@ -97,16 +97,10 @@ def scan_partition(scanner: DatasetScanner, reader: DatasetReader, partition: Pa
 class _ReadAlready(ReaderDefaults):
     """A dataset reader whose partition's records were read already, with others (read_together)."""
 
+    name: str
+    subject_field: str | None
     inner: DatasetReader
     tables: list[pa.Table]
-
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    @property
-    def subject_field(self) -> str | None:
-        return self.inner.subject_field
 
     def partitions(self) -> list[Partition]:
         return self.inner.partitions()
@@ -161,7 +155,7 @@ class JobRunner:
         except UserError as exc:
             return PartitionResult(job.key, job.dataset, None, error=str(exc))
         if tables is not None:
-            reader = _ReadAlready(reader, tables)
+            reader = _ReadAlready(reader.name, reader.subject_field, reader, tables)
         return scan_partition(scanner, reader, job.partition, mask_url(job.target), job.subject_field)
 
     def read_together(self, jobs: list[PartitionJob]) -> list[list[pa.Table] | None]:
