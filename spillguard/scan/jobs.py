@@ -8,8 +8,11 @@ small and picklable so any executor (in-process, a process pool, a cluster) can 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+
+import pyarrow as pa
 
 from spillguard.detect.state import DatasetState
 from spillguard.errors import UserError
@@ -17,7 +20,7 @@ from spillguard.keys import Hasher
 from spillguard.scan.accumulate import DatasetScanner, build_ruleset
 from spillguard.scan.options import ScanOptions
 from spillguard.sources import Partition, Source, open_target
-from spillguard.sources.base import DatasetReader
+from spillguard.sources.base import DatasetReader, MalformedSink, ReaderDefaults
 from spillguard.sources.store import TransientError, one_line
 from spillguard.targets import mask_url
 
@@ -90,6 +93,22 @@ def scan_partition(scanner: DatasetScanner, reader: DatasetReader, partition: Pa
     raise AssertionError("unreachable")
 
 
+@dataclass(slots=True)
+class _ReadAlready(ReaderDefaults):
+    """A dataset reader whose partition's records were read already, with others (read_together)."""
+
+    name: str
+    subject_field: str | None
+    inner: DatasetReader
+    tables: list[pa.Table]
+
+    def partitions(self) -> list[Partition]:
+        return self.inner.partitions()
+
+    def read(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:
+        yield from self.tables
+
+
 class JobRunner:
     """Runs jobs where it lives (the scanning process or a worker): opens each target once, builds each
     scanner once, and finds a job's dataset by name without listing the target again."""
@@ -128,13 +147,31 @@ class JobRunner:
             self.opened.append(source)
         return source.dataset(job.dataset)
 
-    def run(self, job: PartitionJob) -> PartitionResult:
+    def run(self, job: PartitionJob, tables: list[pa.Table] | None = None) -> PartitionResult:
+        """Scan one partition; `tables`: its records read already (read_together), else it is read here."""
         try:
             scanner = self.scanner(job)
             reader = self.reader(job)
         except UserError as exc:
             return PartitionResult(job.key, job.dataset, None, error=str(exc))
+        if tables is not None:
+            reader = _ReadAlready(reader.name, reader.subject_field, reader, tables)
         return scan_partition(scanner, reader, job.partition, mask_url(job.target), job.subject_field)
+
+    def read_together(self, jobs: list[PartitionJob]) -> list[list[pa.Table] | None]:
+        """The records of small partitions whose reader can read many at once (files parsed as one buffer);
+        None for the others. Not with --subjects-out: which e-mail is shown for a person may follow a file's
+        own field order, which a shared parse does not keep."""
+        if jobs[0].options.subjects_out:
+            return [None] * len(jobs)
+        pairs: list[tuple[DatasetReader, Partition]] = []
+        for job in jobs:
+            try:
+                pairs.append((self.reader(job), job.partition))
+            except UserError:
+                return [None] * len(jobs)  # run() reports it, job by job
+        together = getattr(pairs[0][0], "read_together", None)
+        return together(pairs) if together is not None else [None] * len(jobs)
 
     def run_batch(self, jobs: list[PartitionJob]) -> list[PartitionResult]:
         """Several small partitions of one scan: each read (with its own retries and errors) as run() would,
@@ -142,9 +179,13 @@ class JobRunner:
         if len(jobs) == 1:
             return [self.run(jobs[0])]
         scanner = self.scanner(jobs[0])
+        try:
+            tables = self.read_together(jobs)
+        except Exception:  # noqa: BLE001 - reading together is only a shortcut: each job reads alone instead
+            tables = [None] * len(jobs)
         scanner.hold()
         try:
-            results = [self.run(job) for job in jobs]
+            results = [self.run(job, read) for job, read in zip(jobs, tables, strict=True)]
             scanner.release()
         except Exception:  # noqa: BLE001 - a failure in the shared pass: scan them one by one, errors per partition
             scanner.held = None

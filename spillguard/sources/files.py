@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import errno
 import io
 import itertools
 import os
@@ -20,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from spillguard.errors import UserError
-from spillguard.sources.base import MalformedSink, Partition, ReaderDefaults, SourceDefaults
+from spillguard.sources.base import DatasetReader, MalformedSink, Partition, ReaderDefaults, SourceDefaults
 from spillguard.sources.records import (
     MAX_DEPTH,
     cut_deep,
@@ -30,12 +31,14 @@ from spillguard.sources.records import (
     parse_record,
     replace_not_utf8,
     report_not_utf8,
+    small_json_lines,
     split_array,
     valid_utf8,
 )
 from spillguard.sources.tabular import CsvBlocks, csv_cut, text_safe
 
 PART_BYTES = 64 << 20  # a big JSON Lines file is split into byte ranges of about this size
+TOGETHER_BYTES = 1 << 20  # files up to this size may be parsed together with others (read_together)
 BLOCK_BYTES = 8 << 20  # 8 MB of text per Arrow parse: big enough to amortise, small enough to keep RSS flat
 _COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
@@ -43,13 +46,45 @@ _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv
 
 def file_kind(path: Path) -> tuple[str, str | None] | None:
     """(format, compression) from the file name, or None when it is not a supported file."""
-    suffixes = [s.lower() for s in path.suffixes]
+    return _kind_of_name(path.name)
+
+
+def _kind_of_name(name: str) -> tuple[str, str | None] | None:
+    if name.endswith("."):  # the suffixes as pathlib reads them, without building a Path per file
+        return None
+    suffixes = ["." + s.lower() for s in name.lstrip(".").split(".")[1:]]
     compression = None
     if suffixes and suffixes[-1] in _COMPRESSIONS:
         compression = _COMPRESSIONS[suffixes.pop()]
     if not suffixes or suffixes[-1] not in _FORMATS:
         return None
     return _FORMATS[suffixes[-1]], compression
+
+
+_LINK_ERRORS = (errno.ENOENT, errno.ENOTDIR, errno.EBADF, errno.ELOOP)  # what pathlib's is_dir()/is_file() read as False
+
+
+def _follows(test: Callable[[], bool]) -> bool:
+    """A DirEntry type test that follows links: a broken link or a loop is neither a file nor a folder."""
+    try:
+        return test()
+    except OSError as exc:
+        if exc.errno in _LINK_ERRORS:
+            return False
+        raise
+
+
+def _walk(folder: str, parts: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], os.DirEntry[str]]]:
+    """Every entry under `folder` as (path parts below it, entry), in the order of sorted(Path.rglob("*")):
+    names sorted in each folder, a folder before what it holds; links to folders listed, not followed.
+    os.scandir knows each entry's type without a stat call."""
+    with os.scandir(folder) as it:
+        entries = sorted(it, key=lambda e: e.name)
+    for entry in entries:
+        here = (*parts, entry.name)
+        yield here, entry
+        if entry.is_dir(follow_symlinks=False):
+            yield from _walk(entry.path, here)
 
 
 class _CountingReader(io.RawIOBase):
@@ -238,6 +273,7 @@ class FileDataset(ReaderDefaults):
     compression: str | None
     subject_field: str | None = None
     progress: Callable[[int], None] | None = None
+    _stat: os.stat_result | None = None  # the size and time the scan plans with: one stat call, kept
 
     def partitions(self) -> list[Partition]:
         """Big uncompressed JSON Lines files split into byte ranges and Parquet files into row groups, so
@@ -274,6 +310,33 @@ class FileDataset(ReaderDefaults):
     def size(self) -> int:
         return self.path.stat().st_size
 
+    def read_together(self, others: list[tuple[DatasetReader, Partition]]) -> list[list[pa.Table] | None]:
+        """The tables of many small whole files at once (this one's kind first), as reading each alone
+        would give them; None for a file to be read alone. Plain JSON Lines files are parsed as one buffer
+        (one Arrow parse instead of one per file); anything unusual, damaged or unreadable is None."""
+        out: list[list[pa.Table] | None] = [None] * len(others)
+        texts: list[bytes] = []
+        at: list[int] = []
+        for k, (reader, partition) in enumerate(others):
+            if not (isinstance(reader, FileDataset) and reader.fmt == "jsonl" and reader.compression is None and set(partition.spec) == {"path"}):
+                continue
+            try:
+                with open(reader.path, "rb") as fh:
+                    text = fh.read(TOGETHER_BYTES + 1)
+            except OSError:
+                continue  # read alone, which says what is wrong
+            if len(text) > TOGETHER_BYTES or text[:3] == b"\xef\xbb\xbf" or text[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                continue
+            texts.append(text)
+            at.append(k)
+        for k, table in zip(at, small_json_lines(texts), strict=True):
+            if table is not None:
+                out[k] = [table] if table.num_rows else []
+                reader = others[k][0]
+                if isinstance(reader, FileDataset) and reader.progress:
+                    reader.progress(reader.size())
+        return out
+
     def signature(self) -> str:
         st = self.path.stat()
         return f"{st.st_size}:{st.st_mtime_ns}"
@@ -281,7 +344,7 @@ class FileDataset(ReaderDefaults):
     def read(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:
         spec = partition.spec
         try:
-            if self.size() == 0:
+            if self.path.stat().st_size == 0:
                 return  # an empty file holds no records, whatever its format
             if self.fmt == "parquet":
                 yield from self._parquet(spec.get("row_group"), malformed)
@@ -595,6 +658,7 @@ class FileSource(SourceDefaults):
         self.folder_links: list[Path] = []  # links to folders: not followed (loops, double counts), reported
         self.special: list[Path] = []  # FIFOs, sockets, devices named like data files: not read, reported
         self._found: list[Path] | None = None  # the folder is walked once
+        self._names: list[str] = []  # each found file's name relative to the folder
         if not self.root.exists():
             raise UserError(f"{target}: no such file or folder")
         if not self.root.is_file() and not self.root.is_dir():
@@ -612,18 +676,19 @@ class FileSource(SourceDefaults):
         if self._found is not None:
             return self._found
         found = []
-        for p in sorted(self.root.rglob("*")):
-            if p.is_symlink() and p.is_dir():
-                self.folder_links.append(p.relative_to(self.root))
+        for parts, entry in _walk(str(self.root)):
+            if entry.is_symlink() and _follows(entry.is_dir):
+                self.folder_links.append(Path(*parts))
                 continue
-            if file_kind(p) is None:
+            if _kind_of_name(entry.name) is None:
                 continue
-            if p.is_file():
-                found.append(p)
-            elif p.is_symlink() and not p.exists():
-                self.broken_links.append(p.relative_to(self.root))
-            elif not p.is_dir():
-                self.special.append(p.relative_to(self.root))
+            if _follows(entry.is_file):
+                found.append(Path(entry.path))
+                self._names.append(os.path.join(*parts))
+            elif entry.is_symlink() and not os.path.exists(entry.path):
+                self.broken_links.append(Path(*parts))
+            elif not _follows(entry.is_dir):
+                self.special.append(Path(*parts))
         if not found:
             unread = [f"{link} (broken symbolic link)" for link in self.broken_links]
             unread += [f"{link} (link to a folder, not followed)" for link in self.folder_links]
@@ -636,12 +701,22 @@ class FileSource(SourceDefaults):
         return found
 
     def datasets(self) -> Iterator[FileDataset]:
-        for path in self._files():
+        files = self._files()
+        names = self._names if self.root.is_dir() else [self.root.name]  # relative to the folder
+        for path, name in zip(files, names, strict=True):
             kind = file_kind(path)
             assert kind is not None
-            name = str(path.relative_to(self.root)) if self.root.is_dir() else path.name
             if self.options.wanted(name, path.name):
                 yield FileDataset(path, name, kind[0], kind[1], self.options.subject_for(name, path.name), self.progress)
+
+    def dataset(self, name: str) -> FileDataset:
+        """The file `datasets()` calls `name`, without walking the folder again: a worker process that
+        scans some files of a 20,000-file folder finds each by its name (one stat, not a listing)."""
+        path = self.root / name if self.root.is_dir() else self.root
+        kind = _kind_of_name(path.name)
+        if kind is None or (not self.root.is_dir() and name != self.root.name) or not path.is_file():
+            raise UserError(f"{self.target}: dataset {name!r} disappeared during the scan; scan again")
+        return FileDataset(path, name, kind[0], kind[1], self.options.subject_for(name, path.name), self.progress)
 
     def warnings(self) -> list[str]:
         broken = [f"{link}: broken symbolic link, not read" for link in self.broken_links]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -387,3 +388,147 @@ def split_array(buf: bytes, at_end: bool) -> tuple[bytes, int, int, bool]:
     out[(out == 10) | (out == 13)] = 32
     out[commas] = 10
     return out.tobytes(), int(commas.size) + 1, stop + 1, closed
+
+
+# -- many small JSON Lines files as one buffer --------------------------------------------------
+# One Arrow parse per file costs more than the file's records: a folder of one-line files is parsed as
+# one buffer, and each file gets the rows of its lines back. A file takes part only when that is
+# provably what reading it alone gives: every line a shallow object, valid UTF-8, one table alone, and
+# in the shared table no type another file could have promoted (int -> double, timestamp -> string),
+# no field it would not have had alone (a field all null in its rows), no name a path could confuse.
+# Every other file is None: its reader reads it alone, damage and all, exactly as before.
+_TOGETHER_TYPES = (pa.types.is_string, pa.types.is_large_string, pa.types.is_int64, pa.types.is_boolean, pa.types.is_null)
+_DATE_LIKE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"  # what Arrow's JSON reader may infer as a timestamp (a superset)
+_MIN_GROUP = 2  # a group that fails is halved down to this many files, which are then read alone
+
+
+def _one_table_alone(text: bytes) -> bool:
+    """Whether reading the file alone gives one Arrow parse (not its complete lines, then a last line
+    without a newline on its own), and it is not indented objects (`jq .`), which are read differently."""
+    cut = text.rfind(b"\n")
+    if cut >= 0 and not text[:cut].isspace() and text[:cut] and not (text[cut + 1 :].isspace() or not text[cut + 1 :]):
+        return False
+    first = text.lstrip()[:64].split(b"\n", 1)[0].strip()
+    return first != b"{"
+
+
+def _plain_names(t: pa.DataType) -> bool:
+    """Allowed types only, and sibling names that neither quote nor normalise alike (their order is a
+    file's own, so a collision could resolve differently alone)."""
+    if pa.types.is_struct(t):
+        seen: set[str] = set()
+        for f in t:
+            canonical = re.sub(r"[^0-9a-z]", "", f.name.lower())
+            if canonical in seen or not _PLAIN_NAME.fullmatch(f.name) or not _plain_names(f.type):
+                return False
+            seen.add(canonical)
+        return True
+    if pa.types.is_list(t):
+        return _plain_names(t.value_type)
+    return any(is_type(t) for is_type in _TOGETHER_TYPES)
+
+
+_PLAIN_NAME = re.compile(r'[^.\[\]{}"#]+')
+
+
+def _field_arrays(arr: pa.Array, out: list[pa.Array]) -> None:
+    """Every field reachable from the top through structs (not through lists): one value per record."""
+    out.append(arr)
+    if pa.types.is_struct(arr.type):
+        for i in range(arr.type.num_fields):
+            _field_arrays(pc.struct_field(arr, [i]), out)
+
+
+def _strings_in_lists(arr: pa.Array) -> Iterator[pa.Array]:
+    t = arr.type
+    if pa.types.is_struct(t):
+        for i in range(t.num_fields):
+            yield from _strings_in_lists(pc.struct_field(arr, [i]))
+    elif pa.types.is_list(t):
+        flat = pc.list_flatten(arr)
+        if pa.types.is_string(flat.type) or pa.types.is_large_string(flat.type):
+            yield flat
+        else:
+            yield from _strings_in_lists(flat)
+
+
+def small_json_lines(texts: list[bytes]) -> list[pa.Table | None]:
+    """For each whole small JSON Lines file (no byte-order mark), the table reading it alone would give
+    (0 rows for a blank file), parsed together with the others; None where it must be read alone."""
+    out: list[pa.Table | None] = [None] * len(texts)
+    todo = [i for i, text in enumerate(texts) if _one_table_alone(text)]
+    for i in todo:
+        if texts[i].isspace() or not texts[i]:
+            out[i] = pa.table({})
+    _together([i for i in todo if out[i] is None], texts, out, rounds=3)
+    return out
+
+
+def _halve(group: list[int], texts: list[bytes], out: list[pa.Table | None], rounds: int) -> None:
+    """Parse the halves apart, down to a few files, which are then read alone: isolates the odd file."""
+    if len(group) > _MIN_GROUP:
+        half = len(group) // 2
+        _together(group[:half], texts, out, rounds)
+        _together(group[half:], texts, out, rounds)
+
+
+def _together(group: list[int], texts: list[bytes], out: list[pa.Table | None], rounds: int) -> None:
+    if len(group) < 2 or rounds == 0:
+        return
+    data = b"".join(texts[i] if texts[i].endswith(b"\n") else texts[i] + b"\n" for i in group)
+    if not valid_utf8(data):
+        group = [i for i in group if valid_utf8(texts[i])]
+        if len(group) < 2:
+            return
+        data = b"".join(texts[i] if texts[i].endswith(b"\n") else texts[i] + b"\n" for i in group)
+    arr = np.frombuffer(data, np.uint8)
+    newlines = np.flatnonzero(arr == 10)
+    starts = np.concatenate(([0], newlines[:-1] + 1))  # every line ends with a newline here
+    lines_per_file = np.array([texts[i].count(b"\n") + (not texts[i].endswith(b"\n")) for i in group], np.int64)
+    file_of_line = np.repeat(np.arange(len(group)), lines_per_file)
+    suspect, _ = _scan_lines(data)
+    if suspect.size:
+        bad = set(file_of_line[suspect].tolist())
+        _together([i for k, i in enumerate(group) if k not in bad], texts, out, rounds)
+        return
+    objects = np.bincount(file_of_line[arr[starts] == 123], minlength=len(group))
+    try:
+        table = _read_block(data)
+        if table.num_rows != int(objects.sum()):
+            raise pa.ArrowInvalid("a line holds more than one JSON value")
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        _halve(group, texts, out, rounds)  # a damaged file, or fields whose types differ between files
+        return
+    names = set(table.schema.names)
+    if "hits" in names or "_source" in names or not _plain_names(pa.struct(list(table.schema))):
+        _halve(group, texts, out, rounds)  # search-hit exports, unusual names or types: find the files
+        return
+    bounds = np.concatenate(([0], np.cumsum(objects)))
+    whole = table.combine_chunks()
+    fields: list[pa.Array] = []
+    for column in whole.columns:
+        _field_arrays(column.chunk(0) if column.num_chunks else pa.array([], column.type), fields)
+        if any(pc.any(pc.match_substring_regex(s, _DATE_LIKE)).as_py() for s in _strings_in_lists(column.chunk(0) if column.num_chunks else pa.array([], column.type))):
+            _halve(group, texts, out, rounds)  # a string in an array that a file alone might read as a timestamp
+            return
+    present = np.ones((len(group), 0), bool)  # per file: which fields it has a value in
+    dated = np.zeros(len(group), bool)
+    for values in fields:
+        if pa.types.is_null(values.type):
+            continue
+        counts = np.add.reduceat(np.asarray(values.is_valid(), dtype=np.int64), bounds[:-1])
+        present = np.column_stack((present, counts > 0))
+        if pa.types.is_string(values.type) or pa.types.is_large_string(values.type):
+            like = np.asarray(pc.fill_null(pc.match_substring_regex(values, _DATE_LIKE), False), dtype=np.int64)
+            dated |= (np.add.reduceat(like, bounds[:-1]) == counts) & (counts > 0)  # alone, maybe a timestamp
+    # A file lacking a field the shared table has would not have had it alone: files are grouped by the
+    # fields they have, and a group that lacks some is parsed again on its own (its own table's fields).
+    shapes, shape_of = np.unique(np.packbits(present, axis=1), axis=0, return_inverse=True)
+    full = np.packbits(np.ones((1, present.shape[1]), bool), axis=1)[0]
+    for s, shape in enumerate(shapes):
+        members = [k for k in np.flatnonzero(shape_of.reshape(-1) == s).tolist() if not dated[k]]
+        if np.array_equal(shape, full):
+            for k in members:
+                out[group[k]] = whole.slice(int(bounds[k]), int(objects[k]))
+        elif len(members) < len(group):
+            _together([group[k] for k in members], texts, out, rounds - 1)

@@ -99,7 +99,7 @@ def test_a_worker_lists_a_folder_once_however_many_jobs(tmp_path, monkeypatch):
     runner = JobRunner()  # as in a fresh worker process: nothing adopted
     results = runner.run_batch(jobs[:300]) + runner.run_batch(jobs[300:])
     runner.close()
-    assert len(listings) == 1
+    assert len(listings) <= 1  # a file source finds a file by its name without listing at all
     assert [r.dataset for r in results] == names and all(r.state is not None and r.state.records == 1 for r in results)
 
 
