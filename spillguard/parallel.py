@@ -1,7 +1,8 @@
 """Partitions run in parallel worker processes, each finished one checkpointed so a scan can resume.
 
 A partition is the unit of everything here: it is scanned start to end into its own DatasetState,
-retried from its start when the connection drops, written to the state file in one transaction
+retried from its start when the store fails transiently (within the target's retry budget, see
+spillguard/sources/retry.py), written to the state file in one transaction
 when it finishes, and merged exactly into its dataset's totals. A resumed scan loads the finished
 partitions from the state file and runs only the rest; because the subject hasher's seed is kept
 in the state file too, the merged counts equal an uninterrupted run's.
@@ -14,7 +15,6 @@ import os
 import pickle
 import signal
 import sqlite3
-import time
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,12 +28,11 @@ from spillguard.sources import Partition, mask_url, open_target
 
 if TYPE_CHECKING:
     from spillguard.scanner import DatasetScanner, ScanOptions
+    from spillguard.sources.retry import Breaker
 
-RETRIES = 4
-BACKOFF_S = 0.5
 MAX_MALFORMED = 1000
 # Options that must not be written anywhere (fingerprint, state file) or that do not change results.
-_NOT_FINGERPRINTED = {"password", "progress", "max_rps", "connect_timeout"}
+_NOT_FINGERPRINTED = {"password", "progress", "max_rps", "connect_timeout", "read_timeout", "retry_budget"}
 
 Malformed = tuple[str, int | None, str]
 
@@ -62,6 +61,9 @@ class PartitionResult:
     malformed: list[Malformed] = field(default_factory=list)
     error: str | None = None
     size: int = 0
+    target_down: bool = False  # the target's breaker is open: its partitions not yet scanned are not tried
+    retries: int = 0  # times the partition was started over after a transient failure
+    retry_reason: str | None = None  # the first of those failures
 
 
 def default_workers() -> int:
@@ -84,39 +86,45 @@ def source_options_for(options: ScanOptions, target: str) -> dict[str, Any]:
 
 # -- merging ---------------------------------------------------------------------------------------
 # -- one partition, with retries --------------------------------------------------------------------
-def scan_partition(scanner: DatasetScanner, reader: Any, partition: Partition, shown: str, subject_field: str | None) -> PartitionResult:
-    """Scan a partition into a fresh state; a dropped connection restarts the partition with backoff."""
-    from spillguard.sources.store import TransientError
+def scan_partition(
+    scanner: DatasetScanner, reader: Any, partition: Partition, shown: str, subject_field: str | None, breaker: Breaker
+) -> PartitionResult:
+    """Scan a partition into a fresh state; a transient failure restarts it, within the target's retry
+    budget. `reader` may be a callable that opens the reader (a worker's first connection can fail too)."""
+    from spillguard.sources.retry import Delivering, GaveUp, with_retries
+    from spillguard.sources.store import one_line
 
-    delay = BACKOFF_S
-    for attempt in range(RETRIES + 1):
+    opened: list[Any] = [] if callable(reader) else [reader]
+
+    def attempt() -> PartitionResult:
+        if not opened:
+            opened.append(reader())
         malformed: list[Malformed] = []
         state = scanner.new_state(shown, partition.dataset, subject_field)
 
-        def on_malformed(dataset: str, line: int | None, reason: str, _st: DatasetState = state, _m: list = malformed) -> None:
-            _st.malformed += 1
-            if len(_m) < MAX_MALFORMED:
-                _m.append((dataset, line, reason))
+        def on_malformed(dataset: str, line: int | None, reason: str) -> None:
+            state.malformed += 1
+            if len(malformed) < MAX_MALFORMED:
+                malformed.append((dataset, line, reason))
 
-        try:
-            scanner.scan_partition(reader, partition, state, on_malformed)
-        except TransientError as exc:
-            if attempt == RETRIES:
-                return PartitionResult(partition.key, partition.dataset, None, error=f"gave up after {RETRIES} retries: {exc}")
-            reset = getattr(reader, "reset", None)
-            if reset is not None:
-                reset()
-            time.sleep(delay)
-            delay *= 2
-            continue
-        except UserError as exc:
-            return PartitionResult(partition.key, partition.dataset, None, error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - one broken dataset must not end the whole scan
-            from spillguard.sources.store import one_line
-
-            return PartitionResult(partition.key, partition.dataset, None, error=f"{type(exc).__name__}: {one_line(exc)}")
+        scanner.scan_partition(Delivering(opened[0], breaker), partition, state, on_malformed)
         return PartitionResult(partition.key, partition.dataset, state, malformed)
-    raise AssertionError("unreachable")
+
+    def reset() -> None:
+        if opened and hasattr(opened[0], "reset"):
+            opened[0].reset()
+
+    retried: list[str] = []
+    try:
+        result = with_retries(attempt, breaker, reset, lambda exc: retried.append(one_line(exc)))
+    except GaveUp as exc:
+        result = PartitionResult(partition.key, partition.dataset, None, error=str(exc), target_down=exc.target_down)
+    except UserError as exc:
+        result = PartitionResult(partition.key, partition.dataset, None, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one broken dataset must not end the whole scan
+        result = PartitionResult(partition.key, partition.dataset, None, error=f"{type(exc).__name__}: {one_line(exc)}")
+    result.retries, result.retry_reason = len(retried), retried[0] if retried else None
+    return result
 
 
 # -- worker processes -------------------------------------------------------------------------------
@@ -173,13 +181,23 @@ def _reader_for(job: PartitionJob) -> Any:
 
 def run_job(job: PartitionJob) -> PartitionResult:
     """Worker entry point."""
+    from spillguard.sources.retry import breaker_for
+
     try:
         scanner = _scanner_for(job.options, job.key_bytes)
-        reader = _reader_for(job)
     except UserError as exc:
         return PartitionResult(job.key, job.dataset, None, error=str(exc))
     partition = Partition(job.dataset, job.spec)
-    result = scan_partition(scanner, reader, partition, mask_url(job.target), job.subject_field)
+    shown = mask_url(job.target)
+    breaker = breaker_for(job.target, shown, source_options_for(job.options, job.target).get("retry_budget"))
+    opened: list[Any] = []
+
+    def open_reader() -> Any:  # inside the retries: a store restarting when this worker first connects
+        opened.append(_reader_for(job))
+        return opened[-1]
+
+    result = scan_partition(scanner, open_reader, partition, shown, job.subject_field, breaker)
+    reader = opened[-1] if opened else None
     if result.state is not None and hasattr(reader, "size"):
         # Progress is in bytes for files: a whole file, a byte range, or a row group's share.
         spec = job.spec

@@ -127,6 +127,8 @@ def run_scan_command(
             "This file is personal data: keep it within the incident team and delete it when done.",
             file=sys.stderr,
         )
+    for e in [e for e in result.errors if e.kind == "error"][:20]:  # whatever the output format, failures show on stderr
+        print(f"spillguard: error: {e.target}{': ' + e.dataset if e.dataset else ''}: {e.message}", file=sys.stderr)
     if result.records_scanned == 0 and (result.malformed_records or any(e.kind == "error" for e in result.errors)):
         print(f"spillguard: error: nothing could be scanned in {', '.join(result.targets)}: "
               f"{result.malformed_records:,} malformed records, {sum(e.kind == 'error' for e in result.errors)} failed datasets", file=sys.stderr)
@@ -189,7 +191,9 @@ def register(app: typer.Typer) -> None:
         state: Annotated[str | None, typer.Option("--state", help="Checkpoint every finished partition into this SQLite FILE (owner-only).")] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue the scan recorded in --state; results equal an uninterrupted run.")] = False,
         config: Annotated[Path | None, typer.Option("--config", help="spillguard.toml naming targets, include/exclude patterns and subject fields.")] = None,
-        connect_timeout: Annotated[float, typer.Option("--connect-timeout", min=0.1, help="Seconds before an unreachable store is reported.")] = 10.0,
+        connect_timeout: Annotated[float, typer.Option("--connect-timeout", min=0.1, help="Seconds to connect and log in to a store (TCP, TLS, login).")] = 10.0,
+        read_timeout: Annotated[float, typer.Option("--read-timeout", min=0.1, help="Seconds a store read may wait for the server to send anything.")] = 120.0,
+        retry_budget: Annotated[float, typer.Option("--retry-budget", min=0.0, help="Seconds a store may keep failing (retried) before its unscanned partitions are given up.")] = 30.0,
         max_rps: Annotated[float | None, typer.Option("--max-rps", min=0.01, help="At most this many requests a second to a store, per worker.")] = None,
         include: Annotated[list[str] | None, typer.Option("--include", help="Only datasets (tables, indices, collections, key patterns) matching these globs.")] = None,
         exclude_ds: Annotated[list[str] | None, typer.Option("--exclude", help="Skip datasets matching these globs.")] = None,
@@ -207,7 +211,8 @@ def register(app: typer.Typer) -> None:
         if not all_targets:
             raise UserError("no target given; pass a file, a folder or a store URL, or --config spillguard.toml")
         source_options: dict = {
-            "sample": sample, "connect_timeout": connect_timeout, "max_rps": max_rps, "include": _split(include) or [],
+            "sample": sample, "connect_timeout": connect_timeout, "read_timeout": read_timeout, "retry_budget": retry_budget,
+            "max_rps": max_rps, "include": _split(include) or [],
             "exclude": _split(exclude_ds) or [], "include_views": include_views, "include_hidden": include_hidden,
             "partition_rows": partition_rows,
         }

@@ -296,10 +296,18 @@ def scan_target(
     """Discover the target's datasets, then scan every partition not already checkpointed, in worker
     processes when an executor is given, merging each partition's state into its dataset's."""
     from spillguard.parallel import PartitionJob, PartitionResult, scan_partition, source_options_for
-    from spillguard.sources.store import TransientError
+    from spillguard.sources.retry import (
+        NotScanned,
+        TransientError,
+        fresh_breaker,
+        not_tried,
+        partition_estimate,
+        retried_warning,
+    )
 
     shown = mask_url(target)
     options = scanner.options
+    breaker = fresh_breaker(target, shown, source_options_for(options, target).get("retry_budget"))
     source = open_target(
         target, subject_field=options.subject_field, progress=progress if executor is None else None, **source_options_for(options, target)
     )
@@ -318,13 +326,15 @@ def scan_target(
         for message in source.warnings() if hasattr(source, "warnings") else ():
             run.errors.append(ScanError(target=shown, message=message, kind="warning"))
         finished = checkpoint.finished(shown) if checkpoint is not None else {}
-        failed: set[str] = set()
+        missing = NotScanned()  # partitions not scanned, reported once per dataset when the target is done
+        counts = {reader.name: len(parts) for reader, _state, parts in plans}
+        retried: list[PartitionResult] = []  # scanned in the end, after the store failed: worth a warning
 
-        def absorb(state: DatasetState, res: PartitionResult, reader: Any) -> None:
+        def absorb(state: DatasetState, res: PartitionResult, reader: Any, partition: Partition) -> None:
+            if res.retries and res.state is not None:
+                retried.append(res)
             if res.state is None:
-                if res.dataset not in failed:
-                    failed.add(res.dataset)
-                    run.errors.append(ScanError(target=shown, dataset=res.dataset, message=res.error or "failed"))
+                missing.add(res.dataset, res.error or "failed", partition_estimate(reader, partition, counts.get(res.dataset, 1)))
                 return
             if checkpoint is not None:
                 checkpoint.save(shown, res.key, res.state, res.malformed)
@@ -347,29 +357,43 @@ def scan_target(
                 else:
                     pending.append((reader, state, partition))
         if executor is None or len(pending) <= 1:
+            # Once the target's breaker opens, the partitions left fail at once as "not tried".
             for reader, state, partition in pending:
-                res = scan_partition(scanner, reader, partition, shown, getattr(reader, "subject_field", None))
-                absorb(state, res, reader)
+                res = scan_partition(scanner, reader, partition, shown, getattr(reader, "subject_field", None), breaker)
+                absorb(state, res, reader, partition)
         else:
             from concurrent.futures import FIRST_COMPLETED, wait
 
-            futures: dict[Any, tuple[Any, DatasetState]] = {}
+            futures: dict[Any, tuple[Any, DatasetState, Partition]] = {}
             for reader, state, partition in pending:
                 job = PartitionJob(
                     target, partition.dataset, partition.spec, getattr(reader, "subject_field", None), options, scanner.key
                 )
-                futures[executor.submit(_run_job, job)] = (reader, state)
+                futures[executor.submit(_run_job, job)] = (reader, state, partition)
             not_done = set(futures)
             try:
                 while not_done:
                     done_now, not_done = wait(not_done, return_when=FIRST_COMPLETED)
                     for fut in done_now:
-                        reader, state = futures[fut]
-                        absorb(state, fut.result(), reader)
+                        reader, state, partition = futures[fut]
+                        res = fut.result()
+                        absorb(state, res, reader, partition)
+                        if res.target_down:
+                            # A worker gave the target up: hand out none of its partitions still queued.
+                            for other in [f for f in not_done if f.cancel()]:
+                                not_done.discard(other)
+                                reader, state, partition = futures[other]
+                                estimate = partition_estimate(reader, partition, counts.get(partition.dataset, 1))
+                                missing.add(partition.dataset, not_tried(res.error or "target given up"), estimate)
             except BaseException:
                 for fut in not_done:
                     fut.cancel()
                 raise
+        for dataset, message in missing.messages(counts):
+            run.errors.append(ScanError(target=shown, dataset=dataset, message=message))
+        if retried:
+            message = retried_warning(len(retried), sum(r.retries for r in retried), retried[0].retry_reason or "")
+            run.errors.append(ScanError(target=shown, message=message, kind="warning"))
         for reader, state, _parts in plans:
             if options.subject_field and state.subject_field and state.records and not state.subjects:
                 run.errors.append(
