@@ -297,12 +297,14 @@ def scan_target(
     processes when an executor is given, merging each partition's state into its dataset's."""
     from spillguard.parallel import PartitionJob, PartitionResult, scan_partition, source_options_for
     from spillguard.sources.retry import (
+        GaveUp,
         NotScanned,
         TransientError,
         fresh_breaker,
         not_tried,
         partition_estimate,
         retried_warning,
+        with_retries,
     )
 
     shown = mask_url(target)
@@ -311,6 +313,7 @@ def scan_target(
     source = open_target(
         target, subject_field=options.subject_field, progress=progress if executor is None else None, **source_options_for(options, target)
     )
+    missing = NotScanned()  # partitions not scanned, reported once per dataset when the target is done
     try:
         plans: list[tuple[Any, DatasetState, list[Partition]]] = []
         for reader in source.datasets():
@@ -318,15 +321,15 @@ def scan_target(
             if on_dataset is not None:
                 on_dataset(reader.name, reader.size() if hasattr(reader, "size") else None)
             try:
-                parts = reader.partitions()
-            except (UserError, TransientError) as exc:
-                run.errors.append(ScanError(target=shown, dataset=reader.name, message=str(exc)))
+                # Planning may query the store (key ranges, _id bounds): it rides out an outage as reads do.
+                parts = with_retries(reader.partitions, breaker, getattr(reader, "reset", lambda: None))
+            except (UserError, TransientError, GaveUp) as exc:
+                missing.add(reader.name, str(exc), partition_estimate(reader, Partition(reader.name, {}), 1))
                 parts = []
             plans.append((reader, state, parts))
         for message in source.warnings() if hasattr(source, "warnings") else ():
             run.errors.append(ScanError(target=shown, message=message, kind="warning"))
         finished = checkpoint.finished(shown) if checkpoint is not None else {}
-        missing = NotScanned()  # partitions not scanned, reported once per dataset when the target is done
         counts = {reader.name: len(parts) for reader, _state, parts in plans}
         retried: list[PartitionResult] = []  # scanned in the end, after the store failed: worth a warning
 

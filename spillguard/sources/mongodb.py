@@ -88,6 +88,8 @@ class MongoCollection:
                 if not found:
                     break
                 bounds.append(found[0]["_id"])
+        except _TRANSIENT as exc:
+            raise TransientError(f"{self.name}: cannot split into _id ranges ({_short(exc, self.source.password)})") from None
         except pymongo.errors.PyMongoError as exc:
             raise UserError(f"{self.name}: cannot split into _id ranges ({one_line(exc, self.source.password)})") from None
         edges: list[str | None] = [None, *[encode_id(b) for b in bounds], None]

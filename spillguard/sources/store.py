@@ -193,14 +193,15 @@ class ReadWatchdog:
         tick = min(0.5, self.timeout / 4)
         while True:
             time.sleep(tick)
+            # Under the lock: a read that has left `watch` (its socket perhaps closed, the descriptor reused)
+            # is never acted on.
             with self._lock:
-                reads = list(self._reads)
-                if not reads:
+                if not self._reads:
                     self._thread = None  # idle: the next watched read starts a new thread
                     return
-            now = time.monotonic()
-            for read in reads:
-                read.check(now, self.timeout)
+                now = time.monotonic()
+                for read in self._reads:
+                    read.check(now, self.timeout)
 
 
 def shut_socket(fd: int) -> Callable[[], None]:
