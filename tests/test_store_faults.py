@@ -354,3 +354,38 @@ def test_postgres_backend_that_stops_answering_is_given_up_after_the_read_timeou
     warnings = [e.message for e in result.errors if e.kind == "warning"]
     assert any("sent nothing for 2 s (--read-timeout)" in w for w in warnings), warnings
     assert elapsed < 30, elapsed
+
+
+def test_sqlite_locked_by_a_writer_is_retried_until_the_lock_is_released(tmp_path, monkeypatch) -> None:
+    import sqlite3
+
+    from spillguard.sources import sqlite as mod
+
+    rows = 500
+    path = tmp_path / "app.db"
+    db = sqlite3.connect(path)
+    db.execute("CREATE TABLE people (user_id INTEGER PRIMARY KEY, email TEXT)")
+    db.executemany("INSERT INTO people VALUES (?, ?)", list(_people(rows)))
+    db.commit()
+    db.close()
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    original = mod.SQLiteTable.read
+    locked: list[threading.Timer] = []
+
+    def read_while_a_writer_holds_the_lock(self, partition, malformed):  # type: ignore[no-untyped-def]
+        if not locked:  # after discovery, before the first read: a writer takes the database for 1.5 s
+            writer.execute("BEGIN EXCLUSIVE")
+            locked.append(threading.Timer(1.5, lambda: writer.execute("ROLLBACK")))
+            locked[0].start()
+        return original(self, partition, malformed)
+
+    monkeypatch.setattr(mod.SQLiteTable, "read", read_while_a_writer_holds_the_lock)
+    try:
+        result, _ = run_scan([f"sqlite:///{path}"], ScanOptions(seed=1, workers=1, source_options={"connect_timeout": 0.3}))
+    finally:
+        for timer in locked:
+            timer.join()
+        writer.close()
+    assert not [e for e in result.errors if e.kind == "error"], result.errors
+    assert result.records_scanned == rows and result.categories["email"].subjects == rows
+    assert any("database is locked" in e.message for e in result.errors if e.kind == "warning"), result.errors
