@@ -359,6 +359,11 @@ def scan_target(
                     _merge(state, *done)
                 else:
                     pending.append((reader, state, partition))
+        if breaker.open_reason is not None and executor is not None:  # the target died while being planned
+            for reader, _state, partition in pending:
+                estimate = partition_estimate(reader, partition, counts.get(partition.dataset, 1))
+                missing.add(partition.dataset, not_tried(breaker.open_reason), estimate)
+            pending = []
         if executor is None or len(pending) <= 1:
             # Once the target's breaker opens, the partitions left fail at once as "not tried".
             for reader, state, partition in pending:
