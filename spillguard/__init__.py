@@ -74,7 +74,8 @@ def scan(
 
     `workers` defaults to 1 here (in-process, friendly to notebooks and tests); the CLI defaults to one
     worker per core. `state`/`resume` checkpoint and continue a long scan. Other keywords go to the
-    sources: `sample=N`, `include=[...]`, `exclude_datasets=[...]`, `connect_timeout=...`, `max_rps=...`.
+    sources: `sample=N`, `include=[...]`, `exclude_datasets=[...]`, `connect_timeout=...`, `read_timeout=...`,
+    `retry_budget=...`, `max_rps=...`.
     """
     from spillguard.scan.options import ScanOptions
     from spillguard.scan.run import run_scan

@@ -24,6 +24,9 @@ instances on the default ports are never touched.
 
 `Server` fields: kind, host, port, url (spillguard target URL, no password), user (= `superuser`), password,
 data_dir, and `admin_url` (= `dsn`: the URL with credentials, for posture checks and seeding data).
+`Server.process` stops the server as a crash or an admin would (`kill(signal)`, waiting for it to exit), hangs
+it (`send(SIGSTOP)`) and starts it again on the same port and data (`start()`), for tests of what a client
+does while its server fails. `pg_ctl(server, *args)` runs pg_ctl on a PostgreSQL server (as its owner).
 Skip rather than fail when a binary is missing: `require_binary(name)` raises pytest.skip.
 """
 
@@ -61,8 +64,9 @@ class Server:
     password: str | None = None
     data_dir: str = ""
     admin_url: str | None = None
-    pid: int | None = None
+    pid: int | None = None  # of the first start; `process.pid` after a restart
     log_path: str | None = None
+    process: ServerProcess | None = None
 
     @property
     def dsn(self) -> str:
@@ -168,6 +172,60 @@ def _kill(proc: subprocess.Popen[bytes]) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+class ServerProcess:
+    """A server process started by `_process`: it can be killed (any signal, to its whole process group) and
+    started again with the same command line, so the same port and data directory."""
+
+    def __init__(
+        self, argv: list[str], what: str, ready: Callable[[], bool], log: str, logfh: object, user: str | None, cwd: str | None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.argv, self.what, self.ready, self.log, self.logfh, self.user, self.cwd = argv, what, ready, log, logfh, user, cwd
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> None:
+        """Start the server (again) and wait until it answers."""
+        kwargs: dict[str, object] = {}
+        if self.user is not None:
+            kwargs["user"] = self.user
+            kwargs["group"] = pwd.getpwnam(self.user).pw_gid
+            kwargs["extra_groups"] = []
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdout=self.logfh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=self.cwd,
+            env=self.env,
+            **kwargs,  # type: ignore[call-overload]
+        )
+        _wait(self.proc, self.what, self.ready, self.log)
+
+    def send(self, sig: int) -> None:
+        """Send `sig` to the server's process group (SIGSTOP: the server hangs, its port still accepts)."""
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, sig)
+
+    def kill(self, sig: int = signal.SIGKILL, timeout: float = 30.0) -> None:
+        """Send `sig` to the server's process group and wait until the server has exited."""
+        assert self.proc is not None
+        self.send(sig)
+        self.proc.wait(timeout=timeout)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.send(signal.SIGCONT)  # a stopped server would not act on SIGTERM
+            _kill(self.proc)
+
+
 @contextlib.contextmanager
 def _process(
     argv: list[str],
@@ -177,28 +235,14 @@ def _process(
     user: str | None = None,
     cwd: str | None = None,
     env: dict[str, str] | None = None,
-) -> Iterator[subprocess.Popen[bytes]]:
+) -> Iterator[ServerProcess]:
     logfh = open(log, "ab")  # noqa: SIM115 - closed below, after the process is gone
-    kwargs: dict[str, object] = {}
-    if user is not None:
-        kwargs["user"] = user
-        kwargs["group"] = pwd.getpwnam(user).pw_gid
-        kwargs["extra_groups"] = []
-    proc = subprocess.Popen(
-        argv,
-        stdout=logfh,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-        cwd=cwd,
-        env=env,
-        **kwargs,  # type: ignore[call-overload]
-    )
+    server = ServerProcess(argv, what, ready, log, logfh, user, cwd, env)
     try:
-        _wait(proc, what, ready, log)
-        yield proc
+        server.start()
+        yield server
     finally:
-        _kill(proc)
+        server.stop()
         logfh.close()
 
 
@@ -208,13 +252,13 @@ def _userinfo(user: str, password: str | None) -> str:
 
 
 def _running(
-    proc: subprocess.Popen[bytes], log: str, kind: str, port: int, data_dir: str, *, url: str, admin_url: str,
+    proc: ServerProcess, log: str, kind: str, port: int, data_dir: str, *, url: str, admin_url: str,
     user: str | None = None, password: str | None = None,
 ) -> Server:
     """The `Server` of a process started by `_process`, listening on HOST:port."""
     return Server(
         kind=kind, host=HOST, port=port, url=url, user=user, password=password, data_dir=data_dir,
-        admin_url=admin_url, pid=proc.pid, log_path=log,
+        admin_url=admin_url, pid=proc.pid, log_path=log, process=proc,
     )
 
 
@@ -244,11 +288,21 @@ def _pg_bindir() -> str:
 
 
 def _pg_ready(port: int, password: str | None) -> bool:
-    # An open port is not enough: until recovery ends the server answers "the database system is starting up".
+    """Accepting logins: an open port is not enough, the server answers "starting up" until recovery is done."""
     import psycopg
 
-    psycopg.connect(host=HOST, port=port, user="postgres", password=password, dbname="postgres", connect_timeout=1).close()
+    psycopg.connect(host=HOST, port=port, user="postgres", dbname="postgres", password=password, connect_timeout=2).close()
     return True
+
+
+def pg_ctl(server: Server, *args: str) -> None:
+    """Run pg_ctl on a server of `postgres_server` as the user owning its data, e.g. `pg_ctl(s, "stop", "-m", "immediate")`."""
+    kwargs: dict[str, object] = {}
+    if os.geteuid() == 0:
+        kwargs = {"user": "postgres", "group": pwd.getpwnam("postgres").pw_gid, "extra_groups": []}
+    res = subprocess.run([f"{_pg_bindir()}/pg_ctl", "-D", server.data_dir, *args], capture_output=True, text=True, timeout=60, **kwargs)  # type: ignore[call-overload]
+    if res.returncode != 0:
+        raise RuntimeError(f"pg_ctl {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
 
 
 @contextlib.contextmanager
@@ -309,7 +363,10 @@ def _pg_ready(port: int, password: str | None) -> bool:
 def _mysql_ready(port: int, password: str | None) -> bool:
     import pymysql
 
-    conn = pymysql.connect(host=HOST, port=port, user="root", password=password or "", connect_timeout=1)
+    try:
+        conn = pymysql.connect(host=HOST, port=port, user="root", password=password or "", connect_timeout=1)
+    except pymysql.err.OperationalError as exc:
+        return exc.args[0] == 1045  # access denied: up, with the root password set since (a restart)
     conn.close()
     return True
 

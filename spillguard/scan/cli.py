@@ -173,9 +173,18 @@ def run_scan_command(
     return exit_code(result, fail_on)
 
 
+SHOWN_ERRORS = 20  # failed datasets listed on stderr; the result holds them all
+
+
 def exit_code(result: ScanResult, fail_on: FailOn) -> int:
     """The exit code of a finished scan; says on stderr why, when it is not 0 or 1."""
     if not result.complete:
+        # Whatever the output format (JSON to a file, a table on stdout), what was not scanned shows on stderr.
+        failed = [e for e in result.errors if e.kind == "error"]
+        for e in failed[:SHOWN_ERRORS]:
+            print(f"spillguard: error: {e.target}{': ' + e.dataset if e.dataset else ''}: {e.message}", file=sys.stderr)
+        if len(failed) > SHOWN_ERRORS:
+            print(f"spillguard: error: ... and {len(failed) - SHOWN_ERRORS:,} more failed datasets (see the result's errors)", file=sys.stderr)
         what = result.unscanned()
         if result.records_scanned == 0:
             print(f"spillguard: error: nothing could be scanned in {', '.join(result.targets)}: {what}", file=sys.stderr)
@@ -238,7 +247,9 @@ def register(app: typer.Typer) -> None:
         state: Annotated[str | None, typer.Option("--state", help="Checkpoint every finished partition into this SQLite FILE (owner-only).")] = None,
         resume: Annotated[bool, typer.Option("--resume", help="Continue the scan recorded in --state; results equal an uninterrupted run.")] = False,
         config: Annotated[Path | None, typer.Option("--config", help="spillguard.toml naming targets, include/exclude patterns and subject fields.")] = None,
-        connect_timeout: Annotated[float, typer.Option("--connect-timeout", min=0.1, help="Seconds before an unreachable store is reported.")] = 10.0,
+        connect_timeout: Annotated[float, typer.Option("--connect-timeout", min=0.1, help="Seconds to connect and log in to a store (TCP, TLS, login).")] = 10.0,
+        read_timeout: Annotated[float, typer.Option("--read-timeout", min=0.1, help="Seconds a store read may wait for the server to send anything.")] = 120.0,
+        retry_budget: Annotated[float, typer.Option("--retry-budget", min=0.0, help="Seconds a store may keep failing (retried) before its unscanned partitions are given up.")] = 30.0,
         max_rps: Annotated[float | None, typer.Option("--max-rps", min=0.01, help="At most this many requests a second to a store, per worker.")] = None,
         include: Annotated[list[str] | None, typer.Option("--include", help="Only datasets (tables, indices, collections, key patterns) matching these globs.")] = None,
         exclude_ds: Annotated[list[str] | None, typer.Option("--exclude", help="Skip datasets matching these globs.")] = None,
@@ -257,7 +268,8 @@ def register(app: typer.Typer) -> None:
         if not all_targets:
             raise UserError("no target given; pass a file, a folder or a store URL, or --config spillguard.toml")
         source_options: dict[str, Any] = {
-            "sample": sample, "connect_timeout": connect_timeout, "max_rps": max_rps, "include": _split(include) or [],
+            "sample": sample, "connect_timeout": connect_timeout, "read_timeout": read_timeout, "retry_budget": retry_budget,
+            "max_rps": max_rps, "include": _split(include) or [],
             "exclude": _split(exclude_ds) or [], "include_views": include_views, "include_hidden": include_hidden,
             "partition_rows": partition_rows,
         }

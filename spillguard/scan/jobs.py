@@ -1,14 +1,14 @@
 """The unit of work: a partition job, its result, and how one is run (with retries) wherever it runs.
 
-A partition is scanned start to end into its own DatasetState, retried from its start when the
-connection drops, and merged exactly into its dataset's totals by whoever submitted it. Jobs are
-small and picklable so any executor (in-process, a process pool, a cluster) can run them.
+A partition is scanned start to end into its own DatasetState, retried from its start when the store
+fails transiently (within the target's retry budget and circuit breaker, spillguard/sources/retry.py),
+and merged exactly into its dataset's totals by whoever submitted it. Jobs are small and picklable so
+any executor (in-process, a process pool, a cluster) can run them.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,11 +21,10 @@ from spillguard.scan.accumulate import DatasetScanner, build_ruleset
 from spillguard.scan.options import ScanOptions
 from spillguard.sources import Partition, Source, open_target
 from spillguard.sources.base import DatasetReader, MalformedSink, ReaderDefaults
-from spillguard.sources.store import TransientError, one_line
+from spillguard.sources.retry import Breaker, Delivering, GaveUp, breaker_for, with_retries
+from spillguard.sources.store import one_line
 from spillguard.targets import mask_url
 
-RETRIES = 4
-BACKOFF_S = 0.5
 MAX_MALFORMED = 1000  # malformed records listed per partition; all are counted
 
 Malformed = tuple[str, int | None, str, str]  # (dataset, line or position, reason, kind: "malformed" | "truncated" | "warning")
@@ -59,38 +58,60 @@ class PartitionResult:
     state: DatasetState | None  # None: the partition could not be scanned (see error)
     malformed: list[Malformed] = field(default_factory=list)
     error: str | None = None
+    target_down: bool = False  # the target's breaker is open: its partitions not yet scanned are not tried
+    retries: int = 0  # times the partition was started over after a transient failure
+    retry_reason: str | None = None  # the first of those failures
 
 
-def scan_partition(scanner: DatasetScanner, reader: DatasetReader, partition: Partition, shown: str, subject_field: str | None) -> PartitionResult:
-    """Scan a partition into a fresh state; a dropped connection restarts the partition with backoff."""
-    delay = BACKOFF_S
-    for attempt in range(RETRIES + 1):
+def scan_partition(
+    scanner: DatasetScanner,
+    reader: DatasetReader | Callable[[], DatasetReader],
+    partition: Partition,
+    shown: str,
+    subject_field: str | None,
+    breaker: Breaker,
+) -> PartitionResult:
+    """Scan a partition into a fresh state; a transient failure restarts it, within the target's retry
+    budget (spillguard/sources/retry.py). `reader` may be a callable that opens the reader: a worker's
+    first connection can meet a restarting store too."""
+    opened: list[DatasetReader] = [] if callable(reader) else [reader]
+    held_from = len(scanner.held) if scanner.held is not None else 0  # a batch of small files is counted later
+
+    def attempt() -> PartitionResult:
+        if not opened:
+            assert callable(reader)
+            opened.append(reader())
+        if scanner.held is not None:
+            del scanner.held[held_from:]  # what a failed attempt read is not counted
         malformed: list[Malformed] = []
         state = scanner.new_state(shown, partition.dataset, subject_field)
 
-        def on_malformed(
-            dataset: str, line: int | None, reason: str, kind: str = "malformed", _st: DatasetState = state, _m: list[Malformed] = malformed
-        ) -> None:
+        def on_malformed(dataset: str, line: int | None, reason: str, kind: str = "malformed") -> None:
             if kind == "malformed":
-                _st.malformed += 1
-            if len(_m) < MAX_MALFORMED or kind != "malformed":  # a cut stream or a warning is always reported
-                _m.append((dataset, line, reason, kind))
+                state.malformed += 1
+            if len(malformed) < MAX_MALFORMED or kind != "malformed":  # a cut stream or a warning is always reported
+                malformed.append((dataset, line, reason, kind))
 
-        try:
-            scanner.scan_partition(reader, partition, state, on_malformed)
-        except TransientError as exc:
-            if attempt == RETRIES:
-                return PartitionResult(partition.key, partition.dataset, None, error=f"gave up after {RETRIES} retries: {exc}")
-            reader.reset()
-            time.sleep(delay)
-            delay *= 2
-            continue
-        except UserError as exc:
-            return PartitionResult(partition.key, partition.dataset, None, error=str(exc))
-        except Exception as exc:  # noqa: BLE001 - one broken dataset must not end the whole scan
-            return PartitionResult(partition.key, partition.dataset, None, error=f"{type(exc).__name__}: {one_line(exc)}")
+        scanner.scan_partition(Delivering(opened[0], breaker), partition, state, on_malformed)
         return PartitionResult(partition.key, partition.dataset, state, malformed)
-    raise AssertionError("unreachable")
+
+    def reset() -> None:
+        if opened:
+            opened[0].reset()
+
+    retried: list[str] = []
+    try:
+        result = with_retries(attempt, breaker, reset, lambda exc: retried.append(one_line(exc)))
+    except GaveUp as exc:
+        result = PartitionResult(partition.key, partition.dataset, None, error=str(exc), target_down=exc.target_down)
+    except UserError as exc:
+        result = PartitionResult(partition.key, partition.dataset, None, error=str(exc))
+    except Exception as exc:  # noqa: BLE001 - one broken dataset must not end the whole scan
+        result = PartitionResult(partition.key, partition.dataset, None, error=f"{type(exc).__name__}: {one_line(exc)}")
+    if result.state is None and scanner.held is not None:
+        del scanner.held[held_from:]
+    result.retries, result.retry_reason = len(retried), retried[0] if retried else None
+    return result
 
 
 @dataclass(slots=True)
@@ -151,12 +172,16 @@ class JobRunner:
         """Scan one partition; `tables`: its records read already (read_together), else it is read here."""
         try:
             scanner = self.scanner(job)
-            reader = self.reader(job)
         except UserError as exc:
             return PartitionResult(job.key, job.dataset, None, error=str(exc))
-        if tables is not None:
-            reader = _ReadAlready(reader.name, reader.subject_field, reader, tables)
-        return scan_partition(scanner, reader, job.partition, mask_url(job.target), job.subject_field)
+        shown = mask_url(job.target)
+        breaker = breaker_for(job.target, shown, job.options.source_options_for(job.target).get("retry_budget"))
+
+        def open_reader() -> DatasetReader:  # inside the retries: a store restarting when this worker first connects
+            reader = self.reader(job)
+            return reader if tables is None else _ReadAlready(reader.name, reader.subject_field, reader, tables)
+
+        return scan_partition(scanner, open_reader, job.partition, shown, job.subject_field, breaker)
 
     def read_together(self, jobs: list[PartitionJob]) -> list[list[pa.Table] | None]:
         """The records of small partitions whose reader can read many at once (files parsed as one buffer);

@@ -21,7 +21,16 @@ from spillguard.scan.names import shown_name
 from spillguard.scan.options import ScanOptions
 from spillguard.sources import Partition, open_target
 from spillguard.sources.base import DatasetReader
-from spillguard.sources.store import TransientError
+from spillguard.sources.retry import (
+    GaveUp,
+    NotScanned,
+    TransientError,
+    fresh_breaker,
+    not_tried,
+    partition_estimate,
+    retried_warning,
+    with_retries,
+)
 from spillguard.targets import check_targets, mask_url
 
 Progress = Callable[[int], None]
@@ -71,9 +80,10 @@ def scan_target(
     shown = mask_url(target)
     options = scanner.options
     live_progress = executor.in_process  # sources opened here count bytes as they read them
-    source = open_target(
-        target, subject_field=options.subject_field, progress=progress if live_progress else None, **options.source_options_for(target)
-    )
+    source_options = options.source_options_for(target)
+    breaker = fresh_breaker(target, shown, source_options.get("retry_budget"))
+    source = open_target(target, subject_field=options.subject_field, progress=progress if live_progress else None, **source_options)
+    missing = NotScanned()  # partitions not scanned, reported once per dataset when the target is done
     try:
         local.runner.adopt(target, source, scanner, scanner_id)
         plans: list[_Dataset] = []
@@ -83,16 +93,19 @@ def scan_target(
             if on_dataset is not None:
                 on_dataset(reader.name, plan.size)
             try:
-                plan.partitions = reader.partitions()
-            except (UserError, TransientError) as exc:
-                run.errors.append(ScanError(target=shown, dataset=reader.name, message=str(exc)))
+                # Planning may query the store (key ranges, _id bounds): it rides out an outage as reads do.
+                plan.partitions = with_retries(reader.partitions, breaker, reader.reset)
+            except (UserError, TransientError, GaveUp) as exc:
+                missing.add(reader.name, str(exc), partition_estimate(reader, Partition(reader.name, {}), 1))
             if checkpoint is not None:
                 plan.signature = reader.signature()
             plans.append(plan)
         for message in source.warnings():
             run.errors.append(ScanError(target=shown, message=message, kind="warning"))
         finished = checkpoint.finished(shown) if checkpoint is not None else {}
-        failed: set[str] = set()
+        counts = {plan.reader.name: len(plan.partitions) for plan in plans}
+        retried: list[PartitionResult] = []  # scanned in the end, after the store failed: worth a warning
+        down: list[str] = []  # why a worker gave the target up (its breaker opened)
 
         def merge(plan: _Dataset, part: DatasetState, malformed: list[Malformed]) -> None:
             if len(plan.partitions) == 1:
@@ -105,11 +118,13 @@ def scan_target(
                     run.errors.append(ScanError(target=shown, dataset=dataset, line=line, message=reason, kind=kind))
 
         def absorb(plan: _Dataset, job: PartitionJob, res: PartitionResult) -> None:
+            if res.target_down and not down:
+                down.append(res.error or "target given up")
             if res.state is None:
-                if res.dataset not in failed:
-                    failed.add(res.dataset)
-                    run.errors.append(ScanError(target=shown, dataset=res.dataset, message=res.error or "failed"))
+                missing.add(res.dataset, res.error or "failed", partition_estimate(plan.reader, job.partition, len(plan.partitions)))
                 return
+            if res.retries:
+                retried.append(res)
             state, malformed = res.state, res.malformed
             if checkpoint is not None:
                 state, malformed = checkpoint.save(shown, res.key, plan.signature, state, malformed)
@@ -133,8 +148,20 @@ def scan_target(
                         "(size or modification time); its saved counts no longer hold: start over with a new --state file"
                     )
                 merge(plan, part, malformed)
+        def given_up() -> str | None:
+            """Why the target is given up (its breaker opened here or in a worker), or None."""
+            return breaker.open_reason or (down[0] if down else None)
+
         batches = _batches(jobs)
-        _run_batches(executor if len(batches) > 1 else local, batches, absorb)
+        left = _run_batches(executor if len(batches) > 1 else local, batches, absorb, given_up)
+        for plan, job in (pair for batch in left for pair in batch):
+            reason = not_tried(given_up() or "target given up")
+            missing.add(job.dataset, reason, partition_estimate(plan.reader, job.partition, len(plan.partitions)))
+        for dataset, message in missing.messages(counts):
+            run.errors.append(ScanError(target=shown, dataset=dataset, message=message))
+        if retried:
+            message = retried_warning(len(retried), sum(r.retries for r in retried), retried[0].retry_reason or "")
+            run.errors.append(ScanError(target=shown, message=message, kind="warning"))
         for plan in plans:
             state = plan.state
             if options.subject_field and state.subject_field and state.records and not state.subjects:
@@ -180,13 +207,22 @@ def _partition_bytes(plan: _Dataset, spec: dict[str, Any]) -> int:
     return (plan.size or 0) // max(1, len(plan.partitions))
 
 
+Batch = list[tuple[_Dataset, PartitionJob]]
+
+
 def _run_batches(
-    executor: Executor, batches: list[list[tuple[_Dataset, PartitionJob]]], absorb: Callable[[_Dataset, PartitionJob, PartitionResult], None]
-) -> None:
+    executor: Executor,
+    batches: list[Batch],
+    absorb: Callable[[_Dataset, PartitionJob, PartitionResult], None],
+    given_up: Callable[[], str | None],
+) -> list[Batch]:
     """Keep the executor about twice as busy as it has workers (bounded memory for 100,000 partitions); merge
-    results as they come, in submission order among those that finished together."""
+    results as they come, in submission order among those that finished together. Once `given_up()` says
+    the target is given up, no more batches are handed out (those queued and not started are withdrawn):
+    the batches not run are returned, for the caller to report as not scanned."""
     window = 1 if executor.in_process else 2 * executor.workers
-    in_flight: dict[Future[list[PartitionResult]], tuple[int, list[tuple[_Dataset, PartitionJob]]]] = {}
+    in_flight: dict[Future[list[PartitionResult]], tuple[int, Batch]] = {}
+    left: list[Batch] = []
 
     def drain(until: int) -> None:
         while len(in_flight) > until:
@@ -195,11 +231,20 @@ def _run_batches(
                 _seq, batch = in_flight.pop(fut)
                 for (plan, job), res in zip(batch, fut.result(), strict=True):
                     absorb(plan, job, res)
+            if given_up() is not None:
+                # Withdraw what no worker has started (running batches finish, fast: "not tried"). A cancelled
+                # future is not "done" for wait() until its executor gets to it, so it leaves in_flight here.
+                for fut in [f for f in in_flight if f.cancel()]:
+                    left.append(in_flight.pop(fut)[1])
 
     for seq, batch in enumerate(batches):
+        if given_up() is not None:
+            left.extend(batches[seq:])
+            break
         in_flight[executor.submit([job for _, job in batch])] = (seq, batch)
         drain(window - 1)
     drain(0)
+    return left
 
 
 def run_scan(

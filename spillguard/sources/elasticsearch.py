@@ -4,7 +4,8 @@ Datasets are the indices and data streams (aliases resolved to their indices; `.
 and hidden indices skipped unless asked). Exhaustive reads are point-in-time + sliced searches
 paged with `search_after` on `_shard_doc`, falling back to sliced scrolls where a cluster has no
 point-in-time API. Samples are seeded `random_score` searches. Every `_source` field is read:
-objects, nested objects and arrays arrive as nested columns.
+objects, nested objects and arrays arrive as nested columns. The first request (`GET /`) must be answered
+within the connect timeout; every later one may wait the read timeout for each piece of its answer.
 """
 
 from __future__ import annotations
@@ -21,10 +22,10 @@ import pyarrow as pa
 from spillguard.errors import UserError
 from spillguard.sources.base import MalformedSink, Partition
 from spillguard.sources.records import docs_to_tables
+from spillguard.sources.retry import TransientError, Unreachable
 from spillguard.sources.store import (
     ReconnectingDataset,
     StoreSource,
-    TransientError,
     one_line,
     partition_count,
 )
@@ -46,6 +47,10 @@ class SearchIndex(ReconnectingDataset):
     docs: int
     aliases: list[str] = field(default_factory=list)
     subject_field: str | None = None
+
+    def estimate(self) -> tuple[int, str] | None:
+        """How many documents the index holds (`_cat/indices`)."""
+        return (self.docs, "records")
 
     def partitions(self) -> list[Partition]:
         opts = self.source.options
@@ -163,7 +168,8 @@ class ElasticsearchSource(StoreSource):
         try:
             info = self.request("GET", "/", None, login=True)
         except TransientError as exc:
-            raise UserError(f"{self.target}: cannot connect ({exc})") from None
+            self.reset()
+            raise Unreachable(f"{self.target}: cannot connect ({exc})") from None
         distribution = str(info.get("version", {}).get("distribution", "")).lower()
         self.is_opensearch = distribution == "opensearch" or self.product == "opensearch"
 
@@ -179,9 +185,11 @@ class ElasticsearchSource(StoreSource):
                 headers["authorization"] = f"ApiKey {api_key}"
             elif self.username or self.password:
                 auth = httpx.BasicAuth(self.username or "elastic", self.password or "")
+            opts = self.options
             self._http = httpx.Client(
                 base_url=self.base_url, headers=headers, auth=auth, verify=self.verify,
-                timeout=httpx.Timeout(120.0, connect=self.options.connect_timeout),
+                # connect covers TCP and the TLS handshake; read is the longest wait for a piece of an answer.
+                timeout=httpx.Timeout(opts.read_timeout, connect=opts.connect_timeout, pool=opts.connect_timeout),
             )
         return self._http
 
@@ -195,13 +203,15 @@ class ElasticsearchSource(StoreSource):
         quiet: bool = False, no_pit_ok: bool = False,
     ) -> dict[str, Any]:
         self.limiter.wait()
+        # The login request is part of connecting: a server that accepts and never answers is unreachable.
+        timeout: Any = httpx.Timeout(self.options.connect_timeout) if login else httpx.USE_CLIENT_DEFAULT
         try:
-            resp = self.http().request(method, path, params=params, content=orjson.dumps(body) if body is not None else None)
+            resp = self.http().request(method, path, params=params, content=orjson.dumps(body) if body is not None else None, timeout=timeout)
         except httpx.TransportError as exc:
             self.reset()
             if quiet:
                 return {}
-            raise TransientError(one_line(exc, self.password)) from None
+            raise TransientError(f"{type(exc).__name__}: {one_line(exc, self.password)}") from None
         if quiet:
             return {}
         if resp.status_code in (401, 403):
@@ -291,7 +301,7 @@ class ElasticsearchSource(StoreSource):
         try:
             doc: Any = self.request("GET", path, None, params=params)
         except TransientError as exc:
-            raise UserError(f"{self.target}: cannot list indices ({exc})") from None
+            raise Unreachable(f"{self.target}: cannot list indices ({exc})") from None
         return doc if isinstance(doc, list) else []
 
     def datasets(self) -> Iterator[SearchIndex]:

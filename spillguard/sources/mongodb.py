@@ -7,7 +7,8 @@ runs a find on a view as an aggregation, which takes no index bounds (and a view
 be unique), and a time-series collection has no `_id` index. Nested documents
 and arrays arrive as nested columns; ObjectId, Decimal128, binary and other BSON types as text.
 Samples use `$sample`, which the server draws at random but cannot seed: two sampled runs see
-different documents.
+different documents. Finding a server, connecting and the handshake are bounded by the connect timeout
+(`serverSelectionTimeoutMS`, `connectTimeoutMS`), every later read by the read timeout (`socketTimeoutMS`).
 """
 
 from __future__ import annotations
@@ -25,12 +26,18 @@ from bson import json_util
 from spillguard.errors import UserError
 from spillguard.sources.base import MalformedSink, Partition, ReaderDefaults
 from spillguard.sources.records import docs_to_tables
-from spillguard.sources.store import StoreSource, TransientError, one_line, partition_count
+from spillguard.sources.retry import TransientError
+from spillguard.sources.store import StoreSource, one_line, partition_count, unreachable
 
 BATCH = 2000
 SYSTEM_DBS = ("admin", "local", "config")
 _TRANSIENT = (pymongo.errors.AutoReconnect, pymongo.errors.NetworkTimeout, pymongo.errors.ConnectionFailure, pymongo.errors.CursorNotFound)
 _GLOB = set("*?[")
+
+
+def _short(exc: BaseException, secret: str | None) -> str:
+    """pymongo's message without the topology description it appends (a screenful of server state)."""
+    return one_line(exc, secret).split(", Timeout: ", 1)[0].split(" (configured timeouts:", 1)[0]
 
 
 def encode_id(value: Any) -> str:
@@ -55,6 +62,10 @@ class MongoCollection(ReaderDefaults):
     def name(self) -> str:
         return f"{self.db}.{self.coll}"
 
+    def estimate(self) -> tuple[int, str] | None:
+        """About how many documents the collection holds (its metadata count)."""
+        return (self.docs, "records")
+
     def partitions(self) -> list[Partition]:
         base = {"db": self.db, "coll": self.coll}
         opts = self.source.options
@@ -77,6 +88,8 @@ class MongoCollection(ReaderDefaults):
                 if not found:
                     break
                 bounds.append(found[0]["_id"])
+        except _TRANSIENT as exc:
+            raise TransientError(f"{self.name}: cannot split into _id ranges ({_short(exc, self.source.password)})") from None
         except pymongo.errors.PyMongoError as exc:
             raise UserError(f"{self.name}: cannot split into _id ranges ({one_line(exc, self.source.password)})") from None
         edges: list[str | None] = [None, *[encode_id(b) for b in bounds], None]
@@ -100,7 +113,7 @@ class MongoCollection(ReaderDefaults):
             self.source.limiter.wait()
             yield from docs_to_tables(self._paced(self._cursor(partition.spec)), self.name, malformed)
         except _TRANSIENT as exc:
-            raise TransientError(one_line(exc, self.source.password)) from None
+            raise TransientError(_short(exc, self.source.password)) from None
         except pymongo.errors.PyMongoError as exc:
             raise UserError(f"{self.name}: {one_line(exc, self.source.password)}") from None
 
@@ -123,18 +136,23 @@ class MongoSource(StoreSource):
             "serverSelectionTimeoutMS": int(self.options.connect_timeout * 1000),
             "connectTimeoutMS": int(self.options.connect_timeout * 1000),
             # A server that stops answering mid-read is a transient fault (retried), not a scan that hangs.
-            "socketTimeoutMS": int(max(120.0, self.options.connect_timeout) * 1000),
+            "socketTimeoutMS": int(self.options.read_timeout * 1000),
             "appname": "spillguard",
         }
         if parts.password is None and self.password is not None and parts.username:
             kwargs["password"] = self.password
         try:
             self.client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(target, **kwargs)
+        except (pymongo.errors.PyMongoError, ValueError) as exc:
+            raise UserError(f"{self.target}: cannot connect ({_short(exc, self.password)})") from None
+        try:
             self.client.admin.command("ping")
         except pymongo.errors.OperationFailure as exc:
-            raise UserError(f"{self.target}: login failed ({one_line(exc, self.password)})") from None
-        except (pymongo.errors.PyMongoError, ValueError) as exc:
-            raise UserError(f"{self.target}: cannot connect ({one_line(exc, self.password)})") from None
+            self.client.close()
+            raise UserError(f"{self.target}: login failed ({_short(exc, self.password)})") from None
+        except pymongo.errors.PyMongoError as exc:
+            self.client.close()  # its monitor threads would otherwise hold the process for another timeout
+            raise unreachable(self.target, RuntimeError(_short(exc, None)), self.password) from None
         self._catalog: list[tuple[str, str, int, bool]] | None = None
 
     def _databases(self) -> list[str]:

@@ -3,7 +3,8 @@
 Rows leave the server as JSON objects (`JSON_OBJECT`), so JSON columns arrive nested (MySQL's JSON
 type and MariaDB's `json_valid`-checked LONGTEXT alike), binary text stays readable, and the client
 hands whole blocks to Arrow's JSON reader. Tables with a single integer primary key are read in key
-ranges, each range a partition; transactions are READ ONLY.
+ranges, each range a partition; transactions are READ ONLY. Connecting and logging in are bounded by the
+connect timeout, every later read and write by the read timeout.
 """
 
 from __future__ import annotations
@@ -20,22 +21,34 @@ import pymysql.cursors
 
 from spillguard.errors import UserError
 from spillguard.sources.base import MalformedSink, Partition
+from spillguard.sources.retry import TransientError, Unreachable
 from spillguard.sources.store import (
     ReconnectingDataset,
     StoreSource,
-    TransientError,
     close_quietly,
     json_row_tables,
     one_line,
     partition_count,
     split_range,
+    unreachable,
 )
 
 FETCH_ROWS = 5000
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
 _INT_TYPES = {"tinyint", "smallint", "mediumint", "int", "integer", "bigint"}
 _BINARY_TYPES = {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"}
-_LOST = {2006, 2013, 2055}  # server gone away, lost connection during query, lost at handshake
+# Errors a retry on a new connection can cure: cannot connect (2002, 2003), server gone away (2006), lost
+# connection (2013, 2055), shutdown in progress (1053), connection killed (1927), too many connections (1040),
+# network read/write errors (1158-1161), deadlock or lock wait timeout (1213, 1205), disconnected for
+# inactivity (4031).
+_TRANSIENT = {2002, 2003, 2006, 2013, 2055, 1053, 1927, 1040, 1158, 1159, 1160, 1161, 1213, 1205, 4031}
+
+
+def transient(exc: pymysql.MySQLError) -> bool:
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return True  # the connection was already closed
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
+    return code in _TRANSIENT
 
 
 def _q(name: str) -> str:
@@ -67,6 +80,10 @@ class MySQLTable(ReconnectingDataset):
     @property
     def name(self) -> str:
         return f"{self.schema}.{self.table}"
+
+    def estimate(self) -> tuple[int, str] | None:
+        """About how many records the table holds (information_schema's estimate)."""
+        return (self.rows, "records")
 
     def _pk(self) -> str | None:
         cols = self.source.query(
@@ -145,14 +162,10 @@ class MySQLTable(ReconnectingDataset):
                 cur.execute(sql)
                 yield from json_row_tables(_fetched(cur), self.name, malformed)
                 cur.execute("ROLLBACK")
-        except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as exc:
-            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
-            src.reset()
-            if code in _LOST or isinstance(exc, pymysql.err.InterfaceError):
-                raise TransientError(one_line(exc, src.password)) from None
-            raise UserError(f"{self.name}: {one_line(exc, src.password)}") from None
         except pymysql.MySQLError as exc:
             src.reset()
+            if transient(exc):
+                raise TransientError(one_line(exc, src.password)) from None
             raise UserError(f"{self.name}: {one_line(exc, src.password)}") from None
 
 
@@ -174,17 +187,26 @@ class MySQLSource(StoreSource):
     def connection(self) -> pymysql.connections.Connection:
         if self._conn is not None and self._conn.open:
             return self._conn
+        opts = self.options
+        # The handshake, login and session setup are reads too: bounded by the connect timeout until done.
+        conn = pymysql.connect(
+            host=self.host, port=self.port, user=self.user, password=self.password or "", database=self.database,
+            connect_timeout=opts.connect_timeout, read_timeout=opts.connect_timeout, write_timeout=opts.connect_timeout,
+            charset="utf8mb4", autocommit=True, defer_connect=True,
+        )
         try:
-            conn = pymysql.connect(
-                host=self.host, port=self.port, user=self.user, password=self.password or "", database=self.database,
-                connect_timeout=max(1, int(self.options.connect_timeout)), charset="utf8mb4", autocommit=True,
-                read_timeout=300,  # a server gone silent mid-read is a transient fault (retried), not a hung scan
-            )
+            conn.connect()
+            with conn.cursor() as cur:
+                cur.execute("SET SESSION TRANSACTION READ ONLY")
+                cur.execute("SET SESSION group_concat_max_len = 1048576")
         except pymysql.MySQLError as exc:
+            close_quietly(conn, pymysql.MySQLError)
+            if transient(exc):
+                raise unreachable(self.target, exc, self.password) from None
             raise UserError(f"{self.target}: cannot connect ({one_line(exc, self.password)})") from None
-        with conn.cursor() as cur:
-            cur.execute("SET SESSION TRANSACTION READ ONLY")
-            cur.execute("SET SESSION group_concat_max_len = 1048576")
+        # From now on a server that goes silent is a transient fault after read_timeout, not a hung scan.
+        # pymysql has no setter; it applies these before its next read and write.
+        conn._read_timeout = conn._write_timeout = opts.read_timeout  # noqa: SLF001
         self._conn = conn
         return conn
 
@@ -198,9 +220,12 @@ class MySQLSource(StoreSource):
             with self.connection().cursor() as cur:
                 cur.execute(sql, args)
                 return list(cur.fetchall())
-        except (pymysql.err.OperationalError, pymysql.err.InterfaceError) as exc:
+        except pymysql.MySQLError as exc:
+            # Unreachable: retried within a partition's read, one clear line (exit 2) when listing tables.
             self.reset()
-            raise TransientError(one_line(exc, self.password)) from None
+            if transient(exc):
+                raise Unreachable(f"{self.target}: {one_line(exc, self.password)}") from None
+            raise UserError(f"{self.target}: {one_line(exc, self.password)}") from None
 
     def json_columns(self, schema: str, table: str) -> set[str]:
         """MariaDB's JSON is LONGTEXT with a json_valid() check: find those columns by their check."""
@@ -212,7 +237,9 @@ class MySQLSource(StoreSource):
                     "WHERE CHECK_CLAUSE LIKE %s",
                     ("%json_valid%",),
                 )
-            except pymysql.MySQLError:
+            except Unreachable:
+                raise
+            except UserError:
                 rows = []  # MySQL before 8.0.16 has no CHECK_CONSTRAINTS; its JSON type is found by DATA_TYPE
             for sch, tab, clause in rows:
                 for col in re.findall(r"json_valid\(`((?:[^`]|``)+)`\)", str(clause), flags=re.I):
@@ -233,8 +260,8 @@ class MySQLSource(StoreSource):
             args = (self.database,)
         try:
             rows = self.query(sql + " ORDER BY 1, 2", args)
-        except (TransientError, pymysql.MySQLError) as exc:
-            raise UserError(f"{self.target}: cannot list tables ({exc})") from None
+        except UserError as exc:
+            raise type(exc)(f"{self.target}: cannot list tables ({str(exc).removeprefix(self.target + ': ')})") from None
         self._catalog = [(str(s), str(t), str(k), int(n)) for s, t, k, n in rows]
         return self._catalog
 

@@ -4,6 +4,9 @@ Rows leave the server as one JSON object per line (`row_to_json`), so json/jsonb
 nested (`devices[].mac`), arrays as lists, composites and hstore as objects, inet/macaddr as text,
 all without a per-value Python step: the COPY stream is handed to Arrow's JSON reader in blocks.
 Sessions are read-only (`default_transaction_read_only` and READ ONLY transactions).
+
+libpq bounds connecting (`connect_timeout`) but has no read timeout: a ReadWatchdog ends a read that
+received nothing for `read_timeout` seconds, and TCP keepalives notice a peer that vanished.
 """
 
 from __future__ import annotations
@@ -20,14 +23,17 @@ from psycopg import sql
 from spillguard.errors import UserError
 from spillguard.sources.base import MalformedSink, Partition
 from spillguard.sources.records import json_lines_to_tables
+from spillguard.sources.retry import TransientError, Unreachable
 from spillguard.sources.store import (
     BLOCK_BYTES,
+    ReadWatchdog,
     ReconnectingDataset,
     StoreSource,
-    TransientError,
     close_quietly,
     one_line,
     partition_count,
+    shut_socket,
+    unreachable,
 )
 
 # Row separators that JSON text can never contain raw, so COPY's CSV mode never quotes anything.
@@ -48,6 +54,20 @@ FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
 WHERE a.attrelid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
+# SQLSTATEs a retry can cure besides connection exceptions (class 08): the server shutting down, crashed or
+# starting up, too many connections, a conflict with recovery on a standby, a deadlock.
+_RETRY_STATES = {"57P01", "57P02", "57P03", "53300", "40001", "40P01"}
+
+
+def transient(exc: psycopg.Error) -> bool:
+    """Whether a retry on a new connection may succeed. Errors without a SQLSTATE are the connection's own
+    (lost, refused, closed, timed out); errors with one are the server's answer to this query."""
+    if isinstance(exc, psycopg.InterfaceError):
+        return True  # the connection was already closed
+    state = exc.sqlstate
+    if state is None:
+        return isinstance(exc, psycopg.OperationalError)
+    return state.startswith("08") or state in _RETRY_STATES
 
 
 @dataclass(slots=True)
@@ -63,6 +83,10 @@ class PostgresTable(ReconnectingDataset):
     @property
     def name(self) -> str:
         return f"{self.schema}.{self.table}"
+
+    def estimate(self) -> tuple[int, str] | None:
+        """About how many records the table holds (planner statistics; unknown before its first ANALYZE)."""
+        return (int(self.rows), "records") if self.rows >= 0 else None
 
     def partitions(self) -> list[Partition]:
         base = {"schema": self.schema, "table": self.table}
@@ -114,18 +138,20 @@ class PostgresTable(ReconnectingDataset):
         return select
 
     def read(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:
-        conn = self.source.connection()
+        src = self.source
+        conn = src.connection()
+        watched = None
         try:
-            with conn.cursor() as cur:
+            with src.watchdog.watch(shut_socket(conn.fileno())) as watched, conn.cursor() as cur:
                 if "sample" in partition.spec:
                     # random() repeats for the same seed within the session: samples are reproducible.
-                    cur.execute("SELECT setseed(%s)", ((self.source.options.seed % 2**31) / 2**31,))
+                    cur.execute("SELECT setseed(%s)", ((src.options.seed % 2**31) / 2**31,))
                 query = sql.SQL("COPY (SELECT row_to_json(r)::text FROM ({}) r) TO STDOUT WITH ({})").format(
                     self._select(cur, partition.spec), sql.SQL(_COPY_OPTIONS)
                 )
-                self.source.limiter.wait()
+                src.limiter.wait()
                 line = 1
-                buf: list[bytes] = []
+                buf = watched.rows  # the watchdog sees the buffer grow: no per-row cost for the read timeout
                 size = 0
                 with cur.copy(query) as copy:
                     for chunk in copy:
@@ -133,18 +159,27 @@ class PostgresTable(ReconnectingDataset):
                         size += len(chunk)
                         if size >= BLOCK_BYTES:
                             block = b"".join(buf)
+                            watched.rows = buf = []
+                            watched.blocks += 1
+                            watched.paused = True  # scanning what arrived is not waiting for the server
                             yield from json_lines_to_tables(block, line, self.name, malformed)
+                            watched.paused = False
                             line += block.count(b"\n")
-                            buf, size = [], 0
+                            size = 0
                 if buf:
+                    watched.paused = True
                     yield from json_lines_to_tables(b"".join(buf), line, self.name, malformed)
-            conn.rollback()
-        except psycopg.OperationalError as exc:
-            self.source.reset()
-            raise TransientError(one_line(exc, self.source.password)) from None
+                    watched.paused = False
+                conn.rollback()  # waits for the server too: watched
         except psycopg.Error as exc:
-            self.source.reset()
-            raise UserError(f"{self.name}: {one_line(exc, self.source.password)}") from None
+            src.reset()
+            if watched is not None and watched.stalled:
+                raise TransientError(
+                    f"{self.name}: the server sent nothing for {src.options.read_timeout:g} s (--read-timeout)"
+                ) from None
+            if transient(exc):
+                raise TransientError(one_line(exc, src.password)) from None
+            raise UserError(f"{self.name}: {one_line(exc, src.password)}") from None
 
 
 class PostgresSource(StoreSource):
@@ -155,6 +190,7 @@ class PostgresSource(StoreSource):
         self.url = "postgresql://" + target.split("://", 1)[1]
         self._conn: psycopg.Connection[Any] | None = None
         self._catalog: list[tuple[str, str, str, float, int]] | None = None
+        self.watchdog = ReadWatchdog(self.options.read_timeout)
         self.connection()  # fail fast: an unreachable server or a bad login is one clear line
 
     def connection(self) -> psycopg.Connection[Any]:
@@ -172,7 +208,10 @@ class PostgresSource(StoreSource):
         try:
             conn = psycopg.connect(self.url, **kwargs)
         except psycopg.Error as exc:
-            raise UserError(f"{self.target}: cannot connect ({one_line(exc, self.password)})") from None
+            # libpq gives connect failures no SQLSTATE: a refused port, a server starting up and a wrong
+            # password look alike. All are Unreachable: bad input when the scan starts, retried (within the
+            # budget) when the server was there a moment ago.
+            raise unreachable(self.target, exc, self.password) from None
         conn.read_only = True
         self._conn = conn
         return conn
@@ -185,14 +224,17 @@ class PostgresSource(StoreSource):
         if self._catalog is not None:
             return self._catalog
         conn = self.connection()
+        watched = None
         try:
-            with conn.cursor() as cur:
+            with self.watchdog.watch(shut_socket(conn.fileno())) as watched, conn.cursor() as cur:
                 cur.execute(_DISCOVER)
                 rows = cur.fetchall()
-            conn.rollback()
+                conn.rollback()
         except psycopg.Error as exc:
             self.reset()
-            raise UserError(f"{self.target}: cannot list tables ({one_line(exc, self.password)})") from None
+            why = f"no answer for {self.options.read_timeout:g} s" if watched is not None and watched.stalled else one_line(exc, self.password)
+            error = Unreachable if transient(exc) else UserError
+            raise error(f"{self.target}: cannot list tables ({why})") from None
         self._catalog = rows
         return rows
 

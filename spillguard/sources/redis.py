@@ -4,6 +4,10 @@ bounded commands (MGET, HSCAN, LRANGE chunks, SSCAN, ZSCAN, XRANGE COUNT).
 A record is one string, one hash, or one element of a list, set, sorted set or stream, with the key
 name in `_key`. Values holding a JSON object or array are parsed, so their fields are scanned by name.
 Redis has no read-only session; spillguard sends only read commands.
+
+Connecting (TCP, the TLS handshake of rediss://, AUTH and SELECT) is bounded by the connect timeout and
+every later reply by the read timeout; redis-py's own retries are off, so a failure reaches the scan's
+retry budget at once instead of being retried silently first.
 """
 
 from __future__ import annotations
@@ -19,16 +23,19 @@ from urllib.parse import urlsplit, urlunsplit
 import orjson
 import pyarrow as pa
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from spillguard.errors import UserError
 from spillguard.sources.base import MalformedSink, Partition
 from spillguard.sources.records import docs_to_tables
+from spillguard.sources.retry import TransientError
 from spillguard.sources.store import (
     ReconnectingDataset,
     StoreSource,
-    TransientError,
     one_line,
     partition_count,
+    unreachable,
 )
 
 SCAN_COUNT = 1000
@@ -87,6 +94,10 @@ class RedisPattern(ReconnectingDataset):
     @property
     def name(self) -> str:
         return self.pattern if self.db == 0 else f"db{self.db}:{self.pattern}"
+
+    def estimate(self) -> tuple[int, str] | None:
+        """How many keys match the pattern (a key of a list, set or stream holds many records)."""
+        return (self.keys, "keys")
 
     def partitions(self) -> list[Partition]:
         base = {"db": self.db, "pattern": self.pattern}
@@ -230,6 +241,51 @@ class RedisPattern(ReconnectingDataset):
             start = b"(" + entries[-1][0]
 
 
+class _BoundedHandshake:
+    """redis-py waits for the TLS handshake and the login replies with the read timeout: this waits for them
+    with the connect timeout instead, and for every later reply with the read timeout."""
+
+    _handshaking = False
+    socket_timeout: float | None
+    socket_connect_timeout: float | None
+    _sock: Any
+    _parser: Any
+
+    def connect(self) -> None:
+        self._bounded(super().connect)  # type: ignore[misc]
+
+    def connect_check_health(self, *args: Any, **kwargs: Any) -> None:  # redis-py 6+: connect() and sends use it
+        self._bounded(super().connect_check_health, *args, **kwargs)  # type: ignore[misc]
+
+    def _bounded(self, connect: Any, *args: Any, **kwargs: Any) -> None:
+        if self._handshaking or self._sock is not None:
+            connect(*args, **kwargs)
+            return
+        read_timeout = self.socket_timeout
+        self._handshaking = True
+        self.socket_timeout = self.socket_connect_timeout
+        try:
+            connect(*args, **kwargs)
+        finally:
+            self._handshaking = False
+            self.socket_timeout = read_timeout
+        if self._sock is not None:
+            self._sock.settimeout(read_timeout)
+            buffer = getattr(self._parser, "_buffer", None)
+            if buffer is not None and hasattr(buffer, "socket_timeout"):
+                buffer.socket_timeout = read_timeout  # the pure-Python parser restores this after a custom timeout
+            if hasattr(self._parser, "_socket_timeout"):
+                self._parser._socket_timeout = read_timeout  # hiredis sets it before every read  # noqa: SLF001
+
+
+class _Connection(_BoundedHandshake, redis.Connection):
+    pass
+
+
+class _SSLConnection(_BoundedHandshake, redis.SSLConnection):
+    pass
+
+
 def _record(key: bytes, value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return {"_key": _text(key), **value}
@@ -256,21 +312,27 @@ class RedisSource(StoreSource):
         self.username = parts.username or None
         self._clients: dict[int, redis.Redis] = {}
         self._catalog: dict[int, dict[str, int]] | None = None
+        self.ping()
+
+    def ping(self) -> None:
+        """Connect and log in: a failed login is bad input; anything else Unreachable (retried mid-scan)."""
         try:
             self.client(self.db or 0).ping()
-        except redis.AuthenticationError as exc:
-            raise UserError(f"{self.target}: login failed ({one_line(exc, self.password)})") from None
-        except redis.ResponseError as exc:
+        except (redis.AuthenticationError, redis.ResponseError) as exc:
+            self.reset()
             raise UserError(f"{self.target}: login failed ({one_line(exc, self.password)})") from None
         except redis.RedisError as exc:
-            raise UserError(f"{self.target}: cannot connect ({one_line(exc, self.password)})") from None
+            self.reset()
+            raise unreachable(self.target, exc, self.password) from None
 
     def client(self, db: int) -> redis.Redis:
         c = self._clients.get(db)
         if c is None:
             c = redis.Redis.from_url(
                 self.base_url, db=db, username=self.username, password=self.password,
-                socket_connect_timeout=self.options.connect_timeout, socket_timeout=max(60.0, self.options.connect_timeout),
+                connection_class=_SSLConnection if self.base_url.startswith("rediss:") else _Connection,
+                socket_connect_timeout=self.options.connect_timeout, socket_timeout=self.options.read_timeout,
+                retry=Retry(NoBackoff(), 0),  # the scan's retry budget decides, not redis-py
                 decode_responses=False,
             )
             self._clients[db] = c
@@ -306,6 +368,9 @@ class RedisSource(StoreSource):
                     if cursor == 0:
                         break
                 out[db] = counts
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            self.reset()
+            raise unreachable(self.target, exc, self.password) from None
         except redis.RedisError as exc:
             raise UserError(f"{self.target}: cannot list keys ({one_line(exc, self.password)})") from None
         self._catalog = out

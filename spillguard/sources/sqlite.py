@@ -17,9 +17,11 @@ import pyarrow as pa
 
 from spillguard.errors import UserError
 from spillguard.sources.base import MalformedSink, Partition, ReaderDefaults, SourceDefaults
+from spillguard.sources.retry import TransientError
 from spillguard.sources.store import RateLimiter, StoreOptions, json_row_tables, partition_count, split_range
 
 FETCH_ROWS = 5000
+_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}  # "database is locked" (error codes since Python 3.11)
 
 
 def _q(name: str) -> str:
@@ -106,6 +108,9 @@ class SQLiteTable(ReaderDefaults):
             cur = self.source.db().execute(self._select(partition.spec))
             yield from json_row_tables(self._fetched(cur), self.name, malformed)
         except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", None) in _BUSY:
+                # A writer held its lock longer than the busy timeout (--connect-timeout): retried within the budget.
+                raise TransientError(f"{self.name}: {exc}") from None
             raise UserError(f"{self.source.target}: {self.name}: {exc}") from None
 
 

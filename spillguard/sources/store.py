@@ -6,7 +6,9 @@ Store sources take the same keyword options (`open_target(url, **source_options)
     sample: int | None       random sample of N records per dataset; None = exhaustive (the default)
     include / exclude        glob patterns on dataset names (`public.users`, `users*`, `session:*`)
     subject_fields           {dataset name or glob: field} naming the person field per dataset
-    connect_timeout          seconds before an unreachable host is reported (default 10)
+    connect_timeout          seconds to connect and log in (TCP, TLS, login, first answer; default 10)
+    read_timeout             seconds a read may wait for the server to send anything (default 120)
+    retry_budget             seconds a target may keep failing before it is given up (default 30; see retry.py)
     max_rps                  requests per second per worker process (None = unlimited)
     password                 from --ask-password; otherwise the URL, then the environment
     include_views            also scan SQL views (default False)
@@ -20,9 +22,10 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import os
+import socket
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,13 +34,14 @@ import pyarrow as pa
 from spillguard.errors import UserError
 from spillguard.sources.base import MalformedSink, ReaderDefaults, SourceDefaults
 from spillguard.sources.records import json_lines_to_tables
+
+# TransientError's home is retry.py; it is re-exported here, where the scan has always imported it from.
+from spillguard.sources.retry import DEFAULT_BUDGET_S, Unreachable
+from spillguard.sources.retry import TransientError as TransientError
 from spillguard.targets import mask_url, parse_url
 
 # Bytes of JSON lines handed to Arrow's reader at once: big enough to amortise, small enough to keep RSS flat.
 BLOCK_BYTES = 8 << 20
-
-class TransientError(Exception):
-    """The connection dropped mid-read: the partition is retried from its start (its last checkpoint)."""
 
 
 @dataclass(slots=True)
@@ -48,6 +52,8 @@ class StoreOptions:
     subject_fields: dict[str, str] = field(default_factory=dict)
     subject_field: str | None = None
     connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    retry_budget: float = DEFAULT_BUDGET_S
     max_rps: float | None = None
     password: str | None = None
     include_views: bool = False
@@ -67,6 +73,11 @@ class StoreOptions:
         opts = cls(**kw)
         if opts.sample is not None and opts.sample < 1:
             raise UserError(f"--sample must be a positive number of records, not {opts.sample}")
+        for name in ("connect_timeout", "read_timeout"):
+            if getattr(opts, name) <= 0:
+                raise UserError(f"--{name.replace('_', '-')} must be a positive number of seconds, not {getattr(opts, name)}")
+        if opts.retry_budget < 0:
+            raise UserError(f"--retry-budget must be zero or more seconds, not {opts.retry_budget}")
         opts.include, opts.exclude = list(opts.include or []), list(opts.exclude or [])
         return opts
 
@@ -117,8 +128,86 @@ def one_line(exc: BaseException, secret: str | None = None) -> str:
     return text[:300]
 
 
-def unreachable(target: str, exc: BaseException, secret: str | None = None) -> UserError:
-    return UserError(f"{mask_url(target)}: cannot connect ({one_line(exc, secret)})")
+def unreachable(target: str, exc: BaseException, secret: str | None = None) -> Unreachable:
+    """A failed connect: bad input when a scan starts (exit 2), retried when it happens mid-scan."""
+    return Unreachable(f"{mask_url(target)}: cannot connect ({one_line(exc, secret)})")
+
+
+@dataclass(eq=False, slots=True)
+class WatchedRead:
+    """One read under a ReadWatchdog. The read loop appends what it receives to `rows` (its own buffer, so
+    progress costs nothing per row), bumps `blocks` when it hands a buffer on and starts a new one, and
+    sets `paused` while the records it handed on are being scanned (the server is not being waited for)."""
+
+    on_stall: Callable[[], None]
+    since: float
+    rows: list[Any] = field(default_factory=list)
+    blocks: int = 0
+    paused: bool = False
+    seen: tuple[int, int] = (0, 0)
+    stalled: bool = False  # the watchdog gave up on this read
+
+    def check(self, now: float, timeout: float) -> None:
+        progress = (self.blocks, len(self.rows))
+        if self.paused or progress != self.seen:
+            self.seen, self.since = progress, now
+        elif not self.stalled and now - self.since >= timeout:
+            self.stalled = True
+            self.on_stall()
+
+
+class ReadWatchdog:
+    """A read timeout for drivers that have none (libpq): while a read is watched, a thread checks twice a
+    second that it received something; after `timeout` seconds of silence it calls the read's `on_stall`,
+    which shuts the connection's socket so that the blocked read fails at once (and is retried)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._reads: set[WatchedRead] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    @contextlib.contextmanager
+    def watch(self, on_stall: Callable[[], None]) -> Iterator[WatchedRead]:
+        read = WatchedRead(on_stall, time.monotonic())
+        with self._lock:
+            self._reads.add(read)
+            # A forked worker inherits the object but not the thread.
+            if self._thread is None or self._pid != os.getpid():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="spillguard-read-timeout", daemon=True)
+                self._thread.start()
+        try:
+            yield read
+        finally:
+            with self._lock:
+                self._reads.discard(read)
+
+    def _run(self) -> None:
+        tick = min(0.5, self.timeout / 4)
+        while True:
+            time.sleep(tick)
+            # Under the lock: a read that has left `watch` (its socket perhaps closed, the descriptor reused)
+            # is never acted on.
+            with self._lock:
+                if not self._reads:
+                    self._thread = None  # idle: the next watched read starts a new thread
+                    return
+                now = time.monotonic()
+                for read in self._reads:
+                    read.check(now, self.timeout)
+
+
+def shut_socket(fd: int) -> Callable[[], None]:
+    """An on_stall that ends a blocked read on the socket `fd`: shutting the socket down (through a
+    duplicate, so the driver still owns and closes its own descriptor) makes the driver see end-of-file."""
+
+    def shut() -> None:
+        with contextlib.suppress(OSError), socket.socket(fileno=os.dup(fd)) as sock:
+            sock.shutdown(socket.SHUT_RDWR)
+
+    return shut
 
 
 class RateLimiter:

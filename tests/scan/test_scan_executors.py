@@ -14,7 +14,8 @@ from spillguard.scan.accumulate import DatasetScanner, build_ruleset, detect_tab
 from spillguard.scan.executors import InProcessExecutor, ProcessPoolExecutor
 from spillguard.scan.jobs import JobRunner, PartitionJob, PartitionResult
 from spillguard.scan.options import ScanOptions
-from spillguard.scan.run import BATCH_FILES, run_scan
+from spillguard.scan.run import BATCH_FILES, _Dataset, _run_batches, run_scan
+from spillguard.sources.base import Partition
 from spillguard.sources.files import FileSource
 
 
@@ -114,3 +115,49 @@ def test_detection_without_counting():
     state = scanner.new_state("t", "d", None)
     scanner.process(table, state, "p")
     assert state.findings[("email", "email")].records_matched == 2
+
+
+class PendingExecutor:
+    """Workers that have not started the jobs handed to them yet: each batch's future stays pending until
+    the test finishes it (as a process pool's queue would)."""
+
+    in_process = False
+    workers = 2
+
+    def __init__(self) -> None:
+        self.submitted: list[Future[list[PartitionResult]]] = []
+        self.jobs: list[list[PartitionJob]] = []
+
+    def submit(self, jobs: list[PartitionJob]) -> Future[list[PartitionResult]]:
+        fut: Future[list[PartitionResult]] = Future()
+        if not self.submitted:  # the first batch's worker finds the target dead and gives it up
+            fut.set_result([PartitionResult(j.key, j.dataset, None, error="redis://h: failed for 30 s", target_down=True) for j in jobs])
+        self.submitted.append(fut)
+        self.jobs.append(jobs)
+        return fut
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        return None
+
+
+def test_a_target_given_up_in_a_worker_hands_out_no_more_of_its_batches():
+    options = ScanOptions()
+    plan = _Dataset(reader=None, state=None, partitions=[Partition("user:*", {"n": i}) for i in range(20)])  # type: ignore[arg-type]
+    batches = [[(plan, PartitionJob("redis://h", "user:*", p.spec, None, options))] for p in plan.partitions]
+    executor = PendingExecutor()
+    absorbed: list[PartitionResult] = []
+    down: list[str] = []
+
+    def absorb(_plan: _Dataset, _job: PartitionJob, res: PartitionResult) -> None:
+        absorbed.append(res)
+        if res.target_down:
+            down.append(res.error or "")
+
+    left = _run_batches(executor, batches, absorb, lambda: down[0] if down else None)
+    # The window holds 2 x 2 batches: the first failed while the others waited; those were withdrawn.
+    assert len(executor.submitted) == 2 * executor.workers
+    assert all(f.cancelled() for f in executor.submitted[1:])
+    assert len(absorbed) == 1 and absorbed[0].target_down
+    # Every batch but the one that ran is handed back, to be reported as not scanned: none is lost.
+    keys = sorted(job.key for batch in left for _plan, job in batch)
+    assert keys == sorted(p.key for p in plan.partitions[1:])

@@ -11,7 +11,6 @@ import datetime as dt
 import pytest
 
 from spillguard.errors import UserError
-from spillguard.scan import jobs as scan_jobs
 from spillguard.scan.options import ScanOptions
 from spillguard.scan.run import run_scan
 from spillguard.sources import open_target
@@ -191,7 +190,7 @@ def test_a_failing_collection_is_reported_and_the_others_are_scanned(mongo):
 
 
 def test_a_cursor_lost_midway_is_read_again_from_the_checkpoint(mongo, monkeypatch):
-    monkeypatch.setattr(scan_jobs, "BACKOFF_S", 0.05)
+    monkeypatch.setattr("spillguard.sources.retry.FIRST_DELAY_S", 0.05)
     # The server forgets the cursor between two batches (a cursor timeout, a failover): getMore fails once.
     mongo.refuse("getMore", "fleet.readings", code=43, errmsg="cursor id 77 not found", times=1)
     try:

@@ -11,7 +11,6 @@ import orjson
 import pytest
 
 from spillguard.errors import UserError
-from spillguard.scan import jobs as scan_jobs
 from spillguard.scan.options import ScanOptions
 from spillguard.scan.run import run_scan
 from tests import storedata
@@ -191,7 +190,7 @@ def test_dropped_connection_is_retried_and_counts_stay_exact(generated, pg, monk
         return original(self, partition, malformed)
 
     monkeypatch.setattr(mod.PostgresTable, "read", read_after_a_kill)
-    monkeypatch.setattr(scan_jobs, "BACKOFF_S", 0.05)
+    monkeypatch.setattr("spillguard.sources.retry.FIRST_DELAY_S", 0.05)
     result, _ = run_scan([pg.url], ScanOptions(seed=3, workers=1, source_options={"partition_rows": 300}))
     assert len(killed) == 2
     assert not [e for e in result.errors if e.kind == "error"], result.errors
@@ -244,7 +243,7 @@ def test_connection_lost_in_the_middle_of_a_copy_is_retried(pg, monkeypatch):
 
     monkeypatch.setattr(mod, "BLOCK_BYTES", 4096)  # the first block is parsed long before row 2000
     monkeypatch.setattr(mod, "json_lines_to_tables", parse_then_kill)
-    monkeypatch.setattr(scan_jobs, "BACKOFF_S", 0.05)
+    monkeypatch.setattr("spillguard.sources.retry.FIRST_DELAY_S", 0.05)
     try:
         opts = {"include_views": True, "include": ["people"]}
         result, _ = run_scan([f"{base}/copykill"], ScanOptions(seed=3, workers=1, source_options=opts))
