@@ -6,11 +6,15 @@
   values without holding them (keyed by the scan's seed; never leaves the scan's state files).
 - `sha256_hex()`: the plain SHA-256 that token stores keep (django-oauth-toolkit `token_checksum`, Laravel
   Sanctum `personal_access_tokens.token`), to look a leaked token up where the store keeps only its hash.
-- `PseudonymKey`: HMAC-SHA-256 pseudonyms for safe copies and response ledgers; a key of at least 128 bits
-  from a file or an environment variable, never a default, identified by a key id that does not reveal it.
+- `PseudonymKey` / `load_pseudonym_key()`: HMAC-SHA-256 pseudonyms for safe copies and response ledgers; a key
+  of at least 128 bits from a file or an environment variable, never a default, identified by `key_id()`.
+- `derive_key()` (one sub-key per purpose), `keyed_hex()` (one value), `subject_hasher()` (the install-wide
+  subject hash the leaked-secret set and respond share).
 
 Column functions take Arrow arrays (any leaf type, read as UTF-8 text) and keep nulls as nulls. The
 per-value digest is C calls of `hashlib` chained by `map` (no Python code per value); hex is a numpy lookup.
+Measured against a numpy SHA-256 over padded blocks (once `safecopy/hmac256.py`): 1 M short ids 1.08x and
+1 M 40-character tokens 1.26x faster here, and OpenSSL does the hashing.
 """
 
 from __future__ import annotations
@@ -51,20 +55,37 @@ _DIGEST = type(hashlib.sha256()).digest
 
 
 def parse_hex_key(text: str, where: str) -> bytes:
-    """A key written as hex (surrounding whitespace ignored); refused when not hex or under 128 bits."""
+    """A key written as hex (surrounding whitespace ignored); refused when empty, not hex or under 128 bits."""
+    text = text.strip()
+    if not text:
+        raise UserError(f"{where}: the key is empty; it must be at least 128 bits of hex; {_KEYGEN_HINT}")
     try:
-        key = bytes.fromhex(text.strip())
+        key = bytes.fromhex(text)
     except ValueError:
         raise UserError(f"{where}: must be hex; {_KEYGEN_HINT}") from None
     if len(key) < MIN_KEY_BYTES:
-        # A short or empty key would make keyed hashes reversible by dictionary: refuse, never fall back.
-        raise UserError(f"{where}: must be at least 128 bits (32 hex characters); {_KEYGEN_HINT}")
+        # A short key would make keyed hashes reversible by dictionary: refuse, never fall back.
+        raise UserError(
+            f"{where}: the key has {len(key) * 8} bits; it must be at least 128 bits (32 hex characters); {_KEYGEN_HINT}"
+        )
     return key
 
 
+def derive_key(key: bytes, label: str) -> bytes:
+    """A sub-key for one purpose (journal chain, notify ledger, FF1, subject hash): an HMAC of a fixed label,
+    so an output of one purpose never equals an output of another under the same key."""
+    return hmac.new(key, label.encode(), hashlib.sha256).digest()
+
+
 def key_id(key: bytes) -> str:
-    """A name for a key that can be logged and stored beside its outputs: an HMAC of a constant, not the key."""
-    return "kid-" + hmac.new(key, b"spillguard key id v1", hashlib.sha256).hexdigest()[:16]
+    """A name for a key that can be logged and stored beside its outputs (leaked-secret sets, copies' metadata):
+    an HMAC of a constant, not the key. `kid-` + 64 bits of hex."""
+    return "kid-" + derive_key(key, "spillguard key id v1").hex()[:16]
+
+
+def keyed_hex(key: bytes, text: str, chars: int = 64) -> str:
+    """HMAC-SHA-256 of one text as hex (the first `chars` characters): the scalar form of the column functions."""
+    return hmac.new(key, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:chars]
 
 
 def _key_file() -> Path:
@@ -177,8 +198,7 @@ def hmac_digests(key: bytes, arr: pa.Array) -> np.ndarray:
 
 def fingerprint(key: bytes, value: str) -> str:
     """The keyed fingerprint of one secret: what scan results and response ledgers keep instead of it."""
-    digest = hmac.new(key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
-    return FINGERPRINT_PREFIX + digest[:FINGERPRINT_HEX]
+    return FINGERPRINT_PREFIX + keyed_hex(key, value, FINGERPRINT_HEX)
 
 
 def fingerprints(key: bytes, arr: pa.Array) -> pa.Array:
@@ -197,7 +217,8 @@ class PseudonymKey:
     so joins survive a safe copy, and nobody without the key can reverse it by dictionary."""
 
     key: bytes = field(repr=False)
-    source: str  # where it came from ("file /etc/…", "$SPILLGUARD_PSEUDONYM_KEY"), for messages
+    source: str  # where it came from ("file /etc/…", "env SPILLGUARD_PSEUDONYM_KEY"), never what it is
+    name: str = "main"  # its name in a copy policy ([keys.<name>])
 
     def __post_init__(self) -> None:
         if len(self.key) < MIN_KEY_BYTES:
@@ -218,28 +239,36 @@ class PseudonymKey:
         return hex_array(_digest_matrix(_hmac_each(self.key, values), len(values)), valid, chars)
 
     def pseudonym(self, value: str, chars: int = 64) -> str:
-        return hmac.new(self.key, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:chars]
+        return keyed_hex(self.key, value, chars)
 
 
-def load_pseudonym_key(path: str | Path | None = None, env: str = PSEUDONYM_ENV_KEY) -> PseudonymKey:
+def load_pseudonym_key(
+    path: str | Path | None = None, env: str = PSEUDONYM_ENV_KEY, *, name: str = "main", where: str = ""
+) -> PseudonymKey:
     """The pseudonym key from a file (hex) or, without a file, from the environment variable `env` (hex).
+    `where` prefixes messages (a copy policy names its file and key).
 
     There is no default and no generated fallback: a copy pseudonymised under a key nobody kept cannot be
     joined with the next one, and one under a known key can be reversed.
     """
+    pre = f"{where}: " if where else ""
     if path is not None:
         p = Path(path)
         try:
             text = p.read_text()
         except FileNotFoundError:
-            raise UserError(f"pseudonym key file {p} does not exist; {_KEYGEN_HINT} into it (mode 0600)") from None
+            raise UserError(f"{pre}pseudonym key file {p} does not exist; {_KEYGEN_HINT} into it (mode 0600)") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(f"pseudonym key file {p}: cannot read it ({exc}); fix the path or permissions") from None
-        return PseudonymKey(parse_hex_key(text, f"pseudonym key file {p}"), f"file {p}")
+            raise UserError(f"{pre}pseudonym key file {p}: cannot read it ({exc}); fix the path or permissions") from None
+        return PseudonymKey(parse_hex_key(text, f"{pre}pseudonym key file {p}"), f"file {p}", name)
     value = os.environ.get(env)
-    if not value:
-        raise UserError(f"no pseudonym key: set ${env} to at least 32 hex characters or pass a key file; {_KEYGEN_HINT}")
-    return PseudonymKey(parse_hex_key(value, f"${env}"), f"${env}")
+    if value is None or not value.strip():
+        state = "is not set" if value is None else "is empty"
+        raise UserError(
+            f"{pre}no pseudonym key: ${env} {state}; set it to at least 32 hex characters or pass a key file; "
+            f"{_KEYGEN_HINT}"
+        )
+    return PseudonymKey(parse_hex_key(value, f"{pre}${env}"), f"env {env}", name)
 
 
 # ---------------------------------------------------------------- the scan's subject hash
@@ -253,8 +282,6 @@ def _splitmix(h: np.ndarray) -> np.ndarray:
         h = h * np.uint64(0x94D049BB133111EB)
         h = h ^ (h >> np.uint64(31))
     return h
-
-
 
 
 class Hasher:
@@ -318,3 +345,9 @@ class Hasher:
         sums = np.zeros(lengths.size, np.uint64)
         sums[rows] = grid @ self._keys[:width]
         return sums
+
+
+def subject_hasher(key: bytes) -> Hasher:
+    """The install-wide keyed subject hash: the same person hashes the same in every scan and response,
+    and nobody without the fingerprint key can test a guess."""
+    return Hasher(int.from_bytes(derive_key(key, "spillguard subject hash")[:8], "big") >> 1)

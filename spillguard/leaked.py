@@ -4,8 +4,8 @@
 matched, its keyed fingerprint (the same `hmac-sha256:` form the JSON output shows), the SHA-256 hex
 of the value (django-oauth-toolkit's `token_checksum`, Sanctum's `token`), the SHA-256 hex of the
 part after the first `|` (a Sanctum plaintext token is `<id>|<secret>`), the rule, dataset, field and
-a keyed hash of the record's subject. Hashing runs over whole Arrow columns: the per-value work is C
-(hashlib/hmac mapped over the column's bytes, hex by a lookup table), no Python code per value.
+a keyed hash of the record's subject. Hashing is `spillguard.keys`' column functions: the per-value work is C,
+no Python code per value.
 
 The file is Parquet, written owner-only, with the fingerprint key's id in its metadata so a set made
 under another key is refused rather than silently matching nothing.
@@ -13,13 +13,10 @@ under another key is refused rather than silently matching nothing.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import re
 import tempfile
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +27,10 @@ import pyarrow.parquet as pq
 
 from spillguard.detect.arrays import as_text
 from spillguard.errors import UserError
-from spillguard.keys import Hasher
+from spillguard.keys import Hasher, fingerprints, key_id, sha256_hex, subject_hasher
 
 FORMAT = "spillguard-leaked-secrets"
 VERSION = "1"
-FINGERPRINT_PREFIX = "hmac-sha256:"
 SCHEMA = pa.schema(
     [
         ("fingerprint", pa.string()),  # hmac-sha256:<32 hex>, as in the scan's JSON output
@@ -45,57 +41,9 @@ SCHEMA = pa.schema(
         ("target", pa.string()),  # masked URL or path
         ("dataset", pa.string()),  # masked identifiers
         ("field", pa.string()),
-        ("subject", pa.uint64()),  # keyed hash of the record's subject id (subject_hasher), 0 = unknown
+        ("subject", pa.uint64()),  # keyed hash of the record's subject id (keys.subject_hasher), 0 = unknown
     ]
 )
-_HEX = np.frombuffer(b"0123456789abcdef", np.uint8)
-
-
-def key_id(key: bytes) -> str:
-    """Names a fingerprint key without revealing it."""
-    return hmac.new(key, b"spillguard key id", hashlib.sha256).hexdigest()[:16]
-
-
-def subject_hasher(key: bytes) -> Hasher:
-    """The install-wide keyed subject hash: the same person hashes the same in every scan and response,
-    and nobody without the fingerprint key can test a guess."""
-    seed = int.from_bytes(hmac.new(key, b"spillguard subject hash", hashlib.sha256).digest()[:8], "big") >> 1
-    return Hasher(seed)
-
-
-def hex_column(digests: np.ndarray) -> pa.Array:
-    """(n, k) uint8 digests -> Arrow strings of 2k hex characters, by table lookup."""
-    n, k = digests.shape
-    chars = np.empty((n, 2 * k), np.uint8)
-    chars[:, 0::2] = _HEX[digests >> 4]
-    chars[:, 1::2] = _HEX[digests & 15]
-    offsets = np.arange(0, (n + 1) * 2 * k, 2 * k, dtype=np.int32)
-    return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(chars.tobytes())])
-
-
-def _digest_matrix(parts: Any, width: int, n: int) -> np.ndarray:
-    return np.frombuffer(b"".join(parts), np.uint8).reshape(n, width) if n else np.zeros((0, width), np.uint8)
-
-
-def sha256_hex(values: pa.Array) -> pa.Array:
-    """Hex SHA-256 of every UTF-8 value of a string array (nulls stay null)."""
-    values = as_text(values)
-    raw = values.cast(pa.binary()).to_pylist()
-    present = [b if b is not None else b"" for b in raw]
-    out = hex_column(_digest_matrix(map(bytes, map(_sha256_digest, present)), 32, len(present)))
-    return pc.if_else(values.is_valid(), out, pa.scalar(None, pa.string())) if values.null_count else out
-
-
-def _sha256_digest(b: bytes) -> bytes:
-    return hashlib.sha256(b).digest()
-
-
-def fingerprint_column(key: bytes, values: pa.Array) -> pa.Array:
-    """detect.fingerprint.fingerprint() over a whole column (hmac-sha256: + 32 hex)."""
-    raw = [b if b is not None else b"" for b in as_text(values).cast(pa.binary()).to_pylist()]
-    mac = partial(hmac.digest, key, digest="sha256")
-    digests = _digest_matrix(map(mac, raw), 32, len(raw))[:, :16]
-    return pc.binary_join_element_wise(pa.scalar(FINGERPRINT_PREFIX), hex_column(digests), "")
 
 
 class SecretExtractor:
@@ -158,7 +106,7 @@ class LeakedCollector:
                 tail_hex = pa.nulls(n, pa.string())
         subj = subjects.hash_strings(subject_values) if subject_values is not None else np.zeros(n, np.uint64)
         const = [pa.repeat(pa.scalar(v, pa.string()), n) for v in (rule.id, rule.category, target, dataset, field_path)]
-        arrays = [fingerprint_column(key, texts), sha_hex, tail_hex, *const, pa.array(subj, pa.uint64())]
+        arrays = [fingerprints(key, texts), sha_hex, tail_hex, *const, pa.array(subj, pa.uint64())]
         self.batches.append(pa.RecordBatch.from_arrays(arrays, schema=SCHEMA))
 
     def merge(self, other: LeakedCollector) -> None:
@@ -191,7 +139,7 @@ def write_leaked(path: str | Path, table: pa.Table, key: bytes) -> int:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return table.num_rows
+    return int(table.num_rows)
 
 
 def check_writable(path: str | Path) -> None:
@@ -233,7 +181,7 @@ class LeakedSet:
         return cls(pf.read().cast(SCHEMA), str(path))
 
     def __len__(self) -> int:
-        return self.table.num_rows
+        return int(self.table.num_rows)
 
     def _values(self, names: tuple[str, ...], rules: list[str] | None) -> pa.Array:
         t = self.table
@@ -245,7 +193,8 @@ class LeakedSet:
 
     def column(self, name: str, rules: list[str] | None = None) -> list[str]:
         """Distinct non-null values of a digest column (optionally of some rules only), sorted."""
-        return self._values((name,), rules).to_pylist()
+        values: list[str] = self._values((name,), rules).to_pylist()
+        return values
 
     def digests(self, form: str, rules: list[str] | None = None) -> list[str]:
         """The leaked values as a token store keeps them: `sha256`, `sha256_tail` or `fingerprint`;
@@ -254,7 +203,8 @@ class LeakedSet:
                  "sha256_any": ("sha256", "sha256_tail")}.get(form)
         if names is None:
             raise ValueError(form)
-        return self._values(names, rules).to_pylist()
+        values: list[str] = self._values(names, rules).to_pylist()
+        return values
 
     def subjects(self) -> np.ndarray:
         """Keyed subject hashes of the people whose secrets leaked (0 = unknown excluded)."""

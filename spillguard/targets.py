@@ -18,14 +18,13 @@ credentials, database paths and query options never change the key. A file or fo
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, unquote_plus
 
 from spillguard.errors import UserError
+from spillguard.keys import keyed_hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,8 +347,7 @@ def store_key(target: str) -> str:
 
 def credentials_tag(key: bytes, user: str | None, password: str | None) -> str:
     """A keyed hash of a target's credentials: tells two logins apart without keeping either."""
-    message = f"{user or ''}\x00{password or ''}".encode("utf-8", "surrogatepass")
-    return hmac.new(key, b"spillguard-credentials\x00" + message, hashlib.sha256).hexdigest()[:16]
+    return keyed_hex(key, f"spillguard-credentials\x00{user or ''}\x00{password or ''}", 16)
 
 
 # --------------------------------------------------------------------------------- audit target

@@ -8,6 +8,7 @@ import hmac
 import os
 import random
 import stat
+import string
 import time
 
 import pyarrow as pa
@@ -18,14 +19,17 @@ from spillguard.keys import (
     ENV_KEY,
     PSEUDONYM_ENV_KEY,
     PseudonymKey,
+    derive_key,
     fingerprint,
     fingerprint_key,
     fingerprints,
     hmac_digests,
     key_id,
+    keyed_hex,
     load_pseudonym_key,
     sha256_digests,
     sha256_hex,
+    subject_hasher,
 )
 
 
@@ -114,6 +118,34 @@ def test_hmac_matches_hmac_module_and_rfc4231() -> None:
     # A different key gives unrelated pseudonyms: nothing of the value survives.
     other = PseudonymKey(bytes(32), "test").pseudonyms(pa.array(["alice@example.com"])).to_pylist()[0]
     assert other != pk.pseudonym("alice@example.com")
+
+
+def test_column_hmac_equals_the_standard_library_at_every_padding_boundary() -> None:
+    # SHA-256 pads to 64-byte blocks after 0x80 and an 8-byte length: 55/56 and 119/120 bytes flip the block count.
+    rng = random.Random(5)
+    key = bytes(range(7, 39))
+    lengths = [0, 1, 2, 54, 55, 56, 57, 63, 64, 65, 118, 119, 120, 128, 500, 4096]
+    values = ["".join(rng.choice(string.printable + "éß€") for _ in range(n)) for n in lengths]
+    values += [f"user{i}@example.com" for i in range(2000)]
+    for k in (key, b"k" * 64, b"k" * 65, b"k" * 100):  # a key longer than a block is hashed first (RFC 2104)
+        digests = hmac_digests(k, pa.array(values))
+        assert [bytes(d) for d in digests] == [hmac.new(k, v.encode(), hashlib.sha256).digest() for v in values]
+    # Text of other leaf types and sliced arrays hash as the text the engine scans.
+    assert bytes(hmac_digests(key, pa.array([12, 7]))[1]) == hmac.new(key, b"7", hashlib.sha256).digest()
+    sliced = hmac_digests(key, pa.array(values)[3:9])
+    assert [bytes(d) for d in sliced] == [hmac.new(key, v.encode(), hashlib.sha256).digest() for v in values[3:9]]
+
+
+def test_derived_keys_and_key_ids_are_distinct_and_stable() -> None:
+    key = bytes(range(32))
+    assert derive_key(key, "a") == hmac.new(key, b"a", hashlib.sha256).digest() != derive_key(key, "b")
+    assert key_id(key) == key_id(bytes(range(32))) != key_id(bytes(32))
+    assert key_id(key).startswith("kid-") and len(key_id(key)) == 20 and key.hex()[:16] not in key_id(key)
+    assert keyed_hex(key, "x", 24) == hmac.new(key, b"x", hashlib.sha256).hexdigest()[:24]
+    a, b = subject_hasher(key), subject_hasher(bytes(32))
+    vals = pa.array(["alice", "bob"])
+    assert (a.hash_strings(vals) == subject_hasher(key).hash_strings(vals)).all()
+    assert (a.hash_strings(vals) != b.hash_strings(vals)).all()
 
 
 def test_column_fingerprints_equal_the_scalar_fingerprint() -> None:

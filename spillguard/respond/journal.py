@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from spillguard.errors import UserError
+from spillguard.keys import derive_key
 
 if TYPE_CHECKING:
     from spillguard.respond.actions import Step, StepOutcome
@@ -58,7 +59,7 @@ def _now() -> str:
 
 def journal_key(fingerprint_key: bytes) -> bytes:
     """The chain's key, derived so a journal MAC never equals a fingerprint of any value."""
-    return hmac.new(fingerprint_key, b"spillguard journal chain v1", hashlib.sha256).digest()
+    return derive_key(fingerprint_key, "spillguard journal chain v1")
 
 
 @dataclass(slots=True)

@@ -38,7 +38,6 @@ import contextlib
 import csv
 import email.policy
 import hashlib
-import hmac
 import json
 import os
 import re
@@ -61,6 +60,7 @@ from spillguard.categories import RISK_GROUPS
 from spillguard.config import SinkConfig
 from spillguard.detect.masking import mask_email
 from spillguard.errors import UserError
+from spillguard.keys import derive_key, keyed_hex
 from spillguard.report.gdpr import CONTACT_PLACEHOLDER
 from spillguard.respond.actions import (
     Context,
@@ -154,7 +154,7 @@ def normalise(address: str) -> str:
 
 
 def recipient_key(key: bytes) -> bytes:
-    return hmac.new(key, b"spillguard notify recipient", hashlib.sha256).digest()
+    return derive_key(key, "spillguard notify recipient")
 
 
 # --- templates -----------------------------------------------------------------------------------------
@@ -712,7 +712,7 @@ class Notifier:
         }  # fmt: skip
 
     def _hash(self, address: str) -> str:
-        return hmac.new(self._rkey, normalise(address).encode(), hashlib.sha256).hexdigest()
+        return keyed_hex(self._rkey, normalise(address))
 
     def message_id(self, recipient: str, template: str) -> str:
         h = hashlib.sha256(f"{self.incident}\x00{recipient}\x00{template}".encode()).hexdigest()[:40]

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spillguard.errors import UserError
-from spillguard.leaked import sha256_hex
+from spillguard.keys import sha256_hex
 from spillguard.respond.actions import (
     Context,
     Step,

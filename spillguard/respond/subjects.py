@@ -17,7 +17,8 @@ import pyarrow as pa
 
 from spillguard.detect.arrays import unique_sorted
 from spillguard.errors import UserError
-from spillguard.leaked import LeakedSet, subject_hasher
+from spillguard.keys import subject_hasher
+from spillguard.leaked import LeakedSet
 
 
 @dataclass(slots=True)

@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -78,7 +78,7 @@ def register(app: typer.Typer) -> None:
             raise UserError(f"--workers must be at least 1, not {workers}")
         if format_ not in ("text", "json"):
             raise UserError(f"--format must be text or json, not {format_!r}")
-        options = {}
+        options: dict[str, Any] = {}
         if ask_password:
             import getpass
 

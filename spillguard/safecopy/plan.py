@@ -127,7 +127,8 @@ def member(values: np.ndarray, sorted_set: np.ndarray) -> np.ndarray:
     if sorted_set.size == 0:
         return np.zeros(values.size, bool)
     idx = np.minimum(np.searchsorted(sorted_set, values), sorted_set.size - 1)
-    return sorted_set[idx] == values
+    found: np.ndarray = sorted_set[idx] == values
+    return found
 
 
 class DatasetPlan:

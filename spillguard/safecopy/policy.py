@@ -22,15 +22,13 @@ Privacy by default: a source field that the policy does not name stops the copy 
 from __future__ import annotations
 
 import hashlib
-import hmac
-import os
-import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from spillguard.errors import UserError
+from spillguard.keys import PseudonymKey, load_pseudonym_key
 
 TRANSFORMS = ("keep", "drop", "null", "hmac", "mask", "generalise", "fpe", "redact")
 # Transforms that make sense on a whole object or array (a path with children below it).
@@ -39,7 +37,6 @@ SUBTREE_TRANSFORMS = frozenset({"keep", "drop", "null"})
 IDENTIFIER_TRANSFORMS = frozenset({"hmac", "mask"})
 ON_NEW = ("halt", "drop", "null")
 FAMILIES = ("integer", "number", "boolean", "text", "timestamp")
-MIN_KEY_BYTES = 16
 
 _OPTIONS: dict[str, frozenset[str]] = {
     "keep": frozenset({"allow"}),
@@ -52,20 +49,6 @@ _OPTIONS: dict[str, frozenset[str]] = {
     "redact": frozenset({"placeholder"}),
 }
 _COMMON_OPTIONS = frozenset({"transform", "optional"})
-
-
-@dataclass(frozen=True, slots=True)
-class CopyKey:
-    """A pseudonymisation key: the bytes stay in memory; only `key_id` is ever written anywhere."""
-
-    name: str
-    secret: bytes = field(repr=False)
-    origin: str  # "env SPILLGUARD_COPY_KEY" or "file /path": where it came from, never what it is
-
-    @property
-    def key_id(self) -> str:
-        """A one-way name for the key (HMAC of a fixed label): tells keys apart, reveals nothing."""
-        return "k1-" + hmac.new(self.secret, b"spillguard copy key id", hashlib.sha256).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +87,12 @@ class DatasetPolicy:
 @dataclass(slots=True)
 class Policy:
     datasets: dict[str, DatasetPolicy]
-    keys: dict[str, CopyKey]
+    keys: dict[str, PseudonymKey]
     digest: str  # sha256 of the policy file: recorded with the copy
     path: str = ""
     on_new: str | None = None
 
-    def key(self, name: str | None) -> CopyKey:
+    def key(self, name: str | None) -> PseudonymKey:
         if name is None:
             if len(self.keys) == 1:
                 return next(iter(self.keys.values()))
@@ -120,7 +103,7 @@ class Policy:
         return key
 
     def key_ids(self) -> dict[str, str]:
-        return {name: k.key_id for name, k in sorted(self.keys.items())}
+        return {name: k.id for name, k in sorted(self.keys.items())}
 
 
 def _parent(path: str) -> str | None:
@@ -133,39 +116,14 @@ def _parent(path: str) -> str | None:
     return path[:cut]
 
 
-def _decode_key(text: bytes, where: str) -> bytes:
-    raw = text.strip()
-    if not raw:
-        raise UserError(f"{where}: the key is empty; create one with `openssl rand -hex 32`")
-    if re.fullmatch(rb"[0-9a-fA-F]+", raw) and len(raw) % 2 == 0:
-        key = bytes.fromhex(raw.decode())
-    else:
-        raise UserError(f"{where}: the key must be hex text (create one with `openssl rand -hex 32`)")
-    if len(key) < MIN_KEY_BYTES:
-        raise UserError(
-            f"{where}: the key has {len(key) * 8} bits; at least {MIN_KEY_BYTES * 8} are required "
-            "(create one with `openssl rand -hex 32`)"
-        )
-    return key
-
-
-def load_key(name: str, spec: Any, base: Path, where: str) -> CopyKey:
+def load_key(name: str, spec: Any, base: Path, where: str) -> PseudonymKey:
+    """A policy's [keys.<name>]: exactly one of env = "VARIABLE" or file = "path" (relative to the policy)."""
     if not isinstance(spec, dict) or len({"env", "file"} & set(spec)) != 1 or set(spec) - {"env", "file"}:
         raise UserError(f"{where}: [keys.{name}] needs exactly one of env = \"VARIABLE\" or file = \"path\"")
     if "env" in spec:
-        var = str(spec["env"])
-        value = os.environ.get(var)
-        if value is None:
-            raise UserError(f"{where}: key {name!r}: environment variable {var} is not set; export it (hex, >= 128 bits)")
-        return CopyKey(name, _decode_key(value.encode(), f"{where}: key {name!r} (${var})"), f"env {var}")
+        return load_pseudonym_key(None, str(spec["env"]), name=name, where=f"{where}: key {name!r}")
     path = Path(str(spec["file"])).expanduser()
-    if not path.is_absolute():
-        path = base / path
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{where}: key {name!r}: cannot read {path} ({exc.strerror}); create it with `openssl rand -hex 32 > {path}`") from None
-    return CopyKey(name, _decode_key(data, f"{where}: key {name!r} ({path})"), f"file {path}")
+    return load_pseudonym_key(path if path.is_absolute() else base / path, name=name, where=f"{where}: key {name!r}")
 
 
 def _field_rule(path: str, spec: Any, where: str) -> FieldRule:

@@ -195,7 +195,7 @@ def copy(
     hasher = Hasher(seed)
     identifiers = IdentifierSets(hasher) if verify else None
     plans = {name: DatasetPlan(ds, pol, on_new, identifiers) for name, ds in pol.datasets.items()}
-    watermarks = {name: ds.watermark or since for name, ds in pol.datasets.items() if ds.watermark or since}
+    watermarks = {name: f for name, ds in pol.datasets.items() if (f := ds.watermark or since)}
     copy_state = None
     if watermarks:
         if state is None:
@@ -343,8 +343,10 @@ def _copy_all(jobs: list[_Job], dest: Destination, pol: Policy, result: CopyResu
             continue  # written by the workers
         record = job.record
 
-        def malformed(dataset: str, line: int | None, reason: str, record: DatasetCopy = record) -> None:
-            record.malformed.append({"line": line, "reason": reason})
+        def malformed(dataset: str, line: int | None, reason: str, kind: str = "malformed",
+                      record: DatasetCopy = record) -> None:
+            # A truncated stream or a repaired record is said so; a plain skipped record keeps the short form.
+            record.malformed.append({"line": line, "reason": reason, **({"kind": kind} if kind != "malformed" else {})})
 
         job.writer = dest.open(pol.datasets[record.source].to, job.mode)
         for part in job.reader.partitions():

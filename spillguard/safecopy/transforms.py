@@ -8,8 +8,6 @@ neither has a vectorised form. IPv6 generalisation parses the distinct IPv6 valu
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,8 +19,8 @@ import pyarrow.compute as pc
 
 from spillguard.detect.arrays import as_text
 from spillguard.errors import UserError
-from spillguard.safecopy.hmac256 import HmacSha256, hex_column
-from spillguard.safecopy.policy import CopyKey, FieldRule, Policy
+from spillguard.keys import PseudonymKey, derive_key, hex_array
+from spillguard.safecopy.policy import FieldRule, Policy
 
 DATE_UNITS = ("year", "month", "day", "hour")
 _ISO_PREFIX = {"year": 4, "month": 7, "day": 10, "hour": 13}
@@ -50,19 +48,19 @@ class TransformStats:
 Transform = Callable[[pa.Array, TransformStats], pa.Array]
 
 
-def pseudonymiser(key: CopyKey, length: int = 16, prefix: str = "") -> Callable[[pa.Array], pa.Array]:
+def pseudonymiser(key: PseudonymKey, length: int = 16, prefix: str = "") -> Callable[[pa.Array], pa.Array]:
     """HMAC-SHA-256 pseudonyms: the same value under the same key gives the same text in every table,
     store and run, so joins still work; the first `length` bytes of the MAC as hex."""
-    mac = HmacSha256(key.secret)
 
     def apply(values: pa.Array) -> pa.Array:
         text = as_text(values)
         if len(text) == 0:
             return pa.array([], pa.string())
         encoded = pc.dictionary_encode(text)  # distinct values hashed once (a user id repeats in every device row)
-        uniq = hex_column(mac.digest_column(encoded.dictionary), length, prefix)
-        out = pc.take(uniq, encoded.indices)
-        return out
+        uniq = hex_array(key.digests(encoded.dictionary), chars=2 * length)
+        if prefix:
+            uniq = pc.binary_join_element_wise(prefix, uniq, "")
+        return pc.take(uniq, encoded.indices)
 
     return apply
 
@@ -190,9 +188,9 @@ def _network(values: pa.Array, stats: TransformStats, path: str) -> pa.Array:
     return out
 
 
-def ff1_key(key: CopyKey) -> bytes:
+def ff1_key(key: PseudonymKey) -> bytes:
     """The AES-256 key FF1 runs with, derived from the copy key (never the copy key itself)."""
-    return hmac.new(key.secret, b"spillguard ff1 key", hashlib.sha256).digest()
+    return derive_key(key.key, "spillguard ff1 key")
 
 
 def _fpe(rule: FieldRule, policy: Policy) -> Transform:
@@ -288,4 +286,4 @@ def build_transform(rule: FieldRule, policy: Policy) -> Transform:
 
 def describe_key_use(policy: Policy) -> dict[str, Any]:
     """What the destination's metadata records about keys: ids and where they came from, never bytes."""
-    return {name: {"key_id": k.key_id, "origin": k.origin} for name, k in sorted(policy.keys.items())}
+    return {name: {"key_id": k.id, "origin": k.source} for name, k in sorted(policy.keys.items())}

@@ -77,8 +77,8 @@ def run_partition(task: PartitionTask) -> PartitionOutput:
         plan = DatasetPlan(task.policy.datasets[task.dataset], task.policy, task.on_new, ids)
         mark = Watermark(*task.watermark) if task.watermark else None
 
-        def malformed(_dataset: str, line: int | None, reason: str) -> None:
-            out.malformed.append({"line": line, "reason": reason})
+        def malformed(_dataset: str, line: int | None, reason: str, kind: str = "malformed") -> None:
+            out.malformed.append({"line": line, "reason": reason, **({"kind": kind} if kind != "malformed" else {})})
 
         for table in reader.read(Partition(task.dataset, task.spec), malformed):
             d = plan.check(table.schema)

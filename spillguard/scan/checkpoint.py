@@ -22,9 +22,10 @@ import pyarrow as pa
 
 from spillguard.detect.state import DatasetState, FindingState, KeySet, RowSet
 from spillguard.errors import UserError
+from spillguard.keys import keyed_hex
 from spillguard.leaked import LeakedCollector
 from spillguard.scan.jobs import Malformed
-from spillguard.scan.names import keyed_hash, stored_name
+from spillguard.scan.names import NAME_HASH_CHARS, stored_name
 from spillguard.scan.options import ScanOptions
 from spillguard.targets import mask_url
 
@@ -84,7 +85,7 @@ class StateCodec:
         name = self._name
         findings = []
         for fs in state.findings.values():
-            rows = [[keyed_hash(self.key, part), put(packed), int(size)] for part, (packed, size) in fs.rows.__getstate__().items()]
+            rows = [[keyed_hex(self.key, part, NAME_HASH_CHARS), put(packed), int(size)] for part, (packed, size) in fs.rows.__getstate__().items()]
             findings.append({
                 "field": name(fs.field), "rule": fs.rule, "category": fs.category, "named": fs.named,
                 "values_matched": fs.values_matched, "records_matched": fs.records_matched,
@@ -193,13 +194,13 @@ class Checkpoint:
         self.saved = 0  # partitions this run has written
 
     def partition_id(self, target: str, key: str) -> str:
-        return keyed_hash(self.key, f"{target}\x1f{key}")
+        return keyed_hex(self.key, f"{target}\x1f{key}", NAME_HASH_CHARS)
 
     def finished(self, target: str) -> Finished:
         out: Finished = {}
         for key, signature, doc, blob in self.db.execute(
             "SELECT key, signature, doc, arrays FROM partition WHERE fingerprint = ? AND target = ?",
-            (self.fingerprint, keyed_hash(self.key, target)),
+            (self.fingerprint, keyed_hex(self.key, target, NAME_HASH_CHARS)),
         ):
             state, malformed = self.codec.decode(doc, blob, target)
             out[key] = (state, malformed, signature)
@@ -213,7 +214,7 @@ class Checkpoint:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute(
                 "INSERT OR REPLACE INTO partition VALUES (?, ?, ?, ?, ?, ?, datetime('now'))",
-                (self.fingerprint, keyed_hash(self.key, target), self.partition_id(target, key), signature, doc, blob),
+                (self.fingerprint, keyed_hex(self.key, target, NAME_HASH_CHARS), self.partition_id(target, key), signature, doc, blob),
             )
         self.saved += 1
         return self.codec.decode(doc, blob, target)

@@ -7,23 +7,21 @@ mask alike stay apart and nobody can read the name back, and shown_name() gives 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from functools import lru_cache
 
 from spillguard.detect.masking import mask_identifiers
+from spillguard.keys import keyed_hex
 
 _HASHED = "\x1e"  # separates a stored name's masked form from its keyed hash
 
 
-def keyed_hash(key: bytes, text: str) -> str:
-    return hmac.new(key, text.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()[:24]
+NAME_HASH_CHARS = 24  # hex characters of the keyed hash a state file keeps of a name (96 bits)
 
 
 def stored_name(key: bytes, name: str) -> str:
     """A name as the state file may keep it: unchanged when masking leaves it alone, else masked + keyed hash."""
     masked = mask_identifiers(name)
-    return name if masked == name else f"{masked}{_HASHED}{keyed_hash(key, name)}"
+    return name if masked == name else f"{masked}{_HASHED}{keyed_hex(key, name, NAME_HASH_CHARS)}"
 
 
 @lru_cache(maxsize=1 << 16)

@@ -77,7 +77,7 @@ def test_jsonl_to_sqlite_pseudonymises_joins_and_records_the_key_id(tmp_path, sr
     assert "full_name" not in cols and "api_token" not in cols
     metas = [json.loads(m) for (m,) in con.execute("SELECT meta FROM spillguard_copies")]
     assert {m["dataset"] for m in metas} == {"users.jsonl", "devices.jsonl"}
-    assert all(m["keys"]["main"]["key_id"].startswith("k1-") for m in metas)
+    assert all(m["keys"]["main"]["key_id"].startswith("kid-") for m in metas)
     con.close()
     blob = db.read_bytes()
     assert KEY_HEX.encode() not in blob and KEY_HEX not in proc.stdout + proc.stderr
@@ -93,7 +93,7 @@ def test_same_key_same_pseudonyms_other_key_others(tmp_path, src):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         outs[label] = pq.read_table(dest / "users.parquet").column("email").to_pylist()
         meta = json.loads(pq.read_metadata(dest / "users.parquet").metadata[b"spillguard.copy"])
-        assert meta["keys"]["main"]["key_id"].startswith("k1-")
+        assert meta["keys"]["main"]["key_id"].startswith("kid-")
         assert stat.S_IMODE((dest / "users.parquet").stat().st_mode) == 0o600
     assert outs["a"] == outs["b"]
     assert set(outs["a"]).isdisjoint(outs["c"])
@@ -175,7 +175,7 @@ def test_existing_destination_needs_replace_or_append(tmp_path, src, data):
         (lambda t: t.replace('plan = "keep"', 'plan = "shuffle"'), KEY_HEX, "unknown transform 'shuffle'"),
         (lambda t: t.replace('plan = "keep"', 'plan = "keep"\nloyalty = "keep"'), KEY_HEX, "policy field 'loyalty' does not exist"),
         (lambda t: t, None, "SG_COPY_KEY is not set"),
-        (lambda t: t, "abcd", "at least 128 are required"),
+        (lambda t: t, "abcd", "has 16 bits; it must be at least 128 bits"),
         (lambda t: t.replace('[datasets."devices.jsonl"]', '[datasets."orders.jsonl"]\n[datasets."orders.jsonl".fields]\nid = "keep"\n[datasets."devices.jsonl"]'),
          KEY_HEX, "orders.jsonl not found"),
     ],

@@ -185,7 +185,7 @@ def test_jsonl_to_elasticsearch_and_back_to_parquet(tmp_path, data):
         assert result.exposure == {"verdict": "open-read", "allowed_by_flag": True, "reason": result.exposure["reason"]}
         mapping = httpx.get(f"http://{es.host}:{es.port}/users/_mapping").json()
         meta = mapping["users"]["mappings"]["_meta"]["spillguard_copy"]
-        assert meta["exposed_destination_allowed"] == "open-read" and meta["keys"]["main"]["key_id"].startswith("k1-")
+        assert meta["exposed_destination_allowed"] == "open-read" and meta["keys"]["main"]["key_id"].startswith("kid-")
         assert httpx.get(f"http://{es.host}:{es.port}/users/_count").json()["count"] == 300
 
         # Elasticsearch -> Parquet: the copy's pseudonyms are kept, nothing new appears.

@@ -145,7 +145,7 @@ class FileDestination:
         self.opened += 1
         if self.file is not None and self.opened > 1:
             raise UserError(f"{self.target}: one file holds one dataset; give a folder to copy several")
-        return self.writer(self, name, mode)  # type: ignore[call-arg]
+        return self.writer(self, name, mode)
 
     def dataset_name(self, name: str) -> str:
         return self.path_of(name).name
