@@ -6,9 +6,9 @@ sessions are re-made before each run) and waits; `run` resets one store, then pl
 its playbook through the library API and prints the measured seconds; `stop` ends `setup`.
 
     python bench/bench_respond.py setup --dir /tmp/br --tokens 1000000 --sessions 1000000 &
-    farm-bench -n 3 --timeout 1800 -- python bench/bench_respond.py run --dir /tmp/br --store postgresql
-    farm-bench -n 3 --timeout 1800 -- python bench/bench_respond.py run --dir /tmp/br --store redis --scope all
-    farm-bench -n 3 --timeout 1800 -- python bench/bench_respond.py run --dir /tmp/br --store redis --scope exact
+    /usr/bin/time -v python bench/bench_respond.py run --dir /tmp/br --store postgresql
+    /usr/bin/time -v python bench/bench_respond.py run --dir /tmp/br --store redis --scope all
+    /usr/bin/time -v python bench/bench_respond.py run --dir /tmp/br --store redis --scope exact
     python bench/bench_respond.py stop --dir /tmp/br
 """
 
