@@ -6,8 +6,9 @@ secrets by rule, `TargetExposure`/`ExposureWindow`: when each store was exposed)
 """
 
 from spillguard.report.counts import CategoryRow, Count, SecretRow
+from spillguard.report.document import Report
 from spillguard.report.exposure import ExposureWindow, TargetExposure
-from spillguard.report.model import Report, build_report
+from spillguard.report.model import build_report
 from spillguard.report.render import render
 
 __all__ = [

@@ -14,7 +14,7 @@ from spillguard.report.times import human, iso, parse_time
 from spillguard.verdicts import is_exposed, plain_exposure
 
 if TYPE_CHECKING:
-    from spillguard.report.model import Report
+    from spillguard.report.document import Report
 
 CONTACT_PLACEHOLDER = "[name, role, e-mail and phone of the data protection officer or other contact point]"
 

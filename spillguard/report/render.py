@@ -12,7 +12,7 @@ from markupsafe import Markup, escape
 from spillguard.errors import UserError
 from spillguard.report import svg
 from spillguard.report.counts import Count
-from spillguard.report.model import FINGERPRINTS_SHOWN, REPORT_VERSION, Report
+from spillguard.report.document import FINGERPRINTS_SHOWN, REPORT_VERSION, Report
 from spillguard.report.times import parse_time
 from spillguard.verdicts import EXPOSED
 
