@@ -10,8 +10,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-# The authorization-server and SMTP fixtures (dot, oidc, smtp, mail_api) of the respond tests.
-pytest_plugins = ["tests.authservers"]
+# The authorization-server and SMTP fixtures (dot, oidc, smtp, mail_api) of the respond tests, and the
+# "start a store, load the generated dataset, yield it" fixtures (pg, maria, rds, es, mongo) of the store tests.
+pytest_plugins = ["tests.authservers", "tests.stores_plugin"]
 
 
 @pytest.fixture(autouse=True)

@@ -1,5 +1,6 @@
-"""The generated IoT dataset as records, for loading into the stores the tests start, and the
-checks every store test shares.
+"""The generated IoT dataset as records, the loaders that put it into the stores the tests start
+(`load_postgres`, `load_mysql`, `load_redis`, `load_search`, `load_mongodb`; `tests/stores_plugin.py`
+starts the servers and calls them), and the checks every store test shares.
 
 Every store test loads the same records and checks that an exhaustive scan of the store reports
 the same categories and distinct people as the file scan of the generated files
@@ -9,6 +10,7 @@ the same categories and distinct people as the file scan of the generated files
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import gzip
 from pathlib import Path
 from typing import Any
@@ -80,6 +82,140 @@ def column_types(records: list[dict[str, Any]]) -> dict[str, str]:
         else:
             out[k] = "text"
     return out
+
+
+SQL_TYPES = {
+    "postgres": {"json": "jsonb", "int": "bigint", "float": "double precision", "text": "text"},
+    "mysql": {"json": "JSON", "int": "BIGINT", "float": "DOUBLE", "text": "TEXT"},
+}
+
+
+def load_postgres(url: str, records: dict[str, list[dict[str, Any]]]) -> None:
+    """One table per dataset with a bigserial primary key, filled by COPY."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table, recs in records.items():
+            cols = column_types(recs)
+            ddl = ", ".join(f'"{c}" {SQL_TYPES["postgres"][t]}' for c, t in cols.items())
+            conn.execute(f'CREATE TABLE "{table}" (pk bigserial PRIMARY KEY, {ddl})')
+            names = ", ".join(f'"{c}"' for c in cols)
+            with conn.cursor() as cur, cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
+                for rec in recs:
+                    copy.write_row(
+                        [orjson.dumps(rec[c]).decode() if cols[c] == "json" and rec.get(c) is not None else rec.get(c) for c in cols]
+                    )
+        conn.execute("ANALYZE")
+
+
+def mysql_connect(server: Any, database: str | None = None) -> Any:
+    """A root connection (autocommit) to a MariaDB server started by `tests.servers.mariadb_server`."""
+    import pymysql
+
+    return pymysql.connect(host=server.host, port=server.port, user="root", password=server.password or "", database=database, autocommit=True)
+
+
+def load_mysql(server: Any, records: dict[str, list[dict[str, Any]]]) -> None:
+    """Database `iot`, one table per dataset with an auto-increment primary key."""
+    conn = mysql_connect(server)
+    with conn.cursor() as cur:
+        cur.execute("CREATE DATABASE iot CHARACTER SET utf8mb4")
+        cur.execute("USE iot")
+        for table, recs in records.items():
+            cols = column_types(recs)
+            ddl = ", ".join(f"`{c}` {SQL_TYPES['mysql'][t]}" for c, t in cols.items())
+            cur.execute(f"CREATE TABLE `{table}` (pk BIGINT AUTO_INCREMENT PRIMARY KEY, {ddl})")
+            names = ", ".join(f"`{c}`" for c in cols)
+            marks = ", ".join(["%s"] * len(cols))
+            rows = [
+                [orjson.dumps(r[c]).decode() if t == "json" and r.get(c) is not None else r.get(c) for c, t in cols.items()]
+                for r in recs
+            ]
+            cur.executemany(f"INSERT INTO `{table}` ({names}) VALUES ({marks})", rows)
+            cur.execute(f"ANALYZE TABLE `{table}`")
+            cur.fetchall()
+    conn.close()
+
+
+def _redis_fields(doc: dict[str, Any]) -> dict[str, str]:
+    return {k: (orjson.dumps(v).decode() if isinstance(v, dict | list) else str(v)) for k, v in doc.items() if v is not None}
+
+
+def load_redis(url: str, records: dict[str, list[dict[str, Any]]]) -> None:
+    """Each dataset in a different Redis type, as applications do."""
+    import redis
+
+    r = redis.Redis.from_url(url)
+    pipe = r.pipeline(transaction=False)
+    for doc in records["users"]:
+        pipe.set(f"user:{doc['user_id']}", orjson.dumps(doc))  # JSON strings
+    for doc in records["scale_measurements"]:
+        pipe.xadd(f"scale:{doc['user_id']}:measurements", _redis_fields(doc))  # streams
+    for doc in records["support_tickets"]:
+        pipe.hset(f"ticket:{doc['ticket_id']}", mapping=_redis_fields(doc))  # hashes
+    for doc in records["payments"]:
+        pipe.hset(f"payment:{doc['payment_id']}", mapping=_redis_fields(doc))
+    for doc in records["login_events"]:
+        pipe.rpush(f"events:{doc['user_id']}", orjson.dumps(doc))  # lists of JSON strings
+    pipe.execute()
+
+
+def load_search(base: str, records: dict[str, list[dict[str, Any]]]) -> None:
+    """One index per dataset by bulk requests, plus a system index and an alias for discovery."""
+    import httpx
+
+    with httpx.Client(base_url=base, timeout=120) as http:
+        for index, docs in records.items():
+            lines = []
+            for doc in docs:
+                lines.append(orjson.dumps({"index": {"_index": index}}))
+                lines.append(orjson.dumps(doc))
+            r = http.post("/_bulk?refresh=true", content=b"\n".join(lines) + b"\n", headers={"content-type": "application/x-ndjson"})
+            assert r.status_code == 200 and not r.json().get("errors"), r.text[:300]
+        # a system index and an alias, for discovery
+        http.put("/.internal-secrets")
+        http.post("/.internal-secrets/_doc?refresh=true", json={"email": "ops@example.com"})
+        http.post("/_aliases", json={"actions": [{"add": {"index": "users", "alias": "customers"}}]})
+
+
+READINGS = 4500  # MongoDB `fleet.readings`: more than two server batches of 2000
+PROFILES = 60  # MongoDB `fleet.profiles`
+
+
+def fleet_documents() -> dict[str, list[dict[str, Any]]]:
+    """`readings` with integer, string and ObjectId ids; `profiles` with nested documents, arrays and binary."""
+    from bson import Binary, ObjectId
+
+    ids = [i if i % 3 == 0 else f"r{i:05d}" if i % 3 == 1 else ObjectId() for i in range(READINGS)]
+    readings = [
+        {"_id": ids[i], "owner": {"email": f"owner{i % 900}@example.org"}, "temps": [20.5, 21.0], "at": dt.datetime(2019, 12, 4, 10, i % 60)}
+        for i in range(READINGS)
+    ]
+    profiles = [
+        {
+            "_id": ObjectId(),
+            "user_id": f"u{i}",
+            "contact": {"email": f"comp{i}@example.com", "phone": "+14155552671"},
+            "aliases": [f"alias{i}@example.net"],
+            "devices": [{"mac": f"0a:1b:2c:3d:4e:{i:02x}", "last_ip": f"81.2.{i}.7"}],
+            "note": Binary(f"write to bytes{i}@example.com".encode()),
+        }
+        for i in range(PROFILES)
+    ]
+    return {"readings": readings, "profiles": profiles}
+
+
+def load_mongodb(url: str, records: dict[str, list[dict[str, Any]]]) -> None:
+    """The dataset into database `iot`; `fleet_documents()` and a view on `profiles` into database `fleet`."""
+    import pymongo
+
+    client: Any = pymongo.MongoClient(url, serverSelectionTimeoutMS=5000)
+    for name, docs in records.items():
+        client["iot"][name].insert_many(docs)
+    for name, docs in fleet_documents().items():
+        client["fleet"][name].insert_many(docs)
+    client["fleet"].create_collection("profile_emails", viewOn="profiles", pipeline=[{"$project": {"user_id": 1, "contact.email": 1}}])
+    client.close()
 
 
 def category_subjects(result: Any) -> dict[str, int | None]:

@@ -16,7 +16,7 @@ import pytest
 
 from tests import ROOT
 from tests.servers import postgres_server
-from tests.storedata import USERS, dataset_records
+from tests.storedata import USERS, dataset_records, load_postgres
 
 pytest.importorskip("psycopg")
 CLI = [sys.executable, "-c", "from spillguard.cli import main; main()", "scan"]
@@ -81,7 +81,6 @@ def _comparable(path: Path) -> dict:
 
 def test_interrupted_and_killed_scan_resumes_to_identical_counts(tmp_path):
     from spillguard.demo import generate
-    from tests.sources.test_source_postgres import load_postgres
 
     generate(tmp_path / "data", users=USERS, seed=21)
     with postgres_server() as pg:

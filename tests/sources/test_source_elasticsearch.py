@@ -3,41 +3,16 @@ test starts; no real Elasticsearch can be installed here), loaded with the gener
 
 from __future__ import annotations
 
-import httpx
-import orjson
 import pytest
 
 from spillguard.errors import UserError
 from spillguard.scan.options import ScanOptions
 from spillguard.scan.run import run_scan
 from tests import storedata
-from tests.servers import free_port, nginx_basic_auth_proxy, noida_server
-from tests.storedata import USERS, dataset_records
+from tests.servers import free_port, nginx_basic_auth_proxy
+from tests.storedata import USERS
 
-
-def load_search(base: str, records: dict[str, list[dict]]) -> None:
-    with httpx.Client(base_url=base, timeout=120) as http:
-        for index, docs in records.items():
-            lines = []
-            for doc in docs:
-                lines.append(orjson.dumps({"index": {"_index": index}}))
-                lines.append(orjson.dumps(doc))
-            r = http.post("/_bulk?refresh=true", content=b"\n".join(lines) + b"\n", headers={"content-type": "application/x-ndjson"})
-            assert r.status_code == 200 and not r.json().get("errors"), r.text[:300]
-        # a system index and an alias, for discovery
-        http.put("/.internal-secrets")
-        http.post("/.internal-secrets/_doc?refresh=true", json={"email": "ops@example.com"})
-        http.post("/_aliases", json={"actions": [{"add": {"index": "users", "alias": "customers"}}]})
-
-
-generated = storedata.generated_dataset_fixture("esdemo", seed=13)
-
-
-@pytest.fixture(scope="module")
-def es(generated):
-    with noida_server() as server:
-        load_search(server.elasticsearch.admin_url, dataset_records(generated[0]))
-        yield server.elasticsearch
+generated = storedata.generated_dataset_fixture("esdemo", seed=13)  # loaded into the `es` fixture (tests/stores_plugin.py)
 
 
 def test_exhaustive_scan_matches_file_scan(generated, es):

@@ -16,53 +16,15 @@ from spillguard.scan.run import run_scan
 from spillguard.sources import open_target
 from tests import storedata
 from tests.servers import free_port, noida_server
-from tests.storedata import USERS, dataset_records, records_read
+from tests.storedata import PROFILES, READINGS, USERS, records_read
 
 pymongo = pytest.importorskip("pymongo")
 mongo_wire = pytest.importorskip("tests.mongo_wire", reason="the MongoDB stand-in needs mockupdb and mongomock (pip install -e .[test])")
 
-READINGS = 4500  # more than two server batches of 2000
-PROFILES = 60
 IOT = ["iot.users", "iot.scale_measurements", "iot.support_tickets", "iot.payments", "iot.login_events"]
 
 
-def fleet_documents() -> dict[str, list[dict]]:
-    """`readings` with integer, string and ObjectId ids; `profiles` with nested documents, arrays and binary."""
-    from bson import Binary, ObjectId
-
-    ids = [i if i % 3 == 0 else f"r{i:05d}" if i % 3 == 1 else ObjectId() for i in range(READINGS)]
-    readings = [
-        {"_id": ids[i], "owner": {"email": f"owner{i % 900}@example.org"}, "temps": [20.5, 21.0], "at": dt.datetime(2019, 12, 4, 10, i % 60)}
-        for i in range(READINGS)
-    ]
-    profiles = [
-        {
-            "_id": ObjectId(),
-            "user_id": f"u{i}",
-            "contact": {"email": f"comp{i}@example.com", "phone": "+14155552671"},
-            "aliases": [f"alias{i}@example.net"],
-            "devices": [{"mac": f"0a:1b:2c:3d:4e:{i:02x}", "last_ip": f"81.2.{i}.7"}],
-            "note": Binary(f"write to bytes{i}@example.com".encode()),
-        }
-        for i in range(PROFILES)
-    ]
-    return {"readings": readings, "profiles": profiles}
-
-
-generated = storedata.generated_dataset_fixture("mongodemo", seed=16)
-
-
-@pytest.fixture(scope="module")
-def mongo(generated):
-    with mongo_wire.mongo_wire_server() as server:
-        client = pymongo.MongoClient(server.url, serverSelectionTimeoutMS=5000)
-        for name, docs in dataset_records(generated[0]).items():
-            client["iot"][name].insert_many(docs)
-        for name, docs in fleet_documents().items():
-            client["fleet"][name].insert_many(docs)
-        client["fleet"].create_collection("profile_emails", viewOn="profiles", pipeline=[{"$project": {"user_id": 1, "contact.email": 1}}])
-        client.close()
-        yield server
+generated = storedata.generated_dataset_fixture("mongodemo", seed=16)  # loaded into the `mongo` fixture (tests/stores_plugin.py)
 
 
 def test_id_bounds_survive_json_for_every_bson_type():

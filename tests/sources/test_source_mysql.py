@@ -10,45 +10,10 @@ from spillguard.scan.options import ScanOptions
 from spillguard.scan.run import run_scan
 from tests import storedata
 from tests.servers import mariadb_server
-from tests.storedata import USERS, column_types, dataset_records
+from tests.storedata import USERS, mysql_connect
 
 pymysql = pytest.importorskip("pymysql")
-SQL_TYPES = {"json": "JSON", "int": "BIGINT", "float": "DOUBLE", "text": "TEXT"}
-
-
-def _connect(server, database: str | None = None):
-    return pymysql.connect(host=server.host, port=server.port, user="root", password=server.password or "", database=database, autocommit=True)
-
-
-def load_mysql(server, records: dict[str, list[dict]]) -> None:
-    conn = _connect(server)
-    with conn.cursor() as cur:
-        cur.execute("CREATE DATABASE iot CHARACTER SET utf8mb4")
-        cur.execute("USE iot")
-        for table, recs in records.items():
-            cols = column_types(recs)
-            ddl = ", ".join(f"`{c}` {SQL_TYPES[t]}" for c, t in cols.items())
-            cur.execute(f"CREATE TABLE `{table}` (pk BIGINT AUTO_INCREMENT PRIMARY KEY, {ddl})")
-            names = ", ".join(f"`{c}`" for c in cols)
-            marks = ", ".join(["%s"] * len(cols))
-            rows = [
-                [orjson.dumps(r[c]).decode() if t == "json" and r.get(c) is not None else r.get(c) for c, t in cols.items()]
-                for r in recs
-            ]
-            cur.executemany(f"INSERT INTO `{table}` ({names}) VALUES ({marks})", rows)
-            cur.execute(f"ANALYZE TABLE `{table}`")
-            cur.fetchall()
-    conn.close()
-
-
-generated = storedata.generated_dataset_fixture("mysqldemo", seed=14)
-
-
-@pytest.fixture(scope="module")
-def maria(generated):
-    with mariadb_server() as server:
-        load_mysql(server, dataset_records(generated[0]))
-        yield server
+generated = storedata.generated_dataset_fixture("mysqldemo", seed=14)  # loaded into the `maria` fixture (tests/stores_plugin.py)
 
 
 def test_exhaustive_scan_matches_file_scan(generated, maria):
@@ -71,7 +36,7 @@ def test_primary_key_ranges_cover_every_row_once(maria):
 
 def test_sample_and_types(maria):
     storedata.repeated_sample(maria.url + "iot", seed=4, sample=80, include=["users"])
-    conn = _connect(maria, "iot")
+    conn = mysql_connect(maria, "iot")
     with conn.cursor() as cur:
         cur.execute("CREATE TABLE typed (id INT PRIMARY KEY, note BLOB, prefs JSON, seen DATETIME)")
         cur.executemany(

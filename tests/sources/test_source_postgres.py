@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 
-import orjson
 import pytest
 
 from spillguard.errors import UserError
@@ -15,36 +14,10 @@ from spillguard.scan.options import ScanOptions
 from spillguard.scan.run import run_scan
 from tests import storedata
 from tests.servers import postgres_server
-from tests.storedata import USERS, category_subjects, column_types, dataset_records
+from tests.storedata import USERS, category_subjects
 
 psycopg = pytest.importorskip("psycopg")
-SQL_TYPES = {"json": "jsonb", "int": "bigint", "float": "double precision", "text": "text"}
-
-
-def load_postgres(url: str, records: dict[str, list[dict]]) -> None:
-    with psycopg.connect(url, autocommit=True) as conn:
-        for table, recs in records.items():
-            cols = column_types(recs)
-            ddl = ", ".join(f'"{c}" {SQL_TYPES[t]}' for c, t in cols.items())
-            conn.execute(f'CREATE TABLE "{table}" (pk bigserial PRIMARY KEY, {ddl})')
-            names = ", ".join(f'"{c}"' for c in cols)
-            with conn.cursor() as cur, cur.copy(f'COPY "{table}" ({names}) FROM STDIN') as copy:
-                for rec in recs:
-                    copy.write_row(
-                        [orjson.dumps(rec[c]).decode() if cols[c] == "json" and rec.get(c) is not None else rec.get(c) for c in cols]
-                    )
-        conn.execute("ANALYZE")
-
-
-generated = storedata.generated_dataset_fixture("pgdemo", seed=11)
-
-
-@pytest.fixture(scope="module")
-def pg(generated):
-    folder, _truth, _ = generated
-    with postgres_server() as server:
-        load_postgres(server.admin_url, dataset_records(folder))
-        yield server
+generated = storedata.generated_dataset_fixture("pgdemo", seed=11)  # loaded into the `pg` fixture (tests/stores_plugin.py)
 
 
 def test_exhaustive_scan_matches_file_scan(generated, pg):

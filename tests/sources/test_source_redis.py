@@ -10,40 +10,11 @@ from spillguard.scan.options import ScanOptions
 from spillguard.scan.run import run_scan
 from tests import storedata
 from tests.servers import redis_server
-from tests.storedata import dataset_records
 
 redis = pytest.importorskip("redis")
 
 
-def _flat(doc: dict) -> dict[str, str]:
-    return {k: (orjson.dumps(v).decode() if isinstance(v, dict | list) else str(v)) for k, v in doc.items() if v is not None}
-
-
-def load_redis(url: str, records: dict[str, list[dict]]) -> None:
-    """Each dataset in a different Redis type, as applications do."""
-    r = redis.Redis.from_url(url)
-    pipe = r.pipeline(transaction=False)
-    for doc in records["users"]:
-        pipe.set(f"user:{doc['user_id']}", orjson.dumps(doc))  # JSON strings
-    for doc in records["scale_measurements"]:
-        pipe.xadd(f"scale:{doc['user_id']}:measurements", _flat(doc))  # streams
-    for doc in records["support_tickets"]:
-        pipe.hset(f"ticket:{doc['ticket_id']}", mapping=_flat(doc))  # hashes
-    for doc in records["payments"]:
-        pipe.hset(f"payment:{doc['payment_id']}", mapping=_flat(doc))
-    for doc in records["login_events"]:
-        pipe.rpush(f"events:{doc['user_id']}", orjson.dumps(doc))  # lists of JSON strings
-    pipe.execute()
-
-
-generated = storedata.generated_dataset_fixture("redisdemo", seed=12)
-
-
-@pytest.fixture(scope="module")
-def rds(generated):
-    with redis_server() as server:
-        load_redis(server.admin_url, dataset_records(generated[0]))
-        yield server
+generated = storedata.generated_dataset_fixture("redisdemo", seed=12)  # loaded into the `rds` fixture (tests/stores_plugin.py)
 
 
 def test_key_patterns():
