@@ -18,7 +18,8 @@ from typing import Any
 import httpx
 
 from spillguard.errors import UserError
-from spillguard.respond.actions import Context, Pacer, Step, StepOutcome, Verification, batches, step_key
+from spillguard.respond.actions import Context, Pacer, Verification, batches
+from spillguard.respond.steps import Step, StepOutcome, step_key
 from spillguard.targets import mask_url
 
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::(\w+))?\}")

@@ -30,7 +30,7 @@ from spillguard.errors import UserError
 from spillguard.keys import derive_key
 
 if TYPE_CHECKING:
-    from spillguard.respond.actions import Step, StepOutcome
+    from spillguard.respond.steps import Step, StepOutcome
 
 FORMAT = 1
 GENESIS = "0" * 64

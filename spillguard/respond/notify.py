@@ -62,16 +62,8 @@ from spillguard.detect.masking import mask_email
 from spillguard.errors import UserError
 from spillguard.keys import derive_key, keyed_hex
 from spillguard.report.gdpr import CONTACT_PLACEHOLDER
-from spillguard.respond.actions import (
-    Context,
-    Limits,
-    Pacer,
-    Step,
-    StepOutcome,
-    Verification,
-    batches,
-    step_key,
-)
+from spillguard.respond.actions import Context, Limits, Pacer, Verification, batches
+from spillguard.respond.steps import Step, StepOutcome, step_key
 
 if TYPE_CHECKING:
     from spillguard.respond.journal import Journal

@@ -26,16 +26,8 @@ import httpx
 
 from spillguard.errors import UserError
 from spillguard.keys import fingerprint
-from spillguard.respond.actions import (
-    Context,
-    Limits,
-    Pacer,
-    Step,
-    StepOutcome,
-    Verification,
-    batches,
-    step_key,
-)
+from spillguard.respond.actions import Context, Limits, Pacer, Verification, batches
+from spillguard.respond.steps import Step, StepOutcome, step_key
 
 Hint = Literal["access_token", "refresh_token"] | None
 AuthMethod = Literal["client_secret_basic", "client_secret_post"]

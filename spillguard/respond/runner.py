@@ -16,9 +16,10 @@ from typing import Any
 from spillguard.errors import UserError
 from spillguard.keys import fingerprint_key
 from spillguard.leaked import LeakedSet
-from spillguard.respond.actions import Context, Step, StepOutcome, Verification
+from spillguard.respond.actions import Context, Verification
 from spillguard.respond.journal import Journal
 from spillguard.respond.playbook import Playbook, connect_all, load_playbook
+from spillguard.respond.steps import Step, StepOutcome
 from spillguard.respond.subjects import Subjects
 from spillguard.sources.store import one_line
 

@@ -21,16 +21,9 @@ import pyarrow.compute as pc
 
 from spillguard.errors import UserError
 from spillguard.keys import sha256_hex
-from spillguard.respond.actions import (
-    Context,
-    Step,
-    StepOutcome,
-    Verification,
-    batches,
-    step_key,
-    with_retries,
-)
+from spillguard.respond.actions import Context, Verification, batches, with_retries
 from spillguard.respond.playbook import password_from
+from spillguard.respond.steps import Step, StepOutcome, step_key
 from spillguard.respond.stores import SqlStore
 from spillguard.targets import mask_url
 

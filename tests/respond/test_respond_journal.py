@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from spillguard.respond.actions import Step, StepOutcome, step_key
 from spillguard.respond.journal import Journal, export_json, export_markdown
+from spillguard.respond.steps import Step, StepOutcome, step_key
 from tests import ROOT
 
 KEY = bytes.fromhex("5f" * 32)
