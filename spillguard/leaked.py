@@ -13,9 +13,7 @@ under another key is refused rather than silently matching nothing.
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,7 @@ import pyarrow.parquet as pq
 from spillguard.detect.arrays import as_text
 from spillguard.errors import UserError
 from spillguard.keys import Hasher, fingerprints, key_id, sha256_hex, subject_hasher
+from spillguard.outfiles import private_file
 
 FORMAT = "spillguard-leaked-secrets"
 VERSION = "1"
@@ -125,31 +124,9 @@ def write_leaked(path: str | Path, table: pa.Table, key: bytes) -> int:
     path = Path(path)
     meta = {b"format": FORMAT.encode(), b"version": VERSION.encode(), b"key_id": key_id(key).encode()}
     table = table.replace_schema_metadata(meta)
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot write ({exc.strerror or exc}); choose a writable folder") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            pq.write_table(table, fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with private_file(path) as fh:
+        pq.write_table(table, fh, compression="zstd")
     return int(table.num_rows)
-
-
-def check_writable(path: str | Path) -> None:
-    """Fail before a long scan when the --secrets-out file cannot be written."""
-    path = Path(path)
-    parent = path.parent if str(path.parent) else Path(".")
-    if path.exists() and not path.is_file():
-        raise UserError(f"{path}: --secrets-out must be a regular file path")
-    if not parent.is_dir() or not os.access(parent, os.W_OK):
-        raise UserError(f"{path}: cannot write the leaked-secret set there; choose a writable folder for --secrets-out")
 
 
 @dataclass(slots=True)

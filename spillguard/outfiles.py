@@ -3,10 +3,12 @@ written atomically and owner-only, because they can describe personal data."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import BinaryIO, TextIO
 
 from spillguard.errors import UserError
 
@@ -41,14 +43,23 @@ def write_private(path: str | Path, text: str) -> None:
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)
         return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with private_file(path) as fh:
+        fh.write(text.encode("utf-8"))
+
+
+@contextlib.contextmanager
+def private_file(path: str | Path) -> Iterator[BinaryIO]:
+    """A binary file that appears at `path` only when the block ends without error: written to a temporary file
+    in the same folder (mode 0600), synced, then renamed over `path`; on any error the temporary file is removed."""
+    path = Path(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+        fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
         raise UserError(f"{path}: cannot write ({exc.strerror or exc}); choose a writable folder") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)

@@ -8,7 +8,6 @@ Deleted source rows are not propagated: a `--replace` run rebuilds the copy.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import pyarrow.compute as pc
 
 from spillguard.detect.arrays import as_text
 from spillguard.errors import UserError
+from spillguard.outfiles import private_file
 
 STATE_VERSION = 1
 
@@ -89,8 +89,5 @@ class CopyState:
             last = mark.seen if mark.seen is not None else mark.last
             self.datasets[name] = {"field": mark.field, "last": last}
         doc = {"version": STATE_VERSION, "destination": self.destination, "datasets": self.datasets}
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        fd = os.open(tmp, os.O_CREAT | os.O_WRONLY | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
+        with private_file(self.path) as fh:  # a crash mid-write leaves the previous watermarks, never half a file
             fh.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS, default=str))
-        os.replace(tmp, self.path)
