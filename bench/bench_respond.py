@@ -65,7 +65,8 @@ def setup(d: Path, tokens: int, sessions: int) -> None:
         n = len(leaked)
         const = {"rule": "opaque_token_field", "category": "secret", "target": "copy.jsonl", "dataset": "copy.jsonl", "field": "token"}
         table = pa.table({"fingerprint": pa.repeat(pa.scalar("hmac-sha256:-"), n), "sha256": digests, "sha256_tail": pa.nulls(n, pa.string()),
-                          **{k: pa.repeat(pa.scalar(v), n) for k, v in const.items()}, "subject": pa.array([0] * n, pa.uint64())}, schema=SCHEMA)
+                          **{k: pa.repeat(pa.scalar(v), n) for k, v in const.items()}, "subject": pa.array([0] * n, pa.uint64()),
+                          "hmac": pa.nulls(n, pa.string())}, schema=SCHEMA)
         write_leaked(d / "leaked.sgs", table, bytes.fromhex(KEY))
         del leaked, digests, table
         # Affected people for scope exact: every other user owns the Redis sessions to end.

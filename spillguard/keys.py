@@ -196,6 +196,31 @@ def hmac_digests(key: bytes, arr: pa.Array) -> np.ndarray:
     return _digest_matrix(_hmac_each(key, values), len(values))
 
 
+def hmac_hex(key: bytes, arr: pa.Array) -> pa.Array:
+    """HMAC-SHA-256 hex of each value under `key` (all 64 characters), as an app that stores HMAC(app secret,
+    token) keeps it; null stays null."""
+    values, valid = _value_bytes(arr)
+    return hex_array(_digest_matrix(_hmac_each(key, values), len(values)), valid)
+
+
+def app_hmac_key(env: str) -> bytes:
+    """An application's own HMAC key from the environment variable `env`: its text as UTF-8 bytes, or the bytes
+    of the hex after `hex:`. Never printed or stored; `key_id()` names it."""
+    value = os.environ.get(env)
+    if value is None or not value:
+        state = "is not set" if value is None else "is empty"
+        raise UserError(f"${env} {state}; export the application's HMAC key in it (its text, or hex:<hex>)")
+    if value.startswith("hex:"):
+        try:
+            key = bytes.fromhex(value[4:].strip())
+        except ValueError:
+            raise UserError(f"${env}: the text after hex: must be hex") from None
+        if not key:
+            raise UserError(f"${env}: the key after hex: is empty")
+        return key
+    return value.encode("utf-8", "surrogatepass")
+
+
 def fingerprint(key: bytes, value: str) -> str:
     """The keyed fingerprint of one secret: what scan results and response ledgers keep instead of it."""
     return FINGERPRINT_PREFIX + keyed_hex(key, value, FINGERPRINT_HEX)

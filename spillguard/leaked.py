@@ -4,7 +4,8 @@
 matched, its keyed fingerprint (the same `hmac-sha256:` form the JSON output shows), the SHA-256 hex
 of the value (django-oauth-toolkit's `token_checksum`, Sanctum's `token`), the SHA-256 hex of the
 part after the first `|` (a Sanctum plaintext token is `<id>|<secret>`), the rule, dataset, field and
-a keyed hash of the record's subject. Hashing is `spillguard.keys`' column functions: the per-value work is C,
+a keyed hash of the record's subject, and, with `--secrets-hmac-key-env VAR`, the HMAC-SHA-256 hex of the
+value under the application's own key (for token stores that keep HMAC(app secret, token)). Hashing is `spillguard.keys`' column functions: the per-value work is C,
 no Python code per value.
 
 The file is Parquet, written owner-only, with the fingerprint key's id in its metadata so a set made
@@ -25,7 +26,7 @@ import pyarrow.parquet as pq
 
 from spillguard.detect.arrays import as_text
 from spillguard.errors import UserError
-from spillguard.keys import Hasher, fingerprints, key_id, sha256_hex, subject_hasher
+from spillguard.keys import Hasher, app_hmac_key, fingerprints, hmac_hex, key_id, sha256_hex, subject_hasher
 from spillguard.outfiles import private_file
 
 FORMAT = "spillguard-leaked-secrets"
@@ -41,8 +42,10 @@ SCHEMA = pa.schema(
         ("dataset", pa.string()),  # masked identifiers
         ("field", pa.string()),
         ("subject", pa.uint64()),  # keyed hash of the record's subject id (keys.subject_hasher), 0 = unknown
+        ("hmac", pa.string()),  # hex HMAC-SHA-256(application key, value) with --secrets-hmac-key-env, else null
     ]
 )
+HMAC_META = b"hmac_key"  # metadata: "<env var> <key id>" of the application key the `hmac` column was made under
 
 
 class SecretExtractor:
@@ -83,7 +86,7 @@ class LeakedCollector:
     batches: list[pa.RecordBatch] = field(default_factory=list)
 
     def add(self, key: bytes, subjects: Hasher, extractor: SecretExtractor, rule: Any, target: str, dataset: str,
-            field_path: str, values: pa.Array, subject_values: pa.Array | None) -> None:
+            field_path: str, values: pa.Array, subject_values: pa.Array | None, app_key: bytes | None = None) -> None:
         texts = extractor.extract(rule, as_text(values))
         keep = texts.is_valid()
         if texts.null_count:
@@ -94,8 +97,9 @@ class LeakedCollector:
             return
         if rule.category != "secret":
             # A password's plain SHA-256 is reversible by dictionary: only its keyed fingerprint is kept.
-            sha_hex, tail_hex = pa.nulls(n, pa.string()), pa.nulls(n, pa.string())
+            sha_hex, tail_hex, app_hex = pa.nulls(n, pa.string()), pa.nulls(n, pa.string()), pa.nulls(n, pa.string())
         else:
+            app_hex = hmac_hex(app_key, texts) if app_key is not None else pa.nulls(n, pa.string())
             sha_hex = sha256_hex(texts)
             has_tail = pc.greater_equal(pc.find_substring(texts, "|"), 0)
             if pc.any(has_tail).as_py():
@@ -105,7 +109,7 @@ class LeakedCollector:
                 tail_hex = pa.nulls(n, pa.string())
         subj = subjects.hash_strings(subject_values) if subject_values is not None else np.zeros(n, np.uint64)
         const = [pa.repeat(pa.scalar(v, pa.string()), n) for v in (rule.id, rule.category, target, dataset, field_path)]
-        arrays = [fingerprints(key, texts), sha_hex, tail_hex, *const, pa.array(subj, pa.uint64())]
+        arrays = [fingerprints(key, texts), sha_hex, tail_hex, *const, pa.array(subj, pa.uint64()), app_hex]
         self.batches.append(pa.RecordBatch.from_arrays(arrays, schema=SCHEMA))
 
     def merge(self, other: LeakedCollector) -> None:
@@ -119,10 +123,18 @@ class LeakedCollector:
         return t.group_by(SCHEMA.names, use_threads=False).aggregate([]).select(SCHEMA.names)
 
 
-def write_leaked(path: str | Path, table: pa.Table, key: bytes) -> int:
-    """Write the set owner-only and atomically; returns the rows written."""
+def hmac_label(env: str, app_key: bytes) -> str:
+    """What a set records of the application key its `hmac` column was made under: the variable and a key id."""
+    return f"{env} {key_id(app_key)}"
+
+
+def write_leaked(path: str | Path, table: pa.Table, key: bytes, hmac_key: str | None = None) -> int:
+    """Write the set owner-only and atomically; returns the rows written. `hmac_key` is `hmac_label()` when the
+    `hmac` column was computed."""
     path = Path(path)
     meta = {b"format": FORMAT.encode(), b"version": VERSION.encode(), b"key_id": key_id(key).encode()}
+    if hmac_key is not None:
+        meta[HMAC_META] = hmac_key.encode()
     table = table.replace_schema_metadata(meta)
     with private_file(path) as fh:
         pq.write_table(table, fh, compression="zstd")
@@ -135,6 +147,7 @@ class LeakedSet:
 
     table: pa.Table
     source: str = ""
+    hmac_key: str | None = None  # "<env var> <key id>" when the set has the application's HMAC of each secret
 
     @classmethod
     def empty(cls) -> LeakedSet:
@@ -155,7 +168,11 @@ class LeakedSet:
         if meta.get(b"key_id") != key_id(key).encode():
             raise UserError(f"{path}: made under another fingerprint key; run respond with the key the scan used "
                             "($SPILLGUARD_FINGERPRINT_KEY or the key file)")
-        return cls(pf.read().cast(SCHEMA), str(path))
+        table = pf.read()
+        if "hmac" not in table.schema.names:  # a set written before the column existed
+            table = table.append_column("hmac", pa.nulls(table.num_rows, pa.string()))
+        hmac_key = meta[HMAC_META].decode() if HMAC_META in meta else None
+        return cls(table.select(SCHEMA.names).cast(SCHEMA), str(path), hmac_key)
 
     def __len__(self) -> int:
         return int(self.table.num_rows)
@@ -175,13 +192,24 @@ class LeakedSet:
 
     def digests(self, form: str, rules: list[str] | None = None) -> list[str]:
         """The leaked values as a token store keeps them: `sha256`, `sha256_tail` or `fingerprint`;
-        `sha256_any` is both SHA-256 forms (a store holds one or the other)."""
+        `sha256_any` is both SHA-256 forms (a store holds one or the other); `hmac` the application's HMAC
+        (refused when the scan did not compute it)."""
         names = {"sha256": ("sha256",), "sha256_tail": ("sha256_tail",), "fingerprint": ("fingerprint",),
-                 "sha256_any": ("sha256", "sha256_tail")}.get(form)
+                 "sha256_any": ("sha256", "sha256_tail"), "hmac": ("hmac",)}.get(form)
         if names is None:
             raise ValueError(form)
+        if form == "hmac":
+            self.require_hmac()
         values: list[str] = self._values(names, rules).to_pylist()
         return values
+
+    def require_hmac(self, where: str = "") -> None:
+        """Refuse (one line, exit 2) when the set holds no application HMAC of its secrets."""
+        if self.hmac_key is None:
+            pre = f"{where}: " if where else ""
+            raise UserError(f"{pre}stored = \"hmac\" needs a leaked set with the application's HMAC of each secret, and "
+                            f"{self.source or 'the leaked set'} has none; rescan with `--secrets-hmac-key-env VAR` "
+                            "(VAR holding the application's HMAC key)")
 
     def subjects(self) -> np.ndarray:
         """Keyed subject hashes of the people whose secrets leaked (0 = unknown excluded)."""
@@ -196,8 +224,10 @@ class LeakedSet:
 class SecretsOut:
     """The scanner's hook for --secrets-out: one per scanner, a LeakedCollector per dataset state."""
 
-    def __init__(self, key: bytes) -> None:
+    def __init__(self, key: bytes, hmac_key_env: str | None = None) -> None:
         self.key = key
+        # The application's own HMAC key, read in each worker from its variable: never in options or state files.
+        self.app_key = app_hmac_key(hmac_key_env) if hmac_key_env else None
         self.subjects = subject_hasher(key)
         self.extractor = SecretExtractor()
 
@@ -213,7 +243,7 @@ class SecretsOut:
             rows = idx if leaf.rows is None else leaf.rows[idx]
             subject_values = subject_leaf.values.take(pa.array(rows))
         state.leaked.add(self.key, self.subjects, self.extractor, rule, state.target, mask_identifiers(state.dataset),
-                         mask_identifiers(leaf.path), values, subject_values)
+                         mask_identifiers(leaf.path), values, subject_values, self.app_key)
 
 
 def leaked_table(states: Any) -> pa.Table:

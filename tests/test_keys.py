@@ -208,3 +208,23 @@ def test_column_hashing_has_no_per_value_python_cost_beyond_the_digest() -> None
     _ = [hmac.new(b"k" * 32, v.encode(), hashlib.sha256).hexdigest() for v in vals.to_pylist()]
     loop = time.perf_counter() - t
     assert column < 2 * loop, (column, loop)
+
+
+def test_hmac_hex_equals_the_stdlib_and_app_keys_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from spillguard.keys import app_hmac_key, hmac_hex
+
+    values = ["", "Atza|" + "x" * 400, "ünï\u20ac", None, "a" * 64, "b" * 65]
+    for key in (b"k", b"app-secret", bytes(range(100))):  # short, typical, longer than a SHA-256 block
+        got = hmac_hex(key, pa.array(values, pa.string())).to_pylist()
+        assert got == [None if v is None else hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in values]
+    monkeypatch.setenv("APP_K", "plain text key")
+    assert app_hmac_key("APP_K") == b"plain text key"
+    monkeypatch.setenv("APP_K", "hex:00ff10")
+    assert app_hmac_key("APP_K") == b"\x00\xff\x10"
+    for bad, msg in (("", "is empty"), ("hex:zz", "must be hex"), ("hex:", "is empty")):
+        monkeypatch.setenv("APP_K", bad)
+        with pytest.raises(UserError, match=msg):
+            app_hmac_key("APP_K")
+    monkeypatch.delenv("APP_K")
+    with pytest.raises(UserError, match=r"\$APP_K is not set"):
+        app_hmac_key("APP_K")

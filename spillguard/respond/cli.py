@@ -78,12 +78,21 @@ def execute(
     playbook: PlaybookArg, scope: ScopeArg = None, fmt: FmtArg = Fmt.table, journal: JournalArg = None,
     do_it: Annotated[bool, typer.Option("--execute", help="Really change the stores. Without it, only the plan is shown.")] = False,
     actor: Annotated[str, typer.Option("--actor", help="Who runs the response (recorded in the journal).")] = "spillguard",
+    preview: Annotated[str | None, typer.Option("--preview", metavar="ADDRESS", help="Send the notify actions' messages to this one test address instead of the recipients (the first of each template; all with --preview-every). Nothing else runs, nothing is recorded as sent.")] = None,
+    preview_every: Annotated[bool, typer.Option("--preview-every", help="With --preview: every message of the plan, each person's own text, not one per template.")] = False,
 ) -> None:
     """Run the plan: set-based, retried, journaled; a rerun after a crash finishes without repeating anything."""
     from spillguard.respond.runner import execute_response, open_response, plan_response
 
+    if preview is not None and do_it:
+        raise UserError("--preview sends test messages only; run it without --execute")
+    if preview_every and preview is None:
+        raise UserError("--preview-every needs --preview ADDRESS (the test address)")
     resp = open_response(playbook, scope=scope.value if scope else None, execute=do_it, journal_path=journal, actor=actor)
     try:
+        if preview is not None:
+            _preview(resp, preview, preview_every, fmt)
+            return
         plan_response(resp)
         if not do_it:
             if fmt is Fmt.json:
@@ -113,13 +122,66 @@ def execute(
         resp.close()
 
 
+def _notify_actions(resp: object) -> list:
+    from spillguard.respond.runner import Response
+
+    assert isinstance(resp, Response)
+    found = [a for a in resp.playbook.actions if getattr(a, "kind", "") == "notify"]
+    if not found:
+        raise UserError(f"{resp.playbook.path}: no action of kind \"notify\"; --preview and --bounces work on notifications")
+    return found
+
+
+def _preview(resp: object, address: str, every: bool, fmt: Fmt) -> None:
+    """Every notify action's plan to one test address; the ledger and the journal are not written."""
+    from spillguard.detect.masking import mask_email
+    from spillguard.respond.runner import Response
+
+    assert isinstance(resp, Response)
+    results = {a.id: a.preview(resp.ctx, address, every=every) for a in _notify_actions(resp)}
+    if fmt is Fmt.json:
+        _print_json({"incident": resp.ctx.incident, "preview_to": mask_email(address),
+                     "actions": [{"action": k, **r.to_json()} for k, r in results.items()]})
+    else:
+        for k, r in results.items():
+            per = ", ".join(f"{t}: {n}" for t, n in sorted(r.by_template.items())) or "none"
+            print(f"{k}: sent {r.previews:,} previews of {r.people:,} planned messages to {mask_email(address)} ({per})")
+    print("spillguard: preview only: no recipient was mailed and nothing was recorded as sent", file=sys.stderr)
+
+
+def _import_bounces(resp: object, mailbox: Path) -> None:
+    """RFC 3464 bounces into each notify action's ledger (each ledger once)."""
+    from spillguard.respond.notify import Ledger, import_bounces, read_mailbox
+
+    messages = list(read_mailbox(mailbox))  # bounces are few; each ledger is matched against all of them
+    read, recorded = len(messages), 0
+    seen: set[Path] = set()
+    for action in _notify_actions(resp):
+        path = action.ledger_path.resolve()
+        if path in seen:
+            continue
+        seen.add(path)
+        ledger = Ledger(path)
+        try:
+            recorded += import_bounces(ledger, messages)
+        finally:
+            ledger.close()
+    print(f"spillguard: {mailbox}: read {read:,} messages, recorded {recorded:,} bounces of this incident's notices",
+          file=sys.stderr)
+
+
 @respond_app.command("verify")
-def verify(playbook: PlaybookArg, scope: ScopeArg = None, fmt: FmtArg = Fmt.table, journal: JournalArg = None) -> None:
+def verify(
+    playbook: PlaybookArg, scope: ScopeArg = None, fmt: FmtArg = Fmt.table, journal: JournalArg = None,
+    bounces: Annotated[Path | None, typer.Option("--bounces", metavar="MAILBOX", help="First record the delivery status notifications (RFC 3464 bounces) in this mbox file or folder of .eml files in the notify ledgers; bounced people count as not told.")] = None,
+) -> None:
     """Check that revoked tokens, ended sessions and unlinked integrations are gone. Exit 1 if anything is still active."""
     from spillguard.respond.runner import open_response, verify_response
 
     resp = open_response(playbook, scope=scope.value if scope else None, journal_path=journal)
     try:
+        if bounces is not None:
+            _import_bounces(resp, bounces)
         verify_response(resp)
         doc = resp.verify_dict()
         if fmt is Fmt.json:

@@ -41,6 +41,7 @@ import hashlib
 import json
 import os
 import re
+import secrets
 import smtplib
 import sqlite3
 import threading
@@ -762,10 +763,17 @@ class Notifier:
             self.ledger.resolve(mid, mid in have)
         return len(ids)
 
-    def preview(self, address: str, recipients: Iterable[Recipient] | None = None) -> NotifyResult:
-        """Send one message per template in use to a test address; the ledger is not touched."""
-        if not _EMAIL.match(address.strip()):
+    def preview(self, address: str, recipients: Iterable[Recipient] | None = None, *, every: bool = False) -> NotifyResult:
+        """Send previews to one test address; the ledger and the journal are not touched.
+
+        Without recipients: one message per template the report's groups use. With recipients: their planned
+        messages, each person's own text (subject marked with the masked person it was for), the first one of
+        each template, or with `every` every message of the plan."""
+        if not _EMAIL.match(address.strip()) or not address.isascii():
             raise UserError("notify --preview: give one e-mail address to send the previews to")
+        if recipients is not None:
+            messages, exempted = self.plan(recipients)
+            return self.preview_messages(address, messages, every=every, exempted=exempted)
         res = NotifyResult(self.incident)
         groups = sorted((g for g in self.notices if g not in self.exemptions), key=self._order)
         by_template: dict[str, str] = {}
@@ -781,6 +789,35 @@ class Notifier:
             res.previews += 1
             res.by_template[template] = res.by_template.get(template, 0) + 1
         self.transport.close()
+        return res
+
+    def preview_messages(self, address: str, messages: list[Outgoing], *, every: bool = False, exempted: int = 0) -> NotifyResult:
+        """Planned messages sent to `address` instead of their recipients, paced like a run; nothing recorded.
+        A preview's Message-ID is its own (`preview-…`), so a bounce or a mail-log lookup never settles a real row."""
+        if not _EMAIL.match(address.strip()) or not address.isascii():
+            raise UserError("notify --preview: give one e-mail address to send the previews to")
+        t0 = time.monotonic()
+        res = NotifyResult(self.incident, people=len(messages), exempted=exempted)
+        if not every:
+            first: dict[str, Outgoing] = {}
+            for m in messages:
+                first.setdefault(m.template, m)
+            messages = list(first.values())
+        self.transport.check()
+        pacer = Pacer(self.limits.per_second)
+        try:
+            for m in messages:
+                pacer.wait()
+                mid = f"<preview-{secrets.token_hex(12)}@spillguard.invalid>"
+                d = self.transport.send(Outgoing(self.incident, "", m.template, mid, address.strip(), mask_email(address),
+                                                 f"[PREVIEW for {m.masked}] {m.subject}", m.body))  # fmt: skip
+                if d.state != "sent":
+                    raise UserError(f"notify --preview: {self.transport.target} did not accept the preview ({d.code or d.detail})")
+                res.previews += 1
+                res.by_template[m.template] = res.by_template.get(m.template, 0) + 1
+        finally:
+            self.transport.close()
+        res.seconds = round(time.monotonic() - t0, 3)
         return res
 
     def run(self, recipients: Iterable[Recipient]) -> NotifyResult:
@@ -1020,6 +1057,17 @@ class NotifyAction:
         res = self.notifier.send([messages[h] for h in step.payload if h in messages], self.exempted)
         detail = f"sent {res.sent}, already {res.already}, failed {res.failed}, rejected {res.rejected}, in doubt {res.in_doubt}"
         return StepOutcome(done=res.sent + res.already, failed=res.failed + res.rejected + res.in_doubt, detail=detail)
+
+    def preview(self, ctx: Context, address: str, *, every: bool = False) -> NotifyResult:
+        """`respond execute --preview ADDRESS`: this action's plan (scope applied) sent to one test address."""
+        messages = self._planned(ctx)
+        assert self.notifier is not None
+        return self.notifier.preview_messages(address, sorted(messages.values(), key=lambda m: m.recipient), every=every,
+                                              exempted=self.exempted)  # fmt: skip
+
+    @property
+    def ledger_path(self) -> Path:
+        return Path(self.notifier.ledger.path) if self.notifier is not None else Path(self.settings["ledger"])
 
     def verify(self, ctx: Context) -> Verification:
         messages = self._planned(ctx)

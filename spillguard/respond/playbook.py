@@ -198,6 +198,15 @@ def load_playbook(path: str | Path, *, scope: str | None = None) -> Playbook:
     return Playbook(path, incident.strip(), chosen, rel(doc.get("leaked")), rel(doc.get("subjects")), journal, limits, actions)
 
 
+def check_leaked(playbook: Playbook, leaked: Any) -> None:
+    """What each action needs of the leaked-secret set (an `hmac` column for `stored = "hmac"`), before any
+    store is contacted."""
+    for action in playbook.actions:
+        check = getattr(action, "check_leaked", None)
+        if check is not None:
+            check(leaked)
+
+
 def connect_all(playbook: Playbook) -> None:
     """Credentials, connections, tables and columns of every action, before any action runs."""
     for action in playbook.actions:

@@ -18,7 +18,7 @@ from spillguard.keys import fingerprint_key
 from spillguard.leaked import LeakedSet
 from spillguard.respond.actions import Context, Verification
 from spillguard.respond.journal import Journal
-from spillguard.respond.playbook import Playbook, connect_all, load_playbook
+from spillguard.respond.playbook import Playbook, check_leaked, connect_all, load_playbook
 from spillguard.respond.steps import Step, StepOutcome
 from spillguard.respond.subjects import Subjects
 from spillguard.sources.store import one_line
@@ -105,6 +105,7 @@ def open_response(playbook_path: str | Path, *, scope: str | None = None, execut
         raise UserError(f"{pb.path}: scope exact needs `leaked` (the file `scan --secrets-out` wrote)")
     leaked = LeakedSet.load(pb.leaked, key) if pb.leaked is not None else LeakedSet.empty()
     subjects = Subjects.load(key, pb.subjects, leaked)
+    check_leaked(pb, leaked)
     try:
         connect_all(pb)
         journal = None

@@ -134,8 +134,8 @@ class SqlTokens(SqlAction):
         super().__init__(settings, src)
         self.token_column: str = self._need("token_column")
         self.stored: str = settings.get("stored", "sha256")
-        if self.stored not in ("plain", "sha256", "prefix"):
-            raise UserError(f"{src}: stored = {self.stored!r}; use plain, sha256 or prefix")
+        if self.stored not in ("plain", "sha256", "hmac", "prefix"):
+            raise UserError(f"{src}: stored = {self.stored!r}; use plain, sha256, hmac or prefix")
         self.prefix: str = settings.get("prefix", "")
         if self.stored == "prefix" and not self.prefix:
             raise UserError(f"{src}: stored = \"prefix\" needs `prefix` (the text the store puts before the SHA-256 hex)")
@@ -172,7 +172,14 @@ class SqlTokens(SqlAction):
         assert self.flag_column is not None
         return f"{self.db.q(self.flag_column)} = {value}"
 
+    def check_leaked(self, leaked: Any) -> None:
+        """Before anything runs: a store keeping HMAC(app key, token) needs the set's `hmac` column."""
+        if self.stored == "hmac" and self.scope == "exact":
+            leaked.require_hmac(self.src)
+
     def _digests(self, ctx: Context) -> list[str]:
+        if self.stored == "hmac":  # hex HMAC-SHA-256(app key, token), computed by the scan (--secrets-hmac-key-env)
+            return ctx.leaked.digests("hmac", self.rules)
         # A token's SHA-256 and, for "<id>|<secret>" tokens (Sanctum), its secret's: a store holds one of them.
         both = ctx.leaked.digests("sha256_any", self.rules)
         return [self.prefix + d for d in both] if self.stored == "prefix" else both

@@ -99,7 +99,7 @@ class DatasetScanner:
         self.key = key
         self.secrets_out: SecretsOut | None = None
         if options.secrets_out and key is not None:
-            self.secrets_out = SecretsOut(key)
+            self.secrets_out = SecretsOut(key, options.secrets_hmac_key_env)
         self.held: list[tuple[pa.Table, Segment]] | None = None  # tables kept for one pass (see hold())
 
     def new_state(self, target: str, dataset: str, subject_field: str | None) -> DatasetState:

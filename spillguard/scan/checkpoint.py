@@ -22,8 +22,8 @@ import pyarrow as pa
 
 from spillguard.detect.state import DatasetState, FindingState, KeySet, RowSet
 from spillguard.errors import UserError
-from spillguard.keys import keyed_hex
-from spillguard.leaked import LeakedCollector
+from spillguard.keys import app_hmac_key, keyed_hex
+from spillguard.leaked import LeakedCollector, hmac_label
 from spillguard.scan.jobs import Malformed
 from spillguard.scan.names import NAME_HASH_CHARS, stored_name
 from spillguard.scan.options import ScanOptions
@@ -53,6 +53,9 @@ def options_fingerprint(options: ScanOptions, targets: list[str], *, include_see
         "subject_field": options.subject_field,
         "show_samples": options.show_samples,
         "secrets_out": options.secrets_out,
+        # The application HMAC key by name and key id: a resume under another key must not reuse its digests.
+        "secrets_hmac": (hmac_label(options.secrets_hmac_key_env, app_hmac_key(options.secrets_hmac_key_env))
+                         if options.secrets_hmac_key_env else None),
         "source": src,
         "per_target": per_target,
         "targets": [mask_url(t) for t in targets],

@@ -115,6 +115,7 @@ def run_scan_command(
     subjects_out: str | None, progress: bool, source_options: dict[str, Any] | None = None,
     workers: int | None = None, state: str | None = None, resume: bool = False,
     target_options: dict[str, dict[str, Any]] | None = None, secrets_out: str | None = None,
+    secrets_hmac_key_env: str | None = None,
 ) -> int:
     from spillguard.scan.inventory import affected_subjects
     from spillguard.scan.options import ScanOptions
@@ -127,10 +128,19 @@ def run_scan_command(
         check_writable(subjects_out, "--subjects-out")
     if secrets_out:
         check_writable(secrets_out, "--secrets-out")
+    hmac_label_text = None
+    if secrets_hmac_key_env:
+        from spillguard.keys import app_hmac_key
+        from spillguard.leaked import hmac_label
+
+        if not secrets_out:
+            raise UserError("--secrets-hmac-key-env adds a column to the leaked-secret set; give --secrets-out FILE too")
+        hmac_label_text = hmac_label(secrets_hmac_key_env, app_hmac_key(secrets_hmac_key_env))  # refuses a missing key now
     options = ScanOptions(
         rule_files=list(rules or []), only=_split(only), exclude=_split(exclude), subject_field=subject_field,
         show_samples=show_samples, subjects_out=subjects_out is not None, source_options=source_options or {},
         workers=workers, state=state, resume=resume, target_options=target_options or {}, secrets_out=secrets_out is not None,
+        secrets_hmac_key_env=secrets_hmac_key_env,
     )
     try:
         with _Progress(progress, targets) as bar:
@@ -168,7 +178,7 @@ def run_scan_command(
         from spillguard.keys import fingerprint_key
         from spillguard.leaked import leaked_table, write_leaked
 
-        n = write_leaked(secrets_out, leaked_table(run.states), fingerprint_key())
+        n = write_leaked(secrets_out, leaked_table(run.states), fingerprint_key(), hmac_label_text)
         print(f"spillguard: wrote {n:,} leaked secrets (digests and fingerprints only) to {secrets_out} (owner-only).", file=sys.stderr)
     return exit_code(result, fail_on)
 
@@ -257,6 +267,7 @@ def register(app: typer.Typer) -> None:
         include_hidden: Annotated[bool, typer.Option("--include-hidden", help="Also scan hidden/system ('.'-prefixed) indices.")] = False,
         partition_rows: Annotated[int, typer.Option("--partition-rows", min=100, help="Records per partition of an exhaustive store read.")] = 50_000,
         secrets_out: Annotated[str | None, typer.Option("--secrets-out", help="Write every leaked secret's fingerprint and SHA-256 (never the value) to FILE (owner-only), for `spillguard respond`.")] = None,
+        secrets_hmac_key_env: Annotated[str | None, typer.Option("--secrets-hmac-key-env", metavar="VAR", help="Also keep each leaked secret's HMAC-SHA-256 hex under the application's key, read from environment variable VAR (never printed or stored), for token stores that keep HMAC(app key, token).")] = None,
         ask_password: Annotated[bool, typer.Option("--ask-password", help="Prompt for the store password (never echoed).")] = False,
         targets: Annotated[list[str] | None, typer.Argument(help="Files, folders or store URLs to scan.", show_default=False)] = None,
     ) -> None:
@@ -282,6 +293,7 @@ def register(app: typer.Typer) -> None:
             only=only, exclude=exclude, fail_on=fail_on, subjects_out=subjects_out, progress=not no_progress,
             source_options={k: v for k, v in source_options.items() if v is not None}, workers=workers, state=state,
             resume=resume, target_options=target_options, secrets_out=secrets_out,
+            secrets_hmac_key_env=secrets_hmac_key_env,
         )
         raise typer.Exit(code)
 

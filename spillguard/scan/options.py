@@ -24,6 +24,8 @@ class ScanOptions:
     resume: bool = False
     target_options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per target URL (from --config)
     secrets_out: bool = False  # collect every leaked secret's digests (respond.leaked) for --secrets-out
+    # --secrets-hmac-key-env: the NAME of the variable holding the application's HMAC key (never the key itself)
+    secrets_hmac_key_env: str | None = None
 
     def source_options_for(self, target: str) -> dict[str, Any]:
         """Scan-wide source options, overridden by the target's own (from the config file)."""

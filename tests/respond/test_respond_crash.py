@@ -31,7 +31,7 @@ def _leaked_set(path: Path, tokens: list[str]) -> None:
         "fingerprint": pa.array([f"hmac-sha256:{d[:32]}" for d in digests]), "sha256": pa.array(digests),
         "sha256_tail": pa.nulls(n, pa.string()), "rule": pa.array(["opaque_token_field"] * n), "category": pa.array(["secret"] * n),
         "target": pa.array(["copy.jsonl"] * n), "dataset": pa.array(["copy.jsonl"] * n), "field": pa.array(["token"] * n),
-        "subject": pa.array([0] * n, pa.uint64()),
+        "subject": pa.array([0] * n, pa.uint64()), "hmac": pa.nulls(n, pa.string()),
     }, schema=SCHEMA)
     write_leaked(path, table, bytes.fromhex(KEY))
 

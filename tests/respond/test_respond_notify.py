@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -441,3 +442,114 @@ def test_connection_cut_after_the_final_dot_is_in_doubt_not_resent(smtp: SmtpRec
     smtp.drop_after_data.clear()
     again = _notifier(tmp_path / "b", notices, _smtp(smtp), in_doubt="resend").run(people[4:5])
     assert again.sent == 1 and smtp.by_recipient()[people[4].address] == 3
+
+
+def _cli_playbook(tmp: Path, smtp: SmtpRecorder, notices: list[dict[str, Any]], people: list[Recipient]) -> Path:
+    (tmp / "report.json").write_text(json.dumps({"art34": notices}))
+    (tmp / "people.csv").write_text("email,groups,name\n" + "".join(f"{p.address},{';'.join(p.groups)},{p.name}\n" for p in people))
+    playbook = tmp / "respond.toml"
+    playbook.write_text(f"""
+incident = "2019-12-es-leak"
+scope = "all"
+journal = "response.journal"
+[[action]]
+id = "tell-people"
+kind = "notify"
+report = "report.json"
+recipients = "people.csv"
+name_column = "name"
+ledger = "notify.ledger"
+organisation = "Acme Cameras"
+smtp_host = "{smtp.host}"
+smtp_port = {smtp.port}
+sender = "privacy@acme.example"
+""")
+    return playbook
+
+
+def _run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(CLI + list(args), capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, SPILLGUARD_FINGERPRINT_KEY=KEY.hex()))  # fmt: skip
+
+
+def test_cli_preview_sends_the_plan_to_one_test_address(smtp: SmtpRecorder, notices: list[dict[str, Any]], tmp_path: Path) -> None:
+    people = _people(17, seed=4)
+    playbook = _cli_playbook(tmp_path, smtp, notices, people)
+    ledger = tmp_path / "notify.ledger"
+    # One per template in use (the built-in one serves every group here).
+    res = _run("respond", "execute", str(playbook), "--preview", "reviewer@acme.example", "-f", "json")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)["actions"][0]
+    assert (doc["previews"], doc["people"], doc["sent"]) == (1, 17, 0) and doc["by_template"] == {"notice.txt.j2": 1}
+    assert smtp.by_recipient() == {"reviewer@acme.example": 1}
+    # Every message of the plan, each person's own text, all to the test address.
+    res = _run("respond", "execute", str(playbook), "--preview", "reviewer@acme.example", "--preview-every")
+    assert res.returncode == 0, res.stderr
+    assert smtp.by_recipient() == {"reviewer@acme.example": 18}
+    previews = smtp.messages[1:]
+    assert all(str(m.message["Subject"]).startswith("[PREVIEW for p***@m***.example] ") for m in previews)
+    # Each person's own message: every name in exactly one preview.
+    for p in people:
+        assert sum(1 for m in previews if re.search(rf"\b{p.name}\b", m.message.get_content())) == 1, p.name
+    assert all(str(m.message["Message-ID"]).startswith("<preview-") for m in previews)
+    assert "person" not in res.stdout + res.stderr and "reviewer@" not in res.stdout
+    # Nothing recorded as sent: the ledger has no row, there is no journal, and the real run mails everybody.
+    assert Ledger(ledger).counts("2019-12-es-leak") == {} and not (tmp_path / "response.journal").exists()
+    real = _run("respond", "execute", str(playbook), "--execute", "-f", "json")
+    assert real.returncode == 0, real.stderr
+    assert {a: n for a, n in smtp.by_recipient().items() if a != "reviewer@acme.example"} == {p.address: 1 for p in people}
+    # Bad input: one line, exit 2, nothing sent.
+    before = smtp.count()
+    for args, message in ((("--preview", "reviewer@acme.example", "--execute"), "without --execute"),
+                          (("--preview-every",), "needs --preview"), (("--preview", "not-an-address"), "one e-mail address")):
+        bad = _run("respond", "execute", str(playbook), *args)
+        assert bad.returncode == 2 and bad.stderr.strip().count("\n") == 0 and message in bad.stderr, bad.stderr
+    assert smtp.count() == before
+
+
+def _dsn(message_id: str, status: str = "5.1.1", action: str = "failed") -> bytes:
+    return (b"From: MAILER-DAEMON@mx.example\r\nTo: privacy@acme.example\r\nSubject: Undelivered Mail\r\n"
+            b'MIME-Version: 1.0\r\nContent-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+            b"--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
+            b"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example\r\n\r\n"
+            b"Final-Recipient: rfc822; someone@mx.example\r\nAction: " + action.encode() + b"\r\nStatus: " + status.encode()
+            + b"\r\n\r\n--B\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: " + message_id.encode()
+            + b"\r\nSubject: x\r\n\r\n--B--\r\n")  # fmt: skip
+
+
+@pytest.mark.parametrize("form", ["mbox", "eml"])
+def test_cli_verify_imports_bounces(smtp: SmtpRecorder, notices: list[dict[str, Any]], tmp_path: Path, form: str) -> None:
+    import mailbox
+
+    people = _people(9, seed=8)
+    playbook = _cli_playbook(tmp_path, smtp, notices, people)
+    assert _run("respond", "execute", str(playbook), "--execute").returncode == 0
+    assert _run("respond", "verify", str(playbook)).returncode == 0
+    by_addr = {m.rcpt_tos[0]: str(m.message["Message-ID"]) for m in smtp.messages}
+    bounced = [people[2].address, people[6].address]
+    dsns = [_dsn(by_addr[a]) for a in bounced]
+    dsns += [_dsn(by_addr[people[3].address], "4.2.2", "delayed"),  # a delay is not a bounce
+             _dsn("<unknown@elsewhere.example>"), b"From: a@b.example\r\nSubject: hello\r\n\r\nnot a report\r\n"]
+    if form == "mbox":
+        where = tmp_path / "bounces.mbox"
+        box = mailbox.mbox(where)
+        for raw in dsns:
+            box.add(raw)
+        box.close()
+    else:
+        where = tmp_path / "bounces"
+        where.mkdir()
+        for i, raw in enumerate(dsns):
+            (where / f"{i}.eml").write_bytes(raw)
+    res = _run("respond", "verify", str(playbook), "--bounces", str(where), "-f", "json")
+    assert res.returncode == 1, res.stderr
+    assert "read 5 messages, recorded 2 bounces" in res.stderr
+    (action,) = json.loads(res.stdout)["actions"]
+    assert (action["checked"], action["still_active"], action["details"]) == (9, 2, ["2 bounced"])
+    assert Ledger(tmp_path / "notify.ledger").counts("2019-12-es-leak") == {"sent": 7, "bounced": 2}
+    assert "person" not in res.stdout + res.stderr
+    # A rerun of execute does not mail the bounced people again; a missing mailbox is one line, exit 2.
+    before = smtp.count()
+    assert _run("respond", "execute", str(playbook), "--execute").returncode == 0 and smtp.count() == before
+    bad = _run("respond", "verify", str(playbook), "--bounces", str(tmp_path / "nope.mbox"))
+    assert bad.returncode == 2 and "no such mailbox" in bad.stderr and bad.stderr.strip().count("\n") == 0
