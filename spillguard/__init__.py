@@ -18,9 +18,10 @@ from typing import Any
 
 import pyarrow as pa
 
-# The scan package is loaded before `scan()` is defined below: loading a package sets the parent's attribute
-# of the same name, so this order makes `spillguard.scan` the function, for good. Import the package's
-# modules by their full names (`from spillguard.scan.run import run_scan`).
+# The scan and respond packages are loaded before `scan()` and `respond()` are defined below: loading a package
+# sets the parent's attribute of the same name, so this order makes `spillguard.scan` and `spillguard.respond` the
+# functions, for good. Import those packages' modules by their full names (`from spillguard.scan.run import run_scan`).
+import spillguard.respond
 import spillguard.scan  # noqa: F401
 from spillguard.errors import UserError
 from spillguard.model import CATEGORIES, SCHEMA_VERSION, Finding, Match, ScanError, ScanResult
@@ -106,6 +107,26 @@ def copy(source: str, destination: str, **options: Any) -> Any:
     return _copy(source, destination, **options)
 
 
+def respond(playbook: str | Path, *, step: str = "plan", execute: bool = False, scope: str | None = None,
+            journal: str | Path | None = None) -> dict[str, Any]:
+    """One step of a response (`plan`, `execute` or `verify`) from a `respond.toml` playbook; the dict is what
+    `spillguard respond STEP --format json` prints. `execute` changes stores only with `execute=True`."""
+    from spillguard.respond.runner import execute_response, open_response, plan_response, verify_response
+
+    if step not in ("plan", "execute", "verify"):
+        raise UserError(f"respond step {step!r}: use plan, execute or verify")
+    resp = open_response(playbook, scope=scope, execute=step == "execute" and execute, journal_path=journal)
+    try:
+        if step == "verify":
+            return verify_response(resp).verify_dict()
+        plan_response(resp)
+        if step == "plan" or not execute:  # nothing changes without execute=True: the plan is the answer
+            return resp.plan_dict()
+        return execute_response(resp).execute_dict()
+    finally:
+        resp.close()
+
+
 def build_report(scans: Sequence[dict[str, Any]], **options: Any) -> Any:
     """The impact report model from scan results (and audit/watch history); see `spillguard.report`."""
     from spillguard.report import build_report as _build
@@ -122,5 +143,5 @@ def render_report(report: Any, fmt: str = "html") -> str:
 
 __all__ = [
     "CATEGORIES", "SCHEMA_VERSION", "Finding", "Match", "ScanError", "ScanResult", "UserError",
-    "audit", "build_report", "copy", "render_report", "scan", "scan_value",
+    "audit", "build_report", "copy", "render_report", "respond", "scan", "scan_value",
 ]

@@ -477,3 +477,31 @@ def test_dropped_connection_is_reopened_and_retried(world, pg, tmp_path, monkeyp
     assert {a["action"]: (a["done"], a["failed"]) for a in doc["actions"]} == {
         "django-oauth-toolkit-access": (n, 0), "django-oauth-toolkit-refresh": (n, 0)}
     assert pg_query(url, "SELECT count(*) FROM oauth2_provider_refreshtoken WHERE revoked IS NOT NULL")[0][0] == n
+
+
+def test_library_api_plans_executes_only_when_told_and_verifies(world, tmp_path, monkeypatch):
+    """`spillguard.respond()` is the CLI's respond as a call: same plan, nothing changed without execute=True."""
+    import spillguard
+
+    monkeypatch.setenv("SPILLGUARD_FINGERPRINT_KEY", KEY)
+    w, leaked, people = world
+    db = tmp_path / "app.db"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE authtoken_token (key varchar(40) primary key, user_id int not null, created text)")
+    conn.executemany("INSERT INTO authtoken_token VALUES (?, ?, '2026-01-01')", [(u.drf, u.id) for u in w.users])
+    conn.commit()
+    conn.close()
+    pb = playbook(tmp_path, leaked, people, f'[[action]]\npreset = "drf-authtoken"\nstore = "sqlite:///{db}"\n')
+    plan = spillguard.respond(pb)
+    assert [(a["action"], a["count"]) for a in plan["actions"]] == [("drf-authtoken", len(w.leaked))]
+    assert spillguard.respond(pb, step="execute") == plan  # not told to execute: the plan, nothing changed
+    with sqlite3.connect(db) as c:
+        assert c.execute("SELECT count(*) FROM authtoken_token").fetchone()[0] == len(w.users)
+    done = spillguard.respond(pb, step="execute", execute=True)
+    assert sum(a["done"] for a in done["actions"]) == len(w.leaked)
+    with sqlite3.connect(db) as c:
+        left = {r[0] for r in c.execute("SELECT user_id FROM authtoken_token")}
+    assert left == {u.id for u in w.users} - {u.id for u in w.leaked}
+    assert spillguard.respond(pb, step="verify")["still_active"] == 0
+    with pytest.raises(spillguard.UserError):
+        spillguard.respond(pb, step="revoke")
