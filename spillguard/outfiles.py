@@ -43,7 +43,10 @@ def write_private(path: str | Path, text: str) -> None:
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot write ({exc.strerror or exc}); choose a writable folder") from None
     with private_file(path) as fh:
         fh.write(text.encode("utf-8"))
 
