@@ -58,10 +58,10 @@ class TargetConfig:
     include_hidden: bool | None = None
 
     def password(self) -> str | None:
-        return _env(self.password_env, f"target {self.name or self.url!r}")
+        return secret_from_env(self.password_env, f"target {self.name or self.url!r}")
 
     def admin_password(self) -> str | None:
-        return _env(self.admin_password_env, f"target {self.name or self.url!r} admin")
+        return secret_from_env(self.admin_password_env, f"target {self.name or self.url!r} admin")
 
 
 @dataclass(slots=True)
@@ -83,10 +83,10 @@ class SinkConfig:
     timeout: float = 10.0
 
     def secret(self) -> str | None:
-        return _env(self.secret_env, f"{self.type} sink")
+        return secret_from_env(self.secret_env, f"{self.type} sink")
 
     def password(self) -> str | None:
-        return _env(self.password_env, f"{self.type} sink")
+        return secret_from_env(self.password_env, f"{self.type} sink")
 
 
 @dataclass(slots=True)
@@ -107,12 +107,14 @@ class Config:
     watch: WatchConfig = field(default_factory=WatchConfig)
 
 
-def _env(name: str | None, what: str) -> str | None:
+def secret_from_env(name: str | None, what: str, key: str = "the *_env key") -> str | None:
+    """A credential named by a `*_env` setting (spillguard.toml, respond.toml): None when no variable is named, one
+    clear line when the named one is not set."""
     if not name:
         return None
     value = os.environ.get(name)
     if value is None:
-        raise UserError(f"{what}: environment variable {name} is not set; export it or remove the *_env key")
+        raise UserError(f"{what}: environment variable {name} is not set; export it or remove {key}")
     return value
 
 

@@ -8,12 +8,12 @@ unknown keys, missing credential variables, unreachable stores, tables and colum
 from __future__ import annotations
 
 import importlib
-import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spillguard.config import secret_from_env
 from spillguard.errors import UserError
 from spillguard.respond.actions import SCOPES, Limits, Scope
 
@@ -124,12 +124,7 @@ def adapter_class(kind: str, src: str = "playbook") -> type:
 
 
 def password_from(env: str | None, what: str) -> str | None:
-    if not env:
-        return None
-    value = os.environ.get(env)
-    if value is None:
-        raise UserError(f"{what}: environment variable {env} is not set; export it or remove password_env")
-    return value
+    return secret_from_env(env, what, "password_env")
 
 
 def load_playbook(path: str | Path, *, scope: str | None = None) -> Playbook:
