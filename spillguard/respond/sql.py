@@ -354,6 +354,8 @@ class SqlSessions(SqlAction):
             raise UserError(f"{src}: decode = \"django\" needs `data_column` (session_data)")
         if self.scope == "exact" and not (self.user_column or self.decode == "django"):
             raise UserError(f"{src}: scope exact needs `user_column` (or decode = \"django\") to find affected people's sessions")
+        self.unattributed = 0
+        self.notes: list[str] = []
 
     def columns(self) -> list[str | None]:
         return [self.key_column, self.user_column, self.data_column]
@@ -375,6 +377,8 @@ class SqlSessions(SqlAction):
 
     def plan(self, ctx: Context) -> list[Step]:
         keys, self.unattributed = self._sessions(ctx)
+        self.notes = [f"{self.unattributed:,} sessions in {self.table} whose user could not be read (not ended by scope exact)"] \
+            if self.unattributed else []
         return self._key_steps(ctx, keys, "sessions")
 
     def execute(self, ctx: Context, step: Step) -> StepOutcome:

@@ -53,7 +53,12 @@ class Subjects:
         """Which store values (user ids as the scanned copy held them) belong to affected people."""
         if not len(values):
             return np.zeros(0, bool)
-        return np.isin(self.hash(values), self.hashes)
+        h = self.hash(values)
+        if not self.hashes.size:
+            return np.zeros(h.size, bool)
+        # Binary search in the sorted hashes: numpy 2's np.isin hashes both sides first (several times slower).
+        at = np.minimum(np.searchsorted(self.hashes, h), self.hashes.size - 1)
+        return np.asarray(self.hashes[at] == h)  # 0 (a null) is never among the hashes
 
 
 def _read_ids(path: Path) -> list[str | None]:
