@@ -250,7 +250,7 @@ def classify(values: Sequence[bytes | None]) -> np.ndarray:
     """Each value's format by its first bytes: "pickle" (protocol 2+ starts 0x80 and the protocol number;
     0 and 1 start with `(` or `}`), "msgpack" (a map: 0x80-0x8f, 0xde, 0xdf), else "json"."""
     arr = pa.array([v or b"" for v in values], pa.binary())
-    offsets = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1)  # type: ignore[union-attr]
+    offsets = np.frombuffer(arr.buffers()[1], np.int32, len(arr) + 1)
     data_buf = arr.buffers()[2]
     data = np.frombuffer(data_buf, np.uint8) if data_buf is not None else np.zeros(0, np.uint8)
     lengths = np.diff(offsets)
