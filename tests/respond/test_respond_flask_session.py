@@ -11,8 +11,11 @@ import pickle
 
 import pytest
 
-from tests.respond.test_respond import KEY, cli, playbook, world  # noqa: F401 - `world` is a fixture
+from tests.respond import test_respond as base
+from tests.respond.test_respond import cli, playbook
 from tests.servers import redis_server
+
+world = base.world  # test_respond's module-scoped fixture: the world, its copy scanned
 
 flask = pytest.importorskip("flask")
 flask_session = pytest.importorskip("flask_session")
@@ -62,7 +65,7 @@ def sessions_of(client: redis.Redis) -> set[bytes]:
     return set(client.scan_iter("session:*"))
 
 
-def test_flask_session_by_user_every_serialiser(world, tmp_path):  # noqa: F811 - the fixture
+def test_flask_session_by_user_every_serialiser(world, tmp_path):
     w, leaked, people = world
     marker = tmp_path / "pwned"
     with redis_server() as server:
