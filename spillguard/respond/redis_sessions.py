@@ -4,37 +4,28 @@ Keys are found with SCAN (never KEYS); for scope exact each batch's values are r
 the same round trip as the next SCAN, and decoded (`session_values`: JSON, msgpack or pickle, never running
 code) on a second thread while the next batch is read. Sessions are ended with pipelined UNLINK
 (non-blocking delete), one batch per step. Commands are packed by hiredis in one call each, with no Python
-work per key. A session id is a credential: steps carry the SHA-256 of the key names, the names themselves
-stay in memory for the one step.
+work per key. A session id is a credential: a step's key is a SHA-256 over its batch of key names, the
+names themselves stay in memory for the one step.
 """
 
 from __future__ import annotations
 
-import hashlib
-import operator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import hiredis
 import numpy as np
-import pyarrow as pa
 
 from spillguard.errors import UserError
 from spillguard.respond.actions import Context, Verification, batches, with_retries
 from spillguard.respond.playbook import password_from
-from spillguard.respond.session_values import FORMATS, SessionDecoder, SessionUsers
+from spillguard.respond.session_values import FORMATS, SessionDecoder
 from spillguard.respond.steps import Step, StepOutcome, step_key
 from spillguard.respond.stores import REDIS_SCHEMES, redis_client, scheme_of
 from spillguard.targets import mask_url
 
 SCAN_COUNT = 10_000
 UNLINK_KEYS = 1_000  # keys per UNLINK command; a step's commands go out in one pipeline
-_hexdigest = operator.methodcaller("hexdigest")
-
-
-def key_digests(keys: list[bytes]) -> tuple[str, ...]:
-    """SHA-256 hex of each key name (any bytes), driven by `map`: no Python frame per key."""
-    return tuple(map(_hexdigest, map(hashlib.sha256, keys)))
 
 
 class RedisSessions:
@@ -110,20 +101,29 @@ class RedisSessions:
         # SCAN may return a key twice (while the server rehashes): each key once, in SCAN order.
         return list(dict.fromkeys(keys))
 
-    def _attributed(self, ctx: Context) -> tuple[list[bytes], pa.Array, int]:
-        """Every matching key once, the user of its session (null: none readable), and how many were refused.
+    def _attributed(self, ctx: Context) -> tuple[list[bytes], np.ndarray, int, int]:
+        """Every matching key once; whether its session's user is an affected person; how many sessions had no
+        readable user, and how many of those were refused (pickle naming code).
 
-        The MGET of one batch rides with the next SCAN; a second thread decodes a batch while the next is read."""
+        The MGET of one batch rides with the next SCAN; a second thread decodes a batch and hashes its users
+        (Arrow and numpy release the GIL) while the next batch is read."""
         assert self.decoder is not None
         decoder = self.decoder
+        subjects = ctx.subjects
+
+        def judge(values: list[bytes | None]) -> tuple[np.ndarray, int, int]:
+            got = decoder.users(values)
+            return subjects.contains(got.users), got.unattributed, got.refused
+
         keys: list[bytes] = []
-        decoded: list[Future[SessionUsers]] = []
+        seen: dict[bytes, None] = {}
+        judged: list[Future[tuple[np.ndarray, int, int]]] = []
         pending: list[bytes] = []
         with ThreadPoolExecutor(1, thread_name_prefix="spillguard-sessions") as pool:
 
             def decode(chunk: list[bytes], values: list[bytes | None]) -> None:
                 keys.extend(chunk)
-                decoded.append(pool.submit(decoder.users, values))
+                judged.append(pool.submit(judge, values))
 
             cursor = 0
             while True:
@@ -132,19 +132,19 @@ class RedisSessions:
                 if fetch:
                     decode(fetch, replies[0])
                     pending = []
+                # SCAN may return a key twice (while the server rehashes): each key is read once. Checked in C;
+                # only a batch that repeats a key is filtered key by key.
+                if not seen.keys().isdisjoint(found) or len(set(found)) != len(found):
+                    found = [k for k in dict.fromkeys(found) if k not in seen]
+                seen.update(dict.fromkeys(found))
                 pending.extend(found)
                 if cursor == 0:
                     break
             for chunk in batches(pending, ctx.limits.batch):
                 decode(chunk, self._retry(ctx, lambda c=chunk: self._commands([("MGET", *c)]))[0])
-            parts = [f.result() for f in decoded]
-        users = pa.concat_arrays([p.users for p in parts]) if parts else pa.array([], pa.string())
-        refused = sum(p.refused for p in parts)
-        last = dict(zip(keys, range(len(keys)), strict=True))
-        if len(last) < len(keys):  # SCAN returned some key twice: keep one of each
-            keys = list(last)
-            users = users.take(pa.array(np.fromiter(last.values(), np.int64, len(last))))
-        return keys, users, refused
+            parts = [f.result() for f in judged]
+        hit = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, bool)
+        return keys, hit, sum(p[1] for p in parts), sum(p[2] for p in parts)
 
     def _sessions(self, ctx: Context) -> list[bytes]:
         """Session keys to end: all matching keys, or those whose user is an affected person."""
@@ -153,9 +153,7 @@ class RedisSessions:
         if self.scope == "all":
             self.unattributed = self.refused = 0
             return self._all_keys(ctx)
-        keys, users, self.refused = self._attributed(ctx)
-        self.unattributed = users.null_count
-        hit = ctx.subjects.contains(users)
+        keys, hit, self.unattributed, self.refused = self._attributed(ctx)
         chosen = np.empty(len(keys), dtype=object)
         chosen[:] = keys
         return list(chosen[hit].tolist())
@@ -168,10 +166,10 @@ class RedisSessions:
     def plan(self, ctx: Context) -> list[Step]:
         steps = []
         for batch in batches(self._sessions(ctx), ctx.limits.batch):
-            digests = key_digests(batch)
-            key = step_key(ctx.incident, self.id, digests)
+            # The key is one SHA-256 over the batch's sorted key names: no session id is kept in the step.
+            key = step_key(ctx.incident, self.id, batch)
             self._items[key] = batch
-            steps.append(Step(key, self.id, f"end {len(batch):,} sessions ({self.pattern}) at {self.target}", len(batch), digests))
+            steps.append(Step(key, self.id, f"end {len(batch):,} sessions ({self.pattern}) at {self.target}", len(batch)))
         self.notes = [self._unread()] if self.unattributed else []
         return steps
 
