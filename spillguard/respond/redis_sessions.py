@@ -101,7 +101,7 @@ class RedisSessions:
         # SCAN may return a key twice (while the server rehashes): each key once, in SCAN order.
         return list(dict.fromkeys(keys))
 
-    def _attributed(self, ctx: Context) -> tuple[list[bytes], np.ndarray, int, int]:
+    def _attributed(self, ctx: Context, dedupe: bool = False) -> tuple[list[bytes], np.ndarray, int, int]:
         """Every matching key once; whether its session's user is an affected person; how many sessions had no
         readable user, and how many of those were refused (pickle naming code).
 
@@ -132,17 +132,18 @@ class RedisSessions:
                 if fetch:
                     decode(fetch, replies[0])
                     pending = []
-                # SCAN may return a key twice (while the server rehashes): each key is read once. Checked in C;
-                # only a batch that repeats a key is filtered key by key.
-                if not seen.keys().isdisjoint(found) or len(set(found)) != len(found):
+                if dedupe:
                     found = [k for k in dict.fromkeys(found) if k not in seen]
-                seen.update(dict.fromkeys(found))
+                    seen.update(dict.fromkeys(found))
                 pending.extend(found)
                 if cursor == 0:
                     break
             for chunk in batches(pending, ctx.limits.batch):
                 decode(chunk, self._retry(ctx, lambda c=chunk: self._commands([("MGET", *c)]))[0])
             parts = [f.result() for f in judged]
+        if not dedupe and len(set(keys)) != len(keys):
+            # SCAN returned some key twice (it may while the server rehashes): read again, each key once.
+            return self._attributed(ctx, dedupe=True)
         hit = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0, bool)
         return keys, hit, sum(p[1] for p in parts), sum(p[2] for p in parts)
 

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from tests.respond import test_respond as base
-from tests.respond.test_respond import cli, fresh_pg, pg_query, plan_counts, playbook
+from tests.respond.test_respond import KEY, cli, fresh_pg, pg_query, plan_counts, playbook
 from tests.responddata import sha
 from tests.servers import free_port, redis_server
 
@@ -168,4 +168,44 @@ def test_bad_redis_and_http_actions_change_nothing(world, tmp_path, action, mess
         assert "Traceback" not in res.stderr
         assert sorted(client.scan_iter("sess:*")) == before
         assert not (tmp_path / "respond.journal").exists()
+        client.close()
+
+
+def test_redis_scan_that_repeats_keys_counts_each_session_once(tmp_path):
+    """SCAN may return a key twice while Redis rehashes: every session is read, judged and ended once."""
+    import numpy as np
+    import pyarrow as pa
+    import redis
+
+    from spillguard.keys import subject_hasher
+    from spillguard.leaked import LeakedSet
+    from spillguard.respond.actions import Context, Limits
+    from spillguard.respond.redis_sessions import RedisSessions
+    from spillguard.respond.subjects import Subjects
+
+    with redis_server() as server:
+        client = redis.Redis.from_url(server.url)
+        for u in range(300):
+            client.set(f"sess:{u}", json.dumps({"passport": {"user": u}}) if u % 10 else "{}")
+        action = RedisSessions({"id": "s", "scope": "exact", "store": server.url, "pattern": "sess:*",
+                                "user_field": "passport.user"}, "test")
+        action.connect()
+        scan = action._scan
+
+        def repeating(ctx, cursor, extra):
+            nxt, found, replies = scan(ctx, cursor, extra)
+            return nxt, found + found[: len(found) // 3], replies  # a third of every answer again
+
+        action._scan = repeating
+        key = bytes.fromhex(KEY)
+        people = pa.array([str(u) for u in range(0, 300, 2)])
+        subjects = Subjects(np.unique(subject_hasher(key).hash_strings(people)), key)
+        ctx = Context("i", "exact", LeakedSet.empty(), subjects, None, key, Limits(batch=40))
+        steps = action.plan(ctx)
+        assert sum(s.count for s in steps) == len({u for u in range(0, 300, 2) if u % 10})
+        assert action.unattributed == 30  # "{}" sessions, each counted once
+        for s in steps:
+            action.execute(ctx, s)
+        assert {int(k[5:]) for k in client.scan_iter("sess:*")} == {u for u in range(300) if u % 2 or not u % 10}
+        action.close()
         client.close()
