@@ -116,7 +116,9 @@ def test_flask_session_by_user_every_serialiser(world, tmp_path):
         client.set("cache:other", "not a session")
 
         pb = playbook(tmp_path, leaked, people, f'[[action]]\npreset = "flask-session"\nstore = "{server.url}"\n')
+        session_ids = [k.split(b":", 1)[1] for k in sessions_of(client)]  # credentials: never shown or journaled
         res = cli("respond", "plan", str(pb), "-f", "json", check=0)
+        shown = [res.stdout + res.stderr]
         plan = json.loads(res.stdout)["actions"][0]
         total = len(sessions_of(client))
         assert plan["count"] == total - len(expected_left)
@@ -125,13 +127,16 @@ def test_flask_session_by_user_every_serialiser(world, tmp_path):
                                  "never run) (not ended by scope exact)"]
         table = cli("respond", "plan", str(pb), check=0).stdout
         assert "1 refused" in table
-        cli("respond", "execute", str(pb), "--execute", check=0)
+        shown.append(cli("respond", "execute", str(pb), "--execute", "-f", "json", check=0).stdout)
         assert sessions_of(client) == expected_left
         assert not marker.exists()
         res = cli("respond", "verify", str(pb), check=0)
         assert "without a readable user (1 refused" in res.stdout
         journal = (tmp_path / "respond.journal").read_bytes()
         assert b"1 refused" in journal
+        export = cli("journal", "export", str(tmp_path / "respond.journal"), "--format", "json", check=0).stdout
+        for blob in [*(t.encode() for t in [*shown, table, res.stdout, export]), journal]:
+            assert not any(sid in blob for sid in session_ids)
         # Scope all ends everything under the prefix, whatever its format, and nothing else.
         cli("respond", "execute", str(pb), "--scope", "all", "--execute", check=0)
         assert not sessions_of(client) and client.get("cache:other") == b"not a session"
