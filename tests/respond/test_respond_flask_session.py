@@ -73,7 +73,7 @@ def test_flask_session_by_user_every_serialiser(world, tmp_path):
         expected_left: set[bytes] = set()
         affected = {u.id for u in w.leaked}
         by_format: dict[str, int] = {}
-        users = w.users[:60]
+        users = w.users[:40]
         for n, fmt in enumerate(("msgpack", "json")):
             app = flask_app(client, fmt)
             before = sessions_of(client)
@@ -98,7 +98,7 @@ def test_flask_session_by_user_every_serialiser(world, tmp_path):
                 assert (value[0] & 0xF0 == 0x80) if fmt == "msgpack" else value.startswith(b"{")
             by_format[fmt] = len(made)
         # Sessions written by Flask-Session < 0.6: the pickled dict; today's Flask-Session still reads them.
-        legacy_users = w.users[60:90]
+        legacy_users = w.users[40:60]
         for u in legacy_users:
             for protocol in (2, pickle.HIGHEST_PROTOCOL):
                 sid = f"legacy{u.id}p{protocol}"

@@ -140,6 +140,12 @@ def test_http_action_verified_by_a_verify_request(world, tmp_path):
         server.shutdown()
 
 
+@pytest.fixture(scope="module")
+def redis_store():
+    with redis_server() as server:
+        yield server
+
+
 @pytest.mark.parametrize("action, message", [
     ('preset = "express-session"\nstore = "redis://127.0.0.1:{dead}/0"', "cannot connect"),
     ('preset = "flask-session"\nstore = "{redis}"\nformat = "yaml"', "format = 'yaml'"),
@@ -150,25 +156,26 @@ def test_http_action_verified_by_a_verify_request(world, tmp_path):
     ('kind = "http"\nurl = "http://127.0.0.1:{dead}/{{sha256}}"\nverify_active_field = "active"', "need `verify_url`"),
     ('kind = "http"\nurl = "http://127.0.0.1:{dead}/{{sha256}}"\nverify_url = "http://127.0.0.1:{dead}/{{token}}"', "placeholder {token}"),
 ])
-def test_bad_redis_and_http_actions_change_nothing(world, tmp_path, action, message):
+def test_bad_redis_and_http_actions_change_nothing(world, redis_store, tmp_path, action, message):
     import redis
 
     w, leaked, people = world
-    with redis_server() as server:
-        client = redis.Redis.from_url(server.url)
-        w.load_redis(client)
-        before = sorted(client.scan_iter("sess:*"))
-        # A good action first: a check that ran only after it would show as a change.
-        good = f'[[action]]\nid = "first"\npreset = "express-session"\nstore = "{server.url}"\nscope = "all"\n'
-        pb = playbook(tmp_path, leaked, people, good + "\n[[action]]\n" + action.format(dead=free_port(), redis=server.url))
-        res = cli("respond", "execute", str(pb), "--execute")
-        assert res.returncode == 2, res.stdout + res.stderr
-        lines = res.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("spillguard: error: ") and message in lines[0], res.stderr
-        assert "Traceback" not in res.stderr
-        assert sorted(client.scan_iter("sess:*")) == before
-        assert not (tmp_path / "respond.journal").exists()
-        client.close()
+    server = redis_store
+    client = redis.Redis.from_url(server.url)
+    client.flushall()
+    w.load_redis(client)
+    before = sorted(client.scan_iter("sess:*"))
+    # A good action first: a check that ran only after it would show as a change.
+    good = f'[[action]]\nid = "first"\npreset = "express-session"\nstore = "{server.url}"\nscope = "all"\n'
+    pb = playbook(tmp_path, leaked, people, good + "\n[[action]]\n" + action.format(dead=free_port(), redis=server.url))
+    res = cli("respond", "execute", str(pb), "--execute")
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("spillguard: error: ") and message in lines[0], res.stderr
+    assert "Traceback" not in res.stderr
+    assert sorted(client.scan_iter("sess:*")) == before
+    assert not (tmp_path / "respond.journal").exists()
+    client.close()
 
 
 def test_redis_scan_that_repeats_keys_counts_each_session_once(tmp_path):
