@@ -210,6 +210,14 @@ def test_policy_init_proposes_a_policy_that_copies_cleanly(tmp_path, src, data):
     assert run("policy", "init", str(src), "-o", str(pol)).returncode == 2  # exists: --force needed
 
 
+def _watermarks(state: Path) -> dict[str, dict]:
+    con = sqlite3.connect(state)
+    try:
+        return {d: {"field": f, "last": json.loads(v)} for d, f, v in con.execute("SELECT dataset, field, last FROM watermark")}
+    finally:
+        con.close()
+
+
 def test_since_watermark_copies_only_new_records_and_keeps_state(tmp_path, src, data, monkeypatch):
     from spillguard.safecopy import copy
 
@@ -221,7 +229,7 @@ def test_since_watermark_copies_only_new_records_and_keeps_state(tmp_path, src, 
     first = copy(str(src / "users.jsonl"), f"sqlite:///{db}", policy=pol, state=state)
     assert first.exit_code == 0 and first.datasets[0].rows == 200 and first.datasets[0].mode == "create"
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
-    saved = json.loads(state.read_text())["datasets"]["users.jsonl"]
+    saved = _watermarks(state)["users.jsonl"]
     assert saved["field"] == "signup_at" and saved["last"] == max(u["signup_at"] for u in data.users)
     late = [dict(u, user_id=f"usr_late{i}", signup_at=f"2030-01-0{i + 1}T00:00:00") for i, u in enumerate(data.users[:5])]
     with open(src / "users.jsonl", "a") as fh:
@@ -233,7 +241,7 @@ def test_since_watermark_copies_only_new_records_and_keeps_state(tmp_path, src, 
     assert third.datasets[0].rows == 0
     con = sqlite3.connect(db)
     assert con.execute("SELECT count(*), count(DISTINCT user_id) FROM users").fetchone() == (205, 205)
-    assert json.loads(state.read_text())["datasets"]["users.jsonl"]["last"] == "2030-01-05T00:00:00"
+    assert _watermarks(state)["users.jsonl"]["last"] == "2030-01-05T00:00:00"
 
 
 def test_kill_9_mid_copy_leaves_nothing_and_a_rerun_equals_an_uninterrupted_copy(tmp_path):
