@@ -315,3 +315,94 @@ def test_policy_init_from_a_saved_scan_equals_scanning_now(tmp_path, src):
     text = propose_policy(str(src), empty)
     fields = tomllib.loads(text)["datasets"]["users.jsonl"]["fields"]
     assert set(fields.values()) == {"keep"} and "email" in fields
+
+
+def _write_parquet(folder: Path, data, rows_per_group: int) -> Path:
+    import pyarrow as pa
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("users.parquet", data.users), ("devices.parquet", data.devices)):
+        pq.write_table(pa.Table.from_pylist(rows), folder / name, row_group_size=rows_per_group)
+    return folder
+
+
+def _parts_saved(state: Path) -> int:
+    try:
+        con = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(con.execute("SELECT count(*) FROM part").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def kill_when_checkpointed(argv: list[str], state: Path, parts: int = 2) -> None:
+    """Start a copy, SIGKILL it once `parts` partitions are checkpointed in its state file."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(argv, env={**os.environ, "SG_COPY_KEY": KEY_HEX}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while _parts_saved(state) < parts and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the copy finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_copy(tmp_path):
+    big = generate(5000, seed=21)
+    src = _write_parquet(tmp_path / "src", big, rows_per_group=500)
+    pol = tmp_path / "policy.toml"
+    pol.write_text(policy_text("users.parquet", "devices.parquet"))
+    whole, killed, state = tmp_path / "whole.db", tmp_path / "killed.db", tmp_path / "copy.state"
+    proc = run("copy", str(src), f"sqlite:///{whole}", "--policy", str(pol), "--format", "json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    uninterrupted = json.loads(proc.stdout)
+
+    kill_when_checkpointed([EXE, "copy", str(src), f"sqlite:///{killed}", "--policy", str(pol), "--state", str(state)], state)
+    con = sqlite3.connect(killed)  # nothing visible yet: the finished partitions wait in the stage table
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "users" not in tables and "_sg_stage_users" in tables
+    con.close()
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    _no_raw_values(state.read_bytes() + Path(str(state) + "-wal").read_bytes() if Path(str(state) + "-wal").exists() else state.read_bytes(), big)
+
+    # The state file refuses a fresh copy, a changed policy and another key, each in one line.
+    again = run("copy", str(src), f"sqlite:///{killed}", "--policy", str(pol), "--state", str(state))
+    assert again.returncode == 2 and "holds an interrupted copy" in again.stderr and "--resume" in again.stderr
+    other = tmp_path / "other.toml"
+    other.write_text(policy_text("users.parquet", "devices.parquet", notes='"drop"'))
+    changed = run("copy", str(src), f"sqlite:///{killed}", "--policy", str(other), "--state", str(state), "--resume")
+    assert changed.returncode == 2 and "the policy (its digest) changed" in changed.stderr
+    rekeyed = run("copy", str(src), f"sqlite:///{killed}", "--policy", str(pol), "--state", str(state), "--resume", key=OTHER_KEY_HEX)
+    assert rekeyed.returncode == 2 and "a key (its key id) changed" in rekeyed.stderr
+    for p in (again, changed, rekeyed):
+        assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+
+    resumed = run("copy", str(src), f"sqlite:///{killed}", "--policy", str(pol), "--state", str(state), "--resume",
+                  "--workers", "2", "--format", "json")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    doc = json.loads(resumed.stdout)
+    assert doc["verification"]["ok"] is True
+    assert [(d["destination"], d["rows"], d["notes"]) for d in doc["datasets"]] == [
+        (d["destination"], d["rows"], d["notes"]) for d in uninterrupted["datasets"]]
+
+    def rows(db: Path) -> dict[str, list[tuple]]:
+        c = sqlite3.connect(db)
+        try:
+            return {t: sorted(c.execute(f"SELECT * FROM {t}").fetchall()) for t in ("users", "devices")}
+        finally:
+            c.close()
+
+    assert rows(killed) == rows(whole)
+    assert sum(len(v) for v in rows(killed).values()) == 5000 + len(big.devices)
+    con = sqlite3.connect(killed)
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert not any(t.startswith("_sg_stage_") for t in tables)
+    assert con.execute("SELECT count(*) FROM _sg_copy_parts").fetchone()[0] == 0
+    runs = {json.loads(m)["run"] for (m,) in con.execute("SELECT meta FROM spillguard_copies")}
+    assert len(runs) == 1  # both datasets published by the one (resumed) copy
+    con.close()
+    assert _parts_saved(state) == 0  # the copy finished: its partitions are forgotten
