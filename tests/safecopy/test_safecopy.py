@@ -406,3 +406,87 @@ def test_kill_9_then_resume_gives_the_uninterrupted_copy(tmp_path):
     assert len(runs) == 1  # both datasets published by the one (resumed) copy
     con.close()
     assert _parts_saved(state) == 0  # the copy finished: its partitions are forgotten
+
+
+def interrupt_after(monkeypatch, partitions: int) -> None:
+    """Ctrl-C right after the `partitions`-th partition is checkpointed (an in-process stand-in for kill -9:
+    only the uncommitted partition is rolled back)."""
+    import spillguard.safecopy.run as run_module
+
+    real = run_module._finished
+    calls = {"n": 0}
+
+    def finished(*args, **kwargs):
+        real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == partitions:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "_finished", finished)
+
+
+def rows_of_files(folder: Path) -> dict[str, list]:
+    out = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix == ".jsonl":
+            out[p.name] = sorted(json.dumps(json.loads(line), sort_keys=True) for line in p.read_text().splitlines())
+        elif p.suffix == ".parquet":
+            out[p.name] = sorted(json.dumps(r, sort_keys=True, default=str) for r in pq.read_table(p).to_pylist())
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_resume_into_a_file_folder_equals_an_uninterrupted_copy(tmp_path, monkeypatch, fmt):
+    from spillguard.safecopy import copy
+    from spillguard.safecopy.run import CopyInterrupted
+
+    monkeypatch.setenv("SG_COPY_KEY", KEY_HEX)
+    data = generate(600, seed=5)
+    src = _write_parquet(tmp_path / "src", data, rows_per_group=100)
+    pol = tmp_path / "policy.toml"
+    pol.write_text(policy_text("users.parquet", "devices.parquet"))
+    whole = copy(str(src), str(tmp_path / "whole"), policy=pol, fmt=fmt)
+    out, state = tmp_path / "out", tmp_path / "copy.state"
+    with monkeypatch.context() as m:
+        interrupt_after(m, 3)
+        with pytest.raises(CopyInterrupted) as stopped:
+            copy(str(src), str(out), policy=pol, fmt=fmt, state=state)
+    assert stopped.value.saved == 3 and "--resume" in stopped.value.advice()
+    assert not (out / f"users.{fmt}").exists() and len(list((out / f"users.{fmt}.parts").glob(f"*.{fmt}"))) == 3
+    resumed = copy(str(src), str(out), policy=pol, fmt=fmt, state=state, resume=True)
+    assert resumed.exit_code == 0
+    assert [d.rows for d in resumed.datasets] == [d.rows for d in whole.datasets] == [600, len(data.devices)]
+    assert rows_of_files(out) == rows_of_files(tmp_path / "whole")
+    assert not list(out.glob("*.parts")) and not list(out.glob(".*tmp*"))
+
+
+@pytest.mark.parametrize("dest_kind", ["sqlite", "jsonl"])
+def test_a_copy_stopped_after_publishing_is_not_appended_twice_on_resume(tmp_path, monkeypatch, dest_kind):
+    from spillguard.safecopy import copy
+    from spillguard.safecopy.checkpoint import CopyCheckpoint
+
+    monkeypatch.setenv("SG_COPY_KEY", KEY_HEX)
+    data = generate(300, seed=6)
+    src = _write_parquet(tmp_path / "src", data, rows_per_group=100)
+    pol = tmp_path / "policy.toml"
+    pol.write_text(policy_text("users.parquet", "devices.parquet"))
+    dest = f"sqlite:///{tmp_path / 'copy.db'}" if dest_kind == "sqlite" else str(tmp_path / "out")
+    fmt = None if dest_kind == "sqlite" else "jsonl"
+    assert copy(str(src), dest, policy=pol, fmt=fmt).exit_code == 0
+    state = tmp_path / "copy.state"
+
+    def crash(self, *_a):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(CopyCheckpoint, "finish", crash)  # every dataset published, the state not yet told
+        with pytest.raises(KeyboardInterrupt):
+            copy(str(src), dest, policy=pol, fmt=fmt, mode="append", state=state)
+    resumed = copy(str(src), dest, policy=pol, fmt=fmt, mode="append", state=state, resume=True)
+    assert resumed.exit_code == 0 and [d.rows for d in resumed.datasets] == [300, len(data.devices)]
+    if dest_kind == "sqlite":
+        con = sqlite3.connect(tmp_path / "copy.db")
+        assert con.execute("SELECT count(*), count(DISTINCT user_id) FROM users").fetchone() == (600, 300)
+        con.close()
+    else:
+        assert len((tmp_path / "out" / "users.jsonl").read_text().splitlines()) == 600
