@@ -252,9 +252,9 @@ def copy(
         saved = {n: checkpoint.saved(n) for n in pol.datasets} if checkpoint is not None and pending else {}
         # A dataset copied before with a watermark is continued: its new records are appended.
         modes = {n: "append" if n in marks and marks[n].last is not None else mode for n in pol.datasets}
-        if "create" in modes.values():
+        if "create" in modes.values() and not pending:
             # A resumed copy checked its datasets when it began; the ones it wrote to may exist by now.
-            taken = [ds.to for n, ds in pol.datasets.items() if modes[n] == "create" and not saved.get(n) and dest.exists(ds.to)]
+            taken = [ds.to for n, ds in pol.datasets.items() if modes[n] == "create" and dest.exists(ds.to)]
             if taken:
                 raise UserError(f"{dest.target} already holds {', '.join(taken)}; use --replace or --append")
 

@@ -255,3 +255,107 @@ def test_postgres_partitions_in_workers_equal_one_process(tmp_path, pg_source):
         outs[workers] = sorted(con.execute("SELECT * FROM users").fetchall())
         con.close()
     assert len(outs[1]) == 300 and outs[1] == outs[2]
+
+
+BIG = 3000
+
+
+@pytest.fixture(scope="module")
+def big_source(pg_source):
+    """Schema `big` of the source server: enough rows for ten ctid partitions of 300 rows."""
+    big = generate(BIG, seed=23)
+    with psycopg.connect(pg_source.dsn, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA big")
+        conn.execute(USERS_DDL.format(users="big.users", ts="timestamp"))
+        conn.execute(DEVICES_DDL.format(devices="big.devices"))
+        with conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO big.users VALUES ({', '.join(['%s'] * len(USER_COLS))})",
+                            [tuple(u[c] for c in USER_COLS) for u in big.users])
+            cur.executemany(f"INSERT INTO big.devices VALUES ({', '.join(['%s'] * len(DEVICE_COLS))})",
+                            [tuple(d[c] for c in DEVICE_COLS) for d in big.devices])
+        conn.execute("ANALYZE big.users")
+        conn.execute("ANALYZE big.devices")
+    return big
+
+
+def _pg_rows(dsn: str, schema: str) -> dict[str, list[tuple]]:
+    with psycopg.connect(dsn) as conn:
+        return {t: sorted(conn.execute(f"SELECT * FROM {schema}.{t}").fetchall(), key=repr) for t in ("users", "devices")}
+
+
+def test_postgres_kill_9_then_resume_equals_an_uninterrupted_copy(tmp_path, pg_source, big_source):
+    import sys
+
+    from tests.safecopy.test_safecopy import kill_when_checkpointed
+
+    pol = _policy(tmp_path, "big.users", "big.devices")
+    whole = _write(tmp_path / "whole.toml", pol.read_text().replace('to = "users"', 'to = "whole.users"').replace('to = "devices"', 'to = "whole.devices"'))
+    state = tmp_path / "copy.state"
+    with postgres_server(auth="scram") as dest:
+        _accepting(dest.dsn)
+        reference = copy(pg_source.url, dest.dsn, policy=whole, partition_rows=300)
+        assert reference.exit_code == 0
+        code = ("import sys; from spillguard.safecopy import copy; "
+                "copy(sys.argv[1], sys.argv[2], policy=sys.argv[3], state=sys.argv[4], partition_rows=300)")
+        kill_when_checkpointed([sys.executable, "-c", code, pg_source.url, dest.dsn, str(pol), str(state)], state, parts=3)
+        with psycopg.connect(dest.dsn) as conn:
+            names = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        assert "users" not in names and "_sg_stage_users" in names  # nothing visible before the publish
+        resumed = copy(pg_source.url, dest.dsn, policy=pol, state=state, resume=True, workers=2, partition_rows=300)
+        assert resumed.exit_code == 0, resumed.to_json()["verification"]
+        assert [d.rows for d in resumed.datasets] == [d.rows for d in reference.datasets] == [BIG, len(big_source.devices)]
+        assert [d.notes for d in resumed.datasets] == [d.notes for d in reference.datasets]
+        assert _pg_rows(dest.dsn, "public") == _pg_rows(dest.dsn, "whole")
+        with psycopg.connect(dest.dsn) as conn:
+            names = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+            assert not any(n.startswith("_sg_stage_") for n in names)
+            assert conn.execute("SELECT count(*) FROM _sg_copy_parts").fetchone()[0] == 0
+
+
+def test_resume_into_mysql_and_elasticsearch(tmp_path, monkeypatch):
+    from spillguard.safecopy.run import CopyInterrupted
+    from tests.safecopy.test_safecopy import _write_parquet, interrupt_after
+
+    small = generate(600, seed=29)
+    src = str(_write_parquet(tmp_path / "src", small, rows_per_group=100))
+    pol = _policy(tmp_path, "users.parquet", "devices.parquet")
+    with mariadb_server(root_password="An0ther-s3cret") as maria, noida_server() as es:
+        import httpx
+        import pymysql
+
+        conn = pymysql.connect(host=maria.host, port=maria.port, user="root", password="An0ther-s3cret", autocommit=True)
+        with conn.cursor() as cur:
+            cur.execute("CREATE DATABASE whole")
+            cur.execute("CREATE DATABASE resumed")
+        base = f"mysql://root:An0ther-s3cret@{maria.host}:{maria.port}"
+        es_whole = tmp_path / "es-whole.toml"
+        es_whole.write_text(pol.read_text().replace('to = "users"', 'to = "whole_users"').replace('to = "devices"', 'to = "whole_devices"'))
+        targets = [(f"{base}/whole", f"{base}/resumed", pol, pol, {}),
+                   (es.url, es.url, es_whole, pol, {"allow_exposed_destination": True})]
+        for whole_dest, dest, whole_pol, dest_pol, extra in targets:
+            assert copy(src, whole_dest, policy=whole_pol, **extra).exit_code == 0
+            state = tmp_path / f"{len(str(dest))}.state"
+            with monkeypatch.context() as m:
+                interrupt_after(m, 4)
+                with pytest.raises(CopyInterrupted):
+                    copy(src, dest, policy=dest_pol, state=state, **extra)
+            resumed = copy(src, dest, policy=dest_pol, state=state, resume=True, **extra)
+            assert resumed.exit_code == 0, resumed.to_json()["verification"]
+            assert [d.rows for d in resumed.datasets] == [600, len(small.devices)]
+
+        def mysql_rows(db: str) -> list[tuple]:
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT * FROM {db}.users")
+                return sorted(cur.fetchall(), key=repr)
+
+        assert len(mysql_rows("resumed")) == 600 and mysql_rows("resumed") == mysql_rows("whole")
+        with conn.cursor() as cur:
+            cur.execute("SHOW TABLES FROM resumed")
+            assert sorted(r[0] for r in cur.fetchall()) == ["_sg_copy_parts", "devices", "spillguard_copies", "users"]
+        conn.close()
+
+        def es_docs(index: str) -> list[str]:
+            hits = httpx.post(f"http://{es.host}:{es.port}/{index}/_search", json={"size": 10000}).json()["hits"]["hits"]
+            return sorted(json.dumps(h["_source"], sort_keys=True) for h in hits)
+
+        assert len(es_docs("users")) == 600 and es_docs("users") == es_docs("whole_users")

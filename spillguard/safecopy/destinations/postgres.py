@@ -54,6 +54,10 @@ class PostgresWriter:
         self.stage = f"{STAGE_PREFIX}{self.table}"[:63]
         self.rel = sql.Identifier(self.schema, self.stage) if run else self.target
         self._done: set[str] = set()
+        # The schema on its own, committed: a second dataset's writer would otherwise wait for this one's
+        # transaction to end (CREATE SCHEMA takes a lock until commit) while the copy waits for it.
+        with dest.connect() as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
         if run:
             self._start(resume)
 
