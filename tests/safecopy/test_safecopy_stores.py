@@ -359,3 +359,52 @@ def test_resume_into_mysql_and_elasticsearch(tmp_path, monkeypatch):
             return sorted(json.dumps(h["_source"], sort_keys=True) for h in hits)
 
         assert len(es_docs("users")) == 600 and es_docs("users") == es_docs("whole_users")
+
+
+def test_watch_config_adds_the_destination_once_and_watch_alerts_when_it_opens(tmp_path, pg_source):
+    from pathlib import Path
+
+    from spillguard.audit.watch import WatchOptions, watch
+    from spillguard.config import load_config
+    from tests.audit.test_watch import RecordingSink
+
+    cfg = tmp_path / "spillguard.toml"
+    before = '# stores we keep an eye on\n[watch]\ninterval = 30   # seconds\n\n[[target]]\nname = "cache"  # the session cache\nurl = "redis://127.0.0.1:6399"\n'
+    cfg.write_text(before)
+    pol = _policy(tmp_path, "public.users", "public.devices")
+    with postgres_server(auth="scram") as dest:
+        _accepting(dest.dsn)
+        result = copy(pg_source.url, dest.dsn, policy=pol, watch_config=cfg)
+        assert result.exit_code == 0 and result.watch is not None and result.watch["added"] is True
+        text = cfg.read_text()
+        assert text.startswith(before) and dest.password not in text  # the user's comments and layout stay
+        added = load_config(cfg).targets[-1]
+        assert added.url == f"postgresql://postgres@{dest.host}:{dest.port}/postgres"
+        again = copy(pg_source.url, dest.dsn, policy=pol, mode="replace", watch_config=cfg)
+        assert again.watch == {**result.watch, "added": False} and cfg.read_text() == text  # no second entry
+
+        sink = RecordingSink()
+        options = WatchOptions(timeout=3.0)
+        assert watch([added], state=tmp_path / "watch.sqlite", sinks=[sink], once=True, options=options) == 0
+        assert sink.alerts == []
+        # Someone "fixes" a login problem on the analytics server: pg_hba switches to trust.
+        Path(dest.data_dir, "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+        with psycopg.connect(dest.dsn, autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+        assert watch([added], state=tmp_path / "watch.sqlite", sinks=[sink], once=True, options=options) != 0
+        assert [(a["event"], a["new_verdict"]) for a in sink.alerts] == [("exposed", "weak-credentials")]
+
+
+def test_watch_config_is_checked_before_the_copy(tmp_path, pg_source, data):
+    src = write_jsonl(tmp_path / "src", data)
+    pol = _policy(tmp_path, "users.jsonl", "devices.jsonl")
+    with pytest.raises(UserError, match="local file or SQLite database"):
+        copy(str(src), f"sqlite:///{tmp_path / 'copy.db'}", policy=pol, watch_config=tmp_path / "spillguard.toml")
+    assert not (tmp_path / "spillguard.toml").exists()
+    broken = _write(tmp_path / "broken.toml", "[[target]\nurl = 1\n")
+    pol.write_text(pol.read_text().replace('to = "users"', 'to = "w_users"').replace('to = "devices"', 'to = "w_devices"'))
+    with pytest.raises(UserError, match="broken.toml: not valid TOML"):
+        copy(str(src), pg_source.url, policy=pol, watch_config=broken, allow_exposed_destination=True)
+    assert broken.read_text() == "[[target]\nurl = 1\n"
+    with psycopg.connect(pg_source.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'w\\_%'").fetchone()[0] == 0
