@@ -3,7 +3,7 @@ within an interval when it loses its protection.
 
 The entry is a `[[target]]` with the destination's URL as an outsider sees it (user and host, never a
 password: watch audits as an outsider). The file is edited with tomlkit so the user's comments and layout
-stay; an entry for the same store and path is not added twice. The file is checked (valid, writable)
+stay (the entry is appended to the text); an entry for the same store and path is not added twice. The file is checked (valid, writable)
 before the copy starts and written atomically (same mode) after it committed.
 """
 
@@ -67,19 +67,23 @@ def add_to_watch(path: Path, dest: Destination) -> dict[str, Any]:
     assert dest.audit_url is not None
     url = dest.audit_url
     doc = _load(path)
-    targets = doc.get("target")
-    if targets is not None and any(_same_place(str(t.get("url", "")), url) for t in targets):
+    targets = doc.get("target") or []
+    if any(_same_place(str(t.get("url", "")), url) for t in targets if isinstance(t, dict)):
         return {"config": str(path), "url": mask_url(url), "added": False}
     entry = tomlkit.table()
     entry.add(tomlkit.comment("added by `spillguard copy --watch-config`: an analytics copy to keep protected"))
     entry.add("name", f"copy: {mask_url(url)}")
     entry.add("url", url)
-    if targets is None:
-        targets = tomlkit.aot()
-        doc.append("target", targets)
-    targets.append(entry)
-    text = tomlkit.dumps(doc)
-    parse_config(tomlkit.parse(text).unwrap(), str(path), base=path.parent)
+    block = tomlkit.document()
+    block.append("target", tomlkit.aot())
+    block["target"].append(entry)
+    # Appended as text: every byte the user wrote stays as it was ([[target]] may follow anything).
+    original = path.read_text() if path.exists() else ""
+    text = (original.rstrip("\n") + "\n\n" if original.strip() else "") + tomlkit.dumps(block)
+    try:
+        parse_config(tomlkit.parse(text).unwrap(), str(path), base=path.parent)
+    except TOMLKitError as exc:
+        raise UserError(f"--watch-config {path}: the destination cannot be added as a [[target]] ({exc}); add it by hand") from None
     mode = stat.S_IMODE(path.stat().st_mode) if path.exists() else 0o600
     with private_file(path) as fh:
         fh.write(text.encode())
