@@ -33,7 +33,6 @@ from spillguard.safecopy.destinations import MODES, Destination, TableWriter, op
 from spillguard.safecopy.plan import MIN_GLOBAL_ID_LENGTH, DatasetPlan, IdentifierSets, member, missing_fields
 from spillguard.safecopy.policy import ON_NEW, Policy, load_policy
 from spillguard.safecopy.transforms import TransformStats, describe_key_use
-from spillguard.safecopy.watchlist import add_to_watch, prepare_watch
 from spillguard.safecopy.watermark import Watermark
 from spillguard.safecopy.workers import PartitionOutput
 from spillguard.sources import open_target
@@ -246,7 +245,10 @@ def copy(
             raise UserError(f"{pol.path}: dataset(s) {', '.join(missing)} not found in {result.source} (it has: {known})")
         result.not_in_policy = sorted(n for n in readers if n not in pol.datasets)
         dest = open_destination(destination, fmt)
-        watch_file = prepare_watch(watch_config, dest) if watch_config is not None else None
+        if watch_config is not None:
+            from spillguard.safecopy.watchlist import prepare_watch
+
+            watch_file = prepare_watch(watch_config, dest)
         assert checkpoint is not None or not watermarks
         marks = {n: Watermark(f, checkpoint.watermark(n, f)) for n, f in watermarks.items()} if checkpoint else {}
         saved = {n: checkpoint.saved(n) for n in pol.datasets} if checkpoint is not None and pending else {}
@@ -322,6 +324,8 @@ def copy(
     finally:
         dest.close()
     if watch_file is not None:
+        from spillguard.safecopy.watchlist import add_to_watch
+
         result.watch = add_to_watch(watch_file, dest)
     result.finished_at = _now()
     return result

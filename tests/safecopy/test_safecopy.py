@@ -82,6 +82,7 @@ def test_jsonl_to_sqlite_pseudonymises_joins_and_records_the_key_id(tmp_path, sr
     blob = db.read_bytes()
     assert KEY_HEX.encode() not in blob and KEY_HEX not in proc.stdout + proc.stderr
     _no_raw_values(blob, data)
+    _no_raw_values((proc.stdout + proc.stderr).encode(), data)  # nor in the summary or any log line
 
 
 def test_same_key_same_pseudonyms_other_key_others(tmp_path, src):
@@ -370,6 +371,8 @@ def test_kill_9_then_resume_gives_the_uninterrupted_copy(tmp_path):
     _no_raw_values(state.read_bytes() + Path(str(state) + "-wal").read_bytes() if Path(str(state) + "-wal").exists() else state.read_bytes(), big)
 
     # The state file refuses a fresh copy, a changed policy and another key, each in one line.
+    nostate = run("copy", str(src), f"sqlite:///{killed}", "--policy", str(pol), "--resume")
+    assert nostate.returncode == 2 and "--resume needs --state FILE" in nostate.stderr
     again = run("copy", str(src), f"sqlite:///{killed}", "--policy", str(pol), "--state", str(state))
     assert again.returncode == 2 and "holds an interrupted copy" in again.stderr and "--resume" in again.stderr
     other = tmp_path / "other.toml"

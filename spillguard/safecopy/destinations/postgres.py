@@ -56,8 +56,9 @@ class PostgresWriter:
         self._done: set[str] = set()
         # The schema on its own, committed: a second dataset's writer would otherwise wait for this one's
         # transaction to end (CREATE SCHEMA takes a lock until commit) while the copy waits for it.
-        with dest.connect() as conn:
-            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
+        if self.conn.execute("SELECT 1 FROM pg_namespace WHERE nspname = %s", (self.schema,)).fetchone() is None:
+            with dest.connect() as conn:
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(self.schema)))
         if run:
             self._start(resume)
 
