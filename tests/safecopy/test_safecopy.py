@@ -352,9 +352,12 @@ def kill_when_checkpointed(argv: list[str], state: Path, parts: int = 2) -> None
     proc.wait()
 
 
-def test_kill_9_then_resume_gives_the_uninterrupted_copy(tmp_path):
-    big = generate(5000, seed=21)
-    src = _write_parquet(tmp_path / "src", big, rows_per_group=500)
+def test_kill_9_then_resume_gives_the_uninterrupted_copy(tmp_path, monkeypatch):
+    from spillguard.errors import UserError
+    from spillguard.safecopy import copy
+
+    big = generate(4000, seed=21)
+    src = _write_parquet(tmp_path / "src", big, rows_per_group=400)
     pol = tmp_path / "policy.toml"
     pol.write_text(policy_text("users.parquet", "devices.parquet"))
     whole, killed, state = tmp_path / "whole.db", tmp_path / "killed.db", tmp_path / "copy.state"
@@ -368,21 +371,23 @@ def test_kill_9_then_resume_gives_the_uninterrupted_copy(tmp_path):
     assert "users" not in tables and "_sg_stage_users" in tables
     con.close()
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
-    _no_raw_values(state.read_bytes() + Path(str(state) + "-wal").read_bytes() if Path(str(state) + "-wal").exists() else state.read_bytes(), big)
+    wal = Path(str(state) + "-wal")
+    _no_raw_values(state.read_bytes() + (wal.read_bytes() if wal.exists() else b""), big)
 
-    # The state file refuses a fresh copy, a changed policy and another key, each in one line.
-    nostate = run("copy", str(src), f"sqlite:///{killed}", "--policy", str(pol), "--resume")
-    assert nostate.returncode == 2 and "--resume needs --state FILE" in nostate.stderr
+    # The state file refuses a fresh copy (one line, exit 2), a changed policy and another key.
     again = run("copy", str(src), f"sqlite:///{killed}", "--policy", str(pol), "--state", str(state))
     assert again.returncode == 2 and "holds an interrupted copy" in again.stderr and "--resume" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1 and "Traceback" not in again.stderr
     other = tmp_path / "other.toml"
     other.write_text(policy_text("users.parquet", "devices.parquet", notes='"drop"'))
-    changed = run("copy", str(src), f"sqlite:///{killed}", "--policy", str(other), "--state", str(state), "--resume")
-    assert changed.returncode == 2 and "the policy (its digest) changed" in changed.stderr
-    rekeyed = run("copy", str(src), f"sqlite:///{killed}", "--policy", str(pol), "--state", str(state), "--resume", key=OTHER_KEY_HEX)
-    assert rekeyed.returncode == 2 and "a key (its key id) changed" in rekeyed.stderr
-    for p in (again, changed, rekeyed):
-        assert len(p.stderr.strip().splitlines()) == 1 and "Traceback" not in p.stderr
+    monkeypatch.setenv("SG_COPY_KEY", KEY_HEX)
+    with pytest.raises(UserError, match="--resume needs --state FILE"):
+        copy(str(src), f"sqlite:///{killed}", policy=pol, resume=True)
+    with pytest.raises(UserError, match=r"the policy \(its digest\) changed since the interrupted copy"):
+        copy(str(src), f"sqlite:///{killed}", policy=other, state=state, resume=True)
+    monkeypatch.setenv("SG_COPY_KEY", OTHER_KEY_HEX)
+    with pytest.raises(UserError, match=r"a key \(its key id\) changed since the interrupted copy"):
+        copy(str(src), f"sqlite:///{killed}", policy=pol, state=state, resume=True)
 
     resumed = run("copy", str(src), f"sqlite:///{killed}", "--policy", str(pol), "--state", str(state), "--resume",
                   "--workers", "2", "--format", "json")
@@ -400,7 +405,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_copy(tmp_path):
             c.close()
 
     assert rows(killed) == rows(whole)
-    assert sum(len(v) for v in rows(killed).values()) == 5000 + len(big.devices)
+    assert sum(len(v) for v in rows(killed).values()) == 4000 + len(big.devices)
     con = sqlite3.connect(killed)
     tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert not any(t.startswith("_sg_stage_") for t in tables)

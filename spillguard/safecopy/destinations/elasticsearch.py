@@ -76,7 +76,8 @@ class IndexWriter:
                 actions = [plain] * len(chunk)
             else:
                 first = self._part_rows + start
-                actions = [orjson.dumps({"index": {"_index": self.index, "_id": f"{pid}-{first + i}"}}) for i in range(len(chunk))]
+                # The run id too: a later copy appending the same partitions (same bounds) adds documents.
+                actions = [orjson.dumps({"index": {"_index": self.index, "_id": f"{self.run}-{pid}-{first + i}"}}) for i in range(len(chunk))]
             body = b"".join(a + b"\n" + orjson.dumps(r, default=str) + b"\n" for a, r in zip(actions, chunk, strict=True))
             result = self._call("POST", "/_bulk", body, "application/x-ndjson")
             if result.get("errors"):
