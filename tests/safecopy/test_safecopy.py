@@ -498,3 +498,41 @@ def test_a_copy_stopped_after_publishing_is_not_appended_twice_on_resume(tmp_pat
         con.close()
     else:
         assert len((tmp_path / "out" / "users.jsonl").read_text().splitlines()) == 600
+
+
+@pytest.mark.parametrize("dest_kind", ["sqlite", "jsonl"])
+def test_a_halt_mid_copy_drops_the_staged_partitions_and_forgets_the_run(tmp_path, monkeypatch, dest_kind):
+    import spillguard.safecopy.run as run_module
+    from spillguard.safecopy import copy
+
+    monkeypatch.setenv("SG_COPY_KEY", KEY_HEX)
+    data = generate(300, seed=9)
+    src = _write_parquet(tmp_path / "src", data, rows_per_group=100)
+    pol = tmp_path / "policy.toml"
+    pol.write_text(policy_text("users.parquet", "devices.parquet"))
+    db = tmp_path / "copy.db"
+    dest = f"sqlite:///{db}" if dest_kind == "sqlite" else str(tmp_path / "out")
+    fmt = None if dest_kind == "sqlite" else "jsonl"
+    state = tmp_path / "copy.state"
+    real, calls = run_module._finished, {"n": 0}
+
+    def finished(job, pid, order, out, run):
+        calls["n"] += 1
+        if calls["n"] == 3:  # as if a field the policy does not name showed up in the third partition
+            out.halt = ["users.parquet: new field 'ssn'"]
+        real(job, pid, order, out, run)
+
+    with monkeypatch.context() as m:
+        m.setattr(run_module, "_finished", finished)
+        with pytest.raises(run_module.CopyHalted, match="halted and rolled back: users.parquet: new field 'ssn'"):
+            copy(str(src), dest, policy=pol, fmt=fmt, state=state)
+    assert _parts_saved(state) == 0
+    if dest_kind == "sqlite":
+        con = sqlite3.connect(db)
+        assert {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} <= {"_sg_copy_parts"}
+        assert con.execute("SELECT count(*) FROM _sg_copy_parts").fetchone()[0] == 0
+        con.close()
+    else:
+        assert not any((tmp_path / "out").iterdir())
+    # Nothing to resume: the next copy with the same state file simply runs.
+    assert copy(str(src), dest, policy=pol, fmt=fmt, state=state).exit_code == 0
