@@ -270,6 +270,9 @@ def copy(
                 problems += [f"{name}: new field {p!r}" for p in d.new]
                 problems += [f"{name}: {p!r} is {seen}, the policy says {declared}" for p, declared, seen in d.changed]
                 problems += [f"{name}: policy field {p!r} does not exist at the source" for p in missing_fields(ds, first.schema)]
+                if name in marks and marks[name].field not in first.column_names:
+                    raise UserError(f"{name}: watermark field {marks[name].field!r} is not a top-level field of its records; "
+                                    "name one with --since, or per dataset with `watermark` in the policy")
             job = _Job(reader, plan, DatasetCopy(name, dest.dataset_name(ds.to)), mode=modes[name], mark=marks.get(name),
                        saved=saved.get(name, {}))
             job.partitions = pushed_down(partitions, job.since)

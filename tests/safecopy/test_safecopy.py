@@ -220,6 +220,7 @@ def _watermarks(state: Path) -> dict[str, dict]:
 
 
 def test_since_watermark_copies_only_new_records_and_keeps_state(tmp_path, src, data, monkeypatch):
+    from spillguard.errors import UserError
     from spillguard.safecopy import copy
 
     monkeypatch.setenv("SG_COPY_KEY", KEY_HEX)
@@ -238,6 +239,10 @@ def test_since_watermark_copies_only_new_records_and_keeps_state(tmp_path, src, 
     second = copy(str(src / "users.jsonl"), f"sqlite:///{db}", policy=pol, state=state)
     assert second.datasets[0].rows == 5 and second.datasets[0].mode == "append"
     assert second.datasets[0].watermark["after"] == saved["last"]
+    no_mark = tmp_path / "no-mark.toml"
+    no_mark.write_text(pol.read_text().replace('watermark = "signup_at"', ""))
+    with pytest.raises(UserError, match="watermark field 'updated' is not a top-level field"):
+        copy(str(src / "users.jsonl"), f"sqlite:///{tmp_path / 'other.db'}", policy=no_mark, state=tmp_path / "other.state", since="updated")
     third = copy(str(src / "users.jsonl"), f"sqlite:///{db}", policy=pol, state=state)
     assert third.datasets[0].rows == 0
     con = sqlite3.connect(db)
