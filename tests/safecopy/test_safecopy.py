@@ -541,3 +541,24 @@ def test_a_halt_mid_copy_drops_the_staged_partitions_and_forgets_the_run(tmp_pat
         assert not any((tmp_path / "out").iterdir())
     # Nothing to resume: the next copy with the same state file simply runs.
     assert copy(str(src), dest, policy=pol, fmt=fmt, state=state).exit_code == 0
+
+
+def test_the_proof_after_resume_uses_the_identifiers_of_partitions_copied_before_the_interruption(tmp_path, monkeypatch):
+    from spillguard.safecopy import copy
+    from spillguard.safecopy.run import CopyInterrupted
+
+    monkeypatch.setenv("SG_COPY_KEY", KEY_HEX)
+    data = generate(300, seed=12)
+    src = _write_parquet(tmp_path / "src", data, rows_per_group=100)
+    pol = tmp_path / "policy.toml"  # devices.user_id kept raw: the proof must see the users' ids in it
+    pol.write_text(policy_text("users.parquet", "devices.parquet", device_user='"keep"'))
+    dest, state = f"sqlite:///{tmp_path / 'copy.db'}", tmp_path / "copy.state"
+    with monkeypatch.context() as m:
+        interrupt_after(m, 3)  # every partition of users (whose user_id values the proof hashes), none of devices
+        with pytest.raises(CopyInterrupted):
+            copy(str(src), dest, policy=pol, state=state)
+    resumed = copy(str(src), dest, policy=pol, state=state, resume=True)
+    assert resumed.exit_code == 1
+    found = resumed.verification.identifiers
+    assert [(f["dataset"], f["field"]) for f in found] == [("devices", "user_id")]
+    assert found[0]["values"] == len(data.devices)
