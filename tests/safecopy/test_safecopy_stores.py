@@ -349,6 +349,29 @@ def test_resume_into_mysql_and_elasticsearch(tmp_path, monkeypatch):
                 return sorted(cur.fetchall(), key=repr)
 
         assert len(mysql_rows("resumed")) == 600 and mysql_rows("resumed") == mysql_rows("whole")
+
+        # Stopped between MySQL's RENAME TABLE (which commits on its own) and the metadata row: the resumed
+        # append finds the stage renamed into place and only records it, it does not append a second time.
+        from spillguard.safecopy.destinations import mysql as mysql_dest
+
+        real_exec = mysql_dest.MySQLWriter._exec
+
+        def exec_then_stop(self, sql, args=None):
+            if sql.startswith("INSERT INTO `spillguard_copies`"):
+                raise KeyboardInterrupt
+            real_exec(self, sql, args)
+
+        state = tmp_path / "append.state"
+        with monkeypatch.context() as m:
+            m.setattr(mysql_dest.MySQLWriter, "_exec", exec_then_stop)
+            with pytest.raises(CopyInterrupted):
+                copy(src, f"{base}/whole", policy=pol, mode="append", state=state)
+        appended = copy(src, f"{base}/whole", policy=pol, mode="append", state=state, resume=True)
+        assert appended.exit_code == 0
+        assert len(mysql_rows("whole")) == 1200
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM whole.spillguard_copies WHERE dataset = 'users'")
+            assert cur.fetchone()[0] == 2
         with conn.cursor() as cur:
             cur.execute("SHOW TABLES FROM resumed")
             assert sorted(r[0] for r in cur.fetchall()) == ["_sg_copy_parts", "devices", "spillguard_copies", "users"]
