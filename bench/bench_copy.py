@@ -67,12 +67,15 @@ FROM generate_series(1, {rows}) g
 """
 
 
-def run_measured(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MB, exit code) of one process."""
+def run_measured(argv: list[str], env: dict[str, str], cpu: list[float] | None = None) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS MB, exit code) of one process; its CPU seconds (user + system) appended to `cpu`,
+    which other sessions' load disturbs far less than wall time."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append(usage.ru_utime + usage.ru_stime)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{argv[:2]} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
@@ -136,23 +139,24 @@ def paired(args: argparse.Namespace, pg: Any, base: str, env: dict[str, str], tm
     src = f"postgresql://postgres@{pg.host}:{pg.port}/postgres"
     variants = {"before": (args.paired, []), "after": (ROOT, []), "after --state": (ROOT, ["--state", str(tmp / "copy.state")])}
     times: dict[str, list[float]] = {v: [] for v in variants}
+    cpus: dict[str, list[float]] = {v: [] for v in variants}
     rss: dict[str, float] = dict.fromkeys(variants, 0.0)
     for r in range(args.rounds):
         for name, (tree, extra) in variants.items():
             (tmp / "copy.state").unlink(missing_ok=True)
             argv = [sys.executable, "-c", "from spillguard.cli import main; main()", "copy", src, f"{base}/safe_copy",
                     "--policy", str(policy), "--no-verify", "--workers", str(args.workers), "--replace", *extra]
-            wall, peak, _ = run_measured(argv, {**env, "PYTHONPATH": str(tree)})
+            wall, peak, _ = run_measured(argv, {**env, "PYTHONPATH": str(tree)}, cpus[name])
             times[name].append(wall)
             rss[name] = max(rss[name], peak)
-            print(f"round {r + 1} {name}: {wall:.2f} s", file=sys.stderr)
+            print(f"round {r + 1} {name}: {wall:.2f} s wall, {cpus[name][-1]:.2f} s CPU", file=sys.stderr)
     n = args.rows
-    before = statistics.median(times["before"])
-    print(f"| variant | median s ({args.rounds} rounds) | rows/s | ratio to before | peak RSS |")
-    print("| --- | ---: | ---: | ---: | ---: |")
+    before, before_cpu = statistics.median(times["before"]), statistics.median(cpus["before"])
+    print(f"| variant | median wall s ({args.rounds} rounds) | rows/s | ratio to before | median CPU s | CPU ratio to before | peak RSS |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for name in variants:
-        med = statistics.median(times[name])
-        print(f"| {name} | {med:.2f} | {n / med:,.0f} | {before / med:.2f} | {rss[name]:.0f} MB |")
+        med, med_cpu = statistics.median(times[name]), statistics.median(cpus[name])
+        print(f"| {name} | {med:.2f} | {n / med:,.0f} | {before / med:.2f} | {med_cpu:.2f} | {before_cpu / med_cpu:.2f} | {rss[name]:.0f} MB |")
 
 
 if __name__ == "__main__":

@@ -17,6 +17,9 @@ from spillguard.safecopy.run import CopyInterrupted, CopyResult, copy
 def _print_text(result: CopyResult) -> None:
     out = sys.stdout.write
     out(f"copied {result.source} -> {result.destination} ({result.mode})\n")
+    ck = result.checkpoint
+    if ck and ck["resumed"]:
+        out(f"resumed from {ck['state']}: {ck['partitions_done_before']} of {ck['partitions']} partitions were already copied\n")
     if result.exposure:
         flag = " (allowed by --allow-exposed-destination)" if result.exposure.get("allowed_by_flag") else ""
         out(f"destination exposure: {result.exposure['verdict']}{flag}\n")

@@ -105,6 +105,7 @@ class CopyResult:
     not_in_policy: list[str] = field(default_factory=list)
     verification: Verification = field(default_factory=Verification)
     watch: dict[str, Any] | None = None  # --watch-config: the file and the entry, added or already there
+    checkpoint: dict[str, Any] | None = None  # --state: the file, the copy's run id, partitions done before a resume
 
     @property
     def exit_code(self) -> int:
@@ -116,6 +117,7 @@ class CopyResult:
             "finished_at": self.finished_at, "mode": self.mode, "policy_sha256": self.policy_sha256,
             "keys": self.keys, "exposure": self.exposure, "datasets": [d.to_json() for d in self.datasets],
             "not_in_policy": self.not_in_policy, "verification": self.verification.to_json(), "watch": self.watch,
+            "checkpoint": self.checkpoint,
         }
 
 
@@ -230,9 +232,13 @@ def copy(
     if watermarks and state is None:
         raise UserError("--since (or a policy watermark) needs --state FILE, where the last copied watermark is kept")
     checkpoint = CopyCheckpoint(state, mask_url(destination)) if state is not None else None
-    pending = checkpoint.pending(resume) if checkpoint is not None else None
-
-    src = open_target(source, **source_options)
+    try:
+        pending = checkpoint.pending(resume) if checkpoint is not None else None
+        src = open_target(source, **source_options)
+    except BaseException:
+        if checkpoint is not None:
+            checkpoint.close()
+        raise
     dest: Destination | None = None
     jobs: list[_Job] = []
     started = False
@@ -486,6 +492,10 @@ def _copy_all(jobs: list[_Job], dest: Destination, pol: Policy, result: CopyResu
     from spillguard.safecopy.workers import transform_partition
 
     todo = _todo(jobs, dest, pol, run)
+    if run.checkpoint is not None:
+        total = sum(len(job.partitions) for job in jobs)
+        result.checkpoint = {"state": str(run.checkpoint.path), "run": run.checkpoint.run_id, "resumed": run.checkpoint.resumed,
+                             "partitions": total, "partitions_done_before": total - len(todo)}
     if run.workers > 1 and len(todo) > 1:
         _copy_parallel(todo, run)
     else:

@@ -399,6 +399,7 @@ def test_kill_9_then_resume_gives_the_uninterrupted_copy(tmp_path, monkeypatch):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     doc = json.loads(resumed.stdout)
     assert doc["verification"]["ok"] is True
+    assert doc["checkpoint"]["resumed"] is True and 1 <= doc["checkpoint"]["partitions_done_before"] < doc["checkpoint"]["partitions"]
     assert [(d["destination"], d["rows"], d["notes"]) for d in doc["datasets"]] == [
         (d["destination"], d["rows"], d["notes"]) for d in uninterrupted["datasets"]]
 
