@@ -467,6 +467,15 @@ def test_resume_into_a_file_folder_equals_an_uninterrupted_copy(tmp_path, monkey
             copy(str(src), str(out), policy=pol, fmt=fmt, state=state)
     assert stopped.value.saved == 3 and "--resume" in stopped.value.advice()
     assert not (out / f"users.{fmt}").exists() and len(list((out / f"users.{fmt}.parts").glob(f"*.{fmt}"))) == 3
+    # A source file that changed since the interruption is refused; restored (same size and time), it resumes.
+    from spillguard.errors import UserError
+
+    shutil.copytree(src, tmp_path / "src.orig")  # copy2 inside: sizes and times kept
+    _write_parquet(src, generate(601, seed=5), rows_per_group=100)
+    with pytest.raises(UserError, match="the source's content changed since the interrupted copy"):
+        copy(str(src), str(out), policy=pol, fmt=fmt, state=state, resume=True)
+    for name in ("users.parquet", "devices.parquet"):
+        shutil.copy2(tmp_path / "src.orig" / name, src / name)
     resumed = copy(str(src), str(out), policy=pol, fmt=fmt, state=state, resume=True)
     assert resumed.exit_code == 0
     assert [d.rows for d in resumed.datasets] == [d.rows for d in whole.datasets] == [600, len(data.devices)]
