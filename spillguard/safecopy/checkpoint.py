@@ -150,6 +150,11 @@ class CopyCheckpoint:
         self.db.execute("INSERT INTO run (id, identity, seed) VALUES (?, ?, ?)",
                         (self.run_id, orjson.dumps(identity, option=orjson.OPT_SORT_KEYS, default=str).decode(), seed))
 
+    def partitions(self) -> dict[str, list[dict[str, Any]]]:
+        """The partition specs the interrupted copy planned, per dataset (a resume reuses them)."""
+        row = self.db.execute("SELECT identity FROM run").fetchone()
+        return dict(orjson.loads(row[0]).get("partitions") or {}) if row is not None else {}
+
     def saved(self, dataset: str) -> dict[str, SavedPart]:
         return {pid: SavedPart.decode(doc, blob) for pid, doc, blob in
                 self.db.execute("SELECT id, doc, arrays FROM part WHERE dataset = ?", (dataset,))}

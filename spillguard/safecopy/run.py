@@ -293,6 +293,10 @@ def copy(
             if identifiers is not None:
                 identifiers.hasher = Hasher(checkpoint.seed)  # a resumed copy hashes as the interrupted one did
             seed = checkpoint.seed
+            if checkpoint.resumed:
+                planned = checkpoint.partitions()
+                for job in jobs:
+                    job.partitions = [Partition(job.record.source, spec) for spec in planned.get(job.record.source, [])]
             for job in jobs:
                 job.published = bool(job.saved) and dest.published(pol.datasets[job.record.source].to, checkpoint.run_id)
         run = _Run(source, source_options, pol, on_new, seed if verify else None, workers, identifiers, checkpoint)
@@ -366,8 +370,10 @@ def _identity(result: CopyResult, pol: Policy, on_new: str, fmt: str | None, ver
         "options": {"mode": result.mode, "on_new": on_new, "fmt": fmt, "verify": verify,
                     "source": {k: v for k, v in sorted(source_options.items()) if k not in _NOT_IN_IDENTITY},
                     "since": {job.record.source: list(job.since) if job.since else None for job in jobs}},
-        # A file's size and mtime, and every dataset's partition bounds: saved partitions must still mean the same rows.
-        "signatures": {job.record.source: [job.reader.signature(), [part_id(p.key) for p in job.partitions]] for job in jobs},
+        # A file's size and time: its saved partitions must still mean the same records.
+        "signatures": {job.record.source: job.reader.signature() for job in jobs},
+        # Kept, not compared: a resumed copy reuses these bounds (a store's statistics may have moved since).
+        "partitions": {job.record.source: [p.spec for p in job.partitions] for job in jobs},
     }
 
 
