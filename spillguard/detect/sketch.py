@@ -30,7 +30,8 @@ def _bit_length(w: np.ndarray) -> np.ndarray:
     w = w.copy()
     for shift in (1, 2, 4, 8, 16, 32):
         w |= w >> np.uint64(shift)
-    return np.bitwise_count(w)
+    counts: np.ndarray = np.bitwise_count(w)
+    return counts
 
 
 def _sigma(x: float) -> float:

@@ -34,7 +34,7 @@ from spillguard.targets import mask_url
 # partitions counted or kept two ways.
 STATE_FORMAT = 3  # 3: no pickle, names masked/hashed, input signatures; 2: value hashes one byte short fixed
 # Options that must not be written anywhere (fingerprint, state file) or that do not change results.
-_NOT_FINGERPRINTED = {"password", "progress", "max_rps", "connect_timeout", "read_timeout", "retry_budget"}
+_NOT_FINGERPRINTED = {"password", "password_env", "progress", "max_rps", "connect_timeout", "read_timeout", "retry_budget"}
 
 
 def options_fingerprint(options: ScanOptions, targets: list[str], *, include_seed: bool = False) -> str:

@@ -40,9 +40,9 @@ def subject_namespace(state: DatasetState) -> str:
     return normalise_path(shown_name(state.subject_field or "")).rsplit(".", 1)[-1]
 
 
-def union_by_namespace(sets: Iterable[tuple[str, KeySet]]) -> int:
+def union_by_namespace(sets: Iterable[tuple[str, KeySet | HllSketch]]) -> int:
     """Distinct subjects: exact within each kind of id, added up across kinds (see the warning)."""
-    groups: dict[str, list[KeySet]] = {}
+    groups: dict[str, list[KeySet | HllSketch]] = {}
     for namespace, keys in sets:
         groups.setdefault(namespace, []).append(keys)
     return sum(KeySet.union_count(g) for g in groups.values())
@@ -50,7 +50,7 @@ def union_by_namespace(sets: Iterable[tuple[str, KeySet]]) -> int:
 
 @dataclass(slots=True)
 class _CategoryTotals:
-    subjects: list[tuple[str, KeySet]] = field(default_factory=list)
+    subjects: list[tuple[str, KeySet | HllSketch]] = field(default_factory=list)
     rows: list[RowSet] = field(default_factory=list)
     values: int = 0
     has_subjects: bool = False
