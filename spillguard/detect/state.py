@@ -182,12 +182,11 @@ class FindingState:
         self.rows.update(other.rows)
         self.subjects = union_into(self.subjects, other.subjects)
         self.distinct.update(other.distinct)
-        for s in other.samples:
-            if len(self.samples) < MAX_SAMPLES and s not in self.samples:
-                self.samples.append(s)
-        for f in other.fingerprints:
-            if len(self.fingerprints) < MAX_FINGERPRINTS and f not in self.fingerprints:
-                self.fingerprints.append(f)
+        # The smallest of both: the same whichever partition finishes first (on a pool or a cluster).
+        if other.samples:
+            self.samples = sorted(set(self.samples) | set(other.samples))[:MAX_SAMPLES]
+        if other.fingerprints:
+            self.fingerprints = sorted(set(self.fingerprints) | set(other.fingerprints))[:MAX_FINGERPRINTS]
 
 
 @dataclass(slots=True)
