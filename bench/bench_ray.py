@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -62,7 +63,7 @@ def make_data(work: Path, users: int, gb: float) -> Path:
     big = work / f"users-{gb:g}gb.jsonl"
     if not big.exists():
         data = (demo / "users.jsonl").read_bytes()
-        copies = max(1, int(gb * 1e9 // len(data)))
+        copies = max(1, math.ceil(gb * 1e9 / len(data)))
         with open(big, "wb") as fh:
             for _ in range(copies):
                 fh.write(data)
