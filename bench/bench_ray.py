@@ -52,7 +52,7 @@ CONFIGS = [("pool", 2), ("ray", 1), ("ray", 2)]
 
 
 def load() -> str:
-    return os.getloadavg().__repr__()
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def make_data(work: Path, users: int, gb: float) -> Path:

@@ -31,7 +31,9 @@ MIN_CHUNK = 1 << 12
 def _dedup(a: np.ndarray) -> np.ndarray:
     """A sorted array without repeats (and without 0, which means "no key")."""
     if a.size > 1:
-        a = a[np.concatenate(([True], a[1:] != a[:-1]))]
+        repeats = a[1:] == a[:-1]
+        if repeats.any():  # disjoint runs (distinct people per partition) are kept without a copy
+            a = a[np.concatenate(([True], ~repeats))]
     if a.size and a[0] == 0:
         a = a[1:]
     return a
