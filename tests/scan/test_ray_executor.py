@@ -25,6 +25,7 @@ from tests import ROOT, storedata
 
 ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy  # noqa: E402
 
 from spillguard.scan.ray_executor import RayExecutor, check_shippable, ray_executor  # noqa: E402
 
@@ -100,21 +101,32 @@ def test_elasticsearch_index_gives_the_local_json(ray_cluster: Cluster, generate
 
 @pytest.fixture()
 def many_partitions(demo_data: Any, monkeypatch: pytest.MonkeyPatch) -> str:
-    """The demo users file planned as ~50 byte ranges (planning happens in the driver; workers read ranges)."""
-    monkeypatch.setattr(files, "PART_BYTES", 64 << 10)
+    """The demo users file planned as ~100 byte ranges (planning happens in the driver; workers read ranges)."""
+    monkeypatch.setattr(files, "PART_BYTES", 32 << 10)
     return str(demo_data[0] / "users.jsonl")
+
+
+@ray.remote(num_cpus=1)
+def _warm() -> str:
+    import spillguard.scan.ray_executor  # noqa: F401
+
+    return str(ray.get_runtime_context().get_node_id())
 
 
 def test_a_node_killed_mid_scan_leaves_counts_exact(ray_cluster: Cluster, many_partitions: str) -> None:
     expected, _ = run_scan([many_partitions], ScanOptions(seed=5, workers=1))
     node = ray_cluster.add_node(num_cpus=1, object_store_memory=80 << 20)
     second = node.node_id
+    # A worker process on the new node, with spillguard imported, before the scan: else, on a busy machine, the
+    # head node can finish every partition while the new node is still starting its first worker.
+    pinned = NodeAffinitySchedulingStrategy(second, soft=False)
+    assert ray.get(_warm.options(scheduling_strategy=pinned).remote()) == second
     executor = RayExecutor()
     killed: list[int] = []
 
     def progress(_n: int) -> None:
         # Kill the second node as soon as it has finished a batch: it holds more, which Ray runs again elsewhere.
-        if not killed and executor.nodes.get(second):
+        if not killed and executor.nodes.get(second) and executor.pending:
             killed.append(len(executor.pending))
             ray_cluster.remove_node(node, allow_graceful=False)
 
@@ -124,7 +136,7 @@ def test_a_node_killed_mid_scan_leaves_counts_exact(ray_cluster: Cluster, many_p
         executor.shutdown()
         if not killed:
             ray_cluster.remove_node(node)
-    assert killed and killed[0] > 0, "the second node was not killed while tasks were in flight"
+    assert killed, "the second node finished no batch while others were in flight"
     assert _json(result) == _json(expected)
     assert result.complete
 
@@ -143,7 +155,7 @@ def test_ctrl_c_saves_state_and_resume_on_ray_equals_an_uninterrupted_scan(ray_c
     with pytest.raises(ScanInterrupted) as stop:
         run_scan([many_partitions], ScanOptions(executor="ray", state=state), progress=ctrl_c_after_five, executor=executor)
     assert not executor.pending  # every task was cancelled
-    assert 5 <= stop.value.saved < 50
+    assert 5 <= stop.value.saved < 100
     executor = RayExecutor()
     try:
         resumed, _ = run_scan([many_partitions], ScanOptions(executor="ray", state=state, resume=True), executor=executor)
