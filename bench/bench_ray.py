@@ -6,7 +6,8 @@ The demo generator writes users.jsonl for --users customers; it is repeated to -
 is per byte; repeated people are counted once, exactly). Each round runs the three configurations in a
 rotating order, each in a fresh child process that starts its Ray instance (or pool) first and times only the
 scan, so Ray's start-up (a few seconds, paid once per cluster, not per scan) is left out. Every child's counts
-must agree. Prints per-round times with the load average, medians and the two ratios.
+must agree. Ray's workers run at the pool's priority (RAY_worker_niceness=0, as spillguard sets it for a Ray
+instance it starts; Ray's default of nice 15 lets any other load on a shared machine starve them). Prints per-round times with the load average, medians and the two ratios.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 CHILD = r"""
 import json, os, sys, time
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+os.environ["RAY_worker_niceness"] = "0"  # as spillguard sets it for a Ray it starts itself: the pool's priority
 from spillguard.scan.options import ScanOptions
 from spillguard.scan.run import run_scan
 kind, cpus, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]

@@ -135,6 +135,9 @@ class RayExecutor:
             kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
             if address is None and not os.environ.get("RAY_ADDRESS"):
                 kwargs.update(num_cpus=workers or default_workers(), object_store_memory=LOCAL_OBJECT_STORE)
+                # Ray runs workers at nice 15 by default; on this machine they are the scan itself and should run at
+                # its priority, as the process pool's workers do (else anything else running starves them).
+                os.environ.setdefault("RAY_worker_niceness", "0")
             else:
                 kwargs["address"] = address
             try:
