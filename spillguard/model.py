@@ -47,16 +47,20 @@ class Finding:
     samples: list[str] = field(default_factory=list)
     target: str = ""
     values_distinct: int | None = None
+    subjects_approx: bool = False  # subjects_matched is a HyperLogLog estimate (scan --approx-subjects)
 
     def to_json(self) -> dict[str, Any]:
         # Field by field, in declaration order (what asdict gives, at a tenth of its cost: scans of
         # 20,000 small files have tens of thousands of findings).
-        return {
+        doc = {
             "dataset": self.dataset, "field": self.field, "category": self.category, "rule": self.rule,
             "confidence": self.confidence, "records_scanned": self.records_scanned, "records_matched": self.records_matched,
             "values_matched": self.values_matched, "subjects_matched": self.subjects_matched, "samples": list(self.samples),
             "target": self.target, "values_distinct": self.values_distinct,
         }
+        if self.subjects_approx:
+            doc["subjects_approx"] = True
+        return doc
 
 
 @dataclass(slots=True)
@@ -99,9 +103,17 @@ class ScanResult:
     secrets: list[dict[str, Any]] = field(default_factory=list)  # per secret rule: distinct count, fingerprints
     subjects_affected: int | None = None  # distinct people with any finding of medium confidence or more
     records_affected: int = 0
-    subjects_exact: bool = True  # False when datasets identify people by different kinds of id
+    subjects_exact: bool = True  # False when datasets identify people by different kinds of id, or estimated
+    # --approx-subjects: how people were counted ({"method": "hyperloglog", "registers", "relative_error"})
+    subjects_approx: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
+        doc = self._json()
+        if self.subjects_approx is not None:
+            doc["summary"]["subjects_approx"] = dict(self.subjects_approx)
+        return doc
+
+    def _json(self) -> dict[str, Any]:
         return {
             "version": SCHEMA_VERSION,
             "started_at": self.started_at,

@@ -11,6 +11,7 @@ from typing import Any
 from spillguard.categories import SECRET_CATEGORIES
 from spillguard.detect.engine import RuleSet
 from spillguard.detect.flatten import normalise_path
+from spillguard.detect.sketch import PRECISION, REGISTERS, RELATIVE_ERROR, HllSketch
 from spillguard.detect.state import DatasetState, KeySet, RowSet, at_least, confidence_for
 from spillguard.keys import MAX_FINGERPRINTS
 from spillguard.model import CATEGORIES, CategorySummary, Finding, ScanError, ScanResult
@@ -39,9 +40,9 @@ def subject_namespace(state: DatasetState) -> str:
     return normalise_path(shown_name(state.subject_field or "")).rsplit(".", 1)[-1]
 
 
-def union_by_namespace(sets: Iterable[tuple[str, KeySet]]) -> int:
+def union_by_namespace(sets: Iterable[tuple[str, KeySet | HllSketch]]) -> int:
     """Distinct subjects: exact within each kind of id, added up across kinds (see the warning)."""
-    groups: dict[str, list[KeySet]] = {}
+    groups: dict[str, list[KeySet | HllSketch]] = {}
     for namespace, keys in sets:
         groups.setdefault(namespace, []).append(keys)
     return sum(KeySet.union_count(g) for g in groups.values())
@@ -49,7 +50,7 @@ def union_by_namespace(sets: Iterable[tuple[str, KeySet]]) -> int:
 
 @dataclass(slots=True)
 class _CategoryTotals:
-    subjects: list[tuple[str, KeySet]] = field(default_factory=list)
+    subjects: list[tuple[str, KeySet | HllSketch]] = field(default_factory=list)
     rows: list[RowSet] = field(default_factory=list)
     values: int = 0
     has_subjects: bool = False
@@ -97,6 +98,7 @@ def finalize(states: Iterable[DatasetState], ruleset: RuleSet) -> Inventory:
                     dataset=dataset, field=shown_name(path), category=rule.category, rule=rule.id, confidence=conf,  # type: ignore[arg-type]
                     records_scanned=st.records, records_matched=fs.records_matched, values_matched=fs.values_matched,
                     subjects_matched=subjects, samples=list(fs.samples), target=st.target, values_distinct=distinct,
+                    subjects_approx=subjects is not None and isinstance(fs.subjects, HllSketch),
                 )
             )
             if rule.category in SECRET_CATEGORIES:
@@ -153,6 +155,7 @@ def result_from_run(run: ScanRun, ruleset: RuleSet) -> ScanResult:
     for e in run.errors:
         if e.dataset:
             e.dataset = shown_name(e.dataset)
+    approx = any(isinstance(st.subjects, HllSketch) for st in run.states if st.subject_field)
     return ScanResult(
         started_at=run.started_at,
         finished_at=now(),
@@ -165,10 +168,16 @@ def result_from_run(run: ScanRun, ruleset: RuleSet) -> ScanResult:
         datasets=inv.datasets,
         malformed_records=sum(st.malformed for st in run.states),
         subjects_affected=inv.subjects_affected,
-        subjects_exact=len(namespaces) <= 1,
+        subjects_exact=len(namespaces) <= 1 and not approx,
+        subjects_approx=approx_summary() if approx else None,
         records_affected=inv.records_affected,
         secrets=inv.secrets,
     )
+
+
+def approx_summary() -> dict[str, Any]:
+    """What --approx-subjects counts say about themselves: method, size and relative (standard) error."""
+    return {"method": "hyperloglog", "precision": PRECISION, "registers": REGISTERS, "relative_error": round(RELATIVE_ERROR, 5)}
 
 
 def affected_subjects(run: ScanRun, result: ScanResult) -> list[dict[str, Any]]:
