@@ -8,7 +8,17 @@ A rule matches by value pattern, by field name, or both:
   with `requires_field = true` the value pattern counts only under such a field, otherwise a
   matching field name only raises confidence;
 - `check`: for field-only rules, a vectorised plausibility check of the values (see spillguard/detect/checks.py);
-- `validator`: a function run on candidates only (see spillguard/detect/validators.py).
+- `validator`: a function run on candidates only (see spillguard/detect/validators.py);
+- `provider`: who issues the credential (listed by `spillguard rules --category secret`);
+- a named group `(?P<secret>...)` in `value`: the credential inside a wider match (`password = "..."`);
+  spans, fingerprints, digests and masking then cover exactly that group;
+- `placeholder`: how candidates are told from placeholders (`token`, the default for secret rules:
+  `ghp_xxxx...`, `<your-token>`, runs, sequences, low entropy; `password`: templates and masks only;
+  `off`), see spillguard/detect/placeholders.py; `min_entropy`, `allow` (regexes) and `stopwords`
+  further reject candidates, as a gitleaks rule's entropy and allowlist do.
+
+A file whose top level has `[[rules]]` instead of `[[rule]]` is a gitleaks configuration and is
+translated (spillguard/rules/gitleaks.py).
 """
 
 from __future__ import annotations
@@ -30,8 +40,9 @@ from spillguard.errors import UserError
 _KNOWN_KEYS = {
     "id", "category", "description", "value", "boundary", "field", "exclude_field", "requires_field",
     "check", "check_min", "check_max", "validator", "specific", "priority", "ignore_case",
-    "examples", "negative_examples",
+    "examples", "negative_examples", "provider", "placeholder", "min_entropy", "allow", "stopwords",
 }
+PLACEHOLDER_MODES = ("token", "password", "off")
 DEFAULT_BOUNDARY = "[A-Za-z0-9]"
 
 
@@ -61,10 +72,33 @@ class Rule:
     examples: list[Example] = dataclasses.field(default_factory=list)
     negative_examples: list[Example] = dataclasses.field(default_factory=list)
     source: str = ""
+    provider: str = ""
+    placeholder: str = "off"
+    min_entropy: float | None = None
+    allow: list[str] = dataclasses.field(default_factory=list)
+    stopwords: list[str] = dataclasses.field(default_factory=list)
     # compiled forms, filled by compile()
     value_re: re.Pattern[str] | None = None
     field_re: re.Pattern[str] | None = None
     exclude_field_re: re.Pattern[str] | None = None
+    allow_re: re.Pattern[str] | None = None
+
+    @property
+    def secret_group(self) -> bool:
+        """The pattern names the credential inside a wider match with (?P<secret>...)."""
+        return self.value_re is not None and "secret" in self.value_re.groupindex
+
+    def span(self, m: re.Match[str]) -> tuple[int, int]:
+        """Where the credential of a match is: its `secret` group, else the whole match."""
+        return m.span("secret") if self.secret_group else m.span()
+
+    @property
+    def candidate_checks(self) -> bool:
+        """Checks that need each candidate's exact text (always run on the Python path)."""
+        return (
+            self.min_entropy is not None or bool(self.allow) or bool(self.stopwords)
+            or self.placeholder == "password" or (self.placeholder == "token" and self.secret_group)
+        )
 
     @property
     def is_value_rule(self) -> bool:
@@ -132,7 +166,14 @@ def _rule_from_table(raw: dict[str, Any], source: str) -> Rule:
         examples=[_example(e, where) for e in raw.get("examples", [])],
         negative_examples=[_example(e, where) for e in raw.get("negative_examples", [])],
         source=source,
+        provider=str(raw.get("provider", "")),
+        placeholder=str(raw.get("placeholder", "token" if raw["category"] == "secret" and "value" in raw else "off")),
+        min_entropy=float(raw["min_entropy"]) if raw.get("min_entropy") is not None else None,
+        allow=[str(a) for a in raw.get("allow", [])],
+        stopwords=[str(w).lower() for w in raw.get("stopwords", [])],
     )
+    if rule.placeholder not in PLACEHOLDER_MODES:
+        raise UserError(f"{where}: placeholder {rule.placeholder!r} is not one of {', '.join(PLACEHOLDER_MODES)}")
     if not rule.examples:
         raise UserError(f"{where}: every rule needs at least one entry in 'examples'")
     if not (rule.boundary.startswith("[") and rule.boundary.endswith("]")):
@@ -145,12 +186,15 @@ def _rule_from_table(raw: dict[str, Any], source: str) -> Rule:
             rule.field_re = re.compile(rule.field)
         if rule.exclude_field is not None:
             rule.exclude_field_re = re.compile(rule.exclude_field)
+        if rule.allow:
+            rule.allow_re = re.compile("|".join(f"(?:{a})" for a in rule.allow))
     except re.error as exc:
         raise UserError(f"{where}: invalid pattern: {exc}") from None
     return rule
 
 
 def load_rule_file(path: str | Path) -> list[Rule]:
+    """A spillguard rule file (`[[rule]]`) or a gitleaks configuration (`[[rules]]`), as rules."""
     path = Path(path)
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -160,6 +204,10 @@ def load_rule_file(path: str | Path) -> list[Rule]:
         raise UserError(f"{path}: cannot read rule file ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML ({exc})") from None
+    if "rules" in doc and "rule" not in doc:
+        from spillguard.rules.gitleaks import translate
+
+        return [_rule_from_table(t, str(path)) for t in translate(doc, str(path))]
     return _rules_from_doc(doc, str(path))
 
 

@@ -1,0 +1,155 @@
+"""Placeholders are not credentials: `ghp_xxxx...`, `AKIAXXXXXXXXXXXXXXXX`, `xoxp-...-####`, `<your-token>`,
+`${TOKEN}`, `changeme`, runs and sequences of characters, low entropy.
+
+Decided as a class, in two steps, so that a column of real tokens pays nothing:
+- `MARKERS` is one pattern compiled into the same Vectorscan database as the rules. It fires on the text a
+  placeholder is made of (a run of one character, an alphabet or digit sequence, template syntax, masking
+  characters, words such as "example" or "your"). A value a token rule hit and the markers did not is final
+  as matched; a value both hit goes to the exact check. `low_entropy_prefix` is the vectorised companion
+  for typed fillers without a marker (`ghp_abababab...`): it looks at the first `WINDOW` bytes of the
+  candidate values only.
+- `is_placeholder(secret, mode)` is the exact decision on the credential's own text, run on those few
+  candidates (and on every candidate of keyword rules, which always take the exact path).
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+
+from spillguard.detect.arrays import string_buffers
+from spillguard.detect.validators import shannon_entropy
+
+WINDOW = 32  # bytes of a candidate whose entropy is judged
+LOW_ENTROPY = 2.0  # bits per character: random tokens of 12+ characters, even digits only, sit above 2.5
+# Thresholds are set so that a real random token is almost never taken for filler (a dropped real token is an
+# under-count): a run of 8 of one hex digit in a 64-digit token happens about once in 4 million tokens, a word
+# of 5+ letters in one of three case forms about once in 10^5 to 10^10 of 400-character base64 tokens.
+MIN_RUN = 8
+MIN_SEQUENCE = 8
+_FILL = "xX"  # letters people type for "some value here": a run of 6 is enough
+_FILL_RUN = 6
+_MASKS = "*#•"  # never part of a token alphabet: 4 of them mask a value
+_WORDS = (
+    "example", "sample", "dummy", "placeholder", "redacted", "changeme", "change_me", "replace", "insert",
+    "your_", "your-", "fake_", "notreal", "not_real", "fixme", "secret_here", "token_here", "key_here",
+    "goes_here", "masked", "removed", "lorem", "xxxx",
+)
+
+
+def _case_forms(word: str) -> list[str]:
+    return sorted({word, word.upper(), word.capitalize()})
+
+
+_WORD_FORMS = [f for w in _WORDS for f in _case_forms(w)]
+_TEMPLATE = (r"<[^<>\n]{1,40}>", r"\$\{", r"\$\(", r"\{\{", r"\{[A-Za-z_][A-Za-z0-9_]*\}", r"%\(", r"%s\b", r"\.\.\.", "…")
+_TEMPLATE_RE = re.compile("|".join(_TEMPLATE))
+_ALPHABETS = (string.ascii_lowercase, string.ascii_uppercase, string.digits, "9876543210")
+
+
+def _runs(chars: str, length: int) -> list[str]:
+    return [re.escape(c * length) for c in chars]
+
+
+def _sequences(length: int) -> list[str]:
+    return [a[i : i + length] for a in _ALPHABETS for i in range(len(a) - length + 1)]
+
+
+def _marker_pattern() -> str:
+    """What can sit inside a token match when it is filler. Words count only glued to token characters
+    (`sk-proj-your-key`, `7EXAMPLE`), so prose ("for example, your ...") costs no engine callbacks, and
+    zeros need a longer run (amounts and round timestamps are full of them)."""
+    letters_digits = (string.ascii_letters + string.digits).replace("x", "").replace("X", "").replace("0", "")
+    words = "|".join(re.escape(w) for w in _WORD_FORMS)
+    parts = [
+        *_runs(letters_digits, MIN_RUN), *_runs(_FILL, _FILL_RUN), "0{10}", *_sequences(MIN_SEQUENCE),
+        f"[A-Za-z0-9_\\-|.:/+=](?:{words})",
+    ]
+    return "|".join(parts)
+
+
+MARKERS = _marker_pattern()
+_TOKEN_FILLER = re.compile(
+    "|".join([*_runs(string.ascii_letters + string.digits, MIN_RUN), *_runs(_FILL, _FILL_RUN), *_sequences(MIN_SEQUENCE)])
+)
+_WORDS_RE = re.compile("|".join(re.escape(w) for w in _WORD_FORMS))
+_MASKS_RE = re.compile(f"[{_MASKS}]{{4}}")
+# What a password written in a config or a log line is when it is not one.
+_NOT_A_PASSWORD = re.compile(
+    r"(?i)^(?:null|none|nil|true|false|undefined|empty|string|password|passwd|secret|required|optional|invalid|"
+    r"incorrect|wrong|expired|changed|reset|missing|mismatch|hidden|redacted|masked|protected|set|unset|is|was|"
+    r"not|for|the|and|to|of|with|from|field|value|env|prompt|\*+|x+|#+|-+|\.+)$"
+)
+_ENV_REF = re.compile(r"^\$[A-Za-z_][A-Za-z0-9_]*$|^%[A-Za-z_][A-Za-z0-9_]*%$|^process\.env\.|^os\.environ|^env\(", re.I)
+
+
+def is_placeholder(secret: str, mode: str = "token") -> bool:
+    """True when `secret` is filler text rather than a credential. `mode` "password" judges only templates,
+    masks and words (a real password may well be `root` or `123456`); "token" adds runs, sequences and
+    low entropy; "off" never rejects."""
+    if mode == "off" or not secret:
+        return mode != "off"
+    if _ENV_REF.search(secret) or _TEMPLATE_RE.search(secret) or _MASKS_RE.search(secret) or _WORDS_RE.search(secret):
+        return True
+    if mode == "password":
+        return bool(_NOT_A_PASSWORD.match(secret))
+    if _TOKEN_FILLER.search(secret):
+        return True
+    head = secret[:WINDOW]
+    return len(head) >= 16 and shannon_entropy(head) < LOW_ENTROPY
+
+
+def low_entropy_prefix(values: pa.Array, idx: np.ndarray) -> np.ndarray:
+    """Per value of `idx` (never null): its first WINDOW bytes have fewer than LOW_ENTROPY bits per byte
+    (values of 16+ bytes only). Reads the bytes in place: no copy of long values."""
+    n = idx.size
+    if n == 0:
+        return np.zeros(0, bool)
+    offsets, data = string_buffers(values)
+    starts = offsets[idx]
+    lengths = np.minimum(offsets[idx + 1] - starts, WINDOW)
+    grid = np.full((n, WINDOW), 256, np.uint16)  # 256 pads: never a byte
+    cols = np.arange(WINDOW)
+    inside = cols < lengths[:, None]
+    grid[inside] = data[(starts[:, None] + cols)[inside]]
+    grid.sort(axis=1)
+    edge = np.ones((n, WINDOW), bool)
+    edge[:, 1:] = grid[:, 1:] != grid[:, :-1]
+    # count of each distinct byte: distance between run starts, per row
+    pos = np.where(edge, cols, WINDOW)
+    nxt = np.minimum.accumulate(pos[:, ::-1], axis=1)[:, ::-1]
+    after = np.full((n, WINDOW), WINDOW)
+    after[:, :-1] = nxt[:, 1:]
+    counts = np.where(edge & (grid < 256), after - cols, 0)
+    safe = np.maximum(lengths, 1)[:, None]
+    p = counts / safe
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bits = -np.where(counts > 0, p * np.log2(np.where(counts > 0, p, 1)), 0).sum(axis=1)
+    out: np.ndarray = (lengths >= 16) & (bits < LOW_ENTROPY)
+    return out
+
+
+class _SecretRule(Protocol):
+    placeholder: str
+    min_entropy: float | None
+    allow_re: re.Pattern[str] | None
+    stopwords: list[str]
+
+
+def accept_secret(rule: _SecretRule, secret: str) -> bool:
+    """A candidate credential of `rule` is reported: not a placeholder, entropy at least the rule's minimum,
+    not allowed by the rule's allowlist, free of its stopwords (gitleaks' per-rule filters)."""
+    if rule.placeholder != "off" and is_placeholder(secret, rule.placeholder):
+        return False
+    if rule.min_entropy is not None and shannon_entropy(secret) < rule.min_entropy:
+        return False
+    if rule.allow_re is not None and rule.allow_re.search(secret):
+        return False
+    if rule.stopwords:
+        lowered = secret.lower()
+        return not any(w in lowered for w in rule.stopwords)
+    return True
