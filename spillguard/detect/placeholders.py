@@ -85,14 +85,23 @@ _NOT_A_PASSWORD = re.compile(
     r"not|for|the|and|to|of|with|from|field|value|env|prompt|\*+|x+|#+|-+|\.+)$"
 )
 _ENV_REF = re.compile(r"^\$[A-Za-z_][A-Za-z0-9_]*$|^%[A-Za-z_][A-Za-z0-9_]*%$|^process\.env\.|^os\.environ|^env\(", re.I)
+# A name where the value should be: a constant (`ACME_TOKEN_VALUE`) or a dotted reference (`settings.api_key`).
+# Judged only for credentials a keyword introduced: an issuer's token may well be upper case and underscores.
+_IDENTIFIER = re.compile(
+    r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$|^(?:self|this|config|settings|env|process|os|secrets|vars|params|options|cfg|conf|ctx)"
+    r"(?:\.[A-Za-z_][A-Za-z0-9_]*)+$"
+)
 
 
-def is_placeholder(secret: str, mode: str = "token") -> bool:
+def is_placeholder(secret: str, mode: str = "token", keyword: bool = False) -> bool:
     """True when `secret` is filler text rather than a credential. `mode` "password" judges only templates,
     masks and words (a real password may well be `root` or `123456`); "token" adds runs, sequences and
-    low entropy; "off" never rejects."""
+    low entropy; "off" never rejects. `keyword`: the secret followed a keyword (`api_key = ...`), where a
+    constant's or a config object's name stands for the value."""
     if mode == "off" or not secret:
         return mode != "off"
+    if keyword and _IDENTIFIER.match(secret):
+        return True
     if _ENV_REF.search(secret) or _TEMPLATE_RE.search(secret) or _MASKS_RE.search(secret) or _WORDS_RE.search(secret):
         return True
     if mode == "password":
@@ -134,6 +143,9 @@ def low_entropy_prefix(values: pa.Array, idx: np.ndarray) -> np.ndarray:
 
 
 class _SecretRule(Protocol):
+    @property
+    def secret_group(self) -> bool: ...
+
     placeholder: str
     min_entropy: float | None
     allow_re: re.Pattern[str] | None
@@ -143,7 +155,7 @@ class _SecretRule(Protocol):
 def accept_secret(rule: _SecretRule, secret: str) -> bool:
     """A candidate credential of `rule` is reported: not a placeholder, entropy at least the rule's minimum,
     not allowed by the rule's allowlist, free of its stopwords (gitleaks' per-rule filters)."""
-    if rule.placeholder != "off" and is_placeholder(secret, rule.placeholder):
+    if rule.placeholder != "off" and is_placeholder(secret, rule.placeholder, keyword=rule.secret_group):
         return False
     if rule.min_entropy is not None and shannon_entropy(secret) < rule.min_entropy:
         return False

@@ -44,6 +44,8 @@ _KNOWN_KEYS = {
 }
 PLACEHOLDER_MODES = ("token", "password", "off")
 DEFAULT_BOUNDARY = "[A-Za-z0-9]"
+# The boundary of a pattern that closes itself (translated gitleaks rules): the pattern is used as written.
+NO_BOUNDARY = "[\\x00]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +108,16 @@ class Rule:
 
     def hyperscan_expression(self) -> bytes:
         assert self.value is not None
+        if self.boundary == NO_BOUNDARY:
+            return f"(?:{self.value})".encode()
         inner = self.boundary[1:-1]
         # The engine's buffer ends every value with "\n", which is never inside a boundary class, so
         # the right side can consume one delimiter character instead of needing a look-ahead.
         return f"(?:^|[^{inner}])(?:{self.value})[^{inner}]".encode()
 
     def python_expression(self) -> str:
+        if self.boundary == NO_BOUNDARY:
+            return f"(?:{self.value})"
         return f"(?<!{self.boundary})(?:{self.value})(?!{self.boundary})"
 
     def field_matches(self, path: str) -> bool:
@@ -129,7 +135,7 @@ def _example(raw: Any, where: str) -> Example:
     raise UserError(f"{where}: an example must be a string or {{value = ..., field = ...}}")
 
 
-def _rule_from_table(raw: dict[str, Any], source: str) -> Rule:
+def _rule_from_table(raw: dict[str, Any], source: str, need_examples: bool = True) -> Rule:
     where = f"{source}: rule {raw.get('id', '?')!r}"
     unknown = set(raw) - _KNOWN_KEYS
     if unknown:
@@ -174,7 +180,7 @@ def _rule_from_table(raw: dict[str, Any], source: str) -> Rule:
     )
     if rule.placeholder not in PLACEHOLDER_MODES:
         raise UserError(f"{where}: placeholder {rule.placeholder!r} is not one of {', '.join(PLACEHOLDER_MODES)}")
-    if not rule.examples:
+    if need_examples and not rule.examples:
         raise UserError(f"{where}: every rule needs at least one entry in 'examples'")
     if not (rule.boundary.startswith("[") and rule.boundary.endswith("]")):
         raise UserError(f"{where}: 'boundary' must be a character class like [A-Za-z0-9]")
@@ -205,9 +211,11 @@ def load_rule_file(path: str | Path) -> list[Rule]:
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML ({exc})") from None
     if "rules" in doc and "rule" not in doc:
-        from spillguard.rules.gitleaks import translate
+        from spillguard.rules.gitleaks import check_engine, translate
 
-        return [_rule_from_table(t, str(path)) for t in translate(doc, str(path))]
+        rules = [_rule_from_table(t, str(path), need_examples=False) for t in translate(doc, str(path))]
+        check_engine(rules, str(path))
+        return rules
     return _rules_from_doc(doc, str(path))
 
 
@@ -255,3 +263,21 @@ def select_rules(
     if not rules:
         raise UserError("no rules left after --only/--except; widen the selection")
     return rules
+
+
+def rule_listing(extra_files: Iterable[str | Path] = (), categories: Iterable[str] | None = None) -> list[tuple[str, str, str, str, str]]:
+    """(provider, id, category, how it matches, description) of each rule, for `spillguard rules`: by
+    category, then provider, then id. An unknown category is a UserError naming the known ones."""
+    wanted = list(categories or [])
+    for name in wanted:
+        if name not in CATEGORIES:
+            raise UserError(f"--category {name}: not a category; use one of {', '.join(CATEGORIES)}")
+    rows = []
+    for r in select_rules(extra_files):
+        if wanted and r.category not in wanted:
+            continue
+        kind = "value+field" if r.is_value_rule and r.requires_field else "value" if r.is_value_rule else "field"
+        rows.append((r.provider or "-", r.id, r.category, kind, r.description))
+    order = list(CATEGORIES)
+    rows.sort(key=lambda row: (order.index(row[2]), row[0].lower(), row[1]))
+    return rows

@@ -241,7 +241,7 @@ class DatasetScanner:
             span = spans.get((rid, vi))
             if span is None and rule.value_re is not None:
                 m = rule.value_re.search(value)
-                span = (m.start(), m.end()) if m else None
+                span = rule.span(m) if m else None
             text = value[span[0] : span[1]] if span else value
             if want_samples and len(fs.samples) < MAX_SAMPLES:
                 masked = mask_value(rule.category, text)
