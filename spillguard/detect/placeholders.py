@@ -33,12 +33,15 @@ MIN_RUN = 8
 MIN_SEQUENCE = 8
 _FILL = "xX"  # letters people type for "some value here": a run of 6 is enough
 _FILL_RUN = 6
+_BLOCK_RUN = 4  # two runs of 4 of one letter (`xxxxYYYYzzzz...`): a typed pattern, not chance
 _MASKS = "*#•"  # never part of a token alphabet: 4 of them mask a value
 _WORDS = (
     "example", "sample", "dummy", "placeholder", "redacted", "changeme", "change_me", "replace", "insert",
     "your_", "your-", "fake_", "notreal", "not_real", "fixme", "secret_here", "token_here", "key_here",
-    "goes_here", "masked", "removed", "lorem", "xxxx",
+    "goes_here", "masked", "removed", "lorem",
 )
+_SHORT_WORD = 5  # words this short count only in secrets of at most LONG characters (a 400-character token
+LONG = 64  # holds a given 5-letter word in one of its case forms about once in 10^5 tokens)
 
 
 def _case_forms(word: str) -> list[str]:
@@ -67,6 +70,7 @@ def _marker_pattern() -> str:
     words = "|".join(re.escape(w) for w in _WORD_FORMS)
     parts = [
         *_runs(letters_digits, MIN_RUN), *_runs(_FILL, _FILL_RUN), "0{10}", *_sequences(MIN_SEQUENCE),
+        *_runs(string.ascii_letters, _BLOCK_RUN),
         f"[A-Za-z0-9_\\-|.:/+=](?:{words})",
     ]
     return "|".join(parts)
@@ -77,6 +81,8 @@ _TOKEN_FILLER = re.compile(
     "|".join([*_runs(string.ascii_letters + string.digits, MIN_RUN), *_runs(_FILL, _FILL_RUN), *_sequences(MIN_SEQUENCE)])
 )
 _WORDS_RE = re.compile("|".join(re.escape(w) for w in _WORD_FORMS))
+_LETTER_BLOCK = re.compile(r"([A-Za-z])\1{" + str(_BLOCK_RUN - 1) + "}")
+_LONG_WORDS_RE = re.compile("|".join(re.escape(w) for w in _WORD_FORMS if len(w) > _SHORT_WORD))
 _MASKS_RE = re.compile(f"[{_MASKS}]{{4}}")
 # What a password written in a config or a log line is when it is not one.
 _NOT_A_PASSWORD = re.compile(
@@ -102,11 +108,13 @@ def is_placeholder(secret: str, mode: str = "token", keyword: bool = False) -> b
         return mode != "off"
     if keyword and _IDENTIFIER.match(secret):
         return True
-    if _ENV_REF.search(secret) or _TEMPLATE_RE.search(secret) or _MASKS_RE.search(secret) or _WORDS_RE.search(secret):
+    if _ENV_REF.search(secret) or _TEMPLATE_RE.search(secret) or _MASKS_RE.search(secret) or (
+        _WORDS_RE if len(secret) <= LONG else _LONG_WORDS_RE
+    ).search(secret):
         return True
     if mode == "password":
         return bool(_NOT_A_PASSWORD.match(secret))
-    if _TOKEN_FILLER.search(secret):
+    if _TOKEN_FILLER.search(secret) or len(_LETTER_BLOCK.findall(secret)) >= 2:
         return True
     head = secret[:WINDOW]
     return len(head) >= 16 and shannon_entropy(head) < LOW_ENTROPY
