@@ -143,7 +143,7 @@ def translate(doc: dict[str, Any], source: str) -> list[dict[str, Any]]:
             "boundary": NO_BOUNDARY,
             "ignore_case": ignore_case,
             "specific": True,
-            "priority": 80,
+            "priority": 94,  # above the built-in keyword rules, below issuer formats: the team wrote it for its data
             "allow": regexes + global_regexes,
             "stopwords": stop + global_stop,
         }
