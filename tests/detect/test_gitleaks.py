@@ -97,7 +97,13 @@ def test_a_rule_the_engine_cannot_run_is_one_line_naming_it(tmp_path, rule, mess
     path.write_text(rule)
     with pytest.raises(UserError, match=message):
         load_rule_file(path)
-    proc = _cli("rules", "--rules", str(path))
-    assert proc.returncode == 2
-    assert message.split(":")[0] in proc.stderr and "Traceback" not in proc.stderr
-    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_cli_refuses_such_a_config_in_one_line(tmp_path):
+    path = tmp_path / "gitleaks.toml"
+    path.write_text("[[rules]]\nid = 'lookahead'\nregex = '''key_(?=[a-z]{8})[a-z]{8}'''\n")
+    for args in (("rules", "--rules", str(path)), ("scan", str(tmp_path), "--rules", str(path))):
+        proc = _cli(*args)
+        assert proc.returncode == 2
+        assert "gitleaks rule 'lookahead'" in proc.stderr and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1
