@@ -128,7 +128,7 @@ class RuleSet:
             return cached
         exprs = [self.rules[i].hyperscan_expression() for i in rule_ids]
         flags = [hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_CASELESS if self.rules[i].ignore_case else 0) for i in rule_ids]
-        if len(rule_ids) > 1 and self._token_rule[list(rule_ids)].any():
+        if self._token_rule[list(rule_ids)].any():
             exprs.append(MARKERS.encode())
             flags.append(hyperscan.HS_FLAG_MULTILINE)
             rule_ids = (*rule_ids, self._marker_id)
@@ -150,7 +150,7 @@ class RuleSet:
             _DB_CACHE[key] = db
             _store_compiled(key, db)
         except hyperscan.error as exc:
-            if len(rule_ids) > 1:
+            if len(wanted) > 1:
                 raise
             from spillguard.errors import UserError
 

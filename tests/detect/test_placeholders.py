@@ -124,3 +124,12 @@ def test_a_column_of_real_tokens_takes_no_exact_path(monkeypatch):
     hits = ruleset.scan_column(pa.array(tokens), ruleset.plan("alexa.access_token"))
     assert hits.by_rule[RULES.index(BY_ID["lwa_access_token"])].size == 2000
     assert len(calls) < 20  # only the rare token with a marker-like run goes to the exact check
+
+
+def test_a_single_selected_rule_still_rejects_placeholders_in_a_column():
+    """`--only aws_access_key_id` compiles a one-rule database: the markers are compiled into it too."""
+    from spillguard.rules import select_rules
+
+    ruleset = RuleSet(select_rules(only=["aws_access_key_id"]))
+    hits = ruleset.scan_column(pa.array(["AKIAXXXXXXXXXXXXXXXX", "AKIAZ3MHQ4WTLRD6K5VY", "AKIAIOSFODNN7EXAMPLE"]), ruleset.plan("key"))
+    assert {r: v.tolist() for r, v in hits.by_rule.items()} == {0: [1]}
