@@ -116,3 +116,14 @@ def test_no_raw_credential_in_any_output_of_a_scan(tmp_path):
     doc = json.loads(proc.stdout)
     rules = {f["rule"] for f in doc["findings"] if f["field"] == "message"}
     assert {"password_assignment", "secret_assignment", "bearer_token", "basic_auth_header", "github_token"} <= rules
+
+
+def test_one_password_in_many_lines_is_one_credential(tmp_path):
+    """Distinct credentials, not distinct lines: the same password logged 30 times is one value to rotate."""
+    data = tmp_path / "app.jsonl"
+    lines = [f"2026-12-01T10:{i:02d}:00Z INFO connect user=etl password=Harbor2024! attempt={i}" for i in range(30)]
+    lines += [f"2026-12-01T11:{i:02d}:00Z INFO connect user=etl password=Maple{i}Quartz!" for i in range(5)]
+    data.write_text("".join(json.dumps({"user_id": "u1", "message": line}) + "\n" for line in lines))
+    result = spillguard.scan([data])
+    (finding,) = [f for f in result.findings if f.rule == "password_assignment"]
+    assert finding.values_matched == 35 and finding.values_distinct == 6
