@@ -116,7 +116,6 @@ def _positive(rng: random.Random) -> tuple[str, str, str]:
 
 def _decoy(rng: random.Random) -> tuple[str, str]:
     ts, user = _stamp(rng), rng.choice(_USERS)
-    shape = rng.randrange(18)
     lines = (
         f"{ts} INFO db connect user={user} password=${{DB_PASSWORD}}",
         f"{ts} template: password: <your-password>",
@@ -136,7 +135,11 @@ def _decoy(rng: random.Random) -> tuple[str, str]:
         f"{ts} INFO user {user} changed their password",
         f"{ts} api_key=${{API_KEY}} token={{{{ token }}}}",
         f"{ts} session started for {user} from 10.1.{rng.randrange(255)}.{rng.randrange(255)}",
+        f"{ts} env: HOME=/home/{user} PWD=/srv/app OLDPWD=/root SHELL=/bin/bash",
+        f"{ts} usage token_count={rng.randrange(10**16, 10**17)} prompt_tokens=512",
+        f"{ts} mounting k8s_secret: payments-api-credentials-v2 into /etc/creds",
     )
+    shape = rng.randrange(len(lines))
     return lines[shape], f"decoy_{shape}"
 
 

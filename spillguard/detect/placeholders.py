@@ -92,11 +92,17 @@ _NOT_A_PASSWORD = re.compile(
 )
 _ENV_REF = re.compile(r"^\$[A-Za-z_][A-Za-z0-9_]*$|^%[A-Za-z_][A-Za-z0-9_]*%$|^process\.env\.|^os\.environ|^env\(", re.I)
 # A name where the value should be: a constant (`ACME_TOKEN_VALUE`) or a dotted reference (`settings.api_key`).
-# Judged only for credentials a keyword introduced: an issuer's token may well be upper case and underscores.
-_IDENTIFIER = re.compile(
+# Judged only for credentials a keyword introduced (an issuer's token may well be upper case and underscores):
+# a constant's name, a config object's attribute, a name made of words (`my-app-secret-v2`: Kubernetes secret
+# names, vault paths), or a number (`token_count=12345678901234567`: a count or an id, not a token).
+_REFERENCE = (
     r"^[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+$|^(?:self|this|config|settings|env|process|os|secrets|vars|params|options|cfg|conf|ctx)"
     r"(?:\.[A-Za-z_][A-Za-z0-9_]*)+$"
 )
+_CONSTANT_OR_REFERENCE = re.compile(_REFERENCE)  # for passwords: `correct_horse_battery` may well be one
+_IDENTIFIER = re.compile(_REFERENCE + r"|^[a-z]+(?:[-_.][a-z]+)+(?:[-_.][a-z0-9]{1,3})?$|^[0-9]+$")
+# A filesystem path where a password should be: `PWD=/srv/app` in an environment dump is the working directory.
+_PATH = re.compile(r"^(?:~|\.{1,2})?/[\w.\-/]*$")
 
 
 def is_placeholder(secret: str, mode: str = "token", keyword: bool = False) -> bool:
@@ -106,7 +112,9 @@ def is_placeholder(secret: str, mode: str = "token", keyword: bool = False) -> b
     constant's or a config object's name stands for the value."""
     if mode == "off" or not secret:
         return mode != "off"
-    if keyword and _IDENTIFIER.match(secret):
+    if keyword and mode == "token" and _IDENTIFIER.match(secret):
+        return True
+    if keyword and mode == "password" and (_CONSTANT_OR_REFERENCE.match(secret) or _PATH.match(secret)):
         return True
     if _ENV_REF.search(secret) or _TEMPLATE_RE.search(secret) or _MASKS_RE.search(secret) or (
         _WORDS_RE if len(secret) <= LONG else _LONG_WORDS_RE
