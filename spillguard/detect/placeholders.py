@@ -2,10 +2,11 @@
 `${TOKEN}`, `changeme`, runs and sequences of characters, low entropy.
 
 Decided as a class, in two steps, so that a column of real tokens pays nothing:
-- `MARKERS` is one pattern compiled into the same Vectorscan database as the rules. It fires on the text a
-  placeholder is made of (a run of one character, an alphabet or digit sequence, template syntax, masking
-  characters, words such as "example" or "your"). A value a token rule hit and the markers did not is final
-  as matched; a value both hit goes to the exact check. `low_entropy_prefix` is the vectorised companion
+- `MARKERS` is one pattern compiled into the same Vectorscan database as the rules. It fires on what filler
+  inside a token match is made of (a run of one character, an alphabet or digit sequence, blocks of one letter,
+  words such as "EXAMPLE" or "your_" glued to token characters; template syntax and masks cannot be inside a
+  token match). A value a token rule hit and the markers did not is final as matched; a value both hit goes to
+  the exact check. `low_entropy_prefix` is the vectorised companion
   for typed fillers without a marker (`ghp_abababab...`): it looks at the first `WINDOW` bytes of the
   candidate values only.
 - `is_placeholder(secret, mode)` is the exact decision on the credential's own text, run on those few
@@ -25,7 +26,7 @@ from spillguard.detect.arrays import string_buffers
 from spillguard.detect.validators import shannon_entropy
 
 WINDOW = 32  # bytes of a candidate whose entropy is judged
-LOW_ENTROPY = 2.0  # bits per character: random tokens of 12+ characters, even digits only, sit above 2.5
+LOW_ENTROPY = 2.0  # bits per character: random tokens of 16+ characters sit above 3 (digits only: rarely below 2.5)
 # Thresholds are set so that a real random token is almost never taken for filler (a dropped real token is an
 # under-count): a run of 8 of one hex digit in a 64-digit token happens about once in 4 million tokens, a word
 # of 5+ letters in one of three case forms about once in 10^5 to 10^10 of 400-character base64 tokens.
