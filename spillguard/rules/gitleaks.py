@@ -9,6 +9,8 @@ What carries over, and how:
 - allowlists (`[[rules.allowlists]]`, the older `[rules.allowlist]`, and the global `[allowlist]`/`[[allowlists]]`):
   `regexes` become the rule's `allow` (tested against the secret, gitleaks' default `regexTarget`), `stopwords`
   its stopwords. `paths` and `commits` describe files and git history, which a data scan does not have: ignored.
+  `regexTarget = "match"` is tested against the secret too, `"line"` is skipped, and `condition = "AND"` is read
+  as OR (any part allows): a translated allowlist may allow more than gitleaks would, never less.
 - `keywords` are gitleaks' pre-filter for speed; the multi-pattern engine needs none, so they are not used.
 - `[extend] useDefault`: spillguard's own built-in rules already cover the issuers of gitleaks' defaults.
 
