@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import re
 import string
+from functools import cache
 from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
 
-from spillguard.detect.arrays import string_buffers
+from spillguard.detect.arrays import string_buffers, unique_sorted
 from spillguard.detect.validators import shannon_entropy
 
 WINDOW = 32  # bytes of a candidate whose entropy is judged
@@ -125,38 +126,57 @@ def is_placeholder(secret: str, mode: str = "token", keyword: bool = False) -> b
         return bool(_NOT_A_PASSWORD.match(secret))
     if _TOKEN_FILLER.search(secret) or len(_LETTER_BLOCK.findall(secret)) >= 2:
         return True
-    head = secret[:WINDOW]
-    return len(head) >= 16 and shannon_entropy(head) < LOW_ENTROPY
+    # Low entropy is judged on typed-length secrets only: nobody types a 400-character filler without a run
+    # in it, and the column path then need not read the windows of long tokens at all.
+    return 16 <= len(secret) <= LONG and shannon_entropy(secret[:WINDOW]) < LOW_ENTROPY
+
+
+# k*log2(k) - (k-1)*log2(k-1): what the k-th occurrence of a byte adds to sum(count*log2(count)) of a window.
+_STEP = np.array([0.0] + [k * np.log2(k) - ((k - 1) * np.log2(k - 1) if k > 1 else 0.0) for k in range(1, WINDOW + 1)])
 
 
 def low_entropy_prefix(values: pa.Array, idx: np.ndarray) -> np.ndarray:
-    """Per value of `idx` (never null): its first WINDOW bytes have fewer than LOW_ENTROPY bits per byte
-    (values of 16+ bytes only). Reads the bytes in place: no copy of long values."""
-    n = idx.size
-    if n == 0:
-        return np.zeros(0, bool)
+    """Per value of `idx` (never null): a value of 16 to LONG bytes whose first WINDOW bytes have fewer than
+    LOW_ENTROPY bits per byte. Reads the bytes in place (no copy of long values); one small sort per window
+    length present, then the entropy from each byte's rank in its run of equal bytes (no logs per value)."""
+    out = np.zeros(idx.size, bool)
+    if idx.size == 0:
+        return out
     offsets, data = string_buffers(values)
     starts = offsets[idx]
-    lengths = np.minimum(offsets[idx + 1] - starts, WINDOW)
-    grid = np.full((n, WINDOW), 256, np.uint16)  # 256 pads: never a byte
-    cols = np.arange(WINDOW)
-    inside = cols < lengths[:, None]
-    grid[inside] = data[(starts[:, None] + cols)[inside]]
-    grid.sort(axis=1)
-    edge = np.ones((n, WINDOW), bool)
-    edge[:, 1:] = grid[:, 1:] != grid[:, :-1]
-    # count of each distinct byte: distance between run starts, per row
-    pos = np.where(edge, cols, WINDOW)
-    nxt = np.minimum.accumulate(pos[:, ::-1], axis=1)[:, ::-1]
-    after = np.full((n, WINDOW), WINDOW)
-    after[:, :-1] = nxt[:, 1:]
-    counts = np.where(edge & (grid < 256), after - cols, 0)
-    safe = np.maximum(lengths, 1)[:, None]
-    p = counts / safe
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bits = -np.where(counts > 0, p * np.log2(np.where(counts > 0, p, 1)), 0).sum(axis=1)
-    out: np.ndarray = (lengths >= 16) & (bits < LOW_ENTROPY)
+    lengths = offsets[idx + 1] - starts
+    sel = np.flatnonzero((lengths >= 16) & (lengths <= LONG))
+    if sel.size == 0:
+        return out
+    width = np.minimum(lengths[sel], WINDOW)
+    for w in unique_sorted(width).tolist():
+        rows = sel[width == w]
+        grid = data[starts[rows][:, None] + np.arange(w)]
+        # Enough distinct bytes rule low entropy out without counting: a lower bound of the distinct bytes from
+        # a 64-bit mask of (byte mod 64), all rows at once; only the few rows below the bound are counted.
+        seen = np.bitwise_or.reduce(np.left_shift(np.uint64(1), (grid & 63).astype(np.uint64)), axis=1)
+        low = np.bitwise_count(seen) < _enough_distinct(w)
+        if not low.any():
+            continue
+        rows, grid = rows[low], grid[low]
+        grid.sort(axis=1)
+        pos = np.arange(w)
+        run_start = np.where(np.concatenate([np.ones((rows.size, 1), bool), grid[:, 1:] != grid[:, :-1]], axis=1), pos, 0)
+        np.maximum.accumulate(run_start, axis=1, out=run_start)
+        bits = np.log2(w) - _STEP[pos - run_start + 1].sum(axis=1) / w
+        out[rows] = bits < LOW_ENTROPY
     return out
+
+
+@cache
+def _enough_distinct(w: int) -> int:
+    """The fewest distinct bytes that guarantee LOW_ENTROPY bits or more in a window of w bytes: the lowest
+    entropy with d distinct bytes has one byte w-d+1 times and the others once."""
+    for d in range(1, w + 1):
+        top = (w - d + 1) / w
+        if -top * np.log2(top) + (d - 1) / w * np.log2(w) >= LOW_ENTROPY:
+            return d
+    return w + 1
 
 
 class _SecretRule(Protocol):

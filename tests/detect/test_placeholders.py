@@ -13,7 +13,7 @@ import pytest
 
 import spillguard
 from spillguard.detect.engine import RuleSet
-from spillguard.detect.placeholders import MARKERS, WINDOW, is_placeholder, low_entropy_prefix
+from spillguard.detect.placeholders import LONG, MARKERS, WINDOW, is_placeholder, low_entropy_prefix
 from spillguard.detect.validators import shannon_entropy
 from spillguard.rules import builtin_rules
 
@@ -76,11 +76,11 @@ def test_random_tokens_are_never_placeholders(alphabet, length):
 def test_low_entropy_window_matches_the_exact_entropy():
     rng = random.Random(5)
     values = ["".join(rng.choice("ab" if i % 3 == 0 else string.ascii_letters) for _ in range(rng.randrange(0, 70))) for i in range(500)]
-    values += ["x" * 40, "ab" * 30, "é" * 20]
+    values += ["x" * 40, "ab" * 30, "é" * 20, "ab" * 40, "abcd" * 4]
     arr = pa.array(values)
     idx = np.arange(len(values))
     vec = low_entropy_prefix(arr, idx)
-    exact = [len(v.encode()[:WINDOW]) >= 16 and shannon_entropy(v.encode()[:WINDOW].decode("latin-1")) < 2.0 for v in values]
+    exact = [16 <= len(v.encode()) <= LONG and shannon_entropy(v.encode()[:WINDOW].decode("latin-1")) < 2.0 for v in values]
     assert vec.tolist() == exact
     assert low_entropy_prefix(arr.slice(7), idx[: len(values) - 7]).tolist() == exact[7:]
 
