@@ -70,10 +70,12 @@ def _marker_pattern() -> str:
     zeros need a longer run (amounts and round timestamps are full of them)."""
     letters_digits = (string.ascii_letters + string.digits).replace("x", "").replace("X", "").replace("0", "")
     words = "|".join(re.escape(w) for w in _WORD_FORMS)
+    upper = "|".join(re.escape(w) for w in _WORD_FORMS if w.isupper())
     parts = [
         *_runs(letters_digits, MIN_RUN), *_runs(_FILL, _FILL_RUN), "0{10}", *_sequences(MIN_SEQUENCE),
         *_runs(string.ascii_letters, _BLOCK_RUN),
-        f"[A-Za-z0-9_\\-|.:/+=](?:{words})",
+        # after a dot only the upper-case forms: `mail.example.org` in an e-mail column is a domain
+        f"[A-Za-z0-9_\\-|:/+=](?:{words})|\\.(?:{upper})",
     ]
     return "|".join(parts)
 
