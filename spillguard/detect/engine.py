@@ -25,6 +25,7 @@ from spillguard.categories import CLAIMING_CATEGORIES
 from spillguard.detect.arrays import as_text, string_buffers, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
 from spillguard.detect.flatten import normalise_path
+from spillguard.detect.placeholders import MARKERS, accept_secret, low_entropy_prefix
 from spillguard.detect.validators import CONTEXT_VALIDATORS, IPV4_CONTEXT, VALIDATORS, VECTOR_VALIDATORS
 from spillguard.rules import Rule
 
@@ -87,7 +88,10 @@ class RuleSet:
         self.rules = list(rules)
         self.value_rule_ids = [i for i, r in enumerate(self.rules) if r.is_value_rule]
         self._priority = np.array([r.priority for r in self.rules], dtype=np.int64)
-        self._needs_python = np.array([r.validator is not None for r in self.rules], dtype=bool)
+        self._needs_python = np.array([r.validator is not None or r.candidate_checks for r in self.rules], dtype=bool)
+        # Token rules whose placeholders the MARKERS pattern (one more expression in each database) flags.
+        self._token_rule = np.array([r.is_value_rule and r.placeholder == "token" for r in self.rules] + [False], dtype=bool)
+        self._marker_id = len(self.rules)
         categories = sorted({r.category for r in self.rules})
         self._category_code = np.array([categories.index(r.category) for r in self.rules], dtype=np.int64)
         self._validate_cache: dict[tuple[int, str] | tuple[int, str, int], bool] = {}
@@ -117,23 +121,28 @@ class RuleSet:
                     )
         self.plan = lru_cache(maxsize=65536)(self._plan)
 
-    def _compile(self, rule_ids: tuple[int, ...]) -> tuple[hyperscan.Database, hyperscan.Scratch]:
-        cached = self._dbs.get(rule_ids)
+    def _compile(self, wanted: tuple[int, ...]) -> tuple[hyperscan.Database, hyperscan.Scratch]:
+        rule_ids = wanted
+        cached = self._dbs.get(wanted)
         if cached is not None:
             return cached
         exprs = [self.rules[i].hyperscan_expression() for i in rule_ids]
         flags = [hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_CASELESS if self.rules[i].ignore_case else 0) for i in rule_ids]
+        if self._token_rule[list(rule_ids)].any():
+            exprs.append(MARKERS.encode())
+            flags.append(hyperscan.HS_FLAG_MULTILINE)
+            rule_ids = (*rule_ids, self._marker_id)
         key = (tuple(exprs), tuple(flags), rule_ids)
         db = _DB_CACHE.get(key)
         if db is not None:
             entry = (db, hyperscan.Scratch(db))
-            self._dbs[rule_ids] = entry
+            self._dbs[wanted] = entry
             return entry
         db = _load_compiled(key)
         if db is not None:
             _DB_CACHE[key] = db
             entry = (db, hyperscan.Scratch(db))
-            self._dbs[rule_ids] = entry
+            self._dbs[wanted] = entry
             return entry
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         try:
@@ -141,14 +150,14 @@ class RuleSet:
             _DB_CACHE[key] = db
             _store_compiled(key, db)
         except hyperscan.error as exc:
-            if len(rule_ids) > 1:
+            if len(wanted) > 1:
                 raise
             from spillguard.errors import UserError
 
-            r = self.rules[rule_ids[0]]
+            r = self.rules[wanted[0]]
             raise UserError(f"{r.source}: rule {r.id!r}: pattern not supported by the engine ({exc})") from None
         entry = (db, hyperscan.Scratch(db))
-        self._dbs[rule_ids] = entry
+        self._dbs[wanted] = entry
         return entry
 
     # -- planning -------------------------------------------------------------------------
@@ -208,7 +217,7 @@ class RuleSet:
 
     def _validate(self, rule_id: int, text: str, value: str, start: int) -> bool:
         rule = self.rules[rule_id]
-        if rule.validator is None:
+        if rule.validator is None and rule.placeholder == "off" and not rule.candidate_checks:
             return True
         # Context-sensitive validators see the surroundings, so the cache key must include them.
         if rule.validator in CONTEXT_VALIDATORS:
@@ -220,7 +229,8 @@ class RuleSet:
             key = (rule_id, text)
         hit = self._validate_cache.get(key)
         if hit is None:
-            hit = VALIDATORS[rule.validator](text, value, start)
+            hit = VALIDATORS[rule.validator](text, value, start) if rule.validator is not None else True
+            hit = hit and accept_secret(rule, text)
             if len(self._validate_cache) > _CACHE_LIMIT:
                 self._validate_cache.clear()
             self._validate_cache[key] = hit
@@ -233,8 +243,9 @@ class RuleSet:
             rule = self.rules[rid]
             assert rule.value_re is not None
             for m in rule.value_re.finditer(value):
-                if self._validate(rid, m.group(0), value, m.start()):
-                    spans.append((-rule.priority, -(m.end() - m.start()), m.start(), rid))
+                start, end = rule.span(m)  # the credential itself where the pattern names it
+                if self._validate(rid, value[start:end], value, start):
+                    spans.append((-rule.priority, -(end - start), start, rid))
         spans.sort()
         kept: list[tuple[int, int, int]] = []
         for _neg_pri, neg_len, start, rid in spans:
@@ -320,6 +331,11 @@ class RuleSet:
             rule_idx, value_idx = self._raw_hits(text, plan.value_rules)
         else:
             rule_idx, value_idx = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        flagged = np.zeros(len(values) if rule_idx.size else 0, bool)
+        marked = rule_idx == self._marker_id
+        if marked.any():
+            flagged[value_idx[marked]] = True
+            rule_idx, value_idx = rule_idx[~marked], value_idx[~marked]
         if rule_idx.size:
             nrules = len(self.rules)
             pairs = unique_sorted(value_idx * nrules + rule_idx)
@@ -329,6 +345,13 @@ class RuleSet:
             # Values hit by one rule that needs no validator are final; the rest go through Python.
             per_value = np.bincount(value_idx, minlength=len(values))
             multi = per_value[value_idx] > 1
+            token = self._token_rule[rule_idx]
+            if token.any():  # placeholder suspects take the exact path (placeholders.py)
+                suspect = token & flagged[value_idx]
+                quiet = np.flatnonzero(token & ~suspect)
+                if quiet.size:
+                    suspect[quiet] = low_entropy_prefix(text, value_idx[quiet])
+                multi |= suspect
             needs = self._needs_python[rule_idx] | multi
             plain = ~needs  # the only rule on its value, and nothing to validate: final as matched
             if want_spans:

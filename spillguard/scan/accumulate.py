@@ -33,6 +33,20 @@ SUBJECT_FIELDS = (
 _NO_HASHES = np.zeros(0, np.uint64)
 
 
+def _named_secrets(rule: Rule, rid: int, idx: np.ndarray, values: pa.Array, spans: dict[tuple[int, int], tuple[int, int]]) -> pa.Array:
+    """The `secret` group of each matched value. Such rules always take the engine's exact path, which kept the
+    spans: slicing them is no extra pass over the column."""
+    texts = as_text(values.take(pa.array(idx))).to_pylist()
+    out: list[str | None] = []
+    for vi, text in zip(idx.tolist(), texts, strict=True):
+        span = spans.get((rid, vi))
+        if span is None and text is not None and rule.value_re is not None:
+            m = rule.value_re.search(text)
+            span = rule.span(m) if m else None
+        out.append(text[span[0] : span[1]] if text is not None and span is not None else text)
+    return pa.array(out, pa.string())
+
+
 def build_ruleset(options: ScanOptions) -> RuleSet:
     return RuleSet(select_rules(options.rule_files, options.only, options.exclude))
 
@@ -212,7 +226,9 @@ class DatasetScanner:
             subjects = subjects[subjects != 0]
         secret = rule.category in SECRET_CATEGORIES
         # Distinct values matter for credentials (how many tokens to revoke); elsewhere people count.
-        if secret:  # every value matched (a token column): no copy
+        if secret and rule.secret_group:  # `password = ...` in log lines: distinct credentials, not distinct lines
+            distinct = self.hasher.hash_strings(_named_secrets(rule, rid, idx, values, hits.spans))
+        elif secret:  # every value matched (a token column): no copy
             distinct = self.hasher.hash_strings(values if idx.size == len(values) else values.take(pa.array(idx)))
         else:
             distinct = _NO_HASHES
@@ -241,7 +257,7 @@ class DatasetScanner:
             span = spans.get((rid, vi))
             if span is None and rule.value_re is not None:
                 m = rule.value_re.search(value)
-                span = (m.start(), m.end()) if m else None
+                span = rule.span(m) if m else None
             text = value[span[0] : span[1]] if span else value
             if want_samples and len(fs.samples) < MAX_SAMPLES:
                 masked = mask_value(rule.category, text)

@@ -346,20 +346,28 @@ def register(app: typer.Typer) -> None:
 
     @app.command("rules")
     def list_rules(
-        rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule file (TOML); repeatable.")] = None,
+        rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule file (spillguard TOML, or a gitleaks config); repeatable.")] = None,
+        category: Annotated[list[str] | None, typer.Option("--category", help="Only rules of these categories (e.g. secret; comma-separated or repeated).")] = None,
+        fmt: Annotated[str, typer.Option("--format", "-f", help="table or tsv (one rule a line: provider, id, category, matches, description).")] = "table",
     ) -> None:
-        """List the detection rules (built-in and from --rules files)."""
+        """List the detection rules (built-in and from --rules files), by provider within a category."""
         from rich.table import Table
 
-        from spillguard.rules import select_rules
+        from spillguard.rules import rule_listing
 
+        if fmt not in ("table", "tsv"):
+            raise UserError(f"--format {fmt}: use table or tsv")
+        rows = rule_listing(rules or [], _split(category))
+        if fmt == "tsv":
+            sys.stdout.write("".join("\t".join(row) + "\n" for row in rows))
+            return
         table = Table(header_style="bold")
-        for col in ("id", "category", "matches", "description"):
-            table.add_column(col)
-        for r in select_rules(rules or []):
-            kind = "value+field" if r.is_value_rule and r.requires_field else "value" if r.is_value_rule else "field"
-            table.add_row(r.id, r.category, kind, r.description)
+        for col in ("provider", "id", "category", "matches", "description"):
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
         Console().print(table)
+        Console(stderr=True).print(f"{len(rows)} rules")
 
 
 __all__ = ["UserError", "register"]
