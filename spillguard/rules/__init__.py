@@ -8,7 +8,9 @@ A rule matches by value pattern, by field name, or both:
   with `requires_field = true` the value pattern counts only under such a field, otherwise a
   matching field name only raises confidence;
 - `check`: for field-only rules, a vectorised plausibility check of the values (see spillguard/detect/checks.py);
-- `validator`: a function run on candidates only (see spillguard/detect/validators.py).
+- `validator`: a function run on candidates only (see spillguard/detect/validators.py);
+- `text`: names and postal addresses inside free text (`person_name`, `postal_address`), read by the NER
+  pipeline of spillguard/detect/freetext.py in columns that hold prose only.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from typing import Any
 
 from spillguard.categories import CATEGORIES
 from spillguard.detect.checks import CHECKS
+from spillguard.detect.freetext import TEXT_KINDS
 from spillguard.detect.validators import VALIDATORS
 from spillguard.errors import UserError
 
 _KNOWN_KEYS = {
     "id", "category", "description", "value", "boundary", "field", "exclude_field", "requires_field",
-    "check", "check_min", "check_max", "validator", "specific", "priority", "ignore_case",
+    "check", "check_min", "check_max", "validator", "specific", "priority", "ignore_case", "text",
     "examples", "negative_examples",
 }
 DEFAULT_BOUNDARY = "[A-Za-z0-9]"
@@ -58,6 +61,7 @@ class Rule:
     specific: bool = False
     priority: int = 50
     ignore_case: bool = False
+    text: str | None = None  # a kind of span found in free text (detect/freetext.py TEXT_KINDS)
     examples: list[Example] = dataclasses.field(default_factory=list)
     negative_examples: list[Example] = dataclasses.field(default_factory=list)
     source: str = ""
@@ -105,8 +109,10 @@ def _rule_from_table(raw: dict[str, Any], source: str) -> Rule:
             raise UserError(f"{where}: '{key}' is required and must be a string")
     if raw["category"] not in CATEGORIES:
         raise UserError(f"{where}: category {raw['category']!r} is not one of {', '.join(CATEGORIES)}")
-    if "value" not in raw and "check" not in raw:
-        raise UserError(f"{where}: a rule needs a 'value' pattern or a 'check' on a 'field'")
+    if "value" not in raw and "check" not in raw and "text" not in raw:
+        raise UserError(f"{where}: a rule needs a 'value' pattern, a 'check' on a 'field' or a free-'text' kind")
+    if "text" in raw and (raw["text"] not in TEXT_KINDS or raw["text"] != raw["category"] or "value" in raw or "check" in raw):
+        raise UserError(f"{where}: 'text' is one of {', '.join(TEXT_KINDS)}, equal to the category, without 'value' or 'check'")
     if "check" in raw and raw["check"] not in CHECKS:
         raise UserError(f"{where}: check {raw['check']!r} is not one of {', '.join(sorted(CHECKS))}")
     if "check" in raw and "field" not in raw:
@@ -129,6 +135,7 @@ def _rule_from_table(raw: dict[str, Any], source: str) -> Rule:
         specific=bool(raw.get("specific", False)),
         priority=int(raw.get("priority", 50)),
         ignore_case=bool(raw.get("ignore_case", False)),
+        text=raw.get("text"),
         examples=[_example(e, where) for e in raw.get("examples", [])],
         negative_examples=[_example(e, where) for e in raw.get("negative_examples", [])],
         source=source,
