@@ -116,6 +116,7 @@ _STRONG_CORES = (
     rf"{_NUM},?[ ]+\b(?i:{_STREET_PREFIX})\.?[ ]+{_NAMEWORDS}",
     # Hauptstraße 12, Vesterskovvej 79, Villacher Strasse 89, 12 Hauptstraße
     rf"(?:{_NUM}[ ]+)?(?:{_CAP}[ \-])?{_UP}{_LO}{{2,}}(?i:{_COMPOUND})\.?[ ]+{_NUM}\b",
+    rf"{_NUM}[ ]+{_UP}{_LO}{{2,}}(?i:{_COMPOUND})\b",
     # P.O. Box 242, PSC 1234, Box 5678, Unit 5477 Box 8244
     r"(?i:p\.?\s?o\.?\s?box|post office box|postfach|postbox|apartado|(?:psc|unit|cmr)\s[0-9]{3,5},?\s+box)\s?[0-9]{1,6}\b",
     # the corner of Main Street and Elm Road
@@ -162,6 +163,11 @@ def _extend(value: str, end: int) -> tuple[int, bool]:
     return end, strong
 
 
+def _first_word(value: str, start: int) -> str:
+    m = re.match(r"[0-9 ]*(\w+)", value[start:])
+    return m.group(1) if m else ""
+
+
 def find_addresses(value: str) -> list[tuple[int, int]]:
     """Postal addresses in one text: a street core, extended over units, postcodes, towns, states, countries."""
     found: list[tuple[int, int]] = []
@@ -171,8 +177,8 @@ def find_addresses(value: str) -> list[tuple[int, int]]:
             if any(start < e and m.end() > s for s, e in found):
                 continue
             end, strong = _extend(value, m.end())
-            if weak and not strong:
-                continue
+            if weak and (not strong or _first_word(value, start) in _COMMON_CAPS):
+                continue  # "October 6, 1964" is a date, not "Street 6, postcode"
             found.append((start, end))
     found.sort()
     return found
@@ -186,6 +192,8 @@ _NAME = rf"{_NAME_WORD}(?:[ \-]{_NAME_WORD}){{0,3}}"
 _CUES = re.compile(
     rf"\b(?:{_HONORIFIC}\.?[ ]+|(?i:my name is|my name's|name is|name:|i am called|call me|signed|regards,?|"
     rf"sincerely,?|cheers,?|best,|thanks,|dear|hi|hello|hey|attn:?|attention:?|c/o|contact person:?|customer:?|called|"
+    rf"caller|spoke (?:with|to)|talked (?:with|to)|on behalf of|letter for|written by|directed by|starring|assistant to|"
+    rf"(?:son|daughter|wife|husband|mother|father|brother|sister|child|kid) of|"
     rf"account holder:?|cardholder:?)[ \t]*\n?[ \t]*)(?P<n>{_NAME})"
 )
 _DIGITS_OR_SYMBOLS = re.compile(r"[0-9@/_#=<>{}|\\]")
@@ -205,10 +213,10 @@ class TextModel:
         for i, t in enumerate(texts):
             for offset, piece in _chunks(t):
                 pieces.append((i, offset, piece))
-        persons: list[list[tuple[int, int]]] = [[] for _ in texts]
+        ents: list[list[tuple[str, int, int]]] = [[] for _ in texts]
         for (i, offset, _piece), doc in zip(pieces, self.nlp.pipe([p for _, _, p in pieces], batch_size=_BATCH), strict=True):
-            persons[i].extend((offset + e.start_char, offset + e.end_char) for e in doc.ents if e.label_ == "PERSON")
-        return [_combine(t, p) for t, p in zip(texts, persons, strict=True)]
+            ents[i].extend((e.label_, offset + e.start_char, offset + e.end_char) for e in doc.ents)
+        return [_combine(t, e) for t, e in zip(texts, ents, strict=True)]
 
 
 @lru_cache(maxsize=1)
@@ -290,7 +298,8 @@ def _more_names(text: str, names: list[tuple[int, int]], taken: list[tuple[int, 
     return [(s, e) for s, e in extra if all(e <= a or s >= b for a, b in taken)]
 
 
-def _combine(text: str, model_persons: list[tuple[int, int]]) -> list[Span]:
+def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
+    model_persons = [(a, b) for label, a, b in ents if label == "PERSON"]
     addresses = find_addresses(text)
     spans: list[Span] = [("postal_address", s, e) for s, e in addresses]
 
