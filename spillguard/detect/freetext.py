@@ -86,8 +86,8 @@ def available() -> bool:
 
 
 # -- postal addresses ---------------------------------------------------------------------------------------
-_UP = r"[A-ZÀ-ÖØ-ÞĀ-ŽΑ-ΩА-Я]"
-_LO = r"[a-zß-öø-ÿā-žα-ωа-я'’\-]"
+_UP = r"[A-ZÀ-ÖØ-ÞĀ-ŽΆ-ΏΑ-ΩА-Я]"
+_LO = r"[a-zß-öø-ÿā-žά-ώа-я'’\-]"
 _CAP = rf"{_UP}{_LO}*\.?"  # a capitalised word (Baker, O'Neil, St.)
 _NUM = r"[0-9]{1,5}[A-Za-z]?(?:[/\-][0-9]{1,4}[A-Za-z]?)?"
 # Street types after the name (USPS Publication 28 suffixes and their usual abbreviations, UK and AU types).
@@ -110,6 +110,8 @@ _COMPOUND = (
     r"stræde|veien|vegen|laan|straat|plein|gracht|kade|singel|dreef|katu|kuja|polku|raitti|iela|gatvė|utca|út|tie|tee|"
     r"ova|ská|ká|ho|ego|iego"
 )
+# Street words written in small letters inside a name ("Trenerys gate 232", "Erzsébet tér 19.", "Király u. 15.").
+_STREET_LOWER = r"(?:gate|gata|gatan|vägen|vei|veien|vej|tee|tie|tér|tere|út|útja|utca|u\.|ulica|ul\.|str\.|katu|kuja)"
 _NAMEWORDS = rf"(?:(?:{_PARTICLE}|{_CAP})[ ]){{0,4}}{_CAP}"
 # Street cores: strong ones are an address by themselves; weak ones (a name and a house number) only with a
 # unit, a postcode or a state after them.
@@ -117,11 +119,13 @@ _STRONG_CORES = (
     # 12 Baker Street, 221B Baker St., 3784 Archwood Avenue
     rf"(?:{_NUM}[ ]+)?{_NUM}[ ,]+(?:{_CAP}[ ]){{1,4}}(?:{_STREET_EN})\b\.?",
     # Rue de Rivoli 5, 5 rue de Rivoli, ul. Biskupa Bogedaina 118, Via Roma 131
-    rf"(?:{_NUM},?[ ]+)?\b(?i:{_STREET_PREFIX})\.?[ ]+{_NAMEWORDS},?[ ]+{_NUM}\b",
-    rf"{_NUM},?[ ]+\b(?i:{_STREET_PREFIX})\.?[ ]+{_NAMEWORDS}",
+    rf"(?:{_NUM},?[ ]+){{0,2}}\b(?i:{_STREET_PREFIX})\.?[ ]+{_NAMEWORDS},?[ ]+{_NUM}\b",
+    rf"(?:{_NUM}[ ]+)?{_NUM},?[ ]+\b(?i:{_STREET_PREFIX})\.?[ ]+{_NAMEWORDS}",
     # Hauptstraße 12, Vesterskovvej 79, Villacher Strasse 89, 12 Hauptstraße
     rf"(?:{_NUM}[ ]+)?(?:{_CAP}[ \-])?{_UP}{_LO}{{2,}}(?i:{_COMPOUND})\.?[ ]+{_NUM}\b",
     rf"{_NUM}[ ]+{_UP}{_LO}{{2,}}(?i:{_COMPOUND})\b",
+    # USNS Bergman / FPO AP 93757 (US military and diplomatic post)
+    r"\b(?:USNS|USNV|USS|USCGC)[ ]+[A-Z][a-z]+,?\s+(?:FPO|APO|DPO)[ ]+(?:AA|AE|AP)[ ]+[0-9]{5}\b",
     # P.O. Box 242, PSC 1234, Box 5678, Unit 5477 Box 8244
     r"(?i:p\.?\s?o\.?\s?box|post office box|postfach|postbox|apartado|(?:psc|unit|cmr)\s[0-9]{3,5},?\s+box)\s?[0-9]{1,6}\b",
     # the corner of Main Street and Elm Road
@@ -130,7 +134,13 @@ _STRONG_CORES = (
 )
 _WEAK_CORES = (
     # 971 Kesk 53, Dalmatinova 43, Pod Floriánem 1677 (+ unit/postcode)
-    rf"(?:{_NUM}[ ]+)?{_UP}{_LO}+(?:[ ](?:{_PARTICLE}|{_CAP})){{0,3}}[ ]+{_NUM}\b",
+    rf"(?:{_NUM}[ ]+)?{_UP}{_LO}+(?:[ ](?:{_PARTICLE}|{_STREET_LOWER}|{_CAP})){{0,3}}[ ]+{_NUM}\b\.?",
+)
+# What comes right before an address: a weak core after one of these is an address without a postcode.
+_ADDRESS_CUE = re.compile(
+    r"(?i:address(?:es)?(?: is| was)?:?|lives? (?:at|on|in)|living (?:at|on)|located at|ship(?:ped)? (?:it )?to|"
+    r"send (?:it |this )?to|deliver(?:ed)? (?:it )?to|sent to|moved to|meet (?:me |you )?at|drops? you off at|"
+    r"office is (?:at|on)|return (?:it )?to|here(?:'s| is) [\w']+ address:?)[ \t]*\n?[ \t]*$"
 )
 _STRONG_RE = re.compile("|".join(f"(?:{p})" for p in _STRONG_CORES))
 _WEAK_RE = re.compile("|".join(f"(?:{p})" for p in _WEAK_CORES))
@@ -182,6 +192,7 @@ def find_addresses(value: str) -> list[tuple[int, int]]:
             if any(start < e and m.end() > s for s, e in found):
                 continue
             end, strong = _extend(value, m.end())
+            strong = strong or _ADDRESS_CUE.search(value, max(0, start - 40), start) is not None
             if weak and (not strong or _first_word(value, start) in _COMMON_CAPS):
                 continue  # "October 6, 1964" is a date, not "Street 6, postcode"
             found.append((start, end))
@@ -304,6 +315,57 @@ def _more_names(text: str, names: list[tuple[int, int]], taken: list[tuple[int, 
     return [(s, e) for s, e in extra if all(e <= a or s >= b for a, b in taken)]
 
 
+PLACES = True
+LINES = True
+ORGS = True
+# A line that is only a full name (a signature, the head of a contact card): "Jane Whitaker", "> Mei J. Chen".
+_NAME_LINE = re.compile(rf"^[ \t>?*-]*(?P<n>{_NAME_WORD}(?:[ ]{_UP}\.?)?(?:[ ]{_NAME_WORD}){{1,2}})[ \t]*,?$", re.MULTILINE)
+# Before a single word, these make it a place: "originally from Eckenroth", "arrived at Lendava".
+_PLACE_BEFORE = re.compile(r"(?:\bfrom|\bin|\bat|\bnear|\bto|\bvisit(?:ed|ing)?)[ ]+$")
+
+
+def _name_lines(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    out = []
+    for m in _NAME_LINE.finditer(text):
+        s, e = m.start("n"), m.end("n")
+        words = text[s:e].split()
+        if any(w in _COMMON_CAPS or w in _NOT_NAME_LAST or w.rstrip(".") in _ORG_WORDS for w in words):
+            continue
+        if any(a <= s and e <= b for label, a, b in ents if label in ("GPE", "LOC", "FAC", "NORP")):
+            continue
+        out.append((s, e))
+    return out
+
+
+_ORG_WORDS = _words(
+    "Inc Ltd LLC LLP PLC GmbH AG SA Corp Corporation Company Co Group Holdings Partners Associates Bank Capital "
+    "Technologies Technology Tech Software Systems Solutions Services Labs Research Reports Media Networks Digital "
+    "Data Analytics Health Insurance Energy Motors Airlines Foods Pharma University College Institute School "
+    "Foundation Council Ministry Department Agency Club Orchestra Band Records Studios Press News Times Journal "
+    "Traffic Hathaway Global International National United American European Hotel Restaurant Cafe Store Shop "
+    "Market Industries Enterprises Ventures Consulting Works"
+)
+_FULL_NAME = re.compile(rf"{_NAME_WORD}(?:[ ]{_UP}\.?)?(?:[ ]{_NAME_WORD}){{1,2}}")
+
+
+def _org_shaped_names(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    """The small model often calls a foreign full name an organisation ("Faina D. Yefremova's"): an ORG span
+    shaped like First [I.] Last, with no word organisations use, is taken as a name."""
+    out = []
+    for label, s, e in ents:
+        if label != "ORG":
+            continue
+        cleaned = _clean_person(text, s, e)
+        if cleaned is None:
+            continue
+        s, e = cleaned
+        words = text[s:e].split()
+        if not _FULL_NAME.fullmatch(text[s:e]) or any(w.rstrip(".") in _ORG_WORDS or w in _COMMON_CAPS for w in words):
+            continue
+        out.append((s, e))
+    return out
+
+
 def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     model_persons = [(a, b) for label, a, b in ents if label == "PERSON"]
     addresses = find_addresses(text)
@@ -315,8 +377,16 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     names: list[tuple[int, int]] = []
     for s, e in model_persons:
         cleaned = _clean_person(text, s, e)
-        if cleaned is not None and free(*cleaned):
-            names.append(cleaned)
+        if cleaned is None or not free(*cleaned):
+            continue
+        single = " " not in text[cleaned[0] : cleaned[1]]
+        if PLACES and single and _PLACE_BEFORE.search(text, max(0, cleaned[0] - 12), cleaned[0]):
+            continue
+        names.append(cleaned)
+    if LINES:
+        names.extend(n for n in _name_lines(text, ents) if free(*n))
+    if ORGS:
+        names.extend(n for n in _org_shaped_names(text, ents) if free(*n))
     for m in _CUES.finditer(text):
         if m.group("n").split(" ", 1)[0] not in _COMMON_CAPS and free(m.start("n"), m.end("n")):
             names.append((m.start("n"), m.end("n")))
