@@ -377,9 +377,11 @@ class RuleSet:
             for r_chunk, v_chunk in zip(np.split(all_r, bounds), np.split(all_v, bounds), strict=True):
                 if r_chunk.size:
                     hits.by_rule[int(r_chunk[0])] = np.sort(v_chunk)
-        if plan.text_rules and textual:
+        value_type = t.value_type if pa.types.is_dictionary(t) else t
+        if plan.text_rules and (pa.types.is_string(value_type) or pa.types.is_large_string(value_type)):
+            # Prose is only ever stored as text; numbers, dates and bytes never pay for the free-text test.
             by_kind = {self.rules[rid].text: rid for rid in plan.text_rules}
-            found, hits.unchecked = find_in_column(as_text(values), tuple(k for k in by_kind if k is not None))
+            found, hits.unchecked = find_in_column(as_text(text), tuple(k for k in by_kind if k is not None))
             for kind, (idx, spans) in found.items():
                 rid = by_kind[kind]
                 hits.by_rule[rid] = idx

@@ -60,18 +60,22 @@ def prose_mask(text: pa.Array) -> np.ndarray:
 
 
 _SMALL_WORD = r"(?:^|[\s(\"'])[a-z]{2,}(?:[\s,.;:!?)\"']|$)"
+_MIN_BYTES = 2 * MIN_WORDS + 8  # shorter values cannot be a sentence of MIN_WORDS words
 
 
 def free_text_values(text: pa.Array) -> np.ndarray | None:
     """Indices of the values to read for names and addresses, or None when the column is not free text.
 
-    In a free-text column every value with two words or more is read (a short reply can still sign a name)."""
-    prose = prose_mask(text)
-    if not prose.any():
+    In a free-text column every value with two words or more is read (a short reply can still sign a name).
+    Most structured columns are ruled out from their value lengths alone (no pass over the bytes)."""
+    if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)) or len(text) == 0:
+        return None  # numbers, dates and binaries never hold prose
+    lengths = np.asarray(pc.fill_null(pc.binary_length(text), 0), dtype=np.int64)
+    enough = MIN_PROSE_SHARE * max(int(np.count_nonzero(lengths)), 1)
+    if np.count_nonzero(lengths >= _MIN_BYTES) < enough:
         return None
-    lengths = np.asarray(pc.fill_null(pc.utf8_length(text), 0), dtype=np.int64)
-    nonempty = int(np.count_nonzero(lengths))
-    if prose.sum() < MIN_PROSE_SHARE * max(nonempty, 1):
+    prose = prose_mask(text)
+    if np.count_nonzero(prose) < enough:
         return None
     spaces = np.asarray(pc.fill_null(pc.count_substring(text, " "), 0), dtype=np.int64)
     return np.flatnonzero(spaces >= 1)
@@ -403,8 +407,8 @@ def find_in_column(text: pa.Array, kinds: tuple[str, ...]) -> tuple[dict[str, tu
     """Per kind: the indices of the values holding it (ascending) and the first span in each; plus how many
     prose values could not be read because the text extra is missing. Columns that are not free text cost
     only the vectorised test."""
-    chosen = free_text_values(text)
-    if chosen is None or not kinds:
+    chosen = free_text_values(text) if kinds else None
+    if chosen is None:
         return {}, 0
     if not available():
         return {}, int(np.count_nonzero(prose_mask(text)))

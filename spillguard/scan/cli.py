@@ -331,7 +331,7 @@ def register(app: typer.Typer) -> None:
         for col in ("id", "category", "matches", "description"):
             table.add_column(col)
         for r in select_rules(rules or []):
-            kind = "value+field" if r.is_value_rule and r.requires_field else "value" if r.is_value_rule else "field"
+            kind = "value+field" if r.is_value_rule and r.requires_field else "value" if r.is_value_rule else "free text" if r.text else "field"
             table.add_row(r.id, r.category, kind, r.description)
         Console().print(table)
 
