@@ -5,11 +5,15 @@ Only columns that hold prose pay for this: `prose_mask` decides per value with v
 (ids, e-mails, numbers, names and cities in their own fields) never reach the model.
 
 Names come from a statistical NER model (spaCy's small English pipeline, shipped in a PyPI package: nothing is
-downloaded at run time), widened by cue rules the model misses (honorifics, "my name is", greetings and
-sign-offs) and narrowed by precision filters (no digits, not all capitals, not a street). Postal addresses come
-from patterns of street cores (number + name + street type, European prefix and compound street words, PO
-boxes) extended over units, postcodes, towns and countries. Everything needs the `spillguard[text]` extra;
-without it `available()` is False and the engine reports the free-text values it could not check.
+downloaded at run time, only the tokenizer and NER run), widened where the small model is known to miss:
+cue rules (honorifics, "my name is", greetings, sign-offs, "spoke with"), lines that hold only a full name
+(signatures, contact cards), "First I. Last" spans it calls organisations, and other mentions of a name it found;
+and narrowed by precision filters (no digits, not all capitals, not a band or firm, not a single word after
+"from/in/at", not inside an address). Postal addresses come from patterns of street cores (number + name + street
+type, European prefix and compound street words, PO boxes, military post) extended over units, postcodes, towns,
+states and countries; a bare "Name 12" counts only with a postcode or unit after it or an address cue before it.
+Everything needs the `spillguard[text]` extra; without it `available()` is False and the engine reports the
+free-text values it could not check. Accuracy: docs/accuracy.md ("Free text").
 """
 
 from __future__ import annotations
@@ -211,9 +215,9 @@ _NAME_PARTICLE = r"(?:de|da|di|del|della|dos|du|van|von|der|den|ter|la|le|bin|ib
 _NAME = rf"{_NAME_WORD}(?:(?:[ \-]|[ ]{_NAME_PARTICLE}[ ]){_NAME_WORD}){{0,3}}"
 # A cue and the name it introduces (group "n").
 _CUES = re.compile(
-    rf"\b(?:{_HONORIFIC}\.?[ ]+|(?i:my name is|my name's|name is|name:|i am called|call me|signed|regards,?|"
+    rf"\b(?:(?i:{_HONORIFIC})\.?[ ]+|(?i:my name is|my name's|name is|name:|i am called|call me|signed|regards,?|"
     rf"sincerely,?|cheers,?|best,|thanks,|dear|hi|hello|hey|attn:?|attention:?|c/o|contact person:?|customer:?|called|"
-    rf"caller|contact|spoke (?:with|to)|talked (?:with|to)|on behalf of|letter for|written by|directed by|starring|assistant to|"
+    rf"caller|contact|named|spoke (?:with|to)|talked (?:with|to)|on behalf of|letter for|written by|directed by|starring|assistant to|"
     rf"(?:son|daughter|wife|husband|mother|father|brother|sister|child|kid) of|"
     rf"account holder:?|cardholder:?)[ \t]*\n?[ \t]*)(?P<n>{_NAME})"
 )
@@ -302,7 +306,8 @@ _COMMON_CAPS = _words(
     "The This That These Those There Here When Where What Which Who Why How And But Or If Then Also Please Thanks Thank "
     "Hello Dear Yes No Not My Your Our Their His Her Its We You They He She It I Is Are Was Were Be Monday Tuesday "
     "Wednesday Thursday Friday Saturday Sunday January February March April May June July August September October "
-    "November December Mr Mrs Ms Dr Inc Ltd Street Road Avenue"
+    "November December Mr Mrs Ms Dr Inc Ltd Street Road Avenue Team All Everyone Support Customer Service Sales Admin "
+    "Sir Madam Guys Folks Again Morning Afternoon Evening Today Tomorrow Yesterday Regards Sincerely"
 )
 
 
@@ -319,9 +324,6 @@ def _more_names(text: str, names: list[tuple[int, int]], taken: list[tuple[int, 
     return [(s, e) for s, e in extra if all(e <= a or s >= b for a, b in taken)]
 
 
-PLACES = True
-LINES = True
-ORGS = True
 # A line that is only a full name (a signature, the head of a contact card): "Jane Whitaker", "> Mei J. Chen".
 _NAME_LINE = re.compile(rf"^[ \t>?*-]*(?P<n>{_NAME_WORD}(?:[ ]{_UP}\.?)?(?:[ ]{_NAME_WORD}){{1,2}})[ \t]*,?$", re.MULTILINE)
 # Before a single word, these make it a place: "originally from Eckenroth", "arrived at Lendava".
@@ -384,13 +386,11 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
         if cleaned is None or not free(*cleaned):
             continue
         single = " " not in text[cleaned[0] : cleaned[1]]
-        if PLACES and single and _PLACE_BEFORE.search(text, max(0, cleaned[0] - 12), cleaned[0]):
+        if single and _PLACE_BEFORE.search(text, max(0, cleaned[0] - 12), cleaned[0]):
             continue
         names.append(cleaned)
-    if LINES:
-        names.extend(n for n in _name_lines(text, ents) if free(*n))
-    if ORGS:
-        names.extend(n for n in _org_shaped_names(text, ents) if free(*n))
+    names.extend(n for n in _name_lines(text, ents) if free(*n))
+    names.extend(n for n in _org_shaped_names(text, ents) if free(*n))
     for m in _CUES.finditer(text):
         if m.group("n").split(" ", 1)[0] not in _COMMON_CAPS and free(m.start("n"), m.end("n")):
             names.append((m.start("n"), m.end("n")))
