@@ -82,7 +82,8 @@ class ColumnHits:
 
     by_rule: dict[int, np.ndarray] = field(default_factory=dict)
     spans: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)  # (rule, value) -> first span
-    unchecked: int = 0  # prose values the free-text rules could not read (the text extra is not installed)
+    # Indices of the prose values the free-text rules could not read (the text extra is not installed).
+    unchecked: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 class RuleSet:

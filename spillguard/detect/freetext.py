@@ -403,15 +403,16 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     return spans
 
 
-def find_in_column(text: pa.Array, kinds: tuple[str, ...]) -> tuple[dict[str, tuple[np.ndarray, list[tuple[int, int]]]], int]:
-    """Per kind: the indices of the values holding it (ascending) and the first span in each; plus how many
-    prose values could not be read because the text extra is missing. Columns that are not free text cost
-    only the vectorised test."""
+def find_in_column(text: pa.Array, kinds: tuple[str, ...]) -> tuple[dict[str, tuple[np.ndarray, list[tuple[int, int]]]], np.ndarray]:
+    """Per kind: the indices of the values holding it (ascending) and the first span in each; plus the indices of
+    the prose values that could not be read because the text extra is missing. Columns that are not free text
+    cost only the vectorised test."""
+    none = np.zeros(0, np.int64)
     chosen = free_text_values(text) if kinds else None
     if chosen is None:
-        return {}, 0
+        return {}, none
     if not available():
-        return {}, int(np.count_nonzero(prose_mask(text)))
+        return {}, np.flatnonzero(prose_mask(text))
     values = text.take(pa.array(chosen)).to_pylist()
     found = model().find(values)
     out: dict[str, tuple[list[int], list[tuple[int, int]]]] = {k: ([], []) for k in kinds}
@@ -422,4 +423,4 @@ def find_in_column(text: pa.Array, kinds: tuple[str, ...]) -> tuple[dict[str, tu
                 seen.add(kind)
                 out[kind][0].append(vi)
                 out[kind][1].append((s, e))
-    return {k: (np.asarray(idx, dtype=np.int64), spans) for k, (idx, spans) in out.items() if idx}, 0
+    return {k: (np.asarray(idx, dtype=np.int64), spans) for k, (idx, spans) in out.items() if idx}, none

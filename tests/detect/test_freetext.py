@@ -239,3 +239,13 @@ def test_presidio_research_sample_regression(text_model):
         precision, recall = tp_p / (tp_p + fp), tp_r / (tp_r + fn)
         print(f"\npresidio-research sample {kind}: precision {precision:.3f} recall {recall:.3f}")
         assert precision >= min_p and recall >= min_r, (kind, precision, recall)
+
+
+def test_unchecked_free_text_is_named_per_file_when_small_files_are_read_together(tmp_path, monkeypatch):
+    monkeypatch.setattr(freetext, "available", lambda: False)
+    _tickets_file(tmp_path)  # 60 tickets of prose in note and summary
+    quiet = tmp_path / "quiet.csv"
+    quiet.write_text("user_id,note,summary\n" + "".join(f"u{i},ok,done\n" for i in range(60)), encoding="utf-8")
+    result = spillguard.scan([tmp_path])
+    [unchecked] = [e for e in result.errors if e.kind == "unchecked"]
+    assert "tickets.csv: note" in unchecked.message and "quiet.csv" not in unchecked.message
