@@ -51,7 +51,7 @@ def scan_value(value: str, field: str | None = None, *, rules: Any = None) -> li
         start, end = hits.spans.get((rid, 0), (0, len(value)))
         conf = confidence_for(
             specific=rule.specific, value_rule=rule.is_value_rule, named=rid in plan.named_rules,
-            requires_field=rule.requires_field, share=0.3,
+            requires_field=rule.requires_field, share=0.3, text=rule.text is not None,
         )
         matches.append(Match(rule.category, rule.id, start, end, conf))  # type: ignore[arg-type]
     matches.sort(key=lambda m: (m.start, m.end))

@@ -11,7 +11,8 @@ from typing import Any, Literal
 from spillguard import categories
 
 SCHEMA_VERSION = 1
-INCOMPLETE_KINDS = ("malformed", "truncated", "error")  # ScanError kinds meaning something was not scanned
+# ScanError kinds meaning something was not scanned ("unchecked": free text not read for names and addresses)
+INCOMPLETE_KINDS = ("malformed", "truncated", "error", "unchecked")
 
 # The findings vocabulary (names only); what is known about each lives in spillguard.categories.
 CATEGORIES: tuple[str, ...] = tuple(categories.CATEGORIES)
@@ -72,7 +73,8 @@ class ScanError:
     dataset: str | None = None
     line: int | None = None
     # "malformed": one record not scanned (with its position); "truncated": a stream was cut, records after
-    # the cut unknown; "error": a dataset or partition could not be scanned; "warning": nothing was lost.
+    # the cut unknown; "error": a dataset or partition could not be scanned; "unchecked": free-text fields whose
+    # names and addresses were not looked for (the text extra is missing); "warning": nothing was lost.
     kind: str = "error"
 
     def to_json(self) -> dict[str, Any]:
@@ -145,7 +147,8 @@ class ScanResult:
         parts = []
         if self.malformed_records:
             parts.append(f"{self.malformed_records:,} malformed record{'' if self.malformed_records == 1 else 's'}")
-        for kind, one, many in (("truncated", "cut stream", "cut streams"), ("error", "failed dataset", "failed datasets")):
+        for kind, one, many in (("truncated", "cut stream", "cut streams"), ("error", "failed dataset", "failed datasets"),
+                                ("unchecked", "free-text check skipped", "free-text checks skipped")):
             n = sum(e.kind == kind for e in self.errors)
             if n:
                 parts.append(f"{n:,} {one if n == 1 else many}")

@@ -26,6 +26,7 @@ from spillguard.detect.arrays import as_text, string_buffers, unique_inverse, un
 from spillguard.detect.checks import run_check
 from spillguard.detect.flatten import normalise_path
 from spillguard.detect.placeholders import MARKERS, accept_secret, low_entropy_prefix
+from spillguard.detect.freetext import find_in_column
 from spillguard.detect.validators import CONTEXT_VALIDATORS, IPV4_CONTEXT, VALIDATORS, VECTOR_VALIDATORS
 from spillguard.rules import Rule
 
@@ -73,6 +74,7 @@ class FieldPlan:
     named_rules: frozenset[int]  # rule indices (into RuleSet.rules) whose field pattern matches
     check_rules: list[int]
     value_rules: tuple[int, ...] = ()  # the allowed value rules, in order: one Vectorscan database per distinct set
+    text_rules: tuple[int, ...] = ()  # free-text rules (names, addresses): run only if the column holds prose
 
 
 @dataclass(slots=True)
@@ -81,6 +83,8 @@ class ColumnHits:
 
     by_rule: dict[int, np.ndarray] = field(default_factory=dict)
     spans: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)  # (rule, value) -> first span
+    # Indices of the prose values the free-text rules could not read (the text extra is not installed).
+    unchecked: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 class RuleSet:
@@ -166,6 +170,7 @@ class RuleSet:
         allowed = np.zeros(len(self.rules), dtype=bool)
         named: set[int] = set()
         checks: list[int] = []
+        texts: list[int] = []
         for i, rule in enumerate(self.rules):
             matches_name = rule.field_matches(norm)
             if matches_name:
@@ -176,7 +181,9 @@ class RuleSet:
                 allowed[i] = matches_name or not rule.requires_field
             elif matches_name and rule.check:
                 checks.append(i)
-        return FieldPlan(allowed, frozenset(named), checks, tuple(i for i in self.value_rule_ids if allowed[i]))
+            elif rule.text is not None and (matches_name or not rule.requires_field):
+                texts.append(i)
+        return FieldPlan(allowed, frozenset(named), checks, tuple(i for i in self.value_rule_ids if allowed[i]), tuple(texts))
 
     # -- scanning -------------------------------------------------------------------------
     def _raw_hits(self, text: pa.Array, rule_ids: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -394,6 +401,15 @@ class RuleSet:
             for r_chunk, v_chunk in zip(np.split(all_r, bounds), np.split(all_v, bounds), strict=True):
                 if r_chunk.size:
                     hits.by_rule[int(r_chunk[0])] = np.sort(v_chunk)
+        value_type = t.value_type if pa.types.is_dictionary(t) else t
+        if plan.text_rules and (pa.types.is_string(value_type) or pa.types.is_large_string(value_type)):
+            # Prose is only ever stored as text; numbers, dates and bytes never pay for the free-text test.
+            by_kind = {self.rules[rid].text: rid for rid in plan.text_rules}
+            found, hits.unchecked = find_in_column(as_text(text), tuple(k for k in by_kind if k is not None))
+            for kind, (idx, spans) in found.items():
+                rid = by_kind[kind]
+                hits.by_rule[rid] = idx
+                hits.spans.update(((rid, vi), span) for vi, span in zip(idx.tolist(), spans, strict=True))
         if plan.check_rules:
             for rid in plan.check_rules:
                 rule = self.rules[rid]

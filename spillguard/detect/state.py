@@ -199,6 +199,8 @@ class DatasetState:
     nonnull: dict[str, int] = field(default_factory=dict)
     subjects: KeySet | HllSketch = field(default_factory=KeySet)
     findings: dict[tuple[str, str], FindingState] = field(default_factory=dict)
+    # Free-text values not read for names and addresses (the text extra missing): field path -> values.
+    unchecked: dict[str, int] = field(default_factory=dict)
     # For --subjects-out only: subject hash -> (subject value, contact e-mail). Personal data, in memory only.
     subject_display: dict[int, tuple[str, str | None]] = field(default_factory=dict)
     leaked: Any = None  # respond.leaked.LeakedCollector when the scan writes --secrets-out
@@ -213,6 +215,8 @@ class DatasetState:
             self.subject_field = other.subject_field
         for k, v in other.nonnull.items():
             self.nonnull[k] = self.nonnull.get(k, 0) + v
+        for k, v in other.unchecked.items():
+            self.unchecked[k] = self.unchecked.get(k, 0) + v
         self.subjects = union_into(self.subjects, other.subjects)
         for key, fs in other.findings.items():
             mine = self.findings.get(key)
@@ -237,8 +241,10 @@ class DatasetState:
         return len(self.subjects) if self.subject_field else None
 
 
-def confidence_for(*, specific: bool, value_rule: bool, named: bool, requires_field: bool, share: float) -> str:
+def confidence_for(*, specific: bool, value_rule: bool, named: bool, requires_field: bool, share: float, text: bool = False) -> str:
     """How sure a field-level classification is, from the rule's kind and the share of values matched."""
+    if text:  # each span read in its sentence by a model: as sure as the model, whatever the share
+        return "medium"
     if value_rule and not requires_field:
         if specific or named or share >= 0.5:
             return "high"

@@ -272,7 +272,42 @@ def _blood_pressure(text: str, value: str, start: int) -> bool:
     return int(sys_) > int(dia)
 
 
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_NUMERIC_DATE = re.compile(r"([0-9]{1,4})[./\-]([0-9]{1,2})[./\-]([0-9]{1,4})")
+_WORD_DATE = re.compile(r"([0-9]{1,2})(?:st|nd|rd|th)?(?:\s+of)?\s+([a-z]{3})[a-z]*\.?,?\s+([0-9]{4})|([a-z]{3})[a-z]*\.?\s+([0-9]{1,2})(?:st|nd|rd|th)?,?\s+([0-9]{4})")
+
+
+def _birth_date(text: str, value: str, start: int) -> bool:
+    """The date after a birth cue is a real calendar date of a living person (1900 to today)."""
+    import datetime as dt
+
+    low = text.lower()
+    candidates: list[tuple[int, int, int]] = []
+    numeric = _NUMERIC_DATE.search(low)
+    if numeric:
+        a, b, c = (int(x) for x in numeric.groups())
+        if a > 31:  # 1988-04-03
+            candidates.append((a, b, c))
+        else:
+            full = c + (1900 if c >= 30 else 2000) if c < 100 else c
+            candidates += [(full, b, a), (full, a, b)]  # day first or month first
+    for m in _WORD_DATE.finditer(low):
+        day, month, year = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(5), m.group(4), m.group(6))
+        if month in _MONTHS:
+            candidates.append((int(year), _MONTHS.index(month) + 1, int(day)))
+    today = dt.date.today()
+    for y, mo, d in candidates:
+        try:
+            when = dt.date(y, mo, d)
+        except ValueError:
+            continue
+        if dt.date(1900, 1, 1) <= when <= today:
+            return True
+    return False
+
+
 VALIDATORS: dict[str, Validator] = {
+    "birth_date": _birth_date,
     "email": _email,
     "phone": _phone,
     "phone_national": _phone_national,

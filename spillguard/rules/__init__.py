@@ -19,6 +19,8 @@ A rule matches by value pattern, by field name, or both:
 
 A file whose top level has `[[rules]]` instead of `[[rule]]` is a gitleaks configuration and is
 translated (spillguard/rules/gitleaks.py).
+- `text`: names and postal addresses inside free text (`person_name`, `postal_address`), read by the NER
+  pipeline of spillguard/detect/freetext.py in columns that hold prose only.
 """
 
 from __future__ import annotations
@@ -34,13 +36,14 @@ from typing import Any
 
 from spillguard.categories import CATEGORIES
 from spillguard.detect.checks import CHECKS
+from spillguard.detect.freetext import TEXT_KINDS
 from spillguard.detect.validators import VALIDATORS
 from spillguard.errors import UserError
 
 _KNOWN_KEYS = {
     "id", "category", "description", "value", "boundary", "field", "exclude_field", "requires_field",
     "check", "check_min", "check_max", "validator", "specific", "priority", "ignore_case",
-    "examples", "negative_examples", "provider", "placeholder", "min_entropy", "allow", "stopwords",
+    "examples", "negative_examples", "provider", "placeholder", "min_entropy", "allow", "stopwords", "text",
 }
 PLACEHOLDER_MODES = ("token", "password", "off")
 DEFAULT_BOUNDARY = "[A-Za-z0-9]"
@@ -71,6 +74,7 @@ class Rule:
     specific: bool = False
     priority: int = 50
     ignore_case: bool = False
+    text: str | None = None  # a kind of span found in free text (detect/freetext.py TEXT_KINDS)
     examples: list[Example] = dataclasses.field(default_factory=list)
     negative_examples: list[Example] = dataclasses.field(default_factory=list)
     source: str = ""
@@ -145,8 +149,10 @@ def _rule_from_table(raw: dict[str, Any], source: str, need_examples: bool = Tru
             raise UserError(f"{where}: '{key}' is required and must be a string")
     if raw["category"] not in CATEGORIES:
         raise UserError(f"{where}: category {raw['category']!r} is not one of {', '.join(CATEGORIES)}")
-    if "value" not in raw and "check" not in raw:
-        raise UserError(f"{where}: a rule needs a 'value' pattern or a 'check' on a 'field'")
+    if "value" not in raw and "check" not in raw and "text" not in raw:
+        raise UserError(f"{where}: a rule needs a 'value' pattern, a 'check' on a 'field' or a free-'text' kind")
+    if "text" in raw and (raw["text"] not in TEXT_KINDS or raw["text"] != raw["category"] or "value" in raw or "check" in raw):
+        raise UserError(f"{where}: 'text' is one of {', '.join(TEXT_KINDS)}, equal to the category, without 'value' or 'check'")
     if "check" in raw and raw["check"] not in CHECKS:
         raise UserError(f"{where}: check {raw['check']!r} is not one of {', '.join(sorted(CHECKS))}")
     if "check" in raw and "field" not in raw:
@@ -169,6 +175,7 @@ def _rule_from_table(raw: dict[str, Any], source: str, need_examples: bool = Tru
         specific=bool(raw.get("specific", False)),
         priority=int(raw.get("priority", 50)),
         ignore_case=bool(raw.get("ignore_case", False)),
+        text=raw.get("text"),
         examples=[_example(e, where) for e in raw.get("examples", [])],
         negative_examples=[_example(e, where) for e in raw.get("negative_examples", [])],
         source=source,
@@ -276,7 +283,7 @@ def rule_listing(extra_files: Iterable[str | Path] = (), categories: Iterable[st
     for r in select_rules(extra_files):
         if wanted and r.category not in wanted:
             continue
-        kind = "value+field" if r.is_value_rule and r.requires_field else "value" if r.is_value_rule else "field"
+        kind = "value+field" if r.is_value_rule and r.requires_field else "value" if r.is_value_rule else "free text" if r.text else "field"
         rows.append((r.provider or "-", r.id, r.category, kind, r.description))
     order = list(CATEGORIES)
     rows.sort(key=lambda row: (order.index(row[2]), row[0].lower(), row[1]))

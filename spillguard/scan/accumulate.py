@@ -66,10 +66,10 @@ def detect_table(ruleset: RuleSet, leaves: list[Leaf], *, want_spans: bool = Fal
         if len(leaf.values) == leaf.values.null_count:
             continue
         plan = ruleset.plan(leaf.path)
-        if not plan.allowed_value_rules.any() and not plan.check_rules:
+        if not plan.allowed_value_rules.any() and not plan.check_rules and not plan.text_rules:
             continue
         hits = ruleset.scan_column(leaf.values, plan, want_spans=want_spans)
-        if hits.by_rule:
+        if hits.by_rule or hits.unchecked.size:
             yield LeafHits(leaf, plan, hits)
 
 
@@ -196,6 +196,12 @@ class DatasetScanner:
         for found in detect_table(self.ruleset, leaves):
             leaf, plan, hits = found.leaf, found.plan, found.hits
             values = leaf.values
+            if hits.unchecked.size:  # said once per scan by the inventory (exit 3: names and addresses not checked)
+                rows = hits.unchecked if leaf.rows is None else leaf.rows[hits.unchecked]
+                per_segment = np.bincount(np.searchsorted(starts, rows, side="right") - 1, minlength=len(segments))
+                for seg, count in zip(segments, per_segment.tolist(), strict=True):
+                    if count:
+                        seg.state.unchecked[leaf.path] = seg.state.unchecked.get(leaf.path, 0) + int(count)
             for rid, idx in hits.by_rule.items():
                 rule = self.ruleset.rules[rid]
                 rows = idx if leaf.rows is None else leaf.rows[idx]  # ascending: elements follow their records

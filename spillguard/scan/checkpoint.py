@@ -103,6 +103,7 @@ class StateCodec:
             "records": state.records,
             "malformed": state.malformed,
             "nonnull": [[name(path), n] for path, n in state.nonnull.items()],
+            "unchecked": [[name(path), n] for path, n in state.unchecked.items()],
             "subjects": put(state.subjects.array()),
             "findings": findings,
             "malformed_list": [[name(dataset), line, reason, kind] for dataset, line, reason, kind in malformed],
@@ -131,6 +132,7 @@ class StateCodec:
         state = DatasetState(target=target, dataset=doc["dataset"], subject_field=doc["subject_field"])
         state.records, state.malformed = int(doc["records"]), int(doc["malformed"])
         state.nonnull = {path: int(n) for path, n in doc["nonnull"]}
+        state.unchecked = {path: int(n) for path, n in doc.get("unchecked", [])}
         state.subjects = keys(doc["subjects"])
         for f in doc["findings"]:
             rows = RowSet()

@@ -11,6 +11,7 @@ from typing import Any
 from spillguard.categories import SECRET_CATEGORIES
 from spillguard.detect.engine import RuleSet
 from spillguard.detect.flatten import normalise_path
+from spillguard.detect.freetext import EXTRA_HINT
 from spillguard.detect.sketch import PRECISION, REGISTERS, RELATIVE_ERROR, HllSketch
 from spillguard.detect.state import DatasetState, KeySet, RowSet, at_least, confidence_for
 from spillguard.keys import MAX_FINGERPRINTS
@@ -89,7 +90,8 @@ def finalize(states: Iterable[DatasetState], ruleset: RuleSet) -> Inventory:
             nonnull = max(st.nonnull.get(path, 0), 1)
             share = fs.values_matched / nonnull
             conf = confidence_for(
-                specific=rule.specific, value_rule=rule.is_value_rule, named=fs.named, requires_field=rule.requires_field, share=share
+                specific=rule.specific, value_rule=rule.is_value_rule, named=fs.named, requires_field=rule.requires_field, share=share,
+                text=rule.text is not None,
             )
             subjects = len(fs.subjects) if st.subject_field else None
             distinct = len(fs.distinct) if rule.category in SECRET_CATEGORIES else None
@@ -150,6 +152,17 @@ def result_from_run(run: ScanRun, ruleset: RuleSet) -> ScanResult:
                 target=", ".join(run.targets), kind="warning",
                 message=f"datasets identify people by different fields ({', '.join(namespaces)}): totals add them up and "
                 "may count one person more than once; name one field with --subject-field or per dataset in spillguard.toml",
+            )
+        )
+    unchecked = sorted({f"{shown_name(st.dataset)}: {shown_name(path)}" for st in run.states for path in st.unchecked})
+    if unchecked:
+        values = sum(sum(st.unchecked.values()) for st in run.states)
+        run.errors.append(
+            ScanError(
+                target=", ".join(run.targets), kind="unchecked",
+                message=f"{values:,} free-text value{'' if values == 1 else 's'} in {', '.join(unchecked[:5])}"
+                f"{f' and {len(unchecked) - 5} more fields' if len(unchecked) > 5 else ''} not checked for names and postal "
+                f"addresses: {EXTRA_HINT}, or skip them with --except person_name_text,postal_address_text",
             )
         )
     for e in run.errors:
