@@ -25,8 +25,8 @@ from spillguard.categories import CLAIMING_CATEGORIES
 from spillguard.detect.arrays import as_text, string_buffers, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
 from spillguard.detect.flatten import normalise_path
-from spillguard.detect.placeholders import MARKERS, accept_secret, low_entropy_prefix
 from spillguard.detect.freetext import find_in_column
+from spillguard.detect.placeholders import MARKERS, accept_secret, low_entropy_prefix
 from spillguard.detect.validators import CONTEXT_VALIDATORS, IPV4_CONTEXT, VALIDATORS, VECTOR_VALIDATORS
 from spillguard.rules import Rule
 
