@@ -8,7 +8,10 @@ A rule matches by value pattern, by field name, or both:
   with `requires_field = true` the value pattern counts only under such a field, otherwise a
   matching field name only raises confidence;
 - `check`: for field-only rules, a vectorised plausibility check of the values (see spillguard/detect/checks.py);
-- `validator`: a function run on candidates only (see spillguard/detect/validators.py).
+- `validator`: a function run on candidates only (see spillguard/detect/validators.py);
+- `before` / `after`: a pattern that must come right before / after the value (a label such as `Phone:`, `SSN` or
+  `-Fax`); it is part of the match for the engines but not of the reported span, so the label anchors a shape too
+  loose on its own.
 """
 
 from __future__ import annotations
@@ -29,10 +32,13 @@ from spillguard.errors import UserError
 
 _KNOWN_KEYS = {
     "id", "category", "description", "value", "boundary", "field", "exclude_field", "requires_field",
-    "check", "check_min", "check_max", "validator", "specific", "priority", "ignore_case",
+    "check", "check_min", "check_max", "validator", "specific", "priority", "ignore_case", "before", "after",
     "examples", "negative_examples",
 }
 DEFAULT_BOUNDARY = "[A-Za-z0-9]"
+# Written inside a character class, "any non-ASCII character". Python's re reads it as is; the byte-level
+# Vectorscan database reads it as the bytes of UTF-8 sequences, RE2 as code points (see the *_expression methods).
+NON_ASCII = r"\u0080-\U0010FFFF"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +64,8 @@ class Rule:
     specific: bool = False
     priority: int = 50
     ignore_case: bool = False
+    before: str | None = None
+    after: str | None = None
     examples: list[Example] = dataclasses.field(default_factory=list)
     negative_examples: list[Example] = dataclasses.field(default_factory=list)
     source: str = ""
@@ -70,14 +78,33 @@ class Rule:
     def is_value_rule(self) -> bool:
         return self.value is not None
 
+    @property
+    def labelled(self) -> bool:
+        """The match includes a label around the value; the span is the group `v`."""
+        return self.before is not None or self.after is not None
+
     def hyperscan_expression(self) -> bytes:
         assert self.value is not None
-        inner = self.boundary[1:-1]
+        inner = self.boundary[1:-1].replace(NON_ASCII, r"\x80-\xff")
         # The engine's buffer ends every value with "\n", which is never inside a boundary class, so
         # the right side can consume one delimiter character instead of needing a look-ahead.
-        return f"(?:^|[^{inner}])(?:{self.value})[^{inner}]".encode()
+        value = self.value.replace(NON_ASCII, r"\x80-\xff")
+        if self.labelled:
+            value = f"(?:{self.before or ''})(?:{value})(?:{self.after or ''})"
+        return f"(?:^|[^{inner}])(?:{value})[^{inner}]".encode()
+
+    def re2_value(self) -> str:
+        """The value pattern for Arrow's RE2 kernels (whole-value checks)."""
+        assert self.value is not None
+        return self.value.replace(NON_ASCII, r"\x{80}-\x{10FFFF}")
+
+    def re2_boundary_class(self) -> str:
+        """The inside of the boundary class for RE2."""
+        return self.boundary[1:-1].replace(NON_ASCII, r"\x{80}-\x{10FFFF}")
 
     def python_expression(self) -> str:
+        if self.labelled:  # the reported span is the group `v`
+            return f"(?<!{self.boundary})(?:{self.before or ''})(?P<v>{self.value})(?:{self.after or ''})(?!{self.boundary})"
         return f"(?<!{self.boundary})(?:{self.value})(?!{self.boundary})"
 
     def field_matches(self, path: str) -> bool:
@@ -129,6 +156,8 @@ def _rule_from_table(raw: dict[str, Any], source: str) -> Rule:
         specific=bool(raw.get("specific", False)),
         priority=int(raw.get("priority", 50)),
         ignore_case=bool(raw.get("ignore_case", False)),
+        before=raw.get("before"),
+        after=raw.get("after"),
         examples=[_example(e, where) for e in raw.get("examples", [])],
         negative_examples=[_example(e, where) for e in raw.get("negative_examples", [])],
         source=source,
