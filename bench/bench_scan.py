@@ -1,6 +1,10 @@
 """End-to-end scan throughput: spillguard on JSONL and Parquet vs Presidio's pattern recognizers.
 
     python bench/bench_scan.py --records 200000 --presidio-records 3000 --big-gb 2
+    python bench/bench_scan.py --records 200000 --baseline /tmp/base --rounds 5   # before/after, paired
+
+With --baseline DIR (a checkout of an earlier commit), each spillguard scan also runs with that code
+(PYTHONPATH=DIR), alternating baseline and current for --rounds rounds; the median ratio is printed.
 
 Every run is pinned to one core (taskset -c 0) and measured side by side in the same run, so the
 ratio is what matters on a noisy machine. Peak RSS is the child's VmHWM-equivalent (wait4 maxrss).
@@ -49,10 +53,13 @@ def _pinned(cmd: list[str]) -> list[str]:
     return (["taskset", "-c", "0"] if shutil.which("taskset") else []) + cmd
 
 
-def run_measured(cmd: list[str]) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS in MB, stdout) of a child process."""
+def run_measured(cmd: list[str], code: Path | None = None) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in MB, stdout) of a child process; `code`: import spillguard from that tree."""
+    env = dict(os.environ)
+    if code is not None:
+        env["PYTHONPATH"] = str(code)
     t = time.perf_counter()
-    proc = subprocess.Popen(_pinned(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(_pinned(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
     _pid, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t
@@ -74,6 +81,8 @@ def main() -> None:
     ap.add_argument("--big-gb", type=float, default=0.0, help="also scan a file of this many GB for peak RSS")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    ap.add_argument("--baseline", type=Path, default=None, help="a checkout of an earlier commit: paired before/after only")
+    ap.add_argument("--rounds", type=int, default=5, help="rounds of the paired before/after comparison")
     args = ap.parse_args()
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="spillguard-bench-"))
@@ -84,6 +93,12 @@ def main() -> None:
     # In a child: a child's peak RSS (wait4) starts from its parent's, so this process must stay small.
     subprocess.run([sys.executable, "-c", GENERATE_CHILD, str(work / "data"), str(args.records), str(parquet)], check=True)
     print(f"generated {args.records:,} records ({jsonl.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s")
+
+    if args.baseline is not None:
+        paired(args, jsonl, parquet, work)
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+        return
 
     rows = []
 
@@ -127,6 +142,29 @@ def main() -> None:
         args.json.write_text(json.dumps({"rows": rows, "ratio_vs_presidio": ratio}, indent=2))
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def paired(args: argparse.Namespace, jsonl: Path, parquet: Path, work: Path) -> None:
+    """Baseline and current code on the same files, alternating, one core each run; medians and ratios."""
+    import statistics
+
+    current = Path(__file__).resolve().parent.parent
+    print(f"load average before: {os.getloadavg()}")
+    for label, path in (("JSONL", jsonl), ("Parquet", parquet)):
+        times: dict[str, list[float]] = {"baseline": [], "current": []}
+        for r in range(args.rounds):
+            order = (("baseline", args.baseline), ("current", current))
+            for name, code in order if r % 2 == 0 else order[::-1]:
+                secs, _rss, _ = run_measured(spillguard_cmd(path, work / f"out-{name}.json"), code)
+                times[name].append(secs)
+        a = json.loads((work / "out-baseline.json").read_text())["summary"]["records_scanned"]
+        b = json.loads((work / "out-current.json").read_text())["summary"]["records_scanned"]
+        assert a == b == args.records, (a, b)
+        mb, mc = statistics.median(times["baseline"]), statistics.median(times["current"])
+        ratios = [c / b for b, c in zip(times["baseline"], times["current"], strict=True)]
+        print(f"{label}: baseline median {mb:.2f} s {times['baseline']}, current median {mc:.2f} s {times['current']}, "
+              f"current/baseline {mc / mb:.3f} (per-round ratios {[round(x, 3) for x in ratios]})")
+    print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
