@@ -55,6 +55,12 @@ def _pinned(cmd: list[str]) -> list[str]:
 
 def run_measured(cmd: list[str], code: Path | None = None) -> tuple[float, int, str]:
     """(wall seconds, peak RSS in MB, stdout) of a child process; `code`: import spillguard from that tree."""
+    elapsed, _cpu, rss, out = run_child(cmd, code)
+    return elapsed, rss, out
+
+
+def run_child(cmd: list[str], code: Path | None = None) -> tuple[float, float, int, str]:
+    """(wall seconds, CPU seconds (user + system), peak RSS in MB, stdout) of a child process."""
     env = dict(os.environ)
     if code is not None:
         env["PYTHONPATH"] = str(code)
@@ -63,10 +69,10 @@ def run_measured(cmd: list[str], code: Path | None = None) -> tuple[float, int, 
     out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
     _pid, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t
-    code = os.waitstatus_to_exitcode(status)
-    if code not in (0, 1):
-        sys.exit(f"command failed ({code}): {' '.join(cmd)}\n{err.decode()[-2000:]}")
-    return elapsed, usage.ru_maxrss // 1024, out.decode()
+    exit_code = os.waitstatus_to_exitcode(status)
+    if exit_code not in (0, 1):
+        sys.exit(f"command failed ({exit_code}): {' '.join(cmd)}\n{err.decode()[-2000:]}")
+    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, out.decode()
 
 
 def spillguard_cmd(path: Path, out: Path) -> list[str]:
@@ -152,11 +158,13 @@ def paired(args: argparse.Namespace, jsonl: Path, parquet: Path, work: Path) -> 
     print(f"load average before: {os.getloadavg()}")
     for label, path in (("JSONL", jsonl), ("Parquet", parquet)):
         times: dict[str, list[float]] = {"baseline": [], "current": []}
+        cpu: dict[str, list[float]] = {"baseline": [], "current": []}
         for r in range(args.rounds):
             order = (("baseline", args.baseline), ("current", current))
             for name, code in order if r % 2 == 0 else order[::-1]:
-                secs, _rss, _ = run_measured(spillguard_cmd(path, work / f"out-{name}.json"), code)
+                secs, cpu_secs, _rss, _ = run_child(spillguard_cmd(path, work / f"out-{name}.json"), code)
                 times[name].append(secs)
+                cpu[name].append(cpu_secs)
         a = json.loads((work / "out-baseline.json").read_text())["summary"]["records_scanned"]
         b = json.loads((work / "out-current.json").read_text())["summary"]["records_scanned"]
         assert a == b == args.records, (a, b)
@@ -164,6 +172,9 @@ def paired(args: argparse.Namespace, jsonl: Path, parquet: Path, work: Path) -> 
         ratios = [c / b for b, c in zip(times["baseline"], times["current"], strict=True)]
         print(f"{label}: baseline median {mb:.2f} s {times['baseline']}, current median {mc:.2f} s {times['current']}, "
               f"current/baseline {mc / mb:.3f} (per-round ratios {[round(x, 3) for x in ratios]})")
+        cb, cc = statistics.median(cpu["baseline"]), statistics.median(cpu["current"])
+        print(f"{label} CPU: baseline median {cb:.2f} s, current median {cc:.2f} s, current/baseline {cc / cb:.3f} "
+              f"(per-round {[round(c / b, 3) for b, c in zip(cpu['baseline'], cpu['current'], strict=True)]})")
     print(f"load average after: {os.getloadavg()}")
 
 
