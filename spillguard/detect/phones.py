@@ -63,13 +63,16 @@ def typed_shape(text: str) -> bool:
     return 2 <= len(groups) <= 6 and all(len(g) <= 5 for g in groups[1:])
 
 
+def in_longer_number(text: str, value: str, start: int) -> bool:
+    """The candidate is a piece of a longer run of digit groups (a 22-digit tracking number written in fours)."""
+    return bool(_RUN_BEFORE.search(value[max(0, start - 2) : start]) or _RUN_AFTER.match(value[start + len(text) : start + len(text) + 2]))
+
+
 def decoy_context(text: str, value: str, start: int, window: int = 32) -> bool:
     """A tracking/MTCN/order label before the candidate, or the candidate is a piece of a longer digit run."""
-    before = value[max(0, start - window) : start]
-    after = value[start + len(text) : start + len(text) + 2]
-    if _RUN_BEFORE.search(before) or _RUN_AFTER.match(after):
+    if in_longer_number(text, value, start):
         return True
-    return DECOY_BEFORE.search(before) is not None
+    return DECOY_BEFORE.search(value[max(0, start - window) : start]) is not None
 
 
 def nanp_shape(text: str) -> bool:
