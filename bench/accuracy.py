@@ -109,6 +109,76 @@ def extract_research(repo: Path, negatives: int = 300, seed: int = 7) -> dict:
             f"plus {negatives} sentences without (seed {seed})", "sentences": keep}
 
 
+def _national_id_fields() -> dict[str, str]:
+    """stdnum module -> a field name its rule recognises (the rule's first example field)."""
+    from spillguard.rules import builtin_rules
+
+    out: dict[str, str] = {}
+    for rule in builtin_rules():
+        if rule.validator and rule.validator.startswith("stdnum:") and rule.examples:
+            out[rule.validator.split(":", 1)[1]] = rule.examples[0].field or ""
+    out.update({"us.ssn": "ssn", "se.personnummer": "personnummer", "it.codicefiscale": "codice_fiscale", "pl.pesel": "pesel",
+                "nl.bsn": "bsn", "in_.aadhaar": "aadhaar", "gb.nhs": "nhs_number", "es.dni": "dni", "de.idnr": "steuer_id"})
+    return out
+
+
+def extract_stdnum(repo: Path, per_module: int = 40, seed: int = 3) -> dict:
+    """Valid numbers from python-stdnum's own test files (tests/test_<module>.doctest) of the id types spillguard maps."""
+    import re
+
+    rng = random.Random(seed)
+    numbers: dict[str, list[str]] = {}
+    for module in sorted(_national_id_fields()):
+        path = f"tests/test_{module.replace('_.', '.').replace('.', '_').rstrip('_')}.doctest"
+        try:
+            src = _git_show(repo, path)
+        except subprocess.CalledProcessError:
+            continue
+        found: list[str] = []
+        # a block of numbers followed by the check that none of them is invalid: the test's list of valid numbers
+        for block, check in re.findall(r">>> numbers = \'\'\'\n(.*?)\n\.\.\. \'\'\'\n>>> (.*)", src, re.S):
+            if "not" in check and ("is_valid" in check or "validate" in check):
+                found += [line[4:].strip() for line in block.splitlines() if line.startswith("... ") and line[4:].strip()]
+        if found:
+            numbers[module] = sorted(rng.sample(found, min(per_module, len(found))))
+    return {"source": "https://github.com/arthurdejong/python-stdnum (tests/*.doctest)", "commit": _git_head(repo),
+            "licence": "LGPL-2.1-or-later (the numbers are facts; only a sample of them is kept)", "numbers": numbers}
+
+
+def _mutate(number: str) -> str:
+    """The number with its last digit changed: a check digit that no longer fits."""
+    for i in range(len(number) - 1, -1, -1):
+        if number[i].isdigit():
+            return number[:i] + str((int(number[i]) + 1) % 10) + number[i + 1 :]
+    return number
+
+
+def stdnum_scores(doc: dict) -> dict[str, Score]:
+    """Per id type: its test numbers under a field naming it (recall) and the same numbers with a wrong last digit
+    (when python-stdnum itself rejects them) as must-not-match cases (false positives)."""
+    import importlib
+
+    import spillguard
+
+    fields = _national_id_fields()
+    scores: dict[str, Score] = {}
+    for module, numbers in doc["numbers"].items():
+        validate = importlib.import_module(f"stdnum.{module}").is_valid
+        score = Score()
+        for number in numbers:
+            hit = any(m.category == "national_id" for m in spillguard.scan_value(number, fields[module]))
+            score.tp += hit
+            score.fn += not hit
+            if not hit:
+                score.misses.append(number)
+            wrong = _mutate(number)
+            if not validate(wrong) and any(m.category == "national_id" for m in spillguard.scan_value(wrong, fields[module])):
+                score.fp += 1
+                score.false.append(wrong)
+        scores[f"{module} ({fields[module]})"] = score
+    return scores
+
+
 # -- scoring ----------------------------------------------------------------------------------------------------
 
 @dataclass
@@ -280,11 +350,15 @@ def run(args: argparse.Namespace) -> int:
                 text.append(f"{k} misses: {v.misses[:30]}\n{k} false: {v.false[:30]}\n")
     sn = PEER / "stdnum_numbers.json"
     if sn.exists():
-        from spillguard.demo.people import stdnum_field_scores
-
-        scores = stdnum_field_scores(json.loads(sn.read_text()))
-        out["stdnum"] = {k: v for k, v in scores.items()}
-        text.append("### python-stdnum test numbers under a field naming their type\n\n" + scores.pop("_table") + "\n")
+        scores = stdnum_scores(json.loads(sn.read_text()))
+        total = Score(sum(s.tp for s in scores.values()), sum(s.fp for s in scores.values()), sum(s.fn for s in scores.values()))
+        out["stdnum"] = {**{k: v.row() for k, v in scores.items()}, "all": total.row()}
+        text.append(_table("python-stdnum test numbers under a field naming their type (fp: wrong check digit reported)",
+                           {**scores, "all id types": total}))
+        if args.verbose:
+            for k, v in scores.items():
+                if v.misses or v.false:
+                    text.append(f"{k} misses: {v.misses}\n{k} false: {v.false}\n")
     print("\n".join(text))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2))
@@ -308,8 +382,6 @@ def main() -> int:
         if args.presidio_research:
             (PEER / "presidio_research_sample.json").write_text(json.dumps(extract_research(args.presidio_research), indent=1, ensure_ascii=False) + "\n")
         if args.stdnum:
-            from spillguard.demo.people import extract_stdnum
-
             (PEER / "stdnum_numbers.json").write_text(json.dumps(extract_stdnum(args.stdnum), indent=1, ensure_ascii=False) + "\n")
         return 0
     return run(args)

@@ -3,7 +3,8 @@
 The table becomes one anchored pattern over the digits (prefix ranges expanded to digit classes, one
 alternative per issuer and length), used by the Python validator and, unchanged, by Arrow's RE2 for whole
 columns. A 13-digit number next to an identity label (`national id`, `CNP`, `EGN`) or under an identity field
-is an identity number that happens to pass Luhn, not a card.
+is an identity number that happens to pass Luhn, not a card; digits after a parcel-tracking label are a tracking
+number.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ IDENTITY_BEFORE = re.compile(
     r"(?:\bid\b|identity|national|citizen|personal\s+(?:no|number|code)|\bcnp\b|\begn\b|\bjmbg\b|\bemso\b|"
     r"\bssn\b|passport|\btax\b|\bnif\b|\bnie\b|\bdni\b|\bpesel\b|\bnin\b|\bid\s*(?:no|number|#))[^\n0-9]{0,20}\Z",
     re.I,
+)
+_SHIPPING_BEFORE = re.compile(
+    r"(?:track|parcel|package|shipment|waybill|consignment|usps|fedex|\bups\b|\bdhl\b|mtcn|money\s*transfer)[^\n]{0,40}\Z", re.I
 )
 _PAYMENT_WORDS = re.compile(r"card|credit|debit|visa|master|amex|payment|\bcc\b|\bpan\b", re.I)
 
@@ -72,3 +76,8 @@ def is_card_number(digits: str) -> bool:
 def identity_context(value: str, start: int, window: int = 32) -> bool:
     before = value[max(0, start - window) : start]
     return IDENTITY_BEFORE.search(before) is not None and not _PAYMENT_WORDS.search(before)
+
+
+def shipping_context(value: str, start: int, window: int = 48) -> bool:
+    """A parcel-tracking or money-transfer label before the digits: a tracking number, not a card."""
+    return _SHIPPING_BEFORE.search(value[max(0, start - window) : start]) is not None

@@ -160,8 +160,8 @@ def _mac(text: str, value: str, start: int) -> bool:
 def _card(text: str, value: str, start: int) -> bool:
     if start and cards.identity_context(value, start):
         return False  # a national id that passes Luhn, labelled as such
-    if (start or len(text) != len(value)) and phones.in_longer_number(text, value, start):
-        return False  # four groups inside a longer grouped number (a USPS tracking number)
+    if start and cards.shipping_context(value, start):
+        return False  # a parcel tracking number written in groups of four
     return cards.is_card_number(_digits(text))
 
 
