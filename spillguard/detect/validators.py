@@ -129,7 +129,7 @@ def _ipv4(text: str, value: str, start: int) -> bool:
     return addr is not None
 
 
-_ADDRESS_BEFORE = re.compile(r"(?:\bip(?:v6)?|addr(?:ess)?|host|src|dst|source|destination|listen|bind|from|to|peer|remote|local|unspecified|loopback|any)\W{0,3}\Z|[=@]\Z", re.I)
+_ADDRESS_BEFORE = re.compile(r"(?:\bip(?:v6)?|addr(?:ess)?|host|src|dst|source|destination|listen|bind|from|to|peer|remote|local|unspecified|loopback|any)(?:\s+(?:on|at|is|to))?\W{0,3}\Z|[=@]\Z", re.I)
 
 
 def _ipv6(text: str, value: str, start: int) -> bool:
