@@ -153,9 +153,10 @@ def _mutate(number: str) -> str:
     return number
 
 
-def stdnum_scores(doc: dict) -> dict[str, Score]:
+def stdnum_scores(doc: dict, rules: object = None) -> dict[str, Score]:
     """Per id type: its test numbers under a field naming it (recall) and the same numbers with a wrong last digit
-    (when python-stdnum itself rejects them) as must-not-match cases (false positives)."""
+    (when python-stdnum itself rejects them) as must-not-match cases (false positives). `rules`: a RuleSet
+    (default: every built-in rule)."""
     import importlib
 
     import spillguard
@@ -166,13 +167,13 @@ def stdnum_scores(doc: dict) -> dict[str, Score]:
         validate = importlib.import_module(f"stdnum.{module}").is_valid
         score = Score()
         for number in numbers:
-            hit = any(m.category == "national_id" for m in spillguard.scan_value(number, fields[module]))
+            hit = any(m.category == "national_id" for m in spillguard.scan_value(number, fields[module], rules=rules))
             score.tp += hit
             score.fn += not hit
             if not hit:
                 score.misses.append(number)
             wrong = _mutate(number)
-            if not validate(wrong) and any(m.category == "national_id" for m in spillguard.scan_value(wrong, fields[module])):
+            if not validate(wrong) and any(m.category == "national_id" for m in spillguard.scan_value(wrong, fields[module], rules=rules)):
                 score.fp += 1
                 score.false.append(wrong)
         scores[f"{module} ({fields[module]})"] = score
