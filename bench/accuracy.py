@@ -9,7 +9,9 @@ Datasets (docs/accuracy.md explains the method):
 - people: a 40+ column tabular people dataset with decoys (spillguard.demo.people), field level;
 - presidio-tests: the text cases of Presidio's own recognizer tests (positions and must-not-match cases);
 - presidio-research: the labelled synthetic sentences of presidio-research (synth_dataset_v2.json), span level;
-- stdnum: check-digit-valid numbers from python-stdnum's tests, under a field naming their type, field level.
+- stdnum: check-digit-valid numbers from python-stdnum's tests, under a field naming their type, value level;
+- fakename (with --presidio-research MIRROR): the 3,000-row FakeNameGenerator table presidio-research ships, field
+  level, read from the mirror at run time (not kept here: its data comes from fakenamegenerator.com).
 
 `extract` reads the peer projects from local git mirrors (`git show`) and writes the fixed samples kept under
 tests/detect/peer/ (the regression tests read the same files).
@@ -311,6 +313,57 @@ def score_people(rows: int = 2000) -> tuple[Score, dict[str, Score]]:
         return score_scan(Path(tmp), truth.expected_pairs())
 
 
+# FakeNameGenerator table shipped with presidio-research: column -> category (None: not personal data on its own).
+# Read from a local mirror at run time, never stored here (its data comes from fakenamegenerator.com).
+FAKENAME_CSV = "presidio_evaluator/data_generator/raw_data/FakeNameGenerator.com_3000.csv"
+FAKENAME_COLUMNS: dict[str, str | None] = {
+    "Number": None, "Gender": None, "NameSet": None, "Title": None, "GivenName": "person_name", "MiddleInitial": None,
+    "Surname": "person_name", "StreetAddress": "postal_address", "City": "postal_address", "State": None, "StateFull": None,
+    "ZipCode": "postal_address", "Country": None, "CountryFull": None, "EmailAddress": "email", "Username": None,
+    "Password": "password", "TelephoneNumber": "phone", "TelephoneCountryCode": None, "MothersMaiden": "person_name",
+    "Birthday": "date_of_birth", "Age": None, "CCType": None, "CVV2": None, "CCExpires": None,
+    "NationalID": "national_id", "Occupation": None, "Company": None, "Domain": None,
+    # CCNumber is left out: a spreadsheet rewrote its values as 5.54563E+15, no card number is left in them.
+}
+
+
+def score_fakename(repo: Path) -> tuple[Score, dict[str, Score]]:
+    import csv
+    import io
+
+    import spillguard
+
+    text = _git_show(repo, FAKENAME_CSV).lstrip("\ufeff")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    keep = [c for c in FAKENAME_COLUMNS if c in rows[0]]
+    with tempfile.TemporaryDirectory() as tmp:
+        with open(Path(tmp) / "fakename.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, keep, extrasaction="ignore")
+            writer.writeheader()
+            writer.writerows(rows)
+        result = spillguard.scan([tmp])
+    predicted = {(f.dataset, f.field, f.category) for f in result.findings if f.confidence in ("high", "medium") and f.field in keep}
+    # a column with no value at all (NationalID is mostly empty) can be found by nothing: scored only if it has values
+    filled = {c for c in keep if any(r.get(c) for r in rows)}
+    expected = {("fakename.csv", c, cat) for c, cat in FAKENAME_COLUMNS.items() if cat is not None and c in filled}
+    total, per = _field_scores(predicted, expected)
+    # value level: of the values in a personal column, how many does scan_value find under that column's name
+    values: dict[str, Score] = {}
+    for column, category in FAKENAME_COLUMNS.items():
+        if category is None or column not in filled:
+            continue
+        score = values[f"{column} ({category})"] = Score()
+        for row in rows:
+            if row[column]:
+                found = any(m.category == category for m in spillguard.scan_value(row[column], column))
+                score.tp += found
+                score.fn += not found
+                if not found and len(score.misses) < 10:
+                    score.misses.append(row[column])
+    per.update(values)
+    return total, per
+
+
 # -- output -----------------------------------------------------------------------------------------------------
 
 def _table(title: str, scores: dict[str, Score]) -> str:
@@ -332,6 +385,13 @@ def run(args: argparse.Namespace) -> int:
     text.append(_table(f"people table, 40+ columns, field level (F1 {total.f1:.4f})", {**per, "all fields": total}))
     if args.verbose:
         text.append(f"people misses: {total.misses}\npeople false: {total.false}\n")
+    if args.presidio_research:
+        total, per = score_fakename(args.presidio_research)
+        out["fakename"] = {"field_level": total.row(), "per_category": {k: v.row() for k, v in per.items()}}
+        text.append(_table(f"presidio-research FakeNameGenerator table (3,000 rows), field level (F1 {total.f1:.4f})",
+                           {**per, "all fields": total}))
+        if args.verbose:
+            text.append(f"fakename misses: {total.misses}\nfakename false: {total.false}\n")
     pt = PEER / "presidio_recognizer_cases.json"
     if pt.exists():
         per_file, must_not = score_presidio_tests(json.loads(pt.read_text()))
@@ -374,6 +434,7 @@ def main() -> int:
     ex.add_argument("--presidio-research", type=Path)
     ex.add_argument("--stdnum", type=Path)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--presidio-research", type=Path, help="a git mirror of presidio-research: also score its FakeNameGenerator table")
     ap.add_argument("-v", "--verbose", action="store_true", help="list every miss and false positive")
     args = ap.parse_args()
     if args.command == "extract":

@@ -20,6 +20,7 @@ _DATE_PATTERNS = (
     r"^\s*(?P<d>\d{1,2})[./\-](?P<m>\d{1,2})[./\-](?P<y>\d{4})\s*$",
     r"^\s*(?P<y>\d{4})/(?P<m>\d{1,2})/(?P<d>\d{1,2})\s*$",
     r"^\s*(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})\s*$",
+    r"^\s*(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})\s*$",  # US order: 3/29/1982
 )
 
 
@@ -98,7 +99,7 @@ def _text(arr: pa.Array) -> np.ndarray:
 
 
 def _person_name(arr: pa.Array) -> np.ndarray:
-    text = as_text(arr)
+    text = pc.utf8_trim_whitespace(as_text(arr))
     out: np.ndarray = _bool(pc.match_substring_regex(text, _NAME)) & _bool(pc.less_equal(pc.utf8_length(text), 80))
     return out
 

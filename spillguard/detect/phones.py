@@ -60,7 +60,7 @@ def typed_shape(text: str) -> bool:
     if _DATE_LIKE.match(core) or _IP_LIKE.match(core):
         return False
     groups = _GROUPS.findall(core)
-    return 2 <= len(groups) <= 6 and all(len(g) <= 5 for g in groups[1:])
+    return 2 <= len(groups) <= 6 and all(len(g) <= 8 for g in groups)
 
 
 def in_longer_number(text: str, value: str, start: int) -> bool:
