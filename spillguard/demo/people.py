@@ -25,7 +25,18 @@ from stdnum import luhn
 from stdnum.br import cpf
 from stdnum.ro import cnp
 
-from spillguard.demo.generator import CITIES, DOMAINS, FIRST, LAST, STREETS, _ip, _luhn_complete, _mac, _phone_pool, _private
+from spillguard.demo.generator import (
+    CITIES,
+    DOMAINS,
+    FIRST,
+    LAST,
+    STREETS,
+    _ip,
+    _luhn_complete,
+    _mac,
+    _phone_pool,
+    _private,
+)
 
 DATASET = "people.csv"
 _CARD_PREFIXES = [("4", 16), ("51", 16), ("2221", 16), ("37", 15), ("6011", 16), ("3530", 16), ("5019", 16),
