@@ -135,9 +135,11 @@ def test_every_issuer_range_and_length_of_the_table():
                 if len(set(number)) == 1:
                     continue
                 assert cards.is_card_number(number), (issuer["name"], number)
-                assert "credit_card" in _cats(f"paid with {number}"), (issuer["name"], number)
+                assert "credit_card" in _cats(number, "card_number"), (issuer["name"], number)
+                if not number.startswith("1"):  # bare 1... numbers count only under a card field or label
+                    assert "credit_card" in _cats(f"paid with {number}"), (issuer["name"], number)
                 bad = number[:-1] + str((int(number[-1]) + 1) % 10)
-                assert not luhn.is_valid(bad) and "credit_card" not in _cats(bad)
+                assert not luhn.is_valid(bad) and "credit_card" not in _cats(bad, "card_number")
 
 
 def test_numbers_outside_every_range_are_not_cards():
