@@ -8,6 +8,8 @@ first time a candidate needs it.
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 import re
 from collections.abc import Callable
 from functools import cache
@@ -39,23 +41,26 @@ def us_ssn_labelled(text: str, value: str, start: int) -> bool:
 
 
 @cache
-def _stdnum_module(name: str) -> object:
-    return importlib.import_module(f"stdnum.{name}")
+def _stdnum_check(name: str) -> Callable[[str], bool]:
+    check: Callable[[str], bool] = importlib.import_module(f"stdnum.{name}").is_valid
+    return check
 
 
 def stdnum_validator(name: str) -> Callable[[str, str, int], bool] | None:
-    """The validator of `stdnum:<country>.<module>`, or None when python-stdnum has no such module."""
+    """The validator of `stdnum:<country>.<module>`, or None when python-stdnum has no such module. The module is
+    found without importing it (loading the rules stays fast) and imported when a candidate first needs it."""
     if not re.fullmatch(r"[a-z_]+\.[a-z_0-9]+", name):
         return None
+    country, module = name.split(".")
     try:
-        module = _stdnum_module(name)
+        spec = importlib.util.find_spec(f"stdnum.{country}")
     except ImportError:
         return None
-    is_valid = getattr(module, "is_valid", None)
-    if is_valid is None:
+    locations = spec.submodule_search_locations if spec is not None else None
+    if not locations or not any(os.path.exists(os.path.join(loc, f"{module}.py")) for loc in locations):
         return None
 
     def validate(text: str, value: str, start: int) -> bool:
-        return bool(is_valid(text.strip()))
+        return bool(_stdnum_check(name)(text.strip()))
 
     return validate
