@@ -407,7 +407,7 @@ def _vec_phone(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 # Validators that look around the match (an IPv4 after "firmware" is a version): never decided from the
 # match alone.
-CONTEXT_VALIDATORS = frozenset({"ipv4", "ipv6", "phone", "phone_national", "phone_nanp", "card"})
+CONTEXT_VALIDATORS = frozenset({"ipv4", "ipv6", "phone", "phone_national", "phone_nanp", "phone_labelled", "phone_as_typed", "card"})
 
 # Each returns the accepted mask, or (accepted, decided) when it can only decide some candidates.
 VECTOR_VALIDATORS: dict[str, Callable[[pa.Array], np.ndarray | tuple[np.ndarray, np.ndarray]]] = {
