@@ -1,13 +1,14 @@
 """End-to-end scan throughput: spillguard on JSONL and Parquet vs Presidio's pattern recognizers.
 
     python bench/bench_scan.py --records 200000 --presidio-records 3000 --big-gb 2
-    python bench/bench_scan.py --records 200000 --baseline /tmp/base --rounds 5   # before/after, paired
-
-With --baseline DIR (a checkout of an earlier commit), each spillguard scan also runs with that code
-(PYTHONPATH=DIR), alternating baseline and current for --rounds rounds; the median ratio is printed.
+    python bench/bench_scan.py --records 100000 --compare /path/to/old/tree --rounds 5
 
 Every run is pinned to one core (taskset -c 0) and measured side by side in the same run, so the
 ratio is what matters on a noisy machine. Peak RSS is the child's VmHWM-equivalent (wait4 maxrss).
+`--compare TREE` times this tree's scan against another checkout's (before/after a change): the two
+alternate, ROUNDS times each after one warm-up each, and the medians of CPU and wall seconds and their
+paired ratio are printed with the load average.
+
 """
 
 from __future__ import annotations
@@ -53,31 +54,60 @@ def _pinned(cmd: list[str]) -> list[str]:
     return (["taskset", "-c", "0"] if shutil.which("taskset") else []) + cmd
 
 
-def run_measured(cmd: list[str], code: Path | None = None) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS in MB, stdout) of a child process; `code`: import spillguard from that tree."""
-    elapsed, _cpu, rss, out = run_child(cmd, code)
-    return elapsed, rss, out
-
-
-def run_child(cmd: list[str], code: Path | None = None) -> tuple[float, float, int, str]:
-    """(wall seconds, CPU seconds (user + system), peak RSS in MB, stdout) of a child process."""
-    env = dict(os.environ)
-    if code is not None:
-        env["PYTHONPATH"] = str(code)
+def run_measured(cmd: list[str], env: dict[str, str] | None = None, usage_out: list | None = None) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in MB, stdout) of a child process; its rusage is appended to `usage_out`."""
     t = time.perf_counter()
     proc = subprocess.Popen(_pinned(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
     _pid, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t
-    exit_code = os.waitstatus_to_exitcode(status)
-    if exit_code not in (0, 1):
-        sys.exit(f"command failed ({exit_code}): {' '.join(cmd)}\n{err.decode()[-2000:]}")
-    return elapsed, usage.ru_utime + usage.ru_stime, usage.ru_maxrss // 1024, out.decode()
+    if usage_out is not None:
+        usage_out.append(usage)
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        sys.exit(f"command failed ({code}): {' '.join(cmd)}\n{err.decode()[-2000:]}")
+    return elapsed, usage.ru_maxrss // 1024, out.decode()
 
 
 def spillguard_cmd(path: Path, out: Path) -> list[str]:
     exe = shutil.which("spillguard") or str(Path(sys.executable).with_name("spillguard"))
     return [exe, "scan", str(path), "--format", "json", "-o", str(out), "--fail-on", "never", "--no-progress"]
+
+
+def tree_cmd(path: Path, out: Path) -> list[str]:
+    """The scan as `python -m`-style code, so PYTHONPATH picks which checkout runs."""
+    return [sys.executable, "-c", "from spillguard.cli import main; main()", "scan", str(path), "--format", "json",
+            "-o", str(out), "--fail-on", "never", "--no-progress", "--workers", "1"]
+
+
+def compare(work: Path, path: Path, old_tree: Path, rounds: int) -> None:
+    """This tree against OLD_TREE on the same file, alternating; medians and the median paired ratio."""
+    import statistics
+
+    new_tree = HERE.parent
+    times: dict[str, list[tuple[float, float]]] = {"new": [], "old": []}
+    loads = [os.getloadavg()]
+    for i in range(rounds + 1):
+        for label, tree in (("new", new_tree), ("old", old_tree)) if i % 2 == 0 else (("old", old_tree), ("new", new_tree)):
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            usage: list = []
+            wall, _rss, _ = run_measured(tree_cmd(path, work / f"out-{label}.json"), env=env, usage_out=usage)
+            if i:  # the first round warms caches (compiled rule databases, page cache)
+                times[label].append((usage[0].ru_utime + usage[0].ru_stime, wall))
+        loads.append(os.getloadavg())
+    cpu_ratio = [n[0] / o[0] for n, o in zip(times["new"], times["old"], strict=True)]
+    wall_ratio = [n[1] / o[1] for n, o in zip(times["new"], times["old"], strict=True)]
+    print(f"{path.name}: {path.stat().st_size / 1e6:.0f} MB, {rounds} rounds after a warm-up, one core, --workers 1")
+    for label in ("new", "old"):
+        cpu = statistics.median(t[0] for t in times[label])
+        wall = statistics.median(t[1] for t in times[label])
+        print(f"  {label}: median CPU {cpu:.2f} s, wall {wall:.2f} s  (CPU runs: {', '.join(f'{t[0]:.2f}' for t in times[label])})")
+    print(f"  new/old CPU: median {statistics.median(cpu_ratio):.3f} (min {min(cpu_ratio):.3f}, max {max(cpu_ratio):.3f}); "
+          f"wall: median {statistics.median(wall_ratio):.3f}")
+    print(f"  load average (1 min) during the runs: {min(a[0] for a in loads):.1f}-{max(a[0] for a in loads):.1f}")
+    for label in ("new", "old"):
+        doc = json.loads((work / f"out-{label}.json").read_text())
+        print(f"  {label}: findings {len(doc['findings'])}, records {doc['summary']['records_scanned']:,}")
 
 
 def main() -> None:
@@ -87,8 +117,8 @@ def main() -> None:
     ap.add_argument("--big-gb", type=float, default=0.0, help="also scan a file of this many GB for peak RSS")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
-    ap.add_argument("--baseline", type=Path, default=None, help="a checkout of an earlier commit: paired before/after only")
-    ap.add_argument("--rounds", type=int, default=5, help="rounds of the paired before/after comparison")
+    ap.add_argument("--compare", type=Path, default=None, metavar="TREE", help="time this tree against another checkout")
+    ap.add_argument("--rounds", type=int, default=5, help="paired rounds for --compare")
     args = ap.parse_args()
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="spillguard-bench-"))
@@ -100,8 +130,9 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", GENERATE_CHILD, str(work / "data"), str(args.records), str(parquet)], check=True)
     print(f"generated {args.records:,} records ({jsonl.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s")
 
-    if args.baseline is not None:
-        paired(args, jsonl, parquet, work)
+    if args.compare is not None:
+        compare(work, jsonl, args.compare, args.rounds)
+        compare(work, parquet, args.compare, args.rounds)
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
         return
@@ -148,34 +179,6 @@ def main() -> None:
         args.json.write_text(json.dumps({"rows": rows, "ratio_vs_presidio": ratio}, indent=2))
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def paired(args: argparse.Namespace, jsonl: Path, parquet: Path, work: Path) -> None:
-    """Baseline and current code on the same files, alternating, one core each run; medians and ratios."""
-    import statistics
-
-    current = Path(__file__).resolve().parent.parent
-    print(f"load average before: {os.getloadavg()}")
-    for label, path in (("JSONL", jsonl), ("Parquet", parquet)):
-        times: dict[str, list[float]] = {"baseline": [], "current": []}
-        cpu: dict[str, list[float]] = {"baseline": [], "current": []}
-        for r in range(args.rounds):
-            order = (("baseline", args.baseline), ("current", current))
-            for name, code in order if r % 2 == 0 else order[::-1]:
-                secs, cpu_secs, _rss, _ = run_child(spillguard_cmd(path, work / f"out-{name}.json"), code)
-                times[name].append(secs)
-                cpu[name].append(cpu_secs)
-        a = json.loads((work / "out-baseline.json").read_text())["summary"]["records_scanned"]
-        b = json.loads((work / "out-current.json").read_text())["summary"]["records_scanned"]
-        assert a == b == args.records, (a, b)
-        mb, mc = statistics.median(times["baseline"]), statistics.median(times["current"])
-        ratios = [c / b for b, c in zip(times["baseline"], times["current"], strict=True)]
-        print(f"{label}: baseline median {mb:.2f} s {times['baseline']}, current median {mc:.2f} s {times['current']}, "
-              f"current/baseline {mc / mb:.3f} (per-round ratios {[round(x, 3) for x in ratios]})")
-        cb, cc = statistics.median(cpu["baseline"]), statistics.median(cpu["current"])
-        print(f"{label} CPU: baseline median {cb:.2f} s, current median {cc:.2f} s, current/baseline {cc / cb:.3f} "
-              f"(per-round {[round(c / b, 3) for b, c in zip(cpu['baseline'], cpu['current'], strict=True)]})")
-    print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":
