@@ -38,7 +38,8 @@ def _default_ruleset(only: tuple[str, ...] | None = None, exclude: tuple[str, ..
 
 
 def scan_value(value: str, field: str | None = None, *, rules: Any = None) -> list[Match]:
-    """Every match in one value (optionally under a field name), most specific rule first on overlaps."""
+    """Every match in one value (optionally under a field name), with its position; a rule that matches twice
+    (two e-mail addresses) gives two matches; where matches overlap the most specific rule wins."""
     from spillguard.detect.state import confidence_for
 
     ruleset = rules or _default_ruleset()
@@ -48,12 +49,12 @@ def scan_value(value: str, field: str | None = None, *, rules: Any = None) -> li
     matches = []
     for rid in hits.by_rule:
         rule = ruleset.rules[rid]
-        start, end = hits.spans.get((rid, 0), (0, len(value)))
         conf = confidence_for(
             specific=rule.specific, value_rule=rule.is_value_rule, named=rid in plan.named_rules,
             requires_field=rule.requires_field, share=0.3, text=rule.text is not None,
         )
-        matches.append(Match(rule.category, rule.id, start, end, conf))  # type: ignore[arg-type]
+        for start, end in hits.all_spans.get((rid, 0)) or [hits.spans.get((rid, 0), (0, len(value)))]:
+            matches.append(Match(rule.category, rule.id, start, end, conf))  # type: ignore[arg-type]
     matches.sort(key=lambda m: (m.start, m.end))
     return matches
 

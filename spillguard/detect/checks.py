@@ -20,6 +20,7 @@ _DATE_PATTERNS = (
     r"^\s*(?P<d>\d{1,2})[./\-](?P<m>\d{1,2})[./\-](?P<y>\d{4})\s*$",
     r"^\s*(?P<y>\d{4})/(?P<m>\d{1,2})/(?P<d>\d{1,2})\s*$",
     r"^\s*(?P<y>\d{4})(?P<m>\d{2})(?P<d>\d{2})\s*$",
+    r"^\s*(?P<m>\d{1,2})/(?P<d>\d{1,2})/(?P<y>\d{4})\s*$",  # US order: 3/29/1982
 )
 
 
@@ -98,9 +99,23 @@ def _text(arr: pa.Array) -> np.ndarray:
 
 
 def _person_name(arr: pa.Array) -> np.ndarray:
-    text = as_text(arr)
+    text = pc.utf8_trim_whitespace(as_text(arr))
     out: np.ndarray = _bool(pc.match_substring_regex(text, _NAME)) & _bool(pc.less_equal(pc.utf8_length(text), 80))
     return out
+
+
+# ABO group with an optional Rh factor, as written on forms: A+, O neg, AB Rh-negative, B positive.
+_BLOOD_TYPE = r"(?i)^\s*(?:A|B|AB|O|0)\s*(?:[+-]|\s(?:Rh\s?)?(?:pos(?:itive)?|neg(?:ative)?)|Rh\s?[+-]|Rh[DdPpNn]\w*)?\s*$"
+# ICD-10 code: a letter, two digits (or digit + A/B in ICD-10-CM), an optional dot and up to four more characters.
+_ICD10 = r"^\s*[A-TV-Z][0-9][0-9AB](?:\.?[0-9A-TV-Z]{1,4})?\s*$"
+
+
+def _blood_type(arr: pa.Array) -> np.ndarray:
+    return _bool(pc.match_substring_regex(as_text(arr), _BLOOD_TYPE))
+
+
+def _icd10(arr: pa.Array) -> np.ndarray:
+    return _bool(pc.match_substring_regex(as_text(arr), _ICD10))
 
 
 def _date(arr: pa.Array) -> np.ndarray:
@@ -203,6 +218,8 @@ CHECKS: dict[str, Callable[[pa.Array, float | None, float | None], np.ndarray]] 
     "latitude": lambda arr, lo, hi: _range(-90.0, 90.0)(arr),
     "longitude": lambda arr, lo, hi: _range(-180.0, 180.0)(arr),
     "secret": lambda arr, lo, hi: _secret(arr),
+    "blood_type": lambda arr, lo, hi: _blood_type(arr),
+    "icd10": lambda arr, lo, hi: _icd10(arr),
 }
 
 

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 from spillguard.categories import CLAIMING_CATEGORIES
 from spillguard.detect.arrays import as_text, string_buffers, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
+from spillguard.detect.fieldnames import canonical_path
 from spillguard.detect.flatten import normalise_path
 from spillguard.detect.freetext import find_in_column
 from spillguard.detect.placeholders import MARKERS, accept_secret, low_entropy_prefix
@@ -83,6 +84,8 @@ class ColumnHits:
 
     by_rule: dict[int, np.ndarray] = field(default_factory=dict)
     spans: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)  # (rule, value) -> first span
+    # With want_spans: every span of a rule in a value (two e-mails in one value are two matches).
+    all_spans: dict[tuple[int, int], list[tuple[int, int]]] = field(default_factory=dict)
     # Indices of the prose values the free-text rules could not read (the text extra is not installed).
     unchecked: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
@@ -111,17 +114,17 @@ class RuleSet:
         self._inner: dict[int, str] = {}  # first match inside longer text, for context-free validators
         for rid in self.value_rule_ids:
             rule = self.rules[rid]
-            if rule.validator in VECTOR_VALIDATORS:
-                pattern = ("(?i)" if rule.ignore_case else "") + f"^(?:{rule.value})$"
+            if rule.validator in VECTOR_VALIDATORS and not rule.labelled:
+                pattern = ("(?i)" if rule.ignore_case else "") + f"^(?:{rule.re2_value()})$"
                 try:
                     pc.match_substring_regex(pa.array(["x"]), pattern)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                     continue
                 self._whole[rid] = pattern
                 if rule.validator not in CONTEXT_VALIDATORS:
-                    inner_class = rule.boundary[1:-1]
+                    inner_class = rule.re2_boundary_class()
                     self._inner[rid] = (
-                        ("(?i)" if rule.ignore_case else "") + f"(?:^|[^{inner_class}])(?P<m>{rule.value})(?:[^{inner_class}]|$)"
+                        ("(?i)" if rule.ignore_case else "") + f"(?:^|[^{inner_class}])(?P<m>{rule.re2_value()})(?:[^{inner_class}]|$)"
                     )
         self.plan = lru_cache(maxsize=65536)(self._plan)
 
@@ -167,15 +170,16 @@ class RuleSet:
     # -- planning -------------------------------------------------------------------------
     def _plan(self, path: str) -> FieldPlan:
         norm = normalise_path(path)
+        canon = canonical_path(path)  # abbreviations spelled out (fname -> first_name, ssn_no -> ssn_number)
         allowed = np.zeros(len(self.rules), dtype=bool)
         named: set[int] = set()
         checks: list[int] = []
         texts: list[int] = []
         for i, rule in enumerate(self.rules):
-            matches_name = rule.field_matches(norm)
+            matches_name = rule.field_matches(norm) or (canon != norm and rule.field_matches(canon))
             if matches_name:
                 named.add(i)
-            if rule.field_excluded(norm):
+            if rule.field_excluded(norm) or (canon != norm and rule.field_excluded(canon)):
                 continue
             if rule.is_value_rule:
                 allowed[i] = matches_name or not rule.requires_field
@@ -386,6 +390,8 @@ class RuleSet:
                     vi = int(uniq[pos])
                     seen: set[int] = set()
                     for rid, s, e in self.resolve_value(value, rids):
+                        if want_spans:
+                            hits.all_spans.setdefault((rid, vi), []).append((s, e))
                         if rid not in seen:
                             seen.add(rid)
                             out_r.append(rid)

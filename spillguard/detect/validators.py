@@ -33,6 +33,8 @@ from stdnum.pl import pesel
 from stdnum.se import personnummer
 from stdnum.us import ssn
 
+from spillguard.detect import cards, nationalids, phones
+
 Validator = Callable[[str, str, int], bool]
 
 # Regions tried for numbers written without a country code.
@@ -58,6 +60,9 @@ def _digits(text: str) -> str:
 
 
 def _phone(text: str, value: str, start: int) -> bool:
+    # Inside longer text: tracking numbers, MTCNs and pieces of longer digit runs are not phones.
+    if (start or len(text) != len(value)) and phones.decoy_context(text, value, start):
+        return False
     candidate = text.strip()
     if candidate.startswith("00"):
         candidate = "+" + candidate[2:]
@@ -84,9 +89,35 @@ def _phone_national(text: str, value: str, start: int) -> bool:
     return _phone(text, value, start)
 
 
+def _phone_as_typed(text: str, value: str, start: int) -> bool:
+    """Under a phone-named field: typed like a phone number (grouped, or +CC), or bare digits that are a valid number."""
+    if text.strip().isdigit():
+        return _phone(text, value, start)
+    return phones.typed_shape(text)
+
+
+def _phone_labelled(text: str, value: str, start: int) -> bool:
+    """After a phone label (`Phone:`, `call me on`): typed like a phone number, bare digits included."""
+    if phones.decoy_context(text, value, start):
+        return False
+    digits = _digits(text)
+    if text.strip().isdigit():
+        return 7 <= len(digits) <= 15 and len(set(digits)) > 2
+    return phones.typed_shape(text) or _phone(text, value, start)
+
+
+def _phone_nanp(text: str, value: str, start: int) -> bool:
+    if not phones.nanp_shape(text) or phones.decoy_context(text, value, start):
+        return False
+    return not _VERSION_CONTEXT.search(value[max(0, start - 32) : start])
+
+
 def _ipv4(text: str, value: str, start: int) -> bool:
     before, after = IPV4_CONTEXT
     if _VERSION_CONTEXT.search(value[max(0, start - before) : start]):
+        return False
+    # A dotted quad inside a longer dotted number (1.2.3.4.5, a version) is not an address; a full stop after it is.
+    if re.search(r"[0-9]\.$", value[max(0, start - 2) : start]) or re.match(r"\.[0-9]", value[start + len(text) : start + len(text) + 2]):
         return False
     if _VERSION_AFTER.match(value[start + len(text) : start + len(text) + after]):
         return False
@@ -94,18 +125,24 @@ def _ipv4(text: str, value: str, start: int) -> bool:
         addr = ipaddress.IPv4Address(text)
     except ValueError:
         return False
-    # 0.0.0.0, 1.2.3.4 style placeholders in docs are still addresses; only reject the unspecified one.
-    return not addr.is_unspecified
+    # 0.0.0.0 (any address, as in 0.0.0.0/0) and 1.2.3.4 style placeholders are written addresses too.
+    return addr is not None
+
+
+_ADDRESS_BEFORE = re.compile(r"(?:\bip(?:v6)?|addr(?:ess)?|host|src|dst|source|destination|listen|bind|from|to|peer|remote|local|unspecified|loopback|any)(?:\s+(?:on|at|is|to))?\W{0,3}\Z|[=@]\Z", re.I)
 
 
 def _ipv6(text: str, value: str, start: int) -> bool:
-    if text.count(":") < 2:
+    if text == "::":
+        # The unspecified address is two colons: an address only where the text says so (ipv6 ::, src=::).
+        if text == value or re.match(r"/[0-9]", value[start + 2 : start + 4]):
+            return True  # a whole value, or CIDR notation (::/0)
+        return _ADDRESS_BEFORE.search(value[max(0, start - 24) : start]) is not None
+    if text.count(":") < 2 or re.match(r"\.[0-9]", value[start + len(text) : start + len(text) + 2]):
         return False
     try:
-        addr = ipaddress.IPv6Address(text)
+        ipaddress.IPv6Address(text)
     except ValueError:
-        return False
-    if addr.is_unspecified or addr.is_loopback:
         return False
     # A real address has a group of 3+ hex digits or a compressed run; "1:2:3" clock-like text has neither.
     return "::" in text or any(len(g) >= 3 for g in text.split(":"))
@@ -116,22 +153,34 @@ def _mac(text: str, value: str, start: int) -> bool:
     return len(hexdigits) == 12 and hexdigits not in ("000000000000", "ffffffffffff")
 
 
-# Issuer prefixes and lengths (Visa, Mastercard incl. 2-series, Amex, Discover, JCB, Diners). A 13-digit
-# millisecond timestamp starts with 1 and has no issuer: the pattern alone would take it.
-CARD_ISSUERS = (
-    r"^(?:4[0-9]{12}(?:[0-9]{3}){0,2}|5[1-5][0-9]{14}|2(?:22[1-9]|2[3-9][0-9]|[3-6][0-9]{2}|7[01][0-9]|720)[0-9]{12}"
-    r"|3[47][0-9]{13}|6(?:011|5[0-9]{2}|4[4-9][0-9])[0-9]{12}|35(?:2[89]|[3-8][0-9])[0-9]{12}|3(?:0[0-5]|[68][0-9])[0-9]{11})$"
-)
-_CARD_ISSUERS = re.compile(CARD_ISSUERS)
+# Issuer prefixes and lengths: the table of detect/data/card_issuers.toml (a 13-digit millisecond timestamp
+# starts with 1 and matches no issuer of that length).
 
 
 def _card(text: str, value: str, start: int) -> bool:
+    if start and cards.identity_context(value, start):
+        return False  # a national id that passes Luhn, labelled as such
+    if start and cards.shipping_context(value, start):
+        return False  # a parcel tracking number written in groups of four
+    return cards.is_card_number(_digits(text))
+
+
+def _card_luhn(text: str, value: str, start: int) -> bool:
+    """Labelled as a card: 12-19 digits passing Luhn, any issuer range."""
     digits = _digits(text)
-    return bool(_CARD_ISSUERS.match(digits)) and len(set(digits)) > 1 and luhn.is_valid(digits)
+    return 12 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn.is_valid(digits)
 
 
 def _iban(text: str, value: str, start: int) -> bool:
-    return std_iban.is_valid(text.replace(" ", ""))
+    # Mod 97 and the country's length; a bank's own account check is not required (test IBANs often fail it).
+    # A short group after a space may be the next word (`... 8741 ALL CAPS`): the IBAN before it still counts.
+    head, sep, tail = text.rpartition(" ")
+    for candidate in (text, head if sep and len(tail) <= 3 else ""):
+        letters = re.sub(r"[^A-Za-z]", "", candidate)
+        # Typed in one case (bANK is a word); mod 97 and the country's length.
+        if candidate and (letters.isupper() or letters.islower()) and std_iban.is_valid(re.sub(r"[ \-]", "", candidate).upper(), check_country=False):
+            return True
+    return False
 
 
 def _us_ssn(text: str, value: str, start: int) -> bool:
@@ -306,15 +355,44 @@ def _birth_date(text: str, value: str, start: int) -> bool:
     return False
 
 
-VALIDATORS: dict[str, Validator] = {
+
+
+class _Validators(dict[str, Validator]):
+    """The validator table; `stdnum:<country>.<module>` names resolve to python-stdnum's own check on first use."""
+
+    def __missing__(self, name: str) -> Validator:
+        found = nationalids.stdnum_validator(name[len("stdnum:"):]) if name.startswith("stdnum:") else None
+        if found is None:
+            raise KeyError(name)
+        self[name] = found
+        return found
+
+    def __contains__(self, name: object) -> bool:
+        if dict.__contains__(self, name):
+            return True
+        try:
+            self[name]  # type: ignore[index]
+        except KeyError:
+            return False
+        return True
+
+
+VALIDATORS: dict[str, Validator] = _Validators({
     "birth_date": _birth_date,
     "email": _email,
     "phone": _phone,
+    "phone_as_typed": _phone_as_typed,
+    "phone_labelled": _phone_labelled,
+    "phone_nanp": _phone_nanp,
+    "uk_nino": nationalids.uk_nino,
+    "us_ssn_any": nationalids.us_ssn_any,
+    "us_ssn_labelled": nationalids.us_ssn_labelled,
     "phone_national": _phone_national,
     "ipv4": _ipv4,
     "ipv6": _ipv6,
     "mac": _mac,
     "card": _card,
+    "card_luhn": _card_luhn,
     "iban": _iban,
     "us_ssn": _us_ssn,
     "es_dni": _es_dni,
@@ -329,7 +407,7 @@ VALIDATORS: dict[str, Validator] = {
     "bech32": _bech32,
     "discord_bot_token": _discord_bot_token,
     "basic_auth": _basic_auth,
-}
+})
 
 
 # -- Vectorised forms -------------------------------------------------------------------------
@@ -345,13 +423,13 @@ def _vec_email(values: pa.Array) -> np.ndarray:
 
 
 def _vec_ipv4(values: pa.Array) -> np.ndarray:
-    return ~_vec_bool(pc.equal(values, "0.0.0.0"))
+    return np.ones(len(values), bool)  # the pattern is the whole check for a whole value
 
 
 def _vec_ipv6(values: pa.Array) -> np.ndarray:
     shaped = _vec_bool(pc.match_substring_regex(values, r"::|[0-9A-Fa-f]{3}"))
-    trivial = _vec_bool(pc.match_substring_regex(values, r"^::1?$|::.*::"))
-    out: np.ndarray = shaped & ~trivial
+    invalid = _vec_bool(pc.match_substring_regex(values, r"::.*::"))
+    out: np.ndarray = shaped & ~invalid
     return out
 
 
@@ -378,7 +456,7 @@ def _vec_card(values: pa.Array) -> np.ndarray:
     first = np.zeros(n, np.int64)
     first[lengths > 0] = d[(offsets[:-1] - base)[lengths > 0]]
     same = np.bincount(owner, weights=(d != first[owner]), minlength=n) == 0
-    issuer = _vec_bool(pc.match_substring_regex(digits, CARD_ISSUERS))
+    issuer = _vec_bool(pc.match_substring_regex(digits, cards.issuer_pattern()))
     out: np.ndarray = (sums % 10 == 0) & issuer & ~same
     return out
 
@@ -449,11 +527,12 @@ def _vec_phone(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 
 # Validators that look around the match (an IPv4 after "firmware" is a version): never decided from the
 # match alone.
-CONTEXT_VALIDATORS = frozenset({"ipv4"})
+CONTEXT_VALIDATORS = frozenset({"ipv4", "ipv6", "phone", "phone_national", "phone_nanp", "phone_labelled", "phone_as_typed", "card"})
 
 # Each returns the accepted mask, or (accepted, decided) when it can only decide some candidates.
 VECTOR_VALIDATORS: dict[str, Callable[[pa.Array], np.ndarray | tuple[np.ndarray, np.ndarray]]] = {
     "phone": _vec_phone,
+    "phone_as_typed": phones.vec_typed_shape,
     "email": _vec_email,
     "ipv4": _vec_ipv4,
     "ipv6": _vec_ipv6,

@@ -9,6 +9,9 @@ A rule matches by value pattern, by field name, or both:
   matching field name only raises confidence;
 - `check`: for field-only rules, a vectorised plausibility check of the values (see spillguard/detect/checks.py);
 - `validator`: a function run on candidates only (see spillguard/detect/validators.py);
+- `before` / `after`: a pattern that must come right before / after the value (a label such as `Phone:`, `SSN` or
+  `-Fax`); it is part of the match for the engines but not of the reported span, so the label anchors a shape too
+  loose on its own.
 - `provider`: who issues the credential (listed by `spillguard rules --category secret`);
 - a named group `(?P<secret>...)` in `value`: the credential inside a wider match (`password = "..."`);
   spans, fingerprints, digests and masking then cover exactly that group;
@@ -42,13 +45,23 @@ from spillguard.errors import UserError
 
 _KNOWN_KEYS = {
     "id", "category", "description", "value", "boundary", "field", "exclude_field", "requires_field",
-    "check", "check_min", "check_max", "validator", "specific", "priority", "ignore_case",
+    "check", "check_min", "check_max", "validator", "specific", "priority", "ignore_case", "before", "after",
     "examples", "negative_examples", "provider", "placeholder", "min_entropy", "allow", "stopwords", "text",
 }
 PLACEHOLDER_MODES = ("token", "password", "off")
 DEFAULT_BOUNDARY = "[A-Za-z0-9]"
 # The boundary of a pattern that closes itself (translated gitleaks rules): the pattern is used as written.
 NO_BOUNDARY = "[\\x00]"
+# Written inside a character class, "any non-ASCII character". Python's re reads it as is; the byte-level
+# Vectorscan database reads it as the bytes of UTF-8 sequences, RE2 as code points (see the *_expression methods).
+NON_ASCII = r"\u0080-\U0010FFFF"
+# Python's re compiles a class holding that range into a large table (~50 ms for the e-mail rule): for Python the
+# class becomes an alternation with a negated ASCII class, which compiles and matches the same characters fast.
+_NON_ASCII_CLASS = re.compile(r"\[((?:[^\]\\]|\\.)*?)" + re.escape(NON_ASCII) + r"((?:[^\]\\]|\\.)*)\]")
+
+
+def _python_classes(pattern: str) -> str:
+    return _NON_ASCII_CLASS.sub(lambda m: f"(?:[{m.group(1)}{m.group(2)}]|[^\\x00-\\x7f])", pattern)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +87,8 @@ class Rule:
     specific: bool = False
     priority: int = 50
     ignore_case: bool = False
+    before: str | None = None
+    after: str | None = None
     text: str | None = None  # a kind of span found in free text (detect/freetext.py TEXT_KINDS)
     examples: list[Example] = dataclasses.field(default_factory=list)
     negative_examples: list[Example] = dataclasses.field(default_factory=list)
@@ -95,7 +110,10 @@ class Rule:
         return self.value_re is not None and "secret" in self.value_re.groupindex
 
     def span(self, m: re.Match[str]) -> tuple[int, int]:
-        """Where the credential of a match is: its `secret` group, else the whole match."""
+        """Where the reported value of a match is: the value without its label (`before`/`after`), the `secret`
+        group of a credential, else the whole match."""
+        if self.labelled:
+            return m.span("v")
         return m.span("secret") if self.secret_group else m.span()
 
     @property
@@ -110,19 +128,39 @@ class Rule:
     def is_value_rule(self) -> bool:
         return self.value is not None
 
+    @property
+    def labelled(self) -> bool:
+        """The match includes a label around the value; the span is the group `v`."""
+        return self.before is not None or self.after is not None
+
     def hyperscan_expression(self) -> bytes:
         assert self.value is not None
+        value = self.value.replace(NON_ASCII, r"\x80-\xff")
         if self.boundary == NO_BOUNDARY:
-            return f"(?:{self.value})".encode()
-        inner = self.boundary[1:-1]
+            return f"(?:{value})".encode()
+        inner = self.boundary[1:-1].replace(NON_ASCII, r"\x80-\xff")
         # The engine's buffer ends every value with "\n", which is never inside a boundary class, so
         # the right side can consume one delimiter character instead of needing a look-ahead.
-        return f"(?:^|[^{inner}])(?:{self.value})[^{inner}]".encode()
+        if self.labelled:
+            value = f"(?:{self.before or ''})(?:{value})(?:{self.after or ''})"
+        return f"(?:^|[^{inner}])(?:{value})[^{inner}]".encode()
+
+    def re2_value(self) -> str:
+        """The value pattern for Arrow's RE2 kernels (whole-value checks)."""
+        assert self.value is not None
+        return self.value.replace(NON_ASCII, r"\x{80}-\x{10FFFF}")
+
+    def re2_boundary_class(self) -> str:
+        """The inside of the boundary class for RE2."""
+        return self.boundary[1:-1].replace(NON_ASCII, r"\x{80}-\x{10FFFF}")
 
     def python_expression(self) -> str:
         if self.boundary == NO_BOUNDARY:
-            return f"(?:{self.value})"
-        return f"(?<!{self.boundary})(?:{self.value})(?!{self.boundary})"
+            return f"(?:{_python_classes(self.value or '')})"
+        value, boundary = _python_classes(self.value or ""), _python_classes(self.boundary)
+        if self.labelled:  # the reported span is the group `v`
+            return f"(?<!{boundary})(?:{self.before or ''})(?P<v>{value})(?:{self.after or ''})(?!{boundary})"
+        return f"(?<!{boundary})(?:{value})(?!{boundary})"
 
     def field_matches(self, path: str) -> bool:
         return self.field_re is not None and self.field_re.search(path) is not None
@@ -175,6 +213,8 @@ def _rule_from_table(raw: dict[str, Any], source: str, need_examples: bool = Tru
         specific=bool(raw.get("specific", False)),
         priority=int(raw.get("priority", 50)),
         ignore_case=bool(raw.get("ignore_case", False)),
+        before=raw.get("before"),
+        after=raw.get("after"),
         text=raw.get("text"),
         examples=[_example(e, where) for e in raw.get("examples", [])],
         negative_examples=[_example(e, where) for e in raw.get("negative_examples", [])],

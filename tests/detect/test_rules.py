@@ -75,7 +75,7 @@ def test_user_rule_file_adds_a_rule(tmp_path):
         ("[[rule]]\nid='x'\ncategory='secret'\nvalue='a'\n", "examples"),
         ("[[rule]]\nid='x'\ncategory='secret'\nvalue='('\nexamples=['a']\n", "invalid pattern"),
         ("[[rule]]\nid='x'\ncategory='secret'\nvalue='a'\nexamples=['a']\ncolour='red'\n", "unknown key"),
-        ("[[rule]]\nid='x'\ncategory='secret'\nfield='key'\ncheck='vibes'\nexamples=['a']\n", "check 'vibes' is not one of date, latitude"),
+        ("[[rule]]\nid='x'\ncategory='secret'\nfield='key'\ncheck='vibes'\nexamples=['a']\n", "check 'vibes' is not one of blood_type, date"),
         ("not toml [", "not valid TOML"),
     ],
 )

@@ -17,6 +17,10 @@ def _samples(name: str, rng: random.Random) -> list[str]:
         good = _phone_pool(rng, 400)
         junk = [f"+{rng.randrange(1, 999)} {rng.randrange(10**5, 10**11)}" for _ in range(600)]
         return good + junk + ["+1 000 000", "+99 12345", "0044 20 7946 0958", "4155552671"]
+    if name == "phone_as_typed":
+        good = _phone_pool(rng, 300)
+        typed = [f"+{rng.choice(['1', '44', '52', '353', '999', '0'])} {rng.randrange(10**3, 10**11)}" for _ in range(300)]
+        return good + typed + ["+52 171557118", "+44 7636 777150", "0044 7636 777150", "+1 000", "4155552671", "345-899-3560x4587"]
     if name == "card":
         good = [_luhn_complete(rng.choice(["4", "51", "37", "6011", "2221", "35"]), rng.choice([15, 16]), rng) for _ in range(300)]
         bad = [str(rng.randrange(10**12, 10**19)) for _ in range(300)] + ["4111 1111 1111 1111", "1700000000123", "0000000000000000"]
