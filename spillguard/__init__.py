@@ -69,6 +69,7 @@ def scan(
     workers: int | None = 1,
     state: str | Path | None = None,
     resume: bool = False,
+    endpoint_url: str | None = None,
     **source_options: Any,
 ) -> ScanResult:
     """Scan files, folders or store URLs; returns what `spillguard scan --format json` prints.
@@ -76,13 +77,15 @@ def scan(
     `workers` defaults to 1 here (in-process, friendly to notebooks and tests); the CLI defaults to one
     worker per core. `state`/`resume` checkpoint and continue a long scan. Other keywords go to the
     sources: `sample=N`, `include=[...]`, `exclude_datasets=[...]`, `connect_timeout=...`, `read_timeout=...`,
-    `retry_budget=...`, `max_rps=...`.
+    `retry_budget=...`, `max_rps=...`. `endpoint_url` is the S3 API address of `s3://` targets (as --endpoint-url).
     """
+    from spillguard.s3 import with_endpoint
     from spillguard.scan.options import ScanOptions
     from spillguard.scan.run import run_scan
 
     if isinstance(targets, str | Path):
         targets = [targets]
+    targets = [with_endpoint(str(t), endpoint_url) if isinstance(t, str) else t for t in targets]
     if "exclude_datasets" in source_options:  # `exclude` names rules here, as --except does on the CLI
         source_options["exclude"] = source_options.pop("exclude_datasets")
     options = ScanOptions(

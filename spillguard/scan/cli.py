@@ -269,6 +269,7 @@ def register(app: typer.Typer) -> None:
         secrets_out: Annotated[str | None, typer.Option("--secrets-out", help="Write every leaked secret's fingerprint and SHA-256 (never the value) to FILE (owner-only), for `spillguard respond`.")] = None,
         secrets_hmac_key_env: Annotated[str | None, typer.Option("--secrets-hmac-key-env", metavar="VAR", help="Also keep each leaked secret's HMAC-SHA-256 hex under the application's key, read from environment variable VAR (never printed or stored), for token stores that keep HMAC(app key, token).")] = None,
         ask_password: Annotated[bool, typer.Option("--ask-password", help="Prompt for the store password (never echoed).")] = False,
+        endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", metavar="URL", help="S3 API address for s3:// targets (MinIO, Ceph, ...; default: AWS_ENDPOINT_URL, else AWS).")] = None,
         targets: Annotated[list[str] | None, typer.Argument(help="Files, folders or store URLs to scan.", show_default=False)] = None,
     ) -> None:
         """Find personal data and secrets; count records and distinct people per field and category."""
@@ -278,6 +279,11 @@ def register(app: typer.Typer) -> None:
         all_targets += list(targets or [])
         if not all_targets:
             raise UserError("no target given; pass a file, a folder or a store URL, or --config spillguard.toml")
+        from spillguard.s3 import with_endpoint
+
+        pinned = [with_endpoint(t, endpoint_url) for t in all_targets]  # results name the endpoint of s3:// targets
+        target_options = {with_endpoint(t, endpoint_url): o for t, o in target_options.items()}
+        all_targets = pinned
         source_options: dict[str, Any] = {
             "sample": sample, "connect_timeout": connect_timeout, "read_timeout": read_timeout, "retry_budget": retry_budget,
             "max_rps": max_rps, "include": _split(include) or [],

@@ -197,8 +197,9 @@ class StoredFile(Protocol):
         """The file as a partition's spec pinned it; an error when that version is gone."""
         ...
 
-    def open(self) -> IO[bytes]:
-        """The bytes, binary and seekable."""
+    def open(self, until: int | None = None) -> IO[bytes]:
+        """The bytes, binary and seekable. `until`: about where reading will stop (a byte range's end), so a
+        remote file fetches no further ahead; reading on past it still works."""
         ...
 
     def size(self) -> int: ...
@@ -229,7 +230,7 @@ class LocalFile:
     def at(self, spec: dict[str, Any]) -> LocalFile:
         return self
 
-    def open(self) -> IO[bytes]:
+    def open(self, until: int | None = None) -> IO[bytes]:
         return open(self.local, "rb")  # noqa: SIM115 - closed by the caller
 
     def size(self) -> int:
@@ -490,7 +491,7 @@ class FileDataset(ReaderDefaults):
 
     def _json_range(self, file: StoredFile, start: int, end: int, line_no: int, malformed: MalformedSink) -> Iterator[pa.Table]:
         """The lines that begin in [start, end): a line straddling `start` belongs to the range before."""
-        with file.open() as fh:
+        with file.open(until=end + (1 << 16)) as fh:  # + the usual tail of the range's last line
             if start > 0:
                 fh.seek(start - 1)
                 if fh.read(1) != b"\n":
@@ -501,7 +502,7 @@ class FileDataset(ReaderDefaults):
             offset = fh.tell()  # file offset of buf[0]
             buf = b""
             while offset < end:
-                chunk = fh.read(BLOCK_BYTES)
+                chunk = fh.read1(BLOCK_BYTES)  # one read: a remote file fetches no further than the range needs
                 if self.progress and chunk:
                     self.progress(len(chunk))
                 buf += chunk
