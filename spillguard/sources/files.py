@@ -185,9 +185,20 @@ class StoredFile(Protocol):
     """Where a data file's bytes are: a local path, or an object in a bucket (`sources/s3.py`). Every format
     reads through this, so a file is partitioned and read the same way wherever it is kept."""
 
-    shown: str  # how messages name it
-    path: str | None  # a local path native readers (Arrow) may open themselves; None when remote
-    remote: bool  # reading costs requests: planning makes no extra pass over the bytes (line counting)
+    @property
+    def shown(self) -> str:
+        """How messages name it."""
+        ...
+
+    @property
+    def path(self) -> str | None:
+        """A local path native readers (Arrow) may open themselves; None when remote."""
+        ...
+
+    @property
+    def remote(self) -> bool:
+        """Reading costs requests: planning makes no extra pass over the bytes (line counting)."""
+        ...
 
     def spec(self) -> dict[str, Any]:
         """What identifies this file (and its version) in a partition's spec."""
@@ -214,20 +225,23 @@ class LocalFile:
     """A file on a local or mounted file system."""
 
     local: Path
-    remote = False
+
+    @property
+    def remote(self) -> bool:
+        return False
 
     @property
     def shown(self) -> str:
         return str(self.local)
 
     @property
-    def path(self) -> str:
+    def path(self) -> str | None:
         return str(self.local)
 
     def spec(self) -> dict[str, Any]:
         return {"path": str(self.local)}
 
-    def at(self, spec: dict[str, Any]) -> LocalFile:
+    def at(self, spec: dict[str, Any]) -> StoredFile:
         return self
 
     def open(self, until: int | None = None) -> IO[bytes]:

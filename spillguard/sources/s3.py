@@ -31,7 +31,7 @@ from spillguard.s3 import (
     request_error,
 )
 from spillguard.sources.base import SourceDefaults
-from spillguard.sources.files import FileDataset, _kind_of_name
+from spillguard.sources.files import FileDataset, StoredFile, _kind_of_name
 from spillguard.sources.retry import TransientError, Unreachable
 from spillguard.sources.store import StoreOptions
 from spillguard.targets import mask_url
@@ -105,8 +105,14 @@ class S3Object:
     key: str
     etag: str
     length: int
-    remote = True
-    path = None
+
+    @property
+    def remote(self) -> bool:
+        return True
+
+    @property
+    def path(self) -> str | None:
+        return None
 
     @property
     def shown(self) -> str:
@@ -115,7 +121,7 @@ class S3Object:
     def spec(self) -> dict[str, Any]:
         return {"etag": self.etag}
 
-    def at(self, spec: dict[str, Any]) -> S3Object:
+    def at(self, spec: dict[str, Any]) -> StoredFile:
         pinned = spec.get("etag")
         if pinned is not None and pinned != self.etag:  # listed anew by a worker: another version
             raise _changed(self.shown, str(pinned))
