@@ -73,7 +73,7 @@ def _check(parsed: ParsedUrl, url: str) -> None:
 def endpoint(parsed: ParsedUrl) -> tuple[str, int, bool]:
     """The network endpoint (host, port, TLS) serving an `s3://` URL: the target registry's `endpoint` column.
     A malformed URL or endpoint is a `UserError` of one line."""
-    url = f"s3://{parsed.raw.hostinfo}{parsed.tail}"
+    url = f"s3://{parsed.raw.hostinfo}{parsed.path}"  # messages leave the query out: an endpoint may hold a password
     _check(parsed, url)
     given = _endpoint_url(parsed)
     if given is None:
