@@ -38,6 +38,7 @@ from spillguard.targets import mask_url
 
 FIRST_WINDOW = 256 << 10  # the first GET of a stream: enough for a Parquet footer or format sniffing
 MAX_WINDOW = 8 << 20  # sequential reads grow their GETs to this (one BLOCK_BYTES parse per request)
+LIST_PAGE = 1000  # keys per ListObjectsV2 page (S3's maximum)
 
 
 class ObjectChanged(UserError):
@@ -203,7 +204,7 @@ class S3Source(SourceDefaults):
                 return self._listed
         prefix = loc.prefix
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix)
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=loc.bucket, Prefix=prefix, PaginationConfig={"PageSize": LIST_PAGE})
             for page in pages:
                 for item in page.get("Contents", []):
                     key = str(item["Key"])

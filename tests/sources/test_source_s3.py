@@ -87,12 +87,17 @@ def test_a_bucket_prefix_scans_like_the_same_folder(s3: Server, lake: Path) -> N
     assert _comparable(pooled) == _comparable(local)
 
 
-def test_one_object_and_include_patterns(s3: Server, lake: Path) -> None:
+def test_one_object_include_patterns_and_listing_pages(s3: Server, lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     one = spillguard.scan([f"s3://lake/{PREFIX}es_export/login-events.ndjson.gz"], endpoint_url=s3.url).to_json()
     alone = spillguard.scan([lake / "es_export" / "login-events.ndjson.gz"]).to_json()
     assert _comparable(one) == _comparable(alone)
     picked = spillguard.scan([f"s3://lake/{PREFIX}"], endpoint_url=s3.url, include=["*.csv", "*.parquet"]).to_json()
     assert sorted(d["dataset"] for d in picked["datasets"]) == ["payments.parquet", "support_tickets.csv"]
+    from spillguard.sources import s3 as s3_source
+
+    monkeypatch.setattr(s3_source, "LIST_PAGE", 2)  # the listing follows ListObjectsV2's continuation tokens
+    paged = open_target(f"s3://lake/{PREFIX}?endpoint={s3.url}")
+    assert len(list(paged.datasets())) == 5
 
 
 def test_byte_ranges_and_row_groups_are_read_exactly_in_ranged_gets(s3: Server, lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
