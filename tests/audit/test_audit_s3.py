@@ -124,3 +124,19 @@ def test_watch_alerts_when_a_bucket_opens(s3: Server, monkeypatch: pytest.Monkey
     (alert,) = [json.loads(line) for line in alerts.read_text().splitlines()]
     assert alert["event"] == "exposed" and alert["old_verdict"] == "protected" and alert["new_verdict"] == "open-read"
     assert alert["evidence"]["anonymous_read"] == "exports/notes.jsonl" and (s3.password or "") not in alerts.read_text()
+
+
+def test_audit_command_line_with_endpoint_url(s3: Server) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    exe = shutil.which("spillguard") or str(Path(sys.executable).with_name("spillguard"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_EC2_METADATA_DISABLED="true", AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    proc = subprocess.run([exe, "audit", "s3://listing-bucket", "s3://private-bucket", "--endpoint-url", s3.url, "--format", "json"],
+                          capture_output=True, text=True, timeout=120, env=env)  # fmt: skip
+    assert proc.returncode == 1, proc.stderr  # something exposed
+    doc = json.loads(proc.stdout)
+    verdicts = {t["target"]: t["verdict"] for t in doc["targets"]}
+    assert verdicts == {f"s3://listing-bucket?endpoint={s3.url}": "open-metadata", f"s3://private-bucket?endpoint={s3.url}": "protected"}
