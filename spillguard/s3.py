@@ -195,11 +195,17 @@ def is_transient(exc: BaseException) -> bool:
     """A failure a retry may cure: a dropped connection, a read timeout, throttling, a 5xx."""
     try:
         from botocore.exceptions import ConnectionError as BotoConnectionError
-        from botocore.exceptions import HTTPClientError, ReadTimeoutError
+        from botocore.exceptions import (
+            HTTPClientError,
+            IncompleteReadError,
+            ReadTimeoutError,
+            ResponseStreamingError,
+        )
         from urllib3.exceptions import ProtocolError
     except ModuleNotFoundError:
         return False
-    if isinstance(exc, BotoConnectionError | HTTPClientError | ReadTimeoutError | ProtocolError):
+    # ResponseStreamingError, IncompleteReadError: the connection broke while a GET's body was being read.
+    if isinstance(exc, BotoConnectionError | HTTPClientError | ReadTimeoutError | ProtocolError | ResponseStreamingError | IncompleteReadError):
         return True
     code = error_code(exc) or ""
     status = ((getattr(exc, "response", None) or {}).get("ResponseMetadata") or {}).get("HTTPStatusCode") or 0
