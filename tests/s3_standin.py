@@ -10,7 +10,8 @@ policies, policy status, public access blocks) but lets every caller in. This st
   Deny of a bucket policy statement for Principal "*" wins; then an Allow for "*", or a grant to AllUsers in
   the bucket ACL (listing, reading the ACL) or the object's ACL (reading the object); a public access block
   drops public ACLs (IgnorePublicAcls) or public policies (RestrictPublicBuckets). Statements with
-  conditions are not evaluated (they never open anything here). Anonymous writes are refused.
+  conditions are not evaluated (they never open anything here). Anonymous writes are refused. moto judges an
+  anonymous HEAD by an action S3 does not have (s3:HeadObject); the stand-in asks it the equivalent GET.
 
 Run: `python -m tests.s3_standin PORT`; it prints one JSON line {"port", "access_key_id", "secret_access_key"}
 when it listens. Requests are served one at a time (moto's auth switch is process-wide).
@@ -137,10 +138,16 @@ class AccessControl:
                     start_response("403 Forbidden", [("Content-Type", "application/xml"), ("Content-Length", str(len(DENIED)))])
                     return [DENIED]
             previous = settings.INITIAL_NO_AUTH_ACTION_COUNT
+            head = not signed and environ["REQUEST_METHOD"] == "HEAD"
             if not signed:
                 settings.INITIAL_NO_AUTH_ACTION_COUNT = float("inf")  # judged above; moto's IAM layer needs a signature
+            if head:
+                # moto judges an anonymous HEAD by "s3:HeadObject", an action S3 does not have (HEAD needs
+                # s3:GetObject): ask it as the GET it stands for, and send the headers only.
+                environ = {**environ, "REQUEST_METHOD": "GET"}
             try:
-                return list(self.app(environ, start_response))
+                body = list(self.app(environ, start_response))
+                return [] if head else body
             finally:
                 settings.INITIAL_NO_AUTH_ACTION_COUNT = previous
 

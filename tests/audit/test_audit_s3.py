@@ -104,6 +104,14 @@ def test_verdicts_of_an_outsider_and_hints_from_a_scan(s3: Server, monkeypatch: 
     assert hinted.verdict.value == "open-read" and hinted.stakes and hinted.stakes["records"] == 201
 
 
+def test_what_the_audit_calls_open_an_outsider_can_scan(s3: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    _env(monkeypatch, None)  # no credentials anywhere: the scan sends unsigned requests
+    doc = spillguard.scan([f"s3://policy-bucket/exports/users.jsonl?endpoint={s3.url}"]).to_json()
+    assert doc["summary"]["records_scanned"] == 200 and doc["summary"]["categories"]["email"]["subjects"] == 200
+    with pytest.raises(spillguard.UserError, match="access denied"):
+        spillguard.scan([f"s3://private-bucket/exports/?endpoint={s3.url}"])
+
+
 def test_missing_bucket_and_dead_endpoint(s3: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     _env(monkeypatch, None)
     missing = _verdicts(s3, "no-such-bucket")["no-such-bucket"]
