@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,6 +150,34 @@ def test_an_object_rewritten_mid_scan_is_an_error_of_that_object(s3: Server, lak
                    for f in doc["findings"])  # fmt: skip
     tickets = next(d for d in doc["datasets"] if d["dataset"] == "support_tickets.csv")
     assert tickets["records_scanned"] == len((lake / "support_tickets.csv").read_text().splitlines()) - 1
+
+
+def test_a_server_hanging_mid_scan_is_retried_and_counts_stay_exact(s3: Server, lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files, "PART_BYTES", 200 << 10)
+    _owner(s3).upload_file(str(lake / "users.jsonl"), "lake", "hang/users.jsonl")
+    from spillguard.sources.s3 import S3Object
+
+    original = S3Object.get
+    hung: list[threading.Timer] = []
+    assert s3.process is not None
+
+    def hang_once(self: S3Object, start: int, end: int) -> bytes:
+        if start > 400_000 and not hung:  # the server stops answering for 3 s between two byte ranges
+            s3.process.send(signal.SIGSTOP)  # type: ignore[union-attr]
+            hung.append(threading.Timer(3.0, s3.process.send, (signal.SIGCONT,)))  # type: ignore[union-attr]
+            hung[0].start()
+        return original(self, start, end)
+
+    monkeypatch.setattr(S3Object, "get", hang_once)
+    try:
+        doc = spillguard.scan(["s3://lake/hang/users.jsonl"], endpoint_url=s3.url, read_timeout=0.5, connect_timeout=0.5).to_json()
+    finally:
+        for timer in hung:
+            timer.join()
+        s3.process.send(signal.SIGCONT)
+    assert hung and doc["summary"]["complete"], doc["errors"]
+    assert doc["summary"]["records_scanned"] == len((lake / "users.jsonl").read_bytes().splitlines())
+    assert any("read again from the start" in e["message"] for e in doc["errors"] if e["kind"] == "warning"), doc["errors"]
 
 
 def test_state_and_resume_key_objects_by_etag(s3: Server, lake: Path, tmp_path: Path) -> None:
