@@ -85,7 +85,6 @@ def audit_command(
     if fmt not in ("table", "json"):
         raise UserError(f"--format {fmt!r}: use 'table' or 'json'")
     cfg = _config(config, targets)
-    targets = _pinned(targets, endpoint_url)
     result = audit(
         targets or None,
         config=cfg,
@@ -93,6 +92,7 @@ def audit_command(
         admin=admin or [],
         timeout=timeout,
         source_address=source_address,
+        endpoint_url=endpoint_url,
     )
     _print(result, fmt)
     raise typer.Exit(result.exit_code)

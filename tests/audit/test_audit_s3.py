@@ -114,7 +114,8 @@ def test_what_the_audit_calls_open_an_outsider_can_scan(s3: Server, monkeypatch:
 
 def test_missing_bucket_and_dead_endpoint(s3: Server, monkeypatch: pytest.MonkeyPatch) -> None:
     _env(monkeypatch, None)
-    missing = _verdicts(s3, "no-such-bucket")["no-such-bucket"]
+    missing = audit(["s3://no-such-bucket"], endpoint_url=s3.url).targets[0]  # the library's endpoint_url, as --endpoint-url
+    assert missing.target == f"s3://no-such-bucket?endpoint={s3.url}"
     assert missing.verdict.value == "error" and "no such bucket" in missing.evidence["reason"]
     dead = audit([f"s3://private-bucket?endpoint=http://127.0.0.1:{free_port()}"], timeout=2).targets[0]
     assert dead.verdict.value == "unreachable"
