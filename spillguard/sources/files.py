@@ -440,10 +440,10 @@ class FileDataset(ReaderDefaults):
             if self.fmt == "parquet":
                 yield from self._parquet(file, spec.get("row_group"), malformed)
             elif "start" in spec:
-                start = int(spec["start"])
-                if spec.get("line") is None:  # a remote range: its first line's number is not known
+                start, line = int(spec["start"]), spec.get("line")
+                if line is None:  # a remote range: its first line's number is not known, lines count from 1 in it
                     malformed = _within_range(malformed, start)
-                yield from self._json_range(file, start, int(spec["end"]), int(spec.get("line") or 1), malformed)
+                yield from self._json_range(file, start, int(spec["end"]), int(line or 1), malformed, in_file=line is not None)
             else:
                 with _as_utf8(_open_stream(file, self.compression, self.progress)) as fh:
                     yield from (self._csv(fh, malformed) if self.fmt in ("csv", "tsv") else self._json(fh, malformed))
@@ -503,14 +503,17 @@ class FileDataset(ReaderDefaults):
         if rest.strip() and _cut_of(fh) is None:  # a line cut by a truncated stream is part of the cut
             yield from json_lines_to_tables(rest, line_no, self.name, malformed)
 
-    def _json_range(self, file: StoredFile, start: int, end: int, line_no: int, malformed: MalformedSink) -> Iterator[pa.Table]:
-        """The lines that begin in [start, end): a line straddling `start` belongs to the range before."""
+    def _json_range(
+        self, file: StoredFile, start: int, end: int, line_no: int, malformed: MalformedSink, in_file: bool = True
+    ) -> Iterator[pa.Table]:
+        """The lines that begin in [start, end): a line straddling `start` belongs to the range before. `line_no`
+        numbers the line holding `start` in the file (`in_file`), or the range's first line (a remote range)."""
         with file.open(until=end + (1 << 16)) as fh:  # + the usual tail of the range's last line
             if start > 0:
                 fh.seek(start - 1)
                 if fh.read(1) != b"\n":
                     fh.readline()  # the tail of the previous range's last line
-                    line_no += 1
+                    line_no += in_file
             elif fh.read(3) != b"\xef\xbb\xbf":
                 fh.seek(0)
             offset = fh.tell()  # file offset of buf[0]

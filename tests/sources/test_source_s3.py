@@ -6,6 +6,7 @@ line (exit 2), and credentials never show."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -119,6 +120,34 @@ def test_byte_ranges_and_row_groups_are_read_exactly_in_ranged_gets(s3: Server, 
     local = spillguard.scan([lake / "users.jsonl", tmp_path / "payments.parquet"]).to_json()
     remote = spillguard.scan(["s3://lake/grouped/users.jsonl", "s3://lake/grouped/payments.parquet"], endpoint_url=s3.url).to_json()
     assert _comparable(remote) == _comparable(local)
+
+
+def test_a_malformed_line_in_a_remote_byte_range_is_counted_and_named_by_its_range(s3: Server, lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(files, "PART_BYTES", 200 << 10)
+    lines = (lake / "users.jsonl").read_bytes().splitlines(keepends=True)
+    lines[1000] = b'{"user_id": 99999, "email": \n'  # in the third or fourth of 8 ranges
+    damaged = tmp_path / "users.jsonl"
+    damaged.write_bytes(b"".join(lines))
+    _owner(s3).upload_file(str(damaged), "lake", "damaged/users.jsonl")
+    local = spillguard.scan([damaged]).to_json()
+    remote = spillguard.scan(["s3://lake/damaged/users.jsonl"], endpoint_url=s3.url).to_json()
+    assert remote["summary"] == local["summary"] and remote["summary"]["malformed_records"] == 1
+    (near,) = [e for e in local["errors"] if e["kind"] == "malformed"]
+    (far,) = [e for e in remote["errors"] if e["kind"] == "malformed"]
+    assert near["line"] == 1001 and far["line"] is None and far["message"].startswith("byte range from "), far
+    # The range is named by its first byte, the line by its place in the range: both as the planner cut them.
+    start, line = (int(x.replace(",", "")) for x in re.match(r"byte range from ([\d,]+), its line ([\d,]+): ", far["message"]).groups())  # type: ignore[union-attr]
+    size = damaged.stat().st_size
+    n = -(-size // files.PART_BYTES)
+    bounds = [size * i // n for i in range(n + 1)]
+    assert start in bounds[:-1]
+    end = bounds[bounds.index(start) + 1]
+    starts = [0]
+    for text in lines[:-1]:
+        starts.append(starts[-1] + len(text))
+    first = next(i for i, at in enumerate(starts) if at >= start)  # a line straddling `start` belongs to the range before
+    assert starts[first] <= starts[1000] < end and line == 1000 - first + 1
+    assert far["message"].endswith(near["message"]), (near, far)
 
 
 def test_an_object_rewritten_mid_scan_is_an_error_of_that_object(s3: Server, lake: Path, monkeypatch: pytest.MonkeyPatch) -> None:
