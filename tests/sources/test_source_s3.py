@@ -5,6 +5,7 @@ line (exit 2), and credentials never show."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -18,6 +19,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
+import zstandard
 
 import spillguard
 from spillguard.demo import generate
@@ -39,9 +41,15 @@ def s3() -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def lake(s3: Server, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The demo dataset (JSON Lines, CSV, Parquet, gzip'd NDJSON) on disk and under s3://lake/exports/2019/."""
+    """The demo dataset (JSON Lines, CSV, Parquet, gzip'd NDJSON) plus a zstd TSV and a JSON array, on disk and
+    under s3://lake/exports/2019/."""
     folder = tmp_path_factory.mktemp("lake")
     generate(folder, users=1500, seed=11)
+    (folder / "extra").mkdir()
+    tsv = (folder / "support_tickets.csv").read_text().replace(",", "\t")  # the notes hold no commas of their own
+    (folder / "extra" / "tickets.tsv.zst").write_bytes(zstandard.ZstdCompressor().compress(tsv.encode()))
+    users = [json.loads(line) for line in (folder / "users.jsonl").read_text().splitlines()[:300]]
+    (folder / "extra" / "users-page.json").write_text(json.dumps(users, indent=1))
     owner = _owner(s3)
     owner.create_bucket(Bucket="lake")
     for path in sorted(folder.rglob("*")):
@@ -80,7 +88,8 @@ def test_a_bucket_prefix_scans_like_the_same_folder(s3: Server, lake: Path) -> N
     local = spillguard.scan([lake], show_samples=True).to_json()
     remote = spillguard.scan([f"s3://lake/{PREFIX}"], endpoint_url=s3.url, show_samples=True).to_json()
     assert {d["dataset"] for d in remote["datasets"]} == {
-        "users.jsonl", "scale_measurements.jsonl", "support_tickets.csv", "payments.parquet", "es_export/login-events.ndjson.gz"}
+        "users.jsonl", "scale_measurements.jsonl", "support_tickets.csv", "payments.parquet", "es_export/login-events.ndjson.gz",
+        "extra/tickets.tsv.zst", "extra/users-page.json"}
     assert _comparable(remote) == _comparable(local)
     assert remote["summary"]["complete"] and remote["summary"]["records_scanned"] > 3000
     assert remote["targets"] == [f"s3://lake/{PREFIX}?endpoint={s3.url}"]
@@ -100,7 +109,7 @@ def test_one_object_include_patterns_and_listing_pages(s3: Server, lake: Path, m
 
     monkeypatch.setattr(s3_source, "LIST_PAGE", 2)  # the listing follows ListObjectsV2's continuation tokens
     paged = open_target(f"s3://lake/{PREFIX}?endpoint={s3.url}")
-    assert len(list(paged.datasets())) == 5
+    assert len(list(paged.datasets())) == 7
 
 
 def test_byte_ranges_and_row_groups_are_read_exactly_in_ranged_gets(s3: Server, lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
