@@ -228,7 +228,8 @@ class S3Source(SourceDefaults):
         return FileDataset(obj, name, kind[0], kind[1], self.options.subject_for(name, posixpath.basename(name)), self.progress)
 
     def datasets(self) -> Iterator[FileDataset]:
-        for name, obj in sorted(self._objects().items()):
+        # In the order a folder's files are walked (names sorted within each "folder"), so results list alike.
+        for name, obj in sorted(self._objects().items(), key=lambda item: item[0].split("/")):
             if self.options.wanted(name, posixpath.basename(name)):
                 yield self._dataset(name, obj)
 

@@ -91,6 +91,7 @@ def test_a_bucket_prefix_scans_like_the_same_folder(s3: Server, lake: Path) -> N
         "users.jsonl", "scale_measurements.jsonl", "support_tickets.csv", "payments.parquet", "es_export/login-events.ndjson.gz",
         "extra/tickets.tsv.zst", "extra/users-page.json"}
     assert _comparable(remote) == _comparable(local)
+    assert [d["dataset"] for d in remote["datasets"]] == [d["dataset"] for d in local["datasets"]]  # in the same order
     assert remote["summary"]["complete"] and remote["summary"]["records_scanned"] > 3000
     assert remote["targets"] == [f"s3://lake/{PREFIX}?endpoint={s3.url}"]
     assert store_key(remote["targets"][0]) == f"s3://127.0.0.1:{s3.port}/lake"
