@@ -219,11 +219,31 @@ def test_a_server_hanging_mid_scan_is_retried_and_counts_stay_exact(s3: Server, 
     assert any("read again from the start" in e["message"] for e in doc["errors"] if e["kind"] == "warning"), doc["errors"]
 
 
-def test_state_and_resume_key_objects_by_etag(s3: Server, lake: Path, tmp_path: Path) -> None:
-    state = tmp_path / "scan.state"
-    first = spillguard.scan([f"s3://lake/{PREFIX}"], endpoint_url=s3.url, state=state).to_json()
-    again = spillguard.scan([f"s3://lake/{PREFIX}"], endpoint_url=s3.url, state=state, resume=True).to_json()
-    assert _comparable(again) == _comparable(first)
+def test_state_and_resume_key_objects_by_etag(s3: Server, lake: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    owner = _owner(s3)
+    for name in ("users.jsonl", "support_tickets.csv"):
+        owner.upload_file(str(lake / name), "lake", f"resume/{name}")
+    state, target = tmp_path / "scan.state", "s3://lake/resume/"
+    first = spillguard.scan([target], endpoint_url=s3.url, state=state).to_json()
+    from spillguard.sources.s3 import S3Object
+
+    original = S3Object.get
+    reads: list[str] = []
+
+    def counted(self: S3Object, start: int, end: int) -> bytes:
+        reads.append(self.key)
+        return original(self, start, end)
+
+    monkeypatch.setattr(S3Object, "get", counted)
+    again = spillguard.scan([target], endpoint_url=s3.url, state=state, resume=True).to_json()
+    assert _comparable(again) == _comparable(first) and reads == []  # every partition came from the state file
+    # An object rewritten since (another ETag and size) is read again, and only it; its new content counts.
+    tickets = (lake / "support_tickets.csv").read_text().splitlines(keepends=True)
+    owner.put_object(Bucket="lake", Key="resume/support_tickets.csv", Body="".join(tickets[:11]).encode())
+    changed = spillguard.scan([target], endpoint_url=s3.url, state=state, resume=True).to_json()
+    assert set(reads) == {"resume/support_tickets.csv"}
+    assert {d["dataset"]: d["records_scanned"] for d in changed["datasets"]} == {
+        "support_tickets.csv": 10, "users.jsonl": next(d["records_scanned"] for d in first["datasets"] if d["dataset"] == "users.jsonl")}
 
 
 EXE = shutil.which("spillguard") or str(Path(sys.executable).with_name("spillguard"))
