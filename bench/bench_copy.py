@@ -8,6 +8,11 @@ server-side (text ids, e-mails, names, phones, tokens, timestamps, IPs, plan, no
 and the peak RSS of each spillguard process. Target (issue 12): rows/s >= 0.5 x baseline, RSS < 500 MB.
 
     python bench/bench_copy.py --rows 1000000 [--workers 2]
+
+With `--paired BEFORE_TREE` it instead times, alternating round by round, the copy as BEFORE_TREE's code
+does it and as this tree's does it (plain, and checkpointed with --state), and prints medians and ratios:
+
+    python bench/bench_copy.py --rows 100000 --paired /work/main --rounds 3
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -61,12 +67,15 @@ FROM generate_series(1, {rows}) g
 """
 
 
-def run_measured(argv: list[str], env: dict[str, str]) -> tuple[float, float, int]:
-    """(wall seconds, peak RSS MB, exit code) of one process."""
+def run_measured(argv: list[str], env: dict[str, str], cpu: list[float] | None = None) -> tuple[float, float, int]:
+    """(wall seconds, peak RSS MB, exit code) of one process; its CPU seconds (user + system) appended to `cpu`,
+    which other sessions' load disturbs far less than wall time."""
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - start
+    if cpu is not None:
+        cpu.append(usage.ru_utime + usage.ru_stime)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0, 1):
         raise SystemExit(f"{argv[:2]} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
@@ -77,6 +86,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--paired", type=Path, help="another spillguard tree (e.g. main) to time against this one, round by round")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     exe = shutil.which("spillguard") or str(Path(sys.executable).with_name("spillguard"))
     bindir = _pg_bindir()
@@ -95,6 +106,9 @@ def main() -> None:
         base = pg.dsn.rsplit("/", 1)[0]
         env = {**os.environ, "PGPASSWORD": pg.password or "", "SPILLGUARD_COPY_KEY": "ab" * 32,
                "XDG_STATE_HOME": tmp, "COLUMNS": "200"}
+        if args.paired is not None:
+            paired(args, pg, base, env, Path(tmp))
+            return
         start = time.perf_counter()
         dump = subprocess.Popen([f"{bindir}/pg_dump", "-t", "users", "-h", pg.host, "-p", str(pg.port), "-U", "postgres", "postgres"],
                                 stdout=subprocess.PIPE, env=env)
@@ -114,6 +128,35 @@ def main() -> None:
     print("| ---: | ---: | ---: | ---: |")
     print(f"| {n:,} | {n / dump_s:,.0f} | {n / copy_s:,.0f} ({dump_s / copy_s:.2f}, {copy_rss:.0f} MB) "
           f"| {n / ver_s:,.0f} ({dump_s / ver_s:.2f}, {ver_rss:.0f} MB, {code}) |")
+
+
+def paired(args: argparse.Namespace, pg: Any, base: str, env: dict[str, str], tmp: Path) -> None:
+    """Before (another tree) and after (this tree), plain and checkpointed, alternating; medians and ratios."""
+    import statistics
+
+    policy = tmp / "policy.toml"
+    policy.write_text(POLICY)
+    src = f"postgresql://postgres@{pg.host}:{pg.port}/postgres"
+    variants = {"before": (args.paired, []), "after": (ROOT, []), "after --state": (ROOT, ["--state", str(tmp / "copy.state")])}
+    times: dict[str, list[float]] = {v: [] for v in variants}
+    cpus: dict[str, list[float]] = {v: [] for v in variants}
+    rss: dict[str, float] = dict.fromkeys(variants, 0.0)
+    for r in range(args.rounds):
+        for name, (tree, extra) in variants.items():
+            (tmp / "copy.state").unlink(missing_ok=True)
+            argv = [sys.executable, "-c", "from spillguard.cli import main; main()", "copy", src, f"{base}/safe_copy",
+                    "--policy", str(policy), "--no-verify", "--workers", str(args.workers), "--replace", *extra]
+            wall, peak, _ = run_measured(argv, {**env, "PYTHONPATH": str(tree)}, cpus[name])
+            times[name].append(wall)
+            rss[name] = max(rss[name], peak)
+            print(f"round {r + 1} {name}: {wall:.2f} s wall, {cpus[name][-1]:.2f} s CPU", file=sys.stderr)
+    n = args.rows
+    before, before_cpu = statistics.median(times["before"]), statistics.median(cpus["before"])
+    print(f"| variant | median wall s ({args.rounds} rounds) | rows/s | ratio to before | median CPU s | CPU ratio to before | peak RSS |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for name in variants:
+        med, med_cpu = statistics.median(times[name]), statistics.median(cpus[name])
+        print(f"| {name} | {med:.2f} | {n / med:,.0f} | {before / med:.2f} | {med_cpu:.2f} | {before_cpu / med_cpu:.2f} | {rss[name]:.0f} MB |")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ its playbook through the library API and prints the measured seconds; `stop` end
     /usr/bin/time -v python bench/bench_respond.py run --dir /tmp/br --store redis --scope all
     /usr/bin/time -v python bench/bench_respond.py run --dir /tmp/br --store redis --scope exact
     python bench/bench_respond.py stop --dir /tmp/br
+
+Before/after in one run (alternating order, medians, load averages), against a checkout of an earlier commit:
+
+    git archive <commit> spillguard | tar -x -C /tmp/before
+    python bench/bench_respond.py compare --dir /tmp/br --before /tmp/before --store redis --scope exact --rounds 3
 """
 
 from __future__ import annotations
@@ -23,7 +28,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# `--code DIR`: measure the spillguard package found in DIR (a checkout of an earlier commit) instead of this tree's.
+CODE = Path(sys.argv[sys.argv.index("--code") + 1]).resolve() if "--code" in sys.argv[:-1] else ROOT
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(CODE))
 KEY = "5f" * 32
 os.environ.setdefault("SPILLGUARD_FINGERPRINT_KEY", KEY)
 
@@ -131,21 +139,51 @@ def run(d: Path, store: str, scope: str) -> None:
     print(line, flush=True)
     with open(d / "results.txt", "a") as fh:
         fh.write(line + "\n")
+    print("RESULT " + json.dumps({"done": done, "plan": t2 - t1, "execute": t3 - t2, "rate": done / (t3 - t1),
+                                   "code": str(CODE), "load": os.getloadavg()[0]}), flush=True)
+
+
+def compare(d: Path, before: Path, store: str, scope: str, rounds: int) -> None:
+    """Rounds of before/after runs, alternating in one process tree on the same data: medians and their ratio."""
+    import statistics
+    import subprocess
+
+    rates: dict[str, list[float]] = {"before": [], "after": []}
+    loads: list[float] = []
+    for r in range(rounds):
+        for label, code in (("before", before), ("after", ROOT)) if r % 2 == 0 else (("after", ROOT), ("before", before)):
+            out = subprocess.run([sys.executable, __file__, "run", "--dir", str(d), "--store", store, "--scope", scope,
+                                  "--code", str(code)], capture_output=True, text=True, check=True).stdout
+            res = json.loads(next(line for line in out.splitlines() if line.startswith("RESULT "))[7:])
+            rates[label].append(res["rate"])
+            loads.append(res["load"])
+            print(f"round {r + 1} {label}: {res['rate']:,.0f}/s (plan {res['plan']:.2f} s, execute {res['execute']:.2f} s, "
+                  f"load {res['load']:.2f})", flush=True)
+    mb, ma = statistics.median(rates["before"]), statistics.median(rates["after"])
+    print(f"{store} scope={scope}: before median {mb:,.0f}/s, after median {ma:,.0f}/s, ratio {ma / mb:.2f}; "
+          f"1-min load average {min(loads):.2f}-{max(loads):.2f}", flush=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("command", choices=("setup", "run", "stop"))
+    ap.add_argument("command", choices=("setup", "run", "compare", "stop"))
     ap.add_argument("--dir", type=Path, required=True)
     ap.add_argument("--tokens", type=int, default=1_000_000)
     ap.add_argument("--sessions", type=int, default=1_000_000)
     ap.add_argument("--store", choices=("postgresql", "redis"), default="postgresql")
     ap.add_argument("--scope", choices=("exact", "all"), default="exact")
+    ap.add_argument("--code", type=Path, default=ROOT, help="run: the tree whose spillguard package is measured")
+    ap.add_argument("--before", type=Path, help="compare: a checkout of the earlier commit (its spillguard/ is enough)")
+    ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
     if a.command == "setup":
         setup(a.dir, a.tokens, a.sessions)
     elif a.command == "run":
         run(a.dir, a.store, a.scope)
+    elif a.command == "compare":
+        if a.before is None:
+            ap.error("compare needs --before DIR")
+        compare(a.dir, a.before, a.store, a.scope, a.rounds)
     else:
         (a.dir / "stop").touch()
 

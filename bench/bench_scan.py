@@ -1,9 +1,14 @@
 """End-to-end scan throughput: spillguard on JSONL and Parquet vs Presidio's pattern recognizers.
 
     python bench/bench_scan.py --records 200000 --presidio-records 3000 --big-gb 2
+    python bench/bench_scan.py --records 100000 --compare /path/to/old/tree --rounds 5
 
 Every run is pinned to one core (taskset -c 0) and measured side by side in the same run, so the
 ratio is what matters on a noisy machine. Peak RSS is the child's VmHWM-equivalent (wait4 maxrss).
+`--compare TREE` times this tree's scan against another checkout's (before/after a change): the two
+alternate, ROUNDS times each after one warm-up each, and the medians of CPU and wall seconds and their
+paired ratio are printed with the load average.
+
 """
 
 from __future__ import annotations
@@ -49,13 +54,15 @@ def _pinned(cmd: list[str]) -> list[str]:
     return (["taskset", "-c", "0"] if shutil.which("taskset") else []) + cmd
 
 
-def run_measured(cmd: list[str]) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS in MB, stdout) of a child process."""
+def run_measured(cmd: list[str], env: dict[str, str] | None = None, usage_out: list | None = None) -> tuple[float, int, str]:
+    """(wall seconds, peak RSS in MB, stdout) of a child process; its rusage is appended to `usage_out`."""
     t = time.perf_counter()
-    proc = subprocess.Popen(_pinned(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(_pinned(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
     _pid, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t
+    if usage_out is not None:
+        usage_out.append(usage)
     code = os.waitstatus_to_exitcode(status)
     if code not in (0, 1):
         sys.exit(f"command failed ({code}): {' '.join(cmd)}\n{err.decode()[-2000:]}")
@@ -67,6 +74,42 @@ def spillguard_cmd(path: Path, out: Path) -> list[str]:
     return [exe, "scan", str(path), "--format", "json", "-o", str(out), "--fail-on", "never", "--no-progress"]
 
 
+def tree_cmd(path: Path, out: Path) -> list[str]:
+    """The scan as `python -m`-style code, so PYTHONPATH picks which checkout runs."""
+    return [sys.executable, "-c", "from spillguard.cli import main; main()", "scan", str(path), "--format", "json",
+            "-o", str(out), "--fail-on", "never", "--no-progress", "--workers", "1"]
+
+
+def compare(work: Path, path: Path, old_tree: Path, rounds: int) -> None:
+    """This tree against OLD_TREE on the same file, alternating; medians and the median paired ratio."""
+    import statistics
+
+    new_tree = HERE.parent
+    times: dict[str, list[tuple[float, float]]] = {"new": [], "old": []}
+    loads = [os.getloadavg()]
+    for i in range(rounds + 1):
+        for label, tree in (("new", new_tree), ("old", old_tree)) if i % 2 == 0 else (("old", old_tree), ("new", new_tree)):
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            usage: list = []
+            wall, _rss, _ = run_measured(tree_cmd(path, work / f"out-{label}.json"), env=env, usage_out=usage)
+            if i:  # the first round warms caches (compiled rule databases, page cache)
+                times[label].append((usage[0].ru_utime + usage[0].ru_stime, wall))
+        loads.append(os.getloadavg())
+    cpu_ratio = [n[0] / o[0] for n, o in zip(times["new"], times["old"], strict=True)]
+    wall_ratio = [n[1] / o[1] for n, o in zip(times["new"], times["old"], strict=True)]
+    print(f"{path.name}: {path.stat().st_size / 1e6:.0f} MB, {rounds} rounds after a warm-up, one core, --workers 1")
+    for label in ("new", "old"):
+        cpu = statistics.median(t[0] for t in times[label])
+        wall = statistics.median(t[1] for t in times[label])
+        print(f"  {label}: median CPU {cpu:.2f} s, wall {wall:.2f} s  (CPU runs: {', '.join(f'{t[0]:.2f}' for t in times[label])})")
+    print(f"  new/old CPU: median {statistics.median(cpu_ratio):.3f} (min {min(cpu_ratio):.3f}, max {max(cpu_ratio):.3f}); "
+          f"wall: median {statistics.median(wall_ratio):.3f}")
+    print(f"  load average (1 min) during the runs: {min(a[0] for a in loads):.1f}-{max(a[0] for a in loads):.1f}")
+    for label in ("new", "old"):
+        doc = json.loads((work / f"out-{label}.json").read_text())
+        print(f"  {label}: findings {len(doc['findings'])}, records {doc['summary']['records_scanned']:,}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=200_000, help="synthetic customers (records in users.jsonl)")
@@ -74,6 +117,8 @@ def main() -> None:
     ap.add_argument("--big-gb", type=float, default=0.0, help="also scan a file of this many GB for peak RSS")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
+    ap.add_argument("--compare", type=Path, default=None, metavar="TREE", help="time this tree against another checkout")
+    ap.add_argument("--rounds", type=int, default=5, help="paired rounds for --compare")
     args = ap.parse_args()
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="spillguard-bench-"))
@@ -84,6 +129,13 @@ def main() -> None:
     # In a child: a child's peak RSS (wait4) starts from its parent's, so this process must stay small.
     subprocess.run([sys.executable, "-c", GENERATE_CHILD, str(work / "data"), str(args.records), str(parquet)], check=True)
     print(f"generated {args.records:,} records ({jsonl.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s")
+
+    if args.compare is not None:
+        compare(work, jsonl, args.compare, args.rounds)
+        compare(work, parquet, args.compare, args.rounds)
+        if args.workdir is None:
+            shutil.rmtree(work, ignore_errors=True)
+        return
 
     rows = []
 

@@ -51,7 +51,7 @@ def scan_value(value: str, field: str | None = None, *, rules: Any = None) -> li
         start, end = hits.spans.get((rid, 0), (0, len(value)))
         conf = confidence_for(
             specific=rule.specific, value_rule=rule.is_value_rule, named=rid in plan.named_rules,
-            requires_field=rule.requires_field, share=0.3,
+            requires_field=rule.requires_field, share=0.3, text=rule.text is not None,
         )
         matches.append(Match(rule.category, rule.id, start, end, conf))  # type: ignore[arg-type]
     matches.sort(key=lambda m: (m.start, m.end))
@@ -69,13 +69,19 @@ def scan(
     workers: int | None = 1,
     state: str | Path | None = None,
     resume: bool = False,
+    executor: str = "local",
+    ray_address: str | None = None,
+    approx_subjects: bool = False,
+    merge_memory: int | None = None,
     endpoint_url: str | None = None,
     **source_options: Any,
 ) -> ScanResult:
     """Scan files, folders or store URLs; returns what `spillguard scan --format json` prints.
 
     `workers` defaults to 1 here (in-process, friendly to notebooks and tests); the CLI defaults to one
-    worker per core. `state`/`resume` checkpoint and continue a long scan. Other keywords go to the
+    worker per core. `state`/`resume` checkpoint and continue a long scan. `executor="ray"` (with
+    `ray_address`) runs partitions on a Ray cluster; `approx_subjects` counts people with HyperLogLog sketches;
+    `merge_memory` (bytes) bounds the subject hashes kept in memory before spilling. Other keywords go to the
     sources: `sample=N`, `include=[...]`, `exclude_datasets=[...]`, `connect_timeout=...`, `read_timeout=...`,
     `retry_budget=...`, `max_rps=...`. `endpoint_url` is the S3 API address of `s3://` targets (as --endpoint-url).
     """
@@ -91,6 +97,7 @@ def scan(
     options = ScanOptions(
         rule_files=list(rules), only=only, exclude=exclude, subject_field=subject_field,
         show_samples=show_samples, source_options=source_options, workers=workers, state=state, resume=resume,
+        executor=executor, ray_address=ray_address, approx_subjects=approx_subjects, merge_memory=merge_memory,
     )
     result, _run = run_scan([str(t) for t in targets], options)
     return result

@@ -60,7 +60,9 @@ class SecretExtractor:
             pat: str | re.Pattern[str] | None = None
             if rule.value is not None:
                 inner = rule.boundary[1:-1]
-                pat = ("(?i)" if rule.ignore_case else "") + f"(?:^|[^{inner}])(?P<m>{rule.value})(?:[^{inner}]|$)"
+                # A pattern naming its credential (`password = (?P<secret>...)`) yields that group, renamed `m`.
+                body = rule.value.replace("(?P<secret>", "(?P<m>") if rule.secret_group else f"(?P<m>{rule.value})"
+                pat = ("(?i)" if rule.ignore_case else "") + f"(?:^|[^{inner}])(?:{body})(?:[^{inner}]|$)"
                 try:
                     pc.extract_regex(pa.array(["x"]), pat)
                 except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -75,7 +77,7 @@ class SecretExtractor:
         if isinstance(pat, str):
             found = pc.struct_field(pc.extract_regex(texts, pat), "m")
         else:
-            found = pa.array([None if t is None or (m := pat.search(t)) is None else m.group(0) for t in texts.to_pylist()], pa.string())
+            found = pa.array([None if t is None or (m := pat.search(t)) is None else t[slice(*rule.span(m))] for t in texts.to_pylist()], pa.string())
         return pc.coalesce(found, texts)
 
 

@@ -11,7 +11,8 @@ from typing import Any, Literal
 from spillguard import categories
 
 SCHEMA_VERSION = 1
-INCOMPLETE_KINDS = ("malformed", "truncated", "error")  # ScanError kinds meaning something was not scanned
+# ScanError kinds meaning something was not scanned ("unchecked": free text not read for names and addresses)
+INCOMPLETE_KINDS = ("malformed", "truncated", "error", "unchecked")
 
 # The findings vocabulary (names only); what is known about each lives in spillguard.categories.
 CATEGORIES: tuple[str, ...] = tuple(categories.CATEGORIES)
@@ -47,16 +48,20 @@ class Finding:
     samples: list[str] = field(default_factory=list)
     target: str = ""
     values_distinct: int | None = None
+    subjects_approx: bool = False  # subjects_matched is a HyperLogLog estimate (scan --approx-subjects)
 
     def to_json(self) -> dict[str, Any]:
         # Field by field, in declaration order (what asdict gives, at a tenth of its cost: scans of
         # 20,000 small files have tens of thousands of findings).
-        return {
+        doc = {
             "dataset": self.dataset, "field": self.field, "category": self.category, "rule": self.rule,
             "confidence": self.confidence, "records_scanned": self.records_scanned, "records_matched": self.records_matched,
             "values_matched": self.values_matched, "subjects_matched": self.subjects_matched, "samples": list(self.samples),
             "target": self.target, "values_distinct": self.values_distinct,
         }
+        if self.subjects_approx:
+            doc["subjects_approx"] = True
+        return doc
 
 
 @dataclass(slots=True)
@@ -68,7 +73,8 @@ class ScanError:
     dataset: str | None = None
     line: int | None = None
     # "malformed": one record not scanned (with its position); "truncated": a stream was cut, records after
-    # the cut unknown; "error": a dataset or partition could not be scanned; "warning": nothing was lost.
+    # the cut unknown; "error": a dataset or partition could not be scanned; "unchecked": free-text fields whose
+    # names and addresses were not looked for (the text extra is missing); "warning": nothing was lost.
     kind: str = "error"
 
     def to_json(self) -> dict[str, Any]:
@@ -99,9 +105,17 @@ class ScanResult:
     secrets: list[dict[str, Any]] = field(default_factory=list)  # per secret rule: distinct count, fingerprints
     subjects_affected: int | None = None  # distinct people with any finding of medium confidence or more
     records_affected: int = 0
-    subjects_exact: bool = True  # False when datasets identify people by different kinds of id
+    subjects_exact: bool = True  # False when datasets identify people by different kinds of id, or estimated
+    # --approx-subjects: how people were counted ({"method": "hyperloglog", "registers", "relative_error"})
+    subjects_approx: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
+        doc = self._json()
+        if self.subjects_approx is not None:
+            doc["summary"]["subjects_approx"] = dict(self.subjects_approx)
+        return doc
+
+    def _json(self) -> dict[str, Any]:
         return {
             "version": SCHEMA_VERSION,
             "started_at": self.started_at,
@@ -133,7 +147,8 @@ class ScanResult:
         parts = []
         if self.malformed_records:
             parts.append(f"{self.malformed_records:,} malformed record{'' if self.malformed_records == 1 else 's'}")
-        for kind, one, many in (("truncated", "cut stream", "cut streams"), ("error", "failed dataset", "failed datasets")):
+        for kind, one, many in (("truncated", "cut stream", "cut streams"), ("error", "failed dataset", "failed datasets"),
+                                ("unchecked", "free-text check skipped", "free-text checks skipped")):
             n = sum(e.kind == kind for e in self.errors)
             if n:
                 parts.append(f"{n:,} {one if n == 1 else many}")

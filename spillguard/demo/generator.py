@@ -46,6 +46,22 @@ NOTES_PLAIN = [
     "Refund for duplicate subscription charge processed.",
     "Motion alerts delayed by several minutes since firmware v4.9.7.104.",
 ]
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November",
+          "December"]
+# Support notes that hold a name, a postal address or a date of birth inside a sentence, and what each holds.
+# {name}: the customer's full name, {address}: street, postcode and town as the country writes them, {dob_words} /
+# {dob_numbers}: the customer's date of birth. Each template is one way agents really write such a note.
+NOTES_PERSONAL: list[tuple[str, frozenset[str]]] = [
+    ("Customer {name} called about a double charge on the last invoice.", frozenset({"person_name"})),
+    ("Hi, my name is {name} and my doorbell camera keeps dropping off the WiFi.", frozenset({"person_name"})),
+    ("Spoke with {name} today; the refund was approved and will arrive in five days.", frozenset({"person_name"})),
+    ("Please ship the replacement camera to {address} as soon as possible.", frozenset({"postal_address"})),
+    ("Customer moved, new delivery address is {address} from next week.", frozenset({"postal_address"})),
+    ("Verified the caller {name} with the date of birth {dob_numbers} before resetting the account.",
+     frozenset({"person_name", "date_of_birth"})),
+    ("Identity check passed: the customer was born {dob_words} and confirmed the last payment.", frozenset({"date_of_birth"})),
+    ("Send the warranty letter for {name} to {address}, signed copy needed.", frozenset({"person_name", "postal_address"})),
+]
 B64URL = string.ascii_letters + string.digits + "-_"
 B62 = string.ascii_letters + string.digits
 
@@ -137,6 +153,26 @@ def _private(path: Path) -> Path:
     return path
 
 
+def _written_address(address: dict[str, str]) -> str:
+    """Street, postcode and town the way the country writes them on an envelope, on one line."""
+    if address["country"] in ("GB", "US"):
+        return f"{address['street']}, {address['city']} {address['postal_code']}"
+    return f"{address['street']}, {address['postal_code']} {address['city']}"
+
+
+def _dob_words(iso: str, rng: random.Random) -> str:
+    year, month, day = (int(p) for p in iso.split("-"))
+    suffix = "th" if 10 <= day % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
+    if rng.random() < 0.5:
+        return f"{day}{suffix} {MONTHS[month - 1]} {year}"
+    return f"on {MONTHS[month - 1]} {day}, {year}"
+
+
+def _dob_numbers(iso: str, rng: random.Random) -> str:
+    year, month, day = iso.split("-")
+    return f"{day}/{month}/{year}" if rng.random() < 0.5 else iso
+
+
 def generate(folder: str | Path, users: int = 2000, seed: int = 2019, compress: bool = True) -> GroundTruth:
     """Write the synthetic dataset into `folder` (files created owner-only) and return its ground truth."""
     rng = random.Random(seed)
@@ -166,7 +202,8 @@ def generate(folder: str | Path, users: int = 2000, seed: int = 2019, compress: 
     }
     tickets_name = "support_tickets.csv"
     truth.fields[tickets_name] = {"ticket_id": None, "user_id": None, "created_at": None, "channel": None, "note": None}
-    truth.multi[tickets_name] = {"note": {"email", "phone"}}
+    truth.multi[tickets_name] = {"note": {"email", "phone", "person_name", "postal_address", "date_of_birth"}}
+    text_rng = random.Random(seed + 1)  # the personal notes draw from their own stream: the rest stays as it was
     payments_name = "payments.parquet"
     truth.fields[payments_name] = {"payment_id": None, "user_id": None, "card_number": "credit_card", "iban": "iban",
                                    "amount_cents": None, "paid_at_ms": None}
@@ -266,6 +303,13 @@ def generate(folder: str | Path, users: int = 2000, seed: int = 2019, compress: 
                 subj[(tickets_name, "note", "phone")].add(uid)
             else:
                 note = rng.choice(NOTES_PLAIN)
+                if text_rng.random() < 0.7:
+                    template, holds = text_rng.choice(NOTES_PERSONAL)
+                    note = template.format(name=doc["full_name"], address=_written_address(doc["address"]),
+                                           dob_words=_dob_words(doc["date_of_birth"], text_rng),
+                                           dob_numbers=_dob_numbers(doc["date_of_birth"], text_rng))
+                    for category in holds:
+                        subj[(tickets_name, "note", category)].add(uid)
             tickets.append([str(len(tickets) + 100000), uid, str(epoch + rng.randrange(0, 86400 * 20)), rng.choice(["email", "phone", "chat"]), note])
 
         if rng.random() < 0.3:

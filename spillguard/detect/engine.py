@@ -25,6 +25,8 @@ from spillguard.categories import CLAIMING_CATEGORIES
 from spillguard.detect.arrays import as_text, string_buffers, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
 from spillguard.detect.flatten import normalise_path
+from spillguard.detect.freetext import find_in_column
+from spillguard.detect.placeholders import MARKERS, accept_secret, low_entropy_prefix
 from spillguard.detect.validators import CONTEXT_VALIDATORS, IPV4_CONTEXT, VALIDATORS, VECTOR_VALIDATORS
 from spillguard.rules import Rule
 
@@ -72,6 +74,7 @@ class FieldPlan:
     named_rules: frozenset[int]  # rule indices (into RuleSet.rules) whose field pattern matches
     check_rules: list[int]
     value_rules: tuple[int, ...] = ()  # the allowed value rules, in order: one Vectorscan database per distinct set
+    text_rules: tuple[int, ...] = ()  # free-text rules (names, addresses): run only if the column holds prose
 
 
 @dataclass(slots=True)
@@ -80,6 +83,8 @@ class ColumnHits:
 
     by_rule: dict[int, np.ndarray] = field(default_factory=dict)
     spans: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)  # (rule, value) -> first span
+    # Indices of the prose values the free-text rules could not read (the text extra is not installed).
+    unchecked: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 class RuleSet:
@@ -87,7 +92,10 @@ class RuleSet:
         self.rules = list(rules)
         self.value_rule_ids = [i for i, r in enumerate(self.rules) if r.is_value_rule]
         self._priority = np.array([r.priority for r in self.rules], dtype=np.int64)
-        self._needs_python = np.array([r.validator is not None for r in self.rules], dtype=bool)
+        self._needs_python = np.array([r.validator is not None or r.candidate_checks for r in self.rules], dtype=bool)
+        # Token rules whose placeholders the MARKERS pattern (one more expression in each database) flags.
+        self._token_rule = np.array([r.is_value_rule and r.placeholder == "token" for r in self.rules] + [False], dtype=bool)
+        self._marker_id = len(self.rules)
         categories = sorted({r.category for r in self.rules})
         self._category_code = np.array([categories.index(r.category) for r in self.rules], dtype=np.int64)
         self._validate_cache: dict[tuple[int, str] | tuple[int, str, int], bool] = {}
@@ -117,23 +125,28 @@ class RuleSet:
                     )
         self.plan = lru_cache(maxsize=65536)(self._plan)
 
-    def _compile(self, rule_ids: tuple[int, ...]) -> tuple[hyperscan.Database, hyperscan.Scratch]:
-        cached = self._dbs.get(rule_ids)
+    def _compile(self, wanted: tuple[int, ...]) -> tuple[hyperscan.Database, hyperscan.Scratch]:
+        rule_ids = wanted
+        cached = self._dbs.get(wanted)
         if cached is not None:
             return cached
         exprs = [self.rules[i].hyperscan_expression() for i in rule_ids]
         flags = [hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_CASELESS if self.rules[i].ignore_case else 0) for i in rule_ids]
+        if self._token_rule[list(rule_ids)].any():
+            exprs.append(MARKERS.encode())
+            flags.append(hyperscan.HS_FLAG_MULTILINE)
+            rule_ids = (*rule_ids, self._marker_id)
         key = (tuple(exprs), tuple(flags), rule_ids)
         db = _DB_CACHE.get(key)
         if db is not None:
             entry = (db, hyperscan.Scratch(db))
-            self._dbs[rule_ids] = entry
+            self._dbs[wanted] = entry
             return entry
         db = _load_compiled(key)
         if db is not None:
             _DB_CACHE[key] = db
             entry = (db, hyperscan.Scratch(db))
-            self._dbs[rule_ids] = entry
+            self._dbs[wanted] = entry
             return entry
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         try:
@@ -141,14 +154,14 @@ class RuleSet:
             _DB_CACHE[key] = db
             _store_compiled(key, db)
         except hyperscan.error as exc:
-            if len(rule_ids) > 1:
+            if len(wanted) > 1:
                 raise
             from spillguard.errors import UserError
 
-            r = self.rules[rule_ids[0]]
+            r = self.rules[wanted[0]]
             raise UserError(f"{r.source}: rule {r.id!r}: pattern not supported by the engine ({exc})") from None
         entry = (db, hyperscan.Scratch(db))
-        self._dbs[rule_ids] = entry
+        self._dbs[wanted] = entry
         return entry
 
     # -- planning -------------------------------------------------------------------------
@@ -157,6 +170,7 @@ class RuleSet:
         allowed = np.zeros(len(self.rules), dtype=bool)
         named: set[int] = set()
         checks: list[int] = []
+        texts: list[int] = []
         for i, rule in enumerate(self.rules):
             matches_name = rule.field_matches(norm)
             if matches_name:
@@ -167,7 +181,9 @@ class RuleSet:
                 allowed[i] = matches_name or not rule.requires_field
             elif matches_name and rule.check:
                 checks.append(i)
-        return FieldPlan(allowed, frozenset(named), checks, tuple(i for i in self.value_rule_ids if allowed[i]))
+            elif rule.text is not None and (matches_name or not rule.requires_field):
+                texts.append(i)
+        return FieldPlan(allowed, frozenset(named), checks, tuple(i for i in self.value_rule_ids if allowed[i]), tuple(texts))
 
     # -- scanning -------------------------------------------------------------------------
     def _raw_hits(self, text: pa.Array, rule_ids: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +224,7 @@ class RuleSet:
 
     def _validate(self, rule_id: int, text: str, value: str, start: int) -> bool:
         rule = self.rules[rule_id]
-        if rule.validator is None:
+        if rule.validator is None and rule.placeholder == "off" and not rule.candidate_checks:
             return True
         # Context-sensitive validators see the surroundings, so the cache key must include them.
         if rule.validator in CONTEXT_VALIDATORS:
@@ -220,7 +236,8 @@ class RuleSet:
             key = (rule_id, text)
         hit = self._validate_cache.get(key)
         if hit is None:
-            hit = VALIDATORS[rule.validator](text, value, start)
+            hit = VALIDATORS[rule.validator](text, value, start) if rule.validator is not None else True
+            hit = hit and accept_secret(rule, text)
             if len(self._validate_cache) > _CACHE_LIMIT:
                 self._validate_cache.clear()
             self._validate_cache[key] = hit
@@ -233,8 +250,9 @@ class RuleSet:
             rule = self.rules[rid]
             assert rule.value_re is not None
             for m in rule.value_re.finditer(value):
-                if self._validate(rid, m.group(0), value, m.start()):
-                    spans.append((-rule.priority, -(m.end() - m.start()), m.start(), rid))
+                start, end = rule.span(m)  # the credential itself where the pattern names it
+                if self._validate(rid, value[start:end], value, start):
+                    spans.append((-rule.priority, -(end - start), start, rid))
         spans.sort()
         kept: list[tuple[int, int, int]] = []
         for _neg_pri, neg_len, start, rid in spans:
@@ -320,6 +338,11 @@ class RuleSet:
             rule_idx, value_idx = self._raw_hits(text, plan.value_rules)
         else:
             rule_idx, value_idx = np.zeros(0, np.int64), np.zeros(0, np.int64)
+        flagged = np.zeros(len(values) if rule_idx.size else 0, bool)
+        marked = rule_idx == self._marker_id
+        if marked.any():
+            flagged[value_idx[marked]] = True
+            rule_idx, value_idx = rule_idx[~marked], value_idx[~marked]
         if rule_idx.size:
             nrules = len(self.rules)
             pairs = unique_sorted(value_idx * nrules + rule_idx)
@@ -329,6 +352,13 @@ class RuleSet:
             # Values hit by one rule that needs no validator are final; the rest go through Python.
             per_value = np.bincount(value_idx, minlength=len(values))
             multi = per_value[value_idx] > 1
+            token = self._token_rule[rule_idx]
+            if token.any():  # placeholder suspects take the exact path (placeholders.py)
+                suspect = token & flagged[value_idx]
+                quiet = np.flatnonzero(token & ~suspect)
+                if quiet.size:
+                    suspect[quiet] = low_entropy_prefix(text, value_idx[quiet])
+                multi |= suspect
             needs = self._needs_python[rule_idx] | multi
             plain = ~needs  # the only rule on its value, and nothing to validate: final as matched
             if want_spans:
@@ -371,6 +401,15 @@ class RuleSet:
             for r_chunk, v_chunk in zip(np.split(all_r, bounds), np.split(all_v, bounds), strict=True):
                 if r_chunk.size:
                     hits.by_rule[int(r_chunk[0])] = np.sort(v_chunk)
+        value_type = t.value_type if pa.types.is_dictionary(t) else t
+        if plan.text_rules and (pa.types.is_string(value_type) or pa.types.is_large_string(value_type)):
+            # Prose is only ever stored as text; numbers, dates and bytes never pay for the free-text test.
+            by_kind = {self.rules[rid].text: rid for rid in plan.text_rules}
+            found, hits.unchecked = find_in_column(as_text(text), tuple(k for k in by_kind if k is not None))
+            for kind, (idx, spans) in found.items():
+                rid = by_kind[kind]
+                hits.by_rule[rid] = idx
+                hits.spans.update(((rid, vi), span) for vi, span in zip(idx.tolist(), spans, strict=True))
         if plan.check_rules:
             for rid in plan.check_rules:
                 rule = self.rules[rid]

@@ -14,7 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from spillguard.detect.arrays import unique_sorted
+from spillguard.detect.keymerge import KeyRuns, sorted_unique, union_count
+from spillguard.detect.sketch import HllSketch
 from spillguard.keys import MAX_FINGERPRINTS
 from spillguard.model import CONFIDENCE_RANK
 
@@ -23,16 +24,18 @@ _MIN_PENDING = 1 << 18
 
 
 class KeySet:
-    """A set of uint64 keys (subject or value hashes): one sorted unique array plus pending chunks.
+    """A set of uint64 keys (subject or value hashes): sorted runs merged as a tree (detect/keymerge.py),
+    plus pending chunks from detection.
 
-    Pending chunks are folded in once they outgrow the sorted part, so adding n keys costs
-    O(n log n) overall and memory stays near the number of distinct keys. 0 means "no key".
+    Pending chunks are sorted into a run once they pass _MIN_PENDING keys; runs of similar size are merged,
+    so adding n keys costs O(n log n) overall, a merge of partition results is a tree of pairwise merges,
+    and runs beyond the process's memory budget are spilled to disk. 0 means "no key".
     """
 
-    __slots__ = ("_pending", "_pending_size", "_sorted")
+    __slots__ = ("_pending", "_pending_size", "_runs")
 
     def __init__(self) -> None:
-        self._sorted = np.zeros(0, np.uint64)
+        self._runs = KeyRuns()
         self._pending: list[np.ndarray] = []
         self._pending_size = 0
 
@@ -40,50 +43,63 @@ class KeySet:
         if keys.size:
             self._pending.append(keys.astype(np.uint64, copy=False))
             self._pending_size += keys.size
-            if self._pending_size > max(_MIN_PENDING, self._sorted.size):
+            if self._pending_size > _MIN_PENDING:
                 self._compact()
 
-    def update(self, other: KeySet) -> None:
-        self.add(other.array())
+    def update(self, other: KeySet | HllSketch) -> None:
+        """Add another set's keys: its sorted runs join this set's tree as they are."""
+        if isinstance(other, HllSketch):
+            raise TypeError("an exact key set cannot absorb a sketch")
+        other._compact()
+        for run in other._runs.runs:
+            self._runs.push(run)
 
     def _compact(self) -> None:
         if self._pending:
-            fresh = unique_sorted(np.concatenate(self._pending))
-            # Two sorted runs: a stable sort merges them in linear time.
-            merged = np.concatenate([self._sorted, fresh])
-            merged.sort(kind="stable")
-            if merged.size > 1:
-                merged = merged[np.concatenate(([True], merged[1:] != merged[:-1]))]
-            self._sorted = merged[merged != 0] if merged.size and merged[0] == 0 else merged
-            self._pending = []
-            self._pending_size = 0
+            chunks, self._pending, self._pending_size = self._pending, [], 0
+            self._runs.push(sorted_unique(np.concatenate(chunks) if len(chunks) > 1 else chunks[0]))
+
+    def runs(self) -> list[np.ndarray]:
+        self._compact()
+        return list(self._runs.runs)
 
     def array(self) -> np.ndarray:
+        """Every key, sorted, in memory (partition results, state files, --subjects-out)."""
         self._compact()
-        return self._sorted
+        return self._runs.materialize()
 
     def __len__(self) -> int:
-        return int(self.array().size)
+        self._compact()
+        return self._runs.count()
 
     def __bool__(self) -> bool:
-        return self._pending_size > 0 or self._sorted.size > 0
+        return self._pending_size > 0 or bool(self._runs.runs)
 
     @staticmethod
-    def union_count(sets: Iterable[KeySet]) -> int:
-        arrays = [s.array() for s in sets]
-        if not arrays:
-            return 0
-        merged = np.concatenate(arrays)
-        merged.sort(kind="stable")  # sorted runs: merged, not re-sorted
-        return int(np.count_nonzero(merged[1:] != merged[:-1]) + 1) if merged.size else 0
+    def union_count(sets: Iterable[KeySet | HllSketch]) -> int:
+        """Distinct keys over several sets: one k-way pass over all their runs (sketches: merged registers)."""
+        sets = list(sets)
+        if any(isinstance(s, HllSketch) for s in sets):
+            return HllSketch.union_count(sets)
+        return union_count([run for s in sets if isinstance(s, KeySet) for run in s.runs()])
 
     def __getstate__(self) -> dict[str, Any]:
         return {"keys": self.array()}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self._sorted = state["keys"]
+        self._runs = KeyRuns()
         self._pending = []
         self._pending_size = 0
+        keys = state["keys"]
+        self._runs.push(keys if keys.dtype == np.uint64 else keys.astype(np.uint64))
+
+
+def union_into(mine: KeySet | HllSketch, other: KeySet | HllSketch) -> KeySet | HllSketch:
+    """`mine` with `other` added; exact sets meeting a sketch become a sketch (--approx-subjects)."""
+    if isinstance(mine, KeySet) and isinstance(other, HllSketch):
+        mine = HllSketch.of(mine)
+    mine.update(other)
+    return mine
 
 
 class RowSet:
@@ -146,7 +162,7 @@ class FindingState:
     values_matched: int = 0
     records_matched: int = 0
     # dataclasses.field, not field: the `field` attribute above shadows the name in this class body.
-    subjects: KeySet = dataclasses.field(default_factory=KeySet)
+    subjects: KeySet | HllSketch = dataclasses.field(default_factory=KeySet)
     distinct: KeySet = dataclasses.field(default_factory=KeySet)
     rows: RowSet = dataclasses.field(default_factory=RowSet)
     samples: list[str] = dataclasses.field(default_factory=list)
@@ -164,14 +180,13 @@ class FindingState:
         self.values_matched += other.values_matched
         self.records_matched += other.records_matched
         self.rows.update(other.rows)
-        self.subjects.update(other.subjects)
+        self.subjects = union_into(self.subjects, other.subjects)
         self.distinct.update(other.distinct)
-        for s in other.samples:
-            if len(self.samples) < MAX_SAMPLES and s not in self.samples:
-                self.samples.append(s)
-        for f in other.fingerprints:
-            if len(self.fingerprints) < MAX_FINGERPRINTS and f not in self.fingerprints:
-                self.fingerprints.append(f)
+        # The smallest of both: the same whichever partition finishes first (on a pool or a cluster).
+        if other.samples:
+            self.samples = sorted(set(self.samples) | set(other.samples))[:MAX_SAMPLES]
+        if other.fingerprints:
+            self.fingerprints = sorted(set(self.fingerprints) | set(other.fingerprints))[:MAX_FINGERPRINTS]
 
 
 @dataclass(slots=True)
@@ -182,8 +197,10 @@ class DatasetState:
     records: int = 0
     malformed: int = 0
     nonnull: dict[str, int] = field(default_factory=dict)
-    subjects: KeySet = field(default_factory=KeySet)
+    subjects: KeySet | HllSketch = field(default_factory=KeySet)
     findings: dict[tuple[str, str], FindingState] = field(default_factory=dict)
+    # Free-text values not read for names and addresses (the text extra missing): field path -> values.
+    unchecked: dict[str, int] = field(default_factory=dict)
     # For --subjects-out only: subject hash -> (subject value, contact e-mail). Personal data, in memory only.
     subject_display: dict[int, tuple[str, str | None]] = field(default_factory=dict)
     leaked: Any = None  # respond.leaked.LeakedCollector when the scan writes --secrets-out
@@ -198,7 +215,9 @@ class DatasetState:
             self.subject_field = other.subject_field
         for k, v in other.nonnull.items():
             self.nonnull[k] = self.nonnull.get(k, 0) + v
-        self.subjects.update(other.subjects)
+        for k, v in other.unchecked.items():
+            self.unchecked[k] = self.unchecked.get(k, 0) + v
+        self.subjects = union_into(self.subjects, other.subjects)
         for key, fs in other.findings.items():
             mine = self.findings.get(key)
             if mine is None:
@@ -212,12 +231,20 @@ class DatasetState:
             else:
                 self.leaked.merge(other.leaked)
 
+    def sketch_subjects(self) -> None:
+        """--approx-subjects: replace every set of subject hashes by its HyperLogLog sketch (16 KiB each)."""
+        self.subjects = HllSketch.of(self.subjects)
+        for fs in self.findings.values():
+            fs.subjects = HllSketch.of(fs.subjects)
+
     def subjects_scanned(self) -> int | None:
         return len(self.subjects) if self.subject_field else None
 
 
-def confidence_for(*, specific: bool, value_rule: bool, named: bool, requires_field: bool, share: float) -> str:
+def confidence_for(*, specific: bool, value_rule: bool, named: bool, requires_field: bool, share: float, text: bool = False) -> str:
     """How sure a field-level classification is, from the rule's kind and the share of values matched."""
+    if text:  # each span read in its sentence by a model: as sure as the model, whatever the share
+        return "medium"
     if value_rule and not requires_field:
         if specific or named or share >= 0.5:
             return "high"

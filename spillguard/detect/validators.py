@@ -185,8 +185,86 @@ def _jwt(text: str, value: str, start: int) -> bool:
 
 
 def _url_credentials(text: str, value: str, start: int) -> bool:
-    password = text.split("://", 1)[1].rsplit("@", 1)[0].split(":", 1)[1]
+    # `text` is the password (the rule's secret group); a whole URL is accepted too.
+    password = text.split("://", 1)[1].rsplit("@", 1)[0].split(":", 1)[1] if "://" in text else text
     return bool(password) and set(password) != {"*"}  # masked already: nothing leaked
+
+
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def _base62(number: int, width: int) -> str:
+    digits = ""
+    while number:
+        number, rest = divmod(number, 62)
+        digits = _BASE62[rest] + digits
+    return digits.rjust(width, "0")
+
+
+def _crc32_base62(text: str, value: str, start: int) -> bool:
+    """GitHub (ghp_, gho_, ghu_, ghs_, ghr_) and npm (npm_) tokens: 30 random base62 characters after the
+    prefix, then their CRC32 in 6 base62 digits (GitHub's 2021 token format; npm's copies it)."""
+    body = text.rsplit("_", 1)[-1]
+    if len(body) != 36:
+        return False
+    return _base62(binascii.crc32(body[:30].encode()), 6) == body[30:]
+
+
+def _b64_any(part: str) -> bytes | None:
+    part = part.replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(part + "=" * (-len(part) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _pypi_macaroon(text: str, value: str, start: int) -> bool:
+    """PyPI API tokens are `pypi-` + a base64 macaroon whose location is pypi.org or test.pypi.org."""
+    raw = _b64_any(text.removeprefix("pypi-"))
+    return raw is not None and (b"pypi.org" in raw[:40]) and b"identifier" in raw
+
+
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _bech32_polymod(values: list[int]) -> int:
+    gen = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    chk = 1
+    for v in values:
+        top = chk >> 25
+        chk = (chk & 0x1FFFFFF) << 5 ^ v
+        for i in range(5):
+            chk ^= gen[i] if (top >> i) & 1 else 0
+    return chk
+
+
+def _bech32(text: str, value: str, start: int) -> bool:
+    """Bech32 checksum (BIP 173), as age secret keys (`AGE-SECRET-KEY-1...`) carry it."""
+    lowered = text.lower()
+    hrp, sep, data = lowered.rpartition("1")
+    if not sep or not hrp or len(data) < 6 or any(c not in _BECH32 for c in data):
+        return False
+    expanded = [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp]
+    return _bech32_polymod(expanded + [_BECH32.index(c) for c in data]) == 1
+
+
+def _discord_bot_token(text: str, value: str, start: int) -> bool:
+    """A Discord bot token's first part is the bot's numeric id (a snowflake) in base64."""
+    raw = _b64_any(text.split(".", 1)[0])
+    return raw is not None and raw.isdigit() and 15 <= len(raw) <= 20
+
+
+def _basic_auth(text: str, value: str, start: int) -> bool:
+    """HTTP Basic credentials decode to `user:password` in printable text."""
+    raw = _b64_any(text)
+    if raw is None:
+        return False
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    user, sep, password = decoded.partition(":")
+    return bool(sep) and bool(password) and decoded.isprintable()
 
 
 def _blood_pressure(text: str, value: str, start: int) -> bool:
@@ -194,7 +272,42 @@ def _blood_pressure(text: str, value: str, start: int) -> bool:
     return int(sys_) > int(dia)
 
 
+_MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_NUMERIC_DATE = re.compile(r"([0-9]{1,4})[./\-]([0-9]{1,2})[./\-]([0-9]{1,4})")
+_WORD_DATE = re.compile(r"([0-9]{1,2})(?:st|nd|rd|th)?(?:\s+of)?\s+([a-z]{3})[a-z]*\.?,?\s+([0-9]{4})|([a-z]{3})[a-z]*\.?\s+([0-9]{1,2})(?:st|nd|rd|th)?,?\s+([0-9]{4})")
+
+
+def _birth_date(text: str, value: str, start: int) -> bool:
+    """The date after a birth cue is a real calendar date of a living person (1900 to today)."""
+    import datetime as dt
+
+    low = text.lower()
+    candidates: list[tuple[int, int, int]] = []
+    numeric = _NUMERIC_DATE.search(low)
+    if numeric:
+        a, b, c = (int(x) for x in numeric.groups())
+        if a > 31:  # 1988-04-03
+            candidates.append((a, b, c))
+        else:
+            full = c + (1900 if c >= 30 else 2000) if c < 100 else c
+            candidates += [(full, b, a), (full, a, b)]  # day first or month first
+    for m in _WORD_DATE.finditer(low):
+        day, month, year = (m.group(1), m.group(2), m.group(3)) if m.group(1) else (m.group(5), m.group(4), m.group(6))
+        if month in _MONTHS:
+            candidates.append((int(year), _MONTHS.index(month) + 1, int(day)))
+    today = dt.date.today()
+    for y, mo, d in candidates:
+        try:
+            when = dt.date(y, mo, d)
+        except ValueError:
+            continue
+        if dt.date(1900, 1, 1) <= when <= today:
+            return True
+    return False
+
+
 VALIDATORS: dict[str, Validator] = {
+    "birth_date": _birth_date,
     "email": _email,
     "phone": _phone,
     "phone_national": _phone_national,
@@ -211,6 +324,11 @@ VALIDATORS: dict[str, Validator] = {
     "jwt": _jwt,
     "blood_pressure": _blood_pressure,
     "url_credentials": _url_credentials,
+    "crc32_base62": _crc32_base62,
+    "pypi_macaroon": _pypi_macaroon,
+    "bech32": _bech32,
+    "discord_bot_token": _discord_bot_token,
+    "basic_auth": _basic_auth,
 }
 
 

@@ -55,6 +55,9 @@ def _plan_table(resp: object, title: str) -> None:
     for a in resp.actions:
         t.add_row(a.id, a.kind, a.target, a.scope, f"{a.count:,}", f"{len(a.steps):,}", f"{a.done_before:,}")
     console.print(t)
+    for a in resp.actions:
+        for note in a.notes:
+            console.print(f"note: {a.id}: {note}")
 
 
 @respond_app.command("plan")

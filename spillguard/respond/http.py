@@ -32,7 +32,8 @@ class _Retry(Exception):
 
 class HttpAction:
     KEYS: dict[str, Any] = {"method": str, "url": str, "headers": dict, "body": str, "per": str, "rules": list, "ok_status": list,
-                            "timeout_s": (int, float)}
+                            "timeout_s": (int, float), "verify_url": str, "verify_method": str, "verify_body": str,
+                            "verify_active_status": list, "verify_inactive_status": list, "verify_active_field": str}
     kind = "http"
 
     def __init__(self, settings: dict[str, Any], src: str) -> None:
@@ -51,7 +52,22 @@ class HttpAction:
             raise UserError(f"{src}: per = {self.per!r}; use token, user or once")
         if self.scope == "all" and self.per != "once":
             raise UserError(f"{src}: scope all needs per = \"once\" (an HTTP action cannot enumerate every token or person)")
-        for text in [self.url_t, self.body_t or "", *self.headers_t.values()]:
+        # Verification: one request per item after the fact; its status (and JSON field) says whether the API
+        # still accepts what was revoked. Same placeholders and headers as the action's own request.
+        self.verify_url_t: str | None = settings.get("verify_url")
+        if self.verify_url_t is not None and not self.verify_url_t.startswith(("http://", "https://")):
+            raise UserError(f"{src}: `verify_url` must be an http:// or https:// URL template")
+        self.verify_method: str = settings.get("verify_method", "GET").upper()
+        self.verify_body_t: str | None = settings.get("verify_body")
+        self.verify_active = set(settings.get("verify_active_status") or [200])
+        self.verify_inactive = set(settings.get("verify_inactive_status") or [404, 410])
+        if self.verify_active & self.verify_inactive:
+            raise UserError(f"{src}: a status cannot be both in verify_active_status and verify_inactive_status")
+        field: str | None = settings.get("verify_active_field")
+        self.verify_field = field.split(".") if field else None
+        if self.verify_url_t is None and any(k.startswith("verify_") for k in settings):
+            raise UserError(f"{src}: verify_* settings need `verify_url` (the request that tells whether an item is still active)")
+        for text in self._templates():
             for name, arg in _PLACEHOLDER.findall(text):
                 if name not in _VARS[self.per] or (name == "env") != bool(arg):
                     raise UserError(f"{src}: placeholder {{{name}{':' + arg if arg else ''}}} is not available with per = "
@@ -64,8 +80,11 @@ class HttpAction:
         self._env: dict[str, str] = {}
         self._items: dict[str, list[dict[str, str]]] = {}
 
+    def _templates(self) -> list[str]:
+        return [self.url_t, self.body_t or "", *self.headers_t.values(), self.verify_url_t or "", self.verify_body_t or ""]
+
     def connect(self) -> None:
-        for text in [self.url_t, self.body_t or "", *self.headers_t.values()]:
+        for text in self._templates():
             for name, arg in _PLACEHOLDER.findall(text):
                 if name == "env":
                     if arg not in os.environ:
@@ -109,27 +128,37 @@ class HttpAction:
             steps.append(Step(key, self.id, f"{self.method} {self.target} × {len(batch):,} ({self.per})", len(batch), digests))
         return steps
 
-    def _send(self, ctx: Context, key: str, item: dict[str, str]) -> int:
+    def _request(self, ctx: Context, method: str, url_t: str, body_t: str | None, item: dict[str, str],
+                 idempotency_key: str | None) -> httpx.Response | None:
+        """One request, retried with backoff on 429, 5xx and transport errors; None when no answer came."""
         import time
 
+        if self.client is None:
+            self.connect()
         assert self.client is not None
         headers = {k: self._fill(v, item) for k, v in self.headers_t.items()}
-        headers["Idempotency-Key"] = hashlib.sha256(f"{key}:{self._digest(item)}".encode()).hexdigest()
-        body = self._fill(self.body_t, item).encode() if self.body_t is not None else None
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        body = self._fill(body_t, item).encode() if body_t is not None else None
         delay = ctx.limits.backoff_s
+        last: httpx.Response | None = None
         for attempt in range(ctx.limits.retries + 1):
             try:
-                r = self.client.request(self.method, self._fill(self.url_t, item), headers=headers, content=body)
-                if r.status_code != 429 and r.status_code < 500:
-                    return r.status_code
-                status = r.status_code
+                last = self.client.request(method, self._fill(url_t, item), headers=headers, content=body)
+                if last.status_code != 429 and last.status_code < 500:
+                    return last
             except httpx.TransportError:
-                status = 0
+                last = None
             if attempt == ctx.limits.retries:
-                return status
+                return last
             time.sleep(delay)
             delay *= 2
-        return 0
+        return last
+
+    def _send(self, ctx: Context, key: str, item: dict[str, str]) -> int:
+        idem = hashlib.sha256(f"{key}:{self._digest(item)}".encode()).hexdigest()
+        r = self._request(ctx, self.method, self.url_t, self.body_t, item, idem)
+        return r.status_code if r is not None else 0
 
     def execute(self, ctx: Context, step: Step) -> StepOutcome:
         batch = self._items.get(step.key)
@@ -147,5 +176,49 @@ class HttpAction:
         detail = ", ".join(f"{n:,} × {s or 'no answer'}" for s, n in sorted(statuses.items()))
         return StepOutcome(done, len(batch) - done, detail)
 
+    def _still_active(self, r: httpx.Response | None) -> bool | None:
+        """True/False from the verify answer; None when it says neither (no answer, an unexpected status or body)."""
+        if r is None:
+            return None
+        if r.status_code in self.verify_inactive:
+            return False
+        if r.status_code not in self.verify_active:
+            return None
+        if self.verify_field is None:
+            return True
+        try:
+            doc: Any = r.json()
+        except ValueError:
+            return None
+        for part in self.verify_field:
+            if not isinstance(doc, dict) or part not in doc:
+                return None
+            doc = doc[part]
+        return doc if isinstance(doc, bool) else None
+
     def verify(self, ctx: Context) -> Verification:
-        return Verification(self.id, 0, 0, [f"{self.target}: HTTP actions are not verified by spillguard; check the API's own state"])
+        if self.verify_url_t is None:
+            return Verification(self.id, 0, 0, [f"{self.target}: no `verify_url`, so spillguard cannot check this API's "
+                                                "state; check it there"])
+        shown = mask_url(_PLACEHOLDER.sub("…", self.verify_url_t))
+        pacer = Pacer(ctx.limits.per_second)
+        items = self._items_for(ctx)
+        active = unknown = 0
+        statuses: dict[int, int] = {}
+        for item in items:
+            pacer.wait()
+            r = self._request(ctx, self.verify_method, self.verify_url_t, self.verify_body_t, item, None)
+            state = self._still_active(r)
+            if state is None:
+                unknown += 1
+                code = r.status_code if r is not None else 0
+                statuses[code] = statuses.get(code, 0) + 1
+            elif state:
+                active += 1
+        details = []
+        if active:
+            details.append(f"{active:,} of {len(items):,} ({self.per}) still active at {shown}")
+        if unknown:
+            said = ", ".join(f"{n:,} × {s or 'no answer'}" for s, n in sorted(statuses.items()))
+            details.append(f"{unknown:,} of {len(items):,} could not be verified at {shown} ({said}); counted as still active")
+        return Verification(self.id, len(items), active + unknown, details)

@@ -128,6 +128,9 @@ class Journal:
             os.close(fd)
         try:
             self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+            # WAL with a full sync: each entry is durable on commit with one fsync (the rollback journal took
+            # three: 20 ms instead of 3.6 ms per entry on this machine's disk, two entries per step).
+            self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=FULL")
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT value FROM meta WHERE name='format'").fetchone()

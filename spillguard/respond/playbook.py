@@ -60,8 +60,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     "spring-session": {"kind": "sql-sessions", "table": "SPRING_SESSION", "key_column": "PRIMARY_ID", "user_column": "PRINCIPAL_NAME"},
     # express-session + connect-redis (JSON), user as Passport stores it.
     "express-session": {"kind": "redis-sessions", "pattern": "sess:*", "user_field": "passport.user"},
-    # Flask-Session's Redis backend (its default key prefix).
-    "flask-session": {"kind": "redis-sessions", "pattern": "session:*", "user_field": "user_id"},
+    # Flask-Session's Redis backend (its default key prefix): msgpack since 0.6 (or its `json` option), pickle
+    # before; `auto` reads all three (pickle without running code). The user as Flask-Login keeps it.
+    "flask-session": {"kind": "redis-sessions", "pattern": "session:*", "user_field": "_user_id", "format": "auto"},
 }
 
 # Action settings that name files: relative to the playbook's folder, like `leaked` and `journal`.

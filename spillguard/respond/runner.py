@@ -38,6 +38,7 @@ class ActionPlan:
     scope: str
     steps: list[Step]
     done_before: int = 0  # steps an earlier run finished (skipped)
+    notes: list[str] = field(default_factory=list)  # masked: what the action could not attribute or act on
 
     @property
     def count(self) -> int:
@@ -46,7 +47,7 @@ class ActionPlan:
     def as_dict(self) -> dict[str, Any]:
         return {"action": self.id, "kind": self.kind, "target": self.target, "scope": self.scope, "count": self.count,
                 "steps": len(self.steps), "steps_done_before": self.done_before,
-                "descriptions": [s.description for s in self.steps[:5]]}
+                "descriptions": [s.description for s in self.steps[:5]], "notes": self.notes}
 
 
 @dataclass(slots=True)
@@ -127,7 +128,8 @@ def plan_response(resp: Response) -> Response:
     for action in resp.playbook.actions:
         steps = action.plan(resp.ctx)
         done = sum(1 for s in steps if journal is not None and journal.done(s.key))
-        resp.actions.append(ActionPlan(action.id, action.kind, getattr(action, "target", ""), action.scope, steps, done))
+        resp.actions.append(ActionPlan(action.id, action.kind, getattr(action, "target", ""), action.scope, steps, done,
+                                       list(getattr(action, "notes", []))))
     return resp
 
 
@@ -151,7 +153,7 @@ def execute_response(resp: Response) -> Response:
     for plan in resp.actions:
         action = by_id[plan.id]
         journal.append("plan", incident=ctx.incident, action=plan.id, target=plan.target, scope=plan.scope, count=plan.count,
-                       detail=f"{len(plan.steps):,} steps, {plan.done_before:,} finished before")
+                       detail="; ".join([f"{len(plan.steps):,} steps, {plan.done_before:,} finished before", *plan.notes])[:500])
         results = resp.outcomes.setdefault(plan.id, [])
         for step in plan.steps:
             if journal.done(step.key):

@@ -354,6 +354,8 @@ class SqlSessions(SqlAction):
             raise UserError(f"{src}: decode = \"django\" needs `data_column` (session_data)")
         if self.scope == "exact" and not (self.user_column or self.decode == "django"):
             raise UserError(f"{src}: scope exact needs `user_column` (or decode = \"django\") to find affected people's sessions")
+        self.unattributed = 0
+        self.notes: list[str] = []
 
     def columns(self) -> list[str | None]:
         return [self.key_column, self.user_column, self.data_column]
@@ -375,6 +377,8 @@ class SqlSessions(SqlAction):
 
     def plan(self, ctx: Context) -> list[Step]:
         keys, self.unattributed = self._sessions(ctx)
+        self.notes = [f"{self.unattributed:,} sessions in {self.table} whose user could not be read (not ended by scope exact)"] \
+            if self.unattributed else []
         return self._key_steps(ctx, keys, "sessions")
 
     def execute(self, ctx: Context, step: Step) -> StepOutcome:
@@ -462,7 +466,8 @@ class LinkedAccounts(SqlAction):
     instructions: where the partner has no revocation API, the link is deleted and the person relinks."""
 
     KEYS = {"table": str, "key_column": str, "user_column": str, "token_columns": list, "stored": str, "partner": str,
-            "relink_out": str}
+            "relink_out": str, "revocation_url": str, "client_id_env": str, "client_secret_env": str, "auth_method": str,
+            "token_type_hints": list, "per_second": (int, float)}
     kind = "integrations"
     verb = "unlink"
     noun = "links"
@@ -481,16 +486,51 @@ class LinkedAccounts(SqlAction):
         out = settings.get("relink_out")
         self.relink_out = Path(out) if out else None
         self._users: dict[str, list[Any]] = {}
+        # Where the partner has an RFC 7009 endpoint, each link's tokens are revoked there before the link is deleted.
+        self.revocation_url: str | None = settings.get("revocation_url")
+        self.hints: list[str | None] = list(settings.get("token_type_hints") or [None] * len(self.token_columns))
+        if self.revocation_url is not None:
+            if self.stored != "plain" or not self.token_columns:
+                raise UserError(f"{src}: `revocation_url` needs the raw partner tokens: `token_columns` with stored = \"plain\"")
+            if len(self.hints) != len(self.token_columns) or any(h not in (None, "access_token", "refresh_token") for h in self.hints):
+                raise UserError(f"{src}: token_type_hints must name access_token or refresh_token once per token column")
+        elif any(k in settings for k in ("client_id_env", "client_secret_env", "auth_method", "token_type_hints")):
+            raise UserError(f"{src}: partner credentials need `revocation_url` (the partner's RFC 7009 endpoint)")
+        self.partner_client: Any = None
+        self._tokens: dict[str, list[list[str]]] = {}  # step key -> each link's raw partner tokens, in memory only
+
+    def connect(self) -> None:
+        super().connect()
+        if self.revocation_url is not None and self.partner_client is None:
+            from spillguard.respond.oauth import OAuthClient, OAuthServer
+
+            server = OAuthServer(
+                id=self.id, revocation_url=self.revocation_url,
+                client_id_env=self.settings.get("client_id_env", "SPILLGUARD_OAUTH_CLIENT_ID"),
+                client_secret_env=self.settings.get("client_secret_env", "SPILLGUARD_OAUTH_CLIENT_SECRET"),
+                auth_method=self.settings.get("auth_method", "client_secret_basic"),
+                per_second=float(self.settings.get("per_second", 50.0)))
+            if server.auth_method not in ("client_secret_basic", "client_secret_post"):
+                raise UserError(f"{self.src}: auth_method = {server.auth_method!r}; use client_secret_basic or client_secret_post")
+            self.partner_client = OAuthClient(server)
+
+    def close(self) -> None:
+        super().close()
+        if self.partner_client is not None:
+            self.partner_client.close()
+            self.partner_client = None
 
     def columns(self) -> list[str | None]:
         return [self.key_column, self.user_column, *self.token_columns]
 
-    def _links(self, ctx: Context) -> list[tuple[Any, Any]]:
+    def _links(self, ctx: Context) -> list[tuple[Any, ...]]:
+        """(key, user, raw token per token column) of the links to unlink."""
         t, k, u = self.db.q(self.table), self.db.q(self.key_column), self.db.q(self.user_column)
-        cols = "".join(f", {self.db.q(c)}" for c in self.token_columns) if self.scope == "exact" else ""
+        read = self.scope == "exact" or self.revocation_url is not None
+        cols = "".join(f", {self.db.q(c)}" for c in self.token_columns) if read else ""
         rows = self.db.query(f"SELECT {k}, {u}{cols} FROM {t} ORDER BY {k}")
         if self.scope == "all" or not rows:
-            return [(r[0], r[1]) for r in rows]
+            return list(rows)
         hit = None
         for i in range(len(self.token_columns)):
             values = _text([r[2 + i] for r in rows])
@@ -498,19 +538,68 @@ class LinkedAccounts(SqlAction):
             col_hit = ctx.leaked.contains("sha256", digests)
             hit = col_hit if hit is None else hit | col_hit
         assert hit is not None
-        return [(r[0], r[1]) for r, h in zip(rows, hit.tolist(), strict=True) if h]
+        return [r for r, h in zip(rows, hit.tolist(), strict=True) if h]
 
     def plan(self, ctx: Context) -> list[Step]:
         links = self._links(ctx)
-        steps = self._key_steps(ctx, [k for k, _ in links], f"{self.partner} links")
-        users = dict(links)
+        steps = self._key_steps(ctx, [r[0] for r in links], f"{self.partner} links")
+        by_key = {r[0]: r for r in links}
         for s in steps:
-            self._users[s.key] = [users[k] for k in self._items[s.key]]
+            rows = [by_key[k] for k in self._items[s.key]]
+            self._users[s.key] = [r[1] for r in rows]
+            if self.revocation_url is not None:
+                self._tokens[s.key] = [[str(v) if v else "" for v in r[2:]] for r in rows]
         return steps
 
+    def _revoke_at_partner(self, step: Step) -> tuple[list[Any], int, str]:
+        """Each link's tokens revoked at the partner (one RFC 7009 call per token); only links whose every token
+        the partner confirmed are deleted. (links to delete, tokens revoked, what failed)."""
+        from spillguard.respond.oauth import OAuthError, RawToken, TransientError
+
+        keys = self._items[step.key]
+        tokens = self._tokens.get(step.key, [[] for _ in keys])
+        keep: list[Any] = []
+        revoked = 0
+        errors: dict[str, int] = {}
+        for key, link_tokens in zip(keys, tokens, strict=True):
+            ok = True
+            for value, hint in zip(link_tokens, self.hints, strict=False):
+                if not value:
+                    continue
+                try:
+                    self.partner_client.revoke(RawToken(value, hint))  # type: ignore[arg-type]
+                    revoked += 1
+                except (OAuthError, TransientError) as exc:
+                    ok = False
+                    reason = str(exc).split(":", 1)[-1].strip()[:80] or type(exc).__name__
+                    errors[reason] = errors.get(reason, 0) + 1
+            if ok:
+                keep.append(key)
+        said = "; ".join(f"{n:,} × {r}" for r, n in sorted(errors.items()))
+        return keep, revoked, said
+
     def execute(self, ctx: Context, step: Step) -> StepOutcome:
-        outcome = self._delete_keys(ctx, step, self.key_column)
-        if self.relink_out is not None and not ctx.dry_run and step.key in self._users:
+        if step.key not in self._items:
+            return StepOutcome(0, step.count, "batch not planned in this run; plan again")
+        revoked_note = ""
+        failed = 0
+        if self.revocation_url is not None:
+            if self.partner_client is None:
+                self.connect()
+            self.partner_client.limits = ctx.limits
+            keys, revoked, said = self._revoke_at_partner(step)
+            failed = step.count - len(keys)
+            revoked_note = f"revoked {revoked:,} {self.partner} tokens at {self.partner_client.server.target()}; "
+            if failed:
+                revoked_note += f"{failed:,} links kept, their revocation failed ({said}); "
+            if not keys:
+                return StepOutcome(0, failed, revoked_note.rstrip("; "))
+            where, args = self.db.member(self.key_column, keys)
+            done = self._run(ctx, lambda: self.db.execute(f"DELETE FROM {self.db.q(self.table)} WHERE {where}", args))
+            outcome = StepOutcome(done, failed, f"{revoked_note}deleted {done:,} links")
+        else:
+            outcome = self._delete_keys(ctx, step, self.key_column)
+        if self.relink_out is not None and not ctx.dry_run and step.key in self._users and not failed:
             write_relink(self.relink_out, ctx.incident, self.partner, step.key, self._users[step.key])
         return outcome
 

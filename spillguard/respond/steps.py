@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 
 def step_key(incident: str, action: str, items: Iterable[str | bytes]) -> str:
@@ -17,13 +18,17 @@ def step_key(incident: str, action: str, items: Iterable[str | bytes]) -> str:
     for part in (incident, action):
         h.update(part.encode())
         h.update(b"\x00")
-    texts = sorted(i.decode("utf-8", "surrogateescape") if isinstance(i, bytes) else i for i in items)
-    joined = "\n".join(texts)
-    if joined.count("\n") == max(0, len(texts) - 1):  # no item holds a newline: the joined text is unambiguous
-        h.update(joined.encode("utf-8", "surrogateescape"))
+    seq = list(items)
+    try:
+        ordered: list[Any] = sorted(seq)  # all text or all bytes: sorted and joined in C, no Python step per item
+    except TypeError:
+        ordered = sorted(i.decode("utf-8", "surrogateescape") if isinstance(i, bytes) else i for i in seq)
+    joined = b"\n".join(ordered) if ordered and isinstance(ordered[0], bytes) else "\n".join(ordered).encode("utf-8", "surrogateescape")
+    if joined.count(b"\n") == max(0, len(ordered) - 1):  # no item holds a newline: the joined text is unambiguous
+        h.update(joined)
     else:
-        for text in texts:
-            item = text.encode("utf-8", "surrogateescape")
+        for text in ordered:
+            item = text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
             h.update(len(item).to_bytes(4, "big"))
             h.update(item)
     return h.hexdigest()

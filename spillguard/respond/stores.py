@@ -38,6 +38,9 @@ class SqlStore:
         if not self.dialect:
             raise UserError(f"{self.shown}: not a SQL store URL; use postgresql://, mysql://, mariadb:// or sqlite:///path")
         self.errors: tuple[type[BaseException], ...]
+        # A playbook name -> the database's own spelling: PostgreSQL folds unquoted names to lower case, so
+        # Spring Session's SPRING_SESSION is spring_session there (require() fills this).
+        self.names: dict[str, str] = {}
         try:
             self.conn = self._connect(connect_timeout)
         except UserError:
@@ -79,7 +82,8 @@ class SqlStore:
 
     # -- SQL text ------------------------------------------------------------------------------
     def q(self, name: str) -> str:
-        """A quoted identifier; `schema.table` quoted part by part."""
+        """A quoted identifier as the database spells it (see `require`); `schema.table` quoted part by part."""
+        name = self.names.get(name, name)
         quote = "`" if self.dialect == "mysql" else '"'
         return ".".join(quote + p.replace(quote, quote * 2) + quote for p in name.split("."))
 
@@ -131,16 +135,39 @@ class SqlStore:
         rows = self.query(f"SELECT column_name FROM information_schema.columns WHERE {where}", args)
         return {r[0] for r in rows} or None
 
+    def _table_named(self, table: str) -> str | None:
+        """The one table whose name matches `table` but for case, as the database spells it."""
+        schema, _, name = table.rpartition(".")
+        where = "table_schema = %s" if schema else ("table_schema = current_schema()" if self.dialect == "postgresql"
+                                                     else "table_schema = DATABASE()")
+        rows = self.query(f"SELECT table_name FROM information_schema.tables WHERE {where} AND lower(table_name) = lower(%s)",
+                          [schema, name] if schema else [name])
+        if len(rows) != 1:
+            return None
+        return f"{schema}.{rows[0][0]}" if schema else str(rows[0][0])
+
     def require(self, table: str, columns: Sequence[str | None], what: str) -> None:
-        """Bad input before anything changes: a missing table or column is one clear line."""
+        """Bad input before anything changes: a missing table or column is one clear line. A name that differs
+        only in case from the database's (one match) is used as the database spells it."""
         have = self.columns(table)
+        if have is None and self.dialect != "sqlite":
+            actual = self._table_named(table)
+            if actual is not None:
+                self.names[table] = actual
+                have = self.columns(actual)
         if have is None:
             raise UserError(f"{what}: table {table!r} does not exist in {self.shown}; fix `table` in the playbook")
-        lower = {c.lower() for c in have}
+        by_lower: dict[str, list[str]] = {}
+        for c in have:
+            by_lower.setdefault(c.lower(), []).append(c)
         for col in columns:
-            if col and col.lower() not in lower:
+            if not col or col in have:
+                continue
+            same = by_lower.get(col.lower(), [])
+            if len(same) != 1:
                 raise UserError(f"{what}: column {col!r} does not exist in {table} ({self.shown}); fix the playbook "
                                 f"(columns: {', '.join(sorted(have))})")
+            self.names[col] = same[0]
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # closing a broken connection changes nothing

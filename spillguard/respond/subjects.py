@@ -7,13 +7,13 @@ raw values dropped. A store's user column is matched by hashing it the same way.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from spillguard.detect.arrays import unique_sorted
 from spillguard.errors import UserError
@@ -36,8 +36,11 @@ class Subjects:
         chunks = [np.zeros(0, np.uint64)]
         ids: list[str] = []
         if path is not None:
-            ids = sorted({i for i in _read_ids(Path(path)) if i})
-            chunks.append(subject_hasher(key).hash_strings(pa.array(ids, pa.string())))
+            found = _read_ids(Path(path))
+            found = pc.unique(pc.filter(found, pc.not_equal(pc.fill_null(found, ""), "")))
+            found = found.take(pc.array_sort_indices(found))
+            chunks.append(subject_hasher(key).hash_strings(found))
+            ids = found.to_pylist()
         if leaked is not None:
             chunks.append(leaked.subjects())
         h = unique_sorted(np.concatenate(chunks))
@@ -53,21 +56,24 @@ class Subjects:
         """Which store values (user ids as the scanned copy held them) belong to affected people."""
         if not len(values):
             return np.zeros(0, bool)
-        return np.isin(self.hash(values), self.hashes)
+        h = self.hash(values)
+        if not self.hashes.size:
+            return np.zeros(h.size, bool)
+        # Binary search in the sorted hashes: numpy 2's np.isin hashes both sides first (several times slower).
+        at = np.minimum(np.searchsorted(self.hashes, h), self.hashes.size - 1)
+        return np.asarray(self.hashes[at] == h)  # 0 (a null) is never among the hashes
 
 
-def _read_ids(path: Path) -> list[str | None]:
+def _read_ids(path: Path) -> pa.Array:
+    """The `subject` column as text (nulls where a line names nobody)."""
+    if path.suffix.lower() == ".csv":
+        return _read_csv_ids(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UserError(f"{path}: no such subjects file; write one with `spillguard scan … --subjects-out {path}`") from None
+        raise _missing(path) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"{path}: cannot read the subjects file ({exc}); give the file `scan --subjects-out` wrote") from None
-    if path.suffix.lower() == ".csv":
-        rows = csv.DictReader(text.splitlines())
-        if rows.fieldnames is None or "subject" not in rows.fieldnames:
-            raise UserError(f"{path}: no `subject` column; give the CSV `scan --subjects-out` wrote")
-        return [r["subject"] or None for r in rows]
     ids: list[str | None] = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -77,4 +83,25 @@ def _read_ids(path: Path) -> list[str | None]:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             raise UserError(f"{path}:{n}: not a subjects line (JSON object with `subject`); give the file `scan --subjects-out` wrote") from None
         ids.append(None if sid is None else str(sid))
-    return ids
+    return pa.array(ids, pa.string())
+
+
+def _missing(path: Path) -> UserError:
+    return UserError(f"{path}: no such subjects file; write one with `spillguard scan … --subjects-out {path}`")
+
+
+def _read_csv_ids(path: Path) -> pa.Array:
+    """Arrow's CSV reader: a million people in a fraction of a second (csv.DictReader took seconds)."""
+    import pyarrow.csv as pcsv
+
+    if not path.is_file():
+        raise _missing(path)
+    try:
+        table = pcsv.read_csv(path, convert_options=pcsv.ConvertOptions(
+            column_types={"subject": pa.string()}, include_columns=["subject"], strings_can_be_null=False))
+    except (pa.ArrowInvalid, pa.ArrowKeyError, OSError) as exc:
+        if "subject" in str(exc) and ("include" in str(exc) or "not" in str(exc)):
+            raise UserError(f"{path}: no `subject` column; give the CSV `scan --subjects-out` wrote") from None
+        raise UserError(f"{path}: cannot read the subjects file ({str(exc).splitlines()[0]}); give the file "
+                        "`scan --subjects-out` wrote") from None
+    return table.column("subject").combine_chunks()

@@ -8,7 +8,19 @@ A rule matches by value pattern, by field name, or both:
   with `requires_field = true` the value pattern counts only under such a field, otherwise a
   matching field name only raises confidence;
 - `check`: for field-only rules, a vectorised plausibility check of the values (see spillguard/detect/checks.py);
-- `validator`: a function run on candidates only (see spillguard/detect/validators.py).
+- `validator`: a function run on candidates only (see spillguard/detect/validators.py);
+- `provider`: who issues the credential (listed by `spillguard rules --category secret`);
+- a named group `(?P<secret>...)` in `value`: the credential inside a wider match (`password = "..."`);
+  spans, fingerprints, digests and masking then cover exactly that group;
+- `placeholder`: how candidates are told from placeholders (`token`, the default for secret rules:
+  `ghp_xxxx...`, `<your-token>`, runs, sequences, low entropy; `password`: templates and masks only;
+  `off`), see spillguard/detect/placeholders.py; `min_entropy`, `allow` (regexes) and `stopwords`
+  further reject candidates, as a gitleaks rule's entropy and allowlist do.
+
+A file whose top level has `[[rules]]` instead of `[[rule]]` is a gitleaks configuration and is
+translated (spillguard/rules/gitleaks.py).
+- `text`: names and postal addresses inside free text (`person_name`, `postal_address`), read by the NER
+  pipeline of spillguard/detect/freetext.py in columns that hold prose only.
 """
 
 from __future__ import annotations
@@ -24,15 +36,19 @@ from typing import Any
 
 from spillguard.categories import CATEGORIES
 from spillguard.detect.checks import CHECKS
+from spillguard.detect.freetext import TEXT_KINDS
 from spillguard.detect.validators import VALIDATORS
 from spillguard.errors import UserError
 
 _KNOWN_KEYS = {
     "id", "category", "description", "value", "boundary", "field", "exclude_field", "requires_field",
     "check", "check_min", "check_max", "validator", "specific", "priority", "ignore_case",
-    "examples", "negative_examples",
+    "examples", "negative_examples", "provider", "placeholder", "min_entropy", "allow", "stopwords", "text",
 }
+PLACEHOLDER_MODES = ("token", "password", "off")
 DEFAULT_BOUNDARY = "[A-Za-z0-9]"
+# The boundary of a pattern that closes itself (translated gitleaks rules): the pattern is used as written.
+NO_BOUNDARY = "[\\x00]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,13 +74,37 @@ class Rule:
     specific: bool = False
     priority: int = 50
     ignore_case: bool = False
+    text: str | None = None  # a kind of span found in free text (detect/freetext.py TEXT_KINDS)
     examples: list[Example] = dataclasses.field(default_factory=list)
     negative_examples: list[Example] = dataclasses.field(default_factory=list)
     source: str = ""
+    provider: str = ""
+    placeholder: str = "off"
+    min_entropy: float | None = None
+    allow: list[str] = dataclasses.field(default_factory=list)
+    stopwords: list[str] = dataclasses.field(default_factory=list)
     # compiled forms, filled by compile()
     value_re: re.Pattern[str] | None = None
     field_re: re.Pattern[str] | None = None
     exclude_field_re: re.Pattern[str] | None = None
+    allow_re: re.Pattern[str] | None = None
+
+    @property
+    def secret_group(self) -> bool:
+        """The pattern names the credential inside a wider match with (?P<secret>...)."""
+        return self.value_re is not None and "secret" in self.value_re.groupindex
+
+    def span(self, m: re.Match[str]) -> tuple[int, int]:
+        """Where the credential of a match is: its `secret` group, else the whole match."""
+        return m.span("secret") if self.secret_group else m.span()
+
+    @property
+    def candidate_checks(self) -> bool:
+        """Checks that need each candidate's exact text (always run on the Python path)."""
+        return (
+            self.min_entropy is not None or bool(self.allow) or bool(self.stopwords)
+            or self.placeholder == "password" or (self.placeholder == "token" and self.secret_group)
+        )
 
     @property
     def is_value_rule(self) -> bool:
@@ -72,12 +112,16 @@ class Rule:
 
     def hyperscan_expression(self) -> bytes:
         assert self.value is not None
+        if self.boundary == NO_BOUNDARY:
+            return f"(?:{self.value})".encode()
         inner = self.boundary[1:-1]
         # The engine's buffer ends every value with "\n", which is never inside a boundary class, so
         # the right side can consume one delimiter character instead of needing a look-ahead.
         return f"(?:^|[^{inner}])(?:{self.value})[^{inner}]".encode()
 
     def python_expression(self) -> str:
+        if self.boundary == NO_BOUNDARY:
+            return f"(?:{self.value})"
         return f"(?<!{self.boundary})(?:{self.value})(?!{self.boundary})"
 
     def field_matches(self, path: str) -> bool:
@@ -95,7 +139,7 @@ def _example(raw: Any, where: str) -> Example:
     raise UserError(f"{where}: an example must be a string or {{value = ..., field = ...}}")
 
 
-def _rule_from_table(raw: dict[str, Any], source: str) -> Rule:
+def _rule_from_table(raw: dict[str, Any], source: str, need_examples: bool = True) -> Rule:
     where = f"{source}: rule {raw.get('id', '?')!r}"
     unknown = set(raw) - _KNOWN_KEYS
     if unknown:
@@ -105,8 +149,10 @@ def _rule_from_table(raw: dict[str, Any], source: str) -> Rule:
             raise UserError(f"{where}: '{key}' is required and must be a string")
     if raw["category"] not in CATEGORIES:
         raise UserError(f"{where}: category {raw['category']!r} is not one of {', '.join(CATEGORIES)}")
-    if "value" not in raw and "check" not in raw:
-        raise UserError(f"{where}: a rule needs a 'value' pattern or a 'check' on a 'field'")
+    if "value" not in raw and "check" not in raw and "text" not in raw:
+        raise UserError(f"{where}: a rule needs a 'value' pattern, a 'check' on a 'field' or a free-'text' kind")
+    if "text" in raw and (raw["text"] not in TEXT_KINDS or raw["text"] != raw["category"] or "value" in raw or "check" in raw):
+        raise UserError(f"{where}: 'text' is one of {', '.join(TEXT_KINDS)}, equal to the category, without 'value' or 'check'")
     if "check" in raw and raw["check"] not in CHECKS:
         raise UserError(f"{where}: check {raw['check']!r} is not one of {', '.join(sorted(CHECKS))}")
     if "check" in raw and "field" not in raw:
@@ -129,11 +175,19 @@ def _rule_from_table(raw: dict[str, Any], source: str) -> Rule:
         specific=bool(raw.get("specific", False)),
         priority=int(raw.get("priority", 50)),
         ignore_case=bool(raw.get("ignore_case", False)),
+        text=raw.get("text"),
         examples=[_example(e, where) for e in raw.get("examples", [])],
         negative_examples=[_example(e, where) for e in raw.get("negative_examples", [])],
         source=source,
+        provider=str(raw.get("provider", "")),
+        placeholder=str(raw.get("placeholder", "token" if raw["category"] == "secret" and "value" in raw else "off")),
+        min_entropy=float(raw["min_entropy"]) if raw.get("min_entropy") is not None else None,
+        allow=[str(a) for a in raw.get("allow", [])],
+        stopwords=[str(w).lower() for w in raw.get("stopwords", [])],
     )
-    if not rule.examples:
+    if rule.placeholder not in PLACEHOLDER_MODES:
+        raise UserError(f"{where}: placeholder {rule.placeholder!r} is not one of {', '.join(PLACEHOLDER_MODES)}")
+    if need_examples and not rule.examples:
         raise UserError(f"{where}: every rule needs at least one entry in 'examples'")
     if not (rule.boundary.startswith("[") and rule.boundary.endswith("]")):
         raise UserError(f"{where}: 'boundary' must be a character class like [A-Za-z0-9]")
@@ -145,12 +199,15 @@ def _rule_from_table(raw: dict[str, Any], source: str) -> Rule:
             rule.field_re = re.compile(rule.field)
         if rule.exclude_field is not None:
             rule.exclude_field_re = re.compile(rule.exclude_field)
+        if rule.allow:
+            rule.allow_re = re.compile("|".join(f"(?:{a})" for a in rule.allow))
     except re.error as exc:
         raise UserError(f"{where}: invalid pattern: {exc}") from None
     return rule
 
 
 def load_rule_file(path: str | Path) -> list[Rule]:
+    """A spillguard rule file (`[[rule]]`) or a gitleaks configuration (`[[rules]]`), as rules."""
     path = Path(path)
     try:
         doc = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -160,6 +217,12 @@ def load_rule_file(path: str | Path) -> list[Rule]:
         raise UserError(f"{path}: cannot read rule file ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: not valid TOML ({exc})") from None
+    if "rules" in doc and "rule" not in doc:
+        from spillguard.rules.gitleaks import check_engine, translate
+
+        rules = [_rule_from_table(t, str(path), need_examples=False) for t in translate(doc, str(path))]
+        check_engine(rules, str(path))
+        return rules
     return _rules_from_doc(doc, str(path))
 
 
@@ -207,3 +270,21 @@ def select_rules(
     if not rules:
         raise UserError("no rules left after --only/--except; widen the selection")
     return rules
+
+
+def rule_listing(extra_files: Iterable[str | Path] = (), categories: Iterable[str] | None = None) -> list[tuple[str, str, str, str, str]]:
+    """(provider, id, category, how it matches, description) of each rule, for `spillguard rules`: by
+    category, then provider, then id. An unknown category is a UserError naming the known ones."""
+    wanted = list(categories or [])
+    for name in wanted:
+        if name not in CATEGORIES:
+            raise UserError(f"--category {name}: not a category; use one of {', '.join(CATEGORIES)}")
+    rows = []
+    for r in select_rules(extra_files):
+        if wanted and r.category not in wanted:
+            continue
+        kind = "value+field" if r.is_value_rule and r.requires_field else "value" if r.is_value_rule else "free text" if r.text else "field"
+        rows.append((r.provider or "-", r.id, r.category, kind, r.description))
+    order = list(CATEGORIES)
+    rows.sort(key=lambda row: (order.index(row[2]), row[0].lower(), row[1]))
+    return rows

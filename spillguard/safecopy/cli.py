@@ -11,12 +11,15 @@ from typing import Annotated, Any
 import typer
 
 from spillguard.errors import UserError
-from spillguard.safecopy.run import CopyResult, copy
+from spillguard.safecopy.run import CopyInterrupted, CopyResult, copy
 
 
 def _print_text(result: CopyResult) -> None:
     out = sys.stdout.write
     out(f"copied {result.source} -> {result.destination} ({result.mode})\n")
+    ck = result.checkpoint
+    if ck and ck["resumed"]:
+        out(f"resumed from {ck['state']}: {ck['partitions_done_before']} of {ck['partitions']} partitions were already copied\n")
     if result.exposure:
         flag = " (allowed by --allow-exposed-destination)" if result.exposure.get("allowed_by_flag") else ""
         out(f"destination exposure: {result.exposure['verdict']}{flag}\n")
@@ -32,6 +35,9 @@ def _print_text(result: CopyResult) -> None:
             out(f"    {note}: {n}\n")
     if result.not_in_policy:
         out(f"  not in the policy, not copied: {', '.join(result.not_in_policy)}\n")
+    if result.watch:
+        how = "added to" if result.watch["added"] else "already in"
+        out(f"watch: {result.watch['url']} {how} {result.watch['config']}\n")
     keys = ", ".join(f"{n}={k['key_id']}" for n, k in result.keys.items())
     if keys:
         out(f"keys: {keys}\n")
@@ -68,7 +74,9 @@ def register(app: typer.Typer) -> None:
         format_: Annotated[str, typer.Option("--format", "-f", help="text or json.")] = "text",
         ask_password: Annotated[bool, typer.Option("--ask-password", help="Prompt for the source's password.")] = False,
         since: Annotated[str | None, typer.Option("--since", help="Watermark field (updated_at, @timestamp): copy only records past the last run's.")] = None,
-        state: Annotated[Path | None, typer.Option("--state", help="With --since: file keeping the last copied watermark per dataset.")] = None,
+        state: Annotated[Path | None, typer.Option("--state", help="Checkpoint every finished partition (and keep --since watermarks) in this SQLite FILE (owner-only).")] = None,
+        resume: Annotated[bool, typer.Option("--resume", help="Continue the interrupted copy recorded in --state; the result equals an uninterrupted copy.")] = False,
+        watch_config: Annotated[Path | None, typer.Option("--watch-config", help="Add the destination to this spillguard.toml's watch list after the copy.")] = None,
         workers: Annotated[int, typer.Option("--workers", "-w", help="Processes that read and transform partitions (default 1).")] = 1,
     ) -> None:
         """Copy datasets through a privacy policy to an analytics store, refuse an exposed destination, prove the result."""
@@ -83,11 +91,15 @@ def register(app: typer.Typer) -> None:
             import getpass
 
             options["password"] = getpass.getpass("source password: ")
-        result = copy(
-            source, destination, policy=policy, mode="replace" if replace else "append" if append else "create",
-            on_new=on_new, allow_exposed_destination=allow_exposed, fmt=file_format, verify=not no_verify,
-            since=since, state=state, workers=workers, **options,
-        )
+        try:
+            result = copy(
+                source, destination, policy=policy, mode="replace" if replace else "append" if append else "create",
+                on_new=on_new, allow_exposed_destination=allow_exposed, fmt=file_format, verify=not no_verify,
+                since=since, state=state, resume=resume, workers=workers, watch_config=watch_config, **options,
+            )
+        except CopyInterrupted as exc:
+            print(f"spillguard: {exc.advice()}", file=sys.stderr)
+            raise typer.Exit(130) from None
         if format_ == "json":
             sys.stdout.write(json.dumps(result.to_json(), indent=2) + "\n")
         else:

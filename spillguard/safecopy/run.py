@@ -28,11 +28,13 @@ from spillguard.detect.arrays import as_text
 from spillguard.detect.flatten import flatten_table
 from spillguard.errors import UserError
 from spillguard.keys import Hasher
+from spillguard.safecopy.checkpoint import CopyCheckpoint, SavedPart, part_id
 from spillguard.safecopy.destinations import MODES, Destination, TableWriter, open_destination
 from spillguard.safecopy.plan import MIN_GLOBAL_ID_LENGTH, DatasetPlan, IdentifierSets, member, missing_fields
 from spillguard.safecopy.policy import ON_NEW, Policy, load_policy
-from spillguard.safecopy.transforms import describe_key_use
-from spillguard.safecopy.watermark import CopyState, Watermark
+from spillguard.safecopy.transforms import TransformStats, describe_key_use
+from spillguard.safecopy.watermark import Watermark
+from spillguard.safecopy.workers import PartitionOutput
 from spillguard.sources import open_target
 from spillguard.sources.base import DatasetReader, Partition
 from spillguard.targets import mask_url
@@ -102,6 +104,8 @@ class CopyResult:
     datasets: list[DatasetCopy] = field(default_factory=list)
     not_in_policy: list[str] = field(default_factory=list)
     verification: Verification = field(default_factory=Verification)
+    watch: dict[str, Any] | None = None  # --watch-config: the file and the entry, added or already there
+    checkpoint: dict[str, Any] | None = None  # --state: the file, the copy's run id, partitions done before a resume
 
     @property
     def exit_code(self) -> int:
@@ -112,7 +116,8 @@ class CopyResult:
             "version": 1, "source": self.source, "destination": self.destination, "started_at": self.started_at,
             "finished_at": self.finished_at, "mode": self.mode, "policy_sha256": self.policy_sha256,
             "keys": self.keys, "exposure": self.exposure, "datasets": [d.to_json() for d in self.datasets],
-            "not_in_policy": self.not_in_policy, "verification": self.verification.to_json(),
+            "not_in_policy": self.not_in_policy, "verification": self.verification.to_json(), "watch": self.watch,
+            "checkpoint": self.checkpoint,
         }
 
 
@@ -127,6 +132,7 @@ class _Run:
     seed: int | None
     workers: int
     identifiers: IdentifierSets | None
+    checkpoint: CopyCheckpoint | None = None
 
 
 @dataclass(slots=True)
@@ -137,6 +143,19 @@ class _Job:
     mode: str = "create"
     mark: Watermark | None = None
     writer: TableWriter | None = None
+    partitions: list[Partition] = field(default_factory=list)
+    saved: dict[str, SavedPart] = field(default_factory=dict)  # a resumed copy's finished partitions
+    published: bool = False  # a resumed copy had already made this dataset visible
+    rows: int = 0
+    totals: TransformStats = field(default_factory=TransformStats)
+
+    @property
+    def since(self) -> tuple[str, Any] | None:
+        return (self.mark.field, self.mark.last) if self.mark is not None else None
+
+
+class CopyHalted(UserError):
+    """A field the policy does not cover, or a type change, showed up mid-copy: everything is rolled back."""
 
 
 def first_table(reader: DatasetReader, partitions: list[Partition]) -> pa.Table | None:
@@ -154,6 +173,15 @@ def first_table(reader: DatasetReader, partitions: list[Partition]) -> pa.Table 
             if reset is not None:
                 reset()
     return None
+
+
+def pushed_down(partitions: list[Partition], since: tuple[str, Any] | None) -> list[Partition]:
+    """Partitions that ask the source for records at or past the watermark (`since` in the spec): stores that
+    can filter do (SQL WHERE, Elasticsearch range, MongoDB $gte), files ignore it; the exact cut is the same
+    Arrow comparison either way (Watermark.select), so both paths copy the same records."""
+    if since is None or since[1] is None:
+        return partitions
+    return [Partition(p.dataset, {**p.spec, "since": [since[0], since[1]]}) for p in partitions]
 
 
 def _halt_message(problems: list[str], on_new_hint: bool) -> str:
@@ -175,16 +203,22 @@ def copy(
     audit_timeout: float = 5.0,
     since: str | None = None,
     state: str | Path | None = None,
+    resume: bool = False,
     workers: int = 1,
+    watch_config: str | Path | None = None,
     **source_options: Any,
 ) -> CopyResult:
     """Copy the datasets a policy names from `source` to `destination`, transformed; see the module doc.
 
-    `since` names a watermark field (a dataset's `watermark` in the policy overrides it); with `state`, a run
-    copies only records past the last run's watermark and appends them. `workers` > 1 reads and transforms
-    partitions in that many processes; the parent writes."""
+    `state` checkpoints every finished partition (and keeps watermarks between runs); `resume` continues the
+    copy a state file recorded as interrupted. `since` names a watermark field (a dataset's `watermark` in
+    the policy overrides it): a run copies only records past the last run's watermark and appends them.
+    `workers` > 1 reads and transforms partitions in that many processes; the parent writes.
+    `watch_config` adds the destination to that spillguard.toml's watch list once the copy is committed."""
     if mode not in MODES:
         raise UserError(f"mode must be one of {', '.join(MODES)}")
+    if resume and state is None:
+        raise UserError("--resume needs --state FILE: the state file of the copy to continue")
     pol = policy if isinstance(policy, Policy) else load_policy(policy)
     on_new = on_new or pol.on_new or "halt"
     if on_new not in ON_NEW:
@@ -192,19 +226,23 @@ def copy(
     result = CopyResult(mask_url(source), mask_url(destination), _now(), mode=mode, policy_sha256=pol.digest,
                         keys=describe_key_use(pol))
     seed = secrets.randbits(63)
-    hasher = Hasher(seed)
-    identifiers = IdentifierSets(hasher) if verify else None
+    identifiers = IdentifierSets(Hasher(seed)) if verify else None
     plans = {name: DatasetPlan(ds, pol, on_new, identifiers) for name, ds in pol.datasets.items()}
     watermarks = {name: f for name, ds in pol.datasets.items() if (f := ds.watermark or since)}
-    copy_state = None
-    if watermarks:
-        if state is None:
-            raise UserError("--since (or a policy watermark) needs --state FILE, where the last copied watermark is kept")
-        copy_state = CopyState.load(state, mask_url(destination))
-
-    src = open_target(source, **source_options)
+    if watermarks and state is None:
+        raise UserError("--since (or a policy watermark) needs --state FILE, where the last copied watermark is kept")
+    checkpoint = CopyCheckpoint(state, mask_url(destination)) if state is not None else None
+    try:
+        pending = checkpoint.pending(resume) if checkpoint is not None else None
+        src = open_target(source, **source_options)
+    except BaseException:
+        if checkpoint is not None:
+            checkpoint.close()
+        raise
     dest: Destination | None = None
     jobs: list[_Job] = []
+    started = False
+    watch_file: Path | None = None
     try:
         readers = {r.name: r for r in src.datasets()}
         missing = [n for n in pol.datasets if n not in readers]
@@ -213,10 +251,17 @@ def copy(
             raise UserError(f"{pol.path}: dataset(s) {', '.join(missing)} not found in {result.source} (it has: {known})")
         result.not_in_policy = sorted(n for n in readers if n not in pol.datasets)
         dest = open_destination(destination, fmt)
-        marks = {n: copy_state.watermark(n, f) for n, f in watermarks.items()} if copy_state else {}
+        if watch_config is not None:
+            from spillguard.safecopy.watchlist import prepare_watch
+
+            watch_file = prepare_watch(watch_config, dest)
+        assert checkpoint is not None or not watermarks
+        marks = {n: Watermark(f, checkpoint.watermark(n, f)) for n, f in watermarks.items()} if checkpoint else {}
+        saved = {n: checkpoint.saved(n) for n in pol.datasets} if checkpoint is not None and pending else {}
         # A dataset copied before with a watermark is continued: its new records are appended.
         modes = {n: "append" if n in marks and marks[n].last is not None else mode for n in pol.datasets}
-        if "create" in modes.values():
+        if "create" in modes.values() and not pending:
+            # A resumed copy checked its datasets when it began; the ones it wrote to may exist by now.
             taken = [ds.to for n, ds in pol.datasets.items() if modes[n] == "create" and dest.exists(ds.to)]
             if taken:
                 raise UserError(f"{dest.target} already holds {', '.join(taken)}; use --replace or --append")
@@ -224,21 +269,53 @@ def copy(
         problems: list[str] = []
         for name, ds in pol.datasets.items():
             reader, plan = readers[name], plans[name]
-            first = first_table(reader, reader.partitions())
+            partitions = reader.partitions()
+            first = first_table(reader, partitions)
             if first is not None:
                 d = plan.check(first.schema)
                 problems += [f"{name}: new field {p!r}" for p in d.new]
                 problems += [f"{name}: {p!r} is {seen}, the policy says {declared}" for p, declared, seen in d.changed]
                 problems += [f"{name}: policy field {p!r} does not exist at the source" for p in missing_fields(ds, first.schema)]
-            jobs.append(_Job(reader, plan, DatasetCopy(name, dest.dataset_name(ds.to)), mode=modes[name], mark=marks.get(name)))
+                if name in marks and marks[name].field not in first.column_names:
+                    raise UserError(f"{name}: watermark field {marks[name].field!r} is not a top-level field of its records; "
+                                    "name one with --since, or per dataset with `watermark` in the policy")
+            job = _Job(reader, plan, DatasetCopy(name, dest.dataset_name(ds.to)), mode=modes[name], mark=marks.get(name),
+                       saved=saved.get(name, {}))
+            job.partitions = pushed_down(partitions, job.since)
+            jobs.append(job)
         if problems:
             raise UserError(_halt_message(problems, on_new == "halt" and any("new field" in p for p in problems)))
 
         result.exposure = _check_exposure(dest, allow_exposed_destination, audit_timeout)
-        _copy_all(jobs, dest, pol, result, _Run(source, source_options, pol, on_new, seed if verify else None, workers, identifiers))
-        if copy_state is not None:
-            copy_state.save({job.record.source: job.mark for job in jobs if job.mark is not None})
-    except BaseException:
+        if checkpoint is not None:
+            checkpoint.start(_identity(result, pol, on_new, fmt, verify, source_options, jobs), resume, seed)
+            started = True
+            if identifiers is not None:
+                identifiers.hasher = Hasher(checkpoint.seed)  # a resumed copy hashes as the interrupted one did
+            seed = checkpoint.seed
+            if checkpoint.resumed:
+                planned = checkpoint.partitions()
+                for job in jobs:
+                    job.partitions = [Partition(job.record.source, spec) for spec in planned.get(job.record.source, [])]
+            for job in jobs:
+                job.published = bool(job.saved) and dest.published(pol.datasets[job.record.source].to, checkpoint.run_id)
+        run = _Run(source, source_options, pol, on_new, seed if verify else None, workers, identifiers, checkpoint)
+        _copy_all(jobs, dest, pol, result, run)
+        if checkpoint is not None:
+            checkpoint.finish({job.record.source: (job.mark.field, job.mark.seen if job.mark.seen is not None else job.mark.last)
+                               for job in jobs if job.mark is not None})
+    except CopyHalted:
+        for job in jobs:
+            if job.writer is not None:
+                with contextlib.suppress(Exception):
+                    job.writer.discard()
+        if dest is not None:
+            with contextlib.suppress(Exception):
+                dest.finish(False)
+        if checkpoint is not None and started:
+            checkpoint.abandon()
+        raise
+    except BaseException as exc:
         for job in jobs:
             if job.writer is not None:
                 with contextlib.suppress(Exception):
@@ -246,72 +323,58 @@ def copy(
         if dest is not None:
             with contextlib.suppress(Exception):
                 dest.finish(False)
+        if checkpoint is not None and started and isinstance(exc, KeyboardInterrupt):
+            raise CopyInterrupted(checkpoint.path, checkpoint.parts_saved()) from None
         raise
     finally:
         src.close()
+        if checkpoint is not None:
+            checkpoint.close()
     try:
         if verify:
             assert identifiers is not None
             result.verification = _verify(dest, jobs, identifiers, source_options.get("connect_timeout"), workers)
     finally:
         dest.close()
+    if watch_file is not None:
+        from spillguard.safecopy.watchlist import add_to_watch
+
+        result.watch = add_to_watch(watch_file, dest)
     result.finished_at = _now()
     return result
 
 
-def _copy_parallel(jobs: list[_Job], dest: Destination, pol: Policy, run: _Run) -> None:
-    """Every partition of every dataset to the worker pool, at most 2 per worker in flight (bounded memory)."""
-    from concurrent.futures import FIRST_COMPLETED, Future, wait
+class CopyInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a checkpointed copy: says what was saved and how to go on."""
 
-    from spillguard.safecopy.workers import PartitionTask, run_partition, tables_of
-    from spillguard.scan.executors import worker_pool
+    def __init__(self, state: Path, saved: int) -> None:
+        super().__init__()
+        self.state = state
+        self.saved = saved
 
-    tasks: list[tuple[_Job, PartitionTask]] = []
-    for job in jobs:
-        job.writer = dest.open(pol.datasets[job.record.source].to, job.mode)
-        mark = (job.mark.field, job.mark.last) if job.mark is not None else None
-        for part in job.reader.partitions():
-            tasks.append((job, PartitionTask(run.source, run.source_options, run.policy, run.on_new, job.record.source,
-                                             part.spec, run.seed, mark)))
-    pool = worker_pool(run.workers)
-    pending: dict[Future[Any], _Job] = {}
-    try:
-        queue = iter(tasks)
-        while True:
-            while len(pending) < 2 * run.workers:
-                nxt = next(queue, None)
-                if nxt is None:
-                    break
-                pending[pool.submit(run_partition, nxt[1])] = nxt[0]
-            if not pending:
-                break
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                job = pending.pop(fut)
-                out = fut.result()
-                if out.error:
-                    raise UserError(out.error)
-                if out.halt:
-                    raise _rolled_back(out.halt, any("new field" in h for h in out.halt))
-                assert job.writer is not None
-                for table in tables_of(out):
-                    job.writer.write(table)
-                job.record.malformed += out.malformed
-                for path, how in out.auto.items():
-                    job.plan.auto.setdefault(path, how)
-                for note, n in out.notes.items():
-                    job.plan.stats.add(note, n)
-                if job.mark is not None and out.seen is not None and (job.mark.seen is None or out.seen > job.mark.seen):
-                    job.mark.seen = out.seen
-                if run.identifiers is not None:
-                    for path, hashes in out.by_path.items():
-                        run.identifiers.by_path.setdefault(path, []).append(hashes)
-                    if out.long_values is not None:
-                        run.identifiers.long_values.append(out.long_values)
-    finally:
-        for fut in pending:
-            fut.cancel()
-        pool.shutdown(wait=True, cancel_futures=True)
+    def advice(self) -> str:
+        return (f"interrupted; {self.saved:,} finished partition{'' if self.saved == 1 else 's'} saved in {self.state}: "
+                "run the same command with --resume to continue")
+
+
+# Source options that do not change what is copied (a resume may differ in them).
+_NOT_IN_IDENTITY = {"password", "progress", "max_rps", "connect_timeout", "read_timeout", "retry_budget"}
+
+
+def _identity(result: CopyResult, pol: Policy, on_new: str, fmt: str | None, verify: bool,
+              source_options: dict[str, Any], jobs: list[_Job]) -> dict[str, Any]:
+    """What a resumed copy must have in common with the interrupted one (masked, digests and ids only)."""
+    return {
+        "source": result.source, "destination": result.destination, "policy_sha256": pol.digest,
+        "keys": {n: k["key_id"] for n, k in result.keys.items()},
+        "options": {"mode": result.mode, "on_new": on_new, "fmt": fmt, "verify": verify,
+                    "source": {k: v for k, v in sorted(source_options.items()) if k not in _NOT_IN_IDENTITY},
+                    "since": {job.record.source: list(job.since) if job.since else None for job in jobs}},
+        # A file's size and time: its saved partitions must still mean the same records.
+        "signatures": {job.record.source: job.reader.signature() for job in jobs},
+        # Kept, not compared: a resumed copy reuses these bounds (a store's statistics may have moved since).
+        "partitions": {job.record.source: [p.spec for p in job.partitions] for job in jobs},
+    }
 
 
 def _check_exposure(dest: Destination, allowed: bool, timeout: float) -> dict[str, Any] | None:
@@ -331,43 +394,132 @@ def _check_exposure(dest: Destination, allowed: bool, timeout: float) -> dict[st
     return info
 
 
-def _rolled_back(problems: list[str], new: bool) -> UserError:
-    return UserError(_halt_message(problems, new).replace("before writing", "and rolled back"))
+def _rolled_back(problems: list[str], new: bool) -> CopyHalted:
+    return CopyHalted(_halt_message(problems, new).replace("before writing", "and rolled back"))
+
+
+def _absorb(job: _Job, part: SavedPart, run: _Run) -> None:
+    """A finished partition's counts into its dataset's (written now, or saved by an interrupted run)."""
+    job.rows += part.rows
+    job.record.malformed += part.malformed
+    for path, how in part.auto.items():
+        job.plan.auto.setdefault(path, how)
+    for note, n in part.notes.items():
+        job.totals.add(note, n)
+    if job.mark is not None and part.seen is not None and (job.mark.seen is None or part.seen > job.mark.seen):
+        job.mark.seen = part.seen
+    if run.identifiers is not None:
+        for path, hashes in part.by_path.items():
+            run.identifiers.by_path.setdefault(path, []).append(hashes)
+        if part.long_values is not None:
+            run.identifiers.long_values.append(part.long_values)
+
+
+def _finished(job: _Job, pid: str, order: int, out: PartitionOutput, run: _Run) -> None:
+    """A partition written: checkpointed (state and destination marker in the order that keeps them true)."""
+    if out.halt:
+        raise _rolled_back(out.halt, any("new field" in h for h in out.halt))
+    part = SavedPart(out.rows, out.notes, out.auto, out.malformed, out.seen, out.by_path, out.long_values)
+    ckpt = run.checkpoint
+    if ckpt is not None:
+        assert job.writer is not None
+        if job.writer.markers:  # the destination's marker is the truth: the state must know the partition first
+            ckpt.save(job.record.source, pid, part)
+            job.writer.checkpoint(pid, order)
+        else:  # idempotent writes: the state says done only once the documents are in
+            job.writer.checkpoint(pid, order)
+            ckpt.save(job.record.source, pid, part)
+    _absorb(job, part, run)
+
+
+def _todo(jobs: list[_Job], dest: Destination, pol: Policy, run: _Run) -> list[tuple[_Job, int, Partition]]:
+    """Open the writers and list the partitions still to copy; a resumed copy's finished ones are absorbed."""
+    todo = []
+    ckpt = run.checkpoint
+    for job in jobs:
+        done: set[str] = set()
+        if not job.published:
+            job.writer = dest.open(pol.datasets[job.record.source].to, job.mode,
+                                   ckpt.run_id if ckpt is not None else None, bool(job.saved))
+            if ckpt is not None:
+                done = job.writer.done() if job.writer.markers else set(job.saved)
+                if done - set(job.saved):
+                    raise UserError(f"--state {ckpt.path}: the destination holds partitions of {job.record.source} this "
+                                    "state file does not know; it cannot be resumed: copy again with --replace and a new --state file")
+        for order, part in enumerate(job.partitions):
+            pid = part_id(part.key)
+            if job.published or pid in done:
+                _absorb(job, job.saved[pid], run)
+            else:
+                todo.append((job, order, part))
+    return todo
+
+
+def _copy_parallel(todo: list[tuple[_Job, int, Partition]], run: _Run) -> None:
+    """Every partition still to copy to the worker pool, at most 2 per worker in flight (bounded memory)."""
+    from concurrent.futures import FIRST_COMPLETED, Future, wait
+
+    from spillguard.safecopy.workers import PartitionTask, run_partition, tables_of
+    from spillguard.scan.executors import worker_pool
+
+    pool = worker_pool(run.workers)
+    pending: dict[Future[Any], tuple[_Job, int, Partition]] = {}
+    try:
+        queue = iter(todo)
+        while True:
+            while len(pending) < 2 * run.workers:
+                nxt = next(queue, None)
+                if nxt is None:
+                    break
+                job, _, part = nxt
+                task = PartitionTask(run.source, run.source_options, run.policy, run.on_new, job.record.source,
+                                     part.spec, run.seed, job.since)
+                pending[pool.submit(run_partition, task)] = nxt
+            if not pending:
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                job, order, part = pending.pop(fut)
+                out = fut.result()
+                if out.error:
+                    raise UserError(out.error)
+                if not out.halt:
+                    assert job.writer is not None
+                    for table in tables_of(out):
+                        job.writer.write(table)
+                _finished(job, part_id(part.key), order, out, run)
+    finally:
+        for fut in pending:
+            fut.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _copy_all(jobs: list[_Job], dest: Destination, pol: Policy, result: CopyResult, run: _Run) -> None:
-    if run.workers > 1:
-        _copy_parallel(jobs, dest, pol, run)
-    for job in jobs:
-        if job.writer is not None:
-            continue  # written by the workers
-        record = job.record
+    from spillguard.safecopy.workers import transform_partition
 
-        def malformed(dataset: str, line: int | None, reason: str, kind: str = "malformed",
-                      record: DatasetCopy = record) -> None:
-            # A truncated stream or a repaired record is said so; a plain skipped record keeps the short form.
-            record.malformed.append({"line": line, "reason": reason, **({"kind": kind} if kind != "malformed" else {})})
-
-        job.writer = dest.open(pol.datasets[record.source].to, job.mode)
-        for part in job.reader.partitions():
-            for table in job.reader.read(part, malformed):
-                d = job.plan.check(table.schema)
-                if d:
-                    problems = [f"{record.source}: new field {p!r}" for p in d.new]
-                    problems += [f"{record.source}: {p!r} is {s}, the policy says {c}" for p, c, s in d.changed]
-                    raise _rolled_back(problems, bool(d.new))
-                if job.mark is not None:
-                    table = job.mark.select(table, record.source)
-                job.writer.write(job.plan.apply(table))
+    todo = _todo(jobs, dest, pol, run)
+    if run.checkpoint is not None:
+        total = sum(len(job.partitions) for job in jobs)
+        result.checkpoint = {"state": str(run.checkpoint.path), "run": run.checkpoint.run_id, "resumed": run.checkpoint.resumed,
+                             "partitions": total, "partitions_done_before": total - len(todo)}
+    if run.workers > 1 and len(todo) > 1:
+        _copy_parallel(todo, run)
+    else:
+        hasher = run.identifiers.hasher if run.identifiers is not None else None
+        for job, order, part in todo:
+            out = PartitionOutput()
+            assert job.writer is not None
+            for table in transform_partition(job.reader, job.plan, part, job.since, hasher, out):
+                job.writer.write(table)
+            _finished(job, part_id(part.key), order, out, run)
     for job in jobs:
         record, plan = job.record, job.plan
         for path, rule in plan.dataset.fields.items():
             record.fields[path] = rule.describe()
         for path, how in plan.auto.items():
             record.fields[path] = f"{how} (on-new)"
-        record.notes = dict(plan.stats.notes)
-        assert job.writer is not None
-        record.rows = job.writer.rows
+        record.notes = dict(job.totals.notes)
+        record.rows = job.rows
         if job.mark is not None:
             record.watermark = {"field": job.mark.field, "after": job.mark.last, "up_to": job.mark.seen}
         record.mode = job.mode
@@ -376,9 +528,12 @@ def _copy_all(jobs: list[_Job], dest: Destination, pol: Policy, result: CopyResu
             "policy_sha256": pol.digest, "keys": describe_key_use(pol), "fields": record.fields, "rows": record.rows,
             "malformed_records": len(record.malformed),
         }
+        if run.checkpoint is not None:
+            meta["run"] = run.checkpoint.run_id
         if result.exposure and result.exposure.get("allowed_by_flag"):
             meta["exposed_destination_allowed"] = result.exposure["verdict"]
-        job.writer.commit(meta)
+        if job.writer is not None:
+            job.writer.commit(meta)
         result.datasets.append(record)
     dest.finish(True)
 

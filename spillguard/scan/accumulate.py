@@ -33,6 +33,20 @@ SUBJECT_FIELDS = (
 _NO_HASHES = np.zeros(0, np.uint64)
 
 
+def _named_secrets(rule: Rule, rid: int, idx: np.ndarray, values: pa.Array, spans: dict[tuple[int, int], tuple[int, int]]) -> pa.Array:
+    """The `secret` group of each matched value. Such rules always take the engine's exact path, which kept the
+    spans: slicing them is no extra pass over the column."""
+    texts = as_text(values.take(pa.array(idx))).to_pylist()
+    out: list[str | None] = []
+    for vi, text in zip(idx.tolist(), texts, strict=True):
+        span = spans.get((rid, vi))
+        if span is None and text is not None and rule.value_re is not None:
+            m = rule.value_re.search(text)
+            span = rule.span(m) if m else None
+        out.append(text[span[0] : span[1]] if text is not None and span is not None else text)
+    return pa.array(out, pa.string())
+
+
 def build_ruleset(options: ScanOptions) -> RuleSet:
     return RuleSet(select_rules(options.rule_files, options.only, options.exclude))
 
@@ -52,10 +66,10 @@ def detect_table(ruleset: RuleSet, leaves: list[Leaf], *, want_spans: bool = Fal
         if len(leaf.values) == leaf.values.null_count:
             continue
         plan = ruleset.plan(leaf.path)
-        if not plan.allowed_value_rules.any() and not plan.check_rules:
+        if not plan.allowed_value_rules.any() and not plan.check_rules and not plan.text_rules:
             continue
         hits = ruleset.scan_column(leaf.values, plan, want_spans=want_spans)
-        if hits.by_rule:
+        if hits.by_rule or hits.unchecked.size:
             yield LeafHits(leaf, plan, hits)
 
 
@@ -182,6 +196,12 @@ class DatasetScanner:
         for found in detect_table(self.ruleset, leaves):
             leaf, plan, hits = found.leaf, found.plan, found.hits
             values = leaf.values
+            if hits.unchecked.size:  # said once per scan by the inventory (exit 3: names and addresses not checked)
+                rows = hits.unchecked if leaf.rows is None else leaf.rows[hits.unchecked]
+                per_segment = np.bincount(np.searchsorted(starts, rows, side="right") - 1, minlength=len(segments))
+                for seg, count in zip(segments, per_segment.tolist(), strict=True):
+                    if count:
+                        seg.state.unchecked[leaf.path] = seg.state.unchecked.get(leaf.path, 0) + int(count)
             for rid, idx in hits.by_rule.items():
                 rule = self.ruleset.rules[rid]
                 rows = idx if leaf.rows is None else leaf.rows[idx]  # ascending: elements follow their records
@@ -212,7 +232,9 @@ class DatasetScanner:
             subjects = subjects[subjects != 0]
         secret = rule.category in SECRET_CATEGORIES
         # Distinct values matter for credentials (how many tokens to revoke); elsewhere people count.
-        if secret:  # every value matched (a token column): no copy
+        if secret and rule.secret_group:  # `password = ...` in log lines: distinct credentials, not distinct lines
+            distinct = self.hasher.hash_strings(_named_secrets(rule, rid, idx, values, hits.spans))
+        elif secret:  # every value matched (a token column): no copy
             distinct = self.hasher.hash_strings(values if idx.size == len(values) else values.take(pa.array(idx)))
         else:
             distinct = _NO_HASHES
@@ -241,7 +263,7 @@ class DatasetScanner:
             span = spans.get((rid, vi))
             if span is None and rule.value_re is not None:
                 m = rule.value_re.search(value)
-                span = (m.start(), m.end()) if m else None
+                span = rule.span(m) if m else None
             text = value[span[0] : span[1]] if span else value
             if want_samples and len(fs.samples) < MAX_SAMPLES:
                 masked = mask_value(rule.category, text)

@@ -20,6 +20,7 @@ import numpy as np
 import orjson
 import pyarrow as pa
 
+from spillguard.detect.sketch import HllSketch
 from spillguard.detect.state import DatasetState, FindingState, KeySet, RowSet
 from spillguard.errors import UserError
 from spillguard.keys import app_hmac_key, keyed_hex
@@ -33,7 +34,7 @@ from spillguard.targets import mask_url
 # partitions counted or kept two ways.
 STATE_FORMAT = 3  # 3: no pickle, names masked/hashed, input signatures; 2: value hashes one byte short fixed
 # Options that must not be written anywhere (fingerprint, state file) or that do not change results.
-_NOT_FINGERPRINTED = {"password", "progress", "max_rps", "connect_timeout", "read_timeout", "retry_budget"}
+_NOT_FINGERPRINTED = {"password", "password_env", "progress", "max_rps", "connect_timeout", "read_timeout", "retry_budget"}
 
 
 def options_fingerprint(options: ScanOptions, targets: list[str], *, include_seed: bool = False) -> str:
@@ -53,6 +54,7 @@ def options_fingerprint(options: ScanOptions, targets: list[str], *, include_see
         "subject_field": options.subject_field,
         "show_samples": options.show_samples,
         "secrets_out": options.secrets_out,
+        "approx_subjects": options.approx_subjects,
         # The application HMAC key by name and key id: a resume under another key must not reuse its digests.
         "secrets_hmac": (hmac_label(options.secrets_hmac_key_env, app_hmac_key(options.secrets_hmac_key_env))
                          if options.secrets_hmac_key_env else None),
@@ -101,6 +103,7 @@ class StateCodec:
             "records": state.records,
             "malformed": state.malformed,
             "nonnull": [[name(path), n] for path, n in state.nonnull.items()],
+            "unchecked": [[name(path), n] for path, n in state.unchecked.items()],
             "subjects": put(state.subjects.array()),
             "findings": findings,
             "malformed_list": [[name(dataset), line, reason, kind] for dataset, line, reason, kind in malformed],
@@ -116,21 +119,27 @@ class StateCodec:
         with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
             arrays = [npz[f"arr_{i}"] for i in range(len(npz.files))]
 
-        def keys(i: int) -> KeySet:
+        def exact(i: int) -> KeySet:
             ks = KeySet()
             ks.__setstate__({"keys": arrays[i].astype(np.uint64, copy=False)})
             return ks
 
+        def keys(i: int) -> KeySet | HllSketch:
+            if arrays[i].dtype == np.uint8:  # --approx-subjects: a sketch's registers
+                return HllSketch(arrays[i].copy())
+            return exact(i)
+
         state = DatasetState(target=target, dataset=doc["dataset"], subject_field=doc["subject_field"])
         state.records, state.malformed = int(doc["records"]), int(doc["malformed"])
         state.nonnull = {path: int(n) for path, n in doc["nonnull"]}
+        state.unchecked = {path: int(n) for path, n in doc.get("unchecked", [])}
         state.subjects = keys(doc["subjects"])
         for f in doc["findings"]:
             rows = RowSet()
             rows.__setstate__({part: (arrays[i], size) for part, i, size in f["rows"]})
             fs = FindingState(
                 f["field"], f["rule"], f["category"], bool(f["named"]), int(f["values_matched"]), int(f["records_matched"]),
-                keys(f["subjects"]), keys(f["distinct"]), rows, list(f["samples"]), list(f["fingerprints"]),
+                keys(f["subjects"]), exact(f["distinct"]), rows, list(f["samples"]), list(f["fingerprints"]),
             )
             state.findings[(fs.field, fs.rule)] = fs
         if doc.get("leaked") is not None:

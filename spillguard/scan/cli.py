@@ -115,7 +115,8 @@ def run_scan_command(
     subjects_out: str | None, progress: bool, source_options: dict[str, Any] | None = None,
     workers: int | None = None, state: str | None = None, resume: bool = False,
     target_options: dict[str, dict[str, Any]] | None = None, secrets_out: str | None = None,
-    secrets_hmac_key_env: str | None = None,
+    secrets_hmac_key_env: str | None = None, executor: str = "local", ray_address: str | None = None,
+    approx_subjects: bool = False, merge_memory: str | None = None,
 ) -> int:
     from spillguard.scan.inventory import affected_subjects
     from spillguard.scan.options import ScanOptions
@@ -140,8 +141,11 @@ def run_scan_command(
         rule_files=list(rules or []), only=_split(only), exclude=_split(exclude), subject_field=subject_field,
         show_samples=show_samples, subjects_out=subjects_out is not None, source_options=source_options or {},
         workers=workers, state=state, resume=resume, target_options=target_options or {}, secrets_out=secrets_out is not None,
-        secrets_hmac_key_env=secrets_hmac_key_env,
+        secrets_hmac_key_env=secrets_hmac_key_env, executor=executor, ray_address=ray_address,
+        approx_subjects=approx_subjects, merge_memory=parse_size(merge_memory, "--merge-memory") if merge_memory else None,
     )
+    if ray_address and executor != "ray":
+        raise UserError("--ray-address is for --executor ray; add --executor ray or drop the address")
     try:
         with _Progress(progress, targets) as bar:
             result, run = run_scan(targets, options, progress=bar.advance, on_dataset=bar.dataset)
@@ -181,6 +185,22 @@ def run_scan_command(
         n = write_leaked(secrets_out, leaked_table(run.states), fingerprint_key(), hmac_label_text)
         print(f"spillguard: wrote {n:,} leaked secrets (digests and fingerprints only) to {secrets_out} (owner-only).", file=sys.stderr)
     return exit_code(result, fail_on)
+
+
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str, what: str) -> int:
+    """'512M', '2G', '1.5GiB' or a number of bytes."""
+    t = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = t[-1:] if t[-1:] in _UNITS else ""
+    try:
+        value = float(t[: len(t) - len(unit)]) * _UNITS[unit]
+    except ValueError:
+        value = -1
+    if value < 1 << 20:
+        raise UserError(f"{what} {text}: give a size of at least 1M, e.g. 512M or 4G")
+    return int(value)
 
 
 SHOWN_ERRORS = 20  # failed datasets listed on stderr; the result holds them all
@@ -229,6 +249,7 @@ def _config_targets(path: Path | None) -> tuple[list[str], dict[str, dict[str, A
         password = t.password()
         if password is not None:
             opts["password"] = password
+            opts["password_env"] = t.password_env  # the name, for workers that read their own environment (Ray)
         for extra in ("sample", "include_views", "include_hidden"):
             value = getattr(t, extra, None)
             if value is not None:
@@ -269,6 +290,10 @@ def register(app: typer.Typer) -> None:
         secrets_out: Annotated[str | None, typer.Option("--secrets-out", help="Write every leaked secret's fingerprint and SHA-256 (never the value) to FILE (owner-only), for `spillguard respond`.")] = None,
         secrets_hmac_key_env: Annotated[str | None, typer.Option("--secrets-hmac-key-env", metavar="VAR", help="Also keep each leaked secret's HMAC-SHA-256 hex under the application's key, read from environment variable VAR (never printed or stored), for token stores that keep HMAC(app key, token).")] = None,
         ask_password: Annotated[bool, typer.Option("--ask-password", help="Prompt for the store password (never echoed).")] = False,
+        executor: Annotated[str, typer.Option("--executor", help="Where partitions run: local (a process pool), in-process, pool, or ray (needs spillguard[ray]).")] = "local",
+        ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster for --executor ray: auto, or ray://HOST:10001 (default: start Ray on this machine with --workers CPUs).")] = None,
+        approx_subjects: Annotated[bool, typer.Option("--approx-subjects", help="Count people with HyperLogLog sketches (about 0.8 %% standard error, stated in the output) instead of exact hashes.")] = False,
+        merge_memory: Annotated[str | None, typer.Option("--merge-memory", metavar="SIZE", help="Subject hashes kept in memory while merging before spilling to a private temp folder (default 1G).")] = None,
         endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", metavar="URL", help="S3 API address for s3:// targets (MinIO, Ceph, ...; default: AWS_ENDPOINT_URL, else AWS).")] = None,
         targets: Annotated[list[str] | None, typer.Argument(help="Files, folders or store URLs to scan.", show_default=False)] = None,
     ) -> None:
@@ -299,7 +324,8 @@ def register(app: typer.Typer) -> None:
             only=only, exclude=exclude, fail_on=fail_on, subjects_out=subjects_out, progress=not no_progress,
             source_options={k: v for k, v in source_options.items() if v is not None}, workers=workers, state=state,
             resume=resume, target_options=target_options, secrets_out=secrets_out,
-            secrets_hmac_key_env=secrets_hmac_key_env,
+            secrets_hmac_key_env=secrets_hmac_key_env, executor=executor, ray_address=ray_address,
+            approx_subjects=approx_subjects, merge_memory=merge_memory,
         )
         raise typer.Exit(code)
 
@@ -326,20 +352,28 @@ def register(app: typer.Typer) -> None:
 
     @app.command("rules")
     def list_rules(
-        rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule file (TOML); repeatable.")] = None,
+        rules: Annotated[list[Path] | None, typer.Option("--rules", help="Extra rule file (spillguard TOML, or a gitleaks config); repeatable.")] = None,
+        category: Annotated[list[str] | None, typer.Option("--category", help="Only rules of these categories (e.g. secret; comma-separated or repeated).")] = None,
+        fmt: Annotated[str, typer.Option("--format", "-f", help="table or tsv (one rule a line: provider, id, category, matches, description).")] = "table",
     ) -> None:
-        """List the detection rules (built-in and from --rules files)."""
+        """List the detection rules (built-in and from --rules files), by provider within a category."""
         from rich.table import Table
 
-        from spillguard.rules import select_rules
+        from spillguard.rules import rule_listing
 
+        if fmt not in ("table", "tsv"):
+            raise UserError(f"--format {fmt}: use table or tsv")
+        rows = rule_listing(rules or [], _split(category))
+        if fmt == "tsv":
+            sys.stdout.write("".join("\t".join(row) + "\n" for row in rows))
+            return
         table = Table(header_style="bold")
-        for col in ("id", "category", "matches", "description"):
-            table.add_column(col)
-        for r in select_rules(rules or []):
-            kind = "value+field" if r.is_value_rule and r.requires_field else "value" if r.is_value_rule else "field"
-            table.add_row(r.id, r.category, kind, r.description)
+        for col in ("provider", "id", "category", "matches", "description"):
+            table.add_column(col, overflow="fold")
+        for row in rows:
+            table.add_row(*row)
         Console().print(table)
+        Console(stderr=True).print(f"{len(rows)} rules")
 
 
 __all__ = ["UserError", "register"]

@@ -1,5 +1,5 @@
-"""Where partition jobs run. One contract, `Executor`, and its implementations: in this process, or in a
-pool of worker processes on this machine. A cluster executor (Ray) is one more class with `submit`.
+"""Where partition jobs run. One contract, `Executor`, and its implementations, one row each in `EXECUTORS`:
+in this process, a pool of worker processes on this machine, or tasks on a Ray cluster (scan/ray_executor.py).
 """
 
 from __future__ import annotations
@@ -7,11 +7,16 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+from collections.abc import Callable
 from concurrent import futures
 from concurrent.futures import Future
+from dataclasses import dataclass
+from importlib import import_module
 from typing import Protocol
 
+from spillguard.errors import UserError
 from spillguard.scan.jobs import JobRunner, PartitionJob, PartitionResult
+from spillguard.scan.options import ScanOptions
 
 
 class Executor(Protocol):
@@ -123,8 +128,49 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def make_executor(workers: int, runner: JobRunner | None = None) -> Executor:
-    """In this process for one worker, else a process pool."""
+def local_executor(options: ScanOptions, targets: list[str], runner: JobRunner | None = None) -> Executor:
+    """In this process for one worker, else a process pool (--workers, default one per core)."""
+    workers = options.workers or default_workers()
     if workers <= 1:
         return InProcessExecutor(runner)
     return ProcessPoolExecutor(workers)
+
+
+def in_process_executor(options: ScanOptions, targets: list[str], runner: JobRunner | None = None) -> Executor:
+    return InProcessExecutor(runner)
+
+
+def pool_executor(options: ScanOptions, targets: list[str], runner: JobRunner | None = None) -> Executor:
+    return ProcessPoolExecutor(options.workers or default_workers())
+
+
+ExecutorFactory = Callable[[ScanOptions, list[str], JobRunner | None], Executor]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorKind:
+    name: str  # what --executor takes
+    factory: str  # "module:function" (options, targets, runner) -> Executor, imported only when chosen
+    help: str
+
+
+# The one list of executors: `scan --executor NAME`, run_scan(options.executor), the docs and the tests read it.
+EXECUTORS: dict[str, ExecutorKind] = {
+    kind.name: kind
+    for kind in (
+        ExecutorKind("local", "spillguard.scan.executors:local_executor", "this machine: a pool of --workers processes (in this process for one)"),
+        ExecutorKind("in-process", "spillguard.scan.executors:in_process_executor", "every partition in the scanning process"),
+        ExecutorKind("pool", "spillguard.scan.executors:pool_executor", "a pool of --workers processes on this machine"),
+        ExecutorKind("ray", "spillguard.scan.ray_executor:ray_executor", "Ray tasks on a cluster (--ray-address; needs spillguard[ray])"),
+    )
+}
+
+
+def make_executor(options: ScanOptions, targets: list[str], runner: JobRunner | None = None) -> Executor:
+    """The executor options.executor names (a row of EXECUTORS)."""
+    kind = EXECUTORS.get(options.executor)
+    if kind is None:
+        raise UserError(f"--executor {options.executor}: unknown; choose one of {', '.join(EXECUTORS)}")
+    module, _, name = kind.factory.partition(":")
+    factory: ExecutorFactory = getattr(import_module(module), name)
+    return factory(options, targets, runner)

@@ -11,6 +11,8 @@ from typing import Any
 from spillguard.categories import SECRET_CATEGORIES
 from spillguard.detect.engine import RuleSet
 from spillguard.detect.flatten import normalise_path
+from spillguard.detect.freetext import EXTRA_HINT
+from spillguard.detect.sketch import PRECISION, REGISTERS, RELATIVE_ERROR, HllSketch
 from spillguard.detect.state import DatasetState, KeySet, RowSet, at_least, confidence_for
 from spillguard.keys import MAX_FINGERPRINTS
 from spillguard.model import CATEGORIES, CategorySummary, Finding, ScanError, ScanResult
@@ -39,9 +41,9 @@ def subject_namespace(state: DatasetState) -> str:
     return normalise_path(shown_name(state.subject_field or "")).rsplit(".", 1)[-1]
 
 
-def union_by_namespace(sets: Iterable[tuple[str, KeySet]]) -> int:
+def union_by_namespace(sets: Iterable[tuple[str, KeySet | HllSketch]]) -> int:
     """Distinct subjects: exact within each kind of id, added up across kinds (see the warning)."""
-    groups: dict[str, list[KeySet]] = {}
+    groups: dict[str, list[KeySet | HllSketch]] = {}
     for namespace, keys in sets:
         groups.setdefault(namespace, []).append(keys)
     return sum(KeySet.union_count(g) for g in groups.values())
@@ -49,7 +51,7 @@ def union_by_namespace(sets: Iterable[tuple[str, KeySet]]) -> int:
 
 @dataclass(slots=True)
 class _CategoryTotals:
-    subjects: list[tuple[str, KeySet]] = field(default_factory=list)
+    subjects: list[tuple[str, KeySet | HllSketch]] = field(default_factory=list)
     rows: list[RowSet] = field(default_factory=list)
     values: int = 0
     has_subjects: bool = False
@@ -88,7 +90,8 @@ def finalize(states: Iterable[DatasetState], ruleset: RuleSet) -> Inventory:
             nonnull = max(st.nonnull.get(path, 0), 1)
             share = fs.values_matched / nonnull
             conf = confidence_for(
-                specific=rule.specific, value_rule=rule.is_value_rule, named=fs.named, requires_field=rule.requires_field, share=share
+                specific=rule.specific, value_rule=rule.is_value_rule, named=fs.named, requires_field=rule.requires_field, share=share,
+                text=rule.text is not None,
             )
             subjects = len(fs.subjects) if st.subject_field else None
             distinct = len(fs.distinct) if rule.category in SECRET_CATEGORIES else None
@@ -97,6 +100,7 @@ def finalize(states: Iterable[DatasetState], ruleset: RuleSet) -> Inventory:
                     dataset=dataset, field=shown_name(path), category=rule.category, rule=rule.id, confidence=conf,  # type: ignore[arg-type]
                     records_scanned=st.records, records_matched=fs.records_matched, values_matched=fs.values_matched,
                     subjects_matched=subjects, samples=list(fs.samples), target=st.target, values_distinct=distinct,
+                    subjects_approx=subjects is not None and isinstance(fs.subjects, HllSketch),
                 )
             )
             if rule.category in SECRET_CATEGORIES:
@@ -150,9 +154,21 @@ def result_from_run(run: ScanRun, ruleset: RuleSet) -> ScanResult:
                 "may count one person more than once; name one field with --subject-field or per dataset in spillguard.toml",
             )
         )
+    unchecked = sorted({f"{shown_name(st.dataset)}: {shown_name(path)}" for st in run.states for path in st.unchecked})
+    if unchecked:
+        values = sum(sum(st.unchecked.values()) for st in run.states)
+        run.errors.append(
+            ScanError(
+                target=", ".join(run.targets), kind="unchecked",
+                message=f"{values:,} free-text value{'' if values == 1 else 's'} in {', '.join(unchecked[:5])}"
+                f"{f' and {len(unchecked) - 5} more fields' if len(unchecked) > 5 else ''} not checked for names and postal "
+                f"addresses: {EXTRA_HINT}, or skip them with --except person_name_text,postal_address_text",
+            )
+        )
     for e in run.errors:
         if e.dataset:
             e.dataset = shown_name(e.dataset)
+    approx = any(isinstance(st.subjects, HllSketch) for st in run.states if st.subject_field)
     return ScanResult(
         started_at=run.started_at,
         finished_at=now(),
@@ -165,10 +181,16 @@ def result_from_run(run: ScanRun, ruleset: RuleSet) -> ScanResult:
         datasets=inv.datasets,
         malformed_records=sum(st.malformed for st in run.states),
         subjects_affected=inv.subjects_affected,
-        subjects_exact=len(namespaces) <= 1,
+        subjects_exact=len(namespaces) <= 1 and not approx,
+        subjects_approx=approx_summary() if approx else None,
         records_affected=inv.records_affected,
         secrets=inv.secrets,
     )
+
+
+def approx_summary() -> dict[str, Any]:
+    """What --approx-subjects counts say about themselves: method, size and relative (standard) error."""
+    return {"method": "hyperloglog", "precision": PRECISION, "registers": REGISTERS, "relative_error": round(RELATIVE_ERROR, 5)}
 
 
 def affected_subjects(run: ScanRun, result: ScanResult) -> list[dict[str, Any]]:

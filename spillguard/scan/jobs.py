@@ -201,6 +201,14 @@ class JobRunner:
     def run_batch(self, jobs: list[PartitionJob]) -> list[PartitionResult]:
         """Several small partitions of one scan: each read (with its own retries and errors) as run() would,
         then all counted in one engine pass."""
+        results = self._run_batch(jobs)
+        if jobs and jobs[0].options.approx_subjects:
+            for result in results:  # where the partitions were scanned: 16 KiB a set travels, not its keys
+                if result.state is not None:
+                    result.state.sketch_subjects()
+        return results
+
+    def _run_batch(self, jobs: list[PartitionJob]) -> list[PartitionResult]:
         if len(jobs) == 1:
             return [self.run(jobs[0])]
         scanner = self.scanner(jobs[0])

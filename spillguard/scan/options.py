@@ -26,6 +26,10 @@ class ScanOptions:
     secrets_out: bool = False  # collect every leaked secret's digests (respond.leaked) for --secrets-out
     # --secrets-hmac-key-env: the NAME of the variable holding the application's HMAC key (never the key itself)
     secrets_hmac_key_env: str | None = None
+    executor: str = "local"  # a row of scan.executors.EXECUTORS
+    ray_address: str | None = None  # --ray-address: None starts a Ray instance on this machine
+    approx_subjects: bool = False  # HyperLogLog sketches instead of exact subject hashes (detect/sketch.py)
+    merge_memory: int | None = None  # bytes of subject hashes the scan keeps in memory before spilling to disk
 
     def source_options_for(self, target: str) -> dict[str, Any]:
         """Scan-wide source options, overridden by the target's own (from the config file)."""

@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from spillguard.detect.keymerge import spill_pool
 from spillguard.detect.state import DatasetState
 from spillguard.errors import UserError
 from spillguard.keys import Hasher, fingerprint_key
 from spillguard.model import ScanError, ScanResult
 from spillguard.scan.accumulate import DatasetScanner, build_ruleset
 from spillguard.scan.checkpoint import Checkpoint, options_fingerprint
-from spillguard.scan.executors import Executor, InProcessExecutor, default_workers, make_executor
+from spillguard.scan.executors import EXECUTORS, Executor, InProcessExecutor, make_executor
 from spillguard.scan.inventory import ScanRun, now, result_from_run
 from spillguard.scan.jobs import MAX_MALFORMED, Malformed, PartitionJob, PartitionResult
 from spillguard.scan.names import shown_name
@@ -117,7 +118,13 @@ def scan_target(
                     run.malformed_listed += kind == "malformed"
                     run.errors.append(ScanError(target=shown, dataset=dataset, line=line, message=reason, kind=kind))
 
+        merged_keys: set[tuple[str, str]] = set()  # a partition is merged once, however often it was run
+
         def absorb(plan: _Dataset, job: PartitionJob, res: PartitionResult) -> None:
+            if (res.dataset, res.key) in merged_keys:
+                return
+            if res.state is not None:
+                merged_keys.add((res.dataset, res.key))
             if res.target_down and not down:
                 down.append(res.error or "target given up")
             if res.state is None:
@@ -262,15 +269,33 @@ def run_scan(
         raise UserError("--resume needs --state FILE: the state file of the scan to continue")
     if options.state and options.subjects_out:
         raise UserError("--subjects-out cannot be combined with --state: the state file would have to keep personal data")
+    if options.approx_subjects and options.subjects_out:
+        raise UserError("--approx-subjects cannot be combined with --subjects-out: a sketch counts people but cannot list them; drop one")
+    with spill_pool(options.merge_memory):
+        return _run_scan(targets, options, progress, on_dataset, executor)
+
+
+def _run_scan(
+    targets: Sequence[str],
+    options: ScanOptions,
+    progress: Progress | None,
+    on_dataset: OnDataset | None,
+    executor: Executor | None,
+) -> tuple[ScanResult, ScanRun]:
     key = fingerprint_key()
-    checkpoint = None
-    if options.state:
-        checkpoint = Checkpoint(options.state, options, list(targets), key, resume=options.resume)
-        options.seed = checkpoint.seed  # a resumed scan hashes subjects exactly as the first run did
+    if executor is None and options.executor not in EXECUTORS:
+        raise UserError(f"--executor {options.executor}: unknown; choose one of {', '.join(EXECUTORS)}")
     local = executor if isinstance(executor, InProcessExecutor) else InProcessExecutor()
     owned = executor is None
+    if executor is None:
+        # Before any work: a missing Ray, an unreachable cluster or a password bound for a task is one line.
+        executor = make_executor(options, list(targets), local.runner)
+    checkpoint = None
     stopped = False
     try:
+        if options.state:
+            checkpoint = Checkpoint(options.state, options, list(targets), key, resume=options.resume)
+            options.seed = checkpoint.seed  # a resumed scan hashes subjects exactly as the first run did
         ruleset = build_ruleset(options)
         scanner = DatasetScanner(ruleset, Hasher(options.seed), options, key)
         scanner_id = options_fingerprint(options, [], include_seed=True)
@@ -279,8 +304,6 @@ def run_scan(
             for t in targets:
                 if "://" not in t:
                     run.errors.append(ScanError(target=t, kind="warning", message="--sample applies to stores; files are always read in full"))
-        if executor is None:
-            executor = make_executor(options.workers or default_workers(), local.runner)
         for target in targets:
             scan_target(target, scanner, scanner_id, run, executor, local, progress=progress, on_dataset=on_dataset, checkpoint=checkpoint)
     except KeyboardInterrupt:

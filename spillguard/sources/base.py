@@ -30,7 +30,8 @@ class Partition:
     """A small serialisable unit of work: one slice of one dataset.
 
     `spec` holds only JSON-compatible values (key ranges, slice ids, file offsets) so that a
-    partition can be checkpointed, resumed, or shipped to another machine.
+    partition can be checkpointed, resumed, or shipped to another machine. A copy with a watermark adds
+    `since: [field, value]` (see `since_bound`); stores that can filter read only records at or past it.
     """
 
     dataset: str
@@ -41,6 +42,22 @@ class Partition:
         import orjson
 
         return self.dataset + "#" + orjson.dumps(self.spec, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def since_bound(spec: dict[str, Any]) -> tuple[str, Any] | None:
+    """(field, lower bound) a store may filter on for a copy's `since` (`field >= bound`), or None.
+
+    Pushed down reads need only be a superset: the copy cuts exactly with the same Arrow comparison for
+    every source. A text value is cut to its first 10 characters: any prefix of a text is a lower bound of
+    it, and for a time ("2024-05-01T10:11:12", "2024-05-01 10:11:12") it is the start of its day, which a
+    typed column (timestamp, DATETIME, a date field) compares correctly whichever way its rows are written."""
+    since = spec.get("since")
+    if not since:
+        return None
+    fld, value = since
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return None
+    return str(fld), value[:10] if isinstance(value, str) else value
 
 
 class DatasetReader(Protocol):

@@ -20,7 +20,7 @@ import orjson
 import pyarrow as pa
 
 from spillguard.errors import UserError
-from spillguard.sources.base import MalformedSink, Partition
+from spillguard.sources.base import MalformedSink, Partition, since_bound
 from spillguard.sources.records import docs_to_tables
 from spillguard.sources.retry import TransientError, Unreachable
 from spillguard.sources.store import (
@@ -72,7 +72,11 @@ class SearchIndex(ReconnectingDataset):
                 yield from docs_to_tables(docs, self.name, malformed)
 
     def _slice(self, spec: dict[str, Any]) -> dict[str, Any]:
-        return {"slice": {"id": spec["slice"], "max": spec["max"]}} if "max" in spec else {}
+        """The slice of a sliced read, and a copy's watermark as a range query."""
+        body: dict[str, Any] = {"slice": {"id": spec["slice"], "max": spec["max"]}} if "max" in spec else {}
+        if (bound := since_bound(spec)) is not None:
+            body["query"] = {"range": {bound[0]: {"gte": bound[1]}}}
+        return body
 
     def _pit_pages(self, spec: dict[str, Any]) -> Iterator[list[dict[str, Any]]]:
         src = self.source

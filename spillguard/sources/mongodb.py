@@ -13,6 +13,7 @@ different documents. Finding a server, connecting and the handshake are bounded 
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ import pymongo.errors
 from bson import json_util
 
 from spillguard.errors import UserError
-from spillguard.sources.base import MalformedSink, Partition, ReaderDefaults
+from spillguard.sources.base import MalformedSink, Partition, ReaderDefaults, since_bound
 from spillguard.sources.records import docs_to_tables
 from spillguard.sources.retry import TransientError
 from spillguard.sources.store import StoreSource, one_line, partition_count, unreachable
@@ -47,6 +48,24 @@ def encode_id(value: Any) -> str:
 
 def decode_id(text: str) -> Any:
     return json_util.loads(text)["v"]
+
+
+def _since_filter(spec: dict[str, Any]) -> dict[str, Any]:
+    """A copy's watermark as a filter. Comparisons only match values of the same BSON type, so a time
+    bound matches dates and ISO text alike, a number every numeric type."""
+    bound = since_bound(spec)
+    if bound is None:
+        return {}
+    fld, value = bound
+    if not isinstance(value, str):
+        return {fld: {"$gte": value}}
+    alternatives: list[dict[str, Any]] = [{fld: {"$gte": value}}]
+    try:
+        day = datetime.date.fromisoformat(value)
+        alternatives.append({fld: {"$gte": datetime.datetime(day.year, day.month, day.day)}})
+    except ValueError:
+        pass
+    return {"$or": alternatives} if len(alternatives) > 1 else alternatives[0]
 
 
 @dataclass(slots=True)
@@ -99,7 +118,7 @@ class MongoCollection(ReaderDefaults):
         collection = self.source.client[self.db][self.coll]
         if "sample" in spec:
             return collection.aggregate([{"$sample": {"size": int(spec["sample"])}}], batchSize=BATCH)
-        cursor = collection.find({}, batch_size=BATCH)
+        cursor = collection.find(_since_filter(spec), batch_size=BATCH)
         if spec.get("min") is not None or spec.get("max") is not None:
             cursor = cursor.hint([("_id", 1)])
             if spec.get("min") is not None:

@@ -20,7 +20,7 @@ import pymysql
 import pymysql.cursors
 
 from spillguard.errors import UserError
-from spillguard.sources.base import MalformedSink, Partition
+from spillguard.sources.base import MalformedSink, Partition, since_bound
 from spillguard.sources.retry import TransientError, Unreachable
 from spillguard.sources.store import (
     ReconnectingDataset,
@@ -140,15 +140,18 @@ class MySQLTable(ReconnectingDataset):
         if "sample" in spec:
             seed = self.source.options.seed % 2**31
             return f"{sql} ORDER BY RAND({seed}) LIMIT {int(spec['sample'])}"
+        conds = []
         if "range" in spec:
             a, b = spec["range"]
-            conds = []
             if a is not None:
                 conds.append(f"{_q(spec['pk'])} >= {int(a)}")
             if b is not None:
                 conds.append(f"{_q(spec['pk'])} < {int(b)}")
-            if conds:
-                sql += " WHERE " + " AND ".join(conds)
+        if (bound := since_bound(spec)) is not None:
+            fld, value = bound
+            conds.append(f"{_q(fld)} >= {_lit(value) if isinstance(value, str) else repr(value)}")
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
         return sql
 
     def read(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:

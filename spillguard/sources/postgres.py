@@ -21,7 +21,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from spillguard.errors import UserError
-from spillguard.sources.base import MalformedSink, Partition
+from spillguard.sources.base import MalformedSink, Partition, since_bound
 from spillguard.sources.records import json_lines_to_tables
 from spillguard.sources.retry import TransientError, Unreachable
 from spillguard.sources.store import (
@@ -129,12 +129,17 @@ class PostgresTable(ReconnectingDataset):
                     columns, rel, sql.Literal(pct), sql.Literal(self.source.options.seed % 2**31)
                 )
             return sql.SQL("{} ORDER BY random() LIMIT {}").format(select, sql.Literal(n))
+        conds: list[sql.Composable] = []
         if "ctid" in spec:
             lo, hi = spec["ctid"]
-            cond = sql.SQL("ctid >= {}::tid").format(sql.Literal(f"({int(lo)},0)"))
+            conds.append(sql.SQL("ctid >= {}::tid").format(sql.Literal(f"({int(lo)},0)")))
             if hi is not None:
-                cond = sql.SQL("{} AND ctid < {}::tid").format(cond, sql.Literal(f"({int(hi)},0)"))
-            select = sql.SQL("{} WHERE {}").format(select, cond)
+                conds.append(sql.SQL("ctid < {}::tid").format(sql.Literal(f"({int(hi)},0)")))
+        if (bound := since_bound(spec)) is not None:
+            # COPY takes no parameters: the bound is composed as a quoted literal.
+            conds.append(sql.SQL("{} >= {}").format(sql.Identifier(bound[0]), sql.Literal(bound[1])))
+        if conds:
+            select = sql.SQL("{} WHERE {}").format(select, sql.SQL(" AND ").join(conds))
         return select
 
     def read(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:

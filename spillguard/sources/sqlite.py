@@ -16,7 +16,7 @@ from urllib.parse import quote, unquote, urlsplit
 import pyarrow as pa
 
 from spillguard.errors import UserError
-from spillguard.sources.base import MalformedSink, Partition, ReaderDefaults, SourceDefaults
+from spillguard.sources.base import MalformedSink, Partition, ReaderDefaults, SourceDefaults, since_bound
 from spillguard.sources.retry import TransientError
 from spillguard.sources.store import RateLimiter, StoreOptions, json_row_tables, partition_count, split_range
 
@@ -87,11 +87,15 @@ class SQLiteTable(ReaderDefaults):
             seed = self.source.options.seed % 1_000_003
             order = f"((rowid + {seed}) * 2654435761) % 4294967311" if self._has_rowid() else "random()"
             return f"{sql} ORDER BY {order} LIMIT {int(spec['sample'])}"
+        conds = []
         if "rowid" in spec:
             a, b = spec["rowid"]
             conds = ([f"rowid >= {int(a)}"] if a is not None else []) + ([f"rowid < {int(b)}"] if b is not None else [])
-            if conds:
-                sql += " WHERE " + " AND ".join(conds)
+        if (bound := since_bound(spec)) is not None:
+            fld, value = bound
+            conds.append(f"{_q(fld)} >= {_lit(value) if isinstance(value, str) else repr(value)}")
+        if conds:
+            sql += " WHERE " + " AND ".join(conds)
         return sql
 
     def _fetched(self, cur: sqlite3.Cursor) -> Iterator[list[bytes]]:

@@ -56,6 +56,7 @@ class StoreOptions:
     retry_budget: float = DEFAULT_BUDGET_S
     max_rps: float | None = None
     password: str | None = None
+    password_env: str | None = None  # a variable NAME (spillguard.toml), read where the store is opened (Ray workers)
     include_views: bool = False
     include_hidden: bool = False
     partition_rows: int = 50_000
@@ -106,13 +107,16 @@ class StoreOptions:
 
 
 def resolve_password(target: str, options: StoreOptions) -> str | None:
-    """The URL's password, else --ask-password, else SPILLGUARD_PASSWORD, else the scheme's own variables
+    """The URL's password, else --ask-password or the config's, else its password_env variable read here,
+    else SPILLGUARD_PASSWORD, else the scheme's own variables
     (the `password_env` column of `spillguard.targets.SCHEMES`)."""
     url = parse_url(target)
     if url.password is not None:
         return url.password
     if options.password is not None:
         return options.password
+    if options.password_env and os.environ.get(options.password_env):
+        return os.environ[options.password_env]
     for name in ("SPILLGUARD_PASSWORD", *url.scheme.password_env):
         value = os.environ.get(name)
         if value:

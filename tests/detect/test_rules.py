@@ -57,13 +57,13 @@ def test_user_rule_file_adds_a_rule(tmp_path):
     f = tmp_path / "mine.toml"
     f.write_text(
         '[[rule]]\nid = "acme_key"\ncategory = "secret"\nvalue = \'\'\'acme_[a-z0-9]{16}\'\'\'\nspecific = true\n'
-        'examples = ["acme_0123456789abcdef"]\nnegative_examples = ["acme_short"]\n'
+        'examples = ["acme_7f3a9c1e5b2d8046"]\nnegative_examples = ["acme_short"]\n'
     )
     rules = select_rules([f])
     assert "acme_key" in {r.id for r in rules}
     from spillguard.detect.engine import RuleSet
 
-    matches = spillguard.scan_value("key acme_0123456789abcdef", rules=RuleSet(rules))
+    matches = spillguard.scan_value("key acme_7f3a9c1e5b2d8046", rules=RuleSet(rules))
     assert [m.rule for m in matches] == ["acme_key"]
 
 

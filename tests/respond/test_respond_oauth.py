@@ -348,3 +348,66 @@ def test_dot_refresh_tokens_revoked_and_their_access_tokens_with_them(dot: AuthS
         assert dot.active(pairs[u].access_token) == (u not in leaked_users)
         assert (dot.refresh(pairs[u].refresh_token).status_code == 200) == (u not in leaked_users)
     action.close()
+
+
+def test_integration_tokens_revoked_at_the_partner_before_the_link_goes(dot: AuthServer, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    """Linked accounts holding a partner's tokens (django-oauth-toolkit plays the partner, as Login with Amazon
+    would for Alexa): with `revocation_url`, each leaked link's tokens are revoked at the partner (its own
+    introspection then says inactive) and only then is the link deleted; a partner that cannot be reached
+    keeps the link and fails the step."""
+    import sqlite3
+
+    from spillguard.respond.sql import LinkedAccounts
+    from tests.servers import free_port
+
+    users = [f"dot-link-{i}" for i in range(10)]
+    dot_create_users(dot, users)
+    pairs = {u: dot.user_tokens(u) for u in users}
+    leaked_users = set(users[::3])
+    leaked = _scan_leaked(tmp_path, {u: pairs[u] for u in leaked_users}, refresh=False)
+    db = tmp_path / "app.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE partner_links (id integer primary key, user_id text, access_token text, refresh_token text)")
+        conn.executemany("INSERT INTO partner_links (user_id, access_token, refresh_token) VALUES (?, ?, ?)",
+                         [(u, pairs[u].access_token, pairs[u].refresh_token) for u in users])
+    monkeypatch.setenv("SG_TEST_PARTNER_ID", dot.user_client.client_id)
+    monkeypatch.setenv("SG_TEST_PARTNER_SECRET", dot.user_client.client_secret)
+
+    def action(url: str) -> LinkedAccounts:
+        return LinkedAccounts({"id": "partner", "scope": "exact", "store": f"sqlite:///{db}", "table": "partner_links",
+                               "user_column": "user_id", "token_columns": ["access_token", "refresh_token"],
+                               "token_type_hints": ["access_token", "refresh_token"], "partner": "Partner",
+                               "revocation_url": url, "client_id_env": "SG_TEST_PARTNER_ID",
+                               "client_secret_env": "SG_TEST_PARTNER_SECRET", "per_second": 1000}, "test")  # fmt: skip
+
+    ctx = _context(tmp_path, leaked)
+    ctx.limits = Limits(batch=7, retries=0, backoff_s=0.01)
+    unreachable = action(f"http://127.0.0.1:{free_port()}/o/revoke_token/")
+    unreachable.connect()
+    steps = unreachable.plan(ctx)
+    assert sum(s.count for s in steps) == len(leaked_users)
+    out = [unreachable.execute(ctx, s) for s in steps]
+    assert sum(o.done for o in out) == 0 and sum(o.failed for o in out) == len(leaked_users)
+    assert "links kept" in out[0].detail
+    unreachable.close()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM partner_links").fetchone()[0] == len(users)
+
+    partner = action(dot.revocation_url)
+    partner.connect()
+    done, failed, texts = 0, 0, []
+    for s in partner.plan(ctx):
+        o = partner.execute(ctx, s)
+        done, failed = done + o.done, failed + o.failed
+        texts += [s.description, o.detail]
+    assert (done, failed) == (len(leaked_users), 0)
+    assert sum(int(t.split(" ")[1]) for t in texts if t.startswith("revoked ")) == 2 * len(leaked_users)
+    for u in users:
+        assert dot.active(pairs[u].access_token) == (u not in leaked_users), u
+        assert (dot.refresh(pairs[u].refresh_token).status_code == 200) == (u not in leaked_users), u
+    with sqlite3.connect(db) as conn:
+        assert {r[0] for r in conn.execute("SELECT user_id FROM partner_links")} == set(users) - leaked_users
+    assert partner.verify(ctx).still_active == 0
+    _assert_no_raw(texts, [t for p in pairs.values() for t in (p.access_token, p.refresh_token)], tmp_path / "journal.db")
+    partner.close()

@@ -82,6 +82,7 @@ def test_jsonl_to_sqlite_pseudonymises_joins_and_records_the_key_id(tmp_path, sr
     blob = db.read_bytes()
     assert KEY_HEX.encode() not in blob and KEY_HEX not in proc.stdout + proc.stderr
     _no_raw_values(blob, data)
+    _no_raw_values((proc.stdout + proc.stderr).encode(), data)  # nor in the summary or any log line
 
 
 def test_same_key_same_pseudonyms_other_key_others(tmp_path, src):
@@ -210,7 +211,16 @@ def test_policy_init_proposes_a_policy_that_copies_cleanly(tmp_path, src, data):
     assert run("policy", "init", str(src), "-o", str(pol)).returncode == 2  # exists: --force needed
 
 
+def _watermarks(state: Path) -> dict[str, dict]:
+    con = sqlite3.connect(state)
+    try:
+        return {d: {"field": f, "last": json.loads(v)} for d, f, v in con.execute("SELECT dataset, field, last FROM watermark")}
+    finally:
+        con.close()
+
+
 def test_since_watermark_copies_only_new_records_and_keeps_state(tmp_path, src, data, monkeypatch):
+    from spillguard.errors import UserError
     from spillguard.safecopy import copy
 
     monkeypatch.setenv("SG_COPY_KEY", KEY_HEX)
@@ -221,7 +231,7 @@ def test_since_watermark_copies_only_new_records_and_keeps_state(tmp_path, src, 
     first = copy(str(src / "users.jsonl"), f"sqlite:///{db}", policy=pol, state=state)
     assert first.exit_code == 0 and first.datasets[0].rows == 200 and first.datasets[0].mode == "create"
     assert stat.S_IMODE(state.stat().st_mode) == 0o600
-    saved = json.loads(state.read_text())["datasets"]["users.jsonl"]
+    saved = _watermarks(state)["users.jsonl"]
     assert saved["field"] == "signup_at" and saved["last"] == max(u["signup_at"] for u in data.users)
     late = [dict(u, user_id=f"usr_late{i}", signup_at=f"2030-01-0{i + 1}T00:00:00") for i, u in enumerate(data.users[:5])]
     with open(src / "users.jsonl", "a") as fh:
@@ -229,11 +239,15 @@ def test_since_watermark_copies_only_new_records_and_keeps_state(tmp_path, src, 
     second = copy(str(src / "users.jsonl"), f"sqlite:///{db}", policy=pol, state=state)
     assert second.datasets[0].rows == 5 and second.datasets[0].mode == "append"
     assert second.datasets[0].watermark["after"] == saved["last"]
+    no_mark = tmp_path / "no-mark.toml"
+    no_mark.write_text(pol.read_text().replace('watermark = "signup_at"', ""))
+    with pytest.raises(UserError, match="watermark field 'updated' is not a top-level field"):
+        copy(str(src / "users.jsonl"), f"sqlite:///{tmp_path / 'other.db'}", policy=no_mark, state=tmp_path / "other.state", since="updated")
     third = copy(str(src / "users.jsonl"), f"sqlite:///{db}", policy=pol, state=state)
     assert third.datasets[0].rows == 0
     con = sqlite3.connect(db)
     assert con.execute("SELECT count(*), count(DISTINCT user_id) FROM users").fetchone() == (205, 205)
-    assert json.loads(state.read_text())["datasets"]["users.jsonl"]["last"] == "2030-01-05T00:00:00"
+    assert _watermarks(state)["users.jsonl"]["last"] == "2030-01-05T00:00:00"
 
 
 def test_kill_9_mid_copy_leaves_nothing_and_a_rerun_equals_an_uninterrupted_copy(tmp_path):
@@ -307,3 +321,254 @@ def test_policy_init_from_a_saved_scan_equals_scanning_now(tmp_path, src):
     text = propose_policy(str(src), empty)
     fields = tomllib.loads(text)["datasets"]["users.jsonl"]["fields"]
     assert set(fields.values()) == {"keep"} and "email" in fields
+
+
+def _write_parquet(folder: Path, data, rows_per_group: int) -> Path:
+    import pyarrow as pa
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, rows in (("users.parquet", data.users), ("devices.parquet", data.devices)):
+        pq.write_table(pa.Table.from_pylist(rows), folder / name, row_group_size=rows_per_group)
+    return folder
+
+
+def _parts_saved(state: Path) -> int:
+    try:
+        con = sqlite3.connect(f"file:{state}?mode=ro", uri=True, timeout=1)
+        try:
+            return int(con.execute("SELECT count(*) FROM part").fetchone()[0])
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return 0
+
+
+def kill_when_checkpointed(argv: list[str], state: Path, parts: int = 2) -> None:
+    """Start a copy, SIGKILL it once `parts` partitions are checkpointed in its state file."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(argv, env={**os.environ, "SG_COPY_KEY": KEY_HEX}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while _parts_saved(state) < parts and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert proc.poll() is None, "the copy finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_copy(tmp_path, monkeypatch):
+    from spillguard.errors import UserError
+    from spillguard.safecopy import copy
+
+    big = generate(4000, seed=21)
+    src = _write_parquet(tmp_path / "src", big, rows_per_group=400)
+    pol = tmp_path / "policy.toml"
+    pol.write_text(policy_text("users.parquet", "devices.parquet"))
+    whole, killed, state = tmp_path / "whole.db", tmp_path / "killed.db", tmp_path / "copy.state"
+    proc = run("copy", str(src), f"sqlite:///{whole}", "--policy", str(pol), "--format", "json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    uninterrupted = json.loads(proc.stdout)
+
+    kill_when_checkpointed([EXE, "copy", str(src), f"sqlite:///{killed}", "--policy", str(pol), "--state", str(state)], state)
+    con = sqlite3.connect(killed)  # nothing visible yet: the finished partitions wait in the stage table
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "users" not in tables and "_sg_stage_users" in tables
+    con.close()
+    assert stat.S_IMODE(state.stat().st_mode) == 0o600
+    wal = Path(str(state) + "-wal")
+    _no_raw_values(state.read_bytes() + (wal.read_bytes() if wal.exists() else b""), big)
+
+    # The state file refuses a fresh copy (one line, exit 2), a changed policy and another key.
+    again = run("copy", str(src), f"sqlite:///{killed}", "--policy", str(pol), "--state", str(state))
+    assert again.returncode == 2 and "holds an interrupted copy" in again.stderr and "--resume" in again.stderr
+    assert len(again.stderr.strip().splitlines()) == 1 and "Traceback" not in again.stderr
+    other = tmp_path / "other.toml"
+    other.write_text(policy_text("users.parquet", "devices.parquet", notes='"drop"'))
+    monkeypatch.setenv("SG_COPY_KEY", KEY_HEX)
+    with pytest.raises(UserError, match="--resume needs --state FILE"):
+        copy(str(src), f"sqlite:///{killed}", policy=pol, resume=True)
+    with pytest.raises(UserError, match=r"the policy \(its digest\) changed since the interrupted copy"):
+        copy(str(src), f"sqlite:///{killed}", policy=other, state=state, resume=True)
+    monkeypatch.setenv("SG_COPY_KEY", OTHER_KEY_HEX)
+    with pytest.raises(UserError, match=r"a key \(its key id\) changed since the interrupted copy"):
+        copy(str(src), f"sqlite:///{killed}", policy=pol, state=state, resume=True)
+
+    resumed = run("copy", str(src), f"sqlite:///{killed}", "--policy", str(pol), "--state", str(state), "--resume",
+                  "--workers", "2", "--format", "json")
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    doc = json.loads(resumed.stdout)
+    assert doc["verification"]["ok"] is True
+    assert doc["checkpoint"]["resumed"] is True and 1 <= doc["checkpoint"]["partitions_done_before"] < doc["checkpoint"]["partitions"]
+    assert [(d["destination"], d["rows"], d["notes"]) for d in doc["datasets"]] == [
+        (d["destination"], d["rows"], d["notes"]) for d in uninterrupted["datasets"]]
+
+    def rows(db: Path) -> dict[str, list[tuple]]:
+        c = sqlite3.connect(db)
+        try:
+            return {t: sorted(c.execute(f"SELECT * FROM {t}").fetchall()) for t in ("users", "devices")}
+        finally:
+            c.close()
+
+    assert rows(killed) == rows(whole)
+    assert sum(len(v) for v in rows(killed).values()) == 4000 + len(big.devices)
+    con = sqlite3.connect(killed)
+    tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert not any(t.startswith("_sg_stage_") for t in tables)
+    assert con.execute("SELECT count(*) FROM _sg_copy_parts").fetchone()[0] == 0
+    runs = {json.loads(m)["run"] for (m,) in con.execute("SELECT meta FROM spillguard_copies")}
+    assert len(runs) == 1  # both datasets published by the one (resumed) copy
+    con.close()
+    assert _parts_saved(state) == 0  # the copy finished: its partitions are forgotten
+
+
+def interrupt_after(monkeypatch, partitions: int) -> None:
+    """Ctrl-C right after the `partitions`-th partition is checkpointed (an in-process stand-in for kill -9:
+    only the uncommitted partition is rolled back)."""
+    import spillguard.safecopy.run as run_module
+
+    real = run_module._finished
+    calls = {"n": 0}
+
+    def finished(*args, **kwargs):
+        real(*args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == partitions:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_module, "_finished", finished)
+
+
+def rows_of_files(folder: Path) -> dict[str, list]:
+    out = {}
+    for p in sorted(folder.iterdir()):
+        if p.suffix == ".jsonl":
+            out[p.name] = sorted(json.dumps(json.loads(line), sort_keys=True) for line in p.read_text().splitlines())
+        elif p.suffix == ".parquet":
+            out[p.name] = sorted(json.dumps(r, sort_keys=True, default=str) for r in pq.read_table(p).to_pylist())
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet"])
+def test_resume_into_a_file_folder_equals_an_uninterrupted_copy(tmp_path, monkeypatch, fmt):
+    from spillguard.safecopy import copy
+    from spillguard.safecopy.run import CopyInterrupted
+
+    monkeypatch.setenv("SG_COPY_KEY", KEY_HEX)
+    data = generate(600, seed=5)
+    src = _write_parquet(tmp_path / "src", data, rows_per_group=100)
+    pol = tmp_path / "policy.toml"
+    pol.write_text(policy_text("users.parquet", "devices.parquet"))
+    whole = copy(str(src), str(tmp_path / "whole"), policy=pol, fmt=fmt)
+    out, state = tmp_path / "out", tmp_path / "copy.state"
+    with monkeypatch.context() as m:
+        interrupt_after(m, 3)
+        with pytest.raises(CopyInterrupted) as stopped:
+            copy(str(src), str(out), policy=pol, fmt=fmt, state=state)
+    assert stopped.value.saved == 3 and "--resume" in stopped.value.advice()
+    assert not (out / f"users.{fmt}").exists() and len(list((out / f"users.{fmt}.parts").glob(f"*.{fmt}"))) == 3
+    # A source file that changed since the interruption is refused; restored (same size and time), it resumes.
+    from spillguard.errors import UserError
+
+    shutil.copytree(src, tmp_path / "src.orig")  # copy2 inside: sizes and times kept
+    _write_parquet(src, generate(601, seed=5), rows_per_group=100)
+    with pytest.raises(UserError, match="the source's content changed since the interrupted copy"):
+        copy(str(src), str(out), policy=pol, fmt=fmt, state=state, resume=True)
+    for name in ("users.parquet", "devices.parquet"):
+        shutil.copy2(tmp_path / "src.orig" / name, src / name)
+    resumed = copy(str(src), str(out), policy=pol, fmt=fmt, state=state, resume=True)
+    assert resumed.exit_code == 0
+    assert [d.rows for d in resumed.datasets] == [d.rows for d in whole.datasets] == [600, len(data.devices)]
+    assert rows_of_files(out) == rows_of_files(tmp_path / "whole")
+    assert not list(out.glob("*.parts")) and not list(out.glob(".*tmp*"))
+
+
+@pytest.mark.parametrize("dest_kind", ["sqlite", "jsonl"])
+def test_a_copy_stopped_after_publishing_is_not_appended_twice_on_resume(tmp_path, monkeypatch, dest_kind):
+    from spillguard.safecopy import copy
+    from spillguard.safecopy.checkpoint import CopyCheckpoint
+
+    monkeypatch.setenv("SG_COPY_KEY", KEY_HEX)
+    data = generate(300, seed=6)
+    src = _write_parquet(tmp_path / "src", data, rows_per_group=100)
+    pol = tmp_path / "policy.toml"
+    pol.write_text(policy_text("users.parquet", "devices.parquet"))
+    dest = f"sqlite:///{tmp_path / 'copy.db'}" if dest_kind == "sqlite" else str(tmp_path / "out")
+    fmt = None if dest_kind == "sqlite" else "jsonl"
+    assert copy(str(src), dest, policy=pol, fmt=fmt).exit_code == 0
+    state = tmp_path / "copy.state"
+
+    def crash(self, *_a):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(CopyCheckpoint, "finish", crash)  # every dataset published, the state not yet told
+        with pytest.raises(KeyboardInterrupt):
+            copy(str(src), dest, policy=pol, fmt=fmt, mode="append", state=state)
+    resumed = copy(str(src), dest, policy=pol, fmt=fmt, mode="append", state=state, resume=True)
+    assert resumed.exit_code == 0 and [d.rows for d in resumed.datasets] == [300, len(data.devices)]
+    if dest_kind == "sqlite":
+        con = sqlite3.connect(tmp_path / "copy.db")
+        assert con.execute("SELECT count(*), count(DISTINCT user_id) FROM users").fetchone() == (600, 300)
+        con.close()
+    else:
+        assert len((tmp_path / "out" / "users.jsonl").read_text().splitlines()) == 600
+
+
+@pytest.mark.parametrize("dest_kind", ["sqlite", "jsonl"])
+def test_a_halt_mid_copy_drops_the_staged_partitions_and_forgets_the_run(tmp_path, monkeypatch, dest_kind):
+    import spillguard.safecopy.run as run_module
+    from spillguard.safecopy import copy
+
+    monkeypatch.setenv("SG_COPY_KEY", KEY_HEX)
+    data = generate(300, seed=9)
+    src = _write_parquet(tmp_path / "src", data, rows_per_group=100)
+    pol = tmp_path / "policy.toml"
+    pol.write_text(policy_text("users.parquet", "devices.parquet"))
+    db = tmp_path / "copy.db"
+    dest = f"sqlite:///{db}" if dest_kind == "sqlite" else str(tmp_path / "out")
+    fmt = None if dest_kind == "sqlite" else "jsonl"
+    state = tmp_path / "copy.state"
+    real, calls = run_module._finished, {"n": 0}
+
+    def finished(job, pid, order, out, run):
+        calls["n"] += 1
+        if calls["n"] == 3:  # as if a field the policy does not name showed up in the third partition
+            out.halt = ["users.parquet: new field 'ssn'"]
+        real(job, pid, order, out, run)
+
+    with monkeypatch.context() as m:
+        m.setattr(run_module, "_finished", finished)
+        with pytest.raises(run_module.CopyHalted, match="halted and rolled back: users.parquet: new field 'ssn'"):
+            copy(str(src), dest, policy=pol, fmt=fmt, state=state)
+    assert _parts_saved(state) == 0
+    if dest_kind == "sqlite":
+        con = sqlite3.connect(db)
+        assert {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")} <= {"_sg_copy_parts"}
+        assert con.execute("SELECT count(*) FROM _sg_copy_parts").fetchone()[0] == 0
+        con.close()
+    else:
+        assert not any((tmp_path / "out").iterdir())
+    # Nothing to resume: the next copy with the same state file simply runs.
+    assert copy(str(src), dest, policy=pol, fmt=fmt, state=state).exit_code == 0
+
+
+def test_the_proof_after_resume_uses_the_identifiers_of_partitions_copied_before_the_interruption(tmp_path, monkeypatch):
+    from spillguard.safecopy import copy
+    from spillguard.safecopy.run import CopyInterrupted
+
+    monkeypatch.setenv("SG_COPY_KEY", KEY_HEX)
+    data = generate(300, seed=12)
+    src = _write_parquet(tmp_path / "src", data, rows_per_group=100)
+    pol = tmp_path / "policy.toml"  # devices.user_id kept raw: the proof must see the users' ids in it
+    pol.write_text(policy_text("users.parquet", "devices.parquet", device_user='"keep"'))
+    dest, state = f"sqlite:///{tmp_path / 'copy.db'}", tmp_path / "copy.state"
+    with monkeypatch.context() as m:
+        interrupt_after(m, 3)  # every partition of users (whose user_id values the proof hashes), none of devices
+        with pytest.raises(CopyInterrupted):
+            copy(str(src), dest, policy=pol, state=state)
+    resumed = copy(str(src), dest, policy=pol, state=state, resume=True)
+    assert resumed.exit_code == 1
+    found = resumed.verification.identifiers
+    assert [(f["dataset"], f["field"]) for f in found] == [("devices", "user_id")]
+    assert found[0]["values"] == len(data.devices)

@@ -255,3 +255,179 @@ def test_postgres_partitions_in_workers_equal_one_process(tmp_path, pg_source):
         outs[workers] = sorted(con.execute("SELECT * FROM users").fetchall())
         con.close()
     assert len(outs[1]) == 300 and outs[1] == outs[2]
+
+
+BIG = 3000
+
+
+@pytest.fixture(scope="module")
+def big_source(pg_source):
+    """Schema `big` of the source server: enough rows for ten ctid partitions of 300 rows."""
+    big = generate(BIG, seed=23)
+    with psycopg.connect(pg_source.dsn, autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA big")
+        conn.execute(USERS_DDL.format(users="big.users", ts="timestamp"))
+        conn.execute(DEVICES_DDL.format(devices="big.devices"))
+        with conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO big.users VALUES ({', '.join(['%s'] * len(USER_COLS))})",
+                            [tuple(u[c] for c in USER_COLS) for u in big.users])
+            cur.executemany(f"INSERT INTO big.devices VALUES ({', '.join(['%s'] * len(DEVICE_COLS))})",
+                            [tuple(d[c] for c in DEVICE_COLS) for d in big.devices])
+        conn.execute("ANALYZE big.users")
+        conn.execute("ANALYZE big.devices")
+    return big
+
+
+def _pg_rows(dsn: str, schema: str) -> dict[str, list[tuple]]:
+    with psycopg.connect(dsn) as conn:
+        return {t: sorted(conn.execute(f"SELECT * FROM {schema}.{t}").fetchall(), key=repr) for t in ("users", "devices")}
+
+
+def test_postgres_kill_9_then_resume_equals_an_uninterrupted_copy(tmp_path, pg_source, big_source):
+    import sys
+
+    from tests.safecopy.test_safecopy import kill_when_checkpointed
+
+    pol = _policy(tmp_path, "big.users", "big.devices")
+    whole = _write(tmp_path / "whole.toml", pol.read_text().replace('to = "users"', 'to = "whole.users"').replace('to = "devices"', 'to = "whole.devices"'))
+    state = tmp_path / "copy.state"
+    with postgres_server(auth="scram") as dest:
+        _accepting(dest.dsn)
+        reference = copy(pg_source.url, dest.dsn, policy=whole, partition_rows=300)
+        assert reference.exit_code == 0
+        code = ("import sys; from spillguard.safecopy import copy; "
+                "copy(sys.argv[1], sys.argv[2], policy=sys.argv[3], state=sys.argv[4], partition_rows=300)")
+        kill_when_checkpointed([sys.executable, "-c", code, pg_source.url, dest.dsn, str(pol), str(state)], state, parts=3)
+        with psycopg.connect(dest.dsn) as conn:
+            names = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        assert "users" not in names and "_sg_stage_users" in names  # nothing visible before the publish
+        resumed = copy(pg_source.url, dest.dsn, policy=pol, state=state, resume=True, workers=2, partition_rows=300)
+        assert resumed.exit_code == 0, resumed.to_json()["verification"]
+        assert [d.rows for d in resumed.datasets] == [d.rows for d in reference.datasets] == [BIG, len(big_source.devices)]
+        assert [d.notes for d in resumed.datasets] == [d.notes for d in reference.datasets]
+        assert _pg_rows(dest.dsn, "public") == _pg_rows(dest.dsn, "whole")
+        with psycopg.connect(dest.dsn) as conn:
+            names = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+            assert not any(n.startswith("_sg_stage_") for n in names)
+            assert conn.execute("SELECT count(*) FROM _sg_copy_parts").fetchone()[0] == 0
+
+
+def test_resume_into_mysql_and_elasticsearch(tmp_path, monkeypatch):
+    from spillguard.safecopy.run import CopyInterrupted
+    from tests.safecopy.test_safecopy import _write_parquet, interrupt_after
+
+    small = generate(600, seed=29)
+    src = str(_write_parquet(tmp_path / "src", small, rows_per_group=100))
+    pol = _policy(tmp_path, "users.parquet", "devices.parquet")
+    with mariadb_server(root_password="An0ther-s3cret") as maria, noida_server() as es:
+        import httpx
+        import pymysql
+
+        conn = pymysql.connect(host=maria.host, port=maria.port, user="root", password="An0ther-s3cret", autocommit=True)
+        with conn.cursor() as cur:
+            cur.execute("CREATE DATABASE whole")
+            cur.execute("CREATE DATABASE resumed")
+        base = f"mysql://root:An0ther-s3cret@{maria.host}:{maria.port}"
+        es_whole = tmp_path / "es-whole.toml"
+        es_whole.write_text(pol.read_text().replace('to = "users"', 'to = "whole_users"').replace('to = "devices"', 'to = "whole_devices"'))
+        targets = [(f"{base}/whole", f"{base}/resumed", pol, pol, {}),
+                   (es.url, es.url, es_whole, pol, {"allow_exposed_destination": True})]
+        for whole_dest, dest, whole_pol, dest_pol, extra in targets:
+            assert copy(src, whole_dest, policy=whole_pol, **extra).exit_code == 0
+            state = tmp_path / f"{len(str(dest))}.state"
+            with monkeypatch.context() as m:
+                interrupt_after(m, 4)
+                with pytest.raises(CopyInterrupted):
+                    copy(src, dest, policy=dest_pol, state=state, **extra)
+            resumed = copy(src, dest, policy=dest_pol, state=state, resume=True, **extra)
+            assert resumed.exit_code == 0, resumed.to_json()["verification"]
+            assert [d.rows for d in resumed.datasets] == [600, len(small.devices)]
+
+        def mysql_rows(db: str) -> list[tuple]:
+            with conn.cursor() as cur:
+                cur.execute(f"SELECT * FROM {db}.users")
+                return sorted(cur.fetchall(), key=repr)
+
+        assert len(mysql_rows("resumed")) == 600 and mysql_rows("resumed") == mysql_rows("whole")
+
+        # Stopped between MySQL's RENAME TABLE (which commits on its own) and the metadata row: the resumed
+        # append finds the stage renamed into place and only records it, it does not append a second time.
+        from spillguard.safecopy.destinations import mysql as mysql_dest
+
+        real_exec = mysql_dest.MySQLWriter._exec
+
+        def exec_then_stop(self, sql, args=None):
+            if sql.startswith("INSERT INTO `spillguard_copies`"):
+                raise KeyboardInterrupt
+            real_exec(self, sql, args)
+
+        state = tmp_path / "append.state"
+        with monkeypatch.context() as m:
+            m.setattr(mysql_dest.MySQLWriter, "_exec", exec_then_stop)
+            with pytest.raises(CopyInterrupted):
+                copy(src, f"{base}/whole", policy=pol, mode="append", state=state)
+        appended = copy(src, f"{base}/whole", policy=pol, mode="append", state=state, resume=True)
+        assert appended.exit_code == 0
+        assert len(mysql_rows("whole")) == 1200
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM whole.spillguard_copies WHERE dataset = 'users'")
+            assert cur.fetchone()[0] == 2
+        with conn.cursor() as cur:
+            cur.execute("SHOW TABLES FROM resumed")
+            assert sorted(r[0] for r in cur.fetchall()) == ["_sg_copy_parts", "devices", "spillguard_copies", "users"]
+        conn.close()
+
+        def es_docs(index: str) -> list[str]:
+            hits = httpx.post(f"http://{es.host}:{es.port}/{index}/_search", json={"size": 10000}).json()["hits"]["hits"]
+            return sorted(json.dumps(h["_source"], sort_keys=True) for h in hits)
+
+        assert len(es_docs("users")) == 600 and es_docs("users") == es_docs("whole_users")
+
+
+def test_watch_config_adds_the_destination_once_and_watch_alerts_when_it_opens(tmp_path, pg_source):
+    from pathlib import Path
+
+    from spillguard.audit.watch import WatchOptions, watch
+    from spillguard.config import load_config
+    from tests.audit.test_watch import RecordingSink
+
+    cfg = tmp_path / "spillguard.toml"
+    before = '# stores we keep an eye on\n[watch]\ninterval = 30   # seconds\n\n[[target]]\nname = "cache"  # the session cache\nurl = "redis://127.0.0.1:6399"\n'
+    cfg.write_text(before)
+    pol = _policy(tmp_path, "public.users", "public.devices")
+    with postgres_server(auth="scram") as dest:
+        _accepting(dest.dsn)
+        result = copy(pg_source.url, dest.dsn, policy=pol, watch_config=cfg)
+        assert result.exit_code == 0 and result.watch is not None and result.watch["added"] is True
+        text = cfg.read_text()
+        assert text.startswith(before) and dest.password not in text  # the user's comments and layout stay
+        added = load_config(cfg).targets[-1]
+        assert added.url == f"postgresql://postgres@{dest.host}:{dest.port}/postgres"
+        again = copy(pg_source.url, dest.dsn, policy=pol, mode="replace", watch_config=cfg)
+        assert again.watch == {**result.watch, "added": False} and cfg.read_text() == text  # no second entry
+
+        sink = RecordingSink()
+        options = WatchOptions(timeout=3.0)
+        assert watch([added], state=tmp_path / "watch.sqlite", sinks=[sink], once=True, options=options) == 0
+        assert sink.alerts == []
+        # Someone "fixes" a login problem on the analytics server: pg_hba switches to trust.
+        Path(dest.data_dir, "pg_hba.conf").write_text("local all all trust\nhost all all 127.0.0.1/32 trust\n")
+        with psycopg.connect(dest.dsn, autocommit=True) as conn:
+            conn.execute("SELECT pg_reload_conf()")
+        assert watch([added], state=tmp_path / "watch.sqlite", sinks=[sink], once=True, options=options) != 0
+        assert [(a["event"], a["new_verdict"]) for a in sink.alerts] == [("exposed", "weak-credentials")]
+
+
+def test_watch_config_is_checked_before_the_copy(tmp_path, pg_source, data):
+    src = write_jsonl(tmp_path / "src", data)
+    pol = _policy(tmp_path, "users.jsonl", "devices.jsonl")
+    with pytest.raises(UserError, match="local file or SQLite database"):
+        copy(str(src), f"sqlite:///{tmp_path / 'copy.db'}", policy=pol, watch_config=tmp_path / "spillguard.toml")
+    assert not (tmp_path / "spillguard.toml").exists()
+    broken = _write(tmp_path / "broken.toml", "[[target]\nurl = 1\n")
+    pol.write_text(pol.read_text().replace('to = "users"', 'to = "w_users"').replace('to = "devices"', 'to = "w_devices"'))
+    with pytest.raises(UserError, match="broken.toml: not valid TOML"):
+        copy(str(src), pg_source.url, policy=pol, watch_config=broken, allow_exposed_destination=True)
+    assert broken.read_text() == "[[target]\nurl = 1\n"
+    with psycopg.connect(pg_source.dsn) as conn:
+        assert conn.execute("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'w\\_%'").fetchone()[0] == 0

@@ -118,10 +118,10 @@ def test_user_rules_only_and_except(tmp_path):
     rules = tmp_path / "acme.toml"
     rules.write_text(
         '[[rule]]\nid = "acme_device_key"\ncategory = "secret"\nvalue = \'\'\'acmedk_[0-9a-f]{24}\'\'\'\nspecific = true\n'
-        'examples = ["acmedk_0123456789abcdef01234567"]\n'
+        'examples = ["acmedk_7f3a9c1e5b2d80467c1d9e3f"]\n'
     )
     data = tmp_path / "d.jsonl"
-    data.write_text('{"uid": "1", "cfg": "key=acmedk_0123456789abcdef01234567", "mail": "x@y.org"}\n')
+    data.write_text('{"uid": "1", "cfg": "key=acmedk_7f3a9c1e5b2d80467c1d9e3f", "mail": "x@y.org"}\n')
     doc = json.loads(run("scan", str(data), "--rules", str(rules), "--format", "json").stdout)
     assert {f["rule"] for f in doc["findings"]} == {"acme_device_key", "email"}
     doc = json.loads(run("scan", str(data), "--rules", str(rules), "--except", "email", "--format", "json").stdout)
@@ -187,3 +187,23 @@ def test_default_workers_follow_the_cores_the_process_may_use():
     assert pinned.stdout.strip() == "1"  # pinned to one core: one worker, however many cores the machine has
     free = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert int(free.stdout) == len(os.sched_getaffinity(0))
+
+
+def test_rules_category_secret_lists_every_credential_format_by_provider():
+    proc = run("rules", "--category", "secret", "--format", "tsv")
+    assert proc.returncode == 0, proc.stderr
+    rows = [line.split("\t") for line in proc.stdout.splitlines()]
+    assert all(len(r) == 5 and r[2] == "secret" for r in rows)
+    assert len(rows) >= 150
+    ids = {r[1] for r in rows}
+    for rid in ("slack_app_token", "slack_webhook_url", "gitlab_glrt", "gitlab_runner_registration", "aws_access_key_id",
+                "stripe_key", "google_api_key", "artifactory_api_key", "discord_bot_token", "npm_token", "pypi_token",
+                "mailchimp_api_key", "telegram_bot_token", "azure_storage_account_key", "square_access_token",
+                "anthropic_api_key", "age_secret_key", "secret_assignment", "bearer_token"):
+        assert rid in ids, rid
+    providers = [r[0] for r in rows]
+    assert providers == sorted(providers, key=str.lower) and "-" not in providers  # every rule names its provider
+    table = run("rules", "--category", "secret")
+    assert table.returncode == 0 and "anthropic_api_key" in table.stdout
+    bad = run("rules", "--category", "secrets")
+    assert bad.returncode == 2 and "--category secrets" in bad.stderr and "Traceback" not in bad.stderr

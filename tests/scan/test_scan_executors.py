@@ -11,7 +11,7 @@ import pyarrow as pa
 from spillguard.detect.flatten import flatten_table
 from spillguard.keys import Hasher, fingerprint_key
 from spillguard.scan.accumulate import DatasetScanner, build_ruleset, detect_table
-from spillguard.scan.executors import InProcessExecutor, ProcessPoolExecutor
+from spillguard.scan.executors import EXECUTORS, InProcessExecutor, ProcessPoolExecutor
 from spillguard.scan.jobs import JobRunner, PartitionJob, PartitionResult
 from spillguard.scan.options import ScanOptions
 from spillguard.scan.run import BATCH_FILES, _Dataset, _run_batches, run_scan
@@ -56,6 +56,13 @@ def test_every_executor_gives_the_same_result(demo_data):
         results.append(_json(result))
     assert results[0] == results[1] == results[2]
     assert results[0]["summary"]["complete"] is True
+    # Every row of the registry that runs on this machine, chosen by name as --executor does (Ray's row is
+    # tested against a Ray cluster in test_ray_executor.py).
+    for name in EXECUTORS:
+        if name == "ray":
+            continue
+        by_name, _run = run_scan([str(folder)], ScanOptions(seed=seed, show_samples=True, executor=name, workers=2))
+        assert _json(by_name) == results[0], name
 
 
 def _small_files(folder: Path, n: int) -> None:

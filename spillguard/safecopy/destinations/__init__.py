@@ -7,6 +7,14 @@ A destination writes each dataset through a `TableWriter` that changes nothing v
 `commit()`: SQL stores write inside a transaction (MySQL into a staging table renamed at commit),
 files into a temporary file renamed at commit. `abort()` leaves the destination as it was, except on
 Elasticsearch, whose index is deleted again on abort (replacing an index there is not atomic).
+
+A checkpointed copy (`--state`) opens writers with its run id: each partition is then made durable by
+`checkpoint(part id, order)`, together with a marker the writer's `done()` reads back on `--resume`
+(SQL: a stage table and a marker row in one transaction; files: a part file renamed into `<file>.parts/`).
+Elasticsearch keeps no marker (`markers` False): its documents get ids derived from the partition, so a
+partition written twice is the same documents, and the state file says which partitions are done.
+`commit()` publishes (stage renamed into place, parts joined), once: `published()` tells a resumed copy
+that a dataset already is. `abort()` then keeps committed partitions; `discard()` drops them (a halt).
 """
 
 from __future__ import annotations
@@ -32,8 +40,22 @@ MODES = ("create", "replace", "append")
 
 class TableWriter(Protocol):
     rows: int
+    markers: bool  # checkpointed: whether done() is the truth (else the state file is, writes being idempotent)
 
     def write(self, table: pa.Table) -> None: ...
+
+    def checkpoint(self, pid: str, order: int) -> None:
+        """Checkpointed copies: make the rows written since the last checkpoint durable, as partition `pid`
+        (the `order`-th of its dataset), with its marker."""
+        ...
+
+    def done(self) -> set[str]:
+        """Checkpointed copies: the partitions this run already committed (read when the writer opened)."""
+        ...
+
+    def discard(self) -> None:
+        """Checkpointed copies: drop every partition committed so far (the copy halted)."""
+        ...
 
     def commit(self, meta: dict[str, Any]) -> None:
         """Make the dataset visible, with the copy's metadata (key ids, policy digest; never a key)."""
@@ -49,7 +71,13 @@ class Destination(Protocol):
 
     def exists(self, name: str) -> bool: ...
 
-    def open(self, name: str, mode: str) -> TableWriter: ...
+    def open(self, name: str, mode: str, run: str | None = None, resume: bool = False) -> TableWriter:
+        """A writer for dataset `name`; with `run`, checkpointed (`resume`: keep what that run committed)."""
+        ...
+
+    def published(self, name: str, run: str) -> bool:
+        """Whether the checkpointed copy `run` already made `name` visible, with its metadata."""
+        ...
 
     def dataset_name(self, name: str) -> str:
         """The name a scan of the destination gives the dataset written as `name`."""

@@ -15,6 +15,10 @@ import pyarrow.compute as pc
 from spillguard.errors import UserError
 
 META_TABLE = "spillguard_copies"  # one row per dataset copy: key ids, policy digest, counts (never a key)
+# A checkpointed copy (--state) writes each dataset into a stage table, one commit per partition together
+# with its row in the marker table; publishing moves the stage into place.
+MARKER_TABLE = "_sg_copy_parts"
+STAGE_PREFIX = "_sg_stage_"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,213 @@
+"""Partition jobs as Ray tasks (`scan --executor ray`): on a Ray instance started on this machine, or on an
+existing cluster (`--ray-address auto`, `ray://HOST:10001`, a KubeRay RayCluster).
+
+The same `Executor` contract as the local pool: a batch of partition jobs is one task, run by a `JobRunner` in
+a Ray worker, and its results come back to the scanning process, which merges each partition once (by its
+id), checkpoints it and reports progress. A task lost with its worker node is run again by Ray (`max_retries`);
+a partition's result is the same wherever and however often it is computed, so counts stay exact. A task that
+still fails becomes an error result for its partitions: they are reported as not scanned (exit 3), never
+silently missing.
+
+Nothing secret travels in a task: store passwords are never in task arguments (a URL with a password, or
+--ask-password, is refused; spillguard.toml's `password_env` travels by NAME and each worker reads the
+variable, like SPILLGUARD_PASSWORD and the scheme's own variables, from its own environment), and the
+fingerprint key is not sent either: the task carries its key id, and a worker whose own key
+($SPILLGUARD_FINGERPRINT_KEY) differs refuses to count.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+import socket
+import uuid
+import warnings
+from collections import Counter
+from concurrent.futures import Future
+from types import ModuleType
+from typing import Any
+
+from spillguard.errors import UserError
+from spillguard.keys import ENV_KEY, fingerprint_key, key_id
+from spillguard.scan.executors import Executor, default_workers
+from spillguard.scan.jobs import JobRunner, PartitionJob, PartitionResult
+from spillguard.scan.options import ScanOptions
+from spillguard.sources.store import one_line
+from spillguard.targets import mask_url, parse_url
+
+MAX_RETRIES = 3  # times Ray runs a task again after its worker or node died
+LOCAL_OBJECT_STORE = 512 << 20  # object store of a Ray instance started here: results are small
+_REFUSED_PASSWORD = (
+    "--executor ray never puts a password in a task: remove it from {what} and set it on every Ray worker as "
+    "SPILLGUARD_PASSWORD (or the store's own variable), or name the variable with password_env in spillguard.toml"
+)
+
+
+def import_ray() -> ModuleType:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no usage reports from a scanner of personal data
+    try:
+        import ray
+    except ImportError:
+        raise UserError(
+            "--executor ray needs Ray: pip install 'spillguard[ray]' (ray[client] is included, for ray:// addresses)"
+        ) from None
+    return ray
+
+
+def check_shippable(targets: list[str], options: ScanOptions) -> None:
+    """Refuse, before any work, what would put a password into task arguments."""
+    for target in targets:
+        if "://" in target and parse_url(target).password is not None:
+            raise UserError(f"{mask_url(target)}: " + _REFUSED_PASSWORD.format(what="the URL"))
+    if options.source_options.get("password") is not None:
+        raise UserError("--ask-password: " + _REFUSED_PASSWORD.format(what="the command line"))
+    for target, own in options.target_options.items():
+        if own.get("password") is not None and not own.get("password_env"):
+            raise UserError(f"{mask_url(target)}: " + _REFUSED_PASSWORD.format(what="the configuration"))
+
+
+def shippable_options(options: ScanOptions) -> ScanOptions:
+    """The options as a task may carry them: password variable names, never their values."""
+    return dataclasses.replace(
+        options,
+        source_options={k: v for k, v in options.source_options.items() if k != "password"},
+        target_options={t: {k: v for k, v in own.items() if k != "password"} for t, own in options.target_options.items()},
+    )
+
+
+# -- in the Ray worker --------------------------------------------------------------------------------
+_runner: tuple[str, JobRunner] | None = None  # this worker's runner for the current scan (sources kept open)
+
+
+def _failed(jobs: list[PartitionJob], message: str) -> list[PartitionResult]:
+    return [PartitionResult(job.key, job.dataset, None, error=message) for job in jobs]
+
+
+def run_task(scan_id: str, kid: str | None, jobs: list[PartitionJob]) -> tuple[str, list[PartitionResult]]:
+    """A Ray task: scan a batch of partitions in this worker; returns (node id, results)."""
+    global _runner
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    if _runner is None or _runner[0] != scan_id:
+        if _runner is not None:
+            _runner[1].close()  # sources of an earlier scan in this long-lived worker
+        _runner = (scan_id, JobRunner())
+    if kid is not None:
+        try:
+            key = fingerprint_key()
+        except UserError as exc:
+            return node, _failed(jobs, f"Ray worker on node {node[:12]}: {exc}")
+        if key_id(key) != kid:
+            return node, _failed(
+                jobs,
+                f"Ray worker on node {node[:12]}: its fingerprint key is not the scan's ({kid}); "
+                f"give every worker the same ${ENV_KEY}",
+            )
+        for job in jobs:
+            job.key_bytes = key
+    return node, _runner[1].run_batch(jobs)
+
+
+def _check_client_port(address: str | None) -> None:
+    """A ray:// address whose port does not answer fails in seconds, not after the client's 30 s of retries."""
+    if not address or not address.startswith("ray://"):
+        return
+    hostport = address.removeprefix("ray://").split("/", 1)[0]
+    host, _, port = hostport.rpartition(":")
+    with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port or 10001)), timeout=5):
+        pass
+
+
+# -- in the scanning process ----------------------------------------------------------------------------
+class RayExecutor:
+    """Each batch of partitions a Ray task; `workers` is the cluster's CPUs (the scan keeps twice that queued)."""
+
+    in_process = False
+
+    def __init__(self, address: str | None = None, workers: int | None = None) -> None:
+        ray = import_ray()
+        self.ray = ray
+        self.owned = False  # this executor started or connected Ray, and so shuts it down
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
+            if address is None and not os.environ.get("RAY_ADDRESS"):
+                kwargs.update(num_cpus=workers or default_workers(), object_store_memory=LOCAL_OBJECT_STORE)
+                # Ray runs workers at nice 15 by default; on this machine they are the scan itself and should run at
+                # its priority, as the process pool's workers do (else anything else running starves them).
+                os.environ.setdefault("RAY_worker_niceness", "0")
+            else:
+                kwargs["address"] = address
+            try:
+                _check_client_port(address)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # Ray's own multi-line connection advice: ours is one line
+                    ray.init(**kwargs)
+            except Exception as exc:  # noqa: BLE001 - ConnectionError, RuntimeError, grpc errors: all one line
+                where = address or os.environ.get("RAY_ADDRESS") or "this machine"
+                raise UserError(
+                    f"--ray-address {where}: cannot start or reach Ray ({one_line(exc)}); check the address "
+                    "(auto, or ray://HOST:10001 for a cluster's client port) and that the cluster is up"
+                ) from None
+            self.owned = True
+        self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
+        self.scan_id = uuid.uuid4().hex
+        self.task = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False, num_cpus=1, scheduling_strategy="SPREAD")(run_task)
+        self.pending: dict[Any, Future[list[PartitionResult]]] = {}  # ObjectRef -> its future
+        self.nodes: Counter[str] = Counter()  # batches finished per node id
+        self._shipped: tuple[ScanOptions, ScanOptions] | None = None
+
+    def _options(self, options: ScanOptions) -> ScanOptions:
+        if self._shipped is None or self._shipped[0] is not options:
+            self._shipped = (options, shippable_options(options))
+        return self._shipped[1]
+
+    def submit(self, jobs: list[PartitionJob]) -> Future[list[PartitionResult]]:
+        kid = key_id(jobs[0].key_bytes) if jobs and jobs[0].key_bytes else None
+        shipped = [dataclasses.replace(job, options=self._options(job.options), key_bytes=None) for job in jobs]
+        ref = self.task.remote(self.scan_id, kid, shipped)
+        fut: Future[list[PartitionResult]] = Future()
+        self.pending[ref] = fut
+
+        def finished(ray_fut: Future[Any]) -> None:
+            self.pending.pop(ref, None)
+            if fut.cancelled():
+                return
+            try:
+                node, results = ray_fut.result()
+            except Exception as exc:  # noqa: BLE001 - lost beyond retries, cancelled, worker crash: not scanned
+                results = _failed(jobs, f"Ray task failed: {type(exc).__name__}: {one_line(exc)}")
+            else:
+                self.nodes[node] += 1
+            if fut.set_running_or_notify_cancel():
+                fut.set_result(results)
+
+        def withdrawn(f: Future[list[PartitionResult]]) -> None:
+            if f.cancelled():
+                self._cancel(ref)
+
+        fut.add_done_callback(withdrawn)
+        ref.future().add_done_callback(finished)
+        return fut
+
+    def _cancel(self, ref: Any) -> None:
+        with contextlib.suppress(Exception):  # finished already, or the cluster is gone: nothing to stop
+            self.ray.cancel(ref, force=True)
+
+    def shutdown(self, *, cancel: bool = False) -> None:
+        if cancel:
+            # Ctrl-C: stop every task now; finished partitions are checkpointed by the scanning process.
+            for ref in list(self.pending):
+                self._cancel(ref)
+        self.pending.clear()
+        if self.owned:
+            self.ray.shutdown()
+            self.owned = False
+
+
+def ray_executor(options: ScanOptions, targets: list[str], runner: JobRunner | None = None) -> Executor:
+    """The `ray` row of scan.executors.EXECUTORS."""
+    check_shippable(targets, options)
+    return RayExecutor(options.ray_address, options.workers)

@@ -1,0 +1,98 @@
+"""Exact unions of subject hashes: sorted runs merged as a tree, spilled to disk past the budget (detect/keymerge.py),
+checked against numpy.unique; and the KeySet built on them."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+from spillguard.detect.keymerge import KeyRuns, iter_union, sorted_unique, spill_pool, union_count
+from spillguard.detect.state import DatasetState, KeySet
+
+
+def _partitions(seed: int, n: int, size: int, universe: int) -> list[np.ndarray]:
+    """Keys of n partitions, overlapping (drawn from one universe), with repeats and the "no key" 0 inside."""
+    rng = np.random.default_rng(seed)
+    parts = [rng.integers(0, universe, rng.integers(size // 2, size * 2), dtype=np.uint64) for _ in range(n)]
+    parts[0][:5] = 0
+    return parts
+
+
+def _truth(parts: list[np.ndarray]) -> np.ndarray:
+    u = np.unique(np.concatenate(parts))
+    return u[u != 0]
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_k_way_union_equals_numpy_unique(chunk: int) -> None:
+    parts = [sorted_unique(p) for p in _partitions(1, 12, 3000, 20_000)]
+    parts.append(np.zeros(0, np.uint64))
+    pieces = list(iter_union(parts, chunk))
+    merged = np.concatenate(pieces)
+    assert np.array_equal(merged, _truth(parts))
+    assert all(p.size <= chunk * len(parts) for p in pieces)  # never more than a chunk of each run at once
+    assert union_count(parts, chunk) == _truth(parts).size
+
+
+def test_tree_merge_keeps_few_runs_and_the_exact_union() -> None:
+    parts = _partitions(2, 100, 2000, 1 << 40)
+    runs = KeyRuns()
+    for p in parts:
+        runs.push(sorted_unique(p))
+    # sizes at least halve from run to run: a binary counter, log2(total) runs at most
+    assert len(runs.runs) <= int(np.log2(sum(p.size for p in parts))) + 1
+    assert all(a.size > 2 * b.size for a, b in zip(runs.runs, runs.runs[1:], strict=False))
+    assert runs.count() == _truth(parts).size
+    assert np.array_equal(runs.materialize(), _truth(parts))
+
+
+def test_spill_beyond_the_budget_gives_the_same_keys(tmp_path) -> None:
+    parts = _partitions(3, 40, 100_000, 1 << 62)
+    truth = _truth(parts)
+    with spill_pool(1 << 20, folder=tmp_path) as pool:  # 1 MiB: a tenth of the keys
+        total = KeySet()
+        for p in parts:
+            one = KeySet()
+            one.add(p)
+            total.update(one)
+        assert pool.spilled > 0 and pool.in_memory <= pool.budget
+        assert any(isinstance(r, np.memmap) for r in total.runs())
+        assert len(total) == truth.size
+        assert KeySet.union_count([total, one]) == truth.size
+        assert np.array_equal(total.array(), truth)
+        # the folder is private and the spilled files are unlinked as soon as they are mapped
+        assert oct(os.stat(pool.folder).st_mode & 0o777) == "0o700"
+        assert os.listdir(pool.folder) == []
+        folder = pool.folder
+    assert not os.path.exists(folder)
+
+
+def test_dataset_states_merge_exactly_in_any_order() -> None:
+    parts = _partitions(4, 9, 5000, 30_000)
+    states = []
+    for p in parts:
+        st = DatasetState("t", "d", "user_id")
+        st.add_subjects(p)
+        states.append(pickle.loads(pickle.dumps(st)))  # as a partition result travels from a worker
+    forward, backward = DatasetState("t", "d", "user_id"), DatasetState("t", "d", "user_id")
+    for st in states:
+        forward.merge(st)
+    for st in reversed(states):
+        backward.merge(st)
+    assert len(forward.subjects) == len(backward.subjects) == _truth(parts).size
+
+
+def test_many_small_adds_between_counts() -> None:
+    ks = KeySet()
+    rng = np.random.default_rng(5)
+    seen = []
+    for _ in range(300):
+        chunk = rng.integers(1, 50_000, 1000, dtype=np.uint64)
+        seen.append(chunk)
+        ks.add(chunk)
+    assert len(ks) == _truth(seen).size
+    ks.add(np.array([0, 0], np.uint64))
+    assert len(ks) == _truth(seen).size
