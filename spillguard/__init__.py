@@ -74,6 +74,7 @@ def scan(
     ray_address: str | None = None,
     approx_subjects: bool = False,
     merge_memory: int | None = None,
+    endpoint_url: str | None = None,
     **source_options: Any,
 ) -> ScanResult:
     """Scan files, folders or store URLs; returns what `spillguard scan --format json` prints.
@@ -83,13 +84,15 @@ def scan(
     `ray_address`) runs partitions on a Ray cluster; `approx_subjects` counts people with HyperLogLog sketches;
     `merge_memory` (bytes) bounds the subject hashes kept in memory before spilling. Other keywords go to the
     sources: `sample=N`, `include=[...]`, `exclude_datasets=[...]`, `connect_timeout=...`, `read_timeout=...`,
-    `retry_budget=...`, `max_rps=...`.
+    `retry_budget=...`, `max_rps=...`. `endpoint_url` is the S3 API address of `s3://` targets (as --endpoint-url).
     """
+    from spillguard.s3 import with_endpoint
     from spillguard.scan.options import ScanOptions
     from spillguard.scan.run import run_scan
 
     if isinstance(targets, str | Path):
         targets = [targets]
+    targets = [with_endpoint(str(t), endpoint_url) if isinstance(t, str) else t for t in targets]
     if "exclude_datasets" in source_options:  # `exclude` names rules here, as --except does on the CLI
         source_options["exclude"] = source_options.pop("exclude_datasets")
     options = ScanOptions(

@@ -14,6 +14,8 @@ The canonical store key (`store_key`) is `KIND://HOST:PORT`:
     PORT  the URL's port, else the scheme's default (`elasticsearch+https` 9200, `https` 443)
 so `elasticsearch+https://ES:9200`, `https://es:9200/` and `elasticsearch+http://user:pw@es` are one store, and
 credentials, database paths and query options never change the key. A file or folder target is its own key.
+A scheme whose URL host names something served elsewhere (an S3 bucket, `s3://BUCKET/PREFIX?endpoint=...`) keys
+by that endpoint and the name: `s3://HOST:PORT/BUCKET`.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ class Scheme:
     adapter: str | None = None  # scan source, "module:Class", imported only when a target needs it
     probe: str | None = None  # audit probe module (with `probe(target, ctx)`), imported lazily
     destination: str | None = None  # safe-copy destination, "module:Class", imported only when a copy writes there
+    # "module:function" giving (host, port, tls) of the network endpoint when the URL's host names something
+    # served there (an S3 bucket); it validates the URL too. None: the URL's host and port are the endpoint.
+    endpoint: str | None = None
 
     @property
     def has_host(self) -> bool:
@@ -96,6 +101,7 @@ SCHEMES: dict[str, Scheme] = _rows(
     Scheme("couchdb", "couchdb", 5984, False, (), None, _COUCH),
     Scheme("couchdb+http", "couchdb", 5984, False, (), None, _COUCH),
     Scheme("couchdb+https", "couchdb", 5984, True, (), None, _COUCH),
+    Scheme("s3", "s3", None, True, (), "spillguard.sources.s3:S3Source", "spillguard.audit.probes.s3", endpoint="spillguard.s3:endpoint"),
 )
 
 # Query parameters whose value is a credential, by name (case-insensitive, anywhere in the name):
@@ -293,7 +299,19 @@ def check_targets(targets: list[str]) -> None:
     """Validate every URL target before any work starts (paths are checked by their source)."""
     for t in targets:
         if is_url(t):
-            parse_url(t)
+            served_by(parse_url(t))
+
+
+def served_by(p: ParsedUrl) -> tuple[str, int | None, bool]:
+    """The network endpoint (host, port, tls) a parsed URL talks to: its own host and port, or what the
+    scheme's `endpoint` function says (an S3 bucket's endpoint)."""
+    if p.scheme.endpoint is None:
+        return p.host, p.port, p.scheme.tls
+    import importlib
+
+    module_name, function_name = p.scheme.endpoint.split(":")
+    found: tuple[str, int | None, bool] = getattr(importlib.import_module(module_name), function_name)(p)
+    return found
 
 
 def normalized_url(url: str) -> str:
@@ -341,6 +359,12 @@ def store_key(target: str) -> str:
         return t
     if not p.scheme.has_host:
         return f"{p.scheme.kind}://{p.path}"
+    if p.scheme.endpoint is not None:  # KIND://ENDPOINT_HOST:PORT/NAME (an S3 bucket on its endpoint)
+        try:
+            host, port, _tls = served_by(p)
+        except UserError:
+            return t
+        return f"{p.scheme.kind}://{_key_host(host, port)}/{p.host}"
     hosts = sorted({_key_host(h, port) for h, port in p.hosts})
     return f"{p.scheme.kind}://{','.join(hosts)}"
 
@@ -410,17 +434,16 @@ def parse_target(url: str, *, name: str | None = None, password: str | None = No
     if p.scheme.probe is None:
         probed = ", ".join(sorted(s for s, r in SCHEMES.items() if r.probe))
         raise UserError(f"target {mask_url(url)}: audit cannot probe {p.scheme.scheme}:// targets; use one of {probed}")
-    port = p.port
+    host, port, tls = served_by(p)
     if port is None:
         raise UserError(f"target {mask_url(url)}: no port; use {p.scheme.scheme}://HOST:PORT")
     params = p.params()
-    tls = p.scheme.tls
     if p.scheme.kind == "mongodb" and params.get("tls", params.get("ssl", "")).lower() == "true":
         tls = True
     if p.scheme.kind == "postgresql" and params.get("sslmode", "") in ("require", "verify-ca", "verify-full"):
         tls = True
     return Target(
-        url=url, protocol=p.scheme.kind, host=p.host, port=port, tls=tls, user=p.user,
+        url=url, protocol=p.scheme.kind, host=host, port=port, tls=tls, user=p.user,
         password=password if password is not None else p.password, path=p.path, params=params, name=name,
     )  # fmt: skip
 

@@ -21,6 +21,9 @@ instances on the default ports are never touched.
         nginx in front of an HTTP upstream, answering 401 + WWW-Authenticate without credentials
     memcached_server() -> Server
         memcached on the text protocol (no authentication)
+    s3_server() -> Server
+        an S3 API stand-in (moto's S3 backend with S3's access control, tests/s3_standin.py); `url` is the
+        endpoint (http://127.0.0.1:PORT), `user`/`password` the access key id and secret of its one IAM user
 
 `Server` fields: kind, host, port, url (spillguard target URL, no password), user (= `superuser`), password,
 data_dir, and `admin_url` (= `dsn`: the URL with credentials, for posture checks and seeding data).
@@ -596,4 +599,39 @@ def memcached_server() -> Iterator[Server]:
                 proc, log, "memcached", port, d,
                 url=f"memcached://{HOST}:{port}",
                 admin_url=f"memcached://{HOST}:{port}",
+            )
+
+
+# --- S3 (moto's S3 backend behind the access control of tests/s3_standin.py) ---------------------
+
+
+@contextlib.contextmanager
+def s3_server() -> Iterator[Server]:
+    try:
+        import moto  # noqa: F401
+    except ModuleNotFoundError:
+        if os.environ.get("CI"):
+            pytest.fail("moto[server] is not installed; run scripts/bootstrap")
+        pytest.skip("moto[server] is not installed (pip install -e '.[test]')")
+    with _tempdir("s3") as d:
+        port = free_port()
+        log = os.path.join(d, "server.log")
+        argv = [sys.executable, "-m", "tests.s3_standin", str(port)]
+        root = str(Path(__file__).resolve().parent.parent)
+
+        def keys() -> dict[str, str] | None:  # the one JSON line the stand-in prints when it listens
+            import json
+
+            line = next((x for x in Path(log).read_text().splitlines() if x.startswith('{"port"')), None)
+            return json.loads(line) if line else None
+
+        def ready() -> bool:
+            return keys() is not None and _port_open(port)
+
+        with _process(argv, "S3 stand-in", ready, log, cwd=root, env={**os.environ, "PYTHONPATH": root}) as proc:
+            found = keys()
+            assert found is not None
+            yield _running(
+                proc, log, "s3", port, d, url=f"http://{HOST}:{port}", admin_url=f"http://{HOST}:{port}",
+                user=found["access_key_id"], password=found["secret_access_key"],
             )

@@ -229,3 +229,25 @@ def test_password_variables_come_from_the_registry(monkeypatch: pytest.MonkeyPat
     assert resolve_password("opensearch+https://admin@h", opts) == "os-pw"
     assert resolve_password("elasticsearch+https://elastic@h", opts) is None
     assert SCHEMES["opensearch+https"].password_env == ("OPENSEARCH_PASSWORD", "ES_PASSWORD")
+
+
+def test_s3_targets_key_by_endpoint_and_bucket(monkeypatch):
+    from spillguard.s3 import with_endpoint
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
+    assert store_key("s3://lake/exports/?endpoint=http://LOCALHOST:9000") == "s3://127.0.0.1:9000/lake"
+    assert store_key("s3://lake/other/prefix/?endpoint=http://127.0.0.1:9000/") == "s3://127.0.0.1:9000/lake"
+    assert store_key("s3://lake?endpoint=http://127.0.0.1:9001") == "s3://127.0.0.1:9001/lake"  # another store
+    assert store_key("s3://lake/x.jsonl") == "s3://s3.amazonaws.com:443/lake"
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "https://minio.internal")
+    assert store_key("s3://lake/x.jsonl") == "s3://minio.internal:443/lake"
+    assert with_endpoint("s3://lake/x.jsonl", None) == "s3://lake/x.jsonl?endpoint=https://minio.internal"
+    assert with_endpoint("s3://lake/x.jsonl?endpoint=http://h:1", "http://other:2") == "s3://lake/x.jsonl?endpoint=http://h:1"
+    assert with_endpoint("postgresql://db/app", "http://other:2") == "postgresql://db/app"
+    target = parse_target("s3://lake?endpoint=http://127.0.0.1:9000")
+    assert (target.host, target.port, target.tls, target.protocol) == ("127.0.0.1", 9000, False, "s3")
+    for bad in ("s3://AKIAEXAMPLEKEY:secret@lake/", "s3://x/", "s3://lake?endpoint=ftp://h", "s3://lake?endpoint=http://u:p@h:1"):
+        with pytest.raises(UserError) as err:
+            check_targets([bad])
+        assert "secret" not in str(err.value) and "u:p" not in str(err.value)

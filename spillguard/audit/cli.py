@@ -35,6 +35,17 @@ AdminOpt = Annotated[
     typer.Option("--admin", help="Admin URL for the target at the same position (repeatable)."),
 ]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Seconds per network operation.")]
+EndpointOpt = Annotated[
+    str | None,
+    typer.Option("--endpoint-url", metavar="URL", help="S3 API address for s3:// targets (default: AWS_ENDPOINT_URL, else AWS)."),
+]
+
+
+def _pinned(targets: list[str] | None, endpoint_url: str | None) -> list[str] | None:
+    """s3:// targets with their endpoint written in, so verdicts and history name it."""
+    from spillguard.s3 import with_endpoint
+
+    return [with_endpoint(t, endpoint_url) for t in targets] if targets else targets
 
 
 def _config(path: Path | None, targets: list[str] | None) -> Config | None:
@@ -65,6 +76,7 @@ def audit_command(
         str | None,
         typer.Option("--source-address", help="Local address to probe from (Redis, memcached, HTTP)."),
     ] = None,
+    endpoint_url: EndpointOpt = None,
 ) -> None:
     """Probe each target as an anonymous outsider would, read-only, and give a verdict with evidence.
 
@@ -80,6 +92,7 @@ def audit_command(
         admin=admin or [],
         timeout=timeout,
         source_address=source_address,
+        endpoint_url=endpoint_url,
     )
     _print(result, fmt)
     raise typer.Exit(result.exit_code)
@@ -140,6 +153,7 @@ def watch_command(
     inventory: InventoryOpt = None,
     admin: AdminOpt = None,
     timeout: Annotated[float | None, typer.Option("--timeout", help="Seconds per network operation.")] = None,
+    endpoint_url: EndpointOpt = None,
 ) -> None:
     """Re-audit on an interval, keep history in SQLite, alert on every verdict change.
 
@@ -149,6 +163,7 @@ def watch_command(
     if webhook_format not in ("slack", "json"):
         raise UserError(f"--webhook-format {webhook_format!r}: use 'slack' or 'json'")
     cfg = _config(config, targets)
+    targets = _pinned(targets, endpoint_url)
     wcfg = cfg.watch if cfg else None
     sinks = list(wcfg.sinks) if wcfg else []
     sinks += _cli_sinks(

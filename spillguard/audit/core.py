@@ -96,17 +96,21 @@ def audit(
     mqtt_listen: float = 1.0,
     concurrency: int = MAX_CONCURRENCY,
     source_address: str | None = None,
+    endpoint_url: str | None = None,
 ) -> AuditResult:
     """Audit `targets` (URLs) or the targets of `config`, and rank them by what they expose.
 
     `inventory` lists `spillguard scan --format json` files; a target they cover gets `stakes`.
     `source_address` makes the Redis, memcached and HTTP probes connect from that local address.
+    `endpoint_url` is the S3 API address of `s3://` targets that do not name one (as --endpoint-url).
     """
     if isinstance(config, str | Path):
         from spillguard.config import load_config
 
         config = load_config(config)
-    items: list[str | TargetConfig | Target] = list(targets or [])
+    from spillguard.s3 import with_endpoint
+
+    items: list[str | TargetConfig | Target] = [with_endpoint(t, endpoint_url) if isinstance(t, str) else t for t in targets or []]
     inventory_paths = [str(p) for p in inventory]
     if config is not None:
         if not items:

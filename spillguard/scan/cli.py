@@ -294,6 +294,7 @@ def register(app: typer.Typer) -> None:
         ray_address: Annotated[str | None, typer.Option("--ray-address", help="Ray cluster for --executor ray: auto, or ray://HOST:10001 (default: start Ray on this machine with --workers CPUs).")] = None,
         approx_subjects: Annotated[bool, typer.Option("--approx-subjects", help="Count people with HyperLogLog sketches (about 0.8 %% standard error, stated in the output) instead of exact hashes.")] = False,
         merge_memory: Annotated[str | None, typer.Option("--merge-memory", metavar="SIZE", help="Subject hashes kept in memory while merging before spilling to a private temp folder (default 1G).")] = None,
+        endpoint_url: Annotated[str | None, typer.Option("--endpoint-url", metavar="URL", help="S3 API address for s3:// targets (MinIO, Ceph, ...; default: AWS_ENDPOINT_URL, else AWS).")] = None,
         targets: Annotated[list[str] | None, typer.Argument(help="Files, folders or store URLs to scan.", show_default=False)] = None,
     ) -> None:
         """Find personal data and secrets; count records and distinct people per field and category."""
@@ -303,6 +304,11 @@ def register(app: typer.Typer) -> None:
         all_targets += list(targets or [])
         if not all_targets:
             raise UserError("no target given; pass a file, a folder or a store URL, or --config spillguard.toml")
+        from spillguard.s3 import with_endpoint
+
+        pinned = [with_endpoint(t, endpoint_url) for t in all_targets]  # results name the endpoint of s3:// targets
+        target_options = {with_endpoint(t, endpoint_url): o for t, o in target_options.items()}
+        all_targets = pinned
         source_options: dict[str, Any] = {
             "sample": sample, "connect_timeout": connect_timeout, "read_timeout": read_timeout, "retry_budget": retry_budget,
             "max_rps": max_rps, "include": _split(include) or [],

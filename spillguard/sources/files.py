@@ -14,7 +14,7 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import orjson
 import pyarrow as pa
@@ -181,8 +181,82 @@ def _zstd_chunks(raw: IO[bytes]) -> Iterator[bytes]:
         raise EOFError("zstd data ends inside a frame")
 
 
-def _open_stream(path: Path, compression: str | None, progress: Callable[[int], None] | None) -> io.BufferedReader:
-    raw: IO[bytes] = open(path, "rb")  # noqa: SIM115 - closed by the caller through the wrapper
+class StoredFile(Protocol):
+    """Where a data file's bytes are: a local path, or an object in a bucket (`sources/s3.py`). Every format
+    reads through this, so a file is partitioned and read the same way wherever it is kept."""
+
+    @property
+    def shown(self) -> str:
+        """How messages name it."""
+        ...
+
+    @property
+    def path(self) -> str | None:
+        """A local path native readers (Arrow) may open themselves; None when remote."""
+        ...
+
+    @property
+    def remote(self) -> bool:
+        """Reading costs requests: planning makes no extra pass over the bytes (line counting)."""
+        ...
+
+    def spec(self) -> dict[str, Any]:
+        """What identifies this file (and its version) in a partition's spec."""
+        ...
+
+    def at(self, spec: dict[str, Any]) -> StoredFile:
+        """The file as a partition's spec pinned it; an error when that version is gone."""
+        ...
+
+    def open(self, until: int | None = None) -> IO[bytes]:
+        """The bytes, binary and seekable. `until`: about where reading will stop (a byte range's end), so a
+        remote file fetches no further ahead; reading on past it still works."""
+        ...
+
+    def size(self) -> int: ...
+
+    def signature(self) -> str:
+        """What changes when the content changes (size and mtime; size and ETag)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class LocalFile:
+    """A file on a local or mounted file system."""
+
+    local: Path
+
+    @property
+    def remote(self) -> bool:
+        return False
+
+    @property
+    def shown(self) -> str:
+        return str(self.local)
+
+    @property
+    def path(self) -> str | None:
+        return str(self.local)
+
+    def spec(self) -> dict[str, Any]:
+        return {"path": str(self.local)}
+
+    def at(self, spec: dict[str, Any]) -> StoredFile:
+        return self
+
+    def open(self, until: int | None = None) -> IO[bytes]:
+        return open(self.local, "rb")  # noqa: SIM115 - closed by the caller
+
+    def size(self) -> int:
+        return self.local.stat().st_size
+
+    def signature(self) -> str:
+        st = self.local.stat()
+        return f"{st.st_size}:{st.st_mtime_ns}"
+
+
+def _open_stream(file: StoredFile, compression: str | None, progress: Callable[[int], None] | None) -> io.BufferedReader:
+    raw: IO[bytes] = file.open()
     counted = io.BufferedReader(_CountingReader(raw, progress), buffer_size=1 << 20)
     if compression is None:
         return counted
@@ -259,6 +333,17 @@ def _as_utf8(fh: io.BufferedReader) -> io.BufferedReader:
     return fh
 
 
+def _within_range(malformed: MalformedSink, start: int) -> MalformedSink:
+    """A sink for a byte range whose first line's number is unknown (remote files are not pre-counted):
+    a line is named by the range's first byte and its line within the range."""
+
+    def sink(dataset: str, line: int | None, reason: str, kind: str = "malformed") -> None:
+        where = f"byte range from {start:,}, its line {line:,}: " if line is not None else f"byte range from {start:,}: "
+        malformed(dataset, None, where + reason, kind)
+
+    return sink
+
+
 def _json_error(exc: Exception) -> str:
     """ijson's message without the excerpt of the file that yajl appends to it: that excerpt is the
     file's content (e-mails, tokens), and error messages end up in reports and state files."""
@@ -267,48 +352,53 @@ def _json_error(exc: Exception) -> str:
 
 @dataclass(slots=True)
 class FileDataset(ReaderDefaults):
-    path: Path
+    file: StoredFile
     name: str
     fmt: str
     compression: str | None
     subject_field: str | None = None
     progress: Callable[[int], None] | None = None
-    _stat: os.stat_result | None = None  # the size and time the scan plans with: one stat call, kept
 
     def partitions(self) -> list[Partition]:
         """Big uncompressed JSON Lines files split into byte ranges and Parquet files into row groups, so
         that workers share one file (and a resumed scan skips the finished parts); the rest is one unit."""
-        whole = [Partition(self.name, {"path": str(self.path)})]
+        spec = self.file.spec()
+        whole = [Partition(self.name, spec)]
         if self.fmt == "jsonl" and self.compression is None and self.size() > 2 * PART_BYTES and not self._utf16():
             return self._byte_ranges()
         if self.fmt == "parquet" and not self.compression:
             try:
-                groups = pq.ParquetFile(self.path).num_row_groups
+                groups = self._parquet_file(self.file).num_row_groups
             except (pa.ArrowInvalid, OSError):
                 return whole  # read() reports it
             if groups > 1:
-                return [Partition(self.name, {"path": str(self.path), "row_group": i}) for i in range(groups)]
+                return [Partition(self.name, {**spec, "row_group": i}) for i in range(groups)]
         return whole
 
     def _utf16(self) -> bool:
-        with open(self.path, "rb") as fh:
+        with self.file.open() as fh:
             return fh.read(2) in (b"\xff\xfe", b"\xfe\xff")  # transcoded as one stream: byte ranges would cut characters
 
     def _byte_ranges(self) -> list[Partition]:
         size = self.size()
         n = -(-size // PART_BYTES)
         bounds = [size * i // n for i in range(n + 1)]
+        spec = self.file.spec()
+        if self.file.remote:
+            # Counting lines would read the whole object once more at planning: malformed lines of a range
+            # are named by the range's first byte and their line within it instead.
+            return [Partition(self.name, {**spec, "start": start, "end": end}) for start, end in itertools.pairwise(bounds)]
         parts = []
         newlines = 0
-        with open(self.path, "rb") as fh:
+        with self.file.open() as fh:
             for start, end in itertools.pairwise(bounds):
                 # Line numbers stay exact: count the newlines before each range once, at memchr speed.
-                parts.append(Partition(self.name, {"path": str(self.path), "start": start, "end": end, "line": newlines + 1}))
+                parts.append(Partition(self.name, {**spec, "start": start, "end": end, "line": newlines + 1}))
                 newlines += fh.read(end - start).count(b"\n")
         return parts
 
     def size(self) -> int:
-        return self.path.stat().st_size
+        return self.file.size()
 
     def read_together(self, others: list[tuple[DatasetReader, Partition]]) -> list[list[pa.Table] | None]:
         """The tables of many small whole files at once (this one's kind first), as reading each alone
@@ -318,13 +408,14 @@ class FileDataset(ReaderDefaults):
         texts: list[bytes] = []
         at: list[int] = []
         for k, (reader, partition) in enumerate(others):
-            if not (isinstance(reader, FileDataset) and reader.fmt == "jsonl" and reader.compression is None and set(partition.spec) == {"path"}):
+            if not (isinstance(reader, FileDataset) and reader.fmt == "jsonl" and reader.compression is None
+                    and not {"start", "row_group"} & set(partition.spec)):
                 continue
             try:
-                with open(reader.path, "rb") as fh:
+                with reader.file.at(partition.spec).open() as fh:
                     text = fh.read(TOGETHER_BYTES + 1)
-            except OSError:
-                continue  # read alone, which says what is wrong
+            except Exception:  # noqa: BLE001 - read alone, which says what is wrong
+                continue
             if len(text) > TOGETHER_BYTES or text[:3] == b"\xef\xbb\xbf" or text[:2] in (b"\xff\xfe", b"\xfe\xff"):
                 continue
             texts.append(text)
@@ -338,26 +429,29 @@ class FileDataset(ReaderDefaults):
         return out
 
     def signature(self) -> str:
-        st = self.path.stat()
-        return f"{st.st_size}:{st.st_mtime_ns}"
+        return self.file.signature()
 
     def read(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:
         spec = partition.spec
         try:
-            if self.path.stat().st_size == 0:
+            file = self.file.at(spec)
+            if file.size() == 0:
                 return  # an empty file holds no records, whatever its format
             if self.fmt == "parquet":
-                yield from self._parquet(spec.get("row_group"), malformed)
+                yield from self._parquet(file, spec.get("row_group"), malformed)
             elif "start" in spec:
-                yield from self._json_range(int(spec["start"]), int(spec["end"]), int(spec["line"]), malformed)
+                start, line = int(spec["start"]), spec.get("line")
+                if line is None:  # a remote range: its first line's number is not known, lines count from 1 in it
+                    malformed = _within_range(malformed, start)
+                yield from self._json_range(file, start, int(spec["end"]), int(line or 1), malformed, in_file=line is not None)
             else:
-                with _as_utf8(_open_stream(self.path, self.compression, self.progress)) as fh:
+                with _as_utf8(_open_stream(file, self.compression, self.progress)) as fh:
                     yield from (self._csv(fh, malformed) if self.fmt in ("csv", "tsv") else self._json(fh, malformed))
                     cut = _cut_of(fh)
                 if cut is not None:
                     malformed(self.name, None, f"compressed data ends early or is corrupt ({cut}); the records after the cut are unknown", "truncated")
         except OSError as exc:
-            raise UserError(f"{self.path}: cannot read ({exc.strerror or exc})") from None
+            raise UserError(f"{self.file.shown}: cannot read ({exc.strerror or exc})") from None
 
     # -- JSON --------------------------------------------------------------------------------
     def _json(self, fh: io.BufferedReader, malformed: MalformedSink) -> Iterator[pa.Table]:
@@ -409,20 +503,23 @@ class FileDataset(ReaderDefaults):
         if rest.strip() and _cut_of(fh) is None:  # a line cut by a truncated stream is part of the cut
             yield from json_lines_to_tables(rest, line_no, self.name, malformed)
 
-    def _json_range(self, start: int, end: int, line_no: int, malformed: MalformedSink) -> Iterator[pa.Table]:
-        """The lines that begin in [start, end): a line straddling `start` belongs to the range before."""
-        with open(self.path, "rb") as fh:
+    def _json_range(
+        self, file: StoredFile, start: int, end: int, line_no: int, malformed: MalformedSink, in_file: bool = True
+    ) -> Iterator[pa.Table]:
+        """The lines that begin in [start, end): a line straddling `start` belongs to the range before. `line_no`
+        numbers the line holding `start` in the file (`in_file`), or the range's first line (a remote range)."""
+        with file.open(until=end + (1 << 16)) as fh:  # + the usual tail of the range's last line
             if start > 0:
                 fh.seek(start - 1)
                 if fh.read(1) != b"\n":
                     fh.readline()  # the tail of the previous range's last line
-                    line_no += 1
+                    line_no += in_file
             elif fh.read(3) != b"\xef\xbb\xbf":
                 fh.seek(0)
             offset = fh.tell()  # file offset of buf[0]
             buf = b""
             while offset < end:
-                chunk = fh.read(BLOCK_BYTES)
+                chunk = fh.read1(BLOCK_BYTES)  # one read: a remote file fetches no further than the range needs
                 if self.progress and chunk:
                     self.progress(len(chunk))
                 buf += chunk
@@ -613,13 +710,18 @@ class FileDataset(ReaderDefaults):
         blocks.finish()
 
     # -- Parquet -----------------------------------------------------------------------------
-    def _parquet(self, row_group: int | None, malformed: MalformedSink) -> Iterator[pa.Table]:
+    @staticmethod
+    def _parquet_file(file: StoredFile) -> pq.ParquetFile:
+        """Arrow opens a local file itself; a remote one is read through its seekable stream (ranged reads)."""
+        return pq.ParquetFile(file.path if file.path is not None else file.open())
+
+    def _parquet(self, file: StoredFile, row_group: int | None, malformed: MalformedSink) -> Iterator[pa.Table]:
         if self.compression:
-            raise UserError(f"{self.path}: compressed Parquet files are not supported; Parquet compresses internally, decompress the file first")
+            raise UserError(f"{file.shown}: compressed Parquet files are not supported; Parquet compresses internally, decompress the file first")
         try:
-            pf = pq.ParquetFile(self.path)
+            pf = self._parquet_file(file)
         except pa.ArrowInvalid as exc:
-            raise UserError(f"{self.path}: not a readable Parquet file ({exc})") from None
+            raise UserError(f"{file.shown}: not a readable Parquet file ({exc})") from None
         done = 0
         total = self.size()
         repaired: list[str] = []
@@ -707,7 +809,7 @@ class FileSource(SourceDefaults):
             kind = file_kind(path)
             assert kind is not None
             if self.options.wanted(name, path.name):
-                yield FileDataset(path, name, kind[0], kind[1], self.options.subject_for(name, path.name), self.progress)
+                yield FileDataset(LocalFile(path), name, kind[0], kind[1], self.options.subject_for(name, path.name), self.progress)
 
     def dataset(self, name: str) -> FileDataset:
         """The file `datasets()` calls `name`, without walking the folder again: a worker process that
@@ -716,7 +818,7 @@ class FileSource(SourceDefaults):
         kind = _kind_of_name(path.name)
         if kind is None or (not self.root.is_dir() and name != self.root.name) or not path.is_file():
             raise UserError(f"{self.target}: dataset {name!r} disappeared during the scan; scan again")
-        return FileDataset(path, name, kind[0], kind[1], self.options.subject_for(name, path.name), self.progress)
+        return FileDataset(LocalFile(path), name, kind[0], kind[1], self.options.subject_for(name, path.name), self.progress)
 
     def warnings(self) -> list[str]:
         broken = [f"{link}: broken symbolic link, not read" for link in self.broken_links]

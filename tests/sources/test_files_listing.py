@@ -54,4 +54,4 @@ def test_listing_of_the_current_folder(tmp_path, monkeypatch):
     (tmp_path / "p" / "r.jsonl").write_bytes(b'{"a": 1}\n')
     monkeypatch.chdir(tmp_path)
     datasets = list(FileSource(".").datasets())
-    assert [d.name for d in datasets] == ["p/r.jsonl"] and datasets[0].path.read_bytes() == b'{"a": 1}\n'
+    assert [d.name for d in datasets] == ["p/r.jsonl"] and datasets[0].file.open().read() == b'{"a": 1}\n'

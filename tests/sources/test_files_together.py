@@ -100,7 +100,7 @@ def test_clean_files_are_parsed_together_and_odd_ones_alone(tmp_path):
     _lake(tmp_path / "lake")
     source = FileSource(str(tmp_path / "lake"))
     readers = list(source.datasets())
-    pairs = [(r, Partition(r.name, {"path": str(r.path)})) for r in readers]
+    pairs = [(r, Partition(r.name, r.file.spec())) for r in readers]
     read = readers[0].read_together(pairs)
     alone = {r.name for r, tables in zip(readers, read, strict=True) if tables is None}
     together = {r.name for r, tables in zip(readers, read, strict=True) if tables}
@@ -115,7 +115,7 @@ def test_clean_files_are_parsed_together_and_odd_ones_alone(tmp_path):
     for r, tables in zip(readers, read, strict=True):
         if tables:
             got = [row["user_id"] for t in tables for row in t.to_pylist()]
-            want = [json.loads(line)["user_id"] for line in r.path.read_bytes().splitlines() if line.strip()]
+            want = [json.loads(line)["user_id"] for line in Path(r.file.shown).read_bytes().splitlines() if line.strip()]
             assert got == want, r.name
 
 
