@@ -60,6 +60,11 @@ def _runs(chars: str, length: int) -> list[str]:
     return [re.escape(c * length) for c in chars]
 
 
+def _run_starts(chars: str, length: int) -> list[str]:
+    """Runs for the engine: each matches where a run begins only, so a run of 2,000 is one callback, not 2,000."""
+    return [f"(?:^|[^{re.escape(c)}]){re.escape(c * length)}" for c in chars]
+
+
 def _sequences(length: int) -> list[str]:
     return [a[i : i + length] for a in _ALPHABETS for i in range(len(a) - length + 1)]
 
@@ -72,8 +77,8 @@ def _marker_pattern() -> str:
     words = "|".join(re.escape(w) for w in _WORD_FORMS)
     upper = "|".join(re.escape(w) for w in _WORD_FORMS if w.isupper())
     parts = [
-        *_runs(letters_digits, MIN_RUN), *_runs(_FILL, _FILL_RUN), "0{10}", *_sequences(MIN_SEQUENCE),
-        *_runs(string.ascii_letters, _BLOCK_RUN),
+        *_run_starts(letters_digits, MIN_RUN), *_run_starts(_FILL, _FILL_RUN), *_run_starts("0", 10),
+        *_sequences(MIN_SEQUENCE), *_run_starts(string.ascii_letters, _BLOCK_RUN),
         # after a dot only the upper-case forms: `mail.example.org` in an e-mail column is a domain
         f"[A-Za-z0-9_\\-|:/+=](?:{words})|\\.(?:{upper})",
     ]
