@@ -116,6 +116,6 @@ def test_the_example_in_docs_audit_md_loads(tmp_path: Path) -> None:
     doc = (Path(__file__).resolve().parents[1] / "docs" / "audit.md").read_text()
     block = doc.split("```toml\n", 1)[1].split("```", 1)[0]
     cfg = load_config(_write(tmp_path, block))
-    assert [t.name for t in cfg.targets] == ["metrics-es", "cache"]
+    assert [t.name for t in cfg.targets] == ["metrics-es", "cache", "data-lake"]
     assert [s.type for s in cfg.watch.sinks] == ["webhook", "file"]
     assert cfg.watch.sinks[0].secret_env == "SPILLGUARD_HOOK_KEY"
