@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sqlite3
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,3 +79,25 @@ def write_text(out: TextIO | None, path: str | None, text: str) -> None:
     else:
         assert out is not None
         out.write(text)
+
+
+def check_state_path(path: Path) -> None:
+    """A `--state FILE` that can be made: its folder exists and it is not a folder (one line, exit 2, else)."""
+    if not path.parent.is_dir():
+        raise UserError(f"--state {path}: folder {path.parent} does not exist; create it or choose another place")
+    if path.is_dir():
+        raise UserError(f"--state {path}: is a folder; name a file")
+
+
+def open_state_db(path: Path) -> sqlite3.Connection:
+    """The state file, created owner-only if new, opened in WAL mode (a commit survives kill -9)."""
+    if not path.exists():
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except OSError as exc:
+            raise UserError(f"--state {path}: cannot create it ({exc.strerror or exc}); choose a writable folder") from None
+    os.chmod(path, 0o600)
+    db = sqlite3.connect(path, timeout=30, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    return db

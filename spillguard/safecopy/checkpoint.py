@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
 import secrets
 import sqlite3
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ import numpy as np
 import orjson
 
 from spillguard.errors import UserError
+from spillguard.outfiles import check_state_path, open_state_db
 
 STATE_FORMAT = 2  # 1 was a JSON file of watermarks only
 
@@ -76,23 +76,12 @@ class CopyCheckpoint:
     def __init__(self, path: str | Path, destination: str) -> None:
         self.path = Path(path)
         self.destination = destination
-        if not self.path.parent.is_dir():
-            raise UserError(f"--state {self.path}: folder {self.path.parent} does not exist; create it or choose another place")
-        if self.path.is_dir():
-            raise UserError(f"--state {self.path}: is a folder; name a file")
+        check_state_path(self.path)
         if self.path.exists() and self.path.stat().st_size and self.path.read_bytes()[:16] != b"SQLite format 3\x00":
             raise UserError(f"--state {self.path}: not a state file of this spillguard (an older copy state?); "
                             "delete it to copy everything again, or choose another --state file")
-        if not self.path.exists():
-            try:
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            except OSError as exc:
-                raise UserError(f"--state {self.path}: cannot create it ({exc.strerror or exc}); choose a writable folder") from None
-        os.chmod(self.path, 0o600)
         try:
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db = open_state_db(self.path)
             self.db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL)")
             self.db.execute("CREATE TABLE IF NOT EXISTS watermark (dataset TEXT PRIMARY KEY, field TEXT NOT NULL, last TEXT)")
             self.db.execute("CREATE TABLE IF NOT EXISTS run (id TEXT PRIMARY KEY, identity TEXT NOT NULL, seed INTEGER NOT NULL, "

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import sqlite3
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from spillguard.detect.state import DatasetState, FindingState, KeySet, RowSet
 from spillguard.errors import UserError
 from spillguard.keys import app_hmac_key, keyed_hex
 from spillguard.leaked import LeakedCollector, hmac_label
+from spillguard.outfiles import check_state_path, open_state_db
 from spillguard.scan.jobs import Malformed
 from spillguard.scan.names import NAME_HASH_CHARS, stored_name
 from spillguard.scan.options import ScanOptions
@@ -162,21 +162,10 @@ class Checkpoint:
         self.path = Path(path)
         self.codec = StateCodec(key)
         self.key = key
-        if not self.path.parent.is_dir():
-            raise UserError(f"--state {self.path}: folder {self.path.parent} does not exist; create it or choose another place")
-        if self.path.is_dir():
-            raise UserError(f"--state {self.path}: is a folder; name a file")
+        check_state_path(self.path)
         existed = self.path.exists() and self.path.stat().st_size > 0
-        if not self.path.exists():
-            try:
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-            except OSError as exc:
-                raise UserError(f"--state {self.path}: cannot create it ({exc.strerror or exc}); choose a writable folder") from None
-        os.chmod(self.path, 0o600)
         try:
-            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db = open_state_db(self.path)
             self.db.execute("CREATE TABLE IF NOT EXISTS scan (fingerprint TEXT PRIMARY KEY, seed INTEGER NOT NULL, started_at TEXT NOT NULL)")
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS partition (fingerprint TEXT NOT NULL, target TEXT NOT NULL, key TEXT NOT NULL, "
