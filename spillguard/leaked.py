@@ -170,7 +170,10 @@ class LeakedSet:
         if meta.get(b"key_id") != key_id(key).encode():
             raise UserError(f"{path}: made under another fingerprint key; run respond with the key the scan used "
                             "($SPILLGUARD_FINGERPRINT_KEY or the key file)")
-        table = pf.read()
+        # No Arrow thread pool for a file this size: a pool thread left at interpreter exit aborts the process
+        # ("terminate called without an active exception", apache/arrow#34314) after the work is done.
+        table = pf.read(use_threads=False)
+        pf.close()
         if "hmac" not in table.schema.names:  # a set written before the column existed
             table = table.append_column("hmac", pa.nulls(table.num_rows, pa.string()))
         hmac_key = meta[HMAC_META].decode() if HMAC_META in meta else None
