@@ -127,4 +127,6 @@ class HllSketch:
         return {"registers": self.registers}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.registers = state["registers"]
+        registers = state["registers"]
+        # Read from Ray's object store the array is a read-only view; a merge updates registers in place.
+        self.registers = registers if registers.flags.writeable else registers.copy()

@@ -1,5 +1,8 @@
-"""Where partition jobs run. One contract, `Executor`, and its implementations, one row each in `EXECUTORS`:
-in this process, a pool of worker processes on this machine, or tasks on a Ray cluster (scan/ray_executor.py).
+"""Where partition jobs run, and where their states are added up. One contract, `Executor`, and its
+implementations, one row each in `EXECUTORS`: in this process, a pool of worker processes on this machine, or
+tasks on a Ray cluster (scan/ray_executor.py). Each executor gives a `Totals`: here (`HereTotals`: every state
+comes back and is merged as it arrives) or where the states are (`MergeTree`: a cluster's results merged by
+its own tasks, bottom up, so the scanning process fetches one state per dataset at the end).
 """
 
 from __future__ import annotations
@@ -12,11 +15,112 @@ from concurrent import futures
 from concurrent.futures import Future
 from dataclasses import dataclass
 from importlib import import_module
-from typing import Protocol
+from typing import Any, Protocol
 
+from spillguard.detect.state import DatasetState
 from spillguard.errors import UserError
-from spillguard.scan.jobs import JobRunner, PartitionJob, PartitionResult
+from spillguard.scan.jobs import JobRunner, KeptState, PartitionJob, PartitionResult
 from spillguard.scan.options import ScanOptions
+
+
+@dataclass(slots=True)
+class Summed:
+    """A dataset's partition states added up; `lost` partitions were scanned but their states could not be
+    added (a merge failed beyond its retries): the scan reports them as not scanned, never silently."""
+
+    state: DatasetState | None
+    lost: int = 0
+    reason: str = ""
+
+
+class Totals(Protocol):
+    """Where one target's partition states are added up, per dataset; each state is added once."""
+
+    def add(self, dataset: str, state: DatasetState | KeptState) -> None: ...
+
+    def results(self) -> dict[str, Summed]:
+        """Every dataset's sum, once all its states were added."""
+        ...
+
+
+class HereTotals:
+    """States merged in the scanning process as they arrive: the first state of a dataset is its sum."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, DatasetState] = {}
+
+    def add(self, dataset: str, state: DatasetState | KeptState) -> None:
+        if isinstance(state, KeptState):
+            raise TypeError("a state kept by an executor is added up by that executor's Totals")
+        total = self.sums.get(dataset)
+        if total is None:
+            self.sums[dataset] = state
+        else:
+            total.merge(state)
+
+    def results(self) -> dict[str, Summed]:
+        return {dataset: Summed(state) for dataset, state in self.sums.items()}
+
+
+MERGE_FANOUT = 4  # kept states merged per merge task: log4(k) levels rewrite a dataset's keys, not log2(k)
+
+
+class MergeTree:
+    """Kept states added up where they are (a cluster's object store), bottom up: as soon as `fanout` states
+    of a dataset wait at one level, one `merge` of them (a task on the cluster) becomes a state of the next
+    level. At the end, the few states left per dataset are merged once more there and `fetch` brings one
+    state per dataset here (one round trip for all datasets). States that are here already (resumed from a
+    state file, or the dataset's starting state) are merged here, with the fetched sum last.
+
+    `merge(handles) -> handle` may return before the merge has run (the cluster orders it after its inputs);
+    `fetch(handles)` returns, per handle, its state or the exception that lost it."""
+
+    def __init__(self, merge: Callable[[list[Any]], Any], fetch: Callable[[list[Any]], list[DatasetState | BaseException]],
+                 fanout: int = MERGE_FANOUT) -> None:
+        self.merge = merge
+        self.fetch = fetch
+        self.fanout = max(2, fanout)
+        self.here = HereTotals()
+        self.levels: dict[str, list[list[tuple[Any, int]]]] = {}  # dataset -> level -> (handle, partitions in it)
+
+    def add(self, dataset: str, state: DatasetState | KeptState) -> None:
+        if isinstance(state, DatasetState):
+            self.here.add(dataset, state)
+        else:
+            self._push(self.levels.setdefault(dataset, []), 0, (state.handle, 1))
+
+    def _push(self, levels: list[list[tuple[Any, int]]], level: int, node: tuple[Any, int]) -> None:
+        if len(levels) == level:
+            levels.append([])
+        levels[level].append(node)
+        if len(levels[level]) == self.fanout:
+            group, levels[level] = levels[level], []
+            self._push(levels, level + 1, (self.merge([h for h, _ in group]), sum(n for _, n in group)))
+
+    def handles(self) -> list[Any]:
+        """The handles the tree holds now (to cancel them on Ctrl-C)."""
+        return [h for levels in self.levels.values() for level in levels for h, _ in level]
+
+    def results(self) -> dict[str, Summed]:
+        finals: dict[str, tuple[Any, int]] = {}
+        for dataset, levels in self.levels.items():
+            nodes = [node for level in reversed(levels) for node in level]  # the largest sums first
+            if len(nodes) == 1:
+                finals[dataset] = nodes[0]
+            elif nodes:
+                finals[dataset] = (self.merge([h for h, _ in nodes]), sum(n for _, n in nodes))
+        self.levels.clear()
+        fetched = self.fetch([h for h, _ in finals.values()]) if finals else []
+        out = self.here.results()
+        for (dataset, (_, partitions)), state in zip(finals.items(), fetched, strict=True):
+            summed = out.setdefault(dataset, Summed(None))
+            if isinstance(state, BaseException):
+                summed.lost, summed.reason = partitions, f"their counts were lost while being added up: {type(state).__name__}"
+            elif summed.state is None:
+                summed.state = state
+            else:
+                summed.state.merge(state)
+        return out
 
 
 class Executor(Protocol):
@@ -24,12 +128,19 @@ class Executor(Protocol):
     read one by one and counted in one engine pass; one result per job, in order. `workers` is how many
     batches run at once (the scan keeps about twice that many queued); `in_process` says whether jobs run
     in the scanning process, whose sources then report progress as they read (others report it per
-    finished partition)."""
+    finished partition).
+
+    A result's state may be a `KeptState`, left where it was computed and added up by the executor's
+    `totals()`; never for a scan that checkpoints (`options.state`: the scanning process writes each state)."""
 
     workers: int
     in_process: bool
 
     def submit(self, jobs: list[PartitionJob]) -> Future[list[PartitionResult]]: ...
+
+    def totals(self) -> Totals:
+        """Where one target's partition states are added up."""
+        ...
 
     def shutdown(self, *, cancel: bool = False) -> None:
         """Release the workers; with `cancel`, at once (Ctrl-C): running jobs are abandoned."""
@@ -49,6 +160,9 @@ class InProcessExecutor:
         fut: Future[list[PartitionResult]] = Future()
         fut.set_result(self.runner.run_batch(jobs))  # every failure of a job becomes its result
         return fut
+
+    def totals(self) -> Totals:
+        return HereTotals()
 
     def shutdown(self, *, cancel: bool = False) -> None:
         self.runner.close()
@@ -104,6 +218,9 @@ class ProcessPoolExecutor:
 
     def submit(self, jobs: list[PartitionJob]) -> Future[list[PartitionResult]]:
         return self.pool.submit(run_jobs, jobs)
+
+    def totals(self) -> Totals:
+        return HereTotals()
 
     def shutdown(self, *, cancel: bool = False) -> None:
         if not cancel:

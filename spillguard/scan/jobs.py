@@ -52,10 +52,19 @@ class PartitionJob:
 
 
 @dataclass(slots=True)
+class KeptState:
+    """A partition's state left where it was computed (a Ray object), to be added up there by its executor's
+    Totals (scan/executors.py); the scanning process sees only how many records it holds."""
+
+    records: int
+    handle: Any = None  # the executor's reference to the state (filled in by the scanning process)
+
+
+@dataclass(slots=True)
 class PartitionResult:
     key: str
     dataset: str
-    state: DatasetState | None  # None: the partition could not be scanned (see error)
+    state: DatasetState | KeptState | None  # None: the partition could not be scanned (see error)
     malformed: list[Malformed] = field(default_factory=list)
     error: str | None = None
     target_down: bool = False  # the target's breaker is open: its partitions not yet scanned are not tried
@@ -204,7 +213,7 @@ class JobRunner:
         results = self._run_batch(jobs)
         if jobs and jobs[0].options.approx_subjects:
             for result in results:  # where the partitions were scanned: 16 KiB a set travels, not its keys
-                if result.state is not None:
+                if isinstance(result.state, DatasetState):
                     result.state.sketch_subjects()
         return results
 

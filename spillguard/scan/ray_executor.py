@@ -2,11 +2,15 @@
 existing cluster (`--ray-address auto`, `ray://HOST:10001`, a KubeRay RayCluster).
 
 The same `Executor` contract as the local pool: a batch of partition jobs is one task, run by a `JobRunner` in
-a Ray worker, and its results come back to the scanning process, which merges each partition once (by its
-id), checkpoints it and reports progress. A task lost with its worker node is run again by Ray (`max_retries`);
-a partition's result is the same wherever and however often it is computed, so counts stay exact. A task that
-still fails becomes an error result for its partitions: they are reported as not scanned (exit 3), never
-silently missing.
+a Ray worker. What a partition found (records, errors, malformed lines) comes back to the scanning process,
+which takes each partition once (by its id) and reports progress; the partition's state (its sorted subject
+hashes, record bitmaps, ...) stays in Ray's object store as a separate return of the task and is added up by
+merge tasks on the cluster, a tree (`executors.MergeTree`), so the scanning process fetches one state per dataset
+at the end. With --state every state comes back instead: the scanning process writes each to the state file.
+A task lost with its worker node is run again by Ray (`max_retries`), and a state lost with a node after its
+task finished is computed again from its lineage (the same task, or merge); a partition's result is the same
+wherever and however often it is computed, so counts stay exact. A task that still fails becomes an error
+result for its partitions: they are reported as not scanned (exit 3), never silently missing.
 
 Nothing secret travels in a task: store passwords are never in task arguments (a URL with a password, or
 --ask-password, is refused; spillguard.toml's `password_env` travels by NAME and each worker reads the
@@ -29,10 +33,11 @@ from concurrent.futures import Future
 from types import ModuleType
 from typing import Any
 
+from spillguard.detect.state import DatasetState
 from spillguard.errors import UserError
 from spillguard.keys import ENV_KEY, fingerprint_key, key_id
-from spillguard.scan.executors import Executor, default_workers
-from spillguard.scan.jobs import JobRunner, PartitionJob, PartitionResult
+from spillguard.scan.executors import Executor, MergeTree, Totals, default_workers
+from spillguard.scan.jobs import JobRunner, KeptState, PartitionJob, PartitionResult
 from spillguard.scan.options import ScanOptions
 from spillguard.sources.store import one_line
 from spillguard.targets import mask_url, parse_url
@@ -85,8 +90,31 @@ def _failed(jobs: list[PartitionJob], message: str) -> list[PartitionResult]:
     return [PartitionResult(job.key, job.dataset, None, error=message) for job in jobs]
 
 
-def run_task(scan_id: str, kid: str | None, jobs: list[PartitionJob]) -> tuple[str, list[PartitionResult]]:
-    """A Ray task: scan a batch of partitions in this worker; returns (node id, results)."""
+def run_task(scan_id: str, kid: str | None, jobs: list[PartitionJob], keep: bool = False) -> Any:
+    """A Ray task: scan a batch of partitions in this worker; returns (node id, results), or with `keep`
+    [(node id, results), state of each job...]: each state a return of its own, left in the object store for
+    the merge tree, and a `KeptState` in its result."""
+    node, results = _scan(scan_id, kid, jobs)
+    if not keep:
+        return node, results
+    states: list[DatasetState | None] = []
+    for result in results:
+        state = result.state if isinstance(result.state, DatasetState) else None
+        states.append(state)
+        if state is not None:
+            result.state = KeptState(state.records)
+    return [(node, results), *states]
+
+
+def merge_task(*states: DatasetState) -> DatasetState:
+    """A Ray task of the merge tree: several kept states of one dataset (the largest first) as one."""
+    total = states[0]
+    for state in states[1:]:
+        total.merge(state)
+    return total
+
+
+def _scan(scan_id: str, kid: str | None, jobs: list[PartitionJob]) -> tuple[str, list[PartitionResult]]:
     global _runner
     import ray
 
@@ -155,7 +183,10 @@ class RayExecutor:
         self.workers = max(1, int(ray.cluster_resources().get("CPU", 1)))
         self.scan_id = uuid.uuid4().hex
         self.task = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False, num_cpus=1, scheduling_strategy="SPREAD")(run_task)
+        # Placed by Ray's default: on the node that holds most of its inputs.
+        self.merge_task = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False, num_cpus=1)(merge_task)
         self.pending: dict[Any, Future[list[PartitionResult]]] = {}  # ObjectRef -> its future
+        self.trees: list[MergeTree] = []  # of the targets being scanned (their merges are cancelled on Ctrl-C)
         self.nodes: Counter[str] = Counter()  # batches finished per node id
         self._shipped: tuple[ScanOptions, ScanOptions] | None = None
 
@@ -167,7 +198,13 @@ class RayExecutor:
     def submit(self, jobs: list[PartitionJob]) -> Future[list[PartitionResult]]:
         kid = key_id(jobs[0].key_bytes) if jobs and jobs[0].key_bytes else None
         shipped = [dataclasses.replace(job, options=self._options(job.options), key_bytes=None) for job in jobs]
-        ref = self.task.remote(self.scan_id, kid, shipped)
+        # States stay on the cluster unless the scanning process must write each one (--state).
+        keep = bool(jobs) and not jobs[0].options.state
+        kept: list[Any] = []
+        if keep:
+            ref, *kept = self.task.options(num_returns=1 + len(jobs)).remote(self.scan_id, kid, shipped, True)
+        else:
+            ref = self.task.remote(self.scan_id, kid, shipped)
         fut: Future[list[PartitionResult]] = Future()
         self.pending[ref] = fut
 
@@ -181,6 +218,9 @@ class RayExecutor:
                 results = _failed(jobs, f"Ray task failed: {type(exc).__name__}: {one_line(exc)}")
             else:
                 self.nodes[node] += 1
+                for result, handle in zip(results, kept, strict=False):
+                    if isinstance(result.state, KeptState):
+                        result.state.handle = handle
             if fut.set_running_or_notify_cancel():
                 fut.set_result(results)
 
@@ -192,6 +232,24 @@ class RayExecutor:
         ref.future().add_done_callback(finished)
         return fut
 
+    def totals(self) -> Totals:
+        """The target's kept states, merged by merge tasks as a tree; states that come back are merged here."""
+        tree = MergeTree(lambda handles: self.merge_task.remote(*handles), self._fetch)
+        self.trees = [t for t in self.trees if t.levels] + [tree]
+        return tree
+
+    def _fetch(self, handles: list[Any]) -> list[DatasetState | BaseException]:
+        try:
+            return list(self.ray.get(handles))
+        except Exception:  # noqa: BLE001 - one lost beyond its retries: fetch each, to know which
+            out: list[DatasetState | BaseException] = []
+            for handle in handles:
+                try:
+                    out.append(self.ray.get(handle))
+                except Exception as exc:  # noqa: BLE001
+                    out.append(exc)
+            return out
+
     def _cancel(self, ref: Any) -> None:
         with contextlib.suppress(Exception):  # finished already, or the cluster is gone: nothing to stop
             self.ray.cancel(ref, force=True)
@@ -199,9 +257,10 @@ class RayExecutor:
     def shutdown(self, *, cancel: bool = False) -> None:
         if cancel:
             # Ctrl-C: stop every task now; finished partitions are checkpointed by the scanning process.
-            for ref in list(self.pending):
+            for ref in list(self.pending) + [h for tree in self.trees for h in tree.handles()]:
                 self._cancel(ref)
         self.pending.clear()
+        self.trees.clear()
         if self.owned:
             self.ray.shutdown()
             self.owned = False

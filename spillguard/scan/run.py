@@ -17,7 +17,7 @@ from spillguard.scan.accumulate import DatasetScanner, build_ruleset
 from spillguard.scan.checkpoint import Checkpoint, options_fingerprint
 from spillguard.scan.executors import EXECUTORS, Executor, InProcessExecutor, make_executor
 from spillguard.scan.inventory import ScanRun, now, result_from_run
-from spillguard.scan.jobs import MAX_MALFORMED, Malformed, PartitionJob, PartitionResult
+from spillguard.scan.jobs import MAX_MALFORMED, KeptState, Malformed, PartitionJob, PartitionResult
 from spillguard.scan.names import shown_name
 from spillguard.scan.options import ScanOptions
 from spillguard.sources import Partition, open_target
@@ -108,11 +108,16 @@ def scan_target(
         retried: list[PartitionResult] = []  # scanned in the end, after the store failed: worth a warning
         down: list[str] = []  # why a worker gave the target up (its breaker opened)
 
-        def merge(plan: _Dataset, part: DatasetState, malformed: list[Malformed]) -> None:
-            if len(plan.partitions) == 1:
-                plan.state = part  # the dataset's only partition (a small file): nothing to add up
-            else:
-                plan.state.merge(part)
+        # Partition states are added up by the executor's Totals: here as they arrive, or where a cluster keeps
+        # them (a merge tree of its own tasks). A dataset of several partitions starts from its empty state; the
+        # only partition of a dataset (a small file) is its state: nothing to add up.
+        totals = executor.totals()
+        for plan in plans:
+            if len(plan.partitions) != 1:
+                totals.add(plan.reader.name, plan.state)
+
+        def merge(plan: _Dataset, part: DatasetState | KeptState, malformed: list[Malformed]) -> None:
+            totals.add(plan.reader.name, part)
             for dataset, line, reason, kind in malformed:
                 if kind != "malformed" or run.malformed_listed < MAX_MALFORMED:
                     run.malformed_listed += kind == "malformed"
@@ -134,6 +139,7 @@ def scan_target(
                 retried.append(res)
             state, malformed = res.state, res.malformed
             if checkpoint is not None:
+                assert isinstance(state, DatasetState), "an executor keeps no state of a checkpointed scan"
                 state, malformed = checkpoint.save(shown, res.key, plan.signature, state, malformed)
             merge(plan, state, malformed)
             if progress is not None and not live_progress:
@@ -164,6 +170,15 @@ def scan_target(
         for plan, job in (pair for batch in left for pair in batch):
             reason = not_tried(given_up() or "target given up")
             missing.add(job.dataset, reason, partition_estimate(plan.reader, job.partition, len(plan.partitions)))
+        sums = totals.results()
+        for plan in plans:
+            summed = sums.get(plan.reader.name)
+            if summed is None:
+                continue
+            if summed.state is not None:
+                plan.state = summed.state
+            for _ in range(summed.lost):
+                missing.add(plan.reader.name, summed.reason)
         for dataset, message in missing.messages(counts):
             run.errors.append(ScanError(target=shown, dataset=dataset, message=message))
         if retried:

@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import pickle
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pyarrow as pa
 
 from spillguard.detect.flatten import flatten_table
+from spillguard.detect.state import DatasetState
 from spillguard.keys import Hasher, fingerprint_key
 from spillguard.scan.accumulate import DatasetScanner, build_ruleset, detect_table
-from spillguard.scan.executors import EXECUTORS, InProcessExecutor, ProcessPoolExecutor
-from spillguard.scan.jobs import JobRunner, PartitionJob, PartitionResult
+from spillguard.scan.executors import (
+    EXECUTORS,
+    MERGE_FANOUT,
+    HereTotals,
+    InProcessExecutor,
+    MergeTree,
+    ProcessPoolExecutor,
+    Totals,
+)
+from spillguard.scan.jobs import JobRunner, KeptState, PartitionJob, PartitionResult
 from spillguard.scan.options import ScanOptions
 from spillguard.scan.run import BATCH_FILES, _Dataset, _run_batches, run_scan
+from spillguard.sources import files
 from spillguard.sources.base import Partition
 from spillguard.sources.files import FileSource
 
@@ -42,8 +54,53 @@ class CountingExecutor:
         fut.set_result(self.runner.run_batch(jobs))
         return fut
 
+    def totals(self) -> Totals:
+        return HereTotals()
+
     def shutdown(self, *, cancel: bool = False) -> None:
         self.runner.close()
+
+
+class KeepingExecutor(CountingExecutor):
+    """As a cluster keeps results: each partition's state stays in a store of its own (pickled, as between
+    processes) and the merge tree's merges run there; only what is fetched comes back."""
+
+    def __init__(self, lose: int | None = None) -> None:
+        super().__init__()
+        self.store: dict[int, bytes] = {}
+        self.next_handle = 0
+        self.merges: list[int] = []  # states per merge
+        self.fetched = 0
+        self.lose = lose  # this many partitions' sum is lost on fetch (a merge failed beyond its retries)
+
+    def _put(self, state: DatasetState) -> int:
+        self.next_handle += 1
+        self.store[self.next_handle] = pickle.dumps(state)
+        return self.next_handle
+
+    def submit(self, jobs: list[PartitionJob]) -> Future[list[PartitionResult]]:
+        fut = super().submit(jobs)
+        for res in fut.result():
+            if isinstance(res.state, DatasetState):
+                res.state = KeptState(res.state.records, self._put(res.state))
+        return fut
+
+    def totals(self) -> Totals:
+        return MergeTree(self._merge, self._fetch)
+
+    def _merge(self, handles: list[Any]) -> int:
+        self.merges.append(len(handles))
+        total, *others = [pickle.loads(self.store.pop(h)) for h in handles]
+        for state in others:
+            total.merge(state)
+        return self._put(total)
+
+    def _fetch(self, handles: list[Any]) -> list[DatasetState | BaseException]:
+        self.fetched += len(handles)
+        out: list[DatasetState | BaseException] = [pickle.loads(self.store.pop(h)) for h in handles]
+        if self.lose is not None:
+            out[0] = RuntimeError("object lost")
+        return out
 
 
 def test_every_executor_gives_the_same_result(demo_data):
@@ -63,6 +120,31 @@ def test_every_executor_gives_the_same_result(demo_data):
             continue
         by_name, _run = run_scan([str(folder)], ScanOptions(seed=seed, show_samples=True, executor=name, workers=2))
         assert _json(by_name) == results[0], name
+
+
+def test_states_kept_where_computed_are_added_up_by_a_merge_tree(demo_data, monkeypatch):
+    """A cluster's results merged by its own merges, bottom up: the same JSON as merging each here; every kept
+    state merged or fetched exactly once; one state per dataset comes back."""
+    folder, truth = demo_data
+    monkeypatch.setattr(files, "PART_BYTES", 32 << 10)  # the users file as ~100 byte ranges
+    here, _ = run_scan([str(folder)], ScanOptions(seed=7, show_samples=True, workers=1))
+    executor = KeepingExecutor()
+    kept, _ = run_scan([str(folder)], ScanOptions(seed=7, show_samples=True), executor=executor)
+    assert _json(kept) == _json(here)
+    assert kept.subjects_affected == truth.users and kept.complete
+    assert not executor.store  # nothing left behind, nothing added twice
+    assert len(executor.merges) >= 25 and max(executor.merges) <= MERGE_FANOUT
+    multi = [d for d in kept.datasets if d["records_scanned"] > 0]
+    assert executor.fetched <= len(multi)
+
+
+def test_a_sum_lost_in_the_tree_is_reported_as_not_scanned(demo_data, monkeypatch):
+    folder, _truth = demo_data
+    monkeypatch.setattr(files, "PART_BYTES", 32 << 10)
+    result, _ = run_scan([str(folder / "users.jsonl")], ScanOptions(seed=7), executor=KeepingExecutor(lose=1))
+    assert not result.complete
+    errors = [e.message for e in result.errors if e.kind == "error"]
+    assert len(errors) == 1 and "partitions not scanned" in errors[0] and "lost while being added up" in errors[0]
 
 
 def _small_files(folder: Path, n: int) -> None:
