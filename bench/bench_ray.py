@@ -1,6 +1,10 @@
 """Scan throughput on Ray: Ray with 2 CPUs vs Ray with 1 CPU vs the local process pool (2 workers), side by side.
 
     python bench/bench_ray.py --gb 2 --users 500000 --rounds 3
+    python bench/bench_ray.py --gb 0.5 --users 200000 --rounds 3 --baseline /tmp/old-checkout   # A/B
+
+With --baseline DIR (a checkout of another commit), the Ray configurations run a second time with that code,
+in the same rounds (`ray1@base`, `ray2@base`): an A/B of two versions of the executor side by side.
 
 The demo generator writes users.jsonl for --users customers; it is repeated to --gb gigabytes (a scan's cost
 is per byte; repeated people are counted once, exactly). Each round runs the three configurations in a
@@ -33,24 +37,24 @@ kind, cpus, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 executor = None
 if kind == "ray":
     import logging, ray
-    ray.init(num_cpus=cpus, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+    ray.init(address="local", num_cpus=cpus, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
              object_store_memory=512 << 20)
     from spillguard.scan.ray_executor import RayExecutor
     executor = RayExecutor()
 else:
     from spillguard.scan.executors import ProcessPoolExecutor
     executor = ProcessPoolExecutor(cpus)
-t = time.perf_counter()
+t, cpu = time.perf_counter(), time.process_time()
 result, _ = run_scan([path], ScanOptions(seed=1, workers=cpus), executor=executor)
-seconds = time.perf_counter() - t
+seconds, driver_cpu = time.perf_counter() - t, time.process_time() - cpu  # the scanning process's own CPU time
 executor.shutdown()
 if kind == "ray":
     ray.shutdown()
 print(json.dumps({"seconds": seconds, "records": result.records_scanned, "subjects": result.subjects_affected,
-                  "complete": result.complete}))
+                  "complete": result.complete, "driver_cpu_s": driver_cpu}))
 """
 
-CONFIGS = [("pool", 2), ("ray", 1), ("ray", 2)]
+CONFIGS = [("pool", 2, ""), ("ray", 1, ""), ("ray", 2, "")]
 
 
 def load() -> str:
@@ -78,28 +82,34 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=500_000)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--work", type=Path, default=None, help="folder for the data (kept; default: a temp folder)")
+    ap.add_argument("--baseline", type=Path, default=None, help="a checkout of other code: its Ray runs side by side")
     args = ap.parse_args()
+    configs = CONFIGS + ([("ray", 1, "@base"), ("ray", 2, "@base")] if args.baseline else [])
+    here = str(Path(__file__).resolve().parent.parent)
     work = args.work or Path(tempfile.mkdtemp(prefix="bench-ray-"))
     work.mkdir(parents=True, exist_ok=True)
     big = make_data(work, args.users, args.gb)
     size = big.stat().st_size
     print(f"data: {big} {size / 1e9:.2f} GB; load {load()}", flush=True)
-    times: dict[str, list[float]] = {f"{k}{c}": [] for k, c in CONFIGS}
+    times: dict[str, list[float]] = {f"{k}{c}{v}": [] for k, c, v in configs}
     counts = set()
     for r in range(args.rounds):
-        order = CONFIGS[r % len(CONFIGS):] + CONFIGS[: r % len(CONFIGS)]
-        for kind, cpus in order:
+        order = configs[r % len(configs):] + configs[: r % len(configs)]
+        for kind, cpus, version in order:
             before = load()
-            out = subprocess.run([sys.executable, "-c", CHILD, kind, str(cpus), str(big)], check=True, capture_output=True, text=True)
+            env = {**os.environ, "PYTHONPATH": str(args.baseline.resolve()) if version else here}
+            out = subprocess.run([sys.executable, "-c", CHILD, kind, str(cpus), str(big)], check=True, capture_output=True, text=True, env=env)
             doc = json.loads(out.stdout.strip().splitlines()[-1])
             counts.add((doc["records"], doc["subjects"], doc["complete"]))
-            times[f"{kind}{cpus}"].append(doc["seconds"])
-            print(f"round {r + 1} {kind}{cpus}: {doc['seconds']:.1f} s ({size / doc['seconds'] / 1e6:.0f} MB/s); "
-                  f"load before {before}, after {load()}", flush=True)
+            times[f"{kind}{cpus}{version}"].append(doc["seconds"])
+            print(f"round {r + 1} {kind}{cpus}{version}: {doc['seconds']:.1f} s ({size / doc['seconds'] / 1e6:.0f} MB/s), "
+                  f"scanning process {doc['driver_cpu_s']:.1f} s CPU; load before {before}, after {load()}", flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    print(json.dumps({"gb": round(size / 1e9, 2), "medians_s": {k: round(v, 2) for k, v in med.items()},
-                      "ray2_speedup_over_ray1": round(med["ray1"] / med["ray2"], 2),
-                      "ray2_time_over_pool2": round(med["ray2"] / med["pool2"], 2),
+    ratios = {"ray2_speedup_over_ray1": round(med["ray1"] / med["ray2"], 2), "ray2_time_over_pool2": round(med["ray2"] / med["pool2"], 2)}
+    if args.baseline:
+        ratios["base_ray2_speedup_over_ray1"] = round(med["ray1@base"] / med["ray2@base"], 2)
+        ratios["base_ray2_time_over_pool2"] = round(med["ray2@base"] / med["pool2"], 2)
+    print(json.dumps({"gb": round(size / 1e9, 2), "medians_s": {k: round(v, 2) for k, v in med.items()}, **ratios,
                       "counts": sorted(counts), "load_end": load(), "finished": time.strftime("%H:%M:%S")}))
     if len(counts) != 1:
         raise SystemExit(f"configurations disagree: {counts}")

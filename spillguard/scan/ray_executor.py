@@ -162,7 +162,8 @@ class RayExecutor:
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
             if address is None and not os.environ.get("RAY_ADDRESS"):
-                kwargs.update(num_cpus=workers or default_workers(), object_store_memory=LOCAL_OBJECT_STORE)
+                # "local": a new instance, not a cluster someone started on this machine (ray.init() alone joins one)
+                kwargs.update(address="local", num_cpus=workers or default_workers(), object_store_memory=LOCAL_OBJECT_STORE)
                 # Ray runs workers at nice 15 by default; on this machine they are the scan itself and should run at
                 # its priority, as the process pool's workers do (else anything else running starves them).
                 os.environ.setdefault("RAY_worker_niceness", "0")
