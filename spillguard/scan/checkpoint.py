@@ -211,6 +211,11 @@ class Checkpoint:
         """Write a finished partition; returns it as it was stored, so that every partition of a checkpointed
         run is merged in one form whether it was scanned now or loaded on resume."""
         doc, blob = self.codec.encode(state, malformed)
+        self.write(target, key, signature, doc, blob)
+        return self.codec.decode(doc, blob, target)
+
+    def write(self, target: str, key: str, signature: str | None, doc: bytes, blob: bytes) -> None:
+        """Write a finished partition already in its stored form (`StateCodec.encode`, where it was scanned)."""
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.execute(
@@ -218,7 +223,6 @@ class Checkpoint:
                 (self.fingerprint, keyed_hex(self.key, target, NAME_HASH_CHARS), self.partition_id(target, key), signature, doc, blob),
             )
         self.saved += 1
-        return self.codec.decode(doc, blob, target)
 
     def total_saved(self) -> int:
         return int(self.db.execute("SELECT count(*) FROM partition WHERE fingerprint = ?", (self.fingerprint,)).fetchone()[0])

@@ -131,7 +131,8 @@ class Executor(Protocol):
     finished partition).
 
     A result's state may be a `KeptState`, left where it was computed and added up by the executor's
-    `totals()`; never for a scan that checkpoints (`options.state`: the scanning process writes each state)."""
+    `totals()`. When the scan checkpoints (`options.state`), such a result carries `stored`: the partition
+    encoded for the state file where it was computed (`StateCodec`), which the scanning process writes."""
 
     workers: int
     in_process: bool

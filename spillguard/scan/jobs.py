@@ -70,6 +70,9 @@ class PartitionResult:
     target_down: bool = False  # the target's breaker is open: its partitions not yet scanned are not tried
     retries: int = 0  # times the partition was started over after a transient failure
     retry_reason: str | None = None  # the first of those failures
+    # With --state, from an executor that keeps states: the partition as the state file keeps it (StateCodec's
+    # document and arrays), encoded where it was scanned; `state` and `malformed` are then in that stored form.
+    stored: tuple[bytes, bytes] | None = None
 
 
 def scan_partition(

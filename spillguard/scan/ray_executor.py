@@ -6,7 +6,8 @@ a Ray worker. What a partition found (records, errors, malformed lines) comes ba
 which takes each partition once (by its id) and reports progress; the partition's state (its sorted subject
 hashes, record bitmaps, ...) stays in Ray's object store as a separate return of the task and is added up by
 merge tasks on the cluster, a tree (`executors.MergeTree`), so the scanning process fetches one state per dataset
-at the end. With --state every state comes back instead: the scanning process writes each to the state file.
+at the end. With --state each partition is also encoded for the state file where it was scanned, and the
+scanning process writes it as it comes.
 A task lost with its worker node is run again by Ray (`max_retries`), and a state lost with a node after its
 task finished is computed again from its lineage (the same task, or merge); a partition's result is the same
 wherever and however often it is computed, so counts stay exact. A task that still fails becomes an error
@@ -36,6 +37,7 @@ from typing import Any
 from spillguard.detect.state import DatasetState
 from spillguard.errors import UserError
 from spillguard.keys import ENV_KEY, fingerprint_key, key_id
+from spillguard.scan.checkpoint import StateCodec
 from spillguard.scan.executors import Executor, MergeTree, Totals, default_workers
 from spillguard.scan.jobs import JobRunner, KeptState, PartitionJob, PartitionResult
 from spillguard.scan.options import ScanOptions
@@ -93,13 +95,18 @@ def _failed(jobs: list[PartitionJob], message: str) -> list[PartitionResult]:
 def run_task(scan_id: str, kid: str | None, jobs: list[PartitionJob], keep: bool = False) -> Any:
     """A Ray task: scan a batch of partitions in this worker; returns (node id, results), or with `keep`
     [(node id, results), state of each job...]: each state a return of its own, left in the object store for
-    the merge tree, and a `KeptState` in its result."""
-    node, results = _scan(scan_id, kid, jobs)
+    the merge tree, and a `KeptState` in its result. A checkpointed scan's partitions are encoded here for
+    the state file (the result's `stored`), and the state kept is the stored form, as on resume."""
+    node, results, key = _scan(scan_id, kid, jobs)
     if not keep:
         return node, results
+    codec = StateCodec(key) if key is not None and jobs[0].options.state else None
     states: list[DatasetState | None] = []
     for result in results:
         state = result.state if isinstance(result.state, DatasetState) else None
+        if state is not None and codec is not None:
+            result.stored = codec.encode(state, result.malformed)
+            state, result.malformed = codec.decode(*result.stored, state.target)
         states.append(state)
         if state is not None:
             result.state = KeptState(state.records)
@@ -114,7 +121,8 @@ def merge_task(*states: DatasetState) -> DatasetState:
     return total
 
 
-def _scan(scan_id: str, kid: str | None, jobs: list[PartitionJob]) -> tuple[str, list[PartitionResult]]:
+def _scan(scan_id: str, kid: str | None, jobs: list[PartitionJob]) -> tuple[str, list[PartitionResult], bytes | None]:
+    """(node id, results, the fingerprint key when the scan has one)."""
     global _runner
     import ray
 
@@ -123,20 +131,21 @@ def _scan(scan_id: str, kid: str | None, jobs: list[PartitionJob]) -> tuple[str,
         if _runner is not None:
             _runner[1].close()  # sources of an earlier scan in this long-lived worker
         _runner = (scan_id, JobRunner())
+    key = None
     if kid is not None:
         try:
             key = fingerprint_key()
         except UserError as exc:
-            return node, _failed(jobs, f"Ray worker on node {node[:12]}: {exc}")
+            return node, _failed(jobs, f"Ray worker on node {node[:12]}: {exc}"), None
         if key_id(key) != kid:
             return node, _failed(
                 jobs,
                 f"Ray worker on node {node[:12]}: its fingerprint key is not the scan's ({kid}); "
                 f"give every worker the same ${ENV_KEY}",
-            )
+            ), None
         for job in jobs:
             job.key_bytes = key
-    return node, _runner[1].run_batch(jobs)
+    return node, _runner[1].run_batch(jobs), key
 
 
 def _check_client_port(address: str | None) -> None:
@@ -199,8 +208,8 @@ class RayExecutor:
     def submit(self, jobs: list[PartitionJob]) -> Future[list[PartitionResult]]:
         kid = key_id(jobs[0].key_bytes) if jobs and jobs[0].key_bytes else None
         shipped = [dataclasses.replace(job, options=self._options(job.options), key_bytes=None) for job in jobs]
-        # States stay on the cluster unless the scanning process must write each one (--state).
-        keep = bool(jobs) and not jobs[0].options.state
+        # States stay on the cluster; a checkpointed scan's are encoded there for the state file, with the key.
+        keep = bool(jobs) and (kid is not None or not jobs[0].options.state)
         kept: list[Any] = []
         if keep:
             ref, *kept = self.task.options(num_returns=1 + len(jobs)).remote(self.scan_id, kid, shipped, True)

@@ -138,8 +138,10 @@ def scan_target(
             if res.retries:
                 retried.append(res)
             state, malformed = res.state, res.malformed
-            if checkpoint is not None:
-                assert isinstance(state, DatasetState), "an executor keeps no state of a checkpointed scan"
+            if checkpoint is not None and res.stored is not None:
+                checkpoint.write(shown, res.key, plan.signature, *res.stored)  # encoded where it was scanned
+            elif checkpoint is not None:
+                assert isinstance(state, DatasetState), "a state kept by an executor comes with its stored form"
                 state, malformed = checkpoint.save(shown, res.key, plan.signature, state, malformed)
             merge(plan, state, malformed)
             if progress is not None and not live_progress:

@@ -9,11 +9,13 @@ from typing import Any
 
 import orjson
 import pyarrow as pa
+import pytest
 
 from spillguard.detect.flatten import flatten_table
 from spillguard.detect.state import DatasetState
 from spillguard.keys import Hasher, fingerprint_key
 from spillguard.scan.accumulate import DatasetScanner, build_ruleset, detect_table
+from spillguard.scan.checkpoint import StateCodec
 from spillguard.scan.executors import (
     EXECUTORS,
     MERGE_FANOUT,
@@ -25,7 +27,7 @@ from spillguard.scan.executors import (
 )
 from spillguard.scan.jobs import JobRunner, KeptState, PartitionJob, PartitionResult
 from spillguard.scan.options import ScanOptions
-from spillguard.scan.run import BATCH_FILES, _Dataset, _run_batches, run_scan
+from spillguard.scan.run import BATCH_FILES, ScanInterrupted, _Dataset, _run_batches, run_scan
 from spillguard.sources import files
 from spillguard.sources.base import Partition
 from spillguard.sources.files import FileSource
@@ -80,9 +82,14 @@ class KeepingExecutor(CountingExecutor):
 
     def submit(self, jobs: list[PartitionJob]) -> Future[list[PartitionResult]]:
         fut = super().submit(jobs)
+        codec = StateCodec(fingerprint_key()) if jobs[0].options.state else None
         for res in fut.result():
             if isinstance(res.state, DatasetState):
-                res.state = KeptState(res.state.records, self._put(res.state))
+                state = res.state
+                if codec is not None:  # a checkpointed scan: encoded where it was scanned, kept in stored form
+                    res.stored = codec.encode(state, res.malformed)
+                    state, res.malformed = codec.decode(*res.stored, state.target)
+                res.state = KeptState(state.records, self._put(state))
         return fut
 
     def totals(self) -> Totals:
@@ -136,6 +143,28 @@ def test_states_kept_where_computed_are_added_up_by_a_merge_tree(demo_data, monk
     assert len(executor.merges) >= 25 and max(executor.merges) <= MERGE_FANOUT
     multi = [d for d in kept.datasets if d["records_scanned"] > 0]
     assert executor.fetched <= len(multi)
+
+
+def test_a_merge_tree_with_state_and_resume_equals_an_uninterrupted_scan(demo_data, monkeypatch, tmp_path):
+    folder, _truth = demo_data
+    monkeypatch.setattr(files, "PART_BYTES", 32 << 10)
+    target = str(folder / "users.jsonl")
+    uninterrupted, _ = run_scan([target], ScanOptions(seed=7, workers=1))
+    seen: list[int] = []
+
+    def ctrl_c_after_seven(_n: int) -> None:
+        seen.append(1)
+        if len(seen) == 7:
+            raise KeyboardInterrupt
+
+    state = tmp_path / "scan.state"
+    with pytest.raises(ScanInterrupted) as stop:
+        run_scan([target], ScanOptions(state=state), progress=ctrl_c_after_seven, executor=KeepingExecutor())
+    assert stop.value.saved == 7  # each partition written by the scanning process as it came
+    executor = KeepingExecutor()
+    resumed, _ = run_scan([target], ScanOptions(state=state, resume=True), executor=executor)
+    assert _json(resumed) == _json(uninterrupted)
+    assert executor.merges and not executor.store  # the rest merged by the tree, the saved seven here
 
 
 def test_a_sum_lost_in_the_tree_is_reported_as_not_scanned(demo_data, monkeypatch):
