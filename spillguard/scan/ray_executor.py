@@ -45,6 +45,7 @@ from spillguard.sources.store import one_line
 from spillguard.targets import mask_url, parse_url
 
 MAX_RETRIES = 3  # times Ray runs a task again after its worker or node died
+WARM_TASKS = 64
 LOCAL_OBJECT_STORE = 512 << 20  # object store of a Ray instance started here: results are small
 _REFUSED_PASSWORD = (
     "--executor ray never puts a password in a task: remove it from {what} and set it on every Ray worker as "
@@ -121,6 +122,10 @@ def merge_task(*states: DatasetState) -> DatasetState:
     return total
 
 
+def warm_task() -> None:
+    """Nothing: loading this task imports the scanning code in a worker while the scanning process plans."""
+
+
 def _scan(scan_id: str, kid: str | None, jobs: list[PartitionJob]) -> tuple[str, list[PartitionResult], bytes | None]:
     """(node id, results, the fingerprint key when the scan has one)."""
     global _runner
@@ -195,6 +200,10 @@ class RayExecutor:
         self.task = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False, num_cpus=1, scheduling_strategy="SPREAD")(run_task)
         # Placed by Ray's default: on the node that holds most of its inputs.
         self.merge_task = ray.remote(max_retries=MAX_RETRIES, retry_exceptions=False, num_cpus=1)(merge_task)
+        # One task per CPU (up to WARM_TASKS): workers import spillguard while the scanning process lists and plans.
+        warm = ray.remote(num_cpus=1, max_retries=0)(warm_task)
+        for _ in range(min(self.workers, WARM_TASKS)):
+            warm.remote()
         self.pending: dict[Any, Future[list[PartitionResult]]] = {}  # ObjectRef -> its future
         self.trees: list[MergeTree] = []  # of the targets being scanned (their merges are cancelled on Ctrl-C)
         self.nodes: Counter[str] = Counter()  # batches finished per node id
