@@ -50,8 +50,9 @@ seconds, driver_cpu = time.perf_counter() - t, time.process_time() - cpu  # the 
 executor.shutdown()
 if kind == "ray":
     ray.shutdown()
+import spillguard
 print(json.dumps({"seconds": seconds, "records": result.records_scanned, "subjects": result.subjects_affected,
-                  "complete": result.complete, "driver_cpu_s": driver_cpu}))
+                  "complete": result.complete, "driver_cpu_s": driver_cpu, "code": os.path.dirname(os.path.dirname(spillguard.__file__))}))
 """
 
 CONFIGS = [("pool", 2, ""), ("ray", 1, ""), ("ray", 2, "")]
@@ -98,8 +99,12 @@ def main() -> None:
         for kind, cpus, version in order:
             before = load()
             env = {**os.environ, "PYTHONPATH": str(args.baseline.resolve()) if version else here}
-            out = subprocess.run([sys.executable, "-c", CHILD, kind, str(cpus), str(big)], check=True, capture_output=True, text=True, env=env)
+            # cwd outside any checkout: `python -c` puts the working directory ahead of PYTHONPATH.
+            out = subprocess.run([sys.executable, "-c", CHILD, kind, str(cpus), str(big)], check=True, capture_output=True, text=True,
+                                 env=env, cwd=work)
             doc = json.loads(out.stdout.strip().splitlines()[-1])
+            if os.path.realpath(doc["code"]) != os.path.realpath(env["PYTHONPATH"]):
+                raise SystemExit(f"{kind}{cpus}{version} ran the code in {doc['code']}, not {env['PYTHONPATH']}")
             counts.add((doc["records"], doc["subjects"], doc["complete"]))
             times[f"{kind}{cpus}{version}"].append(doc["seconds"])
             print(f"round {r + 1} {kind}{cpus}{version}: {doc['seconds']:.1f} s ({size / doc['seconds'] / 1e6:.0f} MB/s), "
