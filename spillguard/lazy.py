@@ -1,4 +1,4 @@
-"""Names a package re-exports, loaded from their home module on first use (PEP 562).
+"""Loaded on first use: names a package re-exports (PEP 562), and regular expressions.
 
 Every `spillguard` command starts by registering every pillar's commands, which loads each pillar's package;
 a package that imported its implementation up front would make every command pay for every pillar.
@@ -7,6 +7,7 @@ a package that imported its implementation up front would make every command pay
 from __future__ import annotations
 
 import importlib
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -21,3 +22,22 @@ def lazy_exports(package: str, homes: dict[str, str]) -> Callable[[str], Any]:
         return getattr(importlib.import_module(f"{package}.{home}"), name)
 
     return __getattr__
+
+
+class LazyPattern:
+    """`re.compile(pattern, flags)`, made on first use: a module of big patterns (free-text addresses and names)
+    costs nothing to a scan that never reads prose. Used like the compiled pattern (`.search`, `.finditer`, ...)."""
+
+    __slots__ = ("_compiled", "flags", "pattern")
+
+    def __init__(self, pattern: str, flags: int = 0) -> None:
+        self.pattern, self.flags = pattern, flags
+        self._compiled: re.Pattern[str] | None = None
+
+    def compiled(self) -> re.Pattern[str]:
+        if self._compiled is None:
+            self._compiled = re.compile(self.pattern, self.flags)
+        return self._compiled
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.compiled(), name)
