@@ -1,7 +1,7 @@
 """Builds spillguard's native detection core (the metadata lives in pyproject.toml).
 
 The core links Vectorscan (Debian/Ubuntu: libvectorscan-dev, which scripts/bootstrap installs; elsewhere Hyperscan's
-libhs with the same API). pkg-config names its flags; without it the Debian paths are used.
+libhs with the same API) and OpenSSL's libcrypto (libssl-dev). pkg-config names its flags; without it the Debian paths are used.
 """
 
 import shutil
@@ -26,10 +26,10 @@ setup(
     ext_modules=[
         Extension(
             "spillguard._native",
-            sources=["native/matcher.c"],
+            sources=["native/matcher.c", "native/digests.c"],
             include_dirs=include_dirs,
             library_dirs=library_dirs,
-            libraries=libraries,
+            libraries=[*libraries, "crypto"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
         )
     ]

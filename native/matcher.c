@@ -1,4 +1,4 @@
-/* spillguard._native: the detection engine's hot loop in C.
+/* spillguard._native: the detection engine's hot loops in C (column digests: native/digests.c).
  *
  * A Matcher holds one compiled Vectorscan database (the rule patterns of a field plan). scan() takes an
  * Arrow string column as its raw buffers, runs the database once over all values, and returns which rule
@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include <hs.h>
+
+#include "native.h"
 
 typedef struct {
     int64_t *ids;
@@ -357,6 +359,11 @@ static PyObject *native_version(PyObject *self, PyObject *Py_UNUSED(ignored)) {
 
 static PyMethodDef module_methods[] = {
     {"vectorscan_version", native_version, METH_NOARGS, "the linked Vectorscan library's version string"},
+    {"sha256", native_sha256, METH_VARARGS, "sha256(offsets, data, start, n, wide) -> n SHA-256 digests (bytes)"},
+    {"hmac_sha256", native_hmac_sha256, METH_VARARGS,
+     "hmac_sha256(key, offsets, data, start, n, wide) -> n HMAC-SHA-256 digests (bytes)"},
+    {"keyed_hash64", native_keyed_hash64, METH_VARARGS,
+     "keyed_hash64(keys, len_key, offsets, data, start, n, wide) -> n keyed 64-bit hashes (bytes of uint64)"},
     {NULL, NULL, 0, NULL},
 };
 
