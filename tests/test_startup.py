@@ -19,7 +19,7 @@ NOT_FOR_A_FILE_SCAN = (
     "jinja2", "httpx", "psycopg", "pymysql", "pymongo", "paho", "redis", "boto3", "botocore", "ray", "spacy",
     "msgpack", "tomlkit", "rich", "smtplib",
 )  # fmt: skip
-# Not even Arrow: `spillguard --help`, `audit`, `watch` and `respond` start without it.
+# Not even numpy or Arrow: `spillguard --help` and `spillguard audit URL` run without them.
 NOT_FOR_REGISTERING = (*NOT_FOR_A_FILE_SCAN, "numpy", "pyarrow", "stdnum", "phonenumbers")
 
 _PROBE = """
