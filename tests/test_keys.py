@@ -239,6 +239,7 @@ def test_column_digests_are_hashlib_and_hmac(seed: int) -> None:
     import random
 
     from spillguard.keys import hmac_digests, hmac_hex, sha256_digests, sha256_hex
+    from tests.detect import former
 
     rng = random.Random(seed)
     alphabet = "abcXYZ019 -_@.é漢\n\x00"
@@ -248,6 +249,7 @@ def test_column_digests_are_hashlib_and_hmac(seed: int) -> None:
             raw = [(v or "").encode() for v in arr.to_pylist()]
             assert sha256_digests(arr).tobytes() == b"".join(hashlib.sha256(v).digest() for v in raw)
             assert hmac_digests(key, arr).tobytes() == b"".join(hmac.new(key, v, hashlib.sha256).digest() for v in raw)
+            assert hmac_digests(key, arr).tobytes() == former.hmac_digests(key, arr)
             want = [None if v is None else hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in arr.to_pylist()]
             assert hmac_hex(key, arr).to_pylist() == want
             assert sha256_hex(arr).to_pylist() == [None if v is None else hashlib.sha256(v.encode()).hexdigest() for v in arr.to_pylist()]
