@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -12,15 +13,26 @@ import pyarrow.compute as pc
 
 from spillguard.detect.arrays import as_text, string_buffers
 
+_DATABASES: dict[tuple[tuple[bytes, ...], tuple[int, ...], tuple[int, ...]], object] = {}
+
+
+def _database(exprs: list[bytes], flags: list[int], ids: list[int]) -> object:
+    """Compiled once per pattern set, as the engine kept them."""
+    import hyperscan
+
+    key = (tuple(exprs), tuple(flags), tuple(ids))
+    if key not in _DATABASES:
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
+        _DATABASES[key] = db
+    return _DATABASES[key]
+
 
 def matches(exprs: list[bytes], flags: list[int], ids: list[int], text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """(rule id, value index) per match end: values joined with "\\n" by Arrow, the Python Vectorscan binding with
     a Python callback per match, value indices by numpy."""
-    import hyperscan
-
     n = len(text)
-    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
+    db: Any = _database(exprs, flags, ids)
     filled = pc.fill_null(text, "") if text.null_count else text
     filled = filled.cast(pa.string())  # Arrow's join has no 64-bit-offset kernel
     joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), filled), "\n")
@@ -44,8 +56,8 @@ def matches(exprs: list[bytes], flags: list[int], ids: list[int], text: pa.Array
 
 
 def keyed_hash64(keys: np.ndarray, len_key: np.uint64, arr: pa.Array) -> np.ndarray:
-    """spillguard.keys.Hasher as numpy computed it: per byte (b + 1) * key[position], summed per value (one
-    flat reduceat), xor length * len_key, splitmix64; nulls 0, a zero result 1."""
+    """spillguard.keys.Hasher as numpy computed it: per byte (b + 1) * key[position], summed per value (a padded
+    matrix product, or one flat reduceat), xor length * len_key, splitmix64; nulls 0, a zero result 1."""
     arr = as_text(arr)
     valid = np.asarray(arr.is_valid()) if arr.null_count else None
     if valid is not None:
@@ -53,13 +65,23 @@ def keyed_hash64(keys: np.ndarray, len_key: np.uint64, arr: pa.Array) -> np.ndar
     offsets, data = string_buffers(arr)
     base, n = offsets[0], len(arr)
     lengths = np.diff(offsets)
-    chunk = data[base : offsets[-1]].astype(np.uint64)
-    pos = np.arange(chunk.size, dtype=np.int64) - np.repeat(offsets[:-1] - base, lengths)
+    chunk = data[base : offsets[-1]]
+    rows = np.flatnonzero(lengths)
+    width = int(lengths.max()) if n else 0
     with np.errstate(over="ignore"):
-        parts = (chunk + np.uint64(1)) * keys[pos & (keys.size - 1)]
-        sums = np.zeros(n, np.uint64)
-        filled = lengths > 0
-        sums[filled] = np.add.reduceat(parts, (offsets[:-1] - base)[filled]) if parts.size else 0
+        if rows.size and width <= keys.size and rows.size * width <= 2 * chunk.size:
+            # one padded row per value: a matrix-vector product (the fast path for similar lengths)
+            grid = np.zeros((rows.size, width), np.uint64)
+            grid[np.arange(width) < lengths[rows][:, None]] = chunk.astype(np.uint64) + np.uint64(1)
+            sums = np.zeros(n, np.uint64)
+            sums[rows] = grid @ keys[:width]
+        else:
+            wide = chunk.astype(np.uint64)
+            pos = np.arange(wide.size, dtype=np.int64) - np.repeat(offsets[:-1] - base, lengths)
+            parts = (wide + np.uint64(1)) * keys[pos & (keys.size - 1)]
+            sums = np.zeros(n, np.uint64)
+            filled = lengths > 0
+            sums[filled] = np.add.reduceat(parts, (offsets[:-1] - base)[filled]) if parts.size else 0
         h = sums ^ (lengths.astype(np.uint64) * len_key)
         h ^= h >> np.uint64(30)
         h *= np.uint64(0xBF58476D1CE4E5B9)
