@@ -19,9 +19,11 @@ free-text values it could not check. Accuracy: docs/accuracy.md ("Free text").
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -186,6 +188,10 @@ def _extend(value: str, end: int) -> tuple[int, bool]:
     return end, strong
 
 
+_AFTER_HONORIFIC = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ ]+$")
+_NAME_THEN_UNIT = re.compile(r"(?:[A-ZÀ-ÖØ-Þ][\w'’\-]*\.?[ ]){1,3}(?=(?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Bldg)\b)")
+
+
 def _first_word(value: str, start: int) -> str:
     m = re.match(r"[0-9 ]*(\w+)", value[start:])
     return m.group(1) if m else ""
@@ -203,6 +209,9 @@ def find_addresses(value: str) -> list[tuple[int, int]]:
             strong = strong or _ADDRESS_CUE.search(value, max(0, start - 40), start) is not None
             if weak and (not strong or _first_word(value, start) in _COMMON_CAPS):
                 continue  # "October 6, 1964" is a date, not "Street 6, postcode"
+            if weak and _AFTER_HONORIFIC.search(value, max(0, start - 6), start):
+                n = _NAME_THEN_UNIT.match(value, start)  # "Mrs. Barbara Yudina Apt. 675 ...": the address starts at Apt.
+                start = n.end() if n is not None else start
             found.append((start, end))
     found.sort()
     return found
@@ -210,17 +219,21 @@ def find_addresses(value: str) -> list[tuple[int, int]]:
 
 # -- person names -------------------------------------------------------------------------------------------
 _HONORIFIC = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Madam|Mme|Mlle|Herr|Frau|Sr|Sra|Srta|Rev|Fr)"
-_NAME_WORD = rf"{_UP}(?:{_LO}+|\.)"
+# Unit and street words end a name: "Mrs. Jennifer Alcaraz Suite 541 ..." is a name, then an address.
+_NOT_NAME_WORD = r"(?!(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Room|Building|Bldg|Box|PO|Street|Road|Avenue|Lane)\b)"
+_NAME_WORD = rf"{_NOT_NAME_WORD}{_UP}(?:{_LO}+|\.)"
 _NAME_PARTICLE = r"(?:de|da|di|del|della|dos|du|van|von|der|den|ter|la|le|bin|ibn|al|el|mac)"
+_NAME_WORD_1 = rf"{_NOT_NAME_WORD}{_UP}{_LO}+"  # a whole word, no initial
 _NAME = rf"{_NAME_WORD}(?:(?:[ \-]|[ ]{_NAME_PARTICLE}[ ]){_NAME_WORD}){{0,3}}"
 # A cue and the name it introduces (group "n").
 _CUES = re.compile(
     rf"\b(?:(?i:{_HONORIFIC})\.?[ ]+|(?i:my name is|my name's|name is|name:|i am called|call me|signed|regards,?|"
     rf"sincerely,?|cheers,?|best,|thanks,|dear|hi|hello|hey|attn:?|attention:?|c/o|contact person:?|customer:?|called|"
-    rf"caller|contact|named|spoke (?:with|to)|talked (?:with|to)|on behalf of|letter for|written by|directed by|starring|assistant to|"
+    rf"caller|contact|named(?: (?:him|her|them))?|(?:last|first|family|sur|maiden|full) ?name(?: is)?[?:]?|my (?:kid|son|daughter|child)|spoke (?:with|to)|talked (?:with|to)|on behalf of|letter for|written by:?|directed by:?|starring|assistant to|"
     rf"(?:son|daughter|wife|husband|mother|father|brother|sister|child|kid) of|"
     rf"account holder:?|cardholder:?)[ \t]*\n?[ \t]*)(?P<n>{_NAME})"
 )
+_UNIT_AFTER_NAME = re.compile(r"[ ](?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Bldg)\b")
 _DIGITS_OR_SYMBOLS = re.compile(r"[0-9@/_#=<>{}|\\]")
 
 
@@ -274,6 +287,9 @@ def _clean_person(text: str, start: int, end: int) -> tuple[int, int] | None:
     nl = text.find("\n", start, end)
     if nl >= 0:
         end = nl
+    u = _UNIT_AFTER_NAME.search(text, start, end)
+    if u is not None:
+        end = u.start()
     m = re.match(rf"{_HONORIFIC}\.?\s+", text[start:end])
     if m:
         start += m.end()
@@ -289,6 +305,8 @@ def _clean_person(text: str, start: int, end: int) -> tuple[int, int] | None:
         return None  # acronyms and shouted words: brands, products, headings
     if s.rsplit(" ", 1)[-1] in _NOT_NAME_LAST:
         return None
+    if all(_is_english(w) for w in s.split()):
+        return None  # "Discipline", "Tales", "Credit Karma", "Entertainment Weekly": words, not a name
     return start, end
 
 
@@ -309,6 +327,116 @@ _COMMON_CAPS = _words(
     "November December Mr Mrs Ms Dr Inc Ltd Street Road Avenue Team All Everyone Support Customer Service Sales Admin "
     "Sir Madam Guys Folks Again Morning Afternoon Evening Today Tomorrow Yesterday Regards Sincerely"
 )
+
+
+@lru_cache(maxsize=1)
+def given_names() -> dict[str, tuple[int, int]]:
+    """Given names seen in public name tables: folded name (`fold_name`) -> (tables that list it, people seen)."""
+    path = Path(__file__).resolve().parent / "data" / "given_names.txt"
+    out = {}
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if line and not line.startswith("#"):
+            name, sources, count = line.split("\t")
+            out[name] = (int(sources), int(count))
+    return out
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """English nouns, verbs, adjectives and adverbs (WordNet's index, shipped in the model package's lemmatizer
+    tables; about 90,000 lemmas in lower case). Empty when the model package has none."""
+    import importlib
+
+    from spacy.lookups import Lookups
+
+    root = Path(importlib.import_module(MODEL_PACKAGE).__file__ or ".").parent
+    for tables in sorted(root.glob("*/lemmatizer/lookups")):
+        index = Lookups().from_disk(tables).get_table("lemma_index")
+        return frozenset(w for pos in ("noun", "verb", "adj", "adv") for w in index.get(pos, ()) if "_" not in w)
+    return frozenset()
+
+
+def _is_english(word: str) -> bool:
+    """A word of the English dictionary (or its plural) that is not a given name seen in several tables."""
+    w = word.lower()
+    words = english_words()
+    if not (w in words or (w.endswith("s") and w[:-1] in words)):
+        return False
+    seen = given_names().get(fold_name(word))
+    return seen is None or seen[0] < ENGLISH_GIVEN_SOURCES
+
+
+ENGLISH_GIVEN_SOURCES = 10
+
+
+_FOLD = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ß": "ss", "æ": "ae", "œ": "oe", "þ": "th", "ı": "i"})
+
+
+def fold_name(word: str) -> str:
+    """A word as the gazetteer spells it: lower case, accents dropped ("Halldór" -> "halldor")."""
+    w = unicodedata.normalize("NFKD", word.lower().translate(_FOLD))
+    return "".join(c for c in w if not unicodedata.combining(c))
+
+
+GIVEN_SOURCES = 20
+GIVEN_COUNT = 1000
+
+
+def _is_given(word: str, sources: int = GIVEN_SOURCES, count: int = GIVEN_COUNT) -> bool:
+    if word in _COMMON_CAPS:
+        return False
+    seen = given_names().get(fold_name(word))
+    return seen is not None and seen[0] >= sources and seen[1] >= count
+
+
+# A list of capitalised single words: "Gaetane, Hannah, Anthony and Derek", "Usamov and Bowers".
+_LIST = re.compile(rf"(?<![\w\-.])(?:{_NAME_WORD_1},[ ])*{_NAME_WORD_1},?[ ]and[ ]{_NAME_WORD_1}(?![\w\-])")
+_LIST_SEP = re.compile(r",[ ]and[ ]|,[ ]|[ ]and[ ]")
+
+
+def _list_names(text: str, ents: list[tuple[str, int, int]], names: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Members of a list whose members are mostly given names (or hold a name the model found) are names; not a
+    list after "at/from/in" or before an organisation word ("Jones, Mitchell and Williams Orchestra")."""
+    out: list[tuple[int, int]] = []
+    for m in _LIST.finditer(text):
+        if _PLACE_BEFORE.search(text, max(0, m.start() - 12), m.start()):
+            continue
+        after = text[m.end() : m.end() + 30].split()
+        if after and after[0].rstrip(".,") in _ORG_WORDS | _NOT_NAME_LAST:
+            continue
+        members: list[tuple[int, int]] = []
+        pos = m.start()
+        for sep in _LIST_SEP.finditer(text, m.start(), m.end()):
+            members.append((pos, sep.start()))
+            pos = sep.end()
+        members.append((pos, m.end()))
+        given = sum(_is_given(text[a:b]) for a, b in members)
+        found = any(a <= s and e <= b for s, e in names for a, b in members)
+        if 2 * given >= len(members) or (found and given):
+            out.extend(members)
+    return out
+
+
+_SINGLE = re.compile(rf"(?<![\w\-.&])(?:{_NAME_WORD_1})(?![\w\-])")
+_CAP_NEIGHBOUR_BEFORE = re.compile(rf"{_UP}[\w'’\-]*[ ]$")
+_CAP_NEIGHBOUR_AFTER = re.compile(rf"[ ](?:{_UP}|[0-9])")
+
+
+def _given_words(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    """Single words that are common given names, in a place a person's name stands."""
+    out = []
+    for m in _SINGLE.finditer(text):
+        s, e = m.start(), m.end()
+        if not _is_given(m.group(0)):
+            continue
+        if _PLACE_BEFORE.search(text, max(0, s - 12), s):
+            continue
+        if any(a <= s and e <= b for label, a, b in ents if label in ("GPE", "LOC", "FAC", "NORP")):
+            continue
+        if _CAP_NEIGHBOUR_BEFORE.search(text, max(0, s - 30), s) or _CAP_NEIGHBOUR_AFTER.match(text, e):
+            continue  # part of a longer capitalised phrase: "The Princess Royal", "Rand Corporation", "Hoge Wei 32"
+        out.append((s, e))
+    return out
 
 
 def _more_names(text: str, names: list[tuple[int, int]], taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -394,6 +522,8 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     for m in _CUES.finditer(text):
         if m.group("n").split(" ", 1)[0] not in _COMMON_CAPS and free(m.start("n"), m.end("n")):
             names.append((m.start("n"), m.end("n")))
+    names.extend(n for n in _list_names(text, ents, names) if free(*n))
+    names.extend(n for n in _given_words(text, ents) if free(*n))
     names.extend(_more_names(text, names, addresses + names))
     names.sort(key=lambda se: (se[0], -se[1]))
     for s, e in names:
