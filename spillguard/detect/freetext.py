@@ -369,6 +369,10 @@ def _is_english(word: str) -> bool:
 ENGLISH_GIVEN_SOURCES = 10
 
 
+_STOP = frozenset(
+    "a an and the but or nor so yet to of in on at by for with from is am are was were be been but everyone "
+    "i me my we you he she it they him her his its our your their this that".split()
+)
 _FOLD = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ß": "ss", "æ": "ae", "œ": "oe", "þ": "th", "ı": "i"})
 
 
@@ -429,7 +433,7 @@ def _given_words(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int,
         s, e = m.start(), m.end()
         if not _is_given(m.group(0)):
             continue
-        if _PLACE_BEFORE.search(text, max(0, s - 12), s):
+        if _place_before(text, s, e):
             continue
         if any(a <= s and e <= b for label, a, b in ents if label in ("GPE", "LOC", "FAC", "NORP")):
             continue
@@ -437,6 +441,38 @@ def _given_words(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int,
             continue  # part of a longer capitalised phrase: "The Princess Royal", "Rand Corporation", "Hoge Wei 32"
         out.append((s, e))
     return out
+
+
+# Cues strong enough to take a name written in small letters ("my name is lena andersson", "call me višeslav").
+_LOWER_CUES = re.compile(
+    r"\b(?i:my name is|my name's|call me|calls me|i am called|i'm called|name:)[ \t]*(?P<n>[a-zß-öø-ÿā-ž'’\-]{2,}(?:[ ][a-zß-öø-ÿā-ž'’\-]{1,}\.?){0,2})"
+)
+# A speaker's name at the start of a line of dialogue: "Ubul: What a wife.", "Elizabeth:\"I'm ..."
+_SPEAKER = re.compile(rf"^[ \t>]*(?P<n>{_NAME_WORD_1}):[ \t]*[\"“A-Z]", re.MULTILINE)
+LOOSE_SOURCES = 3
+
+
+def _cued_lower_names(text: str) -> list[tuple[int, int]]:
+    out = []
+    for m in _LOWER_CUES.finditer(text):
+        s = m.start("n")
+        words = m.group("n").split(" ")
+        if not _is_given(words[0], LOOSE_SOURCES, 0) or _is_english(words[0]):
+            continue
+        keep = 1
+        for w in words[1:]:
+            if w.lower() in _STOP or _is_english(w.rstrip(".")):
+                break
+            keep += 1
+        out.append((s, s + len(" ".join(words[:keep]))))
+    return out
+
+
+def _speakers(text: str) -> list[tuple[int, int]]:
+    return [
+        (m.start("n"), m.end("n")) for m in _SPEAKER.finditer(text)
+        if _is_given(m.group("n"), LOOSE_SOURCES, 0) and not _is_english(m.group("n"))
+    ]
 
 
 def _more_names(text: str, names: list[tuple[int, int]], taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -456,6 +492,16 @@ def _more_names(text: str, names: list[tuple[int, int]], taken: list[tuple[int, 
 _NAME_LINE = re.compile(rf"^[ \t>?*-]*(?P<n>{_NAME_WORD}(?:[ ]{_UP}\.?)?(?:[ ]{_NAME_WORD}){{1,2}})[ \t]*,?$", re.MULTILINE)
 # Before a single word, these make it a place: "originally from Eckenroth", "arrived at Lendava".
 _PLACE_BEFORE = re.compile(r"(?:\bfrom|\bin|\bat|\bnear|\bto|\bvisit(?:ed|ing)?)[ ]+$")
+
+
+_PLACE_ONLY_BEFORE = re.compile(r"(?:\bfrom|\bin|\bnear|\bvisit(?:ed|ing)?)[ ]+$")
+
+
+def _place_before(text: str, s: int, e: int) -> bool:
+    """Is the single word text[s:e] a place by what comes before it? After "to" or "at" a common given name
+    stays a person ("said Felix to Linda", "shouted at Russell")."""
+    before = _PLACE_ONLY_BEFORE if _is_given(text[s:e]) else _PLACE_BEFORE
+    return before.search(text, max(0, s - 12), s) is not None
 
 
 def _name_lines(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
@@ -514,7 +560,7 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
         if cleaned is None or not free(*cleaned):
             continue
         single = " " not in text[cleaned[0] : cleaned[1]]
-        if single and _PLACE_BEFORE.search(text, max(0, cleaned[0] - 12), cleaned[0]):
+        if single and _place_before(text, cleaned[0], cleaned[1]):
             continue
         names.append(cleaned)
     names.extend(n for n in _name_lines(text, ents) if free(*n))
@@ -524,6 +570,7 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
             names.append((m.start("n"), m.end("n")))
     names.extend(n for n in _list_names(text, ents, names) if free(*n))
     names.extend(n for n in _given_words(text, ents) if free(*n))
+    names.extend(n for n in _cued_lower_names(text) + _speakers(text) if free(*n))
     names.extend(_more_names(text, names, addresses + names))
     names.sort(key=lambda se: (se[0], -se[1]))
     for s, e in names:
