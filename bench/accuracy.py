@@ -117,7 +117,7 @@ def _national_id_fields() -> dict[str, str]:
 
     out: dict[str, str] = {}
     for rule in builtin_rules():
-        if rule.validator and rule.validator.startswith("stdnum:") and rule.examples:
+        if rule.validator and rule.validator.startswith("stdnum:") and rule.examples and rule.examples[0].field:
             out[rule.validator.split(":", 1)[1]] = rule.examples[0].field or ""
     out.update({"us.ssn": "ssn", "se.personnummer": "personnummer", "it.codicefiscale": "codice_fiscale", "pl.pesel": "pesel",
                 "nl.bsn": "bsn", "in_.aadhaar": "aadhaar", "gb.nhs": "nhs_number", "es.dni": "dni", "de.idnr": "steuer_id"})

@@ -212,6 +212,10 @@ def find_addresses(value: str) -> list[tuple[int, int]]:
             if weak and _AFTER_HONORIFIC.search(value, max(0, start - 6), start):
                 n = _NAME_THEN_UNIT.match(value, start)  # "Mrs. Barbara Yudina Apt. 675 ...": the address starts at Apt.
                 start = n.end() if n is not None else start
+            # A tail that runs into an address found before stops where that one starts.
+            end = min([end] + [s for s, _e in found if start < s < end])
+            while end > start and value[end - 1] in " \t\n,>?":
+                end -= 1
             found.append((start, end))
     found.sort()
     return found
@@ -303,7 +307,7 @@ def _clean_person(text: str, start: int, end: int) -> tuple[int, int] | None:
     letters = [c for c in s if c.isalpha()]
     if len(letters) < 2 or (len(letters) > 3 and all(c.isupper() for c in letters)):
         return None  # acronyms and shouted words: brands, products, headings
-    if s.rsplit(" ", 1)[-1] in _NOT_NAME_LAST:
+    if s.rsplit(" ", 1)[-1] in _NOT_NAME_LAST or s.rsplit(" ", 1)[-1].rstrip(".") in _ORG_WORDS:
         return None
     if all(_is_english(w) for w in s.split()):
         return None  # "Discipline", "Tales", "Credit Karma", "Entertainment Weekly": words, not a name
@@ -398,26 +402,32 @@ _LIST = re.compile(rf"(?<![\w\-.])(?:{_NAME_WORD_1},[ ])*{_NAME_WORD_1},?[ ]and[
 _LIST_SEP = re.compile(r",[ ]and[ ]|,[ ]|[ ]and[ ]")
 
 
-def _list_names(text: str, ents: list[tuple[str, int, int]], names: list[tuple[int, int]]) -> list[tuple[int, int]]:
+def _list_names(
+    text: str, names: list[tuple[int, int]], rejected: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
     """Members of a list whose members are mostly given names (or hold a name the model found) are names; not a
-    list after "at/from/in" or before an organisation word ("Jones, Mitchell and Williams Orchestra")."""
+    list after "at/from/in" or before an organisation word ("Jones, Mitchell and Williams Orchestra"): the members
+    of those go to `rejected`, and no other rule takes them one by one."""
     out: list[tuple[int, int]] = []
     for m in _LIST.finditer(text):
-        if _PLACE_BEFORE.search(text, max(0, m.start() - 12), m.start()):
-            continue
-        after = text[m.end() : m.end() + 30].split()
-        if after and after[0].rstrip(".,") in _ORG_WORDS | _NOT_NAME_LAST:
-            continue
         members: list[tuple[int, int]] = []
         pos = m.start()
         for sep in _LIST_SEP.finditer(text, m.start(), m.end()):
             members.append((pos, sep.start()))
             pos = sep.end()
         members.append((pos, m.end()))
+        after = text[m.end() : m.end() + 30].split()
+        if _PLACE_BEFORE.search(text, max(0, m.start() - 12), m.start()) or (
+            after and after[0].rstrip(".,") in _ORG_WORDS | _NOT_NAME_LAST
+        ):
+            rejected.extend(members)
+            continue
         given = sum(_is_given(text[a:b]) for a, b in members)
         found = any(a <= s and e <= b for s, e in names for a, b in members)
         if 2 * given >= len(members) or (found and given):
             out.extend(members)
+        else:
+            rejected.extend(members)
     return out
 
 
@@ -426,12 +436,12 @@ _CAP_NEIGHBOUR_BEFORE = re.compile(rf"{_UP}[\w'’\-]*[ ]$")
 _CAP_NEIGHBOUR_AFTER = re.compile(rf"[ ](?:{_UP}|[0-9])")
 
 
-def _given_words(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+def _given_words(text: str, ents: list[tuple[str, int, int]], rejected: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Single words that are common given names, in a place a person's name stands."""
     out = []
     for m in _SINGLE.finditer(text):
         s, e = m.start(), m.end()
-        if not _is_given(m.group(0)):
+        if not _is_given(m.group(0)) or (s, e) in rejected:
             continue
         if _place_before(text, s, e):
             continue
@@ -568,8 +578,9 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     for m in _CUES.finditer(text):
         if m.group("n").split(" ", 1)[0] not in _COMMON_CAPS and free(m.start("n"), m.end("n")):
             names.append((m.start("n"), m.end("n")))
-    names.extend(n for n in _list_names(text, ents, names) if free(*n))
-    names.extend(n for n in _given_words(text, ents) if free(*n))
+    firms: list[tuple[int, int]] = []  # members of lists that name a firm or a place
+    names.extend(n for n in _list_names(text, names, firms) if free(*n))
+    names.extend(n for n in _given_words(text, ents, firms) if free(*n))
     names.extend(n for n in _cued_lower_names(text) + _speakers(text) if free(*n))
     names.extend(_more_names(text, names, addresses + names))
     names.sort(key=lambda se: (se[0], -se[1]))

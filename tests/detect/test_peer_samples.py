@@ -34,12 +34,9 @@ def _load(name: str) -> dict:
 def test_presidio_recognizer_cases(accuracy):
     per_file, must_not = accuracy.score_presidio_tests(_load("presidio_recognizer_cases.json"))
     by_category = {cat: per_file[name] for name, cat in accuracy.PRESIDIO_TESTS.items() if cat in TARGET}
-    # One known card miss: a bare 15-digit UATP number with no label (bare numbers starting with 1 are left to card
-    # fields and labels: every id and timestamp starting with 1 would otherwise cost the engine work); see accuracy.md.
-    target = {**TARGET, "credit_card": 0.93}
-    low = {cat: round(s.recall, 3) for cat, s in by_category.items() if s.recall < target[cat]}
+    low = {cat: round(s.recall, 3) for cat, s in by_category.items() if s.recall < TARGET[cat]}
     assert low == {}, {cat: by_category[cat].misses for cat in low}
-    assert by_category["credit_card"].misses == ["122000000000003"]
+    assert by_category["credit_card"].misses == []  # the bare UATP number 122000000000003 included
     assert must_not.tp + must_not.fp >= 200
     assert must_not.recall >= 0.97, must_not.false
     assert per_file["test_uk_nino_recognizer.py"].recall == 1.0
