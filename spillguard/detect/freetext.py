@@ -373,9 +373,9 @@ def _is_english(word: str) -> bool:
 ENGLISH_GIVEN_SOURCES = 10
 
 
-_STOP = frozenset(
+_STOP = _words(
     "a an and the but or nor so yet to of in on at by for with from is am are was were be been but everyone "
-    "i me my we you he she it they him her his its our your their this that".split()
+    "i me my we you he she it they him her his its our your their this that"
 )
 _FOLD = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ß": "ss", "æ": "ae", "œ": "oe", "þ": "th", "ı": "i"})
 
@@ -585,7 +585,7 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     names.extend(_more_names(text, names, addresses + names))
     names.sort(key=lambda se: (se[0], -se[1]))
     for s, e in names:
-        if free(s, e):
+        if free(s, e) and (s, e) not in firms:
             spans.append(("person_name", s, e))
     spans.sort(key=lambda k: (k[1], k[2]))
     return spans
