@@ -431,7 +431,8 @@ def _list_names(
     return out
 
 
-_SINGLE = re.compile(rf"(?<![\w\-.&])(?:{_NAME_WORD_1})(?![\w\-])")
+# Not a piece of an e-mail address, a URL or a handle ("Yusuf.muller+cam@...", "@Derek", "/Grace/").
+_SINGLE = re.compile(rf"(?<![\w\-.&@/+])(?:{_NAME_WORD_1})(?![\w\-@/+]|\.\w)")
 _CAP_NEIGHBOUR_BEFORE = re.compile(rf"{_UP}[\w'’\-]*[ ]$")
 _CAP_NEIGHBOUR_AFTER = re.compile(rf"[ ](?:{_UP}|[0-9])")
 

@@ -270,6 +270,7 @@ NAME_CASES = [
     ("We visited Victoria last summer and loved the harbour.", [], ["Victoria"]),
     ("I am so tired! said Oskar to Linda", ["Oskar", "Linda"], []),
     ("Please ask Derek whether the camera was reset.", ["Derek"], []),
+    ("User asked us to reply to Yusuf.muller+cam78@example.org instead of the app.", [], ["Yusuf"]),
 ]
 
 
