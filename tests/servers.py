@@ -7,7 +7,8 @@ instances on the default ports are never touched.
 
     free_port() -> int
     postgres_server(auth="trust" | "scram", password=None) -> Server
-        superuser "postgres"; with auth="scram" the password defaults to "s3cret-pg"
+        superuser "postgres"; with auth="scram" the password defaults to "s3cret-pg"; initdb runs once per
+        (auth, password) in a test process and every server starts on its own copy of that data directory
     mariadb_server(root_password=None) -> Server
         root with an empty password when root_password is None
     redis_server(password=None) -> Server
