@@ -1,10 +1,14 @@
-"""End-to-end scan throughput: spillguard on JSONL and Parquet vs Presidio's pattern recognizers.
+"""End-to-end scan throughput: spillguard on JSONL and Parquet vs DataFog's Rust backend and Presidio's pattern recognizers.
 
-    python bench/bench_scan.py --records 200000 --presidio-records 3000 --big-gb 2
+    python bench/bench_scan.py --records 200000 --presidio-records 3000 --datafog-records 20000 --big-gb 2
     python bench/bench_scan.py --records 100000 --compare /path/to/old/tree --rounds 5
 
 Every run is pinned to one core (taskset -c 0) and measured side by side in the same run, so the
 ratio is what matters on a noisy machine. Peak RSS is the child's VmHWM-equivalent (wait4 maxrss).
+The peers get each record's JSON text (DataFog: `datafog.scan(text, backend="rust")`, and its native
+`datafog_core.scan(text)` alone as a floor; Presidio: `AnalyzerEngine.analyze`) on the first records of
+the same file; their rates are records per second of that subsample. What each tool found on the first
+--presidio-records records is printed per type and per JSON field, so the rates compare tools that detect.
 `--compare TREE` times this tree's scan against another checkout's (before/after a change): the two
 alternate, ROUNDS times each after one warm-up each, and the medians of CPU and wall seconds and their
 paired ratio are printed with the load average.
@@ -31,22 +35,74 @@ from spillguard.demo import generate
 generate(sys.argv[1], users=int(sys.argv[2]), seed=42, compress=False)
 pq.write_table(pj.read_json(sys.argv[1] + "/users.jsonl"), sys.argv[3])
 """
-PRESIDIO_CHILD = r"""
-import json, sys, time
+# Shared by the peers' children: the first N lines, and the JSON key a match sits under (the demo file is
+# compact JSON Lines, `"key":value`), so each peer's findings can be tallied per type and per field.
+PEER_PRELUDE = r"""
+import collections, itertools, json, sys, time
+def read_lines(path, n):
+    with open(path, encoding="utf-8") as fh:
+        return [line.rstrip("\n") for line in itertools.islice(fh, n)]
+def field_of(text, start):
+    colon = text.rfind('":', 0, start)
+    return text[text.rfind('"', 0, colon) + 1 : colon] if colon > 0 else "?"
+def timed(scan, lines):
+    # Wall and CPU seconds of one pass: the machine is shared, CPU time is the steadier of the two.
+    wall, cpu = time.perf_counter(), time.process_time()
+    hits = sum(len(scan(line)) for line in lines)
+    return {"seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu, "results": hits}
+def tally(found, kind, text, start):
+    entry = found.setdefault(kind, {"count": 0, "fields": collections.Counter()})
+    entry["count"] += 1
+    entry["fields"][field_of(text, start)] += 1
+"""
+PRESIDIO_CHILD = PEER_PRELUDE + r"""
 import tldextract
 # Use the public-suffix snapshot bundled with tldextract instead of fetching it (no network here).
 tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=())
 from presidio_analyzer import AnalyzerEngine
 from presidio_analyzer.nlp_engine import NoOpNlpEngine
-lines = open(sys.argv[1], encoding="utf-8").read().splitlines()[: int(sys.argv[2])]
+lines = read_lines(sys.argv[1], int(sys.argv[2]))
 engine = AnalyzerEngine(nlp_engine=NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "noop"}]), supported_languages=["en"])
 engine.analyze(text=lines[0], language="en")  # warm-up: recognizers load lazily
-t = time.perf_counter()
-hits = 0
-for line in lines:
-    hits += len(engine.analyze(text=line, language="en"))
-elapsed = time.perf_counter() - t
-print(json.dumps({"records": len(lines), "seconds": elapsed, "results": hits}))
+found = {}
+def analyze(line):
+    results = engine.analyze(text=line, language="en")
+    for r in results:
+        tally(found, r.entity_type, line, r.start)
+    return results
+print(json.dumps({"records": len(lines), **timed(analyze, lines), "found": found}))
+"""
+# DataFog's documented Rust path. Its 4.x `scan` defaults to engine="regex" (no NER) and raises ImportError
+# without datafog-core rather than falling back; the untimed first pass also proves each call reaches the
+# native `datafog_core.scan` (calls counted) and treats any warning (a fallback notice) as an error.
+DATAFOG_CHILD = PEER_PRELUDE + r"""
+import warnings
+import datafog, datafog_core
+lines = read_lines(sys.argv[1], int(sys.argv[2]))
+sample = min(int(sys.argv[3]), len(lines))
+native = datafog_core.scan
+calls = 0
+def counted(*args, **kwargs):
+    global calls
+    calls += 1
+    return native(*args, **kwargs)
+datafog_core.scan = counted
+found = {}
+with warnings.catch_warnings():
+    warnings.simplefilter("error")
+    for line in lines[:sample]:
+        result = datafog.scan(line, backend="rust")
+        assert result.engine_used == "regex", result.engine_used
+        for e in result.entities:
+            tally(found, e.type, line, e.start)
+datafog_core.scan = native
+if calls < sample:
+    sys.exit(f"datafog.scan(backend='rust') reached datafog_core.scan {calls} times for {sample} records")
+wrapped = timed(lambda line: datafog.scan(line, backend="rust").entities, lines)
+core = timed(datafog_core.scan, lines)
+from importlib.metadata import version
+print(json.dumps({"records": len(lines), **wrapped, "core": core, "native_calls_per_record": calls / sample,
+                  "found": found, "versions": {"datafog": version("datafog"), "datafog-core": version("datafog-core")}}))
 """
 
 
@@ -113,7 +169,9 @@ def compare(work: Path, path: Path, old_tree: Path, rounds: int) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=200_000, help="synthetic customers (records in users.jsonl)")
-    ap.add_argument("--presidio-records", type=int, default=3000, help="records given to Presidio (it is slow)")
+    ap.add_argument("--presidio-records", type=int, default=3000,
+                    help="records given to Presidio (it is slow); the findings of every tool are tallied on these")
+    ap.add_argument("--datafog-records", type=int, default=20_000, help="records given to DataFog's Rust backend")
     ap.add_argument("--big-gb", type=float, default=0.0, help="also scan a file of this many GB for peak RSS")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
@@ -140,23 +198,53 @@ def main() -> None:
     rows = []
 
     def spill(label: str, path: Path, records: int) -> dict:
-        secs, rss, _ = run_measured(spillguard_cmd(path, work / "out.json"))
+        usage: list = []
+        secs, rss, _ = run_measured(spillguard_cmd(path, work / "out.json"), usage_out=usage)
+        cpu = usage[0].ru_utime + usage[0].ru_stime
         result = json.loads((work / "out.json").read_text())
         assert result["summary"]["records_scanned"] == records, result["summary"]
         size = path.stat().st_size
         row = {"tool": "spillguard", "input": label, "records": records, "MB": round(size / 1e6, 1), "seconds": round(secs, 2),
-               "records_per_s": round(records / secs), "MB_per_s": round(size / 1e6 / secs, 1), "peak_rss_MB": rss}
+               "records_per_s": round(records / secs), "MB_per_s": round(size / 1e6 / secs, 1), "cpu_seconds": round(cpu, 2),
+               "records_per_cpu_s": round(records / cpu), "peak_rss_MB": rss}
         rows.append(row)
         return row
 
     jl = spill("JSONL", jsonl, args.records)
     spill("Parquet", parquet, args.records)
 
-    secs, rss, out = run_measured([sys.executable, "-c", PRESIDIO_CHILD, str(jsonl), str(args.presidio_records)])
+    def peer(tool: str, records: int, timing: dict, rss: int) -> dict:
+        row = {"tool": tool, "input": "JSONL text per record", "records": records, "MB": None,
+               "seconds": round(timing["seconds"], 2), "records_per_s": round(records / timing["seconds"]), "MB_per_s": None,
+               "cpu_seconds": round(timing["cpu_seconds"], 2), "records_per_cpu_s": round(records / timing["cpu_seconds"]),
+               "peak_rss_MB": rss}
+        rows.append(row)
+        return row
+
+    sample = min(args.presidio_records, args.datafog_records, args.records)
+    _secs, rss, out = run_measured([sys.executable, "-c", DATAFOG_CHILD, str(jsonl), str(args.datafog_records), str(sample)])
+    fog = json.loads(out.strip().splitlines()[-1])
+    fog_row = peer(f"datafog {fog['versions']['datafog']} scan(backend='rust')", fog["records"], fog, rss)
+    core_row = peer(f"datafog_core {fog['versions']['datafog-core']} scan (native alone)", fog["records"], fog["core"], rss)
+
+    _secs, rss, out = run_measured([sys.executable, "-c", PRESIDIO_CHILD, str(jsonl), str(args.presidio_records)])
     pres = json.loads(out.strip().splitlines()[-1])
-    p_rate = pres["records"] / pres["seconds"]
-    rows.append({"tool": "presidio (pattern recognizers, NoOpNlpEngine)", "input": "JSONL text per record", "records": pres["records"],
-                 "MB": None, "seconds": round(pres["seconds"], 2), "records_per_s": round(p_rate), "MB_per_s": None, "peak_rss_MB": rss})
+    pres_row = peer("presidio (pattern recognizers, NoOpNlpEngine)", pres["records"], pres, rss)
+
+    # What each tool reports on the same first records: spillguard scans a file of exactly those lines.
+    head = work / "head" / "users.jsonl"
+    head.parent.mkdir(exist_ok=True)
+    with open(jsonl, "rb") as src, open(head, "wb") as dst:
+        dst.writelines(line for _, line in zip(range(args.presidio_records), src, strict=False))
+    run_measured(spillguard_cmd(head, work / "head.json"))
+    found: dict[str, dict] = {}
+    for f in json.loads((work / "head.json").read_text())["findings"]:
+        entry = found.setdefault(f["category"], {"count": 0, "fields": {}})
+        entry["count"] += f["values_matched"]
+        leaf = f["field"].rsplit(".", 1)[-1].removesuffix("[]")
+        entry["fields"][leaf] = entry["fields"].get(leaf, 0) + f["values_matched"]
+    findings = {"spillguard (values matched)": (pres["records"], found), "datafog rust": (sample, fog["found"]),
+                "presidio": (pres["records"], pres["found"])}
 
     if args.big_gb:
         big = work / "big.jsonl"
@@ -169,14 +257,29 @@ def main() -> None:
         big.unlink()
 
     print()
-    print(f"{'tool':<48} {'input':<22} {'records':>10} {'MB':>8} {'s':>8} {'rec/s':>10} {'MB/s':>7} {'RSS MB':>7}")
+    print(f"{'tool':<48} {'input':<22} {'records':>10} {'MB':>8} {'s':>8} {'rec/s':>10} {'MB/s':>7} {'CPU s':>8} "
+          f"{'rec/CPU s':>10} {'RSS MB':>7}")
     for r in rows:
         print(f"{r['tool']:<48} {r['input']:<22} {r['records']:>10,} {r['MB'] or '':>8} {r['seconds']:>8} "
-              f"{r['records_per_s']:>10,} {r['MB_per_s'] or '':>7} {r['peak_rss_MB']:>7}")
-    ratio = jl["records_per_s"] / p_rate
-    print(f"\nspillguard / presidio records per second (JSONL): {ratio:,.0f}x")
+              f"{r['records_per_s']:>10,} {r['MB_per_s'] or '':>7} {r['cpu_seconds']:>8} {r['records_per_cpu_s']:>10,} "
+              f"{r['peak_rss_MB']:>7}")
+    for tool, (records, by_type) in findings.items():
+        total = sum(e["count"] for e in by_type.values())
+        print(f"\n{tool}: {total:,} findings on the first {records:,} records")
+        for kind, e in sorted(by_type.items(), key=lambda kv: -kv[1]["count"]):
+            fields = sorted(e["fields"].items(), key=lambda kv: -kv[1])
+            print(f"  {kind:<26} {e['count']:>7,}  " + ", ".join(f"{name} {n:,}" for name, n in fields[:6])
+                  + (f", +{len(fields) - 6} fields" if len(fields) > 6 else ""))
+    # spillguard's figures include its process start-up and rule loading; the peers' only their scan loop.
+    ratios = {}
+    print("\nspillguard (JSONL, end to end) / peer, records per CPU second (per wall second):")
+    for key, row, target in (("datafog_rust", fog_row, " (target >= 10x)"), ("datafog_core_alone", core_row, ""),
+                             ("presidio", pres_row, " (target >= 1,000x)")):
+        ratios[key] = {"cpu": jl["records_per_cpu_s"] / row["records_per_cpu_s"], "wall": jl["records_per_s"] / row["records_per_s"]}
+        print(f"  / {row['tool']}: {ratios[key]['cpu']:,.1f}x ({ratios[key]['wall']:,.1f}x){target}")
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "ratio_vs_presidio": ratio}, indent=2))
+        args.json.write_text(json.dumps({"rows": rows, "ratios": ratios, "findings": findings}, indent=2))
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
 

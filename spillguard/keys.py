@@ -11,10 +11,9 @@
 - `derive_key()` (one sub-key per purpose), `keyed_hex()` (one value), `subject_hasher()` (the install-wide
   subject hash the leaked-secret set and respond share).
 
-Column functions take Arrow arrays (any leaf type, read as UTF-8 text) and keep nulls as nulls. The
-per-value digest is C calls of `hashlib` chained by `map` (no Python code per value); hex is a numpy lookup.
-Measured against a numpy SHA-256 over padded blocks (once `safecopy/hmac256.py`): 1 M short ids 1.08x and
-1 M 40-character tokens 1.26x faster here, and OpenSSL does the hashing.
+Column functions take Arrow arrays (any leaf type, read as UTF-8 text) and keep nulls as nulls. The digests
+of a whole column are one call of the native core (native/digests.c: OpenSSL's SHA-256 over the Arrow buffers,
+the HMAC key's pad states computed once per column); hex is a numpy lookup.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,7 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spillguard.detect.arrays import as_text, string_buffers
+import spillguard._native as _native
+from spillguard.detect.arrays import as_text
 from spillguard.errors import UserError
 
 ENV_KEY = "SPILLGUARD_FINGERPRINT_KEY"
@@ -45,10 +44,8 @@ MAX_FINGERPRINTS = 20
 _KEYGEN_HINT = "generate one with `python -c 'import secrets;print(secrets.token_hex(32))'`"
 
 _TABLE_BITS = 16
-_MASK = (1 << _TABLE_BITS) - 1
 # Two hex characters per byte value, as one 16-bit cell: a digest matrix becomes hex in one lookup.
 _HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), np.uint16)
-_DIGEST = type(hashlib.sha256()).digest
 
 
 # ---------------------------------------------------------------- keys
@@ -138,31 +135,30 @@ def _new_key(path: Path) -> bytes:
 # ---------------------------------------------------------------- column digests
 
 
-def _value_bytes(arr: pa.Array) -> tuple[list[bytes], np.ndarray | None]:
-    """Each value's UTF-8 bytes (a null as empty), and the validity mask when there is a null."""
+def _column(arr: pa.Array) -> tuple[tuple[object, object, int, int, bool], np.ndarray | None]:
+    """A leaf as the native core's column arguments (offsets, data, start, n, wide), nulls hashed as the empty
+    value, and the validity mask when there is a null."""
     arr = as_text(arr)
     valid = np.asarray(arr.is_valid()) if arr.null_count else None
     if valid is not None:
         arr = pc.fill_null(arr, "")
-    # A zero-copy view as binary: to_pylist then makes bytes directly (~50 ns a value), no str round trip.
-    return arr.view(pa.large_binary() if pa.types.is_large_string(arr.type) else pa.binary()).to_pylist(), valid
+    bufs = arr.buffers()
+    wide = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
+    return (bufs[1], bufs[2], arr.offset, len(arr), wide), valid
 
 
-def _sha256_each(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    return map(_DIGEST, map(hashlib.sha256, chunks))
+def _digest_matrix(digests: bytes, n: int, size: int = 32) -> np.ndarray:
+    return np.frombuffer(digests, np.uint8).reshape(n, size)
 
 
-def _hmac_each(key: bytes, values: Iterable[bytes]) -> Iterator[bytes]:
-    """HMAC-SHA-256 (RFC 2104) of each value as two SHA-256 passes driven by `map`: no Python frame per value,
-    about half the cost of `hmac.digest` per value, which sets up an OpenSSL context each call."""
-    k0 = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
-    ipad = bytes(b ^ 0x36 for b in k0)
-    opad = bytes(b ^ 0x5C for b in k0)
-    return _sha256_each(map(opad.__add__, _sha256_each(map(ipad.__add__, values))))
+def _sha256_column(arr: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+    col, valid = _column(arr)
+    return _digest_matrix(_native.sha256(*col), col[3]), valid
 
 
-def _digest_matrix(digests: Iterable[bytes], n: int, size: int = 32) -> np.ndarray:
-    return np.frombuffer(b"".join(digests), np.uint8).reshape(n, size)
+def _hmac_column(key: bytes, arr: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
+    col, valid = _column(arr)
+    return _digest_matrix(_native.hmac_sha256(key, *col), col[3]), valid
 
 
 def hex_array(digests: np.ndarray, valid: np.ndarray | None = None, chars: int | None = None) -> pa.Array:
@@ -180,27 +176,23 @@ def hex_array(digests: np.ndarray, valid: np.ndarray | None = None, chars: int |
 
 def sha256_digests(arr: pa.Array) -> np.ndarray:
     """SHA-256 of each value's UTF-8 bytes as an (n, 32) uint8 matrix (a null hashes as the empty value)."""
-    values, _ = _value_bytes(arr)
-    return _digest_matrix(_sha256_each(values), len(values))
+    return _sha256_column(arr)[0]
 
 
 def sha256_hex(arr: pa.Array) -> pa.Array:
     """SHA-256 hex of each value, as token stores keep it (`token_checksum`, Sanctum `token`); null stays null."""
-    values, valid = _value_bytes(arr)
-    return hex_array(_digest_matrix(_sha256_each(values), len(values)), valid)
+    return hex_array(*_sha256_column(arr))
 
 
 def hmac_digests(key: bytes, arr: pa.Array) -> np.ndarray:
     """HMAC-SHA-256 of each value's UTF-8 bytes under `key`, as an (n, 32) uint8 matrix."""
-    values, _ = _value_bytes(arr)
-    return _digest_matrix(_hmac_each(key, values), len(values))
+    return _hmac_column(key, arr)[0]
 
 
 def hmac_hex(key: bytes, arr: pa.Array) -> pa.Array:
     """HMAC-SHA-256 hex of each value under `key` (all 64 characters), as an app that stores HMAC(app secret,
     token) keeps it; null stays null."""
-    values, valid = _value_bytes(arr)
-    return hex_array(_digest_matrix(_hmac_each(key, values), len(values)), valid)
+    return hex_array(*_hmac_column(key, arr))
 
 
 def app_hmac_key(env: str) -> bytes:
@@ -228,8 +220,7 @@ def fingerprint(key: bytes, value: str) -> str:
 
 def fingerprints(key: bytes, arr: pa.Array) -> pa.Array:
     """`fingerprint()` of every value of a column (to find leaked tokens in a token store); null stays null."""
-    values, valid = _value_bytes(arr)
-    hexes = hex_array(_digest_matrix(_hmac_each(key, values), len(values)), valid, FINGERPRINT_HEX)
+    hexes = hex_array(*_hmac_column(key, arr), FINGERPRINT_HEX)
     return pc.binary_join_element_wise(FINGERPRINT_PREFIX, hexes, "")
 
 
@@ -260,8 +251,7 @@ class PseudonymKey:
         """HMAC-SHA-256 hex of each value (the first `chars` hex characters, 32 to 64); null stays null."""
         if not 32 <= chars <= 64:
             raise ValueError("a pseudonym keeps 32 to 64 hex characters (128 to 256 bits)")
-        values, valid = _value_bytes(arr)
-        return hex_array(_digest_matrix(_hmac_each(self.key, values), len(values)), valid, chars)
+        return hex_array(*_hmac_column(self.key, arr), chars)
 
     def pseudonym(self, value: str, chars: int = 64) -> str:
         return keyed_hex(self.key, value, chars)
@@ -299,77 +289,28 @@ def load_pseudonym_key(
 # ---------------------------------------------------------------- the scan's subject hash
 
 
-def _splitmix(h: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        h = h ^ (h >> np.uint64(30))
-        h = h * np.uint64(0xBF58476D1CE4E5B9)
-        h = h ^ (h >> np.uint64(27))
-        h = h * np.uint64(0x94D049BB133111EB)
-        h = h ^ (h >> np.uint64(31))
-    return h
-
-
 class Hasher:
     """Vectorised keyed 64-bit hash of Arrow values, for counting subjects and distinct values.
 
     A multilinear hash with a random 64-bit key per byte position (keyed by the scan's seed), finished with
-    the splitmix64 mixer; numpy only, no per-value Python code. 0 is reserved for "no value".
+    the splitmix64 mixer; one native call per column (native/digests.c). 0 is reserved for "no value".
     """
 
     def __init__(self, seed: int) -> None:
         rng = np.random.Generator(np.random.PCG64(seed))
         self._keys = rng.integers(1, 2**63 - 1, size=1 << _TABLE_BITS, dtype=np.int64).astype(np.uint64) | np.uint64(1)
         self._len_key = np.uint64(int(rng.integers(1, 2**63 - 1)) | 1)
+        self._key_bytes = self._keys.tobytes()
 
     def hash_strings(self, arr: pa.Array) -> np.ndarray:
         """uint64 hash per value; 0 for nulls."""
-        arr = as_text(arr)
-        n = len(arr)
-        if n == 0:
+        col, valid = _column(arr)
+        if col[3] == 0:
             return np.zeros(0, np.uint64)
-        if arr.null_count:
-            valid = np.asarray(arr.is_valid())
-            arr = pc.fill_null(arr, "")
-        else:
-            valid = None
-        offsets, data = string_buffers(arr)
-        base = offsets[0]
-        lengths = np.diff(offsets)
-        chunk = data[base : offsets[-1]]
-        sums = self._byte_sums(lengths, chunk) if chunk.size else np.zeros(n, np.uint64)
-        if sums is None:
-            chunk = chunk.astype(np.uint64)
-            pos = np.arange(chunk.size, dtype=np.int64) - np.repeat(offsets[:-1] - base, lengths)
-            with np.errstate(over="ignore"):
-                parts = (chunk + np.uint64(1)) * self._keys[pos & _MASK]
-            # Segments of the non-empty values only: an empty value's start would cut its neighbour short.
-            filled = lengths > 0
-            sums = np.zeros(n, np.uint64)
-            sums[filled] = np.add.reduceat(parts, (offsets[:-1] - base)[filled])
-        with np.errstate(over="ignore"):
-            h = _splitmix(sums ^ (lengths.astype(np.uint64) * self._len_key))
-        h[h == 0] = 1
+        h = np.frombuffer(_native.keyed_hash64(self._key_bytes, int(self._len_key), *col), np.uint64).copy()
         if valid is not None:
             h[~valid] = 0
         return h
-
-    def _byte_sums(self, lengths: np.ndarray, chunk: np.ndarray) -> np.ndarray | None:
-        """Sum of (byte + 1) * key[position] per value, one padded row per value (a matrix-vector product,
-        wrapping mod 2**64 like the per-byte path); None when the rows would be mostly padding."""
-        rows = np.flatnonzero(lengths)
-        row_len = lengths[rows]
-        width = int(row_len.max())
-        if width > self._keys.size or rows.size * width > 2 * chunk.size:
-            return None
-        if rows.size * width == chunk.size:
-            grid = chunk.reshape(rows.size, width).astype(np.uint64)
-            grid += np.uint64(1)
-        else:
-            grid = np.zeros((rows.size, width), np.uint64)
-            grid[np.arange(width) < row_len[:, None]] = chunk.astype(np.uint64) + np.uint64(1)
-        sums = np.zeros(lengths.size, np.uint64)
-        sums[rows] = grid @ self._keys[:width]
-        return sums
 
 
 def subject_hasher(key: bytes) -> Hasher:

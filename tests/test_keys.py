@@ -231,3 +231,26 @@ def test_hmac_hex_equals_the_stdlib_and_app_keys_come_from_the_environment(monke
     monkeypatch.delenv("APP_K")
     with pytest.raises(UserError, match=r"\$APP_K is not set"):
         app_hmac_key("APP_K")
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_column_digests_are_hashlib_and_hmac(seed: int) -> None:
+    """The native core's column digests equal the standard library's, value by value: nulls hash as the empty
+    value and stay null in hex, sliced and 64-bit-offset arrays read the right bytes, long keys are hashed first."""
+    import hashlib
+    import hmac
+    import random
+
+    from spillguard.keys import hmac_digests, hmac_hex, sha256_digests, sha256_hex
+
+    rng = random.Random(seed)
+    alphabet = "abcXYZ019 -_@.é漢\n\x00"
+    values = [None if rng.random() < 0.1 else "".join(rng.choice(alphabet) for _ in range(rng.randrange(90))) for _ in range(500)]
+    for key in (b"k" * 16, bytes(range(64)), b"long key " * 20):
+        for arr in (pa.array(values), pa.array(values).slice(7, 300), pa.array(values, pa.large_string())):
+            raw = [(v or "").encode() for v in arr.to_pylist()]
+            assert sha256_digests(arr).tobytes() == b"".join(hashlib.sha256(v).digest() for v in raw)
+            assert hmac_digests(key, arr).tobytes() == b"".join(hmac.new(key, v, hashlib.sha256).digest() for v in raw)
+            want = [None if v is None else hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in arr.to_pylist()]
+            assert hmac_hex(key, arr).to_pylist() == want
+            assert sha256_hex(arr).to_pylist() == [None if v is None else hashlib.sha256(v.encode()).hexdigest() for v in arr.to_pylist()]

@@ -8,59 +8,26 @@ that more than one rule hit. Field-only rules run vectorised checks on columns w
 
 from __future__ import annotations
 
-import hashlib
-import os
-import platform
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
-import hyperscan
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from spillguard.categories import CLAIMING_CATEGORIES
-from spillguard.detect.arrays import as_text, string_buffers, unique_inverse, unique_sorted
+from spillguard.detect.arrays import as_text, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
 from spillguard.detect.fieldnames import canonical_path
 from spillguard.detect.flatten import normalise_path
 from spillguard.detect.freetext import find_in_column
+from spillguard.detect.matcher import CompileError, Matcher, compile_patterns, rule_flags, scan_text
 from spillguard.detect.placeholders import MARKERS, accept_secret, low_entropy_prefix
 from spillguard.detect.validators import CONTEXT_VALIDATORS, IPV4_CONTEXT, VALIDATORS, VECTOR_VALIDATORS
 from spillguard.rules import Rule
 
 _CACHE_LIMIT = 200_000
-# Compiled databases by (expressions, flags): compiling costs ~0.1 s each, scans and workers reuse them.
-_DbKey = tuple[tuple[bytes, ...], tuple[int, ...], tuple[int, ...]]
-_DB_CACHE: dict[_DbKey, hyperscan.Database] = {}
-
-
-def _cache_path(key: _DbKey) -> Path:
-    version = hyperscan.__version__  # type: ignore[attr-defined]  # present at runtime, absent from its stubs
-    digest = hashlib.sha256(repr((key, version, platform.machine())).encode()).hexdigest()[:32]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "spillguard" / "vectorscan" / f"{digest}.db"
-
-
-def _load_compiled(key: _DbKey) -> hyperscan.Database | None:
-    """A database compiled by an earlier run (compiling costs ~0.1 s each); rules only, no data."""
-    try:
-        return hyperscan.loadb(_cache_path(key).read_bytes(), hyperscan.HS_MODE_BLOCK)
-    except (OSError, hyperscan.error):
-        return None
-
-
-def _store_compiled(key: _DbKey, db: hyperscan.Database) -> None:
-    path = _cache_path(key)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(hyperscan.dumpb(db))
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home only costs the compile time next run
 
 
 def _verdict(verdict: np.ndarray | tuple[np.ndarray, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -102,7 +69,7 @@ class RuleSet:
         categories = sorted({r.category for r in self.rules})
         self._category_code = np.array([categories.index(r.category) for r in self.rules], dtype=np.int64)
         self._validate_cache: dict[tuple[int, str] | tuple[int, str, int], bool] = {}
-        self._dbs: dict[tuple[int, ...], tuple[hyperscan.Database, hyperscan.Scratch]] = {}
+        self._dbs: dict[tuple[int, ...], Matcher] = {}
         try:
             self._compile(tuple(self.value_rule_ids))
         except Exception:
@@ -128,44 +95,29 @@ class RuleSet:
                     )
         self.plan = lru_cache(maxsize=65536)(self._plan)
 
-    def _compile(self, wanted: tuple[int, ...]) -> tuple[hyperscan.Database, hyperscan.Scratch]:
-        rule_ids = wanted
+    def _compile(self, wanted: tuple[int, ...]) -> Matcher:
+        """The database of some value rules (plus the placeholder markers when a token rule is among them)."""
         cached = self._dbs.get(wanted)
         if cached is not None:
             return cached
+        rule_ids = wanted
         exprs = [self.rules[i].hyperscan_expression() for i in rule_ids]
-        flags = [hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_CASELESS if self.rules[i].ignore_case else 0) for i in rule_ids]
+        flags = [rule_flags(self.rules[i].ignore_case) for i in rule_ids]
         if self._token_rule[list(rule_ids)].any():
             exprs.append(MARKERS.encode())
-            flags.append(hyperscan.HS_FLAG_MULTILINE)
+            flags.append(rule_flags(ignore_case=False))
             rule_ids = (*rule_ids, self._marker_id)
-        key = (tuple(exprs), tuple(flags), rule_ids)
-        db = _DB_CACHE.get(key)
-        if db is not None:
-            entry = (db, hyperscan.Scratch(db))
-            self._dbs[wanted] = entry
-            return entry
-        db = _load_compiled(key)
-        if db is not None:
-            _DB_CACHE[key] = db
-            entry = (db, hyperscan.Scratch(db))
-            self._dbs[wanted] = entry
-            return entry
-        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         try:
-            db.compile(expressions=exprs, ids=list(rule_ids), elements=len(exprs), flags=flags)
-            _DB_CACHE[key] = db
-            _store_compiled(key, db)
-        except hyperscan.error as exc:
+            matcher = compile_patterns(exprs, flags, rule_ids)
+        except CompileError as exc:
             if len(wanted) > 1:
                 raise
             from spillguard.errors import UserError
 
             r = self.rules[wanted[0]]
-            raise UserError(f"{r.source}: rule {r.id!r}: pattern not supported by the engine ({exc})") from None
-        entry = (db, hyperscan.Scratch(db))
-        self._dbs[wanted] = entry
-        return entry
+            raise UserError(f"{r.source}: rule {r.id!r}: pattern not supported by the engine ({exc.message})") from None
+        self._dbs[wanted] = matcher
+        return matcher
 
     # -- planning -------------------------------------------------------------------------
     def _plan(self, path: str) -> FieldPlan:
@@ -192,39 +144,11 @@ class RuleSet:
     # -- scanning -------------------------------------------------------------------------
     def _raw_hits(self, text: pa.Array, rule_ids: tuple[int, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rule index, value index) of every Vectorscan match end in a string column."""
-        n = len(text)
         rule_ids = tuple(self.value_rule_ids) if rule_ids is None else rule_ids
-        if not rule_ids or n == 0:
+        if not rule_ids or len(text) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        if pa.types.is_large_string(text.type) and n > 1:
-            # Too big for 32-bit offsets (as_text narrows the rest), and binary_join has no large kernel: halves.
-            half = n // 2
-            r1, v1 = self._raw_hits(as_text(text.slice(0, half)), rule_ids)
-            r2, v2 = self._raw_hits(as_text(text.slice(half)), rule_ids)
-            return np.concatenate([r1, r2]), np.concatenate([v1, v2 + half])
-        db, scratch = self._compile(rule_ids)
         filled = pc.fill_null(text, "") if text.null_count else text
-        joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), filled), "\n")
-        j_off, j_data = string_buffers(joined)
-        data = j_data[j_off[0] : j_off[1]].tobytes() + b"\n"
-        offsets, _ = string_buffers(filled)
-        starts = offsets[:-1] - offsets[0] + np.arange(n, dtype=np.int64)
-        ids: list[int] = []
-        ends: list[int] = []
-        add_id, add_end = ids.append, ends.append
-
-        def on_match(rule_id: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
-            add_id(rule_id)
-            add_end(to)
-
-        db.scan(data, match_event_handler=on_match, scratch=scratch)
-        if not ids:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        rule_idx = np.asarray(ids, dtype=np.int64)
-        # The match ends one past the delimiter it consumed; the delimiter's position is inside the value
-        # or is the separator right after it, both of which belong to that value.
-        value_idx = np.searchsorted(starts, np.asarray(ends, dtype=np.int64) - 2, side="right") - 1
-        return rule_idx, np.clip(value_idx, 0, n - 1)
+        return scan_text(self._compile(rule_ids), filled)
 
     def _validate(self, rule_id: int, text: str, value: str, start: int) -> bool:
         rule = self.rules[rule_id]

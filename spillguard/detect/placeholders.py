@@ -190,9 +190,11 @@ class _SecretRule(Protocol):
     @property
     def secret_group(self) -> bool: ...
 
+    @property
+    def allow_re(self) -> re.Pattern[str] | None: ...
+
     placeholder: str
     min_entropy: float | None
-    allow_re: re.Pattern[str] | None
     stopwords: list[str]
 
 

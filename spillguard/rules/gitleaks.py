@@ -160,22 +160,17 @@ def translate(doc: dict[str, Any], source: str) -> list[dict[str, Any]]:
 
 def check_engine(rules: list[Any], source: str) -> None:
     """Compile the translated rules as the scan will (one Vectorscan database); name the first rule it refuses."""
-    import hyperscan
-
-    def compile_(chunk: list[Any]) -> None:
-        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-        flags = [hyperscan.HS_FLAG_MULTILINE | (hyperscan.HS_FLAG_CASELESS if r.ignore_case else 0) for r in chunk]
-        db.compile(expressions=[r.hyperscan_expression() for r in chunk], ids=list(range(len(chunk))), elements=len(chunk), flags=flags)
+    from spillguard.detect.matcher import CompileError, compile_rules
 
     try:
-        compile_(rules)
+        compile_rules(rules)
         return
-    except hyperscan.error:
+    except CompileError:
         pass
     for rule in rules:
         try:
-            compile_([rule])
-        except hyperscan.error as exc:
+            compile_rules([rule])
+        except CompileError as exc:
             raise UserError(
                 f"{source}: gitleaks rule {rule.id!r}: regex not supported by the scan engine ({exc}); "
                 "rewrite it without look-arounds or back-references, or remove the rule"

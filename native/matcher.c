@@ -1,0 +1,395 @@
+/* spillguard._native: the detection engine's hot loops in C (column digests: native/digests.c).
+ *
+ * A Matcher holds one compiled Vectorscan database (the rule patterns of a field plan). scan() takes an
+ * Arrow string column as its raw buffers, runs the database once over all values, and returns which rule
+ * matched in which value as two int64 buffers, without calling back into Python per match.
+ *
+ * The buffer scanned is every value followed by "\n", exactly what the Python engine joined before: the
+ * rules' boundaries (multi-line ^ and $) see the same text, so the matches are the same.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hs.h>
+
+#include "native.h"
+
+typedef struct {
+    int64_t *ids;
+    int64_t *ends;
+    size_t len;
+    size_t cap;
+    int failed;
+} Matches;
+
+static int on_match(unsigned int id, unsigned long long from, unsigned long long to, unsigned int flags, void *ctx) {
+    (void)from;
+    (void)flags;
+    Matches *m = (Matches *)ctx;
+    if (m->len == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 4096;
+        int64_t *ids = realloc(m->ids, cap * sizeof(int64_t));
+        if (ids == NULL) {
+            m->failed = 1;
+            return 1; /* stop scanning */
+        }
+        m->ids = ids;
+        int64_t *ends = realloc(m->ends, cap * sizeof(int64_t));
+        if (ends == NULL) {
+            m->failed = 1;
+            return 1;
+        }
+        m->ends = ends;
+        m->cap = cap;
+    }
+    m->ids[m->len] = (int64_t)id;
+    m->ends[m->len] = (int64_t)to;
+    m->len++;
+    return 0;
+}
+
+typedef struct {
+    PyObject_HEAD
+    hs_database_t *db;
+    hs_scratch_t *scratch; /* the object's own; a concurrent scan (another thread) clones one */
+    int busy;
+} MatcherObject;
+
+static PyObject *NativeError;
+
+static void Matcher_dealloc(MatcherObject *self) {
+    if (self->scratch != NULL) hs_free_scratch(self->scratch);
+    if (self->db != NULL) hs_free_database(self->db);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int take_scratch(MatcherObject *self) {
+    hs_error_t err = hs_alloc_scratch(self->db, &self->scratch);
+    if (err != HS_SUCCESS) {
+        PyErr_Format(NativeError, "cannot allocate Vectorscan scratch space (error %d)", (int)err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Matcher(expressions: list[bytes], flags: list[int], ids: list[int]) */
+static int Matcher_init(MatcherObject *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"expressions", "flags", "ids", NULL};
+    PyObject *exprs_obj, *flags_obj, *ids_obj;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OOO", kwlist, &exprs_obj, &flags_obj, &ids_obj)) return -1;
+    PyObject *exprs = PySequence_Fast(exprs_obj, "expressions must be a sequence of bytes");
+    if (exprs == NULL) return -1;
+    PyObject *flags = PySequence_Fast(flags_obj, "flags must be a sequence of int");
+    if (flags == NULL) {
+        Py_DECREF(exprs);
+        return -1;
+    }
+    PyObject *ids = PySequence_Fast(ids_obj, "ids must be a sequence of int");
+    if (ids == NULL) {
+        Py_DECREF(exprs);
+        Py_DECREF(flags);
+        return -1;
+    }
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(exprs);
+    int rc = -1;
+    const char **c_exprs = NULL;
+    unsigned int *c_flags = NULL, *c_ids = NULL;
+    if (n == 0 || PySequence_Fast_GET_SIZE(flags) != n || PySequence_Fast_GET_SIZE(ids) != n) {
+        PyErr_SetString(PyExc_ValueError, "expressions, flags and ids must be non-empty and of one length");
+        goto done;
+    }
+    c_exprs = calloc((size_t)n, sizeof(char *));
+    c_flags = calloc((size_t)n, sizeof(unsigned int));
+    c_ids = calloc((size_t)n, sizeof(unsigned int));
+    if (c_exprs == NULL || c_flags == NULL || c_ids == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *e = PySequence_Fast_GET_ITEM(exprs, i);
+        if (!PyBytes_Check(e)) {
+            PyErr_SetString(PyExc_TypeError, "expressions must be bytes");
+            goto done;
+        }
+        c_exprs[i] = PyBytes_AS_STRING(e);
+        unsigned long f = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(flags, i));
+        unsigned long d = PyLong_AsUnsignedLong(PySequence_Fast_GET_ITEM(ids, i));
+        if (PyErr_Occurred()) goto done;
+        c_flags[i] = (unsigned int)f;
+        c_ids[i] = (unsigned int)d;
+    }
+    hs_compile_error_t *cerr = NULL;
+    hs_database_t *db = NULL;
+    hs_error_t err;
+    Py_BEGIN_ALLOW_THREADS
+    err = hs_compile_multi(c_exprs, c_flags, c_ids, (unsigned int)n, HS_MODE_BLOCK, NULL, &db, &cerr);
+    Py_END_ALLOW_THREADS
+    if (err != HS_SUCCESS) {
+        if (cerr != NULL) {
+            /* (message, index of the expression or -1) so the caller can name the rule */
+            PyObject *detail = Py_BuildValue("(si)", cerr->message, cerr->expression);
+            if (detail != NULL) {
+                PyErr_SetObject(NativeError, detail);
+                Py_DECREF(detail);
+            }
+            hs_free_compile_error(cerr);
+        } else {
+            PyErr_Format(NativeError, "Vectorscan compile failed (error %d)", (int)err);
+        }
+        goto done;
+    }
+    if (self->scratch != NULL) hs_free_scratch(self->scratch);
+    if (self->db != NULL) hs_free_database(self->db);
+    self->db = db;
+    self->scratch = NULL;
+    rc = take_scratch(self);
+done:
+    free(c_exprs);
+    free(c_flags);
+    free(c_ids);
+    Py_DECREF(exprs);
+    Py_DECREF(flags);
+    Py_DECREF(ids);
+    return rc;
+}
+
+/* Matcher.deserialize(data: bytes) -> Matcher: a database serialize() wrote (the compile cache) */
+static PyObject *Matcher_deserialize(PyTypeObject *type, PyObject *arg) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0) return NULL;
+    hs_database_t *db = NULL;
+    hs_error_t err = hs_deserialize_database((const char *)view.buf, (size_t)view.len, &db);
+    PyBuffer_Release(&view);
+    if (err != HS_SUCCESS) {
+        PyErr_Format(NativeError, "not a database of this Vectorscan build (error %d)", (int)err);
+        return NULL;
+    }
+    MatcherObject *self = (MatcherObject *)type->tp_alloc(type, 0);
+    if (self == NULL) {
+        hs_free_database(db);
+        return NULL;
+    }
+    self->db = db;
+    if (take_scratch(self) < 0) {
+        Py_DECREF(self);
+        return NULL;
+    }
+    return (PyObject *)self;
+}
+
+static PyObject *Matcher_serialize(MatcherObject *self, PyObject *Py_UNUSED(ignored)) {
+    if (self->db == NULL) {
+        PyErr_SetString(NativeError, "matcher not compiled");
+        return NULL;
+    }
+    char *bytes = NULL;
+    size_t len = 0;
+    hs_error_t err = hs_serialize_database(self->db, &bytes, &len);
+    if (err != HS_SUCCESS) {
+        PyErr_Format(NativeError, "cannot serialize the database (error %d)", (int)err);
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(bytes, (Py_ssize_t)len);
+    free(bytes);
+    return out;
+}
+
+static Py_ssize_t upper_bound(const int64_t *a, Py_ssize_t n, int64_t x) {
+    Py_ssize_t lo = 0, hi = n;
+    while (lo < hi) {
+        Py_ssize_t mid = lo + (hi - lo) / 2;
+        if (a[mid] <= x)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* scan(offsets, data, start, n, wide) -> (rule ids: bytes of int64, value indices: bytes of int64)
+ * offsets: the column's offsets buffer (int32, or int64 when wide); start: the array's offset into it;
+ * n: values; data: the column's data buffer. Null slots must be empty (the caller fills nulls with ""). */
+static PyObject *Matcher_scan(MatcherObject *self, PyObject *args) {
+    PyObject *off_obj, *data_obj;
+    Py_ssize_t start, n;
+    int wide;
+    if (!PyArg_ParseTuple(args, "OOnnp", &off_obj, &data_obj, &start, &n, &wide)) return NULL;
+    if (self->db == NULL) {
+        PyErr_SetString(NativeError, "matcher not compiled");
+        return NULL;
+    }
+    if (start < 0 || n < 0) {
+        PyErr_SetString(PyExc_ValueError, "negative start or length");
+        return NULL;
+    }
+    Py_buffer offv, datav;
+    if (PyObject_GetBuffer(off_obj, &offv, PyBUF_SIMPLE) < 0) return NULL;
+    int have_data = data_obj != Py_None;
+    if (have_data && PyObject_GetBuffer(data_obj, &datav, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&offv);
+        return NULL;
+    }
+    size_t width = wide ? 8 : 4;
+    PyObject *result = NULL;
+    int64_t *starts = NULL;
+    char *joined = NULL;
+    Matches m = {0};
+    hs_scratch_t *scratch = NULL;
+    int owned_scratch = 0;
+    if (n == 0) {
+        result = Py_BuildValue("(y#y#)", "", (Py_ssize_t)0, "", (Py_ssize_t)0);
+        goto done;
+    }
+    if ((size_t)offv.len < (size_t)(start + n + 1) * width) {
+        PyErr_SetString(PyExc_ValueError, "offsets buffer shorter than the array");
+        goto done;
+    }
+    const int32_t *o32 = (const int32_t *)offv.buf;
+    const int64_t *o64 = (const int64_t *)offv.buf;
+#define OFF(i) (wide ? o64[start + (i)] : (int64_t)o32[start + (i)])
+    int64_t first = OFF(0), last = OFF(n);
+    if (last < first || (!have_data && last != first) || (have_data && last > (int64_t)datav.len) || first < 0) {
+        PyErr_SetString(PyExc_ValueError, "offsets do not fit the data buffer");
+        goto done;
+    }
+    int64_t total = (last - first) + n;
+    if (total > (int64_t)UINT_MAX) {
+        PyErr_SetString(PyExc_OverflowError, "column over 4 GB: scan it in parts");
+        goto done;
+    }
+    starts = malloc((size_t)n * sizeof(int64_t));
+    joined = malloc((size_t)total);
+    if (starts == NULL || joined == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (self->busy) { /* another thread is scanning with this matcher */
+        if (hs_clone_scratch(self->scratch, &scratch) != HS_SUCCESS) {
+            PyErr_SetString(NativeError, "cannot clone Vectorscan scratch space");
+            goto done;
+        }
+        owned_scratch = 1;
+    } else {
+        scratch = self->scratch;
+        self->busy = 1;
+    }
+    hs_error_t err;
+    const char *src = have_data ? (const char *)datav.buf : NULL;
+    int bad_offsets = 0;
+    Py_BEGIN_ALLOW_THREADS
+    char *p = joined;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t a = OFF(i), b = OFF(i + 1);
+        if (b < a) {
+            bad_offsets = 1;
+            break;
+        }
+        starts[i] = (int64_t)(p - joined);
+        if (b > a) {
+            memcpy(p, src + a, (size_t)(b - a));
+            p += b - a;
+        }
+        *p++ = '\n';
+    }
+    err = bad_offsets ? HS_SUCCESS : hs_scan(self->db, joined, (unsigned int)total, 0, scratch, on_match, &m);
+    Py_END_ALLOW_THREADS
+#undef OFF
+    if (owned_scratch)
+        hs_free_scratch(scratch);
+    else
+        self->busy = 0;
+    if (bad_offsets) {
+        PyErr_SetString(PyExc_ValueError, "offsets are not monotonic");
+        goto done;
+    }
+    if (m.failed) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (err != HS_SUCCESS && err != HS_SCAN_TERMINATED) {
+        PyErr_Format(NativeError, "Vectorscan scan failed (error %d)", (int)err);
+        goto done;
+    }
+    /* A match ends one past the "\n" it may have consumed: position end - 2 lies inside the value or on the
+     * separator right after it, both that value's. */
+    for (size_t k = 0; k < m.len; k++) {
+        Py_ssize_t v = upper_bound(starts, n, m.ends[k] - 2) - 1;
+        m.ends[k] = v < 0 ? 0 : (v >= n ? n - 1 : v);
+    }
+    /* (y# of a NULL pointer would give None: no match is two empty byte strings) */
+    result = Py_BuildValue("(y#y#)", m.len ? (const char *)m.ids : "", (Py_ssize_t)(m.len * sizeof(int64_t)),
+                           m.len ? (const char *)m.ends : "", (Py_ssize_t)(m.len * sizeof(int64_t)));
+done:
+    free(starts);
+    free(joined);
+    free(m.ids);
+    free(m.ends);
+    PyBuffer_Release(&offv);
+    if (have_data) PyBuffer_Release(&datav);
+    return result;
+}
+
+static PyMethodDef Matcher_methods[] = {
+    {"scan", (PyCFunction)Matcher_scan, METH_VARARGS,
+     "scan(offsets, data, start, n, wide) -> (rule ids, value indices) as int64 bytes"},
+    {"serialize", (PyCFunction)Matcher_serialize, METH_NOARGS, "the compiled database as bytes"},
+    {"deserialize", (PyCFunction)Matcher_deserialize, METH_O | METH_CLASS, "a Matcher from serialize()'s bytes"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject MatcherType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "spillguard._native.Matcher",
+    .tp_basicsize = sizeof(MatcherObject),
+    .tp_dealloc = (destructor)Matcher_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "A compiled Vectorscan database of rule patterns (block mode).",
+    .tp_methods = Matcher_methods,
+    .tp_init = (initproc)Matcher_init,
+    .tp_new = PyType_GenericNew,
+};
+
+static PyObject *native_version(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    (void)self;
+    return PyUnicode_FromString(hs_version());
+}
+
+static PyMethodDef module_methods[] = {
+    {"vectorscan_version", native_version, METH_NOARGS, "the linked Vectorscan library's version string"},
+    {"sha256", native_sha256, METH_VARARGS, "sha256(offsets, data, start, n, wide) -> n SHA-256 digests (bytes)"},
+    {"hmac_sha256", native_hmac_sha256, METH_VARARGS,
+     "hmac_sha256(key, offsets, data, start, n, wide) -> n HMAC-SHA-256 digests (bytes)"},
+    {"keyed_hash64", native_keyed_hash64, METH_VARARGS,
+     "keyed_hash64(keys, len_key, offsets, data, start, n, wide) -> n keyed 64-bit hashes (bytes of uint64)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef native_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "spillguard._native",
+    .m_doc = "spillguard's native detection core",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC PyInit__native(void) {
+    if (PyType_Ready(&MatcherType) < 0) return NULL;
+    PyObject *mod = PyModule_Create(&native_module);
+    if (mod == NULL) return NULL;
+    NativeError = PyErr_NewException("spillguard._native.NativeError", NULL, NULL);
+    if (NativeError == NULL || PyModule_AddObjectRef(mod, "NativeError", NativeError) < 0 ||
+        PyModule_AddObjectRef(mod, "Matcher", (PyObject *)&MatcherType) < 0) {
+        Py_DECREF(mod);
+        return NULL;
+    }
+    PyModule_AddIntConstant(mod, "FLAG_CASELESS", HS_FLAG_CASELESS);
+    PyModule_AddIntConstant(mod, "FLAG_MULTILINE", HS_FLAG_MULTILINE);
+    PyModule_AddIntConstant(mod, "FLAG_DOTALL", HS_FLAG_DOTALL);
+    PyModule_AddIntConstant(mod, "FLAG_SINGLEMATCH", HS_FLAG_SINGLEMATCH);
+    PyModule_AddIntConstant(mod, "FLAG_UTF8", HS_FLAG_UTF8);
+    PyModule_AddIntConstant(mod, "FLAG_UCP", HS_FLAG_UCP);
+    return mod;
+}

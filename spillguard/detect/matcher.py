@@ -1,0 +1,110 @@
+"""Rule patterns as compiled Vectorscan databases, run over whole columns by the native core.
+
+One home for how a rule becomes an engine expression (flags), how databases are compiled and cached (compiling
+costs ~0.1 s each; scans and workers reuse them, across runs through a cache on disk holding rules only, no
+data), and how a string column is scanned: `spillguard._native` (native/matcher.c) joins the values with "\n",
+runs the database once and returns (rule id, value index) per match end, with no Python call per match.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import pyarrow as pa
+
+import spillguard._native as _native
+
+Matcher = _native.Matcher
+_Key = tuple[tuple[bytes, ...], tuple[int, ...], tuple[int, ...]]
+_COMPILED: dict[_Key, _native.Matcher] = {}
+_MAX_BLOCK = 2**31  # a column's joined text above this is scanned in halves (the engine's block limit is 4 GB)
+
+
+class PatternRule(Protocol):
+    ignore_case: bool
+
+    def hyperscan_expression(self) -> bytes: ...
+
+
+class CompileError(Exception):
+    """The engine refused a pattern: `index` is the position of the refused expression (-1: the set as a whole)."""
+
+    def __init__(self, message: str, index: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.index = index
+
+
+def rule_flags(ignore_case: bool) -> int:
+    """Every rule runs multi-line (^ and $ at value boundaries: values are joined with newlines)."""
+    return int(_native.FLAG_MULTILINE | (_native.FLAG_CASELESS if ignore_case else 0))
+
+
+def _cache_path(key: _Key) -> Path:
+    digest = hashlib.sha256(repr((key, _native.vectorscan_version(), platform.machine())).encode()).hexdigest()[:32]
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "spillguard" / "vectorscan" / f"{digest}.db"
+
+
+def _load(key: _Key) -> _native.Matcher | None:
+    try:
+        return _native.Matcher.deserialize(_cache_path(key).read_bytes())
+    except (OSError, _native.NativeError):
+        return None
+
+
+def _store(key: _Key, matcher: _native.Matcher) -> None:
+    path = _cache_path(key)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_bytes(matcher.serialize())
+        os.replace(tmp, path)
+    except OSError:
+        pass  # a read-only home only costs the compile time next run
+
+
+def compile_patterns(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequence[int]) -> _native.Matcher:
+    """One database of the expressions (reported under `ids`); from memory, the disk cache, or compiled now."""
+    key = (tuple(expressions), tuple(flags), tuple(ids))
+    matcher = _COMPILED.get(key)
+    if matcher is None:
+        matcher = _load(key)
+        if matcher is None:
+            try:
+                matcher = _native.Matcher(list(expressions), list(flags), list(ids))
+            except _native.NativeError as exc:
+                message, index = exc.args if len(exc.args) == 2 else (str(exc), -1)  # (message, expression index)
+                raise CompileError(str(message), int(index)) from None
+            _store(key, matcher)
+        _COMPILED[key] = matcher
+    return matcher
+
+
+def compile_rules(rules: Sequence[PatternRule]) -> _native.Matcher:
+    """The rules as the scan runs them, reported under their positions in `rules`."""
+    return compile_patterns([r.hyperscan_expression() for r in rules], [rule_flags(r.ignore_case) for r in rules], range(len(rules)))
+
+
+def scan_text(matcher: _native.Matcher, text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(id, value index) of every match end in a string or large_string array without nulls."""
+    n = len(text)
+    if n == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    wide = pa.types.is_large_string(text.type) or pa.types.is_large_binary(text.type)
+    bufs = text.buffers()
+    if wide and n > 1:
+        off = np.frombuffer(bufs[1], np.int64)
+        if off[text.offset + n] - off[text.offset] + n >= _MAX_BLOCK:
+            half = n // 2
+            r1, v1 = scan_text(matcher, text.slice(0, half))
+            r2, v2 = scan_text(matcher, text.slice(half))
+            return np.concatenate([r1, r2]), np.concatenate([v1, v2 + half])
+    ids, values = matcher.scan(bufs[1], bufs[2], text.offset, n, wide)
+    return np.frombuffer(ids, np.int64), np.frombuffer(values, np.int64)
