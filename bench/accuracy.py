@@ -117,7 +117,7 @@ def _national_id_fields() -> dict[str, str]:
 
     out: dict[str, str] = {}
     for rule in builtin_rules():
-        if rule.validator and rule.validator.startswith("stdnum:") and rule.examples:
+        if rule.validator and rule.validator.startswith("stdnum:") and rule.examples and rule.examples[0].field:
             out[rule.validator.split(":", 1)[1]] = rule.examples[0].field or ""
     out.update({"us.ssn": "ssn", "se.personnummer": "personnummer", "it.codicefiscale": "codice_fiscale", "pl.pesel": "pesel",
                 "nl.bsn": "bsn", "in_.aadhaar": "aadhaar", "gb.nhs": "nhs_number", "es.dni": "dni", "de.idnr": "steuer_id"})
@@ -179,6 +179,48 @@ def stdnum_scores(doc: dict, rules: object = None) -> dict[str, Score]:
                 score.fp += 1
                 score.false.append(wrong)
         scores[f"{module} ({fields[module]})"] = score
+    return scores
+
+
+def _national_id_labels() -> dict[str, str]:
+    """stdnum module -> the label its text rule knows it by (the text before ": " in the rule's first example)."""
+    from spillguard.rules import builtin_rules
+
+    out: dict[str, str] = {}
+    for rule in builtin_rules():
+        if rule.validator and rule.validator.startswith("stdnum:") and rule.before and rule.examples:
+            out.setdefault(rule.validator.split(":", 1)[1], rule.examples[0].value.split(": ", 1)[0])
+    return out
+
+
+def stdnum_text_scores(doc: dict, rules: object = None) -> dict[str, Score]:
+    """Per id type: its test numbers in a sentence after the label the type goes by ("... my CPF: 390.533.447-05,
+    thanks"), no field name; the same numbers with a wrong last digit are the must-not-match cases."""
+    import importlib
+
+    import spillguard
+
+    labels = _national_id_labels()
+    scores: dict[str, Score] = {}
+    for module, numbers in doc["numbers"].items():
+        if module not in labels:
+            continue
+        validate = importlib.import_module(f"stdnum.{module}").is_valid
+        score = Score()
+        for number in numbers:
+            text = f"Please update my file, {labels[module]}: {number}, thanks"
+            span = (text.index(number), text.index(number) + len(number))
+            hit = any(m.category == "national_id" and (m.start, m.end) == span for m in spillguard.scan_value(text, rules=rules))
+            score.tp += hit
+            score.fn += not hit
+            if not hit:
+                score.misses.append(number)
+            wrong = _mutate(number)
+            bad = f"Please update my file, {labels[module]}: {wrong}, thanks"
+            if not validate(wrong) and any(m.category == "national_id" for m in spillguard.scan_value(bad, rules=rules)):
+                score.fp += 1
+                score.false.append(wrong)
+        scores[f"{module} ({labels[module]})"] = score
     return scores
 
 
@@ -415,6 +457,15 @@ def run(args: argparse.Namespace) -> int:
         total = Score(sum(s.tp for s in scores.values()), sum(s.fp for s in scores.values()), sum(s.fn for s in scores.values()))
         out["stdnum"] = {**{k: v.row() for k, v in scores.items()}, "all": total.row()}
         text.append(_table("python-stdnum test numbers under a field naming their type (fp: wrong check digit reported)",
+                           {**scores, "all id types": total}))
+        if args.verbose:
+            for k, v in scores.items():
+                if v.misses or v.false:
+                    text.append(f"{k} misses: {v.misses}\n{k} false: {v.false}\n")
+        scores = stdnum_text_scores(json.loads(sn.read_text()))
+        total = Score(sum(s.tp for s in scores.values()), sum(s.fp for s in scores.values()), sum(s.fn for s in scores.values()))
+        out["stdnum_text"] = {**{k: v.row() for k, v in scores.items()}, "all": total.row()}
+        text.append(_table("python-stdnum test numbers after their label in a sentence, no field (fp: wrong check digit reported)",
                            {**scores, "all id types": total}))
         if args.verbose:
             for k, v in scores.items():

@@ -3,6 +3,7 @@ check costs (structured scans before/after, paired in one run; prose throughput)
 
     python bench/bench_freetext.py accuracy [--presidio PATH/synth_dataset_v2.json ...] [--demo-users 20000]
     python bench/bench_freetext.py speed --before /path/to/checkout/of/main [--records 200000] [--rounds 5]
+    python bench/bench_freetext.py raw --before /path/to/checkout/of/main [--records 20000] [--rounds 2]
 
 `accuracy` scores spans: a predicted span is right when it overlaps a labelled span of its kind (for addresses
 also a town or postcode the dataset labels on their own); a labelled span is found when a predicted span overlaps
@@ -130,7 +131,9 @@ def _scan(tree: Path, path: Path, out: Path, extra: list[str]) -> float:
     cmd += [sys.executable, "-c", "from spillguard.cli import main; main()", "scan", str(path), "--format", "json", "-o", str(out),
             "--fail-on", "never", "--no-progress", "--workers", "1", *extra]
     # CPU seconds of the child (user + system): on a shared machine wall time mostly measures the neighbours.
-    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(tree)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # cwd outside any checkout: `python -c` puts the working directory first on sys.path, ahead of PYTHONPATH.
+    proc = subprocess.Popen(cmd, env={**os.environ, "PYTHONPATH": str(tree)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            cwd=tempfile.gettempdir())
     err = proc.stderr.read() if proc.stderr else b""
     _pid, status, usage = os.wait4(proc.pid, 0)
     code = os.waitstatus_to_exitcode(status)
@@ -176,11 +179,64 @@ def speed(args: argparse.Namespace) -> None:
                 dst.write(line)
         tickets = small
         n = sum(1 for _ in tickets.open(encoding="utf-8")) - 1
-        with_text = [_scan(ROOT, tickets, work / "t.json", []) for _ in range(3)]
+        with_text: list[float] = []
+        with_before: list[float] = []
+        for i in range(args.rounds):  # the free-text path itself, before/after, alternating
+            order = ((ROOT, with_text), (before, with_before))
+            for tree, out in order if i % 2 == 0 else order[::-1]:
+                out.append(_scan(tree, tickets, work / "t.json", []))
         without = [_scan(ROOT, tickets, work / "t.json", ["--except", "person_name_text,postal_address_text"]) for _ in range(3)]
-        mw, mo = statistics.median(with_text), statistics.median(without)
-        print(f"prose: {n:,} support tickets: with the free-text rules {mw:.2f} CPU s, without {mo:.2f} CPU s "
-              f"(model load included; {n / max(mw - mo, 1e-9):,.0f} notes/s for the free-text part); load average: {_load()}")
+        mw, mb2, mo = statistics.median(with_text), statistics.median(with_before), statistics.median(without)
+        print(f"prose: {n:,} support tickets: with the free-text rules after {mw:.2f} CPU s, before {mb2:.2f} CPU s "
+              f"(after/before {mw / mb2:.3f}); without them {mo:.2f} CPU s (model load included; "
+              f"{n / max(mw - mo, 1e-9):,.0f} notes/s for the free-text part after, {n / max(mb2 - mo, 1e-9):,.0f} before); "
+              f"load average: {_load()}")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+RAW_CHILD = r"""
+import sys, time
+import pyarrow as pa, pyarrow.json as pj, pyarrow.compute as pc
+from spillguard.detect.engine import RuleSet
+from spillguard.rules import builtin_rules
+t = pj.read_json(sys.argv[1]).flatten().flatten()
+values = pa.concat_arrays([pc.cast(c, pa.string()).combine_chunks() for c in t.columns if not pa.types.is_nested(c.type)])
+values = values.drop_null()
+rs = RuleSet(builtin_rules())
+rs._raw_hits(values[:100])
+runs = []
+for _ in range(int(sys.argv[2])):
+    t0 = time.process_time()
+    idx, _v = rs._raw_hits(values)
+    runs.append(time.process_time() - t0)
+print(len(rs.rules), len(values), len(idx), min(runs))
+"""
+
+
+def raw(args: argparse.Namespace) -> None:
+    """Raw Vectorscan matching of every string value of generated users with all built-in rules, before/after:
+    what rules added to the one database cost the structured path, without the rest of a scan's noise."""
+    before = args.before.resolve()
+    work = Path(tempfile.mkdtemp(prefix="spillguard-bench-raw-"))
+    try:
+        gen = ("import sys; from spillguard.demo import generate; "
+               "generate(sys.argv[1], users=int(sys.argv[2]), seed=42, compress=False)")
+        subprocess.run([sys.executable, "-c", gen, str(work / "data"), str(args.records)], check=True,
+                       env={**os.environ, "PYTHONPATH": str(ROOT)})
+        users = work / "data" / "users.jsonl"
+        pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+        mins: dict[str, list[float]] = {"before": [], "after": []}
+        for i in range(args.rounds):
+            order = ("before", "after") if i % 2 == 0 else ("after", "before")
+            for label in order:
+                tree = before if label == "before" else ROOT
+                out = subprocess.run([*pin, sys.executable, "-c", RAW_CHILD, str(users), "3"], check=True, capture_output=True,
+                                     text=True, env={**os.environ, "PYTHONPATH": str(tree)}, cwd=work).stdout.split()
+                mins[label].append(float(out[3]))
+                print(f"  {label}: {out[0]} rules, {int(out[1]):,} values, {int(out[2]):,} raw hits, min of 3 {float(out[3]):.2f} CPU s")
+        mb, ma = statistics.median(mins["before"]), statistics.median(mins["after"])
+        print(f"raw matching after/before = {ma / mb:.3f} (medians of the minimums); load average {_load()}")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -197,8 +253,12 @@ def main() -> None:
     sp.add_argument("--records", type=int, default=200_000)
     sp.add_argument("--rounds", type=int, default=5)
     sp.add_argument("--prose-records", type=int, default=3000, help="support tickets read for the prose cost")
+    rw = sub.add_parser("raw")
+    rw.add_argument("--before", type=Path, required=True, help="a checkout of the code to compare with")
+    rw.add_argument("--records", type=int, default=20_000)
+    rw.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
-    accuracy(args) if args.what == "accuracy" else speed(args)
+    {"accuracy": accuracy, "speed": speed, "raw": raw}[args.what](args)
 
 
 if __name__ == "__main__":

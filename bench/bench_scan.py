@@ -113,7 +113,8 @@ def _pinned(cmd: list[str]) -> list[str]:
 def run_measured(cmd: list[str], env: dict[str, str] | None = None, usage_out: list | None = None) -> tuple[float, int, str]:
     """(wall seconds, peak RSS in MB, stdout) of a child process; its rusage is appended to `usage_out`."""
     t = time.perf_counter()
-    proc = subprocess.Popen(_pinned(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    # cwd outside any checkout: `python -c` puts the working directory first on sys.path, ahead of PYTHONPATH.
+    proc = subprocess.Popen(_pinned(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=tempfile.gettempdir())
     out, err = proc.stdout.read(), proc.stderr.read()  # type: ignore[union-attr]
     _pid, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - t
@@ -179,7 +180,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="paired rounds for --compare")
     args = ap.parse_args()
 
-    work = args.workdir or Path(tempfile.mkdtemp(prefix="spillguard-bench-"))
+    work = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="spillguard-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     jsonl = work / "data" / "users.jsonl"

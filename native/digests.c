@@ -146,3 +146,53 @@ PyObject *native_hmac_sha256(PyObject *self, PyObject *args) {
     column_close(&c);
     return out;
 }
+
+/* keyed_hash64(keys, len_key, offsets, data, start, n, wide) -> bytes of n uint64 (spillguard.keys.Hasher):
+ * per value, the sum mod 2**64 of (byte + 1) * keys[position & (len(keys) - 1)], xor length * len_key, through
+ * the splitmix64 finaliser; a result of 0 becomes 1 (0 means "no value" to the caller, who zeroes nulls). */
+PyObject *native_keyed_hash64(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer keys;
+    unsigned long long len_key;
+    PyObject *off_obj, *data_obj;
+    Py_ssize_t start, n;
+    int wide;
+    if (!PyArg_ParseTuple(args, "y*KOOnnp", &keys, &len_key, &off_obj, &data_obj, &start, &n, &wide)) return NULL;
+    size_t nkeys = (size_t)keys.len / sizeof(uint64_t);
+    if (nkeys == 0 || (nkeys & (nkeys - 1)) != 0 || (size_t)keys.len % sizeof(uint64_t) != 0) {
+        PyBuffer_Release(&keys);
+        PyErr_SetString(PyExc_ValueError, "keys must be a power-of-two count of uint64");
+        return NULL;
+    }
+    Column c;
+    if (column_open(&c, off_obj, data_obj, start, n, wide) < 0) {
+        PyBuffer_Release(&keys);
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(uint64_t));
+    if (out != NULL) {
+        uint64_t *dst = (uint64_t *)PyBytes_AS_STRING(out);
+        const uint64_t *k = (const uint64_t *)keys.buf;
+        const size_t mask = nkeys - 1;
+        const unsigned char *src = c.have_data ? (const unsigned char *)c.data.buf : (const unsigned char *)"";
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t a = column_offset(&c, i), b = column_offset(&c, i + 1);
+            uint64_t sum = 0;
+            const unsigned char *p = src + a;
+            size_t len = (size_t)(b - a);
+            for (size_t j = 0; j < len; j++) sum += ((uint64_t)p[j] + 1u) * k[j & mask];
+            uint64_t h = sum ^ ((uint64_t)len * (uint64_t)len_key);
+            h ^= h >> 30;
+            h *= 0xBF58476D1CE4E5B9ULL;
+            h ^= h >> 27;
+            h *= 0x94D049BB133111EBULL;
+            h ^= h >> 31;
+            dst[i] = h ? h : 1;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&keys);
+    column_close(&c);
+    return out;
+}

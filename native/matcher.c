@@ -362,6 +362,8 @@ static PyMethodDef module_methods[] = {
     {"sha256", native_sha256, METH_VARARGS, "sha256(offsets, data, start, n, wide) -> n SHA-256 digests (bytes)"},
     {"hmac_sha256", native_hmac_sha256, METH_VARARGS,
      "hmac_sha256(key, offsets, data, start, n, wide) -> n HMAC-SHA-256 digests (bytes)"},
+    {"keyed_hash64", native_keyed_hash64, METH_VARARGS,
+     "keyed_hash64(keys, len_key, offsets, data, start, n, wide) -> n keyed 64-bit hashes (bytes of uint64)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -5,5 +5,6 @@
 
 PyObject *native_sha256(PyObject *self, PyObject *args);
 PyObject *native_hmac_sha256(PyObject *self, PyObject *args);
+PyObject *native_keyed_hash64(PyObject *self, PyObject *args);
 
 #endif

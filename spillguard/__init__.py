@@ -16,8 +16,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 # The scan and respond packages are loaded before `scan()` and `respond()` are defined below: loading a package
 # sets the parent's attribute of the same name, so this order makes `spillguard.scan` and `spillguard.respond` the
 # functions, for good. Import those packages' modules by their full names (`from spillguard.scan.run import run_scan`).
@@ -40,6 +38,8 @@ def _default_ruleset(only: tuple[str, ...] | None = None, exclude: tuple[str, ..
 def scan_value(value: str, field: str | None = None, *, rules: Any = None) -> list[Match]:
     """Every match in one value (optionally under a field name), with its position; a rule that matches twice
     (two e-mail addresses) gives two matches; where matches overlap the most specific rule wins."""
+    import pyarrow as pa  # loaded on use: `spillguard --help` and `audit` need no Arrow
+
     from spillguard.detect.state import confidence_for
 
     ruleset = rules or _default_ruleset()

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import spillguard._native as _native
-from spillguard.detect.arrays import as_text, string_buffers
+from spillguard.detect.arrays import as_text
 from spillguard.errors import UserError
 
 ENV_KEY = "SPILLGUARD_FINGERPRINT_KEY"
@@ -44,7 +44,6 @@ MAX_FINGERPRINTS = 20
 _KEYGEN_HINT = "generate one with `python -c 'import secrets;print(secrets.token_hex(32))'`"
 
 _TABLE_BITS = 16
-_MASK = (1 << _TABLE_BITS) - 1
 # Two hex characters per byte value, as one 16-bit cell: a digest matrix becomes hex in one lookup.
 _HEX_PAIRS = np.frombuffer(b"".join(b"%02x" % i for i in range(256)), np.uint16)
 
@@ -290,77 +289,28 @@ def load_pseudonym_key(
 # ---------------------------------------------------------------- the scan's subject hash
 
 
-def _splitmix(h: np.ndarray) -> np.ndarray:
-    with np.errstate(over="ignore"):
-        h = h ^ (h >> np.uint64(30))
-        h = h * np.uint64(0xBF58476D1CE4E5B9)
-        h = h ^ (h >> np.uint64(27))
-        h = h * np.uint64(0x94D049BB133111EB)
-        h = h ^ (h >> np.uint64(31))
-    return h
-
-
 class Hasher:
     """Vectorised keyed 64-bit hash of Arrow values, for counting subjects and distinct values.
 
     A multilinear hash with a random 64-bit key per byte position (keyed by the scan's seed), finished with
-    the splitmix64 mixer; numpy only, no per-value Python code. 0 is reserved for "no value".
+    the splitmix64 mixer; one native call per column (native/digests.c). 0 is reserved for "no value".
     """
 
     def __init__(self, seed: int) -> None:
         rng = np.random.Generator(np.random.PCG64(seed))
         self._keys = rng.integers(1, 2**63 - 1, size=1 << _TABLE_BITS, dtype=np.int64).astype(np.uint64) | np.uint64(1)
         self._len_key = np.uint64(int(rng.integers(1, 2**63 - 1)) | 1)
+        self._key_bytes = self._keys.tobytes()
 
     def hash_strings(self, arr: pa.Array) -> np.ndarray:
         """uint64 hash per value; 0 for nulls."""
-        arr = as_text(arr)
-        n = len(arr)
-        if n == 0:
+        col, valid = _column(arr)
+        if col[3] == 0:
             return np.zeros(0, np.uint64)
-        if arr.null_count:
-            valid = np.asarray(arr.is_valid())
-            arr = pc.fill_null(arr, "")
-        else:
-            valid = None
-        offsets, data = string_buffers(arr)
-        base = offsets[0]
-        lengths = np.diff(offsets)
-        chunk = data[base : offsets[-1]]
-        sums = self._byte_sums(lengths, chunk) if chunk.size else np.zeros(n, np.uint64)
-        if sums is None:
-            chunk = chunk.astype(np.uint64)
-            pos = np.arange(chunk.size, dtype=np.int64) - np.repeat(offsets[:-1] - base, lengths)
-            with np.errstate(over="ignore"):
-                parts = (chunk + np.uint64(1)) * self._keys[pos & _MASK]
-            # Segments of the non-empty values only: an empty value's start would cut its neighbour short.
-            filled = lengths > 0
-            sums = np.zeros(n, np.uint64)
-            sums[filled] = np.add.reduceat(parts, (offsets[:-1] - base)[filled])
-        with np.errstate(over="ignore"):
-            h = _splitmix(sums ^ (lengths.astype(np.uint64) * self._len_key))
-        h[h == 0] = 1
+        h = np.frombuffer(_native.keyed_hash64(self._key_bytes, int(self._len_key), *col), np.uint64).copy()
         if valid is not None:
             h[~valid] = 0
         return h
-
-    def _byte_sums(self, lengths: np.ndarray, chunk: np.ndarray) -> np.ndarray | None:
-        """Sum of (byte + 1) * key[position] per value, one padded row per value (a matrix-vector product,
-        wrapping mod 2**64 like the per-byte path); None when the rows would be mostly padding."""
-        rows = np.flatnonzero(lengths)
-        row_len = lengths[rows]
-        width = int(row_len.max())
-        if width > self._keys.size or rows.size * width > 2 * chunk.size:
-            return None
-        if rows.size * width == chunk.size:
-            grid = chunk.reshape(rows.size, width).astype(np.uint64)
-            grid += np.uint64(1)
-        else:
-            grid = np.zeros((rows.size, width), np.uint64)
-            grid[np.arange(width) < row_len[:, None]] = chunk.astype(np.uint64) + np.uint64(1)
-        sums = np.zeros(lengths.size, np.uint64)
-        sums[rows] = grid @ self._keys[:width]
-        return sums
 
 
 def subject_hasher(key: bytes) -> Hasher:

@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from spillguard.detect.arrays import as_text
 from spillguard.errors import UserError
@@ -138,6 +137,8 @@ def write_leaked(path: str | Path, table: pa.Table, key: bytes, hmac_key: str | 
     if hmac_key is not None:
         meta[HMAC_META] = hmac_key.encode()
     table = table.replace_schema_metadata(meta)
+    import pyarrow.parquet as pq  # only with --secrets-out: a scan without it does not load Parquet
+
     with private_file(path) as fh:
         pq.write_table(table, fh, compression="zstd")
     return int(table.num_rows)
@@ -157,6 +158,8 @@ class LeakedSet:
 
     @classmethod
     def load(cls, path: str | Path, key: bytes) -> LeakedSet:
+        import pyarrow.parquet as pq
+
         path = Path(path)
         try:
             pf = pq.ParquetFile(path)

@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, unquote, unquote_plus
 
 from spillguard.errors import UserError
-from spillguard.keys import keyed_hex
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +370,8 @@ def store_key(target: str) -> str:
 
 def credentials_tag(key: bytes, user: str | None, password: str | None) -> str:
     """A keyed hash of a target's credentials: tells two logins apart without keeping either."""
+    from spillguard.keys import keyed_hex  # keys loads numpy and Arrow: not for every URL parsed
+
     return keyed_hex(key, f"spillguard-credentials\x00{user or ''}\x00{password or ''}", 16)
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -13,6 +14,14 @@ if str(ROOT) not in sys.path:
 # The authorization-server and SMTP fixtures (dot, oidc, smtp, mail_api) of the respond tests, and the
 # "start a store, load the generated dataset, yield it" fixtures (pg, maria, rds, es, mongo) of the store tests.
 pytest_plugins = ["tests.authservers", "tests.stores_plugin"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A shell starts a background job (`pytest ... &`, nohup, some CI runners) with SIGINT ignored, and an ignored
+    # signal stays ignored across exec: every CLI the tests start would then shrug off the Ctrl-C the Ctrl-C tests
+    # send. Python's own handler in this process makes the children start with the default disposition again.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(autouse=True)

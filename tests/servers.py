@@ -7,7 +7,8 @@ instances on the default ports are never touched.
 
     free_port() -> int
     postgres_server(auth="trust" | "scram", password=None) -> Server
-        superuser "postgres"; with auth="scram" the password defaults to "s3cret-pg"
+        superuser "postgres"; with auth="scram" the password defaults to "s3cret-pg"; initdb runs once per
+        (auth, password) in a test process and every server starts on its own copy of that data directory
     mariadb_server(root_password=None) -> Server
         root with an empty password when root_password is None
     redis_server(password=None) -> Server
@@ -35,6 +36,7 @@ Skip rather than fail when a binary is missing: `require_binary(name)` raises py
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import glob
 import os
@@ -290,14 +292,6 @@ def _pg_bindir() -> str:
     return os.path.dirname(initdb)
 
 
-def _pg_ready(port: int, password: str | None) -> bool:
-    """Accepting logins: an open port is not enough, the server answers "starting up" until recovery is done."""
-    import psycopg
-
-    psycopg.connect(host=HOST, port=port, user="postgres", dbname="postgres", password=password, connect_timeout=2).close()
-    return True
-
-
 def pg_ctl(server: Server, *args: str) -> None:
     """Run pg_ctl on a server of `postgres_server` as the user owning its data, e.g. `pg_ctl(s, "stop", "-m", "immediate")`."""
     kwargs: dict[str, object] = {}
@@ -306,6 +300,45 @@ def pg_ctl(server: Server, *args: str) -> None:
     res = subprocess.run([f"{_pg_bindir()}/pg_ctl", "-D", server.data_dir, *args], capture_output=True, text=True, timeout=60, **kwargs)  # type: ignore[call-overload]
     if res.returncode != 0:
         raise RuntimeError(f"pg_ctl {' '.join(args)} failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+
+
+# (auth, password) -> a data directory fresh from initdb, made once per test process: initdb is most of a
+# server's start, and every server starts on its own copy of it.
+_PG_TEMPLATES: dict[tuple[str, str | None], str] = {}
+
+
+def _as_user(user: str | None) -> dict[str, object]:
+    """subprocess keyword arguments that run a command as `user` (None: as ourselves)."""
+    if user is None:
+        return {}
+    return {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []}
+
+
+def _pg_template(bindir: str, auth: str, password: str | None, run_as: str | None) -> str:
+    key = (auth, password)
+    if key in _PG_TEMPLATES:
+        return _PG_TEMPLATES[key]
+    d = tempfile.mkdtemp(prefix="sg-pg-template-")
+    atexit.register(shutil.rmtree, d, True)
+    if run_as is not None:
+        pw = pwd.getpwnam(run_as)
+        os.chown(d, pw.pw_uid, pw.pw_gid)
+    data = os.path.join(d, "data")
+    argv = [f"{bindir}/initdb", "-D", data, "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]
+    if auth == "trust":
+        argv += ["--auth=trust"]
+    else:
+        pwfile = os.path.join(d, "pw")
+        Path(pwfile).write_text(password or "")
+        if run_as:
+            pw = pwd.getpwnam(run_as)
+            os.chown(pwfile, pw.pw_uid, pw.pw_gid)
+        argv += ["--auth-local=scram-sha-256", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=120, **_as_user(run_as))  # type: ignore[call-overload]
+    if res.returncode != 0:
+        raise RuntimeError(f"initdb failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+    _PG_TEMPLATES[key] = data
+    return data
 
 
 @contextlib.contextmanager
@@ -317,25 +350,13 @@ def postgres_server(auth: str = "trust", password: str | None = None) -> Iterato
     run_as = "postgres" if os.geteuid() == 0 else None
     if auth == "scram" and password is None:
         password = "s3cret-pg"
+    template = _pg_template(bindir, auth, password, run_as)
     with _tempdir("pg", owner=run_as) as d:
         data = os.path.join(d, "data")
         log = os.path.join(d, "server.log")
-        argv = [f"{bindir}/initdb", "-D", data, "-U", "postgres", "-E", "UTF8", "--locale=C", "--no-sync"]
-        if auth == "trust":
-            argv += ["--auth=trust"]
-        else:
-            pwfile = os.path.join(d, "pw")
-            Path(pwfile).write_text(password or "")
-            if run_as:
-                pw = pwd.getpwnam(run_as)
-                os.chown(pwfile, pw.pw_uid, pw.pw_gid)
-            argv += ["--auth-local=scram-sha-256", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
-        kwargs: dict[str, object] = {}
-        if run_as:
-            kwargs = {"user": run_as, "group": pwd.getpwnam(run_as).pw_gid, "extra_groups": []}
-        res = subprocess.run(argv, capture_output=True, text=True, timeout=120, **kwargs)  # type: ignore[call-overload]
+        res = subprocess.run(["cp", "-a", template, data], capture_output=True, text=True, timeout=120, **_as_user(run_as))  # type: ignore[call-overload]
         if res.returncode != 0:
-            raise RuntimeError(f"initdb failed ({res.returncode}):\n{res.stdout}\n{res.stderr}")
+            raise RuntimeError(f"copying the initdb template failed ({res.returncode}):\n{res.stderr}")
         port = free_port()
         server_argv = [
             f"{bindir}/postgres", "-D", data, "-p", str(port),

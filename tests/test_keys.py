@@ -10,6 +10,7 @@ import random
 import stat
 import string
 import time
+from collections.abc import Callable
 
 import pyarrow as pa
 import pytest
@@ -191,22 +192,24 @@ def test_pseudonym_key_from_file_or_env_with_a_key_id_that_is_not_the_key(tmp_pa
     assert hexkey not in repr(from_file) and hexkey[:16] not in from_file.id
 
 
+def _best_of(runs: int, work: Callable[[], object]) -> float:
+    """The fastest of `runs` timings: what the code costs, without what other processes on the machine took."""
+    best = float("inf")
+    for _ in range(runs):
+        t = time.perf_counter()
+        work()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
 def test_column_hashing_has_no_per_value_python_cost_beyond_the_digest() -> None:
     """Measured, not asserted tightly: the column path costs about what one hashlib call per value costs."""
     vals = pa.array([f"token-{i:08d}-" + "x" * 30 for i in range(50_000)])
-    t = time.perf_counter()
-    sha256_hex(vals)
-    column = time.perf_counter() - t
-    t = time.perf_counter()
-    _ = [hashlib.sha256(v.encode()).hexdigest() for v in vals.to_pylist()]
-    loop = time.perf_counter() - t
+    column = _best_of(3, lambda: sha256_hex(vals))
+    loop = _best_of(3, lambda: [hashlib.sha256(v.encode()).hexdigest() for v in vals.to_pylist()])
     assert column < 2 * loop, (column, loop)
-    t = time.perf_counter()
-    PseudonymKey(bytes(range(32)), "test").pseudonyms(vals)
-    column = time.perf_counter() - t
-    t = time.perf_counter()
-    _ = [hmac.new(b"k" * 32, v.encode(), hashlib.sha256).hexdigest() for v in vals.to_pylist()]
-    loop = time.perf_counter() - t
+    column = _best_of(3, lambda: PseudonymKey(bytes(range(32)), "test").pseudonyms(vals))
+    loop = _best_of(3, lambda: [hmac.new(b"k" * 32, v.encode(), hashlib.sha256).hexdigest() for v in vals.to_pylist()])
     assert column < 2 * loop, (column, loop)
 
 
@@ -239,6 +242,7 @@ def test_column_digests_are_hashlib_and_hmac(seed: int) -> None:
     import random
 
     from spillguard.keys import hmac_digests, hmac_hex, sha256_digests, sha256_hex
+    from tests.detect import former
 
     rng = random.Random(seed)
     alphabet = "abcXYZ019 -_@.é漢\n\x00"
@@ -248,6 +252,7 @@ def test_column_digests_are_hashlib_and_hmac(seed: int) -> None:
             raw = [(v or "").encode() for v in arr.to_pylist()]
             assert sha256_digests(arr).tobytes() == b"".join(hashlib.sha256(v).digest() for v in raw)
             assert hmac_digests(key, arr).tobytes() == b"".join(hmac.new(key, v, hashlib.sha256).digest() for v in raw)
+            assert hmac_digests(key, arr).tobytes() == former.hmac_digests(key, arr)
             want = [None if v is None else hmac.new(key, v.encode(), hashlib.sha256).hexdigest() for v in arr.to_pylist()]
             assert hmac_hex(key, arr).to_pylist() == want
             assert sha256_hex(arr).to_pylist() == [None if v is None else hashlib.sha256(v.encode()).hexdigest() for v in arr.to_pylist()]

@@ -7,16 +7,17 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from spillguard.audit.core import audit
-from spillguard.audit.render import render_table
-from spillguard.audit.verdict import AuditResult
-from spillguard.audit.watch import WatchOptions, watch
-from spillguard.config import Config, SinkConfig, load_config, validate_sink
 from spillguard.errors import UserError
+
+# Registering these commands must not load the audit machinery (probes, notify sinks, httpx): every other
+# command pays for what is imported here. The implementation is imported inside each command.
+if TYPE_CHECKING:
+    from spillguard.audit.verdict import AuditResult
+    from spillguard.config import Config, SinkConfig
 
 DEFAULT_CONFIG = "spillguard.toml"
 
@@ -49,6 +50,8 @@ def _pinned(targets: list[str] | None, endpoint_url: str | None) -> list[str] | 
 
 
 def _config(path: Path | None, targets: list[str] | None) -> Config | None:
+    from spillguard.config import load_config
+
     if path is not None:
         return load_config(path)
     if not targets and Path(DEFAULT_CONFIG).exists():
@@ -62,6 +65,8 @@ def _print(result: AuditResult, fmt: str) -> None:
     if fmt == "json":
         sys.stdout.write(json.dumps(result.to_json(), indent=2, default=str) + "\n")
     else:
+        from spillguard.audit.render import render_table
+
         render_table(result)
 
 
@@ -82,6 +87,8 @@ def audit_command(
 
     Exit code: 0 all protected, 1 something exposed, 2 something unreachable/error (or a usage error).
     """
+    from spillguard.audit.core import audit
+
     if fmt not in ("table", "json"):
         raise UserError(f"--format {fmt!r}: use 'table' or 'json'")
     cfg = _config(config, targets)
@@ -106,6 +113,8 @@ def _cli_sinks(
     alert_command: list[str],
     stdout: bool,
 ) -> list[SinkConfig]:
+    from spillguard.config import SinkConfig, validate_sink
+
     sinks = [
         SinkConfig(type="webhook", url=u, format=webhook_format, secret_env=webhook_secret_env)
         for u in webhook
@@ -160,6 +169,9 @@ def watch_command(
     Alerts go to the sinks of the config and of the options; with none, JSON lines on stdout.
     Exit code (with --once): 0 all protected, 1 something exposed, 2 something unreachable/error or a usage error.
     """
+    from spillguard.audit.watch import WatchOptions, watch
+    from spillguard.config import SinkConfig
+
     if webhook_format not in ("slack", "json"):
         raise UserError(f"--webhook-format {webhook_format!r}: use 'slack' or 'json'")
     cfg = _config(config, targets)

@@ -19,14 +19,18 @@ free-text values it could not check. Accuracy: docs/accuracy.md ("Free text").
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from spillguard.lazy import LazyPattern
 
 # What a `text` rule may name (rules/*.toml): the kind of span it reports.
 TEXT_KINDS = ("person_name", "postal_address")
@@ -145,13 +149,13 @@ _WEAK_CORES = (
     rf"(?:{_NUM}[ ]+)?{_UP}{_LO}+(?:[ ](?:{_PARTICLE}|{_STREET_LOWER}|{_CAP})){{0,3}}[ ]+{_NUM}\b\.?",
 )
 # What comes right before an address: a weak core after one of these is an address without a postcode.
-_ADDRESS_CUE = re.compile(
+_ADDRESS_CUE = LazyPattern(
     r"(?i:address(?:es)?(?: is| was)?:?|lives? (?:at|on|in)|living (?:at|on)|located at|ship(?:ped)? (?:it )?to|"
     r"send (?:it |this )?to|deliver(?:ed)? (?:it )?to|sent to|moved to|meet (?:me |you )?at|drops? you off at|"
     r"office is (?:at|on)|return (?:it )?to|here(?:'s| is) [\w']+ address:?)[ \t]*\n?[ \t]*$"
 )
-_STRONG_RE = re.compile("|".join(f"(?:{p})" for p in _STRONG_CORES))
-_WEAK_RE = re.compile("|".join(f"(?:{p})" for p in _WEAK_CORES))
+_STRONG_RE = LazyPattern("|".join(f"(?:{p})" for p in _STRONG_CORES))
+_WEAK_RE = LazyPattern("|".join(f"(?:{p})" for p in _WEAK_CORES))
 _UK_POSTCODE = r"[A-Z]{1,2}[0-9][A-Z0-9]?\s?[0-9][A-Z]{2}"
 _CA_POSTCODE = r"[A-Z][0-9][A-Z]\s?[0-9][A-Z][0-9]"
 _POSTCODE = rf"(?:{_UK_POSTCODE}|{_CA_POSTCODE}|[0-9]{{5}}(?:-[0-9]{{4}})?|[0-9]{{2}}-[0-9]{{3}}|[0-9]{{3}}\s[0-9]{{2}}|[0-9]{{4}})\b"
@@ -160,11 +164,11 @@ _STATE = r"[A-Z]{2,3}\b"
 _UNIT = r"(?i:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|building|bldg)\.?[ ]?#?[0-9A-Za-z\-]{1,6}\b|#[0-9]{1,5}\b"
 _JOIN = r"(?:[ \t]*[,\n]?[ \t]*(?:\n[ \t]*)?(?:[>?]+[ \t]*)?)"
 # Pieces that may follow a street core, each after a comma, space or line break ("strong": a unit or postcode).
-_TAIL_STRONG = re.compile(rf"{_JOIN}(?:{_UNIT}|{_POSTCODE}(?:[ ]{_TOWN})?|{_TOWN},?[ ]+(?:{_STATE},?[ ]+)?{_POSTCODE}|{_STATE},?[ ]+{_POSTCODE})")
-_TAIL = re.compile(rf"{_JOIN}(?:{_TOWN}(?:,?[ ]+{_STATE})?)")
+_TAIL_STRONG = LazyPattern(rf"{_JOIN}(?:{_UNIT}|{_POSTCODE}(?:[ ]{_TOWN})?|{_TOWN},?[ ]+(?:{_STATE},?[ ]+)?{_POSTCODE}|{_STATE},?[ ]+{_POSTCODE})")
+_TAIL = LazyPattern(rf"{_JOIN}(?:{_TOWN}(?:,?[ ]+{_STATE})?)")
 _MAX_TAIL = 6
 # Words after a street that are not a town: the sentence goes on.
-_NOT_TOWN = re.compile(
+_NOT_TOWN = LazyPattern(
     r"(?:I|We|He|She|They|It|The|This|That|Please|Thanks|Thank|Call|Contact|Phone|Email|E-mail|And|But|Or|If|On|At|In|"
     r"From|To|Mon|Tue|Wed|Thu|Fri|Sat|Sun|Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday|Tomorrow|Today|"
     r"Website|Personal|Regards|Best|Cheers|Sincerely)\b"
@@ -186,6 +190,10 @@ def _extend(value: str, end: int) -> tuple[int, bool]:
     return end, strong
 
 
+_AFTER_HONORIFIC = LazyPattern(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof)\.?[ ]+$")
+_NAME_THEN_UNIT = LazyPattern(r"(?:[A-ZÀ-ÖØ-Þ][\w'’\-]*\.?[ ]){1,3}(?=(?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Bldg)\b)")
+
+
 def _first_word(value: str, start: int) -> str:
     m = re.match(r"[0-9 ]*(\w+)", value[start:])
     return m.group(1) if m else ""
@@ -203,6 +211,13 @@ def find_addresses(value: str) -> list[tuple[int, int]]:
             strong = strong or _ADDRESS_CUE.search(value, max(0, start - 40), start) is not None
             if weak and (not strong or _first_word(value, start) in _COMMON_CAPS):
                 continue  # "October 6, 1964" is a date, not "Street 6, postcode"
+            if weak and _AFTER_HONORIFIC.search(value, max(0, start - 6), start):
+                n = _NAME_THEN_UNIT.match(value, start)  # "Mrs. Barbara Yudina Apt. 675 ...": the address starts at Apt.
+                start = n.end() if n is not None else start
+            # A tail that runs into an address found before stops where that one starts.
+            end = min([end] + [s for s, _e in found if start < s < end])
+            while end > start and value[end - 1] in " \t\n,>?":
+                end -= 1
             found.append((start, end))
     found.sort()
     return found
@@ -210,18 +225,22 @@ def find_addresses(value: str) -> list[tuple[int, int]]:
 
 # -- person names -------------------------------------------------------------------------------------------
 _HONORIFIC = r"(?:Mr|Mrs|Ms|Miss|Mx|Dr|Prof|Sir|Dame|Madam|Mme|Mlle|Herr|Frau|Sr|Sra|Srta|Rev|Fr)"
-_NAME_WORD = rf"{_UP}(?:{_LO}+|\.)"
+# Unit and street words end a name: "Mrs. Jennifer Alcaraz Suite 541 ..." is a name, then an address.
+_NOT_NAME_WORD = r"(?!(?:Apt|Apartment|Suite|Ste|Unit|Flat|Floor|Room|Building|Bldg|Box|PO|Street|Road|Avenue|Lane)\b)"
+_NAME_WORD = rf"{_NOT_NAME_WORD}{_UP}(?:{_LO}+|\.)"
 _NAME_PARTICLE = r"(?:de|da|di|del|della|dos|du|van|von|der|den|ter|la|le|bin|ibn|al|el|mac)"
+_NAME_WORD_1 = rf"{_NOT_NAME_WORD}{_UP}{_LO}+"  # a whole word, no initial
 _NAME = rf"{_NAME_WORD}(?:(?:[ \-]|[ ]{_NAME_PARTICLE}[ ]){_NAME_WORD}){{0,3}}"
 # A cue and the name it introduces (group "n").
-_CUES = re.compile(
+_CUES = LazyPattern(
     rf"\b(?:(?i:{_HONORIFIC})\.?[ ]+|(?i:my name is|my name's|name is|name:|i am called|call me|signed|regards,?|"
     rf"sincerely,?|cheers,?|best,|thanks,|dear|hi|hello|hey|attn:?|attention:?|c/o|contact person:?|customer:?|called|"
-    rf"caller|contact|named|spoke (?:with|to)|talked (?:with|to)|on behalf of|letter for|written by|directed by|starring|assistant to|"
+    rf"caller|contact|named(?: (?:him|her|them))?|(?:last|first|family|sur|maiden|full) ?name(?: is)?[?:]?|my (?:kid|son|daughter|child)|spoke (?:with|to)|talked (?:with|to)|on behalf of|letter for|written by:?|directed by:?|starring|assistant to|"
     rf"(?:son|daughter|wife|husband|mother|father|brother|sister|child|kid) of|"
     rf"account holder:?|cardholder:?)[ \t]*\n?[ \t]*)(?P<n>{_NAME})"
 )
-_DIGITS_OR_SYMBOLS = re.compile(r"[0-9@/_#=<>{}|\\]")
+_UNIT_AFTER_NAME = LazyPattern(r"[ ](?:Apt|Apartment|Suite|Ste|Unit|Flat|Room|Bldg)\b")
+_DIGITS_OR_SYMBOLS = LazyPattern(r"[0-9@/_#=<>{}|\\]")
 
 
 @dataclass(slots=True)
@@ -274,6 +293,9 @@ def _clean_person(text: str, start: int, end: int) -> tuple[int, int] | None:
     nl = text.find("\n", start, end)
     if nl >= 0:
         end = nl
+    u = _UNIT_AFTER_NAME.search(text, start, end)
+    if u is not None:
+        end = u.start()
     m = re.match(rf"{_HONORIFIC}\.?\s+", text[start:end])
     if m:
         start += m.end()
@@ -287,8 +309,10 @@ def _clean_person(text: str, start: int, end: int) -> tuple[int, int] | None:
     letters = [c for c in s if c.isalpha()]
     if len(letters) < 2 or (len(letters) > 3 and all(c.isupper() for c in letters)):
         return None  # acronyms and shouted words: brands, products, headings
-    if s.rsplit(" ", 1)[-1] in _NOT_NAME_LAST:
+    if s.rsplit(" ", 1)[-1] in _NOT_NAME_LAST or s.rsplit(" ", 1)[-1].rstrip(".") in _ORG_WORDS:
         return None
+    if all(_is_english(w) for w in s.split()):
+        return None  # "Discipline", "Tales", "Credit Karma", "Entertainment Weekly": words, not a name
     return start, end
 
 
@@ -301,7 +325,7 @@ _NOT_NAME_LAST = _words(
     "Orchestra Band Quartet Trio Ensemble Choir Inc Ltd LLC GmbH Corp Corporation Company Group Foundation University "
     "College School Hospital Bank Street Road Avenue Lane Square Park Bridge Pleasures Records Studios"
 )
-_WORD = re.compile(rf"(?<!\w){_UP}{_LO}{{2,}}(?!\w)")
+_WORD = LazyPattern(rf"(?<!\w){_UP}{_LO}{{2,}}(?!\w)")
 _COMMON_CAPS = _words(
     "The This That These Those There Here When Where What Which Who Why How And But Or If Then Also Please Thanks Thank "
     "Hello Dear Yes No Not My Your Our Their His Her Its We You They He She It I Is Are Was Were Be Monday Tuesday "
@@ -309,6 +333,159 @@ _COMMON_CAPS = _words(
     "November December Mr Mrs Ms Dr Inc Ltd Street Road Avenue Team All Everyone Support Customer Service Sales Admin "
     "Sir Madam Guys Folks Again Morning Afternoon Evening Today Tomorrow Yesterday Regards Sincerely"
 )
+
+
+@lru_cache(maxsize=1)
+def given_names() -> dict[str, tuple[int, int]]:
+    """Given names seen in public name tables: folded name (`fold_name`) -> (tables that list it, people seen)."""
+    path = Path(__file__).resolve().parent / "data" / "given_names.txt"
+    out = {}
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if line and not line.startswith("#"):
+            name, sources, count = line.split("\t")
+            out[name] = (int(sources), int(count))
+    return out
+
+
+@lru_cache(maxsize=1)
+def english_words() -> frozenset[str]:
+    """English nouns, verbs, adjectives and adverbs (WordNet's index, shipped in the model package's lemmatizer
+    tables; about 90,000 lemmas in lower case). Empty when the model package has none."""
+    import importlib
+
+    from spacy.lookups import Lookups
+
+    root = Path(importlib.import_module(MODEL_PACKAGE).__file__ or ".").parent
+    for tables in sorted(root.glob("*/lemmatizer/lookups")):
+        index = Lookups().from_disk(tables).get_table("lemma_index")
+        return frozenset(w for pos in ("noun", "verb", "adj", "adv") for w in index.get(pos, ()) if "_" not in w)
+    return frozenset()
+
+
+def _is_english(word: str) -> bool:
+    """A word of the English dictionary (or its plural) that is not a given name seen in several tables."""
+    w = word.lower()
+    words = english_words()
+    if not (w in words or (w.endswith("s") and w[:-1] in words)):
+        return False
+    seen = given_names().get(fold_name(word))
+    return seen is None or seen[0] < ENGLISH_GIVEN_SOURCES
+
+
+ENGLISH_GIVEN_SOURCES = 10
+
+
+_STOP = _words(
+    "a an and the but or nor so yet to of in on at by for with from is am are was were be been but everyone "
+    "i me my we you he she it they him her his its our your their this that"
+)
+_FOLD = str.maketrans({"ø": "o", "ł": "l", "đ": "d", "ß": "ss", "æ": "ae", "œ": "oe", "þ": "th", "ı": "i"})
+
+
+def fold_name(word: str) -> str:
+    """A word as the gazetteer spells it: lower case, accents dropped ("Halldór" -> "halldor")."""
+    w = unicodedata.normalize("NFKD", word.lower().translate(_FOLD))
+    return "".join(c for c in w if not unicodedata.combining(c))
+
+
+GIVEN_SOURCES = 20
+GIVEN_COUNT = 1000
+
+
+def _is_given(word: str, sources: int = GIVEN_SOURCES, count: int = GIVEN_COUNT) -> bool:
+    if word in _COMMON_CAPS:
+        return False
+    seen = given_names().get(fold_name(word))
+    return seen is not None and seen[0] >= sources and seen[1] >= count
+
+
+# A list of capitalised single words: "Gaetane, Hannah, Anthony and Derek", "Usamov and Bowers".
+_LIST = LazyPattern(rf"(?<![\w\-.])(?:{_NAME_WORD_1},[ ])*{_NAME_WORD_1},?[ ]and[ ]{_NAME_WORD_1}(?![\w\-])")
+_LIST_SEP = LazyPattern(r",[ ]and[ ]|,[ ]|[ ]and[ ]")
+
+
+def _list_names(
+    text: str, names: list[tuple[int, int]], rejected: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """Members of a list whose members are mostly given names (or hold a name the model found) are names; not a
+    list after "at/from/in" or before an organisation word ("Jones, Mitchell and Williams Orchestra"): the members
+    of those go to `rejected`, and no other rule takes them one by one."""
+    out: list[tuple[int, int]] = []
+    for m in _LIST.finditer(text):
+        members: list[tuple[int, int]] = []
+        pos = m.start()
+        for sep in _LIST_SEP.finditer(text, m.start(), m.end()):
+            members.append((pos, sep.start()))
+            pos = sep.end()
+        members.append((pos, m.end()))
+        after = text[m.end() : m.end() + 30].split()
+        if _PLACE_BEFORE.search(text, max(0, m.start() - 12), m.start()) or (
+            after and after[0].rstrip(".,") in _ORG_WORDS | _NOT_NAME_LAST
+        ):
+            rejected.extend(members)
+            continue
+        given = sum(_is_given(text[a:b]) for a, b in members)
+        found = any(a <= s and e <= b for s, e in names for a, b in members)
+        if 2 * given >= len(members) or (found and given):
+            out.extend(members)
+        else:
+            rejected.extend(members)
+    return out
+
+
+# Not a piece of an e-mail address, a URL or a handle ("Yusuf.muller+cam@...", "@Derek", "/Grace/").
+_SINGLE = LazyPattern(rf"(?<![\w\-.&@/+])(?:{_NAME_WORD_1})(?![\w\-@/+]|\.\w)")
+_CAP_NEIGHBOUR_BEFORE = LazyPattern(rf"{_UP}[\w'’\-]*[ ]$")
+_CAP_NEIGHBOUR_AFTER = LazyPattern(rf"[ ](?:{_UP}|[0-9])")
+
+
+def _given_words(text: str, ents: list[tuple[str, int, int]], rejected: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Single words that are common given names, in a place a person's name stands."""
+    out = []
+    for m in _SINGLE.finditer(text):
+        s, e = m.start(), m.end()
+        if not _is_given(m.group(0)) or (s, e) in rejected:
+            continue
+        if _place_before(text, s, e):
+            continue
+        if any(a <= s and e <= b for label, a, b in ents if label in ("GPE", "LOC", "FAC", "NORP")):
+            continue
+        if _CAP_NEIGHBOUR_BEFORE.search(text, max(0, s - 30), s) or _CAP_NEIGHBOUR_AFTER.match(text, e):
+            continue  # part of a longer capitalised phrase: "The Princess Royal", "Rand Corporation", "Hoge Wei 32"
+        out.append((s, e))
+    return out
+
+
+# Cues strong enough to take a name written in small letters ("my name is lena andersson", "call me višeslav").
+_LOWER_CUES = LazyPattern(
+    r"\b(?i:my name is|my name's|call me|calls me|i am called|i'm called|name:)[ \t]*(?P<n>[a-zß-öø-ÿā-ž'’\-]{2,}(?:[ ][a-zß-öø-ÿā-ž'’\-]{1,}\.?){0,2})"
+)
+# A speaker's name at the start of a line of dialogue: "Ubul: What a wife.", "Elizabeth:\"I'm ..."
+_SPEAKER = LazyPattern(rf"^[ \t>]*(?P<n>{_NAME_WORD_1}):[ \t]*[\"“A-Z]", re.MULTILINE)
+LOOSE_SOURCES = 3
+
+
+def _cued_lower_names(text: str) -> list[tuple[int, int]]:
+    out = []
+    for m in _LOWER_CUES.finditer(text):
+        s = m.start("n")
+        words = m.group("n").split(" ")
+        if not _is_given(words[0], LOOSE_SOURCES, 0) or _is_english(words[0]):
+            continue
+        keep = 1
+        for w in words[1:]:
+            if w.lower() in _STOP or _is_english(w.rstrip(".")):
+                break
+            keep += 1
+        out.append((s, s + len(" ".join(words[:keep]))))
+    return out
+
+
+def _speakers(text: str) -> list[tuple[int, int]]:
+    return [
+        (m.start("n"), m.end("n")) for m in _SPEAKER.finditer(text)
+        if _is_given(m.group("n"), LOOSE_SOURCES, 0) and not _is_english(m.group("n"))
+    ]
 
 
 def _more_names(text: str, names: list[tuple[int, int]], taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -325,9 +502,19 @@ def _more_names(text: str, names: list[tuple[int, int]], taken: list[tuple[int, 
 
 
 # A line that is only a full name (a signature, the head of a contact card): "Jane Whitaker", "> Mei J. Chen".
-_NAME_LINE = re.compile(rf"^[ \t>?*-]*(?P<n>{_NAME_WORD}(?:[ ]{_UP}\.?)?(?:[ ]{_NAME_WORD}){{1,2}})[ \t]*,?$", re.MULTILINE)
+_NAME_LINE = LazyPattern(rf"^[ \t>?*-]*(?P<n>{_NAME_WORD}(?:[ ]{_UP}\.?)?(?:[ ]{_NAME_WORD}){{1,2}})[ \t]*,?$", re.MULTILINE)
 # Before a single word, these make it a place: "originally from Eckenroth", "arrived at Lendava".
-_PLACE_BEFORE = re.compile(r"(?:\bfrom|\bin|\bat|\bnear|\bto|\bvisit(?:ed|ing)?)[ ]+$")
+_PLACE_BEFORE = LazyPattern(r"(?:\bfrom|\bin|\bat|\bnear|\bto|\bvisit(?:ed|ing)?)[ ]+$")
+
+
+_PLACE_ONLY_BEFORE = LazyPattern(r"(?:\bfrom|\bin|\bnear|\bvisit(?:ed|ing)?)[ ]+$")
+
+
+def _place_before(text: str, s: int, e: int) -> bool:
+    """Is the single word text[s:e] a place by what comes before it? After "to" or "at" a common given name
+    stays a person ("said Felix to Linda", "shouted at Russell")."""
+    before = _PLACE_ONLY_BEFORE if _is_given(text[s:e]) else _PLACE_BEFORE
+    return before.search(text, max(0, s - 12), s) is not None
 
 
 def _name_lines(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
@@ -351,7 +538,7 @@ _ORG_WORDS = _words(
     "Traffic Hathaway Global International National United American European Hotel Restaurant Cafe Store Shop "
     "Market Industries Enterprises Ventures Consulting Works"
 )
-_FULL_NAME = re.compile(rf"{_NAME_WORD}(?:[ ]{_UP}\.?)?(?:[ ]{_NAME_WORD}){{1,2}}")
+_FULL_NAME = LazyPattern(rf"{_NAME_WORD}(?:[ ]{_UP}\.?)?(?:[ ]{_NAME_WORD}){{1,2}}")
 
 
 def _org_shaped_names(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
@@ -386,7 +573,7 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
         if cleaned is None or not free(*cleaned):
             continue
         single = " " not in text[cleaned[0] : cleaned[1]]
-        if single and _PLACE_BEFORE.search(text, max(0, cleaned[0] - 12), cleaned[0]):
+        if single and _place_before(text, cleaned[0], cleaned[1]):
             continue
         names.append(cleaned)
     names.extend(n for n in _name_lines(text, ents) if free(*n))
@@ -394,10 +581,14 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     for m in _CUES.finditer(text):
         if m.group("n").split(" ", 1)[0] not in _COMMON_CAPS and free(m.start("n"), m.end("n")):
             names.append((m.start("n"), m.end("n")))
+    firms: list[tuple[int, int]] = []  # members of lists that name a firm or a place
+    names.extend(n for n in _list_names(text, names, firms) if free(*n))
+    names.extend(n for n in _given_words(text, ents, firms) if free(*n))
+    names.extend(n for n in _cued_lower_names(text) + _speakers(text) if free(*n))
     names.extend(_more_names(text, names, addresses + names))
     names.sort(key=lambda se: (se[0], -se[1]))
     for s, e in names:
-        if free(s, e):
+        if free(s, e) and (s, e) not in firms:
             spans.append(("person_name", s, e))
     spans.sort(key=lambda k: (k[1], k[2]))
     return spans

@@ -7,8 +7,6 @@ import hmac
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from spillguard.config import SinkConfig
 from spillguard.notify.message import Message, SinkError, dumps
 
@@ -35,6 +33,8 @@ class WebhookSink:
         self.url, self.fmt, self.secret, self.timeout = url, fmt, secret, timeout
 
     def send(self, message: Message) -> None:
+        import httpx  # loaded by the first webhook sent, not by every command that may alert
+
         payload = slack_payload(message) if self.fmt == "slack" else message.fields
         body = dumps(payload).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "spillguard-watch/1"}

@@ -10,15 +10,15 @@ import typer
 
 from spillguard.errors import UserError
 from spillguard.outfiles import write_private
-from spillguard.report.inputs import load_audit, load_scan
-from spillguard.report.model import build_report
-from spillguard.report.render import FORMATS, render
 
+# The report machinery (jinja2 templates, the model) is imported by the command, not when it is registered.
 _SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json"}
 
 
 def choose_format(format_: str | None, output: Path | None) -> str:
     if format_:
+        from spillguard.report.render import FORMATS
+
         if format_ not in FORMATS:
             raise UserError(f"unknown report format {format_!r}; use --format html, md or json")
         return format_
@@ -68,6 +68,10 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Impact report: who was exposed, to what, since when, with GDPR Art. 33/34 notification drafts."""
+        from spillguard.report.inputs import load_audit, load_scan
+        from spillguard.report.model import build_report
+        from spillguard.report.render import render
+
         fmt = choose_format(format_, output)
         rep = build_report(
             [load_scan(p) for p in scans],

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jinja2
 from markupsafe import Markup, escape
 
 from spillguard.errors import UserError
@@ -15,6 +14,9 @@ from spillguard.report.counts import Count
 from spillguard.report.document import FINGERPRINTS_SHOWN, REPORT_VERSION, Report
 from spillguard.report.times import parse_time
 from spillguard.verdicts import EXPOSED
+
+if TYPE_CHECKING:
+    import jinja2
 
 FORMATS = ("html", "md", "json")
 _PLACEHOLDER = re.compile(r"\[[^\]]{3,}\]")
@@ -62,6 +64,8 @@ def _md(text: Any) -> str:
 
 
 def _env(html: bool) -> jinja2.Environment:
+    import jinja2  # loaded by the first report rendered: registering `spillguard report` must not pay for it
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("spillguard.report", "templates"),
         autoescape=html,

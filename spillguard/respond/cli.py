@@ -9,8 +9,6 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from spillguard.errors import UserError
 
@@ -45,6 +43,9 @@ def _print_json(doc: dict) -> None:
 
 
 def _plan_table(resp: object, title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     from spillguard.respond.runner import Response
 
     assert isinstance(resp, Response)
@@ -109,6 +110,9 @@ def execute(
         if fmt is Fmt.json:
             _print_json(doc)
         else:
+            from rich.console import Console
+            from rich.table import Table
+
             console = Console() if sys.stdout.isatty() else Console(width=200)
             t = Table(title=f"Response executed for incident {resp.ctx.incident} ({doc['seconds']:.1f} s)", header_style="bold")
             for col in ("action", "store", "scope", "planned", "done", "failed"):
@@ -190,6 +194,8 @@ def verify(
         if fmt is Fmt.json:
             _print_json(doc)
         else:
+            from rich.console import Console
+
             console = Console() if sys.stdout.isatty() else Console(width=200)
             for v in doc["actions"]:
                 mark = "[green]ok[/]" if not v["still_active"] else "[red]STILL ACTIVE[/]"

@@ -166,7 +166,9 @@ class SessionDecoder:
         return SessionUsers(_ids_of_docs(docs, self.path))
 
     def _arrow_json(self, joined: bytes, n: int) -> pa.Array | None:
-        read = pj.ReadOptions(block_size=max(1 << 20, len(joined) + 1))
+        # One block, parsed on this thread: an Arrow pool thread holding these Python-owned bytes at interpreter
+        # exit aborts the process (exit -6, apache/arrow#34314).
+        read = pj.ReadOptions(use_threads=False, block_size=max(1 << 20, len(joined) + 1))
         if self._json_type is not None:
             # Reading only the user field with its known type is a quarter faster than inferring every field.
             schema_type: pa.DataType = self._json_type

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,26 @@ def _text(values: list[Any]) -> pa.Array:
         values = [None if v is None else str(v) for v in values]
     arr = pa.array(values)
     return arr if pa.types.is_string(arr.type) else arr.cast(pa.string())
+
+
+def copy_rows(chunks: Iterable[bytes], names: list[str]) -> pa.Table:
+    """The text columns of PostgreSQL's COPY ... TO STDOUT output (tab-separated, no quoting), from its chunks.
+    The chunks are copied into Arrow's memory and parsed on this thread: an Arrow thread left holding Python-owned
+    bytes takes the GIL to free them, and one doing so at interpreter exit aborts the process (exit -6,
+    apache/arrow#34314)."""
+    import pyarrow.csv as pcsv
+
+    sink = pa.BufferOutputStream()
+    for chunk in chunks:
+        sink.write(chunk)
+    data = sink.getvalue()
+    if not data.size:
+        return pa.table({name: pa.array([], pa.string()) for name in names})
+    return pcsv.read_csv(
+        pa.BufferReader(data), read_options=pcsv.ReadOptions(column_names=names, block_size=1 << 26, use_threads=False),
+        parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False),
+        convert_options=pcsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False),
+    )
 
 
 def _hex_list(values: list[Any]) -> list[str]:
@@ -217,24 +238,13 @@ class SqlTokens(SqlAction):
     def _physical(self, digests: list[str]) -> tuple[list[str], list[str]]:
         """PostgreSQL: (ctid, digest) of every live row whose digest leaked, in heap order, from one sequential
         COPY of the digest column matched in Arrow: no index probe per leaked digest."""
-        import io
-
-        import pyarrow.csv as pcsv
-
         t, tok = self.db.q(self.table), self.db.q(self.token_column)
-        buf = io.BytesIO()
         with self.db.conn.cursor() as cur, cur.copy(
             f"COPY (SELECT ctid, {tok} FROM {t} WHERE {self._live()} AND {tok} IS NOT NULL) TO STDOUT"
         ) as copy:
-            for chunk in copy:
-                buf.write(chunk)
-        if not buf.tell():
+            rows = copy_rows(copy, ["ctid", "digest"])
+        if not rows.num_rows:
             return [], []
-        rows = pcsv.read_csv(
-            pa.BufferReader(buf.getvalue()), read_options=pcsv.ReadOptions(column_names=["ctid", "digest"], block_size=1 << 26),
-            parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False, escape_char=False),
-            convert_options=pcsv.ConvertOptions(column_types={"ctid": pa.string(), "digest": pa.string()}, strings_can_be_null=False),
-        )
         hit = rows.filter(pc.is_in(rows["digest"], value_set=pa.array(digests, pa.string())))
         return hit["ctid"].to_pylist(), hit["digest"].to_pylist()
 

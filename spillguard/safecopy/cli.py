@@ -6,12 +6,15 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from spillguard.errors import UserError
-from spillguard.safecopy.run import CopyInterrupted, CopyResult, copy
+
+# The copy machinery is imported by the command, not when it is registered (every command would pay for it).
+if TYPE_CHECKING:
+    from spillguard.safecopy.run import CopyResult
 
 
 def _print_text(result: CopyResult) -> None:
@@ -80,6 +83,8 @@ def register(app: typer.Typer) -> None:
         workers: Annotated[int, typer.Option("--workers", "-w", help="Processes that read and transform partitions (default 1).")] = 1,
     ) -> None:
         """Copy datasets through a privacy policy to an analytics store, refuse an exposed destination, prove the result."""
+        from spillguard.safecopy.run import CopyInterrupted, copy
+
         if replace and append:
             raise UserError("--replace and --append exclude each other")
         if workers < 1:

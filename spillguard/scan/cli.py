@@ -10,11 +10,12 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from spillguard.errors import UserError
 from spillguard.outfiles import check_writable, write_private, write_text
-from spillguard.scan.output import render_table, subjects_text, to_json, to_ndjson
+
+# Registering these commands must stay cheap (every `spillguard` command registers them): the scan machinery,
+# rich and the output formats are imported inside the commands.
 
 # Exit codes of `spillguard scan` (the table in the README).
 EXIT_CLEAN = 0  # everything scanned, nothing at or above --fail-on
@@ -55,6 +56,7 @@ class _Progress:
         self.bar = None
         if enabled and sys.stderr.isatty():
             total = _total_bytes(targets)  # walks folders: only for a bar someone sees
+            from rich.console import Console
             from rich.progress import (
                 BarColumn,
                 DownloadColumn,
@@ -120,6 +122,7 @@ def run_scan_command(
 ) -> int:
     from spillguard.scan.inventory import affected_subjects
     from spillguard.scan.options import ScanOptions
+    from spillguard.scan.output import render_table, subjects_text, to_json, to_ndjson
     from spillguard.scan.run import ScanInterrupted, run_scan
 
     # Outputs are checked before the scan (the state file when run_scan opens it): a typo must not cost an hour.
@@ -164,10 +167,14 @@ def run_scan_command(
     elif fmt is Format.ndjson:
         write_text(sys.stdout, output, to_ndjson(result))
     elif output:
+        from rich.console import Console
+
         buf = Console(record=True, width=160, file=open("/dev/null", "w"))  # noqa: SIM115
         render_table(result, buf, show_samples)
         write_private(output, buf.export_text())
     else:
+        from rich.console import Console
+
         # Not a terminal (a pipe, CI): a wide fixed width keeps rows on one line.
         render_table(result, Console() if sys.stdout.isatty() else Console(width=200), show_samples)
     if subjects_out:
@@ -336,6 +343,8 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 2019,
     ) -> None:
         """Generate a synthetic IoT customer dataset (no server needed) and scan it."""
+        from rich.console import Console
+
         from spillguard.demo import generate
 
         console = Console()
@@ -357,6 +366,7 @@ def register(app: typer.Typer) -> None:
         fmt: Annotated[str, typer.Option("--format", "-f", help="table or tsv (one rule a line: provider, id, category, matches, description).")] = "table",
     ) -> None:
         """List the detection rules (built-in and from --rules files), by provider within a category."""
+        from rich.console import Console
         from rich.table import Table
 
         from spillguard.rules import rule_listing

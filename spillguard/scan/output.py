@@ -6,13 +6,14 @@ import csv
 import io
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from rich.console import Console
-from rich.table import Table
 
 from spillguard.model import ScanResult
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 def to_json(result: ScanResult) -> str:
@@ -35,6 +36,7 @@ def _fmt(n: int | None) -> str:
 
 
 def render_table(result: ScanResult, console: Console, show_samples: bool = False) -> None:
+    from rich.table import Table  # rich only for tables: JSON output does not load it
     if not result.findings:
         console.print(f"No personal data or secrets found in {_fmt(result.records_scanned)} records.")
     else:

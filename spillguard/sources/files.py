@@ -14,11 +14,10 @@ import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import orjson
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from spillguard.errors import UserError
 from spillguard.sources.base import DatasetReader, MalformedSink, Partition, ReaderDefaults, SourceDefaults
@@ -36,6 +35,9 @@ from spillguard.sources.records import (
     valid_utf8,
 )
 from spillguard.sources.tabular import CsvBlocks, csv_cut, text_safe
+
+if TYPE_CHECKING:
+    import pyarrow.parquet as pq
 
 PART_BYTES = 64 << 20  # a big JSON Lines file is split into byte ranges of about this size
 TOGETHER_BYTES = 1 << 20  # files up to this size may be parsed together with others (read_together)
@@ -712,8 +714,14 @@ class FileDataset(ReaderDefaults):
     # -- Parquet -----------------------------------------------------------------------------
     @staticmethod
     def _parquet_file(file: StoredFile) -> pq.ParquetFile:
-        """Arrow opens a local file itself; a remote one is read through its seekable stream (ranged reads)."""
-        return pq.ParquetFile(file.path if file.path is not None else file.open())
+        """Arrow opens a local file itself; a remote one is read through its seekable stream (ranged reads), on this
+        thread: an Arrow I/O thread reading a Python stream takes the GIL, and one doing so at interpreter exit
+        aborts the process (apache/arrow#34314)."""
+        import pyarrow.parquet as pq  # loaded by the first Parquet file: JSON and CSV scans do without it
+
+        if file.path is not None:
+            return pq.ParquetFile(file.path)
+        return pq.ParquetFile(file.open(), pre_buffer=False)
 
     def _parquet(self, file: StoredFile, row_group: int | None, malformed: MalformedSink) -> Iterator[pa.Table]:
         if self.compression:
@@ -728,7 +736,8 @@ class FileDataset(ReaderDefaults):
         groups = range(pf.num_row_groups) if row_group is None else [int(row_group)]
         for i in groups:
             rows = 0
-            for batch in pf.iter_batches(batch_size=16384, row_groups=[i]):  # ~the size of a JSON block
+            # ~the size of a JSON block; a remote file's columns are decoded on this thread (see _parquet_file)
+            for batch in pf.iter_batches(batch_size=16384, row_groups=[i], use_threads=file.path is not None):
                 rows += batch.num_rows
                 yield text_safe(pa.Table.from_batches([batch]), repaired)
             missing = pf.metadata.row_group(i).num_rows - rows

@@ -11,6 +11,7 @@ import pytest
 from spillguard.detect.checks import _CHAR_TESTS, _any_char, entropy_per_value
 from spillguard.keys import Hasher
 from spillguard.sources.records import _object_lines, _scan_lines, _suspect_lines
+from tests.detect import former
 
 # ASCII, Unicode letters, digits, marks and spaces (NBSP, em space, ideographic space, NEL, ZWSP).
 _ALPHABET = [chr(c) for c in range(128)] + list("éß漢字٣\u0301\u00a0\u2003\u3000\u0085\u200b\u2028")
@@ -49,6 +50,16 @@ def test_hash_same_bits_whichever_path(seed: int) -> None:
     per_byte = hasher.hash_strings(pa.array([*values, "y" * 100_000]))
     assert padded.tobytes() == per_byte[: len(values)].tobytes()
     assert hasher.hash_strings(pa.array(values).slice(5)).tobytes() == padded[5:].tobytes()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_native_hash_is_the_numpy_hash(seed: int) -> None:
+    """Subject and value hashes keep their bits across the move to the native core (state files, checkpoints
+    and leaked-secret sets written before stay comparable)."""
+    hasher = Hasher(seed)
+    values: list[str | None] = [*_tokens(seed), None, "", "é", *_random_values(seed, longest=300)]
+    for arr in (pa.array(values), pa.array(values).slice(9), pa.array(values, pa.large_string())):
+        assert hasher.hash_strings(arr).tobytes() == former.keyed_hash64(hasher._keys, hasher._len_key, arr).tobytes()
 
 
 @pytest.mark.parametrize("test", sorted(_CHAR_TESTS))

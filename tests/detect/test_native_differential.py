@@ -1,6 +1,6 @@
 """The native core (spillguard._native, native/matcher.c) against the engine it replaced.
 
-The reference below is the former Python path, kept here only: the values joined with "\\n" by Arrow, one scan
+The reference (tests/detect/former.py) is the former Python path: the values joined with "\\n" by Arrow, one scan
 through the Python Vectorscan binding with a Python callback per match, value indices found by numpy. The two
 must report identical (rule, value) matches on every rule's examples, the demo data and random records.
 """
@@ -16,34 +16,15 @@ import pyarrow.json as pj
 import pytest
 
 from spillguard.demo import generate
-from spillguard.detect.arrays import as_text, string_buffers
+from spillguard.detect.arrays import as_text
 from spillguard.detect.engine import RuleSet
 from spillguard.detect.flatten import flatten_table
 from spillguard.detect.matcher import CompileError, compile_patterns, compile_rules, scan_text
 from spillguard.detect.placeholders import MARKERS
 from spillguard.rules import builtin_rules
+from tests.detect import former
 
 hyperscan = pytest.importorskip("hyperscan")
-
-
-def _reference(exprs: list[bytes], flags: list[int], ids: list[int], text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    n = len(text)
-    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
-    filled = pc.fill_null(text, "") if text.null_count else text
-    filled = filled.cast(pa.string())  # Arrow's join has no 64-bit-offset kernel
-    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), filled), "\n")
-    j_off, j_data = string_buffers(joined)
-    data = j_data[j_off[0] : j_off[1]].tobytes() + b"\n"
-    offsets, _ = string_buffers(filled)
-    starts = offsets[:-1] - offsets[0] + np.arange(n, dtype=np.int64)
-    found: list[tuple[int, int]] = []
-    db.scan(data, match_event_handler=lambda rid, _f, to, _fl, _c: found.append((rid, to)))
-    if not found:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    rid = np.array([f[0] for f in found], np.int64)
-    ends = np.array([f[1] for f in found], np.int64)
-    return rid, np.clip(np.searchsorted(starts, ends - 2, side="right") - 1, 0, n - 1)
 
 
 def _pairs(rule_idx: np.ndarray, value_idx: np.ndarray) -> list[tuple[int, int]]:
@@ -63,7 +44,7 @@ def full_set() -> tuple[list[bytes], list[int], list[int]]:
 def _same(full_set: tuple[list[bytes], list[int], list[int]], text: pa.Array) -> int:
     exprs, flags, ids = full_set
     native = scan_text(compile_patterns(exprs, flags, ids), pc.fill_null(text, "") if text.null_count else text)
-    reference = _reference(exprs, flags, ids, text)
+    reference = former.matches(exprs, flags, ids, text)
     assert _pairs(*native) == _pairs(*reference)
     return len(native[0])
 

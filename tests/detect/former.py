@@ -1,0 +1,108 @@
+"""The pure-Python paths the native core replaced, kept as references: the differential tests hold the core to
+them, and bench/bench_native.py times both side by side. Not used by spillguard itself."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from spillguard.detect.arrays import as_text, string_buffers
+
+_DATABASES: dict[tuple[tuple[bytes, ...], tuple[int, ...], tuple[int, ...]], object] = {}
+
+
+def _database(exprs: list[bytes], flags: list[int], ids: list[int]) -> object:
+    """Compiled once per pattern set, as the engine kept them."""
+    import hyperscan
+
+    key = (tuple(exprs), tuple(flags), tuple(ids))
+    if key not in _DATABASES:
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        db.compile(expressions=exprs, ids=ids, elements=len(exprs), flags=flags)
+        _DATABASES[key] = db
+    return _DATABASES[key]
+
+
+def matches(exprs: list[bytes], flags: list[int], ids: list[int], text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(rule id, value index) per match end: values joined with "\\n" by Arrow, the Python Vectorscan binding with
+    a Python callback per match, value indices by numpy."""
+    n = len(text)
+    db: Any = _database(exprs, flags, ids)
+    filled = pc.fill_null(text, "") if text.null_count else text
+    filled = filled.cast(pa.string())  # Arrow's join has no 64-bit-offset kernel
+    joined = pc.binary_join(pa.ListArray.from_arrays(pa.array([0, n], pa.int32()), filled), "\n")
+    j_off, j_data = string_buffers(joined)
+    data = j_data[j_off[0] : j_off[1]].tobytes() + b"\n"
+    offsets, _ = string_buffers(filled)
+    starts = offsets[:-1] - offsets[0] + np.arange(n, dtype=np.int64)
+    ids_found: list[int] = []
+    ends: list[int] = []
+    add_id, add_end = ids_found.append, ends.append
+
+    def on_match(rule_id: int, _from: int, to: int, _flags: int, _ctx: object) -> None:
+        add_id(rule_id)
+        add_end(to)
+
+    db.scan(data, match_event_handler=on_match)
+    if not ids_found:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    rid = np.asarray(ids_found, np.int64)
+    return rid, np.clip(np.searchsorted(starts, np.asarray(ends, np.int64) - 2, side="right") - 1, 0, n - 1)
+
+
+def keyed_hash64(keys: np.ndarray, len_key: np.uint64, arr: pa.Array) -> np.ndarray:
+    """spillguard.keys.Hasher as numpy computed it: per byte (b + 1) * key[position], summed per value (a padded
+    matrix product, or one flat reduceat), xor length * len_key, splitmix64; nulls 0, a zero result 1."""
+    arr = as_text(arr)
+    valid = np.asarray(arr.is_valid()) if arr.null_count else None
+    if valid is not None:
+        arr = pc.fill_null(arr, "")
+    offsets, data = string_buffers(arr)
+    base, n = offsets[0], len(arr)
+    lengths = np.diff(offsets)
+    chunk = data[base : offsets[-1]]
+    rows = np.flatnonzero(lengths)
+    width = int(lengths.max()) if n else 0
+    with np.errstate(over="ignore"):
+        if rows.size and width <= keys.size and rows.size * width <= 2 * chunk.size:
+            # one padded row per value: a matrix-vector product (the fast path for similar lengths)
+            grid = np.zeros((rows.size, width), np.uint64)
+            grid[np.arange(width) < lengths[rows][:, None]] = chunk.astype(np.uint64) + np.uint64(1)
+            sums = np.zeros(n, np.uint64)
+            sums[rows] = grid @ keys[:width]
+        else:
+            wide = chunk.astype(np.uint64)
+            pos = np.arange(wide.size, dtype=np.int64) - np.repeat(offsets[:-1] - base, lengths)
+            parts = (wide + np.uint64(1)) * keys[pos & (keys.size - 1)]
+            sums = np.zeros(n, np.uint64)
+            filled = lengths > 0
+            sums[filled] = np.add.reduceat(parts, (offsets[:-1] - base)[filled]) if parts.size else 0
+        h = sums ^ (lengths.astype(np.uint64) * len_key)
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
+    h[h == 0] = 1
+    if valid is not None:
+        h[~valid] = 0
+    return h
+
+
+def _sha256_each(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    return (hashlib.sha256(c).digest() for c in chunks)
+
+
+def hmac_digests(key: bytes, arr: pa.Array) -> bytes:
+    """HMAC-SHA-256 of each value (a null as empty) as hashlib computed it, value by value, concatenated."""
+    arr = as_text(arr)
+    arr = pc.fill_null(arr, "") if arr.null_count else arr
+    values = arr.view(pa.large_binary() if pa.types.is_large_string(arr.type) else pa.binary()).to_pylist()
+    k0 = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
+    ipad, opad = bytes(b ^ 0x36 for b in k0), bytes(b ^ 0x5C for b in k0)
+    return b"".join(_sha256_each(opad + d for d in _sha256_each(ipad + v for v in values)))

@@ -1,0 +1,67 @@
+"""Starting `spillguard` loads only what the command needs: registering every pillar's commands must not import
+their machinery, and a scan of a small local file must not import the drivers, HTTP clients and template
+engines of other commands (each costs tens of milliseconds of CPU on every start; the tests start it thousands
+of times). Timing lives in bench/bench_startup.py; this checks the modules, which do not depend on load."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spillguard.demo import generate
+
+# Optional or per-command heavy modules: none of them has any business in `spillguard scan FILE --format json`.
+NOT_FOR_A_FILE_SCAN = (
+    "jinja2", "httpx", "psycopg", "pymysql", "pymongo", "paho", "redis", "boto3", "botocore", "ray", "spacy",
+    "msgpack", "tomlkit", "rich", "smtplib",
+)  # fmt: skip
+# Not even numpy or Arrow: `spillguard --help` and `spillguard audit URL` run without them.
+NOT_FOR_REGISTERING = (*NOT_FOR_A_FILE_SCAN, "numpy", "pyarrow", "stdnum", "phonenumbers")
+
+_PROBE = """
+import json, sys
+watched = set(sys.argv[1].split(","))
+def heavy():
+    return sorted({m.split(".")[0] for m in sys.modules} & watched)
+from spillguard.cli import main
+registered, code = heavy(), None
+if len(sys.argv) > 2:
+    sys.argv = ["spillguard", *sys.argv[2:]]
+    try:
+        main()
+    except SystemExit as exc:
+        code = exc.code
+print(json.dumps({"registered": registered, "exit": code, "ran": heavy()}))
+"""
+
+
+def _probe(watched: tuple[str, ...], *args: str, cwd: Path) -> dict:
+    proc = subprocess.run([sys.executable, "-c", _PROBE, ",".join(watched), *args], capture_output=True, text=True,
+                          cwd=cwd, timeout=300)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.splitlines()[-1])
+
+
+def test_registering_the_commands_loads_no_pillar_machinery(tmp_path):
+    got = _probe(NOT_FOR_REGISTERING, cwd=tmp_path)
+    assert got["registered"] == [], f"`from spillguard.cli import main` imported {got['registered']}"
+
+
+@pytest.fixture(scope="module")
+def small_file(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("small")
+    generate(folder, users=200, compress=False)
+    return folder / "users.jsonl"
+
+
+def test_a_small_file_scan_loads_no_optional_driver_client_or_template_engine(small_file, tmp_path):
+    out = tmp_path / "out.json"
+    got = _probe(NOT_FOR_A_FILE_SCAN, "scan", str(small_file), "--format", "json", "-o", str(out), cwd=tmp_path)
+    assert got["exit"] == 1  # findings: the scan really ran ...
+    doc = json.loads(out.read_text())
+    assert doc["summary"]["categories"]["email"]["subjects"] > 0  # ... and found people
+    assert got["ran"] == [], f"a JSON scan of a small file imported {got['ran']}"
