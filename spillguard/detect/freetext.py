@@ -559,6 +559,17 @@ def _org_shaped_names(text: str, ents: list[tuple[str, int, int]]) -> list[tuple
     return out
 
 
+def _in_handle(text: str, s: int, e: int) -> bool:
+    """The span is part of an e-mail address, URL or handle: the whitespace-delimited word around it holds @ or ://
+    ("write to Jane.Doe@Example.COM" names an address, which the e-mail rule reports)."""
+    while s > 0 and not text[s - 1].isspace():
+        s -= 1
+    while e < len(text) and not text[e].isspace():
+        e += 1
+    word = text[s:e]
+    return "@" in word or "://" in word
+
+
 def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     model_persons = [(a, b) for label, a, b in ents if label == "PERSON"]
     addresses = find_addresses(text)
@@ -588,7 +599,7 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     names.extend(_more_names(text, names, addresses + names))
     names.sort(key=lambda se: (se[0], -se[1]))
     for s, e in names:
-        if free(s, e) and (s, e) not in firms:
+        if free(s, e) and (s, e) not in firms and not _in_handle(text, s, e):
             spans.append(("person_name", s, e))
     spans.sort(key=lambda k: (k[1], k[2]))
     return spans

@@ -288,3 +288,15 @@ def test_an_honorific_name_before_a_unit_is_a_name_and_the_address_starts_at_the
     assert [(k, text[s:e]) for k, s, e in spans] == [
         ("person_name", "Ingrid Solberg"), ("postal_address", "Apt. 12"), ("postal_address", "4410 Storgata 5\nOslo 0155")]
     assert all(a[2] <= b[1] for a, b in zip(spans, spans[1:], strict=False))  # sorted and not overlapping
+
+
+def test_names_inside_addresses_and_urls_are_not_people(text_model):
+    """A first name inside an e-mail address or a URL belongs to that address: the e-mail rule reports it, and a
+    name span there would overlap it (redaction then cut the address in two)."""
+    found, _ = freetext.find_in_column(
+        pa.array(["write to Jane.Doe@Example.COM or +44 20 7946 0958", "see https://example.org/Jane.Doe today",
+                  "mail Jane Doe at the office"]), ("person_name",))
+    idx, spans = found["person_name"]
+    assert idx.tolist() == [2] and spans == [(5, 13)]
+    kinds = [m.category for m in spillguard.scan_value("write to Jane.Doe@Example.COM or +44 20 7946 0958")]
+    assert kinds == ["email", "phone"]
