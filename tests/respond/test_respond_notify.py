@@ -408,10 +408,15 @@ sender = "privacy@acme.example"
 def test_rate_limit_spaces_the_messages(smtp: SmtpRecorder, notices: list[dict[str, Any]], tmp_path: Path) -> None:
     from spillguard.respond.actions import Limits
 
+    started = time.time()
     res = _notifier(tmp_path, notices, _smtp(smtp), limits=Limits(per_second=40)).run(_people(20))
     assert res.sent == 20
     times = sorted(m.at for m in smtp.messages)
-    assert times[-1] - times[0] >= 19 / 40 * 0.9  # 20 messages at 40 a second span at least ~0.47 s
+    # 20 messages at 40 a second: the last cannot be accepted before 19/40 s after the run began. Acceptance times
+    # at the server can bunch when the machine is loaded (a late first delivery shortens the span), so the span
+    # itself is only required to show the spacing, not all of it.
+    assert times[-1] - started >= 19 / 40 * 0.95
+    assert times[-1] - times[0] >= 19 / 40 * 0.5
 
 
 def test_two_runs_on_one_ledger_cannot_overlap(smtp: SmtpRecorder, notices: list[dict[str, Any]], tmp_path: Path) -> None:
