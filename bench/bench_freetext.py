@@ -142,17 +142,22 @@ def _scan(tree: Path, path: Path, out: Path, extra: list[str]) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _generate(work: Path, records: int) -> Path:
+    """The demo data (seed 42) under work/data, written by this tree; returns its users.jsonl."""
+    gen = ("import sys; from spillguard.demo import generate; "
+           "generate(sys.argv[1], users=int(sys.argv[2]), seed=42, compress=False)")
+    subprocess.run([sys.executable, "-c", gen, str(work / "data"), str(records)], check=True,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    return work / "data" / "users.jsonl"
+
+
 def speed(args: argparse.Namespace) -> None:
     before = args.before.resolve()
     commit = subprocess.run(["git", "-C", str(before), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     mine = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     work = Path(tempfile.mkdtemp(prefix="spillguard-bench-text-"))
     try:
-        gen = ("import sys; from spillguard.demo import generate; "
-               "generate(sys.argv[1], users=int(sys.argv[2]), seed=42, compress=False)")
-        subprocess.run([sys.executable, "-c", gen, str(work / "data"), str(args.records)], check=True,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
-        users = work / "data" / "users.jsonl"
+        users = _generate(work, args.records)
         tickets = work / "data" / "support_tickets.csv"
         print(f"structured: {users.stat().st_size / 1e6:.0f} MB users.jsonl ({args.records:,} records); before = {before} "
               f"({commit}), after = {ROOT} ({mine}); load average before: {_load()}")
@@ -220,11 +225,7 @@ def raw(args: argparse.Namespace) -> None:
     before = args.before.resolve()
     work = Path(tempfile.mkdtemp(prefix="spillguard-bench-raw-"))
     try:
-        gen = ("import sys; from spillguard.demo import generate; "
-               "generate(sys.argv[1], users=int(sys.argv[2]), seed=42, compress=False)")
-        subprocess.run([sys.executable, "-c", gen, str(work / "data"), str(args.records)], check=True,
-                       env={**os.environ, "PYTHONPATH": str(ROOT)})
-        users = work / "data" / "users.jsonl"
+        users = _generate(work, args.records)
         pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
         mins: dict[str, list[float]] = {"before": [], "after": []}
         for i in range(args.rounds):

@@ -222,41 +222,17 @@ static PyObject *Matcher_scan(MatcherObject *self, PyObject *args) {
         PyErr_SetString(NativeError, "matcher not compiled");
         return NULL;
     }
-    if (start < 0 || n < 0) {
-        PyErr_SetString(PyExc_ValueError, "negative start or length");
-        return NULL;
-    }
-    Py_buffer offv, datav;
-    if (PyObject_GetBuffer(off_obj, &offv, PyBUF_SIMPLE) < 0) return NULL;
-    int have_data = data_obj != Py_None;
-    if (have_data && PyObject_GetBuffer(data_obj, &datav, PyBUF_SIMPLE) < 0) {
-        PyBuffer_Release(&offv);
-        return NULL;
-    }
-    size_t width = wide ? 8 : 4;
+    if (n == 0) return Py_BuildValue("(y#y#)", "", (Py_ssize_t)0, "", (Py_ssize_t)0);
+    Column c;
+    if (column_open(&c, off_obj, data_obj, start, n, wide) < 0) return NULL;
     PyObject *result = NULL;
     int64_t *starts = NULL;
     char *joined = NULL;
     Matches m = {0};
     hs_scratch_t *scratch = NULL;
     int owned_scratch = 0;
-    if (n == 0) {
-        result = Py_BuildValue("(y#y#)", "", (Py_ssize_t)0, "", (Py_ssize_t)0);
-        goto done;
-    }
-    if ((size_t)offv.len < (size_t)(start + n + 1) * width) {
-        PyErr_SetString(PyExc_ValueError, "offsets buffer shorter than the array");
-        goto done;
-    }
-    const int32_t *o32 = (const int32_t *)offv.buf;
-    const int64_t *o64 = (const int64_t *)offv.buf;
-#define OFF(i) (wide ? o64[start + (i)] : (int64_t)o32[start + (i)])
-    int64_t first = OFF(0), last = OFF(n);
-    if (last < first || (!have_data && last != first) || (have_data && last > (int64_t)datav.len) || first < 0) {
-        PyErr_SetString(PyExc_ValueError, "offsets do not fit the data buffer");
-        goto done;
-    }
-    int64_t total = (last - first) + n;
+    int64_t first = column_offset(&c, 0);
+    int64_t total = (column_offset(&c, n) - first) + n;
     if (total > (int64_t)UINT_MAX) {
         PyErr_SetString(PyExc_OverflowError, "column over 4 GB: scan it in parts");
         goto done;
@@ -278,16 +254,11 @@ static PyObject *Matcher_scan(MatcherObject *self, PyObject *args) {
         self->busy = 1;
     }
     hs_error_t err;
-    const char *src = have_data ? (const char *)datav.buf : NULL;
-    int bad_offsets = 0;
+    const char *src = c.have_data ? (const char *)c.data.buf : NULL;
     Py_BEGIN_ALLOW_THREADS
     char *p = joined;
     for (Py_ssize_t i = 0; i < n; i++) {
-        int64_t a = OFF(i), b = OFF(i + 1);
-        if (b < a) {
-            bad_offsets = 1;
-            break;
-        }
+        int64_t a = column_offset(&c, i), b = column_offset(&c, i + 1);
         starts[i] = (int64_t)(p - joined);
         if (b > a) {
             memcpy(p, src + a, (size_t)(b - a));
@@ -295,17 +266,12 @@ static PyObject *Matcher_scan(MatcherObject *self, PyObject *args) {
         }
         *p++ = '\n';
     }
-    err = bad_offsets ? HS_SUCCESS : hs_scan(self->db, joined, (unsigned int)total, 0, scratch, on_match, &m);
+    err = hs_scan(self->db, joined, (unsigned int)total, 0, scratch, on_match, &m);
     Py_END_ALLOW_THREADS
-#undef OFF
     if (owned_scratch)
         hs_free_scratch(scratch);
     else
         self->busy = 0;
-    if (bad_offsets) {
-        PyErr_SetString(PyExc_ValueError, "offsets are not monotonic");
-        goto done;
-    }
     if (m.failed) {
         PyErr_NoMemory();
         goto done;
@@ -328,8 +294,7 @@ done:
     free(joined);
     free(m.ids);
     free(m.ends);
-    PyBuffer_Release(&offv);
-    if (have_data) PyBuffer_Release(&datav);
+    column_close(&c);
     return result;
 }
 

@@ -1,7 +1,23 @@
-/* Functions of spillguard._native defined outside the module file (native/matcher.c). */
+/* What the files of spillguard._native share (the module itself is native/matcher.c). */
 #ifndef SPILLGUARD_NATIVE_H
 #define SPILLGUARD_NATIVE_H
 #include <Python.h>
+#include <stdint.h>
+
+/* An Arrow string column's buffers (native/column.c). */
+typedef struct {
+    Py_buffer off, data;
+    int have_data;
+    Py_ssize_t start, n;
+    int wide;
+} Column;
+
+int column_open(Column *c, PyObject *off_obj, PyObject *data_obj, Py_ssize_t start, Py_ssize_t n, int wide);
+void column_close(Column *c);
+
+static inline int64_t column_offset(const Column *c, Py_ssize_t i) {
+    return c->wide ? ((const int64_t *)c->off.buf)[c->start + i] : (int64_t)((const int32_t *)c->off.buf)[c->start + i];
+}
 
 PyObject *native_sha256(PyObject *self, PyObject *args);
 PyObject *native_hmac_sha256(PyObject *self, PyObject *args);
