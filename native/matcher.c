@@ -329,6 +329,7 @@ static PyMethodDef module_methods[] = {
      "hmac_sha256(key, offsets, data, start, n, wide) -> n HMAC-SHA-256 digests (bytes)"},
     {"keyed_hash64", native_keyed_hash64, METH_VARARGS,
      "keyed_hash64(keys, len_key, offsets, data, start, n, wide) -> n keyed 64-bit hashes (bytes of uint64)"},
+    {"sort64", native_sort64, METH_VARARGS, "sort64(buffer, signed) sorts 64-bit integer keys in place (radix sort)"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -8,12 +8,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spillguard.detect.keymerge import sort_keys
+
 
 def unique_sorted(a: np.ndarray) -> np.ndarray:
     """np.unique by sorting: numpy 2's hash-based np.unique is ~100x slower on random 64-bit keys."""
     if a.size < 2:
         return a.copy()
-    a = np.sort(a)
+    a = sort_keys(a)
     return a[np.concatenate(([True], a[1:] != a[:-1]))]
 
 
@@ -32,7 +34,7 @@ def unique_counts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sorted unique values, how often each occurs), by sorting."""
     if a.size == 0:
         return a, np.zeros(0, np.int64)
-    a = np.sort(a)
+    a = sort_keys(a)
     starts = np.flatnonzero(np.concatenate(([True], a[1:] != a[:-1])))
     return a[starts], np.diff(np.append(starts, a.size))
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spillguard.categories import CLAIMING_CATEGORIES
-from spillguard.detect.arrays import as_text, unique_inverse, unique_sorted
+from spillguard.detect.arrays import as_text, sort_keys, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
 from spillguard.detect.fieldnames import canonical_path
 from spillguard.detect.flatten import normalise_path
@@ -330,7 +330,7 @@ class RuleSet:
             bounds = np.flatnonzero(np.diff(all_r)) + 1
             for r_chunk, v_chunk in zip(np.split(all_r, bounds), np.split(all_v, bounds), strict=True):
                 if r_chunk.size:
-                    hits.by_rule[int(r_chunk[0])] = np.sort(v_chunk)
+                    hits.by_rule[int(r_chunk[0])] = sort_keys(v_chunk)
         value_type = t.value_type if pa.types.is_dictionary(t) else t
         if plan.text_rules and (pa.types.is_string(value_type) or pa.types.is_large_string(value_type)):
             # Prose is only ever stored as text; numbers, dates and bytes never pay for the free-text test.
