@@ -23,5 +23,7 @@ PyObject *native_sha256(PyObject *self, PyObject *args);
 PyObject *native_hmac_sha256(PyObject *self, PyObject *args);
 PyObject *native_keyed_hash64(PyObject *self, PyObject *args);
 PyObject *native_sort64(PyObject *self, PyObject *args);
+PyObject *native_entropy(PyObject *self, PyObject *args);
+PyObject *native_json_lines_scan(PyObject *self, PyObject *args);
 
 #endif

@@ -78,3 +78,15 @@ def as_text(arr: pa.Array) -> pa.Array:
         return pc.cast(arr, pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return pa.array([None if v is None else str(v) for v in arr.to_pylist()], pa.string())
+
+
+def native_column(arr: pa.Array) -> tuple[tuple[object, object, int, int, bool], np.ndarray | None]:
+    """A leaf as the native core's column arguments (offsets, data, start, n, wide), nulls as the empty value,
+    and the validity mask when there is a null."""
+    arr = as_text(arr)
+    valid = np.asarray(arr.is_valid()) if arr.null_count else None
+    if valid is not None:
+        arr = pc.fill_null(arr, "")
+    bufs = arr.buffers()
+    wide = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
+    return (bufs[1], bufs[2], arr.offset, len(arr), wide), valid

@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+import spillguard._native as _native
 from spillguard.sources.base import MalformedSink
 
 _SLOW_LINES = 256
@@ -96,37 +97,15 @@ def _docs_to_table_slow(docs: list[dict[str, Any]]) -> pa.Table:
 MAX_DEPTH = 64  # deeper subtrees are kept as JSON text; Arrow's reader must never see deep or non-object lines
 
 
-def _depth(line: bytes) -> int:
-    """Bracket nesting depth of one line (brackets inside strings count too: an upper bound)."""
-    b = np.frombuffer(line, np.uint8)
-    step = ((b == 123) | (b == 91)).astype(np.int32) - ((b == 125) | (b == 93)).astype(np.int32)
-    return int(np.cumsum(step).max()) if b.size else 0
-
-
 def _scan_lines(data: bytes) -> tuple[np.ndarray, int]:
-    """(indices of lines Arrow's reader must not get, lines that begin with `{`) in one pass over the block.
+    """(indices of lines Arrow's reader must not get, lines that begin with `{`) in one native pass over the block.
 
     A line is suspect when it is not an object (`null` as a first line crashes the reader) or is nested
-    deeper than MAX_DEPTH. Vectorised (bracket positions, not a per-byte count); exact depth only for
-    the few lines with many brackets."""
-    arr = np.frombuffer(data, np.uint8)
-    starts = np.concatenate(([0], np.flatnonzero(arr == 10) + 1))
-    starts = starts[starts < arr.size]
-    if starts.size == 0:
-        return np.zeros(0, np.int64), 0
-    first = arr[starts]
-    objects = int(np.count_nonzero(first == 123))
-    # Blank: an empty line, or a lone CR (CRLF files). A CR followed by anything else is not blank:
-    # Arrow skips the CR as whitespace, and a non-object after it (`\rnull`) crashes the process.
-    after = starts + 1
-    lone_cr = (first == 13) & ((after == arr.size) | (arr[np.minimum(after, arr.size - 1)] == 10))
-    suspect = (first != 123) & (first != 10) & ~lone_cr
-    brackets = np.flatnonzero((arr | 32) == 123)  # `{` or `[`: they differ only in bit 5
-    opens = np.diff(np.searchsorted(brackets, np.append(starts, arr.size)))
-    for i in np.flatnonzero(~suspect & (opens > MAX_DEPTH)).tolist():
-        end = starts[i + 1] if i + 1 < starts.size else arr.size
-        suspect[i] = _depth(data[starts[i] : end]) > MAX_DEPTH
-    return np.flatnonzero(suspect), objects
+    deeper than MAX_DEPTH (brackets inside strings count too: an upper bound). A blank line, or a lone CR
+    (CRLF files), is not suspect; a CR followed by anything else is (Arrow skips the CR as whitespace, and a
+    non-object after it, `\rnull`, crashes the process)."""
+    suspect, objects = _native.json_lines_scan(data, MAX_DEPTH)
+    return np.frombuffer(suspect, np.int64), objects
 
 
 def _suspect_lines(data: bytes) -> np.ndarray:
