@@ -8,6 +8,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "native.h"
 
@@ -39,18 +40,24 @@ PyObject *native_json_lines_scan(PyObject *self, PyObject *args) {
         } else {
             bad = 1;
         }
-        Py_ssize_t depth = 0, deepest = 0;
-        Py_ssize_t j = i;
-        for (; j < size; j++) {
-            unsigned char ch = p[j];
-            if (ch == '\n') break;
-            if ((ch | 32) == '{') { /* "{" or "[" */
-                if (++depth > deepest) deepest = depth;
-            } else if ((ch | 32) == '}') { /* "}" or "]" */
-                depth--;
+        const unsigned char *nl = memchr(p + i, '\n', (size_t)(size - i));
+        Py_ssize_t j = nl ? (Py_ssize_t)(nl - p) : size;
+        if (!bad) {
+            Py_ssize_t opens = 0; /* a vectorised count; the exact depth only where it could pass the limit */
+            for (Py_ssize_t k = i; k < j; k++) opens += (p[k] | 32) == '{'; /* "{" or "[" */
+            if (opens > max_depth) {
+                Py_ssize_t depth = 0, deepest = 0;
+                for (Py_ssize_t k = i; k < j; k++) {
+                    unsigned char ch = p[k] | 32;
+                    if (ch == '{') {
+                        if (++depth > deepest) deepest = depth;
+                    } else if (ch == '}') { /* "}" or "]" */
+                        depth--;
+                    }
+                }
+                bad = deepest > max_depth;
             }
         }
-        if (!bad && deepest > max_depth) bad = 1;
         if (bad) {
             if (len == cap) {
                 size_t ncap = cap ? cap * 2 : 64;

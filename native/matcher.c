@@ -333,6 +333,8 @@ static PyMethodDef module_methods[] = {
      "entropy(offsets, data, start, n, wide) -> n Shannon entropies in bits per byte (bytes of float64)"},
     {"json_lines_scan", native_json_lines_scan, METH_VARARGS,
      "json_lines_scan(data, max_depth) -> (indices of lines that are not shallow objects: bytes of int64, object lines)"},
+    {"json_lines_columns", native_json_lines_columns, METH_O,
+     "json_lines_columns(data) -> the lines' objects as nested column buffers, or None for Arrow's reader to read"},
     {"sort64", native_sort64, METH_VARARGS, "sort64(buffer, signed) sorts 64-bit integer keys in place (radix sort)"},
     {NULL, NULL, 0, NULL},
 };

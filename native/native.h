@@ -25,5 +25,6 @@ PyObject *native_keyed_hash64(PyObject *self, PyObject *args);
 PyObject *native_sort64(PyObject *self, PyObject *args);
 PyObject *native_entropy(PyObject *self, PyObject *args);
 PyObject *native_json_lines_scan(PyObject *self, PyObject *args);
+PyObject *native_json_lines_columns(PyObject *self, PyObject *arg);
 
 #endif

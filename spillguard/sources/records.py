@@ -55,12 +55,49 @@ def unwrap_search_hits(table: pa.Table) -> pa.Table:
     return pa.table(cols)
 
 
-def _read_block(data: bytes) -> pa.Table:
+def _arrow_read(data: bytes) -> pa.Table:
     return pj.read_json(
         io.BytesIO(data),
         read_options=pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16)),
         parse_options=pj.ParseOptions(newlines_in_values=False, unexpected_field_behavior="infer"),
     )
+
+
+def _native_array(desc: tuple[Any, ...]) -> pa.Array:
+    """One column from the native reader's description: its buffers wrapped, not copied."""
+    kind, n, nulls, valid = desc[:4]
+    validity = pa.py_buffer(valid) if valid is not None else None
+    if kind == "null":
+        return pa.nulls(n)
+    if kind in _PRIMITIVE:
+        return pa.Array.from_buffers(_PRIMITIVE[kind], n, [validity, pa.py_buffer(desc[4])], nulls)
+    if kind == "string":
+        offsets, data, dates = desc[4:]
+        if dates is not None:  # every value begins like a date: Arrow's reader decides whether they are timestamps
+            column = _arrow_read(dates).column("v").combine_chunks()
+            if not pa.types.is_string(column.type):
+                return column
+        return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)], nulls)
+    if kind == "list":
+        child = _native_array(desc[5])
+        return pa.Array.from_buffers(pa.list_(child.type), n, [validity, pa.py_buffer(desc[4])], nulls, children=[child])
+    fields = desc[4]
+    children = [_native_array(sub) for _, sub in fields]
+    struct = pa.struct([pa.field(name, child.type) for (name, _), child in zip(fields, children, strict=True)])
+    return pa.Array.from_buffers(struct, n, [validity], nulls, children=children)
+
+
+_PRIMITIVE = {"bool": pa.bool_(), "int": pa.int64(), "double": pa.float64()}
+
+
+def _read_block(data: bytes) -> pa.Table:
+    """The block's objects as a table, typed as Arrow's JSON reader types them: by the native reader
+    (native/jsonl.c), or by Arrow's when the native one gives the block back (anything unusual, errors)."""
+    desc = _native.json_lines_columns(data)
+    if desc is None or not desc[4]:  # no fields at all: Arrow's reader counts the rows of `{}` lines
+        return _arrow_read(data)
+    fields = desc[4]
+    return pa.Table.from_arrays([_native_array(sub) for _, sub in fields], names=[name for name, _ in fields])
 
 
 def _scalars_as_text(doc: Any, depth: int = 0) -> Any:
