@@ -17,11 +17,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spillguard.categories import CLAIMING_CATEGORIES
-from spillguard.detect.arrays import as_text, sort_keys, unique_inverse, unique_sorted
+from spillguard.detect.arrays import as_text, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
 from spillguard.detect.fieldnames import canonical_path
 from spillguard.detect.flatten import normalise_path
 from spillguard.detect.freetext import find_in_column
+from spillguard.detect.keymerge import sort_keys
 from spillguard.detect.matcher import CompileError, Matcher, compile_patterns, rule_flags, scan_text
 from spillguard.detect.placeholders import MARKERS, accept_secret, low_entropy_prefix
 from spillguard.detect.validators import CONTEXT_VALIDATORS, IPV4_CONTEXT, VALIDATORS, VECTOR_VALIDATORS
