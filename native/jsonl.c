@@ -42,15 +42,15 @@ static int buf_reserve(Buf *b, size_t extra) {
     return 0;
 }
 
-static int buf_put(Buf *b, const void *src, size_t n) {
-    if (buf_reserve(b, n) < 0) return -1;
+static inline int buf_put(Buf *b, const void *src, size_t n) {
+    if (b->len + n > b->cap && buf_reserve(b, n) < 0) return -1;
     memcpy(b->p + b->len, src, n);
     b->len += n;
     return 0;
 }
 
 /* Bit `i` of a bitmap buffer set to `on` (the buffer grows a byte at a time, zeroed). */
-static int bit_put(Buf *b, int64_t i, int on) {
+static inline int bit_put(Buf *b, int64_t i, int on) {
     size_t byte = (size_t)(i >> 3);
     if (byte >= b->len) {
         if (buf_reserve(b, byte + 1 - b->len) < 0) return -1;
@@ -321,11 +321,19 @@ static int parse_number(Parser *ps, Col *c) {
     tmp[n] = 0;
     ps->p = q;
     if (!is_double && c->kind != K_DOUBLE) {
-        errno = 0;
-        long long v = strtoll(tmp, NULL, 10);
-        if (errno == ERANGE) FAIL(ps); /* beyond int64: Arrow makes the column double */
+        int64_t iv;
+        int negative = tmp[0] == '-';
+        if (n - (size_t)negative <= 18) { /* cannot overflow */
+            iv = 0;
+            for (size_t k = (size_t)negative; k < n; k++) iv = iv * 10 + (tmp[k] - '0');
+            if (negative) iv = -iv;
+        } else {
+            errno = 0;
+            long long v = strtoll(tmp, NULL, 10);
+            if (errno == ERANGE) FAIL(ps); /* beyond int64: Arrow makes the column double */
+            iv = (int64_t)v;
+        }
         if (col_set_kind(c, K_INT, ps) < 0) return -1;
-        int64_t iv = (int64_t)v;
         if (buf_put(&c->data, &iv, 8) < 0) NOMEM(ps);
     } else {
         errno = 0;
@@ -495,10 +503,48 @@ static int parse_value(Parser *ps, Col *c, int depth) {
     return parse_number(ps, c);
 }
 
-static PyObject *bytes_of(const Buf *b) { return PyBytes_FromStringAndSize(b->len ? b->p : "", (Py_ssize_t)b->len); }
+/* A buffer the columns own, handed to Python without a copy: Arrow wraps it (pa.py_buffer) and frees it with the
+ * last array that uses it. */
+typedef struct {
+    PyObject_HEAD
+    char *p;
+    Py_ssize_t len;
+} OwnedBuffer;
+
+static int OwnedBuffer_getbuffer(OwnedBuffer *self, Py_buffer *view, int flags) {
+    return PyBuffer_FillInfo(view, (PyObject *)self, self->p ? self->p : (char *)"", self->len, 1, flags);
+}
+
+static void OwnedBuffer_dealloc(OwnedBuffer *self) {
+    free(self->p);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyBufferProcs OwnedBuffer_as_buffer = {(getbufferproc)OwnedBuffer_getbuffer, NULL};
+
+static PyTypeObject OwnedBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "spillguard._native.OwnedBuffer",
+    .tp_basicsize = sizeof(OwnedBuffer),
+    .tp_dealloc = (destructor)OwnedBuffer_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Column bytes made by the native JSON-lines reader (buffer protocol, read-only).",
+    .tp_as_buffer = &OwnedBuffer_as_buffer,
+};
+
+int jsonl_ready(void) { return PyType_Ready(&OwnedBufferType); }
+
+/* The buffer's bytes as an OwnedBuffer; the column no longer holds them. */
+static PyObject *bytes_of(Buf *b) {
+    OwnedBuffer *o = PyObject_New(OwnedBuffer, &OwnedBufferType);
+    if (o == NULL) return NULL;
+    o->p = b->p;
+    o->len = (Py_ssize_t)b->len;
+    memset(b, 0, sizeof *b);
+    return (PyObject *)o;
+}
 
 /* (kind, length, null count, validity or None, ...): see records.py `_native_array` */
-static PyObject *describe(const Col *c) {
+static PyObject *describe(Col *c) {
     PyObject *valid = c->nulls ? bytes_of(&c->valid) : Py_NewRef(Py_None);
     if (valid == NULL) return NULL;
     PyObject *extra = NULL;

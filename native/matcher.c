@@ -348,7 +348,7 @@ static struct PyModuleDef native_module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
-    if (PyType_Ready(&MatcherType) < 0) return NULL;
+    if (PyType_Ready(&MatcherType) < 0 || jsonl_ready() < 0) return NULL;
     PyObject *mod = PyModule_Create(&native_module);
     if (mod == NULL) return NULL;
     NativeError = PyErr_NewException("spillguard._native.NativeError", NULL, NULL);

@@ -26,5 +26,6 @@ PyObject *native_sort64(PyObject *self, PyObject *args);
 PyObject *native_entropy(PyObject *self, PyObject *args);
 PyObject *native_json_lines_scan(PyObject *self, PyObject *args);
 PyObject *native_json_lines_columns(PyObject *self, PyObject *arg);
+int jsonl_ready(void);
 
 #endif

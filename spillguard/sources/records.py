@@ -74,7 +74,7 @@ def _native_array(desc: tuple[Any, ...]) -> pa.Array:
     if kind == "string":
         offsets, data, dates = desc[4:]
         if dates is not None:  # every value begins like a date: Arrow's reader decides whether they are timestamps
-            column = _arrow_read(dates).column("v").combine_chunks()
+            column = _arrow_read(bytes(dates)).column("v").combine_chunks()
             if not pa.types.is_string(column.type):
                 return column
         return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)], nulls)
