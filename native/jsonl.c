@@ -23,6 +23,10 @@
 
 #include "native.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 enum { K_NULL, K_BOOL, K_INT, K_DOUBLE, K_STRING, K_LIST, K_STRUCT };
 static const char *KIND_NAMES[] = {"null", "bool", "int", "double", "string", "list", "struct"};
 
@@ -210,12 +214,29 @@ static int hex4(const unsigned char *s, unsigned *out) {
     return 0;
 }
 
+/* The first byte at or after s that ends a run of plain string bytes: a quote, a backslash or a control character. */
+static inline const unsigned char *plain_run(const unsigned char *s, const unsigned char *end) {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), ctrl = _mm_set1_epi8(0x1F);
+    while (end - s >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)s);
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                                   _mm_cmpeq_epi8(_mm_max_epu8(v, ctrl), ctrl)); /* v <= 0x1F, unsigned */
+        int mask = _mm_movemask_epi8(hit);
+        if (mask) return s + __builtin_ctz((unsigned)mask);
+        s += 16;
+    }
+#endif
+    while (s < end && *s != '"' && *s != '\\' && *s >= 0x20) s++;
+    return s;
+}
+
 /* A string token at ps->p (the opening quote), unescaped onto `out`. */
 static int parse_string(Parser *ps, Buf *out) {
     const unsigned char *s = ps->p + 1;
     for (;;) {
         const unsigned char *run = s;
-        while (s < ps->end && *s != '"' && *s != '\\' && *s >= 0x20) s++;
+        s = plain_run(s, ps->end);
         if (s > run && buf_put(out, run, (size_t)(s - run)) < 0) NOMEM(ps);
         if (s >= ps->end || *s < 0x20) FAIL(ps); /* unterminated, or a raw control character */
         if (*s == '"') {
@@ -398,8 +419,7 @@ static int parse_object(Parser *ps, Col *c, int depth) {
         for (;;) {
             skip_ws(ps);
             if (ps->p >= ps->end || *ps->p != '"') FAIL(ps);
-            const unsigned char *name = ps->p + 1, *q = name;
-            while (q < ps->end && *q != '"' && *q != '\\' && *q >= 0x20) q++;
+            const unsigned char *name = ps->p + 1, *q = plain_run(name, ps->end);
             if (q >= ps->end || *q != '"') FAIL(ps); /* a key with an escape: Arrow's reader */
             int i = field_of(ps, c, name, (size_t)(q - name));
             if (i < 0) return -1;
