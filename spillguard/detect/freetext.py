@@ -348,6 +348,19 @@ def given_names() -> dict[str, tuple[int, int]]:
 
 
 @lru_cache(maxsize=1)
+def surnames() -> dict[str, int]:
+    """Surnames of the U.S. Census 2010 held by at least 200 people: lower-case name -> people (the table spells
+    without accents; look up with `fold_name`)."""
+    path = Path(__file__).resolve().parent / "data" / "surnames.txt"
+    out = {}
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if line and not line.startswith("#"):
+            name, count = line.split("\t")
+            out[name] = int(count)
+    return out
+
+
+@lru_cache(maxsize=1)
 def english_words() -> frozenset[str]:
     """English nouns, verbs, adjectives and adverbs (WordNet's index, shipped in the model package's lemmatizer
     tables; about 90,000 lemmas in lower case). Empty when the model package has none."""
@@ -362,11 +375,16 @@ def english_words() -> frozenset[str]:
     return frozenset()
 
 
-def _is_english(word: str) -> bool:
-    """A word of the English dictionary (or its plural) that is not a given name seen in several tables."""
+def _in_dictionary(word: str) -> bool:
+    """A word of the English dictionary or its plural, whether or not it is a name too."""
     w = word.lower()
     words = english_words()
-    if not (w in words or (w.endswith("s") and w[:-1] in words)):
+    return w in words or (w.endswith("s") and w[:-1] in words)
+
+
+def _is_english(word: str) -> bool:
+    """A word of the English dictionary (or its plural) that is not a given name seen in several tables."""
+    if not _in_dictionary(word):
         return False
     seen = given_names().get(fold_name(word))
     return seen is None or seen[0] < ENGLISH_GIVEN_SOURCES
@@ -399,6 +417,17 @@ def _is_given(word: str, sources: int = GIVEN_SOURCES, count: int = GIVEN_COUNT)
     return seen is not None and seen[0] >= sources and seen[1] >= count
 
 
+SURNAME_COUNT = 1000  # people holding a surname for it to count in a list or after a given name
+
+
+def _is_surname(word: str, count: int = SURNAME_COUNT) -> bool:
+    """A census surname held by `count` people or more that is not an English word ("Becker", "Vasquez")."""
+    if word in _COMMON_CAPS:
+        return False
+    # Strictly not in the dictionary: many English words are surnames too ("Wisdom", "Graves", "White").
+    return surnames().get(fold_name(word), 0) >= count and not _in_dictionary(word)
+
+
 # A list of capitalised single words: "Gaetane, Hannah, Anthony and Derek", "Usamov and Bowers".
 _LIST = LazyPattern(rf"(?<![\w\-.])(?:{_NAME_WORD_1},[ ])*{_NAME_WORD_1},?[ ]and[ ]{_NAME_WORD_1}(?![\w\-])")
 _LIST_SEP = LazyPattern(r",[ ]and[ ]|,[ ]|[ ]and[ ]")
@@ -419,18 +448,40 @@ def _list_names(
             pos = sep.end()
         members.append((pos, m.end()))
         after = text[m.end() : m.end() + 30].split()
-        if _PLACE_BEFORE.search(text, max(0, m.start() - 12), m.start()) or (
-            after and after[0].rstrip(".,") in _ORG_WORDS | _NOT_NAME_LAST
+        if (
+            _PLACE_BEFORE.search(text, max(0, m.start() - 12), m.start())
+            or (after and after[0].rstrip(".,") in _ORG_WORDS | _NOT_NAME_LAST)
+            or any(text[a:b] in _ORG_WORDS for a, b in members)
+            or _SINGULAR_VERB.match(text, m.end())
+            or _whole_line(text, m.start(), m.end())
         ):
             rejected.extend(members)
             continue
-        given = sum(_is_given(text[a:b]) for a, b in members)
+        # Surnames count only in a pair ("Marrero and Murphy were ..."): "Lopez, Santos and Coleman" is the usual
+        # shape of a firm's name.
+        pair = len(members) == 2
+        given = sum(_is_given(text[a:b]) or (pair and _is_surname(text[a:b])) for a, b in members)
         found = any(a <= s and e <= b for s, e in names for a, b in members)
         if 2 * given >= len(members) or (found and given):
             out.extend(members)
         else:
             rejected.extend(members)
     return out
+
+
+# A verb in the singular after "A, B and C" makes the list one thing, a firm: "Lopez, Santos and Coleman is ...".
+_SINGULAR_VERB = LazyPattern(r"[ ](?:is|was|has|does|provides|offers|makes|sells)\b")
+
+
+def _whole_line(text: str, s: int, e: int) -> bool:
+    """text[s:e] fills a line of a text of several lines: in a contact block a list of surnames is a firm's name
+    ("Marshall, Hernandez and Simpson" under the person's name)."""
+    if "\n" not in text:
+        return False
+    line_start = text.rfind("\n", 0, s) + 1
+    line_end = text.find("\n", e)
+    line_end = len(text) if line_end < 0 else line_end
+    return not text[line_start:s].strip(" \t>?*-") and not text[e:line_end].strip(" \t.,")
 
 
 # Not a piece of an e-mail address, a URL or a handle ("Yusuf.muller+cam@...", "@Derek", "/Grace/").
@@ -536,18 +587,22 @@ _ORG_WORDS = _words(
     "Data Analytics Health Insurance Energy Motors Airlines Foods Pharma University College Institute School "
     "Foundation Council Ministry Department Agency Club Orchestra Band Records Studios Press News Times Journal "
     "Traffic Hathaway Global International National United American European Hotel Restaurant Cafe Store Shop "
-    "Market Industries Enterprises Ventures Consulting Works"
+    "Market Industries Enterprises Ventures Consulting Works Sons Brothers Bros Incorporated"
 )
 _FULL_NAME = LazyPattern(rf"{_NAME_WORD}(?:[ ]{_UP}\.?)?(?:[ ]{_NAME_WORD}){{1,2}}")
 
 
 def _org_shaped_names(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
     """The small model often calls a foreign full name an organisation ("Faina D. Yefremova's"): an ORG span
-    shaped like First [I.] Last, with no word organisations use, is taken as a name."""
+    shaped like First [I.] Last, with no word organisations use, is taken as a name; so is the part before "of"
+    ("Vidica Zakoč of" Fernandez Inc.: a person of a firm)."""
     out = []
     for label, s, e in ents:
         if label != "ORG":
             continue
+        of = text.find(" of", s, e)
+        if of > s:
+            e = of
         cleaned = _clean_person(text, s, e)
         if cleaned is None:
             continue
@@ -556,6 +611,89 @@ def _org_shaped_names(text: str, ents: list[tuple[str, int, int]]) -> list[tuple
         if not _FULL_NAME.fullmatch(text[s:e]) or any(w.rstrip(".") in _ORG_WORDS or w in _COMMON_CAPS for w in words):
             continue
         out.append((s, e))
+    return out
+
+
+_LO_WORD = r"[a-zß-öø-ÿā-žά-ώа-я\-]"  # a small letter of a word, no apostrophe (before a possessive)
+_PARTICLES_IN_NAME = r"(?:de|da|di|del|della|dos|das|do|du|van|von|der|den|ten|ter|af|zu|la|le|bin|ibn|al|el|mac)"
+# First [I.] [particles] Last [Last]: "Steffen Mauer", "Szabina J Gelencsér", "Willemine ten Pas".
+_FULL_SHAPE = LazyPattern(
+    rf"(?<![\w\-.&@/+'’])(?P<f>{_UP}{_LO_WORD}+)(?:[ ]{_UP}\.?(?=[ ]))?"
+    rf"(?:[ ](?:{_PARTICLES_IN_NAME}[ ]){{0,2}}{_UP}{_LO_WORD}+){{1,2}}(?:['’]s\b)?(?![\w\-@/+])"
+)
+_STREET_WORD = LazyPattern(rf"(?:{_STREET_EN}|(?i:{_STREET_PREFIX})|\w*(?i:{_COMPOUND}))\.?")
+_NUMBER_AFTER = LazyPattern(r"[ ,]*[0-9]")
+
+
+# First words of place names that are given names too: "San Bernardino", "Santa Clara", "Fort Worth".
+_PLACE_FIRST = _words("San Santa Santo Sankt Saint São Sao Fort Port Mount Lake New North South East West Upper Lower Great Little")
+
+
+def _full_names(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    """A given name the gazetteer knows, then capitalised words that are surnames or not English words: the
+    shape of a full name ("Tünde Hoffmann", "Elita B Desaulniers"), which the small model often misses when
+    the names are not English. Not a street named after a person ("Jana Nerudy 894") nor a place the model names."""
+    out = []
+    pos = 0
+    while (m := _FULL_SHAPE.search(text, pos)) is not None:
+        s, e = m.start(), m.end()
+        pos = m.end("f")
+        if text.endswith(("'s", "’s"), s, e):
+            e -= 2
+        words = text[s:e].split(" ")
+        first, last = words[0], words[-1]
+        if not _is_given(first, LOOSE_SOURCES, 0) or _is_english(first) or first in _PLACE_FIRST:
+            continue
+        if any(w in _COMMON_CAPS or w.rstrip(".") in _ORG_WORDS or w in _NOT_NAME_LAST or _STREET_WORD.fullmatch(w)
+               for w in words[1:]):
+            continue
+        if _in_dictionary(last) and (
+            _in_dictionary(first) or not (_is_given(first) and surnames().get(fold_name(last), 0) >= SURNAME_COUNT)
+        ):
+            continue  # "Princess Royal", "Van Lines"; but "Emma Brown"
+        if _NUMBER_AFTER.match(text, e):
+            continue
+        # The small model calls many foreign full names places ("Steffen Mauer"): a place overlapping the span
+        # rules it out only when a word of it is a dictionary word ("Victoria Falls", "Port Elizabeth").
+        place = any(a < e and s < b for label, a, b in ents if label in ("GPE", "LOC"))
+        if place and any(_in_dictionary(w) and not _is_given(w) for w in words):
+            continue
+        out.append((s, e))
+        pos = e
+    return out
+
+
+_PERSON_NOUNS = (
+    r"kids?|sons?|daughters?|wife|husband|mother|father|mom|mum|dad|brothers?|sisters?|child|children|parents|family|"
+    r"boyfriend|girlfriend|fianc[eé]e?|widow(?:er)?|funeral|grave|birthday|killers?|murderers?"
+)
+# Words that only a person stands next to: "Franciska's kid", "Ley was born", "said Maslin", "given Hakuba his".
+_PERSON_CONTEXT = LazyPattern(
+    rf"(?<![\w\-.&@/+])(?P<a>{_UP}{_LO_WORD}+)['’]s[ ](?:{_PERSON_NOUNS})\b"
+    rf"|(?<![\w\-.&@/+])(?P<b>{_UP}{_LO_WORD}+)[ ](?:lives|lived|resides|resided|was born|grew up|passed away|died|"
+    rf"smiled|laughed|whispered|shouted|sighed|began writing|is married|got married)\b"
+    rf"|\b(?:said|says|asked|replied|whispered|shouted)[ ](?P<c>{_UP}{_LO_WORD}+)\b(?![ ]{_UP})"
+    rf"|\b(?:gave|given|give|gives|told|tell|tells|sent|send|showed|show|paid|pay|offered|offer)[ ](?P<d>{_UP}{_LO_WORD}+)[ ](?:his|her)\b"
+)
+# A name said to the one addressed, set off by a comma at the start or the end of a sentence: "Warrane, can I
+# ...", "Don't go to town, Brandon!"
+_VOCATIVE = LazyPattern(
+    rf"(?:^|(?<=[.!?\"“][ ]))(?P<a>{_UP}{_LO_WORD}+),[ ](?=[a-z]|I\b)|(?<=,[ ])(?P<b>{_UP}{_LO_WORD}+)(?=[!?])"
+)
+
+
+def _person_context(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    out = []
+    for pattern in (_PERSON_CONTEXT, _VOCATIVE):
+        for m in pattern.finditer(text):
+            group = m.lastgroup or ""
+            s, e = m.start(group), m.end(group)
+            word = text[s:e]
+            if word in _COMMON_CAPS or word in _ORG_WORDS or (_is_english(word) and not _is_given(word)):
+                continue
+            if not _is_given(word) and any(a <= s and e <= b for label, a, b in ents if label in ("GPE", "LOC", "NORP")):
+                continue
+            out.append((s, e))
     return out
 
 
@@ -596,6 +734,8 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     names.extend(n for n in _list_names(text, names, firms) if free(*n))
     names.extend(n for n in _given_words(text, ents, firms) if free(*n))
     names.extend(n for n in _cued_lower_names(text) + _speakers(text) if free(*n))
+    names.extend(n for n in _full_names(text, ents) if free(*n))
+    names.extend(n for n in _person_context(text, ents) if free(*n))
     names.extend(_more_names(text, names, addresses + names))
     names.sort(key=lambda se: (se[0], -se[1]))
     for s, e in names:
