@@ -424,8 +424,9 @@ def _is_surname(word: str, count: int = SURNAME_COUNT) -> bool:
     """A census surname held by `count` people or more that is not an English word ("Becker", "Vasquez")."""
     if word in _COMMON_CAPS:
         return False
-    # Strictly not in the dictionary: many English words are surnames too ("Wisdom", "Graves", "White").
-    return surnames().get(fold_name(word), 0) >= count and not _in_dictionary(word)
+    # Not a word of the dictionary, whether or not a given name: many English words are surnames too ("Wisdom",
+    # "White"); plurals stay surnames ("Bowers", "Adams").
+    return surnames().get(fold_name(word), 0) >= count and word.lower() not in english_words()
 
 
 # A list of capitalised single words: "Gaetane, Hannah, Anthony and Derek", "Usamov and Bowers".
@@ -691,7 +692,10 @@ def _person_context(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[i
             word = text[s:e]
             if word in _COMMON_CAPS or word in _ORG_WORDS or (_is_english(word) and not _is_given(word)):
                 continue
-            if not _is_given(word) and any(a <= s and e <= b for label, a, b in ents if label in ("GPE", "LOC", "NORP")):
+            # Only a person has a kid or lives somewhere, whatever the model thinks; a vocative may be a place.
+            if pattern is _VOCATIVE and not _is_given(word) and any(
+                a <= s and e <= b for label, a, b in ents if label in ("GPE", "LOC", "NORP")
+            ):
                 continue
             out.append((s, e))
     return out
@@ -708,9 +712,58 @@ def _in_handle(text: str, s: int, e: int) -> bool:
     return "@" in word or "://" in word
 
 
+_LETTERS = LazyPattern(r"[^\W\d_]+")
+_SMALL_LIST = LazyPattern(r"(?<![\w\-.])(?:[^\W\d_]{2,},[ ])*[^\W\d_]{2,},?[ ]and[ ][^\W\d_]{2,}(?![\w\-])")
+SURNAME_SMALL = 200  # people holding a surname for it to be capitalised in a text written in small letters
+
+
+def _truecase(text: str) -> str:
+    """A text written all in small letters with the words the gazetteers know as names capitalised, so that the
+    rules for capitalised names read it ("follow up with patricia desrosiers", "mika: ...", "they had 6: silvana,
+    adam, ..."). Same length as the text: spans carry over. A word is capitalised when it is a given name or a
+    surname and no dictionary word; a dictionary word too ("adam", "ross") only inside a full name or a list
+    of such words."""
+    words = [(m.start(), m.end(), m.group(0)) for m in _LETTERS.finditer(text)]
+
+    def known(w: str, strict: bool = True) -> bool:
+        if len(w) < 2 or w in _STOP or w in _COMMON_LOWER or (strict and _in_dictionary(w)):
+            return False
+        return _is_given(w, LOOSE_SOURCES, 0) or surnames().get(fold_name(w), 0) >= SURNAME_SMALL
+
+    up = [len(w) >= 3 and known(w) for _s, _e, w in words]
+    for i in range(len(words) - 1):  # First [i[.]] Last: the surname may be a dictionary word ("codey m ross")
+        j = i + 1
+        if len(words[j][2]) == 1 and j + 1 < len(words) and text[words[i][1] : words[j][0]] == " " and \
+                text[words[j][1] : words[j + 1][0]] in (" ", ". "):
+            j += 1
+        elif text[words[i][1] : words[j][0]] != " ":
+            continue
+        if up[i] and known(words[j][2], strict=False) and _is_given(words[i][2], LOOSE_SOURCES, 0):
+            up[i + 1 : j + 1] = [True] * (j - i)
+        elif up[j] and _is_given(words[i][2]) and surnames().get(fold_name(words[j][2]), 0) >= SURNAME_COUNT:
+            up[i : j] = [True] * (j - i)
+    starts = {s: k for k, (s, _e, _w) in enumerate(words)}
+    for m in _SMALL_LIST.finditer(text):  # a list of names is all names when most of its words are known
+        members = [starts[x.start()] for x in _LETTERS.finditer(text, m.start(), m.end()) if x.group(0) != "and"]
+        if 2 * sum(up[k] for k in members) >= len(members) and all(known(words[k][2], strict=False) for k in members):
+            for k in members:
+                up[k] = True
+    chars = list(text)
+    for k, (s, _e, _w) in enumerate(words):
+        if up[k] and len(chars[s].upper()) == 1:
+            chars[s] = chars[s].upper()
+    return "".join(chars)
+
+
+# Words in small letters that are names in the tables but mostly something else in a sentence.
+_COMMON_LOWER = _words("nan mobile desk fax office phone email website personal info address name unit box apt suite")
+
+
 def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     model_persons = [(a, b) for label, a, b in ents if label == "PERSON"]
     addresses = find_addresses(text)
+    if not any(c.isupper() for c in text):
+        text = _truecase(text)  # names are read from a copy with the names capitalised (same positions)
     spans: list[Span] = [("postal_address", s, e) for s, e in addresses]
 
     def free(s: int, e: int) -> bool:
