@@ -114,16 +114,19 @@ _STREET_EN = (
 )
 _STREET_PREFIX = (
     r"rue|avenue|av|avda|avenida|calle|carrer|paseo|plaza|via|viale|piazza|corso|largo|strada|rua|praça|travessa|"
-    r"boulevard|bd|chemin|place|quai|allée|impasse|route|ul|ulica|al|aleja|plac|camino|ronda|carretera|vicolo|pod|nad"
+    r"boulevard|bd|chemin|place|quai|allée|impasse|route|ul|ulica|al|aleja|plac|camino|ronda|carretera|vicolo|pod|nad|c/"
 )
-_PARTICLE = r"(?:de|del|de la|de las|de los|des|du|da|das|do|dos|di|della|delle|van|von|der|den|la|le|les|y|e|i|am|an|im|z|u)"
+_PARTICLE = r"(?:de|del|de la|de las|de los|des|du|da|das|do|dos|di|dei|degli|della|delle|dello|van|von|der|den|ten|la|le|les|y|e|i|am|an|im|z|u)"
 _COMPOUND = (
     r"straße|strasse|str|weg|gasse|platz|allee|damm|ufer|chaussee|steig|vägen|väg|gatan|gata|gate|gränd|torget|vej|gade|"
     r"stræde|veien|vegen|laan|straat|plein|gracht|kade|singel|dreef|katu|kuja|polku|raitti|iela|gatvė|utca|út|tie|tee|"
     r"ova|ská|ká|ho|ego|iego"
 )
 # Street words written in small letters inside a name ("Trenerys gate 232", "Erzsébet tér 19.", "Király u. 15.").
-_STREET_LOWER = r"(?:gate|gata|gatan|vägen|vei|veien|vej|tee|tie|tér|tere|út|útja|utca|u\.|ulica|ul\.|str\.|katu|kuja)"
+_STREET_LOWER = (
+    r"(?:gate|gata|gatan|vägen|vei|veien|vej|vegen|vegur|terrasse|allé|plass|stræde|stræti|tee|tie|tér|tere|út|útja|utca|"
+    r"u\.|ulica|ul\.|str\.|katu|kuja|kapu|köz|körút|krt\.|rakpart|rkp\.|sétány|trg|náměstí|nám\.|ulice|cesta)"
+)
 _NAMEWORDS = rf"(?:(?:{_PARTICLE}|{_CAP})[ ]){{0,4}}{_CAP}"
 # Street cores: strong ones are an address by themselves; weak ones (a name and a house number) only with a
 # unit, a postcode or a state after them.
@@ -136,10 +139,12 @@ _STRONG_CORES = (
     # Hauptstraße 12, Vesterskovvej 79, Villacher Strasse 89, 12 Hauptstraße
     rf"(?:{_NUM}[ ]+)?(?:{_CAP}[ \-])?{_UP}{_LO}{{2,}}(?i:{_COMPOUND})\.?[ ]+{_NUM}\b",
     rf"{_NUM}[ ]+{_UP}{_LO}{{2,}}(?i:{_COMPOUND})\b",
+    # Villacher Strasse 89, Am Alten Weg 3
+    rf"(?:{_NUM}[ ]+)?(?:{_CAP}[ ]){{1,2}}(?:Strasse|Straße|Str\.|Weg|Gasse|Platz|Allee|Damm|Ufer|Chaussee|Ring)[ ]+{_NUM}\b",
     # USNS Bergman / FPO AP 93757 (US military and diplomatic post)
-    r"\b(?:USNS|USNV|USS|USCGC)[ ]+[A-Z][a-z]+,?\s+(?:FPO|APO|DPO)[ ]+(?:AA|AE|AP)[ ]+[0-9]{5}\b",
+    rf"\b(?i:usns|usnv|uss|uscgc)[ ]+{_UP}?{_LO}+,?\s+(?i:fpo|apo|dpo)[ ]+(?i:aa|ae|ap)[ ]+[0-9]{{5}}\b",
     # P.O. Box 242, PSC 1234, Box 5678, Unit 5477 Box 8244
-    r"(?i:p\.?\s?o\.?\s?box|post office box|postfach|postbox|apartado|(?:psc|unit|cmr)\s[0-9]{3,5},?\s+box)\s?[0-9]{1,6}\b",
+    r"(?:[0-9]{1,6}[ ]+)?(?i:p\.?\s?o\.?\s?box|post office box|postfach|postbox|apartado|(?:psc|unit|cmr)\s[0-9]{3,5},?\s+box)\s?[0-9]{1,6}\b",
     # the corner of Main Street and Elm Road
     rf"(?i:the corner of|corner of)[ ]+(?:{_NUM}[ ]+)?{_NAMEWORDS}(?:[ ]+{_NUM})?(?:[ ]+(?i:{_STREET_EN}))?\.?[ ]+and[ ]+"
     rf"(?:{_NUM}[ ]+)?{_NAMEWORDS}",
@@ -164,7 +169,8 @@ _STATE = r"[A-Z]{2,3}\b"
 _UNIT = r"(?i:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|building|bldg)\.?[ ]?#?[0-9A-Za-z\-]{1,6}\b|#[0-9]{1,5}\b"
 _JOIN = r"(?:[ \t]*[,\n]?[ \t]*(?:\n[ \t]*)?(?:[>?]+[ \t]*)?)"
 # Pieces that may follow a street core, each after a comma, space or line break ("strong": a unit or postcode).
-_TAIL_STRONG = LazyPattern(rf"{_JOIN}(?:{_UNIT}|{_POSTCODE}(?:[ ]{_TOWN})?|{_TOWN},?[ ]+(?:{_STATE},?[ ]+)?{_POSTCODE}|{_STATE},?[ ]+{_POSTCODE})")
+_SEP = r"(?:[ \t]*\n?[ \t]*,?[ \t]*\n?[ \t]*(?<=[ \t,\n]))"  # "Springs\n, CO\n 70079": a space, a comma or a line break
+_TAIL_STRONG = LazyPattern(rf"{_JOIN}(?:{_UNIT}|{_POSTCODE}(?:[ ]{_TOWN})?|{_TOWN}{_SEP}(?:{_STATE}{_SEP})?{_POSTCODE}|{_STATE}{_SEP}{_POSTCODE})")
 _TAIL = LazyPattern(rf"{_JOIN}(?:{_TOWN}(?:,?[ ]+{_STATE})?)")
 _MAX_TAIL = 6
 # Words after a street that are not a town: the sentence goes on.
@@ -755,15 +761,32 @@ def _truecase(text: str) -> str:
     return "".join(chars)
 
 
+_KEEP_SMALL = LazyPattern(rf"(?:{_PARTICLE}|{_STREET_LOWER}|and|or|of|the|at|in|on|to|is|it|my|me|we|you|a|an|i|for|by|with)")
+
+
+def _address_case(text: str) -> str:
+    """A text in small letters with its words capitalised, but for small words and street words written small
+    ("255 Hersnapvej 18, København K"; "Erzsébet tér 19."), so that the address patterns read it."""
+    chars = list(text)
+    for m in _LETTERS.finditer(text):
+        s = m.start()
+        if not _KEEP_SMALL.fullmatch(text, s, m.end()) and len(chars[s].upper()) == 1:
+            chars[s] = chars[s].upper()
+    return "".join(chars)
+
+
 # Words in small letters that are names in the tables but mostly something else in a sentence.
 _COMMON_LOWER = _words("nan mobile desk fax office phone email website personal info address name unit box apt suite")
 
 
 def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     model_persons = [(a, b) for label, a, b in ents if label == "PERSON"]
-    addresses = find_addresses(text)
-    if not any(c.isupper() for c in text):
-        text = _truecase(text)  # names are read from a copy with the names capitalised (same positions)
+    small = not any(c.isupper() for c in text)
+    # A text in small letters is read from copies with the words capitalised that an address or a name would
+    # capitalise (same positions, so the spans carry over).
+    addresses = find_addresses(_address_case(text) if small else text)
+    if small:
+        text = _truecase(text)
     spans: list[Span] = [("postal_address", s, e) for s, e in addresses]
 
     def free(s: int, e: int) -> bool:
