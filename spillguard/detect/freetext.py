@@ -779,6 +779,28 @@ def _address_case(text: str) -> str:
 _COMMON_LOWER = _words("nan mobile desk fax office phone email website personal info address name unit box apt suite")
 
 
+# What is said of a firm, not of a person: "Coden is a design agency", "Verdafero is the brainchild of ...".
+_FIRM_AFTER = LazyPattern(
+    r"['’]?s?[ ](?:is|was)[ ](?:a|an|the)[ ](?:[\w\-()]+[ ]){0,4}?(?:agency|company|bank|firm|startup|start-up|business|"
+    r"brand|corporation|organi[sz]ation|non-profit|nonprofit|charity|501\(c\)\(?3\)?|brainchild|provider|platform|"
+    r"manufacturer|retailer|publisher|label|conglomerate|consultancy|employer)\b"
+)
+# Where one works: "I work for Thinknum", "spent a year at Poweradvocate".
+_EMPLOYER_BEFORE = LazyPattern(r"\b(?:work|works|worked|working)[ ](?:for|at)[ ]+$|\bemployed[ ](?:by|at)[ ]+$|\ba[ ]year[ ]at[ ]+$")
+# A street named after a person: "5850 Jana Nerudy 894", "is on Peter Zuidhove 188".
+_HOUSE_NUMBER_AFTER = LazyPattern(r"[ ]+[0-9]{1,5}[A-Za-z]?\b")
+_STREET_BEFORE = LazyPattern(r"(?:[0-9][ ]+|\b(?:on|at)[ ]+)$")
+
+
+def _not_a_person(text: str, s: int, e: int) -> bool:
+    """A capitalised span that its context makes a firm or a street."""
+    if _FIRM_AFTER.match(text, e):
+        return True
+    if " " not in text[s:e] and _EMPLOYER_BEFORE.search(text, max(0, s - 20), s):
+        return True
+    return _HOUSE_NUMBER_AFTER.match(text, e) is not None and _STREET_BEFORE.search(text, max(0, s - 8), s) is not None
+
+
 def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     model_persons = [(a, b) for label, a, b in ents if label == "PERSON"]
     small = not any(c.isupper() for c in text)
@@ -815,7 +837,7 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     names.extend(_more_names(text, names, addresses + names))
     names.sort(key=lambda se: (se[0], -se[1]))
     for s, e in names:
-        if free(s, e) and (s, e) not in firms and not _in_handle(text, s, e):
+        if free(s, e) and (s, e) not in firms and not _in_handle(text, s, e) and not _not_a_person(text, s, e):
             spans.append(("person_name", s, e))
     spans.sort(key=lambda k: (k[1], k[2]))
     return spans
