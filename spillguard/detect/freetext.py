@@ -689,8 +689,27 @@ _VOCATIVE = LazyPattern(
 )
 
 
-def _person_context(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+# The subject of a sentence that a personal pronoun takes up: "Shovda is very reliable. You can always depend on
+# him.", "Ley began writing as a teenager, publishing her first story".
+_SUBJECT = LazyPattern(rf"(?:^|(?<=[.!?][ ]))(?P<n>{_UP}{_LO_WORD}+)[ ](?=[a-z])")
+_OTHER_CAPS = LazyPattern(rf"(?<![.!?])[ ]{_UP}{_LO_WORD}")
+_PERSONAL_PRONOUN = LazyPattern(r"\b(?:he|she|him|her|his|hers|himself|herself)\b")
+
+
+def _pronoun_subjects(text: str) -> list[tuple[int, int]]:
     out = []
+    for m in _SUBJECT.finditer(text):
+        word = m.group("n")
+        if word in _COMMON_CAPS or word in _ORG_WORDS or _in_dictionary(word):
+            continue
+        p = _PERSONAL_PRONOUN.search(text, m.end(), m.end() + 80)
+        if p is not None and not _OTHER_CAPS.search(text, m.end(), p.start()):  # no one else it could refer to
+            out.append((m.start("n"), m.end("n")))
+    return out
+
+
+def _person_context(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    out = _pronoun_subjects(text)
     for pattern in (_PERSON_CONTEXT, _VOCATIVE):
         for m in pattern.finditer(text):
             group = m.lastgroup or ""
