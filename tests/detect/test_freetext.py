@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -217,7 +218,7 @@ def test_unchecked_fields_survive_the_state_file(tmp_path):
 # presidio-research's synthetic dataset (data/synth_dataset_v2.json, MIT licence, see data/README.md): a fixed
 # sample of 400 sentences. The thresholds are what this version measures on it, less a small margin (see
 # docs/accuracy.md "Free text" for the whole dataset and the targets this does not reach).
-PRESIDIO_FLOORS = {"person_name": (0.92, 0.83), "postal_address": (0.98, 0.88)}  # measured 0.948/0.850, 1.000/0.900
+PRESIDIO_FLOORS = {"person_name": (0.95, 0.90), "postal_address": (0.98, 0.95)}  # measured 0.965/0.915, 1.000/0.971
 
 
 def test_presidio_research_sample_regression(text_model):
@@ -300,3 +301,120 @@ def test_names_inside_addresses_and_urls_are_not_people(text_model):
     assert idx.tolist() == [2] and spans == [(5, 13)]
     kinds = [m.category for m in spillguard.scan_value("write to Jane.Doe@Example.COM or +44 20 7946 0958")]
     assert kinds == ["email", "phone"]
+
+
+# -- name and address classes on generated sentences (templates and names written for this test) -------------------
+# Given names and surnames from several languages; the recall floors below leave room for the few the gazetteers
+# do not know.
+GIVEN = ["Ingrid", "Matteo", "Oksana", "Baptiste", "Radka", "Tuomas", "Agnieszka", "Dragan", "Hilde", "Sebastián",
+         "Leilani", "Ayumi", "Emeka", "Zofia", "Henrik", "Ilona", "Rafael", "Sanne", "Bogdan", "Yolanda"]
+SURNAMES = ["Lindqvist", "Kowalczyk", "Brandt", "Nakamura", "Horvath", "Salonen", "Petrovic", "Okafor", "Moretti",
+            "Vasquez", "Schreiber", "Dubois", "Jankowski", "Takahashi", "Novak", "Eriksen", "Castellano", "Huber"]
+# class -> templates; {n} is a person's name (ground truth), {f}/{l} a given name / surname inside it.
+NAME_CLASSES = {
+    "full name, initial without a dot": ["Have you met {f} {i} {l} at the fair?", "The file was signed by {f} {i} {l} on Monday."],
+    "full name with a particle": ["{f} van der {l} will give the talk in the afternoon.", "We wrote to {f} de {l} twice already."],
+    "full name the model calls a place": ["I want to add {f} {l} as a beneficiary to my account.",
+                                          "The {f} {l} recording sold a million copies."],
+    "pair of surnames": ["Is this the best song of the year? {l} and {l2} were its engineers."],
+    "kin possessive": ["It was a quiet party for {f}'s daughter and her friends.", "We met {f}'s husband at the door."],
+    "vocative": ["{f}, could you send me the form again?", "Thanks for everything, {f}!"],
+    "person verb": ["{f} lives on the third floor with two cats.", "'Too late,' said {f} and left the room."],
+    "pronoun subject": ["{f} is very patient. You can always ask him for help."],
+    "small letters": ["follow up with {fl} {ll} in a couple of weeks.", "the invoice went to {fl} {il} {ll} yesterday.",
+                      "they invited four friends: {fl}, {fl2}, {fl3} and {fl4}."],
+}
+# Sentences with capitalised surnames that name firms and streets: no person in them.
+DECOY_TEMPLATES = [
+    "{l}, {l2} and {l3} is a law firm based in Leeds.",
+    "{l} is a design agency with offices in three cities.",
+    "I work for {l} since last spring.",
+    "The parcel went to 5850 {f} {l} 894 by mistake.",
+    "Celebrating its tenth year, {l} and Sons is a family company.",
+]
+
+
+def _fill(template: str, rng: random.Random) -> tuple[str, list[tuple[int, int]]]:
+    """The sentence and the spans of the names in it (a name is a run of {f}, {i}, {l} fields and what joins them)."""
+    given, last = rng.choice(GIVEN), rng.choice(SURNAMES)
+    fills = {"f": given, "i": rng.choice("ABCDEHJKLMPRST"), "l": last, "l2": rng.choice(SURNAMES),
+             "l3": rng.choice(SURNAMES), "fl": given.lower(), "il": rng.choice("abcdehjklmprst"), "ll": last.lower()}
+    for k in ("fl2", "fl3", "fl4"):
+        fills[k] = rng.choice(GIVEN).lower()
+    text, spans, pos = "", [], 0
+    for m in re.finditer(r"\{(\w+)\}", template):
+        text += template[pos : m.start()]
+        start = len(text)
+        text += fills[m.group(1)]
+        if spans and template[pos : m.start()] in (" ", " van der ", " de ") and m.group(1) not in ("l2", "fl2", "fl3", "fl4"):
+            spans[-1] = (spans[-1][0], len(text))  # the next part of the same name
+        else:
+            spans.append((start, len(text)))
+        pos = m.end()
+    return text + template[pos:], spans
+
+
+# Measured 2026-12-03 (seed 14, 30 sentences a class): recall 1.000 in every class but pairs of surnames (0.967),
+# precision 1.000, no name in the 150 decoys. Before these mechanisms (main at 84164ec) seven classes were below
+# the floor (pairs of surnames 0.000, small letters 0.000, a full name the model calls a place 0.567, ...) and 24 %
+# of the decoys had a name (docs/accuracy.md, "Free text").
+NAME_CLASS_FLOOR = 0.9
+
+
+def name_class_scores(model: freetext.TextModel, seed: int = 14, per_class: int = 30) -> dict[str, tuple[float, float]]:
+    """Per class of NAME_CLASSES: (recall, precision) of person names on generated sentences; plus "decoys":
+    (share of decoy sentences without a name, 1.0)."""
+    rng = random.Random(seed)
+    scores = {}
+    for cls, templates in NAME_CLASSES.items():
+        filled = [_fill(rng.choice(templates), rng) for _ in range(per_class)]
+        found = model.find([t for t, _g in filled])
+        tp = total = wrong = npred = 0
+        for (_text, gold), spans in zip(filled, found, strict=True):
+            pred = [(s, e) for k, s, e in spans if k == "person_name"]
+            total += len(gold)
+            tp += sum(any(overlaps(p, g) for p in pred) for g in gold)
+            npred += len(pred)
+            wrong += sum(not any(overlaps(p, g) for g in gold) for p in pred)
+        scores[cls] = (tp / total, 1 - wrong / max(npred, 1))
+    decoys = [_fill(rng.choice(DECOY_TEMPLATES), rng)[0] for _ in range(5 * per_class)]
+    clean = sum(not any(k == "person_name" for k, _s, _e in spans) for spans in model.find(decoys))
+    scores["decoys"] = (clean / len(decoys), 1.0)
+    return scores
+
+
+def test_name_classes_on_generated_sentences_keep_their_recall(text_model):
+    scores = name_class_scores(text_model)
+    for cls, (recall, precision) in scores.items():
+        print(f"\n{cls}: recall {recall:.3f} precision {precision:.3f}")
+    low = {cls: rp for cls, rp in scores.items() if min(rp) < NAME_CLASS_FLOOR}
+    assert not low, low
+
+
+# Address shapes (sentences written for this test): small letters, town / state / postcode on their own lines,
+# military post in small letters, a number before a PO box, a German street word apart, an Italian particle.
+ADDRESS_CASES = [
+    ("meet me at 2210 sørkedalsveien 14, oslo, norway", "2210 sørkedalsveien 14, oslo, norway"),
+    ("Please update the billing address with 4511 Marlowe 27\nRidgefield\n, CT\n 06877 for this card.",
+     "4511 Marlowe 27\nRidgefield\n, CT\n 06877"),
+    ("may i have the statement sent to usns bergstrom\nfpo ae 44012?", "usns bergstrom\nfpo ae 44012"),
+    ("Write to 90210 P.O. Box 512 from now on.", "90210 P.O. Box 512"),
+    ("The shop is on Grazer Strasse 14 near the station.", "Grazer Strasse 14"),
+    ("Our new office is at Via dei Mille 21 in the old town.", "Via dei Mille 21"),
+]
+
+
+@pytest.mark.parametrize(("text", "address"), ADDRESS_CASES, ids=[c[1][:24] for c in ADDRESS_CASES])
+def test_address_shapes(text_model, text, address):
+    [spans] = text_model.find([text])
+    assert [text[s:e] for k, s, e in spans if k == "postal_address"] == [address]
+
+
+def test_surname_gazetteer_and_the_copy_in_small_letters():
+    names = freetext.surnames()
+    assert len(names) > 90_000 and names["smith"] > 2_000_000
+    assert "the" not in names and "and" not in names  # English function words are surnames in the census too
+    text = "follow up with patricia desrosiers about the will in may, frank advice is welcome"
+    cased = freetext._truecase(text)
+    assert len(cased) == len(text)
+    assert cased == "follow up with Patricia Desrosiers about the will in may, frank advice is welcome"
