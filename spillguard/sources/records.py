@@ -73,11 +73,10 @@ def _native_array(desc: tuple[Any, ...]) -> pa.Array:
         return pa.Array.from_buffers(_PRIMITIVE[kind], n, [validity, pa.py_buffer(desc[4])], nulls)
     if kind == "string":
         offsets, data, dates = desc[4:]
-        if dates is not None:  # every value begins like a date: Arrow's reader decides whether they are timestamps
-            column = _arrow_read(bytes(dates)).column("v").combine_chunks()
-            if not pa.types.is_string(column.type):
-                return column
-        return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)], nulls)
+        text = pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)], nulls)
+        if dates is not None:  # every value begins like a date: Arrow decides whether they are timestamps
+            return _as_arrow_types_dates(text, dates)
+        return text
     if kind == "list":
         child = _native_array(desc[5])
         return pa.Array.from_buffers(pa.list_(child.type), n, [validity, pa.py_buffer(desc[4])], nulls, children=[child])
@@ -88,6 +87,20 @@ def _native_array(desc: tuple[Any, ...]) -> pa.Array:
 
 
 _PRIMITIVE = {"bool": pa.bool_(), "int": pa.int64(), "double": pa.float64()}
+_DAY = 10  # len("YYYY-MM-DD")
+
+
+def _as_arrow_types_dates(text: pa.Array, dates: object) -> pa.Array:
+    """A column whose values all begin like a date, typed as Arrow's JSON reader types it: timestamp[s] when every
+    value is one, else text. Plain days (all YYYY-MM-DD) are cast by Arrow's ISO 8601 parser, the one its reader
+    uses for text without a zone; anything else is read by that reader from the values' own JSON text."""
+    if pc.all(pc.equal(pc.binary_length(text), _DAY)).as_py() is not False:
+        try:
+            return text.cast(pa.timestamp("s"))
+        except pa.ArrowInvalid:
+            return text  # a day that does not exist (2024-02-30): the reader keeps such a column as text
+    column = _arrow_read(bytes(dates)).column("v").combine_chunks()
+    return text if pa.types.is_string(column.type) else column
 
 
 def _read_block(data: bytes) -> pa.Table:
