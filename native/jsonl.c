@@ -27,6 +27,8 @@
 #include <emmintrin.h>
 #endif
 
+#define MAX_FIELDS 1024 /* fields of one object column looked up by a linear search */
+
 enum { K_NULL, K_BOOL, K_INT, K_DOUBLE, K_STRING, K_LIST, K_STRUCT };
 static const char *KIND_NAMES[] = {"null", "bool", "int", "double", "string", "list", "struct"};
 
@@ -376,6 +378,7 @@ static int field_of(Parser *ps, Col *c, const unsigned char *name, size_t n) {
             return i;
         }
     }
+    if (c->nfields >= MAX_FIELDS) FAIL(ps); /* very wide objects (keys that are ids): Arrow's reader hashes names */
     if (c->nfields == c->cap_fields) {
         int cap = c->cap_fields ? c->cap_fields * 2 : 8;
         char **names = realloc(c->names, (size_t)cap * sizeof(char *));

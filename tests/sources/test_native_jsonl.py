@@ -141,6 +141,7 @@ def test_generated_blocks_read_exactly_as_arrow_reads_them() -> None:
         b'{"a":1} null', b'{"a":1}{"b":2}', b'{"a":1,}', b'{"a":[1,]}', b'{"a":tru}', b'{"a"}',
         b'{"a\\u0041":1}',  # an escape in a key
         b'{"a":[1,"x"]}', b'{"a":{"b":1}}\n{"a":[1]}', b'{"a":true}\n{"a":1}',
+        b"\n".join(b'{"id%d":1}' % i for i in range(1100)),  # wider than the native reader's field search
     ],
 )
 def test_unusual_blocks_go_to_arrow(block: bytes) -> None:
