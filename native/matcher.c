@@ -329,6 +329,8 @@ static PyMethodDef module_methods[] = {
      "hmac_sha256(key, offsets, data, start, n, wide) -> n HMAC-SHA-256 digests (bytes)"},
     {"keyed_hash64", native_keyed_hash64, METH_VARARGS,
      "keyed_hash64(keys, len_key, offsets, data, start, n, wide) -> n keyed 64-bit hashes (bytes of uint64)"},
+    {"copy_text_columns", native_copy_text_columns, METH_VARARGS,
+     "copy_text_columns(block, ncols) -> (rows, [(offsets, data, validity, nulls, wide)]): PostgreSQL COPY text decoded"},
     {NULL, NULL, 0, NULL},
 };
 

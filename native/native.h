@@ -22,5 +22,6 @@ static inline int64_t column_offset(const Column *c, Py_ssize_t i) {
 PyObject *native_sha256(PyObject *self, PyObject *args);
 PyObject *native_hmac_sha256(PyObject *self, PyObject *args);
 PyObject *native_keyed_hash64(PyObject *self, PyObject *args);
+PyObject *native_copy_text_columns(PyObject *self, PyObject *args);
 
 #endif
