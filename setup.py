@@ -29,7 +29,7 @@ setup(
             sources=["native/matcher.c", "native/column.c", "native/digests.c", "native/copytext.c"],
             include_dirs=include_dirs,
             library_dirs=library_dirs,
-            libraries=[*libraries, "crypto"],
+            libraries=[*libraries, "crypto", "dl"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
         )
     ]

@@ -216,3 +216,128 @@ done:
     PyBuffer_Release(&view);
     return result;
 }
+
+/* ---- reading a COPY TO STDOUT from libpq, rows appended natively ------------------------------------------------
+ * psycopg hands COPY output on one row per Python call. copy_out_read drains every row libpq can give without
+ * waiting (PQgetCopyData in async mode, PQconsumeInput when its buffer is empty) into one bytes object, with the
+ * GIL released; the caller waits for the socket itself (interruptible) and calls again. The connection is
+ * psycopg's: its PGconn pointer, used through the libpq psycopg loaded (found by path, never loaded here). */
+#include <dlfcn.h>
+
+typedef int (*get_copy_data_fn)(void *, char **, int);
+typedef void (*freemem_fn)(void *);
+typedef int (*consume_input_fn)(void *);
+typedef int (*socket_fn)(const void *);
+
+static struct {
+    char path[4096];
+    get_copy_data_fn get_copy_data;
+    freemem_fn freemem;
+    consume_input_fn consume_input;
+    socket_fn socket;
+} libpq;
+
+static int libpq_open(const char *path) {
+    if (libpq.get_copy_data != NULL && strcmp(libpq.path, path) == 0) return 0;
+    if (strlen(path) >= sizeof(libpq.path)) {
+        PyErr_SetString(PyExc_ValueError, "libpq path too long");
+        return -1;
+    }
+    void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD); /* only the library already loaded: psycopg's own */
+    if (h == NULL) {
+        PyErr_Format(PyExc_OSError, "libpq %s is not loaded", path);
+        return -1;
+    }
+    get_copy_data_fn g = (get_copy_data_fn)dlsym(h, "PQgetCopyData");
+    freemem_fn f = (freemem_fn)dlsym(h, "PQfreemem");
+    consume_input_fn c = (consume_input_fn)dlsym(h, "PQconsumeInput");
+    socket_fn s = (socket_fn)dlsym(h, "PQsocket");
+    dlclose(h); /* RTLD_NOLOAD took a reference; psycopg keeps the library loaded */
+    if (g == NULL || f == NULL || c == NULL || s == NULL) {
+        PyErr_Format(PyExc_OSError, "%s lacks the COPY functions", path);
+        return -1;
+    }
+    strcpy(libpq.path, path);
+    libpq.get_copy_data = g;
+    libpq.freemem = f;
+    libpq.consume_input = c;
+    libpq.socket = s;
+    return 0;
+}
+
+enum { COPY_WAIT = 0, COPY_MORE = 1, COPY_END = 2, COPY_ERROR = 3 };
+
+/* copy_out_read(libpq_path, pgconn, fd, max_bytes) -> (rows as bytes, status): status 0 = nothing more until the
+ * socket is readable, 1 = max_bytes reached, 2 = the COPY ended (fetch its result), 3 = libpq reported an error. */
+PyObject *native_copy_out_read(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *path;
+    unsigned long long ptr;
+    int fd;
+    Py_ssize_t max_bytes;
+    if (!PyArg_ParseTuple(args, "sKin", &path, &ptr, &fd, &max_bytes)) return NULL;
+    if (libpq_open(path) < 0) return NULL;
+    void *conn = (void *)(uintptr_t)ptr;
+    if (conn == NULL || libpq.socket(conn) != fd) {
+        PyErr_SetString(PyExc_ValueError, "the connection is not the one libpq knows");
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL) return PyErr_NoMemory();
+    int status = COPY_ERROR, oom = 0;
+    Py_BEGIN_ALLOW_THREADS
+    int fresh = 0; /* rows read since the last PQconsumeInput */
+    int consumed = 0;
+    for (;;) {
+        if ((Py_ssize_t)len >= max_bytes) {
+            status = COPY_MORE;
+            break;
+        }
+        char *row = NULL;
+        int n = libpq.get_copy_data(conn, &row, 1);
+        if (n > 0) {
+            if (len + (size_t)n > cap) {
+                while (len + (size_t)n > cap) cap *= 2;
+                char *grown = realloc(buf, cap);
+                if (grown == NULL) {
+                    libpq.freemem(row);
+                    oom = 1;
+                    break;
+                }
+                buf = grown;
+            }
+            memcpy(buf + len, row, (size_t)n);
+            len += (size_t)n;
+            libpq.freemem(row);
+            fresh++;
+            continue;
+        }
+        if (n == 0) {
+            if (consumed && fresh == 0) {
+                status = COPY_WAIT;
+                break;
+            }
+            if (!libpq.consume_input(conn)) {
+                status = COPY_ERROR;
+                break;
+            }
+            consumed = 1;
+            fresh = 0;
+            continue;
+        }
+        status = n == -1 ? COPY_END : COPY_ERROR;
+        break;
+    }
+    Py_END_ALLOW_THREADS
+    if (oom) {
+        free(buf);
+        return PyErr_NoMemory();
+    }
+    PyObject *data = PyBytes_FromStringAndSize(buf, (Py_ssize_t)len);
+    free(buf);
+    if (data == NULL) return NULL;
+    PyObject *out = Py_BuildValue("(Oi)", data, status);
+    Py_DECREF(data);
+    return out;
+}

@@ -330,7 +330,9 @@ static PyMethodDef module_methods[] = {
     {"keyed_hash64", native_keyed_hash64, METH_VARARGS,
      "keyed_hash64(keys, len_key, offsets, data, start, n, wide) -> n keyed 64-bit hashes (bytes of uint64)"},
     {"copy_text_columns", native_copy_text_columns, METH_VARARGS,
-     "copy_text_columns(block, ncols) -> (rows, [(offsets, data, validity, nulls, wide)]): PostgreSQL COPY text decoded"},
+     "copy_text_columns(block, ncols, first_row=1) -> (rows, [(offsets, data, validity, nulls, wide)]): PostgreSQL COPY text decoded"},
+    {"copy_out_read", native_copy_out_read, METH_VARARGS,
+     "copy_out_read(libpq_path, pgconn, fd, max_bytes) -> (bytes, status): the COPY rows libpq has, read without waiting"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -23,5 +23,6 @@ PyObject *native_sha256(PyObject *self, PyObject *args);
 PyObject *native_hmac_sha256(PyObject *self, PyObject *args);
 PyObject *native_keyed_hash64(PyObject *self, PyObject *args);
 PyObject *native_copy_text_columns(PyObject *self, PyObject *args);
+PyObject *native_copy_out_read(PyObject *self, PyObject *args);
 
 #endif

@@ -167,6 +167,17 @@ def _number(s: pa.Array) -> pa.Array | None:
     return pc.cast(s, pa.float64())
 
 
+def _date_like(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> bool:
+    """Whether every value starts `DDDD-DD-DD`, as every ISO 8601 timestamp Arrow's reader infers does."""
+    if not starts.size or np.any(ends - starts < 10):
+        return False
+    for k in range(10):
+        head = data[starts + k]
+        if not np.all(head == 45 if k in (4, 7) else (head >= 48) & (head <= 57)):
+            return False
+    return True
+
+
 _TIMESTAMP_CHARS = re.compile(r'[\x00-\x1f"\\]')
 
 
@@ -175,11 +186,9 @@ def _text(s: pa.Array, rows: int) -> pa.Array:
     valid = np.ones(rows, bool) if s.null_count == 0 else np.asarray(s.is_valid())
     offsets = np.frombuffer(s.buffers()[1], np.int32, rows + 1)
     data = np.frombuffer(s.buffers()[2], np.uint8)
-    first = int(np.argmax(valid))
-    if offsets[first + 1] == offsets[first] or not 48 <= data[offsets[first]] <= 57:
-        return s  # the usual case: the first value does not start with a digit
-    starts, ends = offsets[:-1][valid], offsets[1:][valid]
-    if np.any(ends == starts) or not np.all((data[starts] >= 48) & (data[starts] <= 57)):
+    if valid[0] and not _date_like(data, offsets[:1], offsets[1:2]):
+        return s  # the usual case: the first value does not start like a date
+    if not _date_like(data, offsets[:-1][valid], offsets[1:][valid]):
         return s
     if pc.any(pc.match_substring_regex(s, _TIMESTAMP_CHARS.pattern)).as_py():
         return s  # a quote, backslash or control character: never a timestamp

@@ -13,15 +13,20 @@ received nothing for `read_timeout` seconds, and TCP keepalives notice a peer th
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import select
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import pyarrow as pa
-from psycopg import sql
+from psycopg import pq, sql
+from psycopg.generators import fetch_many
 
+from spillguard._native import copy_out_read
 from spillguard.errors import UserError
 from spillguard.sources.base import MalformedSink, Partition, since_bound
 from spillguard.sources.pgtext import (
@@ -82,6 +87,49 @@ def transient(exc: psycopg.Error) -> bool:
     if state is None:
         return isinstance(exc, psycopg.OperationalError)
     return state.startswith("08") or state in _RETRY_STATES
+
+
+_CHUNK_BYTES = 2 << 20  # COPY rows taken from libpq per native call
+_WAIT, _MORE, _END, _ERROR = range(4)  # copy_out_read's statuses
+
+
+@functools.cache
+def libpq_path() -> str | None:
+    """The file of the one libpq this process has loaded (psycopg's), or None (none, several, no /proc)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            paths = {parts[5].strip() for line in fh if "libpq" in line and len(parts := line.split(None, 5)) == 6}
+    except OSError:
+        return None
+    paths = {p for p in paths if os.path.basename(p).startswith("libpq") and ".so" in p}
+    return paths.pop() if len(paths) == 1 else None
+
+
+def copy_chunks(conn: psycopg.Connection[Any], copy: psycopg.Copy) -> Iterator[bytes]:
+    """The rows of a COPY TO STDOUT in chunks: many rows per chunk taken from libpq natively (no Python step
+    per row), or psycopg's one row per chunk where the native reader cannot find psycopg's libpq. Waiting for
+    the server is a select() on the socket: Ctrl-C interrupts it, and the read watchdog's shutdown ends it."""
+    path = libpq_path()
+    if path is None:
+        for chunk in copy:
+            yield bytes(chunk)
+        return
+    pgconn = conn.pgconn
+    fd = pgconn.socket
+    while True:
+        data, status = copy_out_read(path, pgconn.pgconn_ptr, fd, _CHUNK_BYTES)
+        if data:
+            yield data
+        if status == _WAIT:
+            select.select([fd], [], [])
+        elif status == _END:
+            # the COPY's own result: an error the server raised after its last row is raised here
+            for result in conn.wait(fetch_many(pgconn)):
+                if result.status != pq.ExecStatus.COMMAND_OK:
+                    raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+            return
+        elif status == _ERROR:
+            raise psycopg.OperationalError(f"error reading COPY data: {pgconn.error_message.decode('utf-8', 'replace')}")
 
 
 @dataclass(slots=True)
@@ -185,8 +233,8 @@ class PostgresTable(ReconnectingDataset):
                 buf = watched.rows  # the watchdog sees the buffer grow: no per-row cost for the read timeout
                 size = 0
                 with cur.copy(query) as copy:
-                    for chunk in copy:
-                        buf.append(bytes(chunk))
+                    for chunk in copy_chunks(conn, copy):
+                        buf.append(chunk)
                         size += len(chunk)
                         if size >= BLOCK_BYTES:
                             block = b"".join(buf)
