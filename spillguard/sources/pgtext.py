@@ -10,7 +10,9 @@ Arrow values Arrow's JSON reader makes of that column's `row_to_json` text, by v
     built-in text-like types (text, varchar, uuid, inet, interval, ...), enums
                             -> string, or timestamp[s] when every value of the block reads as one (as the
                                JSON reader infers it), null when every value is null
-    everything else (json, jsonb, arrays, composites, hstore, date, timestamp, timestamptz, extension types)
+    date, timestamp         -> their ISO text (DateStyle ISO) in JSON's form (`T` between date and time), then
+                               timestamp[s] when every value of the block casts to one, else that text
+    everything else (json, jsonb, arrays, composites, hstore, timestamptz, extension types)
                             -> sent as `to_json(column)` text and parsed by Arrow's JSON reader, those columns only
 
 A block whose JSON reading would not be the single fast parse of records.json_lines_to_tables (NaN or Infinity
@@ -42,7 +44,8 @@ _TEXT_TYPES = frozenset({
     "lseg", "box", "path", "polygon", "circle", "int4range", "int8range", "numrange", "tsrange", "tstzrange",
     "daterange", "regclass", "regtype", "regproc", "xid", "cid", "tid",
 })  # fmt: skip
-_KINDS = {"bool": "bool", "int2": "int", "int4": "int", "int8": "int", "float4": "number", "float8": "number", "numeric": "number"}
+_KINDS = {"bool": "bool", "int2": "int", "int4": "int", "int8": "int", "float4": "number", "float8": "number", "numeric": "number",
+          "date": "date", "timestamp": "timestamp"}
 # Row_to_json's columns: `hits` and `_source` make json_lines_to_tables unwrap search hits; such tables are
 # read as JSON lines whole.
 SEARCH_HIT_NAMES = frozenset({"hits", "_source"})
@@ -54,7 +57,7 @@ class CopyColumn:
     """One column of the SELECT: its name, how its COPY text becomes Arrow values, and its expression."""
 
     name: str
-    kind: str  # "bool", "int", "number", "text", "json"
+    kind: str  # "bool", "int", "number", "date", "timestamp", "text", "json"
     expr: sql.Composable
 
 
@@ -141,6 +144,8 @@ def _typed(strings: list[pa.Array], columns: list[CopyColumn], rows: int) -> pa.
             if value is None:
                 return None
             out[c.name] = value
+        elif c.kind in ("date", "timestamp"):
+            out[c.name] = _timestamp(s, c.kind == "timestamp")
         else:
             out[c.name] = _text(s, rows)
     return pa.table([out[c.name] for c in columns], names=[c.name for c in columns])
@@ -165,6 +170,18 @@ def _number(s: pa.Array) -> pa.Array | None:
         except pa.ArrowInvalid:
             pass  # an integer past int64: a double, as the JSON reader reads it
     return pc.cast(s, pa.float64())
+
+
+def _timestamp(s: pa.Array, with_time: bool) -> pa.Array:
+    """A date or timestamp column as the JSON reading has it: JSON writes `2020-01-02T03:04:05` (and keeps
+    ` BC`, `infinity`); Arrow's reader infers timestamp[s] when its ISO 8601 parser, the one the cast uses,
+    reads every value (no fractions of a second, four-digit years), else keeps the strings."""
+    if with_time:
+        s = pc.replace_substring(s, " ", "T", max_replacements=1)
+    try:
+        return pc.cast(s, pa.timestamp("s"))
+    except pa.ArrowInvalid:
+        return s
 
 
 def _date_like(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> bool:
@@ -218,6 +235,8 @@ def _row_json_lines(strings: list[pa.Array], columns: list[CopyColumn]) -> bytes
         values = s.view(pa.large_binary() if pa.types.is_large_string(s.type) else pa.binary()).to_pylist()
         if c.kind == "text":
             cells.append([b"null" if v is None else _json_string(v) for v in values])
+        elif c.kind in ("date", "timestamp"):
+            cells.append([b"null" if v is None else _json_string(v.replace(b" ", b"T", 1 if c.kind == "timestamp" else 0)) for v in values])
         elif c.kind == "bool":
             cells.append([b"null" if v is None else b"true" if v == b"t" else b"false" for v in values])
         elif c.kind == "number":

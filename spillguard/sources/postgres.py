@@ -216,6 +216,7 @@ class PostgresTable(ReconnectingDataset):
                 as_text = as_text and bool(columns) and not SEARCH_HIT_NAMES & {c.name for c in columns}
                 select = self._select(select_list(columns, as_text), partition.spec)
                 if as_text:
+                    cur.execute("SET LOCAL datestyle = 'ISO'")  # dates in the form row_to_json writes (the field order stays)
                     query = sql.SQL("COPY ({}) TO STDOUT").format(select)
                 else:
                     query = sql.SQL("COPY (SELECT row_to_json(r)::text FROM ({}) r) TO STDOUT WITH ({})").format(

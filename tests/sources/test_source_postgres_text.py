@@ -94,9 +94,22 @@ def tables(pg):
           "UPDATE odd_values SET weight = 'NaN' WHERE id % 9 = 1; UPDATE odd_values SET ratio = '-Infinity' WHERE id = 5;"
           "UPDATE odd_values SET settings = '{\"n\": [1, \"x\"]}' WHERE id = 7;"
           f"UPDATE odd_values SET settings = jsonb_build_object('deep', '{deep}'::jsonb) WHERE id = 12")
-    yield ["public.everything", "public.odd_values"]
+    # Dates and times at the edges of what Arrow's reader reads as a timestamp, each group in partitions of its own
+    # (20 rows fill 5 pages: ctid partitions of 20 rows split the table between groups).
     with psycopg.connect(pg.admin_url, autocommit=True) as conn:
-        conn.execute("DROP TABLE everything, odd_values")
+        conn.execute("CREATE TABLE edge_dates (id int, d date, ts timestamp, tz timestamptz, t text, pad text)")
+        conn.execute("ALTER TABLE edge_dates ALTER COLUMN pad SET STORAGE PLAIN")
+        groups = [("2020-01-02", "2020-01-02 03:04:05", "2020-01-02 03:04:05+05:30", "2020-01-02T03:04:05Z"),
+                  ("0044-03-15 BC", "0044-03-15 12:00:00 BC", "0044-03-15 12:00:00+00 BC", "2020-01-02 03:04"),
+                  ("infinity", "10000-01-01 00:00:00", "-infinity", "2020-01-02T03:04:05+02:00"),
+                  ("1999-12-31", "2020-01-02 03:04:05.5", "1900-01-01 00:00:00+01", "2020-13-45")]
+        for g, values in enumerate(groups):
+            for i in range(20):
+                conn.execute("INSERT INTO edge_dates VALUES (%s, %s, %s, %s, %s, %s)", (g * 20 + i, *values, rng.randbytes(900).hex()))
+        conn.execute("ANALYZE edge_dates")
+    yield ["public.everything", "public.odd_values", "public.edge_dates"]
+    with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+        conn.execute("DROP TABLE everything, odd_values, edge_dates")
         conn.execute("DROP TYPE mood")
 
 
@@ -113,16 +126,21 @@ def _read_all(url: str, name: str, row_json: bool, **options) -> tuple[list[list
         source.close()
 
 
-@pytest.mark.parametrize("partition_rows", [1000, 50])
+@pytest.mark.parametrize("partition_rows", [1000, 50, 20])
 def test_text_reading_gives_the_row_to_json_tables(pg, tables, partition_rows):
     for name in tables:
         text, text_reports = _read_all(pg.url, name, False, partition_rows=partition_rows)
         rows, row_reports = _read_all(pg.url, name, True, partition_rows=partition_rows)
         assert text_reports == row_reports
-        assert len(text) == len(rows) > (1 if partition_rows == 50 else 0)
+        assert len(text) == len(rows) > (1 if partition_rows < 1000 and name != "public.edge_dates" else 0)
         for a, b in zip(text, rows, strict=True):
             assert [t.schema for t in a] == [t.schema for t in b]
             assert [t.to_pylist() for t in a] == [t.to_pylist() for t in b]
+    if partition_rows == 20:
+        edge = [part[0].schema for part in _read_all(pg.url, "public.edge_dates", False, partition_rows=20)[0]]
+        assert [(s.field("d").type, s.field("ts").type, s.field("t").type) for s in edge] == [
+            (pa.timestamp("s"), pa.timestamp("s"), pa.timestamp("s")), (pa.string(), pa.string(), pa.timestamp("s")),
+            (pa.string(), pa.string(), pa.timestamp("s")), (pa.timestamp("s"), pa.string(), pa.string())]
     everything = pa.concat_tables(t for part in _read_all(pg.url, "public.everything", False)[0] for t in part)
     assert everything.num_rows == PEOPLE
     types = dict(zip(everything.schema.names, everything.schema.types, strict=True))
@@ -138,7 +156,7 @@ def _scan(url: str, row_json: bool, monkeypatch, **source_options) -> dict:
     with monkeypatch.context() as m:
         if row_json:
             m.setattr(PostgresTable, "read", PostgresTable.read_row_json)
-        result, _ = run_scan([url], ScanOptions(seed=3, workers=1, source_options={"include": ["everything", "odd_values"], **source_options}))
+        result, _ = run_scan([url], ScanOptions(seed=3, workers=1, source_options={"include": ["everything", "odd_values", "edge_dates"], **source_options}))
     doc = result.to_json()
     for key in ("started_at", "finished_at", "duration_s", "elapsed_s"):
         doc.pop(key, None)
