@@ -108,7 +108,7 @@ def libpq_path() -> str | None:
 def copy_chunks(conn: psycopg.Connection[Any], copy: psycopg.Copy) -> Iterator[bytes]:
     """The rows of a COPY TO STDOUT in chunks: many rows per chunk taken from libpq natively (no Python step
     per row), or psycopg's one row per chunk where the native reader cannot find psycopg's libpq. Waiting for
-    the server is a select() on the socket: Ctrl-C interrupts it, and the read watchdog's shutdown ends it."""
+    the server is a poll() of the socket: Ctrl-C interrupts it, and the read watchdog's shutdown ends it."""
     path = libpq_path()
     if path is None:
         for chunk in copy:
@@ -116,12 +116,14 @@ def copy_chunks(conn: psycopg.Connection[Any], copy: psycopg.Copy) -> Iterator[b
         return
     pgconn = conn.pgconn
     fd = pgconn.socket
+    readable = select.poll()
+    readable.register(fd, select.POLLIN)
     while True:
         data, status = copy_out_read(path, pgconn.pgconn_ptr, fd, _CHUNK_BYTES)
         if data:
             yield data
         if status == _WAIT:
-            select.select([fd], [], [])
+            readable.poll()
         elif status == _END:
             # the COPY's own result: an error the server raised after its last row is raised here
             for result in conn.wait(fetch_many(pgconn)):

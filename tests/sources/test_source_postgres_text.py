@@ -234,3 +234,49 @@ def test_a_decode_error_is_a_partition_error_naming_the_table(pg, tables, monkey
     assert errors and all(e["dataset"] == "public.everything" and "public.everything: the server's COPY data cannot be read "
                           "(row 1 has 29 fields, expected 30)" in e["message"] for e in errors)
     assert result.records_scanned == 0
+
+
+def test_ctrl_c_ends_a_scan_waiting_for_copy_rows(pg, tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION stall_at(n int) RETURNS int LANGUAGE plpgsql AS $$ BEGIN "
+                     "IF n = 3000 THEN PERFORM pg_sleep(120); END IF; RETURN n; END $$")
+        conn.execute("CREATE VIEW stalled AS SELECT stall_at(g) AS n, 'person' || g || '@example.com' AS email "
+                     "FROM generate_series(1, 5000) g")
+    try:
+        argv = [sys.executable, "-c", "from spillguard.cli import main; main()", "scan", pg.url, "--include-views",
+                "--include", "stalled", "--workers", "1", "--no-progress", "--format", "json", "-o", str(tmp_path / "out.json")]
+        proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        with psycopg.connect(pg.admin_url, autocommit=True) as admin:
+            deadline = time.monotonic() + 60
+            while not admin.execute("SELECT 1 FROM pg_stat_activity WHERE wait_event = 'PgSleep' AND query LIKE 'COPY%%'").fetchone():
+                assert time.monotonic() < deadline and proc.poll() is None
+                time.sleep(0.05)
+        time.sleep(0.3)  # the scan now waits for rows the server is not sending
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 130
+        assert time.monotonic() - started < 20  # not the server's 120 s
+    finally:
+        with psycopg.connect(pg.admin_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE wait_event = 'PgSleep'")
+            conn.execute("DROP VIEW stalled")
+            conn.execute("DROP FUNCTION stall_at(int)")
+
+
+def test_bytes_that_are_not_utf8_take_the_json_reading_with_its_warning():
+    from spillguard.sources.records import json_lines_to_tables
+
+    cols = [copy_column("a", "text", "text", "b", True), copy_column("b", "int4", "int4", "b", True),
+            copy_column("c", "float8", "float8", "b", True)]
+    text_reports: list[tuple] = []
+    json_reports: list[tuple] = []
+    text = list(text_lines_to_tables(b"caf\xe9\\t\t1\tNaN\nok\t\\N\t2.5\n", 7, "t", lambda *a: text_reports.append(a), cols))
+    rows = list(json_lines_to_tables(b'{"a":"caf\xe9\\t","b":1,"c":"NaN"}\n{"a":"ok","b":null,"c":2.5}\n', 7, "t",
+                                     lambda *a: json_reports.append(a)))
+    assert [t.to_pylist() for t in text] == [t.to_pylist() for t in rows] and text_reports == json_reports
+    assert text_reports and text_reports[0][1] == 7  # the warning names the row
