@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -535,27 +535,51 @@ class _WriteBehind:
             self._raise()
 
 
+class _WrittenBehind:
+    """A TableWriter whose writes and checkpoints run on a _WriteBehind, in the order they are made."""
+
+    def __init__(self, writer: TableWriter, behind: _WriteBehind) -> None:
+        self._writer, self._behind = writer, behind
+
+    def write(self, table: pa.Table) -> None:
+        self._behind.call(self._writer.write, table)
+
+    def checkpoint(self, pid: str, order: int) -> None:
+        self._behind.call(self._writer.checkpoint, pid, order)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+
 def _copy_serial(todo: list[tuple[_Job, int, Partition]], run: _Run) -> None:
     from spillguard.safecopy.workers import transform_partition
 
     hasher = run.identifiers.hasher if run.identifiers is not None else None
-    # Writers whose connection may be used from another thread write behind the reading; not with --state,
-    # whose checkpoints (a SQLite file) stay in this thread.
+    # Writers whose connection may be used from another thread write behind the reading. The state file
+    # (--state, SQLite) stays in this thread and is saved before the destination's marker is queued: the order
+    # _finished keeps for writers whose markers are the truth, the only ones written behind with --state.
+    jobs = {id(job): job for job, _, _ in todo}
+    writers = {key: job.writer for key, job in jobs.items()}
     behind = None
-    if todo and run.checkpoint is None and all(getattr(job.writer, "write_behind", False) for job, _, _ in todo):
+    if todo and all(w is not None and getattr(w, "write_behind", False) and (run.checkpoint is None or w.markers)
+                    for w in writers.values()):
         behind = _WriteBehind()
-    call = behind.call if behind is not None else (lambda fn, *args: fn(*args))
+        for key, job in jobs.items():
+            job.writer = cast(TableWriter, _WrittenBehind(cast(TableWriter, writers[key]), behind))
     try:
         for job, order, part in todo:
             out = PartitionOutput()
             assert job.writer is not None
             for table in transform_partition(job.reader, job.plan, part, job.since, hasher, out):
-                call(job.writer.write, table)
-            call(_finished, job, part_id(part.key), order, out, run)
+                job.writer.write(table)
+            _finished(job, part_id(part.key), order, out, run)
     except BaseException:
         if behind is not None:
             behind.close(ok=False)
         raise
+    finally:
+        for key, job in jobs.items():
+            job.writer = writers[key]
     if behind is not None:
         behind.close(ok=True)
 
