@@ -329,6 +329,13 @@ static PyMethodDef module_methods[] = {
      "hmac_sha256(key, offsets, data, start, n, wide) -> n HMAC-SHA-256 digests (bytes)"},
     {"keyed_hash64", native_keyed_hash64, METH_VARARGS,
      "keyed_hash64(keys, len_key, offsets, data, start, n, wide) -> n keyed 64-bit hashes (bytes of uint64)"},
+    {"entropy", native_entropy, METH_VARARGS,
+     "entropy(offsets, data, start, n, wide) -> n Shannon entropies in bits per byte (bytes of float64)"},
+    {"json_lines_scan", native_json_lines_scan, METH_VARARGS,
+     "json_lines_scan(data, max_depth) -> (indices of lines that are not shallow objects: bytes of int64, object lines)"},
+    {"json_lines_columns", native_json_lines_columns, METH_O,
+     "json_lines_columns(data) -> the lines' objects as nested column buffers, or None for Arrow's reader to read"},
+    {"sort64", native_sort64, METH_VARARGS, "sort64(buffer, signed) sorts 64-bit integer keys in place (radix sort)"},
     {"copy_text_columns", native_copy_text_columns, METH_VARARGS,
      "copy_text_columns(block, ncols, first_row=1) -> (rows, [(offsets, data, validity, nulls, wide)]): PostgreSQL COPY text decoded"},
     {"copy_out_read", native_copy_out_read, METH_VARARGS,
@@ -345,7 +352,7 @@ static struct PyModuleDef native_module = {
 };
 
 PyMODINIT_FUNC PyInit__native(void) {
-    if (PyType_Ready(&MatcherType) < 0) return NULL;
+    if (PyType_Ready(&MatcherType) < 0 || jsonl_ready() < 0) return NULL;
     PyObject *mod = PyModule_Create(&native_module);
     if (mod == NULL) return NULL;
     NativeError = PyErr_NewException("spillguard._native.NativeError", NULL, NULL);

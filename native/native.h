@@ -22,6 +22,11 @@ static inline int64_t column_offset(const Column *c, Py_ssize_t i) {
 PyObject *native_sha256(PyObject *self, PyObject *args);
 PyObject *native_hmac_sha256(PyObject *self, PyObject *args);
 PyObject *native_keyed_hash64(PyObject *self, PyObject *args);
+PyObject *native_sort64(PyObject *self, PyObject *args);
+PyObject *native_entropy(PyObject *self, PyObject *args);
+PyObject *native_json_lines_scan(PyObject *self, PyObject *args);
+PyObject *native_json_lines_columns(PyObject *self, PyObject *arg);
+int jsonl_ready(void);
 PyObject *native_copy_text_columns(PyObject *self, PyObject *args);
 PyObject *native_copy_out_read(PyObject *self, PyObject *args);
 

@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import spillguard._native as _native
-from spillguard.detect.arrays import as_text
+from spillguard.detect.arrays import native_column
 from spillguard.errors import UserError
 
 ENV_KEY = "SPILLGUARD_FINGERPRINT_KEY"
@@ -135,29 +135,17 @@ def _new_key(path: Path) -> bytes:
 # ---------------------------------------------------------------- column digests
 
 
-def _column(arr: pa.Array) -> tuple[tuple[object, object, int, int, bool], np.ndarray | None]:
-    """A leaf as the native core's column arguments (offsets, data, start, n, wide), nulls hashed as the empty
-    value, and the validity mask when there is a null."""
-    arr = as_text(arr)
-    valid = np.asarray(arr.is_valid()) if arr.null_count else None
-    if valid is not None:
-        arr = pc.fill_null(arr, "")
-    bufs = arr.buffers()
-    wide = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
-    return (bufs[1], bufs[2], arr.offset, len(arr), wide), valid
-
-
 def _digest_matrix(digests: bytes, n: int, size: int = 32) -> np.ndarray:
     return np.frombuffer(digests, np.uint8).reshape(n, size)
 
 
 def _sha256_column(arr: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
-    col, valid = _column(arr)
+    col, valid = native_column(arr)
     return _digest_matrix(_native.sha256(*col), col[3]), valid
 
 
 def _hmac_column(key: bytes, arr: pa.Array) -> tuple[np.ndarray, np.ndarray | None]:
-    col, valid = _column(arr)
+    col, valid = native_column(arr)
     return _digest_matrix(_native.hmac_sha256(key, *col), col[3]), valid
 
 
@@ -304,7 +292,7 @@ class Hasher:
 
     def hash_strings(self, arr: pa.Array) -> np.ndarray:
         """uint64 hash per value; 0 for nulls."""
-        col, valid = _column(arr)
+        col, valid = native_column(arr)
         if col[3] == 0:
             return np.zeros(0, np.uint64)
         h = np.frombuffer(_native.keyed_hash64(self._key_bytes, int(self._len_key), *col), np.uint64).copy()

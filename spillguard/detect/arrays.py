@@ -8,12 +8,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spillguard.detect.keymerge import sort_keys
+
 
 def unique_sorted(a: np.ndarray) -> np.ndarray:
     """np.unique by sorting: numpy 2's hash-based np.unique is ~100x slower on random 64-bit keys."""
     if a.size < 2:
         return a.copy()
-    a = np.sort(a)
+    a = sort_keys(a)
     return a[np.concatenate(([True], a[1:] != a[:-1]))]
 
 
@@ -32,7 +34,7 @@ def unique_counts(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(sorted unique values, how often each occurs), by sorting."""
     if a.size == 0:
         return a, np.zeros(0, np.int64)
-    a = np.sort(a)
+    a = sort_keys(a)
     starts = np.flatnonzero(np.concatenate(([True], a[1:] != a[:-1])))
     return a[starts], np.diff(np.append(starts, a.size))
 
@@ -76,3 +78,15 @@ def as_text(arr: pa.Array) -> pa.Array:
         return pc.cast(arr, pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return pa.array([None if v is None else str(v) for v in arr.to_pylist()], pa.string())
+
+
+def native_column(arr: pa.Array) -> tuple[tuple[object, object, int, int, bool], np.ndarray | None]:
+    """A leaf as the native core's column arguments (offsets, data, start, n, wide), nulls as the empty value,
+    and the validity mask when there is a null."""
+    arr = as_text(arr)
+    valid = np.asarray(arr.is_valid()) if arr.null_count else None
+    if valid is not None:
+        arr = pc.fill_null(arr, "")
+    bufs = arr.buffers()
+    wide = pa.types.is_large_string(arr.type) or pa.types.is_large_binary(arr.type)
+    return (bufs[1], bufs[2], arr.offset, len(arr), wide), valid

@@ -10,7 +10,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spillguard.detect.arrays import as_text, string_buffers, unique_counts
+import spillguard._native as _native
+from spillguard.detect.arrays import as_text, native_column, string_buffers
 
 _NUMERIC = r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$"
 # No counted repeat: RE2 expands {0,78} over Unicode classes into a large, slow automaton.
@@ -149,48 +150,12 @@ def _range(lo: float, hi: float) -> Callable[[pa.Array], np.ndarray]:
     return check
 
 
-_PAD = 256  # sorts after every byte value
-
-
 def entropy_per_value(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(Shannon entropy in bits per character, byte length) of every value, vectorised."""
+    """(Shannon entropy in bits per byte, byte length) of every value, by the native core (nulls: 0 and 0)."""
     text = pc.fill_null(as_text(arr), "")
-    offsets, data = string_buffers(text)
-    n = len(text)
-    lengths = np.diff(offsets)
-    base = offsets[0]
-    chunk = data[base : offsets[-1]]
-    if chunk.size == 0:
-        return np.zeros(n), lengths
-    rows = np.flatnonzero(lengths)
-    row_len = lengths[rows]
-    width = int(row_len.max())
-    if rows.size * width <= 2 * chunk.size:
-        # Each value's bytes sorted within its own row (16-bit row sorts are SIMD, a global int64 sort is
-        # not); runs of equal bytes are the counts, in the same (value, byte) order as the general path.
-        if rows.size * width == chunk.size:
-            grid = chunk.reshape(rows.size, width).astype(np.uint16)
-        else:
-            grid = np.full((rows.size, width), _PAD, np.uint16)
-            grid[np.arange(width) < row_len[:, None]] = chunk
-        grid.sort(axis=1)
-        flat = grid.ravel()
-        edge = np.empty(flat.size, bool)
-        edge[0] = True
-        np.not_equal(flat[1:], flat[:-1], out=edge[1:])
-        edge[::width] = True
-        bounds = np.flatnonzero(edge)
-        counts = np.diff(np.append(bounds, flat.size))
-        real = flat[bounds] != _PAD
-        who = rows[bounds[real] // width]
-        counts = counts[real]
-    else:  # lengths too uneven to pad
-        owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
-        keys, counts = unique_counts(owner * 256 + chunk.astype(np.int64))
-        who = keys // 256
-    p = counts / lengths[who]
-    contrib = -p * np.log2(p)
-    return np.bincount(who, weights=contrib, minlength=n), lengths
+    offsets, _ = string_buffers(text)
+    ent = np.frombuffer(_native.entropy(*native_column(text)[0]), np.float64) if len(text) else np.zeros(0)
+    return ent, np.diff(offsets)
 
 
 def _secret(arr: pa.Array) -> np.ndarray:

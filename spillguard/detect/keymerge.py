@@ -23,9 +23,23 @@ from typing import Any
 
 import numpy as np
 
+import spillguard._native as _native
+
 DEFAULT_BUDGET = 1 << 30  # bytes of keys a process keeps in memory before spilling (--merge-memory)
 TRACKED_KEYS = 1 << 16  # runs smaller than this stay in memory uncounted (partition-sized sets)
 MIN_CHUNK = 1 << 12
+_RADIX_MIN = 256  # below this many keys numpy's sort is as fast
+
+
+def sort_keys(a: np.ndarray) -> np.ndarray:
+    """A sorted copy of an array; 64-bit integer keys (hashes, value/rule pairs) by the native radix sort,
+    ~3x faster than numpy's comparison sort on random keys."""
+    out = np.array(a, copy=True, order="C")
+    if out.size >= _RADIX_MIN and out.dtype in (np.int64, np.uint64):
+        _native.sort64(out, out.dtype == np.int64)
+    else:
+        out.sort()
+    return out
 
 
 def _dedup(a: np.ndarray) -> np.ndarray:
@@ -41,8 +55,7 @@ def _dedup(a: np.ndarray) -> np.ndarray:
 
 def sorted_unique(keys: np.ndarray) -> np.ndarray:
     """Any uint64 keys as one run: sorted, without repeats or 0."""
-    a = np.sort(keys.astype(np.uint64, copy=False))
-    return _dedup(a)
+    return _dedup(sort_keys(keys.astype(np.uint64, copy=False)))
 
 
 def merge_two(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -82,7 +95,7 @@ def iter_union(runs: list[np.ndarray], chunk: int) -> Iterator[np.ndarray]:
                 parts.append(np.asarray(window[:end]))
                 pos[i] += end
         merged = np.concatenate(parts)
-        merged.sort()
+        merged.sort(kind="stable")  # sorted parts: the stable sort merges runs, ~6x faster than quicksort here
         yield _dedup(merged)
 
 

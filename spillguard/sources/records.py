@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+import spillguard._native as _native
 from spillguard.sources.base import MalformedSink
 
 _SLOW_LINES = 256
@@ -54,12 +55,49 @@ def unwrap_search_hits(table: pa.Table) -> pa.Table:
     return pa.table(cols)
 
 
-def _read_block(data: bytes) -> pa.Table:
+def _arrow_read(data: bytes) -> pa.Table:
     return pj.read_json(
         io.BytesIO(data),
         read_options=pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16)),
         parse_options=pj.ParseOptions(newlines_in_values=False, unexpected_field_behavior="infer"),
     )
+
+
+def _native_array(desc: tuple[Any, ...]) -> pa.Array:
+    """One column from the native reader's description: its buffers wrapped, not copied."""
+    kind, n, nulls, valid = desc[:4]
+    validity = pa.py_buffer(valid) if valid is not None else None
+    if kind == "null":
+        return pa.nulls(n)
+    if kind in _PRIMITIVE:
+        return pa.Array.from_buffers(_PRIMITIVE[kind], n, [validity, pa.py_buffer(desc[4])], nulls)
+    if kind == "string":
+        offsets, data, dates = desc[4:]
+        if dates is not None:  # every value begins like a date: Arrow's reader decides whether they are timestamps
+            column = _arrow_read(bytes(dates)).column("v").combine_chunks()
+            if not pa.types.is_string(column.type):
+                return column
+        return pa.Array.from_buffers(pa.string(), n, [validity, pa.py_buffer(offsets), pa.py_buffer(data)], nulls)
+    if kind == "list":
+        child = _native_array(desc[5])
+        return pa.Array.from_buffers(pa.list_(child.type), n, [validity, pa.py_buffer(desc[4])], nulls, children=[child])
+    fields = desc[4]
+    children = [_native_array(sub) for _, sub in fields]
+    struct = pa.struct([pa.field(name, child.type) for (name, _), child in zip(fields, children, strict=True)])
+    return pa.Array.from_buffers(struct, n, [validity], nulls, children=children)
+
+
+_PRIMITIVE = {"bool": pa.bool_(), "int": pa.int64(), "double": pa.float64()}
+
+
+def _read_block(data: bytes) -> pa.Table:
+    """The block's objects as a table, typed as Arrow's JSON reader types them: by the native reader
+    (native/jsonl.c), or by Arrow's when the native one gives the block back (anything unusual, errors)."""
+    desc = _native.json_lines_columns(data)
+    if desc is None or not desc[4]:  # no fields at all: Arrow's reader counts the rows of `{}` lines
+        return _arrow_read(data)
+    fields = desc[4]
+    return pa.Table.from_arrays([_native_array(sub) for _, sub in fields], names=[name for name, _ in fields])
 
 
 def _scalars_as_text(doc: Any, depth: int = 0) -> Any:
@@ -96,37 +134,15 @@ def _docs_to_table_slow(docs: list[dict[str, Any]]) -> pa.Table:
 MAX_DEPTH = 64  # deeper subtrees are kept as JSON text; Arrow's reader must never see deep or non-object lines
 
 
-def _depth(line: bytes) -> int:
-    """Bracket nesting depth of one line (brackets inside strings count too: an upper bound)."""
-    b = np.frombuffer(line, np.uint8)
-    step = ((b == 123) | (b == 91)).astype(np.int32) - ((b == 125) | (b == 93)).astype(np.int32)
-    return int(np.cumsum(step).max()) if b.size else 0
-
-
 def _scan_lines(data: bytes) -> tuple[np.ndarray, int]:
-    """(indices of lines Arrow's reader must not get, lines that begin with `{`) in one pass over the block.
+    """(indices of lines Arrow's reader must not get, lines that begin with `{`) in one native pass over the block.
 
     A line is suspect when it is not an object (`null` as a first line crashes the reader) or is nested
-    deeper than MAX_DEPTH. Vectorised (bracket positions, not a per-byte count); exact depth only for
-    the few lines with many brackets."""
-    arr = np.frombuffer(data, np.uint8)
-    starts = np.concatenate(([0], np.flatnonzero(arr == 10) + 1))
-    starts = starts[starts < arr.size]
-    if starts.size == 0:
-        return np.zeros(0, np.int64), 0
-    first = arr[starts]
-    objects = int(np.count_nonzero(first == 123))
-    # Blank: an empty line, or a lone CR (CRLF files). A CR followed by anything else is not blank:
-    # Arrow skips the CR as whitespace, and a non-object after it (`\rnull`) crashes the process.
-    after = starts + 1
-    lone_cr = (first == 13) & ((after == arr.size) | (arr[np.minimum(after, arr.size - 1)] == 10))
-    suspect = (first != 123) & (first != 10) & ~lone_cr
-    brackets = np.flatnonzero((arr | 32) == 123)  # `{` or `[`: they differ only in bit 5
-    opens = np.diff(np.searchsorted(brackets, np.append(starts, arr.size)))
-    for i in np.flatnonzero(~suspect & (opens > MAX_DEPTH)).tolist():
-        end = starts[i + 1] if i + 1 < starts.size else arr.size
-        suspect[i] = _depth(data[starts[i] : end]) > MAX_DEPTH
-    return np.flatnonzero(suspect), objects
+    deeper than MAX_DEPTH (brackets inside strings count too: an upper bound). A blank line, or a lone CR
+    (CRLF files), is not suspect; a CR followed by anything else is (Arrow skips the CR as whitespace, and a
+    non-object after it, `\rnull`, crashes the process)."""
+    suspect, objects = _native.json_lines_scan(data, MAX_DEPTH)
+    return np.frombuffer(suspect, np.int64), objects
 
 
 def _suspect_lines(data: bytes) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spillguard.detect.arrays import as_text, string_buffers
+from spillguard.detect.arrays import as_text, string_buffers, unique_counts
 
 _DATABASES: dict[tuple[tuple[bytes, ...], tuple[int, ...], tuple[int, ...]], object] = {}
 
@@ -106,3 +106,83 @@ def hmac_digests(key: bytes, arr: pa.Array) -> bytes:
     k0 = (hashlib.sha256(key).digest() if len(key) > 64 else key).ljust(64, b"\0")
     ipad, opad = bytes(b ^ 0x36 for b in k0), bytes(b ^ 0x5C for b in k0)
     return b"".join(_sha256_each(opad + d for d in _sha256_each(ipad + v for v in values)))
+
+
+_PAD = 256  # sorts after every byte value
+
+
+def entropy_per_value(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(Shannon entropy in bits per character, byte length) of every value, vectorised."""
+    text = pc.fill_null(as_text(arr), "")
+    offsets, data = string_buffers(text)
+    n = len(text)
+    lengths = np.diff(offsets)
+    base = offsets[0]
+    chunk = data[base : offsets[-1]]
+    if chunk.size == 0:
+        return np.zeros(n), lengths
+    rows = np.flatnonzero(lengths)
+    row_len = lengths[rows]
+    width = int(row_len.max())
+    if rows.size * width <= 2 * chunk.size:
+        # Each value's bytes sorted within its own row (16-bit row sorts are SIMD, a global int64 sort is
+        # not); runs of equal bytes are the counts, in the same (value, byte) order as the general path.
+        if rows.size * width == chunk.size:
+            grid = chunk.reshape(rows.size, width).astype(np.uint16)
+        else:
+            grid = np.full((rows.size, width), _PAD, np.uint16)
+            grid[np.arange(width) < row_len[:, None]] = chunk
+        grid.sort(axis=1)
+        flat = grid.ravel()
+        edge = np.empty(flat.size, bool)
+        edge[0] = True
+        np.not_equal(flat[1:], flat[:-1], out=edge[1:])
+        edge[::width] = True
+        bounds = np.flatnonzero(edge)
+        counts = np.diff(np.append(bounds, flat.size))
+        real = flat[bounds] != _PAD
+        who = rows[bounds[real] // width]
+        counts = counts[real]
+    else:  # lengths too uneven to pad
+        owner = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        keys, counts = unique_counts(owner * 256 + chunk.astype(np.int64))
+        who = keys // 256
+    p = counts / lengths[who]
+    contrib = -p * np.log2(p)
+    return np.bincount(who, weights=contrib, minlength=n), lengths
+
+
+MAX_DEPTH = 64
+
+
+def _depth(line: bytes) -> int:
+    """Bracket nesting depth of one line (brackets inside strings count too: an upper bound)."""
+    b = np.frombuffer(line, np.uint8)
+    step = ((b == 123) | (b == 91)).astype(np.int32) - ((b == 125) | (b == 93)).astype(np.int32)
+    return int(np.cumsum(step).max()) if b.size else 0
+
+
+def _scan_lines(data: bytes) -> tuple[np.ndarray, int]:
+    """(indices of lines Arrow's reader must not get, lines that begin with `{`) in one pass over the block.
+
+    A line is suspect when it is not an object (`null` as a first line crashes the reader) or is nested
+    deeper than MAX_DEPTH. Vectorised (bracket positions, not a per-byte count); exact depth only for
+    the few lines with many brackets."""
+    arr = np.frombuffer(data, np.uint8)
+    starts = np.concatenate(([0], np.flatnonzero(arr == 10) + 1))
+    starts = starts[starts < arr.size]
+    if starts.size == 0:
+        return np.zeros(0, np.int64), 0
+    first = arr[starts]
+    objects = int(np.count_nonzero(first == 123))
+    # Blank: an empty line, or a lone CR (CRLF files). A CR followed by anything else is not blank:
+    # Arrow skips the CR as whitespace, and a non-object after it (`\rnull`) crashes the process.
+    after = starts + 1
+    lone_cr = (first == 13) & ((after == arr.size) | (arr[np.minimum(after, arr.size - 1)] == 10))
+    suspect = (first != 123) & (first != 10) & ~lone_cr
+    brackets = np.flatnonzero((arr | 32) == 123)  # `{` or `[`: they differ only in bit 5
+    opens = np.diff(np.searchsorted(brackets, np.append(starts, arr.size)))
+    for i in np.flatnonzero(~suspect & (opens > MAX_DEPTH)).tolist():
+        end = starts[i + 1] if i + 1 < starts.size else arr.size
+        suspect[i] = _depth(data[starts[i] : end]) > MAX_DEPTH
+    return np.flatnonzero(suspect), objects

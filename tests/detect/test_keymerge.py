@@ -9,7 +9,7 @@ import pickle
 import numpy as np
 import pytest
 
-from spillguard.detect.keymerge import KeyRuns, iter_union, sorted_unique, spill_pool, union_count
+from spillguard.detect.keymerge import KeyRuns, iter_union, sort_keys, sorted_unique, spill_pool, union_count
 from spillguard.detect.state import DatasetState, KeySet
 
 
@@ -96,3 +96,25 @@ def test_many_small_adds_between_counts() -> None:
     assert len(ks) == _truth(seen).size
     ks.add(np.array([0, 0], np.uint64))
     assert len(ks) == _truth(seen).size
+
+
+@pytest.mark.parametrize("dtype", [np.uint64, np.int64])
+@pytest.mark.parametrize("size", [0, 1, 2, 255, 256, 257, 4_099, 100_000])
+def test_native_key_sort_equals_numpy(dtype: type, size: int) -> None:
+    """The radix sort gives numpy's order: signed keys of both signs, repeats, keys that share bytes (skipped
+    passes), and a strided view (copied before sorting, never sorted in place)."""
+    rng = np.random.default_rng(size)
+    lo = -(2**63) if dtype is np.int64 else 0
+    random_keys = rng.integers(lo, 2**63 - 1, size, dtype=np.int64, endpoint=True).astype(dtype)
+    narrow = rng.integers(0, 1000, size).astype(dtype)  # only the two low bytes differ
+    one_high_byte = (np.full(size, 0x7F00000000000000, np.int64) + rng.integers(0, 1 << 20, size)).astype(dtype)
+    repeats = rng.choice(random_keys[: max(1, size // 10)], size) if size else random_keys
+    for keys in (random_keys, narrow, one_high_byte, repeats, random_keys[::-1], np.sort(random_keys)):
+        before = keys.copy()
+        out = sort_keys(keys)
+        assert out.dtype == keys.dtype
+        assert np.array_equal(out, np.sort(keys))
+        assert np.array_equal(keys, before)  # the input is left as it was
+    if size > 1:
+        strided = random_keys[::2]
+        assert np.array_equal(sort_keys(strided), np.sort(strided))

@@ -1,0 +1,86 @@
+/* One pass over a block of JSON lines before Arrow's reader gets it (sources/records.py `_scan_lines`).
+ *
+ * A line is suspect when it is not an object (`null` as a first line crashes the reader) or its brackets nest
+ * deeper than max_depth (brackets inside strings count too: an upper bound). Blank lines, and a lone CR before
+ * the newline (CRLF files), are not suspect. The numpy version took ~1.4 ms a MB in six passes; this is one.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "native.h"
+
+/* json_lines_scan(data, max_depth) -> (suspect line indices: bytes of int64, lines that begin with "{") */
+PyObject *native_json_lines_scan(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer buf;
+    Py_ssize_t max_depth;
+    if (!PyArg_ParseTuple(args, "y*n", &buf, &max_depth)) return NULL;
+    const unsigned char *p = (const unsigned char *)buf.buf;
+    Py_ssize_t size = buf.len;
+    int64_t *suspect = NULL;
+    size_t len = 0, cap = 0;
+    int64_t objects = 0;
+    int failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    int64_t line = 0;
+    Py_ssize_t i = 0;
+    while (i < size) { /* i is the start of a line */
+        unsigned char first = p[i];
+        int bad;
+        if (first == '{') {
+            objects++;
+            bad = 0;
+        } else if (first == '\n') {
+            bad = 0;
+        } else if (first == '\r') {
+            bad = !(i + 1 == size || p[i + 1] == '\n');
+        } else {
+            bad = 1;
+        }
+        const unsigned char *nl = memchr(p + i, '\n', (size_t)(size - i));
+        Py_ssize_t j = nl ? (Py_ssize_t)(nl - p) : size;
+        if (!bad) {
+            Py_ssize_t opens = 0; /* a vectorised count; the exact depth only where it could pass the limit */
+            for (Py_ssize_t k = i; k < j; k++) opens += (p[k] | 32) == '{'; /* "{" or "[" */
+            if (opens > max_depth) {
+                Py_ssize_t depth = 0, deepest = 0;
+                for (Py_ssize_t k = i; k < j; k++) {
+                    unsigned char ch = p[k] | 32;
+                    if (ch == '{') {
+                        if (++depth > deepest) deepest = depth;
+                    } else if (ch == '}') { /* "}" or "]" */
+                        depth--;
+                    }
+                }
+                bad = deepest > max_depth;
+            }
+        }
+        if (bad) {
+            if (len == cap) {
+                size_t ncap = cap ? cap * 2 : 64;
+                int64_t *grown = realloc(suspect, ncap * sizeof(int64_t));
+                if (grown == NULL) {
+                    failed = 1;
+                    break;
+                }
+                suspect = grown;
+                cap = ncap;
+            }
+            suspect[len++] = line;
+        }
+        line++;
+        i = j + 1;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&buf);
+    PyObject *result = NULL;
+    if (failed)
+        PyErr_NoMemory();
+    else
+        result = Py_BuildValue("(y#L)", len ? (const char *)suspect : "", (Py_ssize_t)(len * sizeof(int64_t)), (long long)objects);
+    free(suspect);
+    return result;
+}

@@ -1,0 +1,70 @@
+/* Sorting 64-bit integer keys in place: an LSD radix sort, one byte a pass.
+ *
+ * Subject and value hashes (random 64-bit keys) are sorted to count distinct people exactly, and (value, rule)
+ * pairs to de-duplicate matches. numpy's sort of 64-bit integers is a comparison sort (~50 ns a key here);
+ * eight counting passes cost ~3x less on random keys, and a pass whose byte is the same in every key (small
+ * indices, keys of one high byte) is skipped. Signed keys sort with their sign bit flipped.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "native.h"
+
+static void radix_sort64(uint64_t *a, uint64_t *tmp, size_t n, uint64_t flip) {
+    size_t counts[8][256];
+    memset(counts, 0, sizeof counts);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t v = a[i] ^ flip;
+        for (int b = 0; b < 8; b++) counts[b][(v >> (8 * b)) & 0xff]++;
+    }
+    uint64_t *src = a, *dst = tmp;
+    uint64_t first = a[0] ^ flip;
+    for (int b = 0; b < 8; b++) {
+        if (counts[b][(first >> (8 * b)) & 0xff] == n) continue; /* every key has this byte */
+        size_t pos[256], sum = 0;
+        for (int k = 0; k < 256; k++) {
+            pos[k] = sum;
+            sum += counts[b][k];
+        }
+        for (size_t i = 0; i < n; i++) {
+            uint64_t v = src[i];
+            dst[pos[((v ^ flip) >> (8 * b)) & 0xff]++] = v;
+        }
+        uint64_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != a) memcpy(a, src, n * sizeof(uint64_t));
+}
+
+/* sort64(buffer, signed): sorts a writable, contiguous buffer of int64 (signed true) or uint64 keys in place. */
+PyObject *native_sort64(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer buf;
+    int is_signed;
+    if (!PyArg_ParseTuple(args, "w*p", &buf, &is_signed)) return NULL;
+    if (buf.len % (Py_ssize_t)sizeof(uint64_t) != 0 || !PyBuffer_IsContiguous(&buf, 'C')) {
+        PyBuffer_Release(&buf);
+        PyErr_SetString(PyExc_ValueError, "sort64 needs a contiguous buffer of 64-bit keys");
+        return NULL;
+    }
+    size_t n = (size_t)buf.len / sizeof(uint64_t);
+    uint64_t *a = (uint64_t *)buf.buf;
+    uint64_t flip = is_signed ? (uint64_t)1 << 63 : 0;
+    if (n > 1) {
+        uint64_t *tmp = malloc(n * sizeof(uint64_t));
+        if (tmp == NULL) {
+            PyBuffer_Release(&buf);
+            return PyErr_NoMemory();
+        }
+        Py_BEGIN_ALLOW_THREADS
+        radix_sort64(a, tmp, n, flip);
+        Py_END_ALLOW_THREADS
+        free(tmp);
+    }
+    PyBuffer_Release(&buf);
+    Py_RETURN_NONE;
+}
