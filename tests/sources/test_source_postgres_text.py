@@ -280,3 +280,14 @@ def test_bytes_that_are_not_utf8_take_the_json_reading_with_its_warning():
                                      lambda *a: json_reports.append(a)))
     assert [t.to_pylist() for t in text] == [t.to_pylist() for t in rows] and text_reports == json_reports
     assert text_reports and text_reports[0][1] == 7  # the warning names the row
+
+
+def test_rows_taken_from_psycopg_one_by_one_give_the_same_tables(pg, tables, monkeypatch):
+    import spillguard.sources.postgres as pgsrc
+
+    assert pgsrc.libpq_path() is not None  # here (Linux, psycopg's libpq loaded) rows are taken natively
+    native, _ = _read_all(pg.url, "public.everything", False, partition_rows=50)
+    monkeypatch.setattr(pgsrc, "libpq_path", lambda: None)  # elsewhere: psycopg's iteration, one row per call
+    iterated, _ = _read_all(pg.url, "public.everything", False, partition_rows=50)
+    assert [[t.to_pylist() for t in part] for part in native] == [[t.to_pylist() for t in part] for part in iterated]
+    assert sum(t.num_rows for part in native for t in part) == PEOPLE
