@@ -26,10 +26,10 @@ setup(
     ext_modules=[
         Extension(
             "spillguard._native",
-            sources=["native/matcher.c", "native/column.c", "native/digests.c", "native/sort.c", "native/entropy.c", "native/lines.c", "native/jsonl.c"],
+            sources=["native/matcher.c", "native/column.c", "native/digests.c", "native/sort.c", "native/entropy.c", "native/lines.c", "native/jsonl.c", "native/copytext.c"],
             include_dirs=include_dirs,
             library_dirs=library_dirs,
-            libraries=[*libraries, "crypto"],
+            libraries=[*libraries, "crypto", "dl"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
         )
     ]

@@ -9,8 +9,9 @@ and the peak RSS of each spillguard process. Target (issue 12): rows/s >= 0.5 x 
 
     python bench/bench_copy.py --rows 1000000 [--workers 2]
 
-With `--paired BEFORE_TREE` it instead times, alternating round by round, the copy as BEFORE_TREE's code
-does it and as this tree's does it (plain, and checkpointed with --state), and prints medians and ratios:
+With `--paired BEFORE_TREE` it instead times, alternating round by round, `pg_dump | psql`, the copy as
+BEFORE_TREE's code does it and as this tree's does it (plain, and checkpointed with --state), and prints medians,
+ratios to before and to the `pg_dump | psql` of the same round (run it from outside any checkout):
 
     python bench/bench_copy.py --rows 100000 --paired /work/main --rounds 3
 """
@@ -82,6 +83,20 @@ def run_measured(argv: list[str], env: dict[str, str], cpu: list[float] | None =
     return wall, usage.ru_maxrss / 1024, proc.returncode
 
 
+def dump_restore(bindir: str, pg: Any, env: dict[str, str]) -> float:
+    """Seconds of `pg_dump -t users SRC | psql DST` into a fresh database `dump_copy`."""
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute("DROP DATABASE IF EXISTS dump_copy")
+        conn.execute("CREATE DATABASE dump_copy")
+    start = time.perf_counter()
+    dump = subprocess.Popen([f"{bindir}/pg_dump", "-t", "users", "-h", pg.host, "-p", str(pg.port), "-U", "postgres", "postgres"],
+                            stdout=subprocess.PIPE, env=env)
+    subprocess.run([f"{bindir}/psql", "-q", "-h", pg.host, "-p", str(pg.port), "-U", "postgres", "dump_copy"],
+                   stdin=dump.stdout, stdout=subprocess.DEVNULL, env=env, check=True)
+    dump.wait()
+    return time.perf_counter() - start
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
@@ -109,13 +124,7 @@ def main() -> None:
         if args.paired is not None:
             paired(args, pg, base, env, Path(tmp))
             return
-        start = time.perf_counter()
-        dump = subprocess.Popen([f"{bindir}/pg_dump", "-t", "users", "-h", pg.host, "-p", str(pg.port), "-U", "postgres", "postgres"],
-                                stdout=subprocess.PIPE, env=env)
-        subprocess.run([f"{bindir}/psql", "-q", "-h", pg.host, "-p", str(pg.port), "-U", "postgres", "dump_copy"],
-                       stdin=dump.stdout, stdout=subprocess.DEVNULL, env=env, check=True)
-        dump.wait()
-        dump_s = time.perf_counter() - start
+        dump_s = dump_restore(bindir, pg, env)
         policy = Path(tmp) / "policy.toml"
         policy.write_text(POLICY)
         src = f"postgresql://postgres@{pg.host}:{pg.port}/postgres"
@@ -140,23 +149,33 @@ def paired(args: argparse.Namespace, pg: Any, base: str, env: dict[str, str], tm
     variants = {"before": (args.paired, []), "after": (ROOT, []), "after --state": (ROOT, ["--state", str(tmp / "copy.state")])}
     times: dict[str, list[float]] = {v: [] for v in variants}
     cpus: dict[str, list[float]] = {v: [] for v in variants}
+    to_dump: dict[str, list[float]] = {v: [] for v in variants}
     rss: dict[str, float] = dict.fromkeys(variants, 0.0)
+    dumps: list[float] = []
     for r in range(args.rounds):
-        for name, (tree, extra) in variants.items():
+        dumps.append(dump_restore(_pg_bindir(), pg, env))
+        print(f"round {r + 1} pg_dump | psql: {dumps[-1]:.2f} s wall", file=sys.stderr)
+        order = list(variants.items()) if r % 2 == 0 else list(reversed(variants.items()))
+        for name, (tree, extra) in order:
             (tmp / "copy.state").unlink(missing_ok=True)
             argv = [sys.executable, "-c", "from spillguard.cli import main; main()", "copy", src, f"{base}/safe_copy",
                     "--policy", str(policy), "--no-verify", "--workers", str(args.workers), "--replace", *extra]
             wall, peak, _ = run_measured(argv, {**env, "PYTHONPATH": str(tree)}, cpus[name])
             times[name].append(wall)
+            to_dump[name].append(dumps[-1] / wall)
             rss[name] = max(rss[name], peak)
             print(f"round {r + 1} {name}: {wall:.2f} s wall, {cpus[name][-1]:.2f} s CPU", file=sys.stderr)
     n = args.rows
     before, before_cpu = statistics.median(times["before"]), statistics.median(cpus["before"])
-    print(f"| variant | median wall s ({args.rounds} rounds) | rows/s | ratio to before | median CPU s | CPU ratio to before | peak RSS |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(f"| variant | median wall s ({args.rounds} rounds) | rows/s | ratio to before | median ratio to `pg_dump \\| psql` of the round "
+          "| median CPU s | CPU ratio to before | peak RSS |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    dump = statistics.median(dumps)
+    print(f"| `pg_dump \\| psql` | {dump:.2f} | {n / dump:,.0f} | – | 1.00 | – | – | – |")
     for name in variants:
         med, med_cpu = statistics.median(times[name]), statistics.median(cpus[name])
-        print(f"| {name} | {med:.2f} | {n / med:,.0f} | {before / med:.2f} | {med_cpu:.2f} | {before_cpu / med_cpu:.2f} | {rss[name]:.0f} MB |")
+        print(f"| {name} | {med:.2f} | {n / med:,.0f} | {before / med:.2f} | {statistics.median(to_dump[name]):.2f} | {med_cpu:.2f} "
+              f"| {before_cpu / med_cpu:.2f} | {rss[name]:.0f} MB |")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,12 @@ Elasticsearch (noida-db stand-in): the same users scanned by spillguard vs a pla
 search_after dump with the same page size. Target: spillguard rows/s >= 0.5 x dump rows/s.
 
     python bench/bench_stores.py --rows 1000000 --es-docs 200000 --workers 2 [--out /tmp/notes/bench_stores.md]
+
+With `--paired BEFORE_TREE` it times PostgreSQL only, round by round and alternating: the COPY dump, the scan
+as BEFORE_TREE's code does it and as this tree's does it (each a `spillguard scan` process; run from outside any
+checkout), and prints medians of rows/s, ratios to the dump of the same round, and the scans' client CPU:
+
+    cd /tmp && python /path/to/tree/bench/bench_stores.py --rows 300000 --paired /path/to/main --rounds 3
 """
 
 from __future__ import annotations
@@ -131,14 +137,59 @@ def scan(url: str, workers: int) -> tuple[int, float]:
     return result.records_scanned, time.perf_counter() - start
 
 
+def scan_process(tree: Path, url: str, workers: int) -> tuple[float, float]:
+    """(wall s, client CPU s: the scan and its workers) of `spillguard scan` run with `tree`'s code."""
+    import subprocess
+
+    argv = [sys.executable, "-c", "from spillguard.cli import main; main()", "scan", url, "--workers", str(workers),
+            "--include", "users", "--format", "json", "--output", os.devnull]
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, env={**os.environ, "PYTHONPATH": str(tree)}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) not in (0, 1):  # 1: personal data found
+        raise SystemExit(f"scan with {tree} failed: {proc.stderr.read().decode() if proc.stderr else ''}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def paired(args: argparse.Namespace) -> None:
+    import statistics
+
+    with tempfile.TemporaryDirectory() as tmp, postgres_server() as pg:
+        load_pg(pg.admin_url, users(Path(tmp)), args.rows)
+        trees = {"before": args.paired, "after": ROOT}
+        ratio: dict[str, list[float]] = {"before": [], "after": []}
+        rate: dict[str, list[float]] = {"before": [], "after": [], "COPY": []}
+        cpu: dict[str, list[float]] = {"before": [], "after": []}
+        for r in range(args.rounds):
+            dump_n, dump_s = copy_dump(pg.admin_url)
+            rate["COPY"].append(dump_n / dump_s)
+            for name in (("before", "after") if r % 2 == 0 else ("after", "before")):
+                wall, used = scan_process(trees[name], pg.url, args.workers)
+                rate[name].append(args.rows / wall)
+                ratio[name].append((args.rows / wall) / (dump_n / dump_s))
+                cpu[name].append(used)
+                print(f"round {r + 1} {name}: {wall:.2f} s wall, {used:.2f} s CPU, {ratio[name][-1]:.2f} x COPY", file=sys.stderr)
+        print(f"| variant | median rows/s ({args.rounds} rounds) | median ratio to COPY of the same round | median client CPU s |")
+        print("| --- | ---: | ---: | ---: |")
+        print(f"| COPY (SELECT * FROM users) TO STDOUT | {statistics.median(rate['COPY']):,.0f} | 1.00 | – |")
+        for name in ("before", "after"):
+            print(f"| scan, {name} | {statistics.median(rate[name]):,.0f} | {statistics.median(ratio[name]):.2f} | {statistics.median(cpu[name]):.2f} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--es-docs", type=int, default=200_000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--paired", type=Path, help="another spillguard tree (e.g. main) to time against this one, PostgreSQL only")
+    ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
     os.environ.setdefault("XDG_STATE_HOME", tempfile.mkdtemp(prefix="sgbench-state-"))
+    if args.paired is not None:
+        paired(args)
+        return
     lines = []
     with tempfile.TemporaryDirectory() as tmp:
         recs = users(Path(tmp))

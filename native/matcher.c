@@ -336,6 +336,10 @@ static PyMethodDef module_methods[] = {
     {"json_lines_columns", native_json_lines_columns, METH_O,
      "json_lines_columns(data) -> the lines' objects as nested column buffers, or None for Arrow's reader to read"},
     {"sort64", native_sort64, METH_VARARGS, "sort64(buffer, signed) sorts 64-bit integer keys in place (radix sort)"},
+    {"copy_text_columns", native_copy_text_columns, METH_VARARGS,
+     "copy_text_columns(block, ncols, first_row=1) -> (rows, [(offsets, data, validity, nulls, wide)]): PostgreSQL COPY text decoded"},
+    {"copy_out_read", native_copy_out_read, METH_VARARGS,
+     "copy_out_read(libpq_path, pgconn, fd, max_bytes) -> (bytes, status): the COPY rows libpq has, read without waiting"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -15,11 +15,14 @@ Order of work, so that a refusal never leaves anything behind:
 from __future__ import annotations
 
 import contextlib
+import queue
 import secrets
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pyarrow as pa
@@ -494,9 +497,94 @@ def _copy_parallel(todo: list[tuple[_Job, int, Partition]], run: _Run) -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _copy_all(jobs: list[_Job], dest: Destination, pol: Policy, result: CopyResult, run: _Run) -> None:
+class _WriteBehind:
+    """A one-process copy's writes and partition checkpoints, run in order by one thread while the next rows are
+    read and transformed: the destination's server works while the source's does (pg_dump | psql overlaps them
+    the same way). At most two calls wait (bounded memory). The first error stops the calls after it and is
+    raised in the copying thread at its next call or at close; close(ok=False) skips what waits, after the
+    call in progress ends."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._skip = False
+        self._thread = threading.Thread(target=self._run, name="spillguard-write-behind", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None and not self._skip:
+                try:
+                    item[0](*item[1])
+                except BaseException as exc:  # noqa: BLE001 - handed to the copying thread
+                    self._error = exc
+
+    def call(self, fn: Callable[..., None], *args: Any) -> None:
+        self._raise()
+        self._queue.put((fn, args))
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def close(self, ok: bool) -> None:
+        self._skip = not ok
+        self._queue.put(None)
+        self._thread.join()
+        if ok:
+            self._raise()
+
+
+class _WrittenBehind:
+    """A TableWriter whose writes and checkpoints run on a _WriteBehind, in the order they are made."""
+
+    def __init__(self, writer: TableWriter, behind: _WriteBehind) -> None:
+        self._writer, self._behind = writer, behind
+
+    def write(self, table: pa.Table) -> None:
+        self._behind.call(self._writer.write, table)
+
+    def checkpoint(self, pid: str, order: int) -> None:
+        self._behind.call(self._writer.checkpoint, pid, order)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._writer, name)
+
+
+def _copy_serial(todo: list[tuple[_Job, int, Partition]], run: _Run) -> None:
     from spillguard.safecopy.workers import transform_partition
 
+    hasher = run.identifiers.hasher if run.identifiers is not None else None
+    # Writers whose connection may be used from another thread write behind the reading. The state file
+    # (--state, SQLite) stays in this thread and is saved before the destination's marker is queued: the order
+    # _finished keeps for writers whose markers are the truth, the only ones written behind with --state.
+    jobs = {id(job): job for job, _, _ in todo}
+    writers = {key: job.writer for key, job in jobs.items()}
+    behind = None
+    if todo and all(w is not None and getattr(w, "write_behind", False) and (run.checkpoint is None or w.markers)
+                    for w in writers.values()):
+        behind = _WriteBehind()
+        for key, job in jobs.items():
+            job.writer = cast(TableWriter, _WrittenBehind(cast(TableWriter, writers[key]), behind))
+    try:
+        for job, order, part in todo:
+            out = PartitionOutput()
+            assert job.writer is not None
+            for table in transform_partition(job.reader, job.plan, part, job.since, hasher, out):
+                job.writer.write(table)
+            _finished(job, part_id(part.key), order, out, run)
+    except BaseException:
+        if behind is not None:
+            behind.close(ok=False)
+        raise
+    finally:
+        for key, job in jobs.items():
+            job.writer = writers[key]
+    if behind is not None:
+        behind.close(ok=True)
+
+
+def _copy_all(jobs: list[_Job], dest: Destination, pol: Policy, result: CopyResult, run: _Run) -> None:
     todo = _todo(jobs, dest, pol, run)
     if run.checkpoint is not None:
         total = sum(len(job.partitions) for job in jobs)
@@ -505,13 +593,7 @@ def _copy_all(jobs: list[_Job], dest: Destination, pol: Policy, result: CopyResu
     if run.workers > 1 and len(todo) > 1:
         _copy_parallel(todo, run)
     else:
-        hasher = run.identifiers.hasher if run.identifiers is not None else None
-        for job, order, part in todo:
-            out = PartitionOutput()
-            assert job.writer is not None
-            for table in transform_partition(job.reader, job.plan, part, job.since, hasher, out):
-                job.writer.write(table)
-            _finished(job, part_id(part.key), order, out, run)
+        _copy_serial(todo, run)
     for job in jobs:
         record, plan = job.record, job.plan
         for path, rule in plan.dataset.fields.items():

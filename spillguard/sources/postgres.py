@@ -1,8 +1,10 @@
 """PostgreSQL: every table (optionally views) of the URL's database, read with COPY in ctid ranges.
 
-Rows leave the server as one JSON object per line (`row_to_json`), so json/jsonb columns arrive
-nested (`devices[].mac`), arrays as lists, composites and hstore as objects, inet/macaddr as text,
-all without a per-value Python step: the COPY stream is handed to Arrow's JSON reader in blocks.
+Rows leave the server as COPY text, decoded in blocks by the native core into Arrow columns typed as
+the JSON reading types them (sources/pgtext.py): json/jsonb columns arrive nested (`devices[].mac`), arrays
+as lists, composites and hstore as objects, inet/macaddr as text, all without a per-row Python step. Tables
+the text reading cannot type (no columns, or columns named like search hits) are read as one JSON object per
+line (`row_to_json`) handed to Arrow's JSON reader in blocks, the reading the text one is held to.
 Sessions are read-only (`default_transaction_read_only` and READ ONLY transactions).
 
 libpq bounds connecting (`connect_timeout`) but has no read timeout: a ReadWatchdog ends a read that
@@ -11,17 +13,30 @@ received nothing for `read_timeout` seconds, and TCP keepalives notice a peer th
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import select
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 import pyarrow as pa
-from psycopg import sql
+from psycopg import pq, sql
+from psycopg.generators import fetch_many
 
+from spillguard._native import copy_out_read
 from spillguard.errors import UserError
 from spillguard.sources.base import MalformedSink, Partition, since_bound
+from spillguard.sources.pgtext import (
+    SEARCH_HIT_NAMES,
+    CopyColumn,
+    CopyDecodeError,
+    copy_column,
+    select_list,
+    text_lines_to_tables,
+)
 from spillguard.sources.records import json_lines_to_tables
 from spillguard.sources.retry import TransientError, Unreachable
 from spillguard.sources.store import (
@@ -48,9 +63,13 @@ WHERE c.relkind IN ('r', 'p', 'm', 'v', 'f') AND NOT c.relispartition
   AND n.nspname NOT LIKE 'pg\\_toast%%' AND n.nspname NOT LIKE 'pg\\_temp%%'
 ORDER BY 1, 2
 """
+# Each column's type, and the type a domain is based on (its base, type kind, whether built in, whether it has
+# a cast to json), which decide how row_to_json writes it.
 _COLUMNS = """
-SELECT a.attname, t.typname
+SELECT a.attname, t.typname, b.typname, b.typtype, b.oid < 16384 AND NOT EXISTS (
+         SELECT 1 FROM pg_cast WHERE castsource = b.oid AND casttarget = 'json'::regtype)
 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+JOIN pg_type b ON b.oid = CASE WHEN t.typtype = 'd' THEN t.typbasetype ELSE t.oid END
 WHERE a.attrelid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass AND a.attnum > 0 AND NOT a.attisdropped
 ORDER BY a.attnum
 """
@@ -68,6 +87,51 @@ def transient(exc: psycopg.Error) -> bool:
     if state is None:
         return isinstance(exc, psycopg.OperationalError)
     return state.startswith("08") or state in _RETRY_STATES
+
+
+_CHUNK_BYTES = 2 << 20  # COPY rows taken from libpq per native call
+_WAIT, _MORE, _END, _ERROR = range(4)  # copy_out_read's statuses
+
+
+@functools.cache
+def libpq_path() -> str | None:
+    """The file of the one libpq this process has loaded (psycopg's), or None (none, several, no /proc)."""
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as fh:
+            paths = {parts[5].strip() for line in fh if "libpq" in line and len(parts := line.split(None, 5)) == 6}
+    except OSError:
+        return None
+    paths = {p for p in paths if os.path.basename(p).startswith("libpq") and ".so" in p}
+    return paths.pop() if len(paths) == 1 else None
+
+
+def copy_chunks(conn: psycopg.Connection[Any], copy: psycopg.Copy) -> Iterator[bytes]:
+    """The rows of a COPY TO STDOUT in chunks: many rows per chunk taken from libpq natively (no Python step
+    per row), or psycopg's one row per chunk where the native reader cannot find psycopg's libpq. Waiting for
+    the server is a poll() of the socket: Ctrl-C interrupts it, and the read watchdog's shutdown ends it."""
+    path = libpq_path()
+    if path is None:
+        for chunk in copy:
+            yield bytes(chunk)
+        return
+    pgconn = conn.pgconn
+    fd = pgconn.socket
+    readable = select.poll()
+    readable.register(fd, select.POLLIN)
+    while True:
+        data, status = copy_out_read(path, pgconn.pgconn_ptr, fd, _CHUNK_BYTES)
+        if data:
+            yield data
+        if status == _WAIT:
+            readable.poll()
+        elif status == _END:
+            # the COPY's own result: an error the server raised after its last row is raised here
+            for result in conn.wait(fetch_many(pgconn)):
+                if result.status != pq.ExecStatus.COMMAND_OK:
+                    raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+            return
+        elif status == _ERROR:
+            raise psycopg.OperationalError(f"error reading COPY data: {pgconn.error_message.decode('utf-8', 'replace')}")
 
 
 @dataclass(slots=True)
@@ -106,20 +170,12 @@ class PostgresTable(ReconnectingDataset):
             specs.append(Partition(self.name, {**base, "ctid": [lo, hi]}))
         return specs
 
-    def _select(self, cur: psycopg.Cursor[Any], spec: dict[str, Any]) -> sql.Composable:
+    def _columns(self, cur: psycopg.Cursor[Any]) -> list[CopyColumn]:
         cur.execute(_COLUMNS, (self.schema, self.table))
-        exprs = []
-        for col, typname in cur.fetchall():
-            ident = sql.Identifier(col)
-            if typname == "bytea":
-                expr = sql.SQL("encode({}, 'escape')").format(ident)  # text stored as bytes stays readable
-            elif typname == "json":
-                expr = sql.SQL("{}::jsonb").format(ident)  # json keeps its original newlines; jsonb text never has any
-            else:
-                expr = ident
-            exprs.append(sql.SQL("{} AS {}").format(expr, ident))
+        return [copy_column(name, typname, base, typtype, plain) for name, typname, base, typtype, plain in cur.fetchall()]
+
+    def _select(self, columns: sql.Composable, spec: dict[str, Any]) -> sql.Composable:
         rel = sql.Identifier(self.schema, self.table)
-        columns = sql.SQL(", ").join(exprs) if exprs else sql.SQL("1 AS _")
         select = sql.SQL("SELECT {} FROM {}").format(columns, rel)
         if "sample" in spec:
             n = int(spec["sample"])
@@ -143,6 +199,13 @@ class PostgresTable(ReconnectingDataset):
         return select
 
     def read(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:
+        return self._read(partition, malformed, as_text=True)
+
+    def read_row_json(self, partition: Partition, malformed: MalformedSink) -> Iterator[pa.Table]:
+        """The partition read as row_to_json lines (what `read` does for the tables COPY text cannot type)."""
+        return self._read(partition, malformed, as_text=False)
+
+    def _read(self, partition: Partition, malformed: MalformedSink, as_text: bool) -> Iterator[pa.Table]:
         src = self.source
         conn = src.connection()
         watched = None
@@ -151,31 +214,48 @@ class PostgresTable(ReconnectingDataset):
                 if "sample" in partition.spec:
                     # random() repeats for the same seed within the session: samples are reproducible.
                     cur.execute("SELECT setseed(%s)", ((src.options.seed % 2**31) / 2**31,))
-                query = sql.SQL("COPY (SELECT row_to_json(r)::text FROM ({}) r) TO STDOUT WITH ({})").format(
-                    self._select(cur, partition.spec), sql.SQL(_COPY_OPTIONS)
-                )
+                columns = self._columns(cur)
+                as_text = as_text and bool(columns) and not SEARCH_HIT_NAMES & {c.name for c in columns}
+                select = self._select(select_list(columns, as_text), partition.spec)
+                if as_text:
+                    cur.execute("SET LOCAL datestyle = 'ISO'")  # dates in the form row_to_json writes (the field order stays)
+                    query = sql.SQL("COPY ({}) TO STDOUT").format(select)
+                else:
+                    query = sql.SQL("COPY (SELECT row_to_json(r)::text FROM ({}) r) TO STDOUT WITH ({})").format(
+                        select, sql.SQL(_COPY_OPTIONS)
+                    )
+
+                def tables(block: bytes, line: int) -> Iterator[pa.Table]:
+                    # one row per line either way: COPY text and JSON escape the newlines in values
+                    if as_text:
+                        return text_lines_to_tables(block, line, self.name, malformed, columns)
+                    return json_lines_to_tables(block, line, self.name, malformed)
+
                 src.limiter.wait()
                 line = 1
                 buf = watched.rows  # the watchdog sees the buffer grow: no per-row cost for the read timeout
                 size = 0
                 with cur.copy(query) as copy:
-                    for chunk in copy:
-                        buf.append(bytes(chunk))
+                    for chunk in copy_chunks(conn, copy):
+                        buf.append(chunk)
                         size += len(chunk)
                         if size >= BLOCK_BYTES:
                             block = b"".join(buf)
                             watched.rows = buf = []
                             watched.blocks += 1
                             watched.paused = True  # scanning what arrived is not waiting for the server
-                            yield from json_lines_to_tables(block, line, self.name, malformed)
+                            yield from tables(block, line)
                             watched.paused = False
                             line += block.count(b"\n")
                             size = 0
                 if buf:
                     watched.paused = True
-                    yield from json_lines_to_tables(b"".join(buf), line, self.name, malformed)
+                    yield from tables(b"".join(buf), line)
                     watched.paused = False
                 conn.rollback()  # waits for the server too: watched
+        except CopyDecodeError as exc:
+            src.reset()  # the COPY was abandoned mid-stream
+            raise UserError(f"{self.name}: the server's COPY data cannot be read ({exc})") from None
         except psycopg.Error as exc:
             src.reset()
             if watched is not None and watched.stalled:

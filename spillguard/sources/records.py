@@ -348,6 +348,19 @@ def json_lines_to_tables(data: bytes, first_line: int, dataset: str, malformed: 
     yield from _fast_lines(data, first_line, dataset, malformed, objects)
 
 
+def json_lines_table(data: bytes) -> pa.Table | None:
+    """The table json_lines_to_tables gives for a block of valid UTF-8 JSON lines when that is one parse of
+    the whole block by Arrow's reader (shallow objects only, every line one record), else None."""
+    suspect, objects = _scan_lines(data)
+    if suspect.size:
+        return None
+    try:
+        table = _read_block(data)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return table if table.num_rows == objects else None
+
+
 def _fast_lines(data: bytes, first_line: int, dataset: str, malformed: MalformedSink, objects: int | None = None) -> Iterator[pa.Table]:
     """Arrow's reader on lines known to be shallow objects; a block it still rejects (a malformed line,
     a field whose type changes) is halved until the troublesome lines are parsed one by one."""

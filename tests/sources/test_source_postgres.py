@@ -192,11 +192,11 @@ def test_connection_lost_in_the_middle_of_a_copy_is_retried(pg, monkeypatch):
         )
         conn.execute(f"CREATE VIEW people AS SELECT stall(g) AS user_no, 'person' || g || '@example.com' AS email FROM generate_series(1, {rows}) g")
 
-    original = mod.json_lines_to_tables
+    original = mod.text_lines_to_tables
     kills: list[tuple[int, list[int]]] = []  # (lines already parsed by this attempt, backends killed)
 
-    def parse_then_kill(block, line, dataset, malformed):
-        yield from original(block, line, dataset, malformed)
+    def parse_then_kill(block, line, dataset, malformed, columns):
+        yield from original(block, line, dataset, malformed, columns)
         if line == 1 and len(kills) < 2:  # the first block of an attempt: rows arrived, the COPY goes on
             with psycopg.connect(admin_url, autocommit=True) as admin:
                 deadline = time.monotonic() + 20
@@ -215,7 +215,7 @@ def test_connection_lost_in_the_middle_of_a_copy_is_retried(pg, monkeypatch):
             kills.append((block.count(b"\n"), pids))
 
     monkeypatch.setattr(mod, "BLOCK_BYTES", 4096)  # the first block is parsed long before row 2000
-    monkeypatch.setattr(mod, "json_lines_to_tables", parse_then_kill)
+    monkeypatch.setattr(mod, "text_lines_to_tables", parse_then_kill)
     monkeypatch.setattr("spillguard.sources.retry.FIRST_DELAY_S", 0.05)
     try:
         opts = {"include_views": True, "include": ["people"]}

@@ -40,6 +40,8 @@ class PostgresWriter:
     to `_sg_stage_<table>`, each partition committed with its marker row; the publish transaction renames
     (or, appending, inserts) the stage into place with the copy's metadata."""
 
+    write_behind = True  # psycopg connections may be used from another thread (safecopy/run.py _WriteBehind)
+
     def __init__(self, dest: PostgresDestination, name: str, mode: str, run: str | None = None, resume: bool = False) -> None:
         self.dest = dest
         self.schema, self.table = _split(name)

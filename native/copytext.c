@@ -1,0 +1,343 @@
+/* PostgreSQL's COPY TEXT format (tab between fields, one row per line, `\N` for null, backslash escapes) decoded
+ * into Arrow string columns in one call per block: for every column its offsets, data and validity buffers, ready
+ * for pa.Array.from_buffers without a copy. No Python runs per row or per value.
+ *
+ * Two passes over the block: the first finds every field (a backslash always escapes the byte after it, so an
+ * escaped tab or newline never ends a field), checks that each row has `ncols` fields, and sums each column's
+ * field lengths (an upper bound of its decoded length) and nulls; the second decodes the escapes into buffers of
+ * that size. Escapes as COPY FROM reads them: \b \f \n \r \t \v, \ooo (1 to 3 octal digits), \xhh (1 or 2 hex
+ * digits), any other byte stands for itself; a field that is exactly `\N` is null.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "native.h"
+
+typedef struct {
+    int64_t raw;   /* sum of the column's raw field lengths: its decoded data never exceeds this */
+    int64_t nulls;
+    PyObject *off, *data, *valid;
+    int wide;
+} Out;
+
+static int hexval(unsigned char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+/* Decode one raw field [p, e) into dst; returns the decoded length. */
+static int64_t decode_field(const unsigned char *p, const unsigned char *e, unsigned char *dst) {
+    unsigned char *d = dst;
+    while (p < e) {
+        const unsigned char *bs = memchr(p, '\\', (size_t)(e - p));
+        if (bs == NULL) {
+            memcpy(d, p, (size_t)(e - p));
+            d += e - p;
+            break;
+        }
+        memcpy(d, p, (size_t)(bs - p));
+        d += bs - p;
+        p = bs + 1; /* the first pass made sure a byte follows every backslash */
+        unsigned char c = *p++;
+        switch (c) {
+        case 'b': *d++ = '\b'; break;
+        case 'f': *d++ = '\f'; break;
+        case 'n': *d++ = '\n'; break;
+        case 'r': *d++ = '\r'; break;
+        case 't': *d++ = '\t'; break;
+        case 'v': *d++ = '\v'; break;
+        case 'x': {
+            int h = p < e ? hexval(*p) : -1;
+            if (h < 0) {
+                *d++ = 'x';
+                break;
+            }
+            int v = h;
+            p++;
+            if (p < e && (h = hexval(*p)) >= 0) {
+                v = v * 16 + h;
+                p++;
+            }
+            *d++ = (unsigned char)v;
+            break;
+        }
+        default:
+            if (c >= '0' && c <= '7') {
+                int v = c - '0';
+                for (int k = 0; k < 2 && p < e && *p >= '0' && *p <= '7'; k++) v = v * 8 + (*p++ - '0');
+                *d++ = (unsigned char)(v & 0xff);
+            } else {
+                *d++ = c;
+            }
+        }
+    }
+    return d - dst;
+}
+
+/* copy_text_columns(block, ncols, first_row=1) -> (rows, [(offsets, data, validity or None, nulls, wide), ...]);
+ * ValueError naming the row (counted from first_row) when the block is not COPY text of ncols columns. */
+PyObject *native_copy_text_columns(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *block_obj;
+    Py_ssize_t ncols, first_row = 1;
+    if (!PyArg_ParseTuple(args, "On|n", &block_obj, &ncols, &first_row)) return NULL;
+    if (ncols < 1) {
+        PyErr_SetString(PyExc_ValueError, "a COPY row has at least one column");
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(block_obj, &view, PyBUF_SIMPLE) < 0) return NULL;
+    const unsigned char *buf = (const unsigned char *)view.buf, *end = buf + view.len;
+    PyObject *result = NULL, *columns = NULL;
+    Out *out = calloc((size_t)ncols, sizeof(Out));
+    if (out == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+
+    /* pass 1: rows, field counts, per-column raw lengths and nulls */
+    Py_ssize_t rows = 0, bad_row = -1, bad_fields = 0;
+    int unended = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const unsigned char *p = buf, *field = buf;
+    Py_ssize_t col = 0;
+    while (p < end) {
+        unsigned char c = *p;
+        if (c == '\\') {
+            p += 2; /* an escaped tab or newline is data */
+            continue;
+        }
+        if (c == '\t' || c == '\n') {
+            if (col < ncols) {
+                out[col].raw += p - field;
+                if (p - field == 2 && field[0] == '\\' && field[1] == 'N') out[col].nulls++;
+            }
+            col++;
+            if (c == '\n') {
+                if (col != ncols) {
+                    bad_row = rows;
+                    bad_fields = col;
+                    break;
+                }
+                rows++;
+                col = 0;
+            }
+            field = p + 1;
+        }
+        p++;
+    }
+    unended = bad_row < 0 && field < end; /* no newline after the last row, or a backslash escaped it */
+    Py_END_ALLOW_THREADS
+    if (unended) {
+        PyErr_Format(PyExc_ValueError, "row %zd is not ended by a newline", first_row + rows);
+        goto done;
+    }
+    if (bad_row >= 0) {
+        PyErr_Format(PyExc_ValueError, "row %zd has %zd fields, expected %zd", first_row + bad_row, bad_fields, ncols);
+        goto done;
+    }
+
+    /* buffers */
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        Out *o = &out[i];
+        o->wide = o->raw > INT32_MAX;
+        o->off = PyBytes_FromStringAndSize(NULL, (rows + 1) * (o->wide ? 8 : 4));
+        o->data = PyBytes_FromStringAndSize(NULL, o->raw);
+        if (o->off == NULL || o->data == NULL) goto done;
+        if (o->nulls) {
+            o->valid = PyBytes_FromStringAndSize(NULL, (rows + 7) / 8);
+            if (o->valid == NULL) goto done;
+            memset(PyBytes_AS_STRING(o->valid), 0, (size_t)(rows + 7) / 8);
+        }
+    }
+
+    /* pass 2: decode */
+    int64_t *len = calloc((size_t)ncols, sizeof(int64_t));
+    if (len == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    {
+        const unsigned char *q = buf;
+        for (Py_ssize_t r = 0; r < rows; r++) {
+            for (Py_ssize_t i = 0; i < ncols; i++) {
+                Out *o = &out[i];
+                const unsigned char *f = q;
+                while (*q != '\t' && *q != '\n') q += *q == '\\' ? 2 : 1;
+                unsigned char *bits = o->valid ? (unsigned char *)PyBytes_AS_STRING(o->valid) : NULL;
+                if (q - f == 2 && f[0] == '\\' && f[1] == 'N') {
+                    /* null: an empty value, its validity bit stays 0 */
+                } else {
+                    unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(o->data) + len[i];
+                    len[i] += memchr(f, '\\', (size_t)(q - f)) ? decode_field(f, q, dst) : (memcpy(dst, f, (size_t)(q - f)), q - f);
+                    if (bits) bits[r >> 3] |= (unsigned char)(1u << (r & 7));
+                }
+                if (o->wide) ((int64_t *)PyBytes_AS_STRING(o->off))[r + 1] = len[i];
+                else ((int32_t *)PyBytes_AS_STRING(o->off))[r + 1] = (int32_t)len[i];
+                q++;
+            }
+        }
+        for (Py_ssize_t i = 0; i < ncols; i++) {
+            if (out[i].wide) ((int64_t *)PyBytes_AS_STRING(out[i].off))[0] = 0;
+            else ((int32_t *)PyBytes_AS_STRING(out[i].off))[0] = 0;
+            out[i].raw = len[i];
+        }
+    }
+    Py_END_ALLOW_THREADS
+    free(len);
+
+    columns = PyList_New(ncols);
+    if (columns == NULL) goto done;
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        Out *o = &out[i];
+        if (_PyBytes_Resize(&o->data, o->raw) < 0) goto done;
+        PyObject *t = Py_BuildValue("(OOOnO)", o->off, o->data, o->valid ? o->valid : Py_None, (Py_ssize_t)o->nulls,
+                                    o->wide ? Py_True : Py_False);
+        if (t == NULL) goto done;
+        PyList_SET_ITEM(columns, i, t);
+    }
+    result = Py_BuildValue("(nO)", rows, columns);
+done:
+    if (out != NULL) {
+        for (Py_ssize_t i = 0; i < ncols; i++) {
+            Py_XDECREF(out[i].off);
+            Py_XDECREF(out[i].data);
+            Py_XDECREF(out[i].valid);
+        }
+        free(out);
+    }
+    Py_XDECREF(columns);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+/* ---- reading a COPY TO STDOUT from libpq, rows appended natively ------------------------------------------------
+ * psycopg hands COPY output on one row per Python call. copy_out_read drains every row libpq can give without
+ * waiting (PQgetCopyData in async mode, PQconsumeInput when its buffer is empty) into one bytes object, with the
+ * GIL released; the caller waits for the socket itself (interruptible) and calls again. The connection is
+ * psycopg's: its PGconn pointer, used through the libpq psycopg loaded (found by path, never loaded here). */
+#include <dlfcn.h>
+
+typedef int (*get_copy_data_fn)(void *, char **, int);
+typedef void (*freemem_fn)(void *);
+typedef int (*consume_input_fn)(void *);
+typedef int (*socket_fn)(const void *);
+
+static struct {
+    char path[4096];
+    get_copy_data_fn get_copy_data;
+    freemem_fn freemem;
+    consume_input_fn consume_input;
+    socket_fn socket;
+} libpq;
+
+static int libpq_open(const char *path) {
+    if (libpq.get_copy_data != NULL && strcmp(libpq.path, path) == 0) return 0;
+    if (strlen(path) >= sizeof(libpq.path)) {
+        PyErr_SetString(PyExc_ValueError, "libpq path too long");
+        return -1;
+    }
+    void *h = dlopen(path, RTLD_NOW | RTLD_NOLOAD); /* only the library already loaded: psycopg's own */
+    if (h == NULL) {
+        PyErr_Format(PyExc_OSError, "libpq %s is not loaded", path);
+        return -1;
+    }
+    get_copy_data_fn g = (get_copy_data_fn)dlsym(h, "PQgetCopyData");
+    freemem_fn f = (freemem_fn)dlsym(h, "PQfreemem");
+    consume_input_fn c = (consume_input_fn)dlsym(h, "PQconsumeInput");
+    socket_fn s = (socket_fn)dlsym(h, "PQsocket");
+    dlclose(h); /* RTLD_NOLOAD took a reference; psycopg keeps the library loaded */
+    if (g == NULL || f == NULL || c == NULL || s == NULL) {
+        PyErr_Format(PyExc_OSError, "%s lacks the COPY functions", path);
+        return -1;
+    }
+    strcpy(libpq.path, path);
+    libpq.get_copy_data = g;
+    libpq.freemem = f;
+    libpq.consume_input = c;
+    libpq.socket = s;
+    return 0;
+}
+
+enum { COPY_WAIT = 0, COPY_MORE = 1, COPY_END = 2, COPY_ERROR = 3 };
+
+/* copy_out_read(libpq_path, pgconn, fd, max_bytes) -> (rows as bytes, status): status 0 = nothing more until the
+ * socket is readable, 1 = max_bytes reached, 2 = the COPY ended (fetch its result), 3 = libpq reported an error. */
+PyObject *native_copy_out_read(PyObject *self, PyObject *args) {
+    (void)self;
+    const char *path;
+    unsigned long long ptr;
+    int fd;
+    Py_ssize_t max_bytes;
+    if (!PyArg_ParseTuple(args, "sKin", &path, &ptr, &fd, &max_bytes)) return NULL;
+    if (libpq_open(path) < 0) return NULL;
+    void *conn = (void *)(uintptr_t)ptr;
+    if (conn == NULL || libpq.socket(conn) != fd) {
+        PyErr_SetString(PyExc_ValueError, "the connection is not the one libpq knows");
+        return NULL;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    if (buf == NULL) return PyErr_NoMemory();
+    int status = COPY_ERROR, oom = 0;
+    Py_BEGIN_ALLOW_THREADS
+    int fresh = 0; /* rows read since the last PQconsumeInput */
+    int consumed = 0;
+    for (;;) {
+        if ((Py_ssize_t)len >= max_bytes) {
+            status = COPY_MORE;
+            break;
+        }
+        char *row = NULL;
+        int n = libpq.get_copy_data(conn, &row, 1);
+        if (n > 0) {
+            if (len + (size_t)n > cap) {
+                while (len + (size_t)n > cap) cap *= 2;
+                char *grown = realloc(buf, cap);
+                if (grown == NULL) {
+                    libpq.freemem(row);
+                    oom = 1;
+                    break;
+                }
+                buf = grown;
+            }
+            memcpy(buf + len, row, (size_t)n);
+            len += (size_t)n;
+            libpq.freemem(row);
+            fresh++;
+            continue;
+        }
+        if (n == 0) {
+            if (consumed && fresh == 0) {
+                status = COPY_WAIT;
+                break;
+            }
+            if (!libpq.consume_input(conn)) {
+                status = COPY_ERROR;
+                break;
+            }
+            consumed = 1;
+            fresh = 0;
+            continue;
+        }
+        status = n == -1 ? COPY_END : COPY_ERROR;
+        break;
+    }
+    Py_END_ALLOW_THREADS
+    if (oom) {
+        free(buf);
+        return PyErr_NoMemory();
+    }
+    PyObject *data = PyBytes_FromStringAndSize(buf, (Py_ssize_t)len);
+    free(buf);
+    if (data == NULL) return NULL;
+    PyObject *out = Py_BuildValue("(Oi)", data, status);
+    Py_DECREF(data);
+    return out;
+}
