@@ -49,3 +49,11 @@ void column_close(Column *c) {
     PyBuffer_Release(&c->off);
     if (c->have_data) PyBuffer_Release(&c->data);
 }
+
+int column_from_args(PyObject *args, Column *c) {
+    PyObject *off_obj, *data_obj;
+    Py_ssize_t start, n;
+    int wide;
+    if (!PyArg_ParseTuple(args, "OOnnp", &off_obj, &data_obj, &start, &n, &wide)) return -1;
+    return column_open(c, off_obj, data_obj, start, n, wide);
+}

@@ -17,12 +17,9 @@
 /* entropy(offsets, data, start, n, wide) -> bytes of n float64 */
 PyObject *native_entropy(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *off_obj, *data_obj;
-    Py_ssize_t start, n;
-    int wide;
-    if (!PyArg_ParseTuple(args, "OOnnp", &off_obj, &data_obj, &start, &n, &wide)) return NULL;
     Column c;
-    if (column_open(&c, off_obj, data_obj, start, n, wide) < 0) return NULL;
+    if (column_from_args(args, &c) < 0) return NULL;
+    Py_ssize_t n = c.n;
     PyObject *out = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(double));
     if (out != NULL) {
         double *dst = (double *)PyBytes_AS_STRING(out);

@@ -170,6 +170,20 @@ static int col_valid(Col *c, int on, Parser *ps) {
     return 0;
 }
 
+/* The slot being filled holds a value: mark it valid and move to the next. */
+static int col_done(Col *c, Parser *ps) {
+    if (col_valid(c, 1, ps) < 0) return -1;
+    c->len++;
+    return 0;
+}
+
+/* After an item of an object or array: 1 at a comma (another item follows), 0 at `close` (consumed), -1 else. */
+static int next_item(Parser *ps, unsigned char close) {
+    skip_ws(ps);
+    if (ps->p < ps->end && (*ps->p == ',' || *ps->p == close)) return *ps->p++ == ',';
+    FAIL(ps);
+}
+
 static int col_null(Col *c, Parser *ps) {
     if (col_valid(c, 0, ps) < 0) return -1;
     switch (c->kind) {
@@ -365,7 +379,7 @@ static int parse_number(Parser *ps, Col *c) {
         if (col_set_kind(c, K_DOUBLE, ps) < 0) return -1;
         if (buf_put(&c->data, &d, 8) < 0) NOMEM(ps);
     }
-    return col_valid(c, 1, ps) < 0 ? -1 : (c->len++, 0);
+    return col_done(c, ps);
 }
 
 static int field_of(Parser *ps, Col *c, const unsigned char *name, size_t n) {
@@ -434,23 +448,14 @@ static int parse_object(Parser *ps, Col *c, int depth) {
             ps->p++;
             skip_ws(ps);
             if (parse_value(ps, f, depth + 1) < 0) return -1;
-            skip_ws(ps);
-            if (ps->p < ps->end && *ps->p == ',') {
-                ps->p++;
-                continue;
-            }
-            if (ps->p < ps->end && *ps->p == '}') {
-                ps->p++;
-                break;
-            }
-            FAIL(ps);
+            int more = next_item(ps, '}');
+            if (more < 0) return -1;
+            if (!more) break;
         }
     }
     for (int i = 0; i < c->nfields; i++)
         if (c->fields[i]->len == slot && col_null(c->fields[i], ps) < 0) return -1;
-    if (col_valid(c, 1, ps) < 0) return -1;
-    c->len++;
-    return 0;
+    return col_done(c, ps);
 }
 
 static int parse_value(Parser *ps, Col *c, int depth) {
@@ -467,23 +472,14 @@ static int parse_value(Parser *ps, Col *c, int depth) {
             for (;;) {
                 skip_ws(ps);
                 if (parse_value(ps, c->child, depth + 1) < 0) return -1;
-                skip_ws(ps);
-                if (ps->p < ps->end && *ps->p == ',') {
-                    ps->p++;
-                    continue;
-                }
-                if (ps->p < ps->end && *ps->p == ']') {
-                    ps->p++;
-                    break;
-                }
-                FAIL(ps);
+                int more = next_item(ps, ']');
+                if (more < 0) return -1;
+                if (!more) break;
             }
         }
         int32_t o = off32((size_t)c->child->len, ps);
         if (buf_put(&c->offsets, &o, 4) < 0) NOMEM(ps);
-        if (col_valid(c, 1, ps) < 0) return -1;
-        c->len++;
-        return 0;
+        return col_done(c, ps);
     }
     if (ch == '"') {
         if (col_set_kind(c, K_STRING, ps) < 0) return -1;
@@ -503,9 +499,7 @@ static int parse_value(Parser *ps, Col *c, int depth) {
         }
         int32_t o = off32(c->data.len, ps);
         if (buf_put(&c->offsets, &o, 4) < 0) NOMEM(ps);
-        if (col_valid(c, 1, ps) < 0) return -1;
-        c->len++;
-        return 0;
+        return col_done(c, ps);
     }
     if (ch == 't' || ch == 'f') {
         int on = ch == 't';
@@ -514,9 +508,7 @@ static int parse_value(Parser *ps, Col *c, int depth) {
         ps->p += n;
         if (col_set_kind(c, K_BOOL, ps) < 0) return -1;
         if (bit_put(&c->data, c->len, on) < 0) NOMEM(ps);
-        if (col_valid(c, 1, ps) < 0) return -1;
-        c->len++;
-        return 0;
+        return col_done(c, ps);
     }
     if (ch == 'n') {
         if ((size_t)(ps->end - ps->p) < 4 || memcmp(ps->p, "null", 4) != 0) FAIL(ps);

@@ -214,17 +214,17 @@ static Py_ssize_t upper_bound(const int64_t *a, Py_ssize_t n, int64_t x) {
  * offsets: the column's offsets buffer (int32, or int64 when wide); start: the array's offset into it;
  * n: values; data: the column's data buffer. Null slots must be empty (the caller fills nulls with ""). */
 static PyObject *Matcher_scan(MatcherObject *self, PyObject *args) {
-    PyObject *off_obj, *data_obj;
-    Py_ssize_t start, n;
-    int wide;
-    if (!PyArg_ParseTuple(args, "OOnnp", &off_obj, &data_obj, &start, &n, &wide)) return NULL;
     if (self->db == NULL) {
         PyErr_SetString(NativeError, "matcher not compiled");
         return NULL;
     }
-    if (n == 0) return Py_BuildValue("(y#y#)", "", (Py_ssize_t)0, "", (Py_ssize_t)0);
     Column c;
-    if (column_open(&c, off_obj, data_obj, start, n, wide) < 0) return NULL;
+    if (column_from_args(args, &c) < 0) return NULL;
+    Py_ssize_t n = c.n;
+    if (n == 0) {
+        column_close(&c);
+        return Py_BuildValue("(y#y#)", "", (Py_ssize_t)0, "", (Py_ssize_t)0);
+    }
     PyObject *result = NULL;
     int64_t *starts = NULL;
     char *joined = NULL;

@@ -14,6 +14,8 @@ typedef struct {
 
 int column_open(Column *c, PyObject *off_obj, PyObject *data_obj, Py_ssize_t start, Py_ssize_t n, int wide);
 void column_close(Column *c);
+/* The column of a call's arguments (offsets, data, start, n, wide): parsed and opened, or -1 with the error set. */
+int column_from_args(PyObject *args, Column *c);
 
 static inline int64_t column_offset(const Column *c, Py_ssize_t i) {
     return c->wide ? ((const int64_t *)c->off.buf)[c->start + i] : (int64_t)((const int32_t *)c->off.buf)[c->start + i];
