@@ -329,7 +329,12 @@ def test_postgres_backend_that_stops_answering_is_given_up_after_the_read_timeou
 
         def stop_the_scans_backend() -> None:
             with psycopg.connect(pg.admin_url, autocommit=True) as admin:
-                query = "SELECT pid FROM pg_stat_activity WHERE application_name = 'spillguard' AND query LIKE 'COPY%%'"
+                # A partition's read: its COPY, or the SET LOCAL before it, which stays the backend's last statement while
+                # the rate limit holds the COPY back (a 500-row COPY alone is over too soon to be caught reliably).
+                query = (
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = 'spillguard'"
+                    " AND (query LIKE 'COPY%%' OR query LIKE 'SET LOCAL datestyle%%')"
+                )
                 found: list[int] = []
                 _wait_for(lambda: bool(found.extend(r[0] for r in admin.execute(query)) or found), "the scan to read")
             os.kill(found[0], signal.SIGSTOP)  # alive, connected, silent: only a read timeout notices
