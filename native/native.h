@@ -26,6 +26,8 @@ PyObject *native_hmac_sha256(PyObject *self, PyObject *args);
 PyObject *native_keyed_hash64(PyObject *self, PyObject *args);
 PyObject *native_sort64(PyObject *self, PyObject *args);
 PyObject *native_entropy(PyObject *self, PyObject *args);
+PyObject *native_secret_check(PyObject *self, PyObject *args);
+PyObject *native_any_byte(PyObject *self, PyObject *args);
 PyObject *native_json_lines_scan(PyObject *self, PyObject *args);
 PyObject *native_json_lines_columns(PyObject *self, PyObject *arg);
 int jsonl_ready(void);

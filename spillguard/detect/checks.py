@@ -50,6 +50,8 @@ def as_number(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
 _CHAR_TESTS: dict[str, Callable[[pa.Array], np.ndarray]] = {
     "letter_or_digit": lambda text: _bool(pc.match_substring_regex(text, r"[\p{L}\p{N}]")),
     "space": lambda text: _bool(pc.match_substring_regex(text, r"\s")),
+    # Any character Arrow's trim keeps: the value is not empty once whitespace is trimmed.
+    "not_whitespace": lambda text: _bool(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0)),
 }
 
 
@@ -61,38 +63,26 @@ def _ascii_table(test: str) -> np.ndarray:
     return table
 
 
-def _any_byte(flags: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Per value: whether any of its bytes is flagged (flags has one trailing 0 so every start indexes it)."""
-    return np.logical_or.reduceat(flags.view(bool), starts) & (lengths > 0)
-
-
 def _any_char(text: pa.Array, test: str) -> np.ndarray:
-    """_CHAR_TESTS[test] per value: from the bytes when an ASCII character passes or every byte is ASCII;
-    the few other values (non-ASCII text without a passing ASCII character) run the test itself."""
-    offsets, data = string_buffers(text)
+    """_CHAR_TESTS[test] per value: from the bytes (native core) when an ASCII character passes or every byte is
+    ASCII; the few other values (non-ASCII text without a passing ASCII character) run the test itself."""
     if len(text) == 0:
         return np.zeros(0, bool)
-    starts = offsets[:-1] - offsets[0]
-    lengths = np.diff(offsets)
-    chunk = data[offsets[0] : offsets[-1]]
-    flags = np.zeros(chunk.size + 1, np.uint8)
-    np.take(_ascii_table(test), chunk, out=flags[:-1])
-    result = _any_byte(flags, starts, lengths)
-    if chunk.size and chunk.max() >= 128:
-        np.greater_equal(chunk, 128, out=flags[:-1].view(bool))
-        unsure = np.flatnonzero(_any_byte(flags, starts, lengths) & ~result)
-        if unsure.size:
-            result[unsure] = _CHAR_TESTS[test](text.take(pa.array(unsure)))
-    if text.null_count:
-        result &= np.asarray(text.is_valid())
+    column, valid = native_column(text)
+    verdict = np.frombuffer(_native.any_byte(*column, _ascii_table(test).tobytes()), np.uint8)
+    result: np.ndarray = verdict == 1
+    unsure = np.flatnonzero(verdict == 2)
+    if unsure.size:
+        result[unsure] = _CHAR_TESTS[test](as_text(text).take(pa.array(unsure)))
+    if valid is not None:
+        result &= valid
     return result
 
 
 def _nonempty(arr: pa.Array) -> np.ndarray:
     if pa.types.is_boolean(arr.type):
         return np.zeros(len(arr), bool)
-    text = as_text(arr)
-    return _bool(pc.greater(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0))
+    return _any_char(as_text(arr), "not_whitespace")
 
 
 def _text(arr: pa.Array) -> np.ndarray:
@@ -158,13 +148,32 @@ def entropy_per_value(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return ent, np.diff(offsets)
 
 
+_SCHEME = r"^(?i:bearer|basic|token|digest|apikey)\s+"  # "Bearer <token>": the credential is the part after it
+_SECRET_LENGTH = (16, 16384)
+_SECRET_ENTROPY = 3.0
+
+
 def _secret(arr: pa.Array) -> np.ndarray:
-    # "Bearer <token>" under an authorization field: the credential is the part after the scheme.
-    text = pc.replace_substring_regex(as_text(arr), r"^(?i:bearer|basic|token|digest|apikey)\s+", "")
+    """A credential-like value: after an authorization scheme, no space, 16..16384 bytes, entropy >= 3 bits per byte.
+    Decided by the native core in one pass; values it leaves undecided (non-ASCII near the start, where RE2's
+    Unicode case folding could make a scheme word) take the Arrow path."""
+    column, valid = native_column(arr)
+    verdict = np.frombuffer(_native.secret_check(*column, *_SECRET_LENGTH, _SECRET_ENTROPY), np.uint8) if len(arr) else np.zeros(0, np.uint8)
+    out: np.ndarray = verdict == 1
+    undecided = np.flatnonzero(verdict == 2)
+    if undecided.size:
+        out[undecided] = _secret_arrow(as_text(arr).take(pa.array(undecided)))
+    if valid is not None:
+        out &= valid
+    return out
+
+
+def _secret_arrow(arr: pa.Array) -> np.ndarray:
+    text = pc.replace_substring_regex(as_text(arr), _SCHEME, "")
     ent, lengths = entropy_per_value(text)
     no_space = ~_any_char(text, "space")
     valid = np.asarray(text.is_valid())
-    out: np.ndarray = valid & no_space & (lengths >= 16) & (lengths <= 16384) & (ent >= 3.0)
+    out: np.ndarray = valid & no_space & (lengths >= _SECRET_LENGTH[0]) & (lengths <= _SECRET_LENGTH[1]) & (ent >= _SECRET_ENTROPY)
     return out
 
 
