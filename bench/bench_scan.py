@@ -2,6 +2,7 @@
 
     python bench/bench_scan.py --records 200000 --presidio-records 3000 --datafog-records 20000 --big-gb 2
     python bench/bench_scan.py --records 100000 --compare /path/to/old/tree --rounds 5
+    python bench/bench_scan.py --records 100000 --compare /path/to/old/tree --rounds 3 --big-records 2000000
 
 Every run is pinned to one core (taskset -c 0) and measured side by side in the same run, so the
 ratio is what matters on a noisy machine. Peak RSS is the child's VmHWM-equivalent (wait4 maxrss).
@@ -28,6 +29,20 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+# A big file of distinct people (not one file repeated: repeats would flatter the validators' caches), made in
+# parts of 250,000 users with their own seeds; the demo generator holds a part in memory.
+BIG_CHILD = r"""
+import os, shutil, sys
+from spillguard.demo import generate
+out, total, part = sys.argv[1], int(sys.argv[2]), 250_000
+with open(out, "wb") as dst:
+    for k, start in enumerate(range(0, total, part)):
+        tmp = out + f".part{k}"
+        generate(tmp, users=min(part, total - start), seed=1000 + k, compress=False)
+        with open(os.path.join(tmp, "users.jsonl"), "rb") as src:
+            shutil.copyfileobj(src, dst, 1 << 22)
+        shutil.rmtree(tmp)
+"""
 GENERATE_CHILD = r"""
 import sys
 import pyarrow.json as pj, pyarrow.parquet as pq
@@ -178,6 +193,8 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="write the figures here")
     ap.add_argument("--compare", type=Path, default=None, metavar="TREE", help="time this tree against another checkout")
     ap.add_argument("--rounds", type=int, default=5, help="paired rounds for --compare")
+    ap.add_argument("--big-records", type=int, default=0,
+                    help="also scan a file of this many distinct demo users (made in parts of 250,000; with --compare: compared too)")
     args = ap.parse_args()
 
     work = args.workdir.resolve() if args.workdir else Path(tempfile.mkdtemp(prefix="spillguard-bench-"))
@@ -189,9 +206,19 @@ def main() -> None:
     subprocess.run([sys.executable, "-c", GENERATE_CHILD, str(work / "data"), str(args.records), str(parquet)], check=True)
     print(f"generated {args.records:,} records ({jsonl.stat().st_size / 1e6:.0f} MB) in {time.perf_counter() - t:.0f} s")
 
+    big_distinct = None
+    if args.big_records:
+        big_distinct = work / "big-distinct" / "users.jsonl"
+        big_distinct.parent.mkdir(exist_ok=True)
+        t = time.perf_counter()
+        subprocess.run([sys.executable, "-c", BIG_CHILD, str(big_distinct), str(args.big_records)], check=True)
+        print(f"generated {args.big_records:,} distinct records ({big_distinct.stat().st_size / 1e9:.2f} GB) in {time.perf_counter() - t:.0f} s")
+
     if args.compare is not None:
         compare(work, jsonl, args.compare, args.rounds)
         compare(work, parquet, args.compare, args.rounds)
+        if big_distinct is not None:
+            compare(work, big_distinct, args.compare, args.rounds)
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
         return
@@ -256,6 +283,8 @@ def main() -> None:
                 fh.write(data)
         spill(f"JSONL {big.stat().st_size / 1e9:.1f} GB", big, args.records * copies)
         big.unlink()
+    if big_distinct is not None:
+        spill(f"JSONL {big_distinct.stat().st_size / 1e9:.1f} GB distinct", big_distinct, args.big_records)
 
     print()
     print(f"{'tool':<48} {'input':<22} {'records':>10} {'MB':>8} {'s':>8} {'rec/s':>10} {'MB/s':>7} {'CPU s':>8} "

@@ -84,3 +84,27 @@ PyObject *native_json_lines_scan(PyObject *self, PyObject *args) {
     free(suspect);
     return result;
 }
+
+/* count_byte(data, byte) -> how many times the byte occurs in data (any buffer): newlines of a block of lines at
+ * memchr speed (bytes.count visits every byte in a plain loop, ~0.6 ms a MB). */
+PyObject *native_count_byte(PyObject *self, PyObject *args) {
+    (void)self;
+    Py_buffer buf;
+    int byte;
+    if (!PyArg_ParseTuple(args, "y*i", &buf, &byte)) return NULL;
+    if (byte < 0 || byte > 255) {
+        PyBuffer_Release(&buf);
+        PyErr_SetString(PyExc_ValueError, "byte must be 0..255");
+        return NULL;
+    }
+    int64_t count = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const char *p = (const char *)buf.buf, *end = p + buf.len;
+    while (p < end && (p = memchr(p, byte, (size_t)(end - p))) != NULL) {
+        count++;
+        p++;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&buf);
+    return PyLong_FromLongLong(count);
+}

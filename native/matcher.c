@@ -335,6 +335,7 @@ static PyMethodDef module_methods[] = {
      "secret_check(offsets, data, start, n, wide, min_len, max_len, min_entropy) -> n verdicts (1 pass, 0 fail, 2 undecided)"},
     {"any_byte", native_any_byte, METH_VARARGS,
      "any_byte(offsets, data, start, n, wide, table) -> n verdicts (1 an ASCII byte flagged, 0 none, 2 none but non-ASCII bytes)"},
+    {"count_byte", native_count_byte, METH_VARARGS, "count_byte(data, byte) -> occurrences of the byte in the buffer (memchr)"},
     {"json_lines_scan", native_json_lines_scan, METH_VARARGS,
      "json_lines_scan(data, max_depth) -> (indices of lines that are not shallow objects: bytes of int64, object lines)"},
     {"json_lines_columns", native_json_lines_columns, METH_O,

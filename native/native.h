@@ -29,6 +29,7 @@ PyObject *native_entropy(PyObject *self, PyObject *args);
 PyObject *native_secret_check(PyObject *self, PyObject *args);
 PyObject *native_any_byte(PyObject *self, PyObject *args);
 PyObject *native_json_lines_scan(PyObject *self, PyObject *args);
+PyObject *native_count_byte(PyObject *self, PyObject *args);
 PyObject *native_json_lines_columns(PyObject *self, PyObject *arg);
 int jsonl_ready(void);
 PyObject *native_copy_text_columns(PyObject *self, PyObject *args);

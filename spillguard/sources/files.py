@@ -23,6 +23,7 @@ from spillguard.errors import UserError
 from spillguard.sources.base import DatasetReader, MalformedSink, Partition, ReaderDefaults, SourceDefaults
 from spillguard.sources.records import (
     MAX_DEPTH,
+    count_newlines,
     cut_deep,
     docs_to_tables,
     json_lines_to_tables,
@@ -392,11 +393,20 @@ class FileDataset(ReaderDefaults):
             return [Partition(self.name, {**spec, "start": start, "end": end}) for start, end in itertools.pairwise(bounds)]
         parts = []
         newlines = 0
+        chunk = bytearray(BLOCK_BYTES)
         with self.file.open() as fh:
             for start, end in itertools.pairwise(bounds):
-                # Line numbers stay exact: count the newlines before each range once, at memchr speed.
+                # Line numbers stay exact: count the newlines before each range once, at memchr speed, reading
+                # into one reused buffer.
                 parts.append(Partition(self.name, {**spec, "start": start, "end": end, "line": newlines + 1}))
-                newlines += fh.read(end - start).count(b"\n")
+                left = end - start
+                while left > 0:
+                    view = memoryview(chunk)[: min(left, BLOCK_BYTES)]
+                    got = fh.readinto(view)
+                    if not got:
+                        break
+                    newlines += count_newlines(view[:got])
+                    left -= got
         return parts
 
     def size(self) -> int:
@@ -501,7 +511,7 @@ class FileDataset(ReaderDefaults):
                 continue
             complete, rest = block[: cut + 1], block[cut + 1 :]
             yield from json_lines_to_tables(complete, line_no, self.name, malformed)
-            line_no += complete.count(b"\n")
+            line_no += count_newlines(complete)
         if rest.strip() and _cut_of(fh) is None:  # a line cut by a truncated stream is part of the cut
             yield from json_lines_to_tables(rest, line_no, self.name, malformed)
 
@@ -543,7 +553,7 @@ class FileDataset(ReaderDefaults):
                     offset += len(complete)
                 if complete and not complete.isspace():
                     yield from json_lines_to_tables(complete, line_no, self.name, malformed)
-                line_no += complete.count(b"\n")
+                line_no += count_newlines(complete)
                 if not chunk:
                     break
 

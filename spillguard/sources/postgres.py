@@ -37,7 +37,7 @@ from spillguard.sources.pgtext import (
     select_list,
     text_lines_to_tables,
 )
-from spillguard.sources.records import json_lines_to_tables
+from spillguard.sources.records import count_newlines, json_lines_to_tables
 from spillguard.sources.retry import TransientError, Unreachable
 from spillguard.sources.store import (
     BLOCK_BYTES,
@@ -246,7 +246,7 @@ class PostgresTable(ReconnectingDataset):
                             watched.paused = True  # scanning what arrived is not waiting for the server
                             yield from tables(block, line)
                             watched.paused = False
-                            line += block.count(b"\n")
+                            line += count_newlines(block)
                             size = 0
                 if buf:
                     watched.paused = True

@@ -289,6 +289,12 @@ def _slow_lines(lines: list[bytes], first_line: int, dataset: str, malformed: Ma
         yield _docs_to_table_slow(docs)
 
 
+def count_newlines(data: bytes | bytearray | memoryview) -> int:
+    """Newlines in a block, at memchr speed (bytes.count visits each byte in a plain loop: ~0.6 ms a MB, 7 % of a
+    big JSON Lines scan's CPU counted twice, at planning and per block)."""
+    return _native.count_byte(data, 10)
+
+
 def valid_utf8(data: bytes) -> bool:
     """Whether `data` is UTF-8, checked by Arrow's vectorised validation without copying it."""
     offsets = pa.array([0, len(data)], pa.int64()).buffers()[1]
@@ -526,7 +532,7 @@ def _together(group: list[int], texts: list[bytes], out: list[pa.Table | None], 
     arr = np.frombuffer(data, np.uint8)
     newlines = np.flatnonzero(arr == 10)
     starts = np.concatenate(([0], newlines[:-1] + 1))  # every line ends with a newline here
-    lines_per_file = np.array([texts[i].count(b"\n") + (not texts[i].endswith(b"\n")) for i in group], np.int64)
+    lines_per_file = np.array([count_newlines(texts[i]) + (not texts[i].endswith(b"\n")) for i in group], np.int64)
     file_of_line = np.repeat(np.arange(len(group)), lines_per_file)
     suspect, _ = _scan_lines(data)
     if suspect.size:

@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pcsv
 
 from spillguard.sources.base import MalformedSink
-from spillguard.sources.records import valid_utf8
+from spillguard.sources.records import count_newlines, valid_utf8
 
 _MAX_ROW_LINES = 64  # a quoted value spanning more physical lines than this is taken for an unterminated quote
 
@@ -72,7 +72,7 @@ class CsvBlocks:
         table = self._arrow(block) if clean else None
         if table is None:
             table = self._rows(block)
-        self.line += block.count(b"\n")
+        self.line += count_newlines(block)
         if table.num_rows:
             yield table
 

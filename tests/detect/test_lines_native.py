@@ -46,3 +46,18 @@ def test_edges() -> None:
     assert _scan_lines(b"")[1] == 0 and _scan_lines(b"")[0].size == 0
     suspect, objects = _scan_lines(b'{"a":1}\nnull\n\n\r\n\r{}\n[1]')
     assert suspect.tolist() == [1, 4, 5] and objects == 1
+
+
+def test_count_newlines_equals_bytes_count() -> None:
+    """The native newline count (memchr) against bytes.count on random blocks, views and buffers."""
+    import random
+
+    from spillguard.sources.records import count_newlines
+
+    rng = random.Random(3)
+    for size in (0, 1, 2, 15, 16, 17, 63, 64, 65, 4096, 100_003):
+        data = bytes(rng.choice(b"\n\nab{}\x00\xff") for _ in range(size))
+        assert count_newlines(data) == data.count(b"\n")
+        assert count_newlines(bytearray(data)) == data.count(b"\n")
+        assert count_newlines(memoryview(data)[size // 3 :]) == data[size // 3 :].count(b"\n")
+    assert count_newlines(b"\n" * 1_000_000) == 1_000_000
