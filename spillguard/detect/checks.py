@@ -90,8 +90,33 @@ def _text(arr: pa.Array) -> np.ndarray:
 
 
 def _person_name(arr: pa.Array) -> np.ndarray:
+    """A name's shape: ASCII values by the native core, the rest (Unicode letters and marks) by _person_name_arrow."""
+    if len(arr) == 0:
+        return np.zeros(0, bool)
+    column, valid = native_column(arr)
+    verdict = np.frombuffer(_native.name_shape(*column, _trimmed_ascii(), _NAME_MAX), np.uint8)
+    out: np.ndarray = verdict == 1
+    unsure = np.flatnonzero(verdict == 2)
+    if unsure.size:
+        out[unsure] = _person_name_arrow(as_text(arr).take(pa.array(unsure)))
+    if valid is not None:
+        out &= valid
+    return out
+
+
+_NAME_MAX = 80
+
+
+@cache
+def _trimmed_ascii() -> bytes:
+    """Per byte value: 1 where Arrow's utf8_trim_whitespace removes that ASCII character."""
+    kept = pc.utf8_length(pc.utf8_trim_whitespace(pa.array([chr(c) for c in range(128)], pa.string())))
+    return bytes((np.asarray(kept) == 0).astype(np.uint8).tolist() + [0] * 128)
+
+
+def _person_name_arrow(arr: pa.Array) -> np.ndarray:
     text = pc.utf8_trim_whitespace(as_text(arr))
-    out: np.ndarray = _bool(pc.match_substring_regex(text, _NAME)) & _bool(pc.less_equal(pc.utf8_length(text), 80))
+    out: np.ndarray = _bool(pc.match_substring_regex(text, _NAME)) & _bool(pc.less_equal(pc.utf8_length(text), _NAME_MAX))
     return out
 
 

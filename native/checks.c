@@ -1,0 +1,217 @@
+/* The vectorised plausibility checks of field-only rules (spillguard/detect/checks.py), one pass per column.
+ *
+ * Each returns one verdict byte per value: 1 passes, 0 fails, 2 not decided here (bytes above ASCII where Unicode
+ * rules could decide otherwise); the caller runs its Arrow path on the undecided values, so every check equals
+ * that path (tests/detect/test_entropy_native.py, test_checks_native.py). Nulls must be filled with "".
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "native.h"
+
+/* RE2's \s, which the former path's patterns used: tab, newline, form feed, carriage return, space (not \v). */
+static inline int re2_space(unsigned char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\f' || ch == '\r'; }
+
+/* Length of an authorization scheme word (bearer, basic, token, digest, apikey; any ASCII case) followed by
+ * at least one space at src[a, b), spaces included; 0 when there is none. */
+static int64_t scheme_prefix(const unsigned char *src, int64_t a, int64_t b) {
+    static const char *const words[] = {"bearer", "basic", "token", "digest", "apikey"};
+    for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
+        int64_t len = (int64_t)strlen(words[w]), k = 0;
+        if (b - a <= len) continue;
+        while (k < len && (src[a + k] | 0x20) == (unsigned char)words[w][k]) k++;
+        if (k < len || !re2_space(src[a + len])) continue;
+        int64_t end = a + len;
+        while (end < b && re2_space(src[end])) end++;
+        return end - a;
+    }
+    return 0;
+}
+
+/* c * log2(c) for the counts a short value holds, computed once. */
+#define CLOG_SIZE 1024
+static double clog_table[CLOG_SIZE];
+static int clog_ready = 0;
+
+static void clog_init(void) {
+    if (clog_ready) return;
+    clog_table[0] = 0.0;
+    for (int c = 1; c < CLOG_SIZE; c++) clog_table[c] = (double)c * log2((double)c);
+    clog_ready = 1;
+}
+
+/* Whether value_entropy(src, a, b) >= threshold, decided without a log2 per distinct byte: the entropy is
+ * log2(len) - sum(c * log2 c) / len, from a table. That form can differ from value_entropy's sum in its last
+ * bits, so a value within 1e-9 of the threshold is decided by value_entropy itself. counts must be all zero. */
+static int entropy_at_least(const unsigned char *src, int64_t a, int64_t b, uint32_t counts[256], double threshold) {
+    int64_t len = b - a;
+    if (len <= 0) return 0.0 >= threshold;
+    if (len >= CLOG_SIZE) return value_entropy(src, a, b, counts) >= threshold;
+    uint64_t present[4] = {0, 0, 0, 0};
+    for (int64_t k = a; k < b; k++) {
+        unsigned char ch = src[k];
+        counts[ch]++;
+        present[ch >> 6] |= (uint64_t)1 << (ch & 63);
+    }
+    double s = 0.0;
+    for (int w = 0; w < 4; w++) {
+        uint64_t bits = present[w];
+        while (bits) {
+            int v = w * 64 + __builtin_ctzll(bits);
+            bits &= bits - 1;
+            s += clog_table[counts[v]];
+            counts[v] = 0;
+        }
+    }
+    double h = log2((double)len) - s / (double)len;
+    if (fabs(h - threshold) > 1e-9) return h >= threshold;
+    return value_entropy(src, a, b, counts) >= threshold;
+}
+
+/* secret_check(offsets, data, start, n, wide, min_len, max_len, min_entropy) -> bytes of n uint8
+ *
+ * The `secret` check of credential-named fields in one pass: after an authorization scheme word and its spaces
+ * ("Bearer <token>"), the value must hold no space, be min_len..max_len bytes long and have at least min_entropy
+ * bits per byte. 1: passes, 0: fails, 2: not decided here (a byte above ASCII among the first 24, where Unicode
+ * case folding, e.g. U+017F for 's', could make a scheme word the caller's regular expression strips). Nulls must
+ * be filled with "" by the caller. */
+PyObject *native_secret_check(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *off_obj, *data_obj;
+    Py_ssize_t start, n, min_len, max_len;
+    int wide;
+    double min_entropy;
+    if (!PyArg_ParseTuple(args, "OOnnpnnd", &off_obj, &data_obj, &start, &n, &wide, &min_len, &max_len, &min_entropy)) return NULL;
+    Column c;
+    if (column_open(&c, off_obj, data_obj, start, n, wide) < 0) return NULL;
+    clog_init();
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (out != NULL) {
+        unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
+        const unsigned char *src = c.have_data ? (const unsigned char *)c.data.buf : (const unsigned char *)"";
+        Py_BEGIN_ALLOW_THREADS
+        uint32_t counts[256] = {0};
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t a = column_offset(&c, i), b = column_offset(&c, i + 1);
+            int unsure = 0;
+            for (int64_t k = a; k < b && k < a + 24; k++) unsure |= src[k] >= 0x80;
+            if (unsure) {
+                dst[i] = 2;
+                continue;
+            }
+            a += scheme_prefix(src, a, b);
+            int64_t len = b - a;
+            int ok = len >= min_len && len <= max_len;
+            for (int64_t k = a; ok && k < b; k++) ok = !re2_space(src[k]);
+            dst[i] = (unsigned char)(ok && entropy_at_least(src, a, b, counts, min_entropy));
+        }
+        Py_END_ALLOW_THREADS
+    }
+    column_close(&c);
+    return out;
+}
+
+/* any_byte(offsets, data, start, n, wide, table) -> bytes of n uint8
+ *
+ * Per value, whether any of its bytes is flagged in `table` (256 bytes, non-zero: flagged; only ASCII entries are
+ * read): 1 when an ASCII byte is flagged, 0 when none is and every byte is ASCII, 2 when none is but the value
+ * holds bytes above ASCII, which the caller decides by the test itself. Nulls must be filled with "". */
+PyObject *native_any_byte(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *off_obj, *data_obj;
+    Py_ssize_t start, n;
+    int wide;
+    Py_buffer table;
+    if (!PyArg_ParseTuple(args, "OOnnpy*", &off_obj, &data_obj, &start, &n, &wide, &table)) return NULL;
+    if (table.len != 256) {
+        PyBuffer_Release(&table);
+        PyErr_SetString(PyExc_ValueError, "table must be 256 bytes");
+        return NULL;
+    }
+    Column c;
+    if (column_open(&c, off_obj, data_obj, start, n, wide) < 0) {
+        PyBuffer_Release(&table);
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (out != NULL) {
+        unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
+        const unsigned char *src = c.have_data ? (const unsigned char *)c.data.buf : (const unsigned char *)"";
+        unsigned char flag[256]; /* 1: flagged ASCII byte, 2: a byte above ASCII, 0: neither */
+        for (int b = 0; b < 256; b++) flag[b] = b >= 0x80 ? 2 : (((const unsigned char *)table.buf)[b] != 0);
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t a = column_offset(&c, i), b = column_offset(&c, i + 1);
+            unsigned char seen = 0;
+            for (int64_t k = a; k < b; k++) {
+                seen |= flag[src[k]];
+                if (seen & 1) break;
+            }
+            dst[i] = (seen & 1) ? 1 : seen; /* 1, 2 (only unflagged ASCII and bytes above it) or 0 */
+        }
+        Py_END_ALLOW_THREADS
+    }
+    column_close(&c);
+    PyBuffer_Release(&table);
+    return out;
+}
+
+/* name_shape(offsets, data, start, n, wide, whitespace, max_len) -> bytes of n uint8
+ *
+ * The person_name check for ASCII values: trimmed of the bytes `whitespace` flags (256 bytes, the ASCII
+ * characters Arrow's utf8_trim_whitespace removes), a letter, then letters, spaces, . ' -, and a last letter or
+ * full stop, 2..max_len characters. 2 for values holding a byte above ASCII (Unicode letters and marks). */
+PyObject *native_name_shape(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *off_obj, *data_obj;
+    Py_ssize_t start, n, max_len;
+    int wide;
+    Py_buffer ws;
+    if (!PyArg_ParseTuple(args, "OOnnpy*n", &off_obj, &data_obj, &start, &n, &wide, &ws, &max_len)) return NULL;
+    if (ws.len != 256) {
+        PyBuffer_Release(&ws);
+        PyErr_SetString(PyExc_ValueError, "whitespace must be 256 bytes");
+        return NULL;
+    }
+    Column c;
+    if (column_open(&c, off_obj, data_obj, start, n, wide) < 0) {
+        PyBuffer_Release(&ws);
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (out != NULL) {
+        unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
+        const unsigned char *src = c.have_data ? (const unsigned char *)c.data.buf : (const unsigned char *)"";
+        /* 1 letter, 2 inner punctuation (space . ' -), 4 whitespace to trim, 8 above ASCII */
+        unsigned char cls[256] = {0};
+        for (int b = 0; b < 256; b++) {
+            if (b >= 0x80) cls[b] = 8;
+            else if ((b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z')) cls[b] = 1;
+            else if (((const unsigned char *)ws.buf)[b]) cls[b] = 4;
+            if (b == ' ' || b == '.' || b == '\'' || b == '-') cls[b] |= 2;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t a = column_offset(&c, i), b = column_offset(&c, i + 1);
+            unsigned char any = 0;
+            for (int64_t k = a; k < b; k++) any |= cls[src[k]];
+            if (any & 8) {
+                dst[i] = 2;
+                continue;
+            }
+            while (a < b && (cls[src[a]] & 4)) a++;
+            while (b > a && (cls[src[b - 1]] & 4)) b--;
+            int64_t len = b - a;
+            int ok = len >= 2 && len <= max_len && (cls[src[a]] & 1) && ((cls[src[b - 1]] & 1) || src[b - 1] == '.');
+            for (int64_t k = a + 1; ok && k < b - 1; k++) ok = (cls[src[k]] & 3) != 0;
+            dst[i] = (unsigned char)ok;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    column_close(&c);
+    PyBuffer_Release(&ws);
+    return out;
+}

@@ -1,0 +1,43 @@
+"""The person_name check's native pass (ASCII values) against the Arrow path it replaced (checks._person_name_arrow,
+still the path for values with Unicode letters): generated names, near-misses and random text."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pyarrow as pa
+
+from spillguard.detect.checks import _person_name_arrow, run_check
+
+
+def _name_like(rng: random.Random) -> str | None:
+    if rng.random() < 0.04:
+        return None
+    pool = "AbcXyz" * 4 + " .'-" + "0_,!@\t\n\x0b\x0c\r\x1c\x1f" + "éÅ’\u0301\u00a0Ж"
+    ends = ["", " ", "\t", "\n ", "\x1f", "\u00a0", "\u2003"]
+    body = "".join(rng.choice(pool) for _ in range(rng.choice([0, 1, 2, 3, 5, 9, 20, 78, 79, 80, 81, 82])))
+    return rng.choice(ends) + body + rng.choice(ends)
+
+
+def _same(arr: pa.Array) -> None:
+    new = run_check("person_name", arr)
+    old = _person_name_arrow(arr) & np.asarray(arr.is_valid())
+    diff = np.flatnonzero(new != old)
+    assert diff.size == 0, [arr[int(i)].as_py() for i in diff[:5]]
+
+
+def test_person_name_equals_the_arrow_path() -> None:
+    rng = random.Random(9)
+    values = [_name_like(rng) for _ in range(8000)]
+    values += ["Ann", "A.", "J. R. R. Tolkien", "O'Brien-Smith", "x", "Ab", " Ab ", "A" * 80, "A" * 81, "  " + "a" * 80 + "\t",
+               "Ann ", "-Ann", "Ann-", "Ann.", "Zoë", "Ann\u2019s", "", "1Ann"]
+    arr = pa.array(values, pa.string())
+    _same(arr)
+    _same(arr.slice(77, 3000))
+    _same(pa.array(values, pa.large_string()))
+    _same(pa.array([None], pa.string()))
+    _same(pa.array([], pa.string()))
+    verdict = run_check("person_name", arr)
+    assert 0 < verdict.sum() < len(values)
+    assert run_check("person_name", pa.array(["Ann Lee", "A.", "Ann1", " Zoë Ng ", "x"])).tolist() == [True, True, False, True, False]
