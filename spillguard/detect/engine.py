@@ -22,7 +22,6 @@ from spillguard.detect.checks import run_check
 from spillguard.detect.fieldnames import canonical_path
 from spillguard.detect.flatten import normalise_path
 from spillguard.detect.freetext import find_in_column
-from spillguard.detect.keymerge import sort_keys
 from spillguard.detect.matcher import CompileError, Matcher, compile_patterns, rule_flags, scan_text
 from spillguard.detect.placeholders import MARKERS, accept_secret, low_entropy_prefix
 from spillguard.detect.validators import CONTEXT_VALIDATORS, IPV4_CONTEXT, VALIDATORS, VECTOR_VALIDATORS
@@ -331,7 +330,10 @@ class RuleSet:
             bounds = np.flatnonzero(np.diff(all_r)) + 1
             for r_chunk, v_chunk in zip(np.split(all_r, bounds), np.split(all_v, bounds), strict=True):
                 if r_chunk.size:
-                    hits.by_rule[int(r_chunk[0])] = sort_keys(v_chunk)
+                    # Two ascending runs (values final as matched, then those decided in Python): a stable sort
+                    # merges them in one linear pass, and one run is already in order.
+                    ordered = v_chunk.size < 2 or bool((v_chunk[1:] > v_chunk[:-1]).all())
+                    hits.by_rule[int(r_chunk[0])] = v_chunk if ordered else np.sort(v_chunk, kind="stable")
         value_type = t.value_type if pa.types.is_dictionary(t) else t
         if plan.text_rules and (pa.types.is_string(value_type) or pa.types.is_large_string(value_type)):
             # Prose is only ever stored as text; numbers, dates and bytes never pay for the free-text test.
