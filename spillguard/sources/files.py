@@ -9,6 +9,7 @@ import csv
 import errno
 import io
 import itertools
+import mmap
 import os
 import zlib
 from collections.abc import Callable, Iterator
@@ -353,6 +354,33 @@ def _json_error(exc: Exception) -> str:
     return str(exc).strip().split("\n", 1)[0].strip() or type(exc).__name__
 
 
+def _range_lines_mapped(fileno: int, bounds: list[int]) -> list[int]:
+    """The line number each range between `bounds` begins on, counting over each range mapped in turn."""
+    starts = [1]
+    for start, end in itertools.pairwise(bounds):
+        skip = start % mmap.ALLOCATIONGRANULARITY
+        with mmap.mmap(fileno, end - start + skip, offset=start - skip, access=mmap.ACCESS_READ) as mapped, memoryview(mapped) as view:
+            starts.append(starts[-1] + count_newlines(view[skip:]))
+    return starts
+
+
+def _range_lines_read(fh: IO[bytes], bounds: list[int]) -> list[int]:
+    """_range_lines_mapped for a file that cannot be mapped: read into one reused buffer."""
+    starts = [1]
+    chunk = bytearray(BLOCK_BYTES)
+    for start, end in itertools.pairwise(bounds):
+        newlines, left = 0, end - start
+        while left > 0:
+            view = memoryview(chunk)[: min(left, BLOCK_BYTES)]
+            got = fh.readinto(view)  # type: ignore[attr-defined]
+            if not got:
+                break
+            newlines += count_newlines(view[:got])
+            left -= got
+        starts.append(starts[-1] + newlines)
+    return starts
+
+
 @dataclass(slots=True)
 class FileDataset(ReaderDefaults):
     file: StoredFile
@@ -391,23 +419,17 @@ class FileDataset(ReaderDefaults):
             # Counting lines would read the whole object once more at planning: malformed lines of a range
             # are named by the range's first byte and their line within it instead.
             return [Partition(self.name, {**spec, "start": start, "end": end}) for start, end in itertools.pairwise(bounds)]
-        parts = []
-        newlines = 0
-        chunk = bytearray(BLOCK_BYTES)
+        # Line numbers stay exact: the newlines before each range are counted once, at memchr speed, over the range
+        # mapped in memory (no copy; one range mapped at a time, so few pages count as resident), or read into one
+        # reused buffer where the file cannot be mapped.
         with self.file.open() as fh:
-            for start, end in itertools.pairwise(bounds):
-                # Line numbers stay exact: count the newlines before each range once, at memchr speed, reading
-                # into one reused buffer.
-                parts.append(Partition(self.name, {**spec, "start": start, "end": end, "line": newlines + 1}))
-                left = end - start
-                while left > 0:
-                    view = memoryview(chunk)[: min(left, BLOCK_BYTES)]
-                    got = fh.readinto(view)
-                    if not got:
-                        break
-                    newlines += count_newlines(view[:got])
-                    left -= got
-        return parts
+            try:
+                starts = _range_lines_mapped(fh.fileno(), bounds)
+            except (OSError, ValueError, io.UnsupportedOperation):
+                fh.seek(0)
+                starts = _range_lines_read(fh, bounds)
+        return [Partition(self.name, {**spec, "start": start, "end": end, "line": line})
+                for (start, end), line in zip(itertools.pairwise(bounds), starts, strict=False)]
 
     def size(self) -> int:
         return self.file.size()
@@ -534,14 +556,15 @@ class FileDataset(ReaderDefaults):
                 chunk = fh.read1(BLOCK_BYTES)  # one read: a remote file fetches no further than the range needs
                 if self.progress and chunk:
                     self.progress(len(chunk))
-                buf += chunk
-                cut = buf.rfind(b"\n")
+                cut = chunk.rfind(b"\n")  # buf (the tail after the last newline so far) holds none
                 if not chunk:  # end of file: a last line without a newline
                     complete, buf = buf, b""
                 elif cut < 0:
+                    buf += chunk
                     continue
-                else:
-                    complete, buf = buf[: cut + 1], buf[cut + 1 :]
+                else:  # the complete lines copied once (a block read whole is not copied)
+                    complete = b"".join((buf, memoryview(chunk)[: cut + 1])) if buf else chunk[: cut + 1]
+                    buf = chunk[cut + 1 :]
                 stop = end - offset
                 if len(complete) > stop:
                     # keep the lines that start before `end`: up to the newline ending the line at end-1
