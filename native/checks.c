@@ -215,3 +215,103 @@ PyObject *native_name_shape(PyObject *self, PyObject *args) {
     PyBuffer_Release(&ws);
     return out;
 }
+
+static inline int re2_digit(unsigned char ch) { return ch >= '0' && ch <= '9'; }
+
+/* Where a trailing phone extension begins ("x12", " ext. 7", "#3": RE2 (?i)\s*(?:x|ext\.?|#)\s*[0-9]{1,6}$, the
+ * leftmost start of its match), or b when there is none. */
+static int64_t extension_start(const unsigned char *s, int64_t a, int64_t b) {
+    int64_t k = b;
+    while (k > a && re2_digit(s[k - 1])) k--;
+    if (k == b || b - k > 6) return b; /* 1..6 digits, and not the tail of a longer run */
+    while (k > a && re2_space(s[k - 1])) k--;
+    if (k == a) return b;
+    unsigned char c = s[k - 1] | 0x20;
+    int64_t m;
+    if (s[k - 1] == '#' || c == 'x') {
+        m = k - 1;
+    } else if (c == 't' && k - a >= 3 && (s[k - 3] | 0x20) == 'e' && (s[k - 2] | 0x20) == 'x') {
+        m = k - 3;
+    } else if (s[k - 1] == '.' && k - a >= 4 && (s[k - 4] | 0x20) == 'e' && (s[k - 3] | 0x20) == 'x' && (s[k - 2] | 0x20) == 't') {
+        m = k - 4;
+    } else {
+        return b;
+    }
+    while (m > a && re2_space(s[m - 1])) m--;
+    return m;
+}
+
+/* phone_shape(offsets, data, start, n, wide, whitespace, codes) -> bytes of n uint8
+ *
+ * phones.vec_typed_shape for ASCII values: without a trailing extension, trimmed (the bytes `whitespace` flags),
+ * a leading 00 read as +, every character but digits and + dropped: `+` and 8..15 digits (3: accepted, the digits
+ * begin with a calling code of `codes`: 10 + 100 + 1000 flags for the 1-, 2- and 3-digit codes; 1: decided, not a
+ * phone) or not that shape (0: left to the caller's other checks). 2: a byte above ASCII, not decided here. */
+PyObject *native_phone_shape(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *off_obj, *data_obj;
+    Py_ssize_t start, n;
+    int wide;
+    Py_buffer ws, codes;
+    if (!PyArg_ParseTuple(args, "OOnnpy*y*", &off_obj, &data_obj, &start, &n, &wide, &ws, &codes)) return NULL;
+    PyObject *out = NULL;
+    if (ws.len != 256 || codes.len != 1110) {
+        PyErr_SetString(PyExc_ValueError, "whitespace must be 256 bytes and codes 1110");
+        goto release;
+    }
+    Column c;
+    if (column_open(&c, off_obj, data_obj, start, n, wide) < 0) goto release;
+    out = PyBytes_FromStringAndSize(NULL, n);
+    if (out != NULL) {
+        unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
+        const unsigned char *src = c.have_data ? (const unsigned char *)c.data.buf : (const unsigned char *)"";
+        const unsigned char *trim = (const unsigned char *)ws.buf, *known = (const unsigned char *)codes.buf;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t a = column_offset(&c, i), b = column_offset(&c, i + 1);
+            int high = 0;
+            for (int64_t k = a; k < b; k++) high |= src[k] >= 0x80;
+            if (high) {
+                dst[i] = 2;
+                continue;
+            }
+            b = extension_start(src, a, b);
+            while (a < b && trim[src[a]]) a++;
+            while (b > a && trim[src[b - 1]]) b--;
+            int plus = 0;
+            if (b - a >= 2 && src[a] == '0' && src[a + 1] == '0') {
+                plus = 1;
+                a += 2;
+            }
+            /* compact: the + and digits left */
+            int digits = 0, shape = 1, first = 1, code[3] = {0, 0, 0};
+            if (plus) first = 0; /* the + the 00 became comes first */
+            for (int64_t k = a; k < b && shape; k++) {
+                unsigned char ch = src[k];
+                if (ch == '+') {
+                    if (!first) shape = 0; /* a + after the first character of the compact form */
+                    plus = 1;
+                    first = 0;
+                } else if (re2_digit(ch)) {
+                    if (first) shape = 0; /* compact form does not begin with + */
+                    first = 0;
+                    if (digits < 3) code[digits] = ch - '0';
+                    digits++;
+                }
+            }
+            shape = shape && plus && !first && digits >= 8 && digits <= 15;
+            if (!shape) {
+                dst[i] = 0;
+                continue;
+            }
+            int ok = known[code[0]] || known[10 + code[0] * 10 + code[1]] || known[110 + code[0] * 100 + code[1] * 10 + code[2]];
+            dst[i] = ok ? 3 : 1;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    column_close(&c);
+release:
+    PyBuffer_Release(&ws);
+    PyBuffer_Release(&codes);
+    return out;
+}

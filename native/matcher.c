@@ -335,6 +335,8 @@ static PyMethodDef module_methods[] = {
      "secret_check(offsets, data, start, n, wide, min_len, max_len, min_entropy) -> n verdicts (1 pass, 0 fail, 2 undecided)"},
     {"name_shape", native_name_shape, METH_VARARGS,
      "name_shape(offsets, data, start, n, wide, whitespace, max_len) -> n verdicts of the person_name check (2 undecided)"},
+    {"phone_shape", native_phone_shape, METH_VARARGS,
+     "phone_shape(offsets, data, start, n, wide, whitespace, codes) -> n verdicts of phones.vec_typed_shape (2 undecided)"},
     {"any_byte", native_any_byte, METH_VARARGS,
      "any_byte(offsets, data, start, n, wide, table) -> n verdicts (1 an ASCII byte flagged, 0 none, 2 none but non-ASCII bytes)"},
     {"count_byte", native_count_byte, METH_VARARGS, "count_byte(data, byte) -> occurrences of the byte in the buffer (memchr)"},

@@ -94,7 +94,7 @@ def _person_name(arr: pa.Array) -> np.ndarray:
     if len(arr) == 0:
         return np.zeros(0, bool)
     column, valid = native_column(arr)
-    verdict = np.frombuffer(_native.name_shape(*column, _trimmed_ascii(), _NAME_MAX), np.uint8)
+    verdict = np.frombuffer(_native.name_shape(*column, trimmed_ascii(), _NAME_MAX), np.uint8)
     out: np.ndarray = verdict == 1
     unsure = np.flatnonzero(verdict == 2)
     if unsure.size:
@@ -108,7 +108,7 @@ _NAME_MAX = 80
 
 
 @cache
-def _trimmed_ascii() -> bytes:
+def trimmed_ascii() -> bytes:
     """Per byte value: 1 where Arrow's utf8_trim_whitespace removes that ASCII character."""
     kept = pc.utf8_length(pc.utf8_trim_whitespace(pa.array([chr(c) for c in range(128)], pa.string())))
     return bytes((np.asarray(kept) == 0).astype(np.uint8).tolist() + [0] * 128)

@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+import spillguard._native as _native
+
 _EXTENSION = re.compile(r"\s*(?:x|ext\.?|#)\s*[0-9]{1,6}$", re.I)
 _DATE_LIKE = re.compile(r"^\(?\d{1,4}\)?[./\-]\d{1,2}[./\-]\d{1,4}$|^(?:19|20)\d\d[./\-]\d{1,2}$")
 _IP_LIKE = re.compile(r"^\d{1,3}(?:\.\d{1,3}){3}$")
@@ -93,7 +95,35 @@ def _vec_bool(arr: pa.Array) -> np.ndarray:
 
 
 def vec_typed_shape(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """typed_shape for `+CC` numbers (decided here); the rest (grouped national numbers) is left to Python."""
+    """typed_shape for `+CC` numbers (decided here); the rest (grouped national numbers) is left to Python.
+    ASCII values are decided by the native core in one pass, the others by _vec_typed_shape_arrow."""
+    if len(values) == 0:
+        return np.zeros(0, bool), np.zeros(0, bool)
+    from spillguard.detect.arrays import native_column
+    from spillguard.detect.checks import trimmed_ascii
+
+    column, valid = native_column(values)
+    verdict = np.frombuffer(_native.phone_shape(*column, trimmed_ascii(), _code_table()), np.uint8)
+    accepted, intl = verdict == 3, (verdict & 1).astype(bool)
+    if valid is not None:  # a null is the empty value: not a phone's shape either way
+        accepted &= valid
+        intl &= valid
+    unsure = np.flatnonzero(verdict == 2)
+    if unsure.size:
+        accepted[unsure], intl[unsure] = _vec_typed_shape_arrow(values.take(pa.array(unsure)))
+    return accepted, intl
+
+
+@lru_cache(maxsize=1)
+def _code_table() -> bytes:
+    """Flags of the calling codes for the native core: 10 one-digit, 100 two-digit, 1000 three-digit entries."""
+    table = bytearray(1110)
+    for code in calling_codes():
+        table[{1: 0, 2: 10, 3: 110}[len(code)] + int(code)] = 1
+    return bytes(table)
+
+
+def _vec_typed_shape_arrow(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     core = pc.replace_substring_regex(pc.fill_null(values, ""), r"(?i)\s*(?:x|ext\.?|#)\s*[0-9]{1,6}$", "")
     core = pc.replace_substring_regex(pc.utf8_trim_whitespace(core), r"^00", "+")
     compact = pc.replace_substring_regex(core, r"[^0-9+]", "")

@@ -41,3 +41,32 @@ def test_person_name_equals_the_arrow_path() -> None:
     verdict = run_check("person_name", arr)
     assert 0 < verdict.sum() < len(values)
     assert run_check("person_name", pa.array(["Ann Lee", "A.", "Ann1", " Zoë Ng ", "x"])).tolist() == [True, True, False, True, False]
+
+
+def _phone_like(rng: random.Random) -> str | None:
+    if rng.random() < 0.03:
+        return None
+    lead = rng.choice(["", "+", "00", "0", "+0", "++", " +", "\t00", "0 0", "+ "])
+    digits = "".join(rng.choice("0123456789") for _ in range(rng.choice([0, 3, 7, 8, 9, 12, 15, 16, 20])))
+    body = "".join(ch + (rng.choice(["", "", " ", "-", ".", "(", ")", "/", "+", "a"]) if rng.random() < 0.3 else "") for ch in digits)
+    ext = rng.choice(["", "", " x12", "x1234567", " ext. 5", "EXT 77", "ext.123", " #4", "#", " x", "text 12", " . 5", "  eXt  9", " x 12 "])
+    tail = rng.choice(["", "", " ", "\n", "\u00a0", "é", "\x1c"])
+    return lead + body + ext + tail
+
+
+def test_phone_shape_equals_the_arrow_path() -> None:
+    """phones.vec_typed_shape (native for ASCII) against the Arrow kernels it replaced, both verdicts."""
+    from spillguard.detect.phones import _vec_typed_shape_arrow, vec_typed_shape
+
+    rng = random.Random(21)
+    values = [_phone_like(rng) for _ in range(12000)]
+    values += ["+44 20 7946 0958", "0044 20 7946 0958 ext. 12", "+1 (312) 515-2239 x9", "+999 1234 5678", "00 1 312 515 2239",
+               "+44 20 7946 0958#1234567", "+", "", "   ", "+12345678", "+1234567"]
+    for arr in (pa.array(values, pa.string()), pa.array(values, pa.string()).slice(5, 7000), pa.array(values, pa.large_string())):
+        new_ok, new_intl = vec_typed_shape(arr)
+        old_ok, old_intl = _vec_typed_shape_arrow(arr)
+        for new, old in ((new_ok, old_ok), (new_intl, old_intl)):
+            diff = np.flatnonzero(new != old)
+            assert diff.size == 0, [arr[int(i)].as_py() for i in diff[:5]]
+    ok, intl = vec_typed_shape(pa.array(values, pa.string()))
+    assert 0 < ok.sum() < intl.sum() < len(values)  # accepted, shaped but an unknown code, and neither all occur
