@@ -186,3 +186,25 @@ def _scan_lines(data: bytes) -> tuple[np.ndarray, int]:
         end = starts[i + 1] if i + 1 < starts.size else arr.size
         suspect[i] = _depth(data[starts[i] : end]) > MAX_DEPTH
     return np.flatnonzero(suspect), objects
+
+
+# -- placeholders.is_placeholder's literal alternations, before they became a back-reference and substring searches
+
+def token_filler(secret: str) -> bool:
+    import re
+    import string
+
+    from spillguard.detect import placeholders as ph
+
+    runs = [re.escape(c * ph.MIN_RUN) for c in string.ascii_letters + string.digits]
+    runs += [re.escape(c * ph._FILL_RUN) for c in ph._FILL]
+    return re.search("|".join([*runs, *ph._sequences(ph.MIN_SEQUENCE)]), secret) is not None
+
+
+def placeholder_words(secret: str) -> bool:
+    import re
+
+    from spillguard.detect import placeholders as ph
+
+    forms = ph._WORD_FORMS if len(secret) <= ph.LONG else [w for w in ph._WORD_FORMS if len(w) > ph._SHORT_WORD]
+    return re.search("|".join(re.escape(w) for w in forms), secret) is not None

@@ -70,3 +70,4 @@ def test_phone_shape_equals_the_arrow_path() -> None:
             assert diff.size == 0, [arr[int(i)].as_py() for i in diff[:5]]
     ok, intl = vec_typed_shape(pa.array(values, pa.string()))
     assert 0 < ok.sum() < intl.sum() < len(values)  # accepted, shaped but an unknown code, and neither all occur
+

@@ -133,3 +133,25 @@ def test_a_single_selected_rule_still_rejects_placeholders_in_a_column():
     ruleset = RuleSet(select_rules(only=["aws_access_key_id"]))
     hits = ruleset.scan_column(pa.array(["AKIAXXXXXXXXXXXXXXXX", "AKIAZ3MHQ4WTLRD6K5VY", "AKIAIOSFODNN7EXAMPLE"]), ruleset.plan("key"))
     assert {r: v.tolist() for r, v in hits.by_rule.items()} == {0: [1]}
+
+
+def test_placeholder_filler_and_words_equal_the_alternations() -> None:
+    """The token-filler test (runs, x-runs, alphabet sequences) and the placeholder words, as a back-reference and
+    substring searches, against the literal alternations they replaced, on tokens seeded with each kind."""
+    import string
+
+    from spillguard.detect import placeholders as ph
+    from tests.detect import former
+
+    rng = random.Random(13)
+    seeds = ["a" * 8, "a" * 7, "7" * 8, "xxxxxx", "XXXXXX", "xXxXxX", "abcdefgh", "abcdefg", "76543210", "ABCDEFGH", "example",
+             "EXAMPLE", "Example", "eXample", "your_", "lorem", "Lorem", "placeholder", "dummy"]
+    alphabet = string.ascii_letters + string.digits + "-_|"
+    for _ in range(6000):
+        body = "".join(rng.choice(alphabet) for _ in range(rng.choice([10, 30, 63, 64, 65, 200, 400])))
+        if rng.random() < 0.6:
+            at = rng.randrange(len(body))
+            body = body[:at] + rng.choice(seeds) + body[at:]
+        assert ph._token_filler(body) == former.token_filler(body), body
+        words = ph._WORDS_ALL if len(body) <= ph.LONG else ph._WORDS_LONG
+        assert any(w in body for w in words) == former.placeholder_words(body), body
