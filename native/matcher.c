@@ -374,6 +374,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     PyModule_AddIntConstant(mod, "FLAG_MULTILINE", HS_FLAG_MULTILINE);
     PyModule_AddIntConstant(mod, "FLAG_DOTALL", HS_FLAG_DOTALL);
     PyModule_AddIntConstant(mod, "FLAG_SINGLEMATCH", HS_FLAG_SINGLEMATCH);
+    PyModule_AddIntConstant(mod, "FLAG_ALLOWEMPTY", HS_FLAG_ALLOWEMPTY);
     PyModule_AddIntConstant(mod, "FLAG_UTF8", HS_FLAG_UTF8);
     PyModule_AddIntConstant(mod, "FLAG_UCP", HS_FLAG_UCP);
     return mod;

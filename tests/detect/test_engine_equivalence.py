@@ -120,3 +120,35 @@ def _widen(t: pa.DataType) -> pa.DataType:
     if pa.types.is_list(t):
         return pa.list_(_widen(t.value_type))
     return t
+
+
+def test_field_patterns_by_vectorscan_equal_pythons_re() -> None:
+    """Planning matches every rule's `field` and `exclude_field` patterns with one Vectorscan database; on field
+    paths built from the patterns' own words (with prefixes, suffixes, plurals, dots and digits) and random ones,
+    every pattern must say what Python's re says."""
+    import random
+    import re
+
+    from spillguard.detect.engine import FieldPatterns
+    from spillguard.rules import select_rules
+
+    rules = select_rules([], None, None)
+    fields = FieldPatterns(rules)
+    assert fields.db is not None and len(fields.python_only) <= 3  # nearly every pattern runs in Vectorscan
+    words = sorted({w for r in rules for src in (r.field, r.exclude_field) if src for w in re.findall(r"[a-z][a-z_]{1,}", src)})
+    rng = random.Random(8)
+    paths = set(words)
+    for _ in range(6000):
+        parts = [rng.choice(words) for _ in range(rng.choice([1, 1, 2, 3]))]
+        path = ".".join(parts)
+        path = rng.choice(["", "user.", "devices.", "a.b.", "x_"]) + path + rng.choice(["", "_no", "_number", "s", "_2", ".value", "_id", "x"])
+        paths.add(path)
+    paths |= {"", ".", "_", "email", "e-mail", "card", "cc", "ip", "mac", "phone", "dob"}
+    for path in sorted(paths):
+        hits = fields.matching((path,))
+        assert hits is not None
+        for i, rule in enumerate(rules):
+            assert fields.matches(i, "field", (path,), hits) == rule.field_matches(path), (rule.id, path)
+            assert fields.matches(i, "exclude_field", (path,), hits) == rule.field_excluded(path), (rule.id, path)
+    # a path Vectorscan would read otherwise goes to Python's re
+    assert fields.matching(("e\u00e9mail",)) is None and fields.matching(("email\n",)) is None
