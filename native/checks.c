@@ -159,60 +159,76 @@ PyObject *native_any_byte(PyObject *self, PyObject *args) {
     return out;
 }
 
-/* name_shape(offsets, data, start, n, wide, whitespace, max_len) -> bytes of n uint8
+/* name_shape(offsets, data, start, n, wide, classes, max_len) -> bytes of n uint8
  *
- * The person_name check for ASCII values: trimmed of the bytes `whitespace` flags (256 bytes, the ASCII
- * characters Arrow's utf8_trim_whitespace removes), a letter, then letters, spaces, . ' -, and a last letter or
- * full stop, 2..max_len characters. 2 for values holding a byte above ASCII (Unicode letters and marks). */
+ * The person_name check for values of code points below U+0800 (ASCII, Latin, Greek, Cyrillic, ...) and ’: trimmed
+ * of whitespace, a letter, then letters, marks, spaces, . ' ’ -, and a last letter, mark or full stop, 2..max_len
+ * characters. `classes` holds a byte per code point below U+0800, made by the caller with Arrow's own kernels
+ * (1 letter, 2 inner punctuation, 4 whitespace its trim removes, 16 mark, 32 the full stop). 2: a value with other
+ * code points (or over 1024 of them), decided by the caller. */
+#define NAME_CPS 1024
 PyObject *native_name_shape(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *off_obj, *data_obj;
     Py_ssize_t start, n, max_len;
     int wide;
-    Py_buffer ws;
-    if (!PyArg_ParseTuple(args, "OOnnpy*n", &off_obj, &data_obj, &start, &n, &wide, &ws, &max_len)) return NULL;
-    if (ws.len != 256) {
-        PyBuffer_Release(&ws);
-        PyErr_SetString(PyExc_ValueError, "whitespace must be 256 bytes");
+    Py_buffer table;
+    if (!PyArg_ParseTuple(args, "OOnnpy*n", &off_obj, &data_obj, &start, &n, &wide, &table, &max_len)) return NULL;
+    if (table.len != 0x800) {
+        PyBuffer_Release(&table);
+        PyErr_SetString(PyExc_ValueError, "classes must be 2048 bytes");
         return NULL;
     }
     Column c;
     if (column_open(&c, off_obj, data_obj, start, n, wide) < 0) {
-        PyBuffer_Release(&ws);
+        PyBuffer_Release(&table);
         return NULL;
     }
     PyObject *out = PyBytes_FromStringAndSize(NULL, n);
     if (out != NULL) {
         unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
         const unsigned char *src = c.have_data ? (const unsigned char *)c.data.buf : (const unsigned char *)"";
-        /* 1 letter, 2 inner punctuation (space . ' -), 4 whitespace to trim, 8 above ASCII */
-        unsigned char cls[256] = {0};
-        for (int b = 0; b < 256; b++) {
-            if (b >= 0x80) cls[b] = 8;
-            else if ((b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z')) cls[b] = 1;
-            else if (((const unsigned char *)ws.buf)[b]) cls[b] = 4;
-            if (b == ' ' || b == '.' || b == '\'' || b == '-') cls[b] |= 2;
-        }
+        const unsigned char *cls = (const unsigned char *)table.buf;
         Py_BEGIN_ALLOW_THREADS
+        unsigned char cps[NAME_CPS];
         for (Py_ssize_t i = 0; i < n; i++) {
-            int64_t a = column_offset(&c, i), b = column_offset(&c, i + 1);
-            unsigned char any = 0;
-            for (int64_t k = a; k < b; k++) any |= cls[src[k]];
-            if (any & 8) {
+            int64_t k = column_offset(&c, i), b = column_offset(&c, i + 1);
+            int count = 0, undecided = 0;
+            while (k < b && !undecided) {
+                unsigned char ch = src[k];
+                unsigned char kind;
+                if (ch < 0x80) {
+                    kind = cls[ch];
+                    k += 1;
+                } else if (ch >= 0xC2 && ch <= 0xDF && k + 1 < b && (src[k + 1] & 0xC0) == 0x80) {
+                    kind = cls[((ch & 0x1F) << 6) | (src[k + 1] & 0x3F)];
+                    k += 2;
+                } else if (ch == 0xE2 && k + 2 < b && src[k + 1] == 0x80 && src[k + 2] == 0x99) {
+                    kind = 2; /* ’ */
+                    k += 3;
+                } else {
+                    undecided = 1;
+                    break;
+                }
+                if (count == NAME_CPS) undecided = 1;
+                else cps[count++] = kind;
+            }
+            if (undecided) {
                 dst[i] = 2;
                 continue;
             }
-            while (a < b && (cls[src[a]] & 4)) a++;
-            while (b > a && (cls[src[b - 1]] & 4)) b--;
-            int64_t len = b - a;
-            int ok = len >= 2 && len <= max_len && (cls[src[a]] & 1) && ((cls[src[b - 1]] & 1) || src[b - 1] == '.');
-            for (int64_t k = a + 1; ok && k < b - 1; k++) ok = (cls[src[k]] & 3) != 0;
+            int lo = 0, hi = count;
+            while (lo < hi && (cps[lo] & 4)) lo++;
+            while (hi > lo && (cps[hi - 1] & 4)) hi--;
+            int len = hi - lo;
+            int ok = len >= 2 && len <= max_len && (cps[lo] & 1) && (cps[hi - 1] & (1 | 16 | 32));
+            for (int j = lo + 1; ok && j < hi - 1; j++) ok = (cps[j] & (1 | 2 | 16)) != 0;
             dst[i] = (unsigned char)ok;
         }
         Py_END_ALLOW_THREADS
     }
     column_close(&c);
-    PyBuffer_Release(&ws);
+    PyBuffer_Release(&table);
     return out;
 }
 

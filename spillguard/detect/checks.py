@@ -90,11 +90,12 @@ def _text(arr: pa.Array) -> np.ndarray:
 
 
 def _person_name(arr: pa.Array) -> np.ndarray:
-    """A name's shape: ASCII values by the native core, the rest (Unicode letters and marks) by _person_name_arrow."""
+    """A name's shape: values of code points below U+0800 (and ’) by the native core, the rest by
+    _person_name_arrow."""
     if len(arr) == 0:
         return np.zeros(0, bool)
     column, valid = native_column(arr)
-    verdict = np.frombuffer(_native.name_shape(*column, trimmed_ascii(), _NAME_MAX), np.uint8)
+    verdict = np.frombuffer(_native.name_shape(*column, _name_classes(), _NAME_MAX), np.uint8)
     out: np.ndarray = verdict == 1
     unsure = np.flatnonzero(verdict == 2)
     if unsure.size:
@@ -110,8 +111,24 @@ _NAME_MAX = 80
 @cache
 def trimmed_ascii() -> bytes:
     """Per byte value: 1 where Arrow's utf8_trim_whitespace removes that ASCII character."""
-    kept = pc.utf8_length(pc.utf8_trim_whitespace(pa.array([chr(c) for c in range(128)], pa.string())))
-    return bytes((np.asarray(kept) == 0).astype(np.uint8).tolist() + [0] * 128)
+    return bytes((np.frombuffer(_name_classes()[:128], np.uint8) >> 2 & 1).tolist() + [0] * 128)
+
+
+@cache
+def _name_classes() -> bytes:
+    """Per code point below U+0800, its class for the native person_name check, decided by the Arrow kernels the
+    check's Arrow path uses: 1 letter (\\p{L}), 2 inner punctuation, 4 whitespace (utf8_trim_whitespace), 16 mark
+    (\\p{M}), 32 the full stop."""
+    chars = pa.array([chr(c) for c in range(0x800)], pa.string())
+    letter = _bool(pc.match_substring_regex(chars, r"^\p{L}$"))
+    mark = _bool(pc.match_substring_regex(chars, r"^\p{M}$"))
+    space = np.asarray(pc.utf8_length(pc.utf8_trim_whitespace(chars))) == 0
+    inner = np.zeros(0x800, bool)
+    inner[[ord(" "), ord("."), ord("'"), ord("-")]] = True
+    dot = np.zeros(0x800, bool)
+    dot[ord(".")] = True
+    classes = letter * 1 | inner * 2 | space * 4 | mark * 16 | dot * 32
+    return bytes(classes.astype(np.uint8).tobytes())
 
 
 def _person_name_arrow(arr: pa.Array) -> np.ndarray:
