@@ -339,6 +339,8 @@ static PyMethodDef module_methods[] = {
      "phone_shape(offsets, data, start, n, wide, whitespace, codes) -> n verdicts of phones.vec_typed_shape (2 undecided)"},
     {"any_byte", native_any_byte, METH_VARARGS,
      "any_byte(offsets, data, start, n, wide, table) -> n verdicts (1 an ASCII byte flagged, 0 none, 2 none but non-ASCII bytes)"},
+    {"byte_counts", native_byte_counts, METH_VARARGS,
+     "byte_counts(offsets, data, start, n, wide, byte) -> the byte's count in each value (bytes of int32)"},
     {"count_byte", native_count_byte, METH_VARARGS, "count_byte(data, byte) -> occurrences of the byte in the buffer (memchr)"},
     {"json_lines_scan", native_json_lines_scan, METH_VARARGS,
      "json_lines_scan(data, max_depth) -> (indices of lines that are not shallow objects: bytes of int64, object lines)"},

@@ -34,6 +34,7 @@ PyObject *native_phone_shape(PyObject *self, PyObject *args);
 double value_entropy(const unsigned char *src, int64_t a, int64_t b, uint32_t counts[256]);
 PyObject *native_json_lines_scan(PyObject *self, PyObject *args);
 PyObject *native_count_byte(PyObject *self, PyObject *args);
+PyObject *native_byte_counts(PyObject *self, PyObject *args);
 PyObject *native_json_lines_columns(PyObject *self, PyObject *arg);
 int jsonl_ready(void);
 PyObject *native_copy_text_columns(PyObject *self, PyObject *args);

@@ -35,6 +35,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+import spillguard._native as _native
+from spillguard.detect.arrays import native_column, string_buffers
 from spillguard.lazy import LazyPattern
 
 # What a `text` rule may name (rules/*.toml): the kind of span it reports.
@@ -53,13 +55,20 @@ _BATCH = 256
 Span = tuple[str, int, int]  # (kind, start, end) in characters of the value
 
 
-def prose_mask(text: pa.Array) -> np.ndarray:
+def spaces_per_value(text: pa.Array) -> np.ndarray:
+    """How many spaces each value holds (nulls: 0), counted by the native core."""
+    if len(text) == 0:
+        return np.zeros(0, np.int32)
+    column, _valid = native_column(text)
+    return np.frombuffer(_native.byte_counts(*column, ord(" ")), np.int32)
+
+
+def prose_mask(text: pa.Array, spaces: np.ndarray | None = None) -> np.ndarray:
     """Per value: does it read like a sentence (>= MIN_WORDS words, mostly letters, a word in small letters)?"""
     n = len(text)
     if n == 0:
         return np.zeros(0, bool)
-    spaces = pc.count_substring(text, " ")
-    mask = np.asarray(pc.fill_null(pc.greater_equal(spaces, MIN_WORDS - 1), False), dtype=bool)
+    mask = (spaces_per_value(text) if spaces is None else spaces) >= MIN_WORDS - 1
     if not mask.any():
         return mask
     idx = np.flatnonzero(mask)
@@ -83,14 +92,17 @@ def free_text_values(text: pa.Array) -> np.ndarray | None:
     Most structured columns are ruled out from their value lengths alone (no pass over the bytes)."""
     if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)) or len(text) == 0:
         return None  # numbers, dates and binaries never hold prose
-    lengths = np.asarray(pc.fill_null(pc.binary_length(text), 0), dtype=np.int64)
+    offsets, _data = string_buffers(text)
+    lengths = np.diff(offsets)  # from the offsets, no pass over the bytes; a null's slot counts as empty
+    if text.null_count:
+        lengths = np.where(np.asarray(text.is_valid()), lengths, 0)
     enough = MIN_PROSE_SHARE * max(int(np.count_nonzero(lengths)), 1)
     if np.count_nonzero(lengths >= _MIN_BYTES) < enough:
         return None
-    prose = prose_mask(text)
+    spaces = spaces_per_value(text)
+    prose = prose_mask(text, spaces)
     if np.count_nonzero(prose) < enough:
         return None
-    spaces = np.asarray(pc.fill_null(pc.count_substring(text, " "), 0), dtype=np.int64)
     return np.flatnonzero(spaces >= 1)
 
 

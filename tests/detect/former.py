@@ -208,3 +208,26 @@ def placeholder_words(secret: str) -> bool:
 
     forms = ph._WORD_FORMS if len(secret) <= ph.LONG else [w for w in ph._WORD_FORMS if len(w) > ph._SHORT_WORD]
     return re.search("|".join(re.escape(w) for w in forms), secret) is not None
+
+
+# -- freetext.free_text_values before spaces were counted natively and lengths read from the offsets
+
+def free_text_values(text: pa.Array) -> np.ndarray | None:
+    from spillguard.detect import freetext as ft
+
+    lengths = np.asarray(pc.fill_null(pc.binary_length(text), 0), dtype=np.int64)
+    enough = ft.MIN_PROSE_SHARE * max(int(np.count_nonzero(lengths)), 1)
+    if np.count_nonzero(lengths >= ft._MIN_BYTES) < enough:
+        return None
+    spaces = np.asarray(pc.fill_null(pc.count_substring(text, " "), 0), dtype=np.int64)
+    mask = spaces >= ft.MIN_WORDS - 1
+    if mask.any():
+        idx = np.flatnonzero(mask)
+        cand = text.take(pa.array(idx))
+        letters = np.asarray(pc.fill_null(pc.count_substring_regex(cand, r"[\pL ]"), 0), dtype=np.int64)
+        length = np.asarray(pc.fill_null(pc.utf8_length(cand), 1), dtype=np.int64)
+        small = np.asarray(pc.fill_null(pc.match_substring_regex(cand, ft._SMALL_WORD), False), dtype=bool)
+        mask[idx] = (letters >= ft.MIN_LETTER_SHARE * np.maximum(length, 1)) & small
+    if np.count_nonzero(mask) < enough:
+        return None
+    return np.flatnonzero(spaces >= 1)
