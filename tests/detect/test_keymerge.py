@@ -118,3 +118,23 @@ def test_native_key_sort_equals_numpy(dtype: type, size: int) -> None:
     if size > 1:
         strided = random_keys[::2]
         assert np.array_equal(sort_keys(strided), np.sort(strided))
+
+
+def test_native_merge_of_two_runs_equals_sort_and_dedup() -> None:
+    """merge_two (native linear merge) against concatenate + sort + drop repeats, on runs (sorted, without repeats
+    or 0) that overlap, are disjoint, interleave, repeat each other or hold the largest key."""
+    import random
+
+    import numpy as np
+
+    from spillguard.detect.keymerge import merge_two
+
+    rng = random.Random(12)
+    for _ in range(400):
+        pool = [rng.getrandbits(64) or 1 for _ in range(rng.choice([1, 5, 50, 3000]))] + [1, 2**64 - 1]
+        a = np.unique(np.array(rng.sample(pool, rng.randrange(1, len(pool) + 1)), np.uint64))
+        b = np.unique(np.array(rng.sample(pool, rng.randrange(1, len(pool) + 1)), np.uint64))
+        want = np.union1d(a, b)
+        got = merge_two(a, b)
+        assert got.dtype == np.uint64 and np.array_equal(got, want)
+        assert got.flags.writeable
