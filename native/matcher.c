@@ -348,6 +348,8 @@ static PyMethodDef module_methods[] = {
      "json_lines_columns(data) -> the lines' objects as nested column buffers, or None for Arrow's reader to read"},
     {"merge_unique64", native_merge_unique64, METH_VARARGS,
      "merge_unique64(a, b, out) -> n: the union of two ascending uint64 runs, without repeats or 0, in out[:n]"},
+    {"union_count64", native_union_count64, METH_O,
+     "union_count64(runs) -> distinct keys in ascending uint64 runs (each without repeats or 0), one k-way pass"},
     {"sort64", native_sort64, METH_VARARGS, "sort64(buffer, signed) sorts 64-bit integer keys in place (radix sort)"},
     {"copy_text_columns", native_copy_text_columns, METH_VARARGS,
      "copy_text_columns(block, ncols, first_row=1) -> (rows, [(offsets, data, validity, nulls, wide)]): PostgreSQL COPY text decoded"},

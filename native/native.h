@@ -26,6 +26,7 @@ PyObject *native_hmac_sha256(PyObject *self, PyObject *args);
 PyObject *native_keyed_hash64(PyObject *self, PyObject *args);
 PyObject *native_sort64(PyObject *self, PyObject *args);
 PyObject *native_merge_unique64(PyObject *self, PyObject *args);
+PyObject *native_union_count64(PyObject *self, PyObject *arg);
 PyObject *native_entropy(PyObject *self, PyObject *args);
 PyObject *native_secret_check(PyObject *self, PyObject *args);
 PyObject *native_any_byte(PyObject *self, PyObject *args);

@@ -105,3 +105,59 @@ done:
     PyBuffer_Release(&out);
     return result;
 }
+
+/* union_count64(runs) -> how many distinct keys a list of ascending uint64 runs (each without repeats or 0) holds
+ * together: one k-way pass over them, nothing written. The runs may be memory-mapped files (spilled runs): they are
+ * read once, in order. */
+PyObject *native_union_count64(PyObject *self, PyObject *arg) {
+    (void)self;
+    PyObject *seq = PySequence_Fast(arg, "runs must be a sequence");
+    if (seq == NULL) return NULL;
+    Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
+    Py_buffer *views = calloc((size_t)(k ? k : 1), sizeof(Py_buffer));
+    Py_ssize_t *pos = calloc((size_t)(k ? k : 1), sizeof(Py_ssize_t));
+    Py_ssize_t opened = 0;
+    PyObject *result = NULL;
+    if (views == NULL || pos == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (; opened < k; opened++) {
+        if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, opened), &views[opened], PyBUF_C_CONTIGUOUS) < 0) goto done;
+        if (views[opened].len % 8) {
+            opened++;
+            PyErr_SetString(PyExc_ValueError, "runs must be uint64");
+            goto done;
+        }
+    }
+    int64_t count = 0;
+    Py_BEGIN_ALLOW_THREADS
+    uint64_t last = 0;
+    for (;;) {
+        int best = -1;
+        uint64_t v = 0;
+        for (Py_ssize_t r = 0; r < k; r++) {
+            if (pos[r] < views[r].len / 8) {
+                uint64_t x = ((const uint64_t *)views[r].buf)[pos[r]];
+                if (best < 0 || x < v) {
+                    best = (int)r;
+                    v = x;
+                }
+            }
+        }
+        if (best < 0) break;
+        pos[best]++;
+        if (v != 0 && (count == 0 || v != last)) {
+            count++;
+            last = v;
+        }
+    }
+    Py_END_ALLOW_THREADS
+    result = PyLong_FromLongLong(count);
+done:
+    for (Py_ssize_t r = 0; r < opened; r++) PyBuffer_Release(&views[r]);
+    free(views);
+    free(pos);
+    Py_DECREF(seq);
+    return result;
+}
