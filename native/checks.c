@@ -331,3 +331,78 @@ release:
     PyBuffer_Release(&codes);
     return out;
 }
+
+/* card_check(offsets, data, start, n, wide, issuers) -> bytes of n uint8
+ *
+ * validators._vec_card in one pass: a value's digits (every other byte dropped) pass the Luhn check, are not one
+ * digit repeated, and begin with an issuer's prefix at one of its lengths. `issuers` holds int64 quadruples
+ * (prefix digits, lowest prefix, highest prefix, bit mask of the card lengths), one per prefix range of
+ * detect/data/card_issuers.toml. 1: a card number, 0: not. Nulls must be filled with "". */
+PyObject *native_card_check(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *off_obj, *data_obj;
+    Py_ssize_t start, n;
+    int wide;
+    Py_buffer table;
+    if (!PyArg_ParseTuple(args, "OOnnpy*", &off_obj, &data_obj, &start, &n, &wide, &table)) return NULL;
+    if (table.len % 32) {
+        PyBuffer_Release(&table);
+        PyErr_SetString(PyExc_ValueError, "issuers must be int64 quadruples");
+        return NULL;
+    }
+    Column c;
+    if (column_open(&c, off_obj, data_obj, start, n, wide) < 0) {
+        PyBuffer_Release(&table);
+        return NULL;
+    }
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (out != NULL) {
+        unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
+        const unsigned char *src = c.have_data ? (const unsigned char *)c.data.buf : (const unsigned char *)"";
+        const int64_t *iss = (const int64_t *)table.buf;
+        Py_ssize_t entries = table.len / 32;
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < n; i++) {
+            int64_t a = column_offset(&c, i), b = column_offset(&c, i + 1);
+            unsigned char digits[64];
+            int len = 0;
+            for (int64_t k = a; k < b; k++) {
+                unsigned char ch = src[k];
+                if (ch >= '0' && ch <= '9') {
+                    if (len < 64) digits[len] = (unsigned char)(ch - '0');
+                    len++;
+                }
+            }
+            int ok = len > 0 && len < 64;
+            if (ok) {
+                int sum = 0, same = 1;
+                for (int j = 0; j < len; j++) {
+                    int d = digits[len - 1 - j];
+                    if (j & 1) {
+                        d *= 2;
+                        if (d > 9) d -= 9;
+                    }
+                    sum += d;
+                    same &= digits[j] == digits[0];
+                }
+                ok = sum % 10 == 0 && !same;
+            }
+            if (ok) {
+                int issued = 0;
+                for (Py_ssize_t e = 0; e < entries && !issued; e++) {
+                    int64_t plen = iss[4 * e], lo = iss[4 * e + 1], hi = iss[4 * e + 2], lengths = iss[4 * e + 3];
+                    if (plen > len || len >= 63 || !((lengths >> len) & 1)) continue;
+                    int64_t prefix = 0;
+                    for (int j = 0; j < plen; j++) prefix = prefix * 10 + digits[j];
+                    issued = prefix >= lo && prefix <= hi;
+                }
+                ok = issued;
+            }
+            dst[i] = (unsigned char)ok;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    column_close(&c);
+    PyBuffer_Release(&table);
+    return out;
+}

@@ -337,6 +337,8 @@ static PyMethodDef module_methods[] = {
      "name_shape(offsets, data, start, n, wide, whitespace, max_len) -> n verdicts of the person_name check (2 undecided)"},
     {"phone_shape", native_phone_shape, METH_VARARGS,
      "phone_shape(offsets, data, start, n, wide, whitespace, codes) -> n verdicts of phones.vec_typed_shape (2 undecided)"},
+    {"card_check", native_card_check, METH_VARARGS,
+     "card_check(offsets, data, start, n, wide, issuers) -> n verdicts of validators._vec_card (Luhn, issuer table)"},
     {"any_byte", native_any_byte, METH_VARARGS,
      "any_byte(offsets, data, start, n, wide, table) -> n verdicts (1 an ASCII byte flagged, 0 none, 2 none but non-ASCII bytes)"},
     {"byte_counts", native_byte_counts, METH_VARARGS,

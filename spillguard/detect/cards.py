@@ -65,6 +65,25 @@ def issuer_pattern() -> str:
 
 
 @cache
+def issuer_table() -> bytes:
+    """The issuer table for the native core: int64 (prefix digits, lowest, highest, bit mask of lengths) per range."""
+    import array
+
+    rows = array.array("q")
+    for issuer in issuers():
+        mask = 0
+        for length in issuer["lengths"]:  # type: ignore[attr-defined]
+            mask |= 1 << int(length)
+        for prefix in issuer["prefixes"]:  # type: ignore[attr-defined]
+            lo, _, hi = str(prefix).partition("-")
+            hi = hi or lo
+            if len(lo) != len(hi):
+                raise ValueError(f"card issuer prefix range {prefix!r}: both ends need as many digits")
+            rows.extend([len(lo), int(lo), int(hi), mask])
+    return rows.tobytes()
+
+
+@cache
 def _issuer_re() -> re.Pattern[str]:
     return re.compile(issuer_pattern())
 

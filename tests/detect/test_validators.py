@@ -77,3 +77,32 @@ def test_column_fast_paths_match_the_per_value_python_path(demo_data):
     slow = {(m.rule, i) for i, v in enumerate(values) for m in spillguard.scan_value(v, "note", rules=ruleset)}
     assert fast == slow
     assert {r for r, _ in fast} >= {"email", "phone_international", "ipv4", "credit_card_formatted"}
+
+
+def test_native_card_check_equals_the_arrow_path() -> None:
+    """validators._vec_card (one native pass) against its Arrow and numpy form on Luhn-complete numbers of every
+    issuer prefix and length, near misses, repeated digits, separators, non-ASCII digits and nulls."""
+    import numpy as np
+
+    from spillguard.detect import cards
+    from spillguard.detect.validators import _vec_card, _vec_card_arrow
+
+    rng = random.Random(23)
+    values: list[str | None] = []
+    for issuer in cards.issuers():
+        for prefix in issuer["prefixes"]:
+            lo, _, hi = str(prefix).partition("-")
+            hi = hi or lo
+            for length in [*issuer["lengths"], 12, 20]:
+                for _ in range(6):
+                    head = str(rng.randint(int(lo) - 1, int(hi) + 1)).zfill(len(lo))
+                    values.append(_luhn_complete(head, int(length), rng) if len(head) < int(length) else head)
+    values += [str(rng.randrange(10**11, 10**19)) for _ in range(2000)]
+    values += ["4111 1111 1111 1111", "4111-1111-1111-1111", "0000000000000000", "4444444444444448", "", None, "4111١111111111111", "x"]
+    arr = pa.array(values, pa.string())
+    for column in (arr, arr.slice(9, 1500), pa.array(values, pa.large_string())):
+        new = _vec_card(column)
+        old = _vec_card_arrow(column) & np.asarray(column.is_valid())
+        diff = np.flatnonzero(new != old)
+        assert diff.size == 0, [column[int(i)].as_py() for i in diff[:5]]
+    assert 0 < _vec_card(arr).sum() < len(values)
