@@ -121,21 +121,10 @@ PyObject *native_secret_check(PyObject *self, PyObject *args) {
  * holds bytes above ASCII, which the caller decides by the test itself. Nulls must be filled with "". */
 PyObject *native_any_byte(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *off_obj, *data_obj;
-    Py_ssize_t start, n;
-    int wide;
-    Py_buffer table;
-    if (!PyArg_ParseTuple(args, "OOnnpy*", &off_obj, &data_obj, &start, &n, &wide, &table)) return NULL;
-    if (table.len != 256) {
-        PyBuffer_Release(&table);
-        PyErr_SetString(PyExc_ValueError, "table must be 256 bytes");
-        return NULL;
-    }
     Column c;
-    if (column_open(&c, off_obj, data_obj, start, n, wide) < 0) {
-        PyBuffer_Release(&table);
-        return NULL;
-    }
+    Py_buffer table;
+    if (column_and_table_from_args(args, &c, &table, 256, "table") < 0) return NULL;
+    Py_ssize_t n = c.n;
     PyObject *out = PyBytes_FromStringAndSize(NULL, n);
     if (out != NULL) {
         unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
@@ -340,21 +329,10 @@ release:
  * detect/data/card_issuers.toml. 1: a card number, 0: not. Nulls must be filled with "". */
 PyObject *native_card_check(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *off_obj, *data_obj;
-    Py_ssize_t start, n;
-    int wide;
-    Py_buffer table;
-    if (!PyArg_ParseTuple(args, "OOnnpy*", &off_obj, &data_obj, &start, &n, &wide, &table)) return NULL;
-    if (table.len % 32) {
-        PyBuffer_Release(&table);
-        PyErr_SetString(PyExc_ValueError, "issuers must be int64 quadruples");
-        return NULL;
-    }
     Column c;
-    if (column_open(&c, off_obj, data_obj, start, n, wide) < 0) {
-        PyBuffer_Release(&table);
-        return NULL;
-    }
+    Py_buffer table;
+    if (column_and_table_from_args(args, &c, &table, -32, "issuers (int64 quadruples)") < 0) return NULL;
+    Py_ssize_t n = c.n;
     PyObject *out = PyBytes_FromStringAndSize(NULL, n);
     if (out != NULL) {
         unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);

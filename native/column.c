@@ -57,3 +57,20 @@ int column_from_args(PyObject *args, Column *c) {
     if (!PyArg_ParseTuple(args, "OOnnp", &off_obj, &data_obj, &start, &n, &wide)) return -1;
     return column_open(c, off_obj, data_obj, start, n, wide);
 }
+
+int column_and_table_from_args(PyObject *args, Column *c, Py_buffer *table, Py_ssize_t size, const char *what) {
+    PyObject *off_obj, *data_obj;
+    Py_ssize_t start, n;
+    int wide;
+    if (!PyArg_ParseTuple(args, "OOnnpy*", &off_obj, &data_obj, &start, &n, &wide, table)) return -1;
+    if (size > 0 ? table->len != size : table->len % -size != 0) {
+        PyBuffer_Release(table);
+        PyErr_Format(PyExc_ValueError, "%s: wrong size (%zd bytes)", what, table->len);
+        return -1;
+    }
+    if (column_open(c, off_obj, data_obj, start, n, wide) < 0) {
+        PyBuffer_Release(table);
+        return -1;
+    }
+    return 0;
+}

@@ -63,20 +63,28 @@ def _ascii_table(test: str) -> np.ndarray:
     return table
 
 
+def native_verdicts(
+    arr: pa.Array, native: Callable[..., bytes], extra: tuple[object, ...], fallback: Callable[[pa.Array], np.ndarray]
+) -> np.ndarray:
+    """A check run by the native core, one verdict byte per value (1 passes, 0 fails, 2 undecided): the undecided
+    values go to `fallback` (the check's Arrow path), nulls fail. The one home of that contract (native/checks.c)."""
+    if len(arr) == 0:
+        return np.zeros(0, bool)
+    column, valid = native_column(arr)
+    verdict = np.frombuffer(native(*column, *extra), np.uint8)
+    out: np.ndarray = verdict == 1
+    undecided = np.flatnonzero(verdict == 2)
+    if undecided.size:
+        out[undecided] = fallback(as_text(arr).take(pa.array(undecided)))
+    if valid is not None:
+        out &= valid
+    return out
+
+
 def _any_char(text: pa.Array, test: str) -> np.ndarray:
     """_CHAR_TESTS[test] per value: from the bytes (native core) when an ASCII character passes or every byte is
     ASCII; the few other values (non-ASCII text without a passing ASCII character) run the test itself."""
-    if len(text) == 0:
-        return np.zeros(0, bool)
-    column, valid = native_column(text)
-    verdict = np.frombuffer(_native.any_byte(*column, _ascii_table(test).tobytes()), np.uint8)
-    result: np.ndarray = verdict == 1
-    unsure = np.flatnonzero(verdict == 2)
-    if unsure.size:
-        result[unsure] = _CHAR_TESTS[test](as_text(text).take(pa.array(unsure)))
-    if valid is not None:
-        result &= valid
-    return result
+    return native_verdicts(text, _native.any_byte, (_ascii_table(test).tobytes(),), _CHAR_TESTS[test])
 
 
 def _nonempty(arr: pa.Array) -> np.ndarray:
@@ -92,17 +100,7 @@ def _text(arr: pa.Array) -> np.ndarray:
 def _person_name(arr: pa.Array) -> np.ndarray:
     """A name's shape: values of code points below U+0800 (and ’) by the native core, the rest by
     _person_name_arrow."""
-    if len(arr) == 0:
-        return np.zeros(0, bool)
-    column, valid = native_column(arr)
-    verdict = np.frombuffer(_native.name_shape(*column, _name_classes(), _NAME_MAX), np.uint8)
-    out: np.ndarray = verdict == 1
-    unsure = np.flatnonzero(verdict == 2)
-    if unsure.size:
-        out[unsure] = _person_name_arrow(as_text(arr).take(pa.array(unsure)))
-    if valid is not None:
-        out &= valid
-    return out
+    return native_verdicts(arr, _native.name_shape, (_name_classes(), _NAME_MAX), _person_name_arrow)
 
 
 _NAME_MAX = 80
@@ -199,15 +197,7 @@ def _secret(arr: pa.Array) -> np.ndarray:
     """A credential-like value: after an authorization scheme, no space, 16..16384 bytes, entropy >= 3 bits per byte.
     Decided by the native core in one pass; values it leaves undecided (non-ASCII near the start, where RE2's
     Unicode case folding could make a scheme word) take the Arrow path."""
-    column, valid = native_column(arr)
-    verdict = np.frombuffer(_native.secret_check(*column, *_SECRET_LENGTH, _SECRET_ENTROPY), np.uint8) if len(arr) else np.zeros(0, np.uint8)
-    out: np.ndarray = verdict == 1
-    undecided = np.flatnonzero(verdict == 2)
-    if undecided.size:
-        out[undecided] = _secret_arrow(as_text(arr).take(pa.array(undecided)))
-    if valid is not None:
-        out &= valid
-    return out
+    return native_verdicts(arr, _native.secret_check, (*_SECRET_LENGTH, _SECRET_ENTROPY), _secret_arrow)
 
 
 def _secret_arrow(arr: pa.Array) -> np.ndarray:
