@@ -449,31 +449,6 @@ def _vec_card(values: pa.Array) -> np.ndarray:
     return out if valid is None else out & valid
 
 
-def _vec_card_arrow(values: pa.Array) -> np.ndarray:
-    """_vec_card as Arrow and numpy kernels (the former path; tests hold the native pass to it)."""
-    from spillguard.detect.arrays import string_buffers
-
-    digits = pc.replace_substring_regex(pc.fill_null(values, ""), r"[^0-9]", "")
-    offsets, data = string_buffers(digits)
-    n = len(digits)
-    lengths = np.diff(offsets)
-    base = offsets[0]
-    d = data[base : offsets[-1]].astype(np.int64) - 48
-    if d.size == 0:
-        return np.zeros(n, bool)
-    owner = np.repeat(np.arange(n), lengths)
-    from_end = (offsets[1:][owner] - base - 1) - np.arange(d.size)
-    doubled = d * 2
-    v = np.where(from_end % 2 == 1, doubled - 9 * (doubled > 9), d)
-    sums = np.bincount(owner, weights=v, minlength=n).astype(np.int64)
-    first = np.zeros(n, np.int64)
-    first[lengths > 0] = d[(offsets[:-1] - base)[lengths > 0]]
-    same = np.bincount(owner, weights=(d != first[owner]), minlength=n) == 0
-    issuer = _vec_bool(pc.match_substring_regex(digits, cards.issuer_pattern()))
-    out: np.ndarray = (sums % 10 == 0) & issuer & ~same
-    return out
-
-
 _PHONE_TYPES = ("fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost", "personal_number", "voip", "pager", "uan", "voicemail")
 
 

@@ -80,12 +80,13 @@ def test_column_fast_paths_match_the_per_value_python_path(demo_data):
 
 
 def test_native_card_check_equals_the_arrow_path() -> None:
-    """validators._vec_card (one native pass) against its Arrow and numpy form on Luhn-complete numbers of every
+    """validators._vec_card (one native pass) against its former Arrow and numpy form on Luhn-complete numbers of every
     issuer prefix and length, near misses, repeated digits, separators, non-ASCII digits and nulls."""
     import numpy as np
 
     from spillguard.detect import cards
-    from spillguard.detect.validators import _vec_card, _vec_card_arrow
+    from spillguard.detect.validators import _vec_card
+    from tests.detect import former
 
     rng = random.Random(23)
     values: list[str | None] = []
@@ -102,7 +103,7 @@ def test_native_card_check_equals_the_arrow_path() -> None:
     arr = pa.array(values, pa.string())
     for column in (arr, arr.slice(9, 1500), pa.array(values, pa.large_string())):
         new = _vec_card(column)
-        old = _vec_card_arrow(column) & np.asarray(column.is_valid())
+        old = former.vec_card(column) & np.asarray(column.is_valid())
         diff = np.flatnonzero(new != old)
         assert diff.size == 0, [column[int(i)].as_py() for i in diff[:5]]
     assert 0 < _vec_card(arr).sum() < len(values)
