@@ -15,14 +15,44 @@
 /* RE2's \s, which the former path's patterns used: tab, newline, form feed, carriage return, space (not \v). */
 static inline int re2_space(unsigned char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\f' || ch == '\r'; }
 
-/* Length of an authorization scheme word (bearer, basic, token, digest, apikey; any ASCII case) followed by
- * at least one space at src[a, b), spaces included; 0 when there is none. */
-static int64_t scheme_prefix(const unsigned char *src, int64_t a, int64_t b) {
-    static const char *const words[] = {"bearer", "basic", "token", "digest", "apikey"};
-    for (size_t w = 0; w < sizeof(words) / sizeof(words[0]); w++) {
-        int64_t len = (int64_t)strlen(words[w]), k = 0;
+/* Authorization scheme words (lower case, ASCII), from the caller: the one list is checks._SCHEME_WORDS. */
+#define MAX_SCHEMES 16
+typedef struct {
+    const unsigned char *word[MAX_SCHEMES];
+    int64_t len[MAX_SCHEMES];
+    int count;
+    int64_t longest;
+} Schemes;
+
+/* The words of `list` ("bearer\nbasic\n..."), or -1 with the error set. */
+static int schemes_from(const Py_buffer *list, Schemes *out) {
+    memset(out, 0, sizeof(*out));
+    const unsigned char *p = (const unsigned char *)list->buf, *end = p + list->len;
+    while (p < end) {
+        const unsigned char *nl = memchr(p, '\n', (size_t)(end - p));
+        const unsigned char *stop = nl ? nl : end;
+        if (stop > p) {
+            if (out->count == MAX_SCHEMES) {
+                PyErr_SetString(PyExc_ValueError, "too many scheme words");
+                return -1;
+            }
+            out->word[out->count] = p;
+            out->len[out->count] = stop - p;
+            if (stop - p > out->longest) out->longest = stop - p;
+            out->count++;
+        }
+        p = stop + 1;
+    }
+    return 0;
+}
+
+/* Length of a scheme word (any ASCII case) followed by at least one space at src[a, b), spaces included; 0 when
+ * there is none. */
+static int64_t scheme_prefix(const Schemes *schemes, const unsigned char *src, int64_t a, int64_t b) {
+    for (int w = 0; w < schemes->count; w++) {
+        int64_t len = schemes->len[w], k = 0;
         if (b - a <= len) continue;
-        while (k < len && (src[a + k] | 0x20) == (unsigned char)words[w][k]) k++;
+        while (k < len && (src[a + k] | 0x20) == schemes->word[w][k]) k++;
         if (k < len || !re2_space(src[a + len])) continue;
         int64_t end = a + len;
         while (end < b && re2_space(src[end])) end++;
@@ -71,23 +101,29 @@ static int entropy_at_least(const unsigned char *src, int64_t a, int64_t b, uint
     return value_entropy(src, a, b, counts) >= threshold;
 }
 
-/* secret_check(offsets, data, start, n, wide, min_len, max_len, min_entropy) -> bytes of n uint8
+/* secret_check(offsets, data, start, n, wide, min_len, max_len, min_entropy, schemes) -> bytes of n uint8
  *
- * The `secret` check of credential-named fields in one pass: after an authorization scheme word and its spaces
- * ("Bearer <token>"), the value must hold no space, be min_len..max_len bytes long and have at least min_entropy
- * bits per byte. 1: passes, 0: fails, 2: not decided here (a byte above ASCII among the first 24, where Unicode
- * case folding, e.g. U+017F for 's', could make a scheme word the caller's regular expression strips). Nulls must
- * be filled with "" by the caller. */
+ * The `secret` check of credential-named fields in one pass: after an authorization scheme word of `schemes`
+ * ("bearer\nbasic\n...") and its spaces ("Bearer <token>"), the value must hold no space, be min_len..max_len bytes
+ * long and have at least min_entropy bits per byte. 1: passes, 0: fails, 2: not decided here (a byte above ASCII
+ * among the first 4 x the longest word's bytes, where Unicode case folding, e.g. U+017F for 's', could make a scheme
+ * word the caller's regular expression strips). Nulls must be filled with "" by the caller. */
 PyObject *native_secret_check(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *off_obj, *data_obj;
     Py_ssize_t start, n, min_len, max_len;
     int wide;
     double min_entropy;
-    if (!PyArg_ParseTuple(args, "OOnnpnnd", &off_obj, &data_obj, &start, &n, &wide, &min_len, &max_len, &min_entropy)) return NULL;
+    Py_buffer list;
+    if (!PyArg_ParseTuple(args, "OOnnpnndy*", &off_obj, &data_obj, &start, &n, &wide, &min_len, &max_len, &min_entropy, &list)) return NULL;
+    Schemes schemes; /* its words point into `list`, released at the end */
     Column c;
-    if (column_open(&c, off_obj, data_obj, start, n, wide) < 0) return NULL;
+    if (schemes_from(&list, &schemes) < 0 || column_open(&c, off_obj, data_obj, start, n, wide) < 0) {
+        PyBuffer_Release(&list);
+        return NULL;
+    }
     clog_init();
+    int64_t window = 4 * schemes.longest; /* bytes where a folded non-ASCII letter could spell a scheme word */
     PyObject *out = PyBytes_FromStringAndSize(NULL, n);
     if (out != NULL) {
         unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
@@ -97,12 +133,12 @@ PyObject *native_secret_check(PyObject *self, PyObject *args) {
         for (Py_ssize_t i = 0; i < n; i++) {
             int64_t a = column_offset(&c, i), b = column_offset(&c, i + 1);
             int unsure = 0;
-            for (int64_t k = a; k < b && k < a + 24; k++) unsure |= src[k] >= 0x80;
+            for (int64_t k = a; k < b && k < a + window; k++) unsure |= src[k] >= 0x80;
             if (unsure) {
                 dst[i] = 2;
                 continue;
             }
-            a += scheme_prefix(src, a, b);
+            a += scheme_prefix(&schemes, src, a, b);
             int64_t len = b - a;
             int ok = len >= min_len && len <= max_len;
             for (int64_t k = a; ok && k < b; k++) ok = !re2_space(src[k]);
@@ -111,6 +147,7 @@ PyObject *native_secret_check(PyObject *self, PyObject *args) {
         Py_END_ALLOW_THREADS
     }
     column_close(&c);
+    PyBuffer_Release(&list);
     return out;
 }
 

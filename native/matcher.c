@@ -332,7 +332,7 @@ static PyMethodDef module_methods[] = {
     {"entropy", native_entropy, METH_VARARGS,
      "entropy(offsets, data, start, n, wide) -> n Shannon entropies in bits per byte (bytes of float64)"},
     {"secret_check", native_secret_check, METH_VARARGS,
-     "secret_check(offsets, data, start, n, wide, min_len, max_len, min_entropy) -> n verdicts (1 pass, 0 fail, 2 undecided)"},
+     "secret_check(offsets, data, start, n, wide, min_len, max_len, min_entropy, schemes) -> n verdicts (1 pass, 0 fail, 2 undecided)"},
     {"name_shape", native_name_shape, METH_VARARGS,
      "name_shape(offsets, data, start, n, wide, whitespace, max_len) -> n verdicts of the person_name check (2 undecided)"},
     {"phone_shape", native_phone_shape, METH_VARARGS,

@@ -188,7 +188,9 @@ def entropy_per_value(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return ent, np.diff(offsets)
 
 
-_SCHEME = r"^(?i:bearer|basic|token|digest|apikey)\s+"  # "Bearer <token>": the credential is the part after it
+# "Bearer <token>": the credential is the part after the scheme word. The one list, for both paths.
+_SCHEME_WORDS = ("bearer", "basic", "token", "digest", "apikey")
+_SCHEME = rf"^(?i:{'|'.join(_SCHEME_WORDS)})\s+"
 _SECRET_LENGTH = (16, 16384)
 _SECRET_ENTROPY = 3.0
 
@@ -197,7 +199,8 @@ def _secret(arr: pa.Array) -> np.ndarray:
     """A credential-like value: after an authorization scheme, no space, 16..16384 bytes, entropy >= 3 bits per byte.
     Decided by the native core in one pass; values it leaves undecided (non-ASCII near the start, where RE2's
     Unicode case folding could make a scheme word) take the Arrow path."""
-    return native_verdicts(arr, _native.secret_check, (*_SECRET_LENGTH, _SECRET_ENTROPY), _secret_arrow)
+    schemes = "\n".join(_SCHEME_WORDS).encode()
+    return native_verdicts(arr, _native.secret_check, (*_SECRET_LENGTH, _SECRET_ENTROPY, schemes), _secret_arrow)
 
 
 def _secret_arrow(arr: pa.Array) -> np.ndarray:

@@ -91,11 +91,8 @@ class FieldPatterns:
         """The pattern ids matching each path, or None where Python's re must decide."""
         if self.db is None or not all(p.isascii() and "\n" not in p for p in paths):
             return None
-        out = []
-        for path in paths:
-            ids, _values = scan_text(self.db, pa.array([path], pa.string()))
-            out.append(frozenset(ids.tolist()))
-        return out
+        # One scan per path: the patterns' `$` (not multi-line) holds only at the end of the scanned text.
+        return [frozenset(scan_text(self.db, pa.array([path], pa.string()))[0].tolist()) for path in paths]
 
     def matches(self, i: int, kind: str, paths: tuple[str, ...], hits: list[frozenset[int]] | None) -> bool:
         pid = self.ids[kind][i]

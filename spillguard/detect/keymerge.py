@@ -59,17 +59,14 @@ def sorted_unique(keys: np.ndarray) -> np.ndarray:
 
 
 def merge_two(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Union of two runs held in memory, as one run, merged by the native core in one linear pass."""
+    """Union of two runs held in memory (uint64 keys, sorted, without repeats or 0), as one run, merged by the
+    native core in one linear pass."""
     if not a.size:
         return np.asarray(b)
     if not b.size:
         return np.asarray(a)
-    if a.dtype != np.uint64 or b.dtype != np.uint64:
-        merged = np.concatenate([a, b])
-        merged.sort(kind="stable")
-        return _dedup(merged)
     out = np.empty(a.size + b.size, np.uint64)
-    n = _native.merge_unique64(np.ascontiguousarray(a), np.ascontiguousarray(b), out)
+    n = _native.merge_unique64(np.ascontiguousarray(a, np.uint64), np.ascontiguousarray(b, np.uint64), out)
     return out if n == out.size else out[:n].copy()
 
 
@@ -110,9 +107,9 @@ def union_count(runs: list[np.ndarray], chunk: int | None = None) -> int:
         return 0
     if len(runs) == 1:
         return int(runs[0].size)
-    if len(runs) <= _NATIVE_UNION_RUNS and all(r.dtype == np.uint64 for r in runs):
+    if len(runs) <= _NATIVE_UNION_RUNS:
         # One k-way pass in the native core, nothing written (spilled runs are read from their mapped files).
-        return _native.union_count64([np.ascontiguousarray(r) for r in runs])
+        return _native.union_count64([np.ascontiguousarray(r, np.uint64) for r in runs])
     return sum(int(piece.size) for piece in iter_union(runs, chunk or current_pool().chunk_for(len(runs))))
 
 
