@@ -320,28 +320,24 @@ PyObject *native_phone_shape(PyObject *self, PyObject *args) {
             b = extension_start(src, a, b);
             while (a < b && trim[src[a]]) a++;
             while (b > a && trim[src[b - 1]]) b--;
-            int plus = 0;
+            /* The compact form (the + and the digits left) must be one leading + and 8..15 digits; 00 is that +. */
+            int lead = 0, digits = 0, shape = 1, code[3] = {0, 0, 0};
             if (b - a >= 2 && src[a] == '0' && src[a + 1] == '0') {
-                plus = 1;
+                lead = 1;
                 a += 2;
             }
-            /* compact: the + and digits left */
-            int digits = 0, shape = 1, first = 1, code[3] = {0, 0, 0};
-            if (plus) first = 0; /* the + the 00 became comes first */
             for (int64_t k = a; k < b && shape; k++) {
                 unsigned char ch = src[k];
                 if (ch == '+') {
-                    if (!first) shape = 0; /* a + after the first character of the compact form */
-                    plus = 1;
-                    first = 0;
+                    shape = !lead; /* a second + */
+                    lead = 1;
                 } else if (re2_digit(ch)) {
-                    if (first) shape = 0; /* compact form does not begin with + */
-                    first = 0;
+                    shape = lead; /* a digit before the + */
                     if (digits < 3) code[digits] = ch - '0';
                     digits++;
                 }
             }
-            shape = shape && plus && !first && digits >= 8 && digits <= 15;
+            shape = shape && lead && digits >= 8 && digits <= 15;
             if (!shape) {
                 dst[i] = 0;
                 continue;
