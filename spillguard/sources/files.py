@@ -97,14 +97,17 @@ class _CountingReader(io.RawIOBase):
     def __init__(self, raw: IO[bytes], progress: Callable[[int], None] | None) -> None:
         self._raw = raw
         self._progress = progress
+        self.count = 0
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
         n = self._raw.readinto(b)
-        if n and self._progress:
-            self._progress(n)
+        if n:
+            self.count += n
+            if self._progress:
+                self._progress(n)
         return n or 0
 
 
@@ -366,6 +369,24 @@ def _range_lines_mapped(fileno: int, bounds: list[int]) -> list[int]:
     return starts
 
 
+_DONTNEED = getattr(mmap, "MADV_DONTNEED", None)
+
+
+def _map_from(fh: IO[bytes]) -> mmap.mmap | None:
+    """The whole file mapped read-only (read ahead sequentially), or None where it cannot be mapped (empty, a pipe,
+    a file system without mapping): the caller reads it instead."""
+    try:
+        size = os.fstat(fh.fileno()).st_size
+        if size == 0:
+            return None
+        mm = mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_READ)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        return None
+    if hasattr(mmap, "MADV_SEQUENTIAL"):
+        mm.madvise(mmap.MADV_SEQUENTIAL)
+    return mm
+
+
 def _range_lines_read(fh: IO[bytes], bounds: list[int]) -> list[int]:
     """_range_lines_mapped for a file that cannot be mapped: read into one reused buffer."""
     starts = [1]
@@ -482,7 +503,7 @@ class FileDataset(ReaderDefaults):
                 yield from self._json_range(file, start, int(spec["end"]), int(line or 1), malformed, in_file=line is not None)
             else:
                 with _as_utf8(_open_stream(file, self.compression, self.progress)) as fh:
-                    yield from (self._csv(fh, malformed) if self.fmt in ("csv", "tsv") else self._json(fh, malformed))
+                    yield from (self._csv(fh, malformed) if self.fmt in ("csv", "tsv") else self._json(fh, malformed, file))
                     cut = _cut_of(fh)
                 if cut is not None:
                     malformed(self.name, None, f"compressed data ends early or is corrupt ({cut}); the records after the cut are unknown", "truncated")
@@ -490,7 +511,7 @@ class FileDataset(ReaderDefaults):
             raise UserError(f"{self.file.shown}: cannot read ({exc.strerror or exc})") from None
 
     # -- JSON --------------------------------------------------------------------------------
-    def _json(self, fh: io.BufferedReader, malformed: MalformedSink) -> Iterator[pa.Table]:
+    def _json(self, fh: io.BufferedReader, malformed: MalformedSink, file: StoredFile | None = None) -> Iterator[pa.Table]:
         first = fh.peek(64).lstrip()[:1]
         if self.fmt == "json" and first == b"[":
             yield from self._json_array(fh, malformed)
@@ -498,6 +519,22 @@ class FileDataset(ReaderDefaults):
         if first == b"{" and not self._looks_like_lines(fh) and (self.fmt == "json" or self._pretty_printed(fh)):
             yield from self._json_document(fh, malformed)
             return
+        counted = fh.raw
+        if file is not None and not file.remote and isinstance(counted, _CountingReader):  # a plain local file
+            with file.open() as raw:
+                mapped = _map_from(raw)
+                if mapped is not None:
+                    already = counted.count  # what sniffing the format read is on the progress bar already
+
+                    def progress(n: int) -> None:
+                        nonlocal already
+                        if self.progress and n > already:
+                            self.progress(n - already)
+                        already = max(already - n, 0)
+
+                    with mapped:
+                        yield from self._json_range_mapped(mapped, raw, 0, len(mapped), 1, malformed, True, progress)
+                    return
         yield from self._json_lines(fh, malformed)
 
     def _looks_like_lines(self, fh: io.BufferedReader) -> bool:
@@ -544,6 +581,13 @@ class FileDataset(ReaderDefaults):
     ) -> Iterator[pa.Table]:
         """The lines that begin in [start, end): a line straddling `start` belongs to the range before. `line_no`
         numbers the line holding `start` in the file (`in_file`), or the range's first line (a remote range)."""
+        if not file.remote:
+            with file.open() as fh:
+                mapped = _map_from(fh)
+                if mapped is not None:
+                    with mapped:
+                        yield from self._json_range_mapped(mapped, fh, start, end, line_no, malformed, in_file)
+                    return
         with file.open(until=end + (1 << 16)) as fh:  # + the usual tail of the range's last line
             if start > 0:
                 fh.seek(start - 1)
@@ -581,6 +625,66 @@ class FileDataset(ReaderDefaults):
                 line_no += count_newlines(complete)
                 if not chunk:
                     break
+
+    def _json_range_mapped(
+        self,
+        mm: mmap.mmap,
+        fh: IO[bytes],
+        start: int,
+        end: int,
+        line_no: int,
+        malformed: MalformedSink,
+        in_file: bool,
+        progress: Callable[[int], None] | None = None,
+    ) -> Iterator[pa.Table]:
+        """_json_range over the file mapped in memory: each block of complete lines is parsed where it lies in the
+        page cache (no copy into a read buffer, no joining of a block's tail with the next). Pages already parsed
+        are unmapped as the range goes on, so resident memory stays about one block. A file cut shorter meanwhile
+        stops the range with an error before any page that is gone is touched: the size is checked whenever
+        reading resumes, and a block's tables are all made before the first is handed on."""
+        size = len(mm)
+
+        def still_whole() -> None:
+            if os.fstat(fh.fileno()).st_size < size:
+                raise OSError(errno.EIO, "the file was cut shorter while it was read")
+
+        pos = start
+        if start > size:
+            return
+        if start > 0:
+            if mm[start - 1] != 10:  # the tail of the previous range's last line
+                nl = mm.find(b"\n", start)
+                pos = size if nl < 0 else nl + 1
+                line_no += in_file
+        elif mm[:3] == b"\xef\xbb\xbf":
+            pos = 3
+        report = progress or self.progress
+        if report and pos == 3 and start == 0:
+            report(3)  # the byte-order mark: a whole file's bytes are on the progress bar once each
+        done = pos - pos % mmap.PAGESIZE  # pages below this are dropped from the mapping once parsed
+        with memoryview(mm) as view:
+            while pos < end and pos < size:
+                still_whole()
+                stop = min(pos + BLOCK_BYTES, size)
+                cut = size - 1 if stop == size else mm.rfind(b"\n", pos, stop)
+                if cut < 0:  # a line longer than a block
+                    cut = mm.find(b"\n", stop)
+                    cut = size - 1 if cut < 0 else cut
+                if cut >= end:  # the lines that begin before the range's end
+                    cut = mm.find(b"\n", end - 1)
+                    cut = size - 1 if cut < 0 else cut
+                with view[pos : cut + 1] as block:
+                    tables = list(json_lines_to_tables(block, line_no, self.name, malformed))
+                    line_no += count_newlines(block)
+                    if report:
+                        report(len(block))
+                pos = cut + 1
+                upto = pos - pos % mmap.PAGESIZE
+                if upto > done and _DONTNEED is not None:
+                    mm.madvise(_DONTNEED, done, upto - done)
+                    done = upto
+                yield from tables
+                del tables
 
     def _json_array(self, fh: io.BufferedReader, malformed: MalformedSink) -> Iterator[pa.Table]:
         """A top-level array, read in blocks: its elements are cut apart vectorised and read as JSON lines,

@@ -55,7 +55,7 @@ def unwrap_search_hits(table: pa.Table) -> pa.Table:
     return pa.table(cols)
 
 
-def _arrow_read(data: bytes) -> pa.Table:
+def _arrow_read(data: bytes | memoryview) -> pa.Table:
     return pj.read_json(
         io.BytesIO(data),
         read_options=pj.ReadOptions(use_threads=False, block_size=max(len(data) + 1, 1 << 16)),
@@ -103,7 +103,7 @@ def _as_arrow_types_dates(text: pa.Array, dates: object) -> pa.Array:
     return text if pa.types.is_string(column.type) else column
 
 
-def _read_block(data: bytes) -> pa.Table:
+def _read_block(data: bytes | memoryview) -> pa.Table:
     """The block's objects as a table, typed as Arrow's JSON reader types them: by the native reader
     (native/jsonl.c), or by Arrow's when the native one gives the block back (anything unusual, errors)."""
     desc = _native.json_lines_columns(data)
@@ -147,7 +147,7 @@ def _docs_to_table_slow(docs: list[dict[str, Any]]) -> pa.Table:
 MAX_DEPTH = 64  # deeper subtrees are kept as JSON text; Arrow's reader must never see deep or non-object lines
 
 
-def _scan_lines(data: bytes) -> tuple[np.ndarray, int]:
+def _scan_lines(data: bytes | memoryview) -> tuple[np.ndarray, int]:
     """(indices of lines Arrow's reader must not get, lines that begin with `{`) in one native pass over the block.
 
     A line is suspect when it is not an object (`null` as a first line crashes the reader) or is nested
@@ -163,7 +163,7 @@ def _suspect_lines(data: bytes) -> np.ndarray:
     return _scan_lines(data)[0]
 
 
-def _object_lines(data: bytes) -> int:
+def _object_lines(data: bytes | memoryview) -> int:
     """Lines that begin with `{`: in a block that passed _suspect_lines, the records Arrow must return."""
     return _scan_lines(data)[1]
 
@@ -295,7 +295,7 @@ def count_newlines(data: bytes | bytearray | memoryview) -> int:
     return _native.count_byte(data, 10)
 
 
-def valid_utf8(data: bytes) -> bool:
+def valid_utf8(data: bytes | memoryview) -> bool:
     """Whether `data` is UTF-8, checked by Arrow's vectorised validation without copying it."""
     offsets = pa.array([0, len(data)], pa.int64()).buffers()[1]
     try:
@@ -326,16 +326,22 @@ def report_not_utf8(dataset: str, lines: list[int], malformed: MalformedSink) ->
         malformed(dataset, lines[0], f"line {lines[0]}{more}: bytes that are not UTF-8 were scanned as U+FFFD; if the file is Latin-1, convert it to UTF-8", "warning")
 
 
-def json_lines_to_tables(data: bytes, first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
-    """Tables for a block of complete JSON lines (line numbers start at first_line)."""
-    if not data or data.isspace():
+def _blank(data: bytes | memoryview) -> bool:
+    """Empty or only whitespace (a buffer is copied only when its first bytes are all whitespace)."""
+    return not data or (bytes(data[:64]).isspace() and bytes(data).isspace())
+
+
+def json_lines_to_tables(data: bytes | memoryview, first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
+    """Tables for a block of complete JSON lines (line numbers start at first_line); `data` may be any buffer."""
+    if _blank(data):
         return
     if not valid_utf8(data):
+        data = bytes(data)
         data, lines = replace_not_utf8(data, first_line)
         report_not_utf8(dataset, lines, malformed)
     suspect, objects = _scan_lines(data)
     if suspect.size:
-        lines = data.split(b"\n")
+        lines = bytes(data).split(b"\n")
         if suspect.size > 64:
             for t in _slow_lines(lines, first_line, dataset, malformed):
                 yield unwrap_search_hits(t)
@@ -367,10 +373,10 @@ def json_lines_table(data: bytes) -> pa.Table | None:
     return table if table.num_rows == objects else None
 
 
-def _fast_lines(data: bytes, first_line: int, dataset: str, malformed: MalformedSink, objects: int | None = None) -> Iterator[pa.Table]:
+def _fast_lines(data: bytes | memoryview, first_line: int, dataset: str, malformed: MalformedSink, objects: int | None = None) -> Iterator[pa.Table]:
     """Arrow's reader on lines known to be shallow objects; a block it still rejects (a malformed line,
     a field whose type changes) is halved until the troublesome lines are parsed one by one."""
-    if not data or data.isspace():
+    if _blank(data):
         return
     try:
         table = _read_block(data)
@@ -379,7 +385,7 @@ def _fast_lines(data: bytes, first_line: int, dataset: str, malformed: Malformed
             # two rows: the lines are parsed one by one, where such a line is malformed.
             raise pa.ArrowInvalid("a line holds more than one JSON value")
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        lines = data.split(b"\n")
+        lines = bytes(data).split(b"\n")
         if len(lines) <= _SLOW_LINES:
             for t in _slow_lines(lines, first_line, dataset, malformed):
                 yield unwrap_search_hits(t)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -397,3 +398,112 @@ def test_range_line_numbers_mapped_and_read_agree(tmp_path) -> None:
         assert _range_lines_mapped(fh.fileno(), bounds) == want
     with open(path, "rb") as fh:
         assert _range_lines_read(fh, bounds) == want
+
+
+def _awkward_lines(rng) -> list[bytes]:
+    """JSON lines with a bit of everything a reader must get right: broken and blank lines, CRLF, bytes that are
+    not UTF-8, lines longer than a block."""
+    lines = []
+    for i in range(3000):
+        kind = rng.random()
+        if kind < 0.01:
+            lines.append(b'{"broken": ')
+        elif kind < 0.02:
+            lines.append(b" " * rng.randrange(0, 4))
+        elif kind < 0.03:
+            lines.append(b'{"user_id": "u%d", "note": "caf\xe9 %d"}' % (i, i))  # Latin-1, not UTF-8
+        elif kind < 0.035:
+            lines.append(orjson.dumps({"user_id": f"u{i}", "note": "y" * rng.randrange(5000, 12000)}))
+        elif kind < 0.045:
+            lines.append(orjson.dumps({"user_id": f"u{i}", "note": f"n{i}"}) + b"\r")
+        else:
+            lines.append(orjson.dumps({"user_id": f"u{i}", "email": f"p{i}@example.com", "note": "x" * rng.randrange(0, 700)}))
+    return lines
+
+
+def _read_every_partition(files, path, progress: list[int] | None = None) -> tuple[list[dict], list[tuple]]:
+    reader = next(files.FileSource(str(path)).datasets())
+    if progress is not None:
+        reader.progress = progress.append
+    rows: list[dict] = []
+    bad: list[tuple] = []
+    for part in reader.partitions():
+        for table in reader.read(part, lambda dataset, line, reason, kind="malformed": bad.append((line, reason, kind))):
+            # (a field absent from a whole block is no column of its table: compare the values present)
+            rows.extend({k: v for k, v in row.items() if v is not None} for row in table.to_pylist())
+    return rows, bad
+
+
+def _same_reading(lines: list[bytes], mapped: tuple[list[dict], list[tuple]], read: tuple[list[dict], list[tuple]]) -> None:
+    assert mapped[0] == read[0]
+    assert len(mapped[0]) == sum(1 for line in lines if line.strip() and not line.startswith(b'{"broken'))
+    # Malformed lines exactly; lines with bytes that are not UTF-8 are reported a block at a time (the first line
+    # and how many more), and the two paths cut blocks differently: the same lines in all.
+    malformed = sorted(b for b in mapped[1] if b[2] == "malformed")
+    assert malformed == sorted(b for b in read[1] if b[2] == "malformed")
+    assert [b[0] for b in malformed] == [k + 1 for k, line in enumerate(lines) if line.startswith(b'{"broken')]
+
+    def latin1_lines(bad: list[tuple]) -> int:
+        return sum(1 + (int(re.search(r"and (\d+) more", b[1]).group(1)) if "more" in b[1] else 0) for b in bad if b[2] == "warning")
+
+    assert latin1_lines(mapped[1]) == latin1_lines(read[1]) == sum(1 for line in lines if b"caf\xe9" in line)
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_byte_ranges_parsed_in_the_mapped_file_equal_ranges_read_through_a_buffer(tmp_path, monkeypatch, seed) -> None:
+    """A local byte range is parsed where it lies in the mapped file; read through a buffer instead (a file that
+    cannot be mapped, the way remote ranges are read) it gives the same rows and the same malformed lines with the
+    same numbers, whatever the ranges and blocks cut: a BOM, blank and CRLF lines, lines longer than a block,
+    broken lines, bytes that are not UTF-8 and no newline after the last line."""
+    import random
+
+    import spillguard.sources.files as files
+
+    rng = random.Random(seed)
+    lines = _awkward_lines(rng)
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b"\n".join(lines))
+    monkeypatch.setattr(files, "PART_BYTES", rng.randrange(20_000, 90_000))
+    monkeypatch.setattr(files, "BLOCK_BYTES", rng.randrange(3000, 9000))
+    assert len(next(files.FileSource(str(path)).datasets()).partitions()) > 10
+    mapped = _read_every_partition(files, path)
+    monkeypatch.setattr(files, "_map_from", lambda fh: None)
+    _same_reading(lines, mapped, _read_every_partition(files, path))
+
+
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_a_whole_file_parsed_in_the_mapped_file_equals_the_file_read_as_a_stream(tmp_path, monkeypatch, bom) -> None:
+    """A JSON Lines file below the size that splits it is mapped too: the same rows, malformed lines and progress
+    (every byte once, the bytes the format sniffing read included) as reading it as a stream."""
+    import random
+
+    import spillguard.sources.files as files
+
+    lines = _awkward_lines(random.Random(8))
+    path = tmp_path / "small.jsonl"
+    path.write_bytes(bom + b"\n".join(lines) + b"\n")
+    monkeypatch.setattr(files, "BLOCK_BYTES", 7000)
+    assert len(next(files.FileSource(str(path)).datasets()).partitions()) == 1
+    progress_mapped: list[int] = []
+    mapped = _read_every_partition(files, path, progress_mapped)
+    monkeypatch.setattr(files, "_map_from", lambda fh: None)
+    progress_read: list[int] = []
+    _same_reading(lines, mapped, _read_every_partition(files, path, progress_read))
+    assert sum(progress_mapped) == sum(progress_read) == path.stat().st_size
+    assert len(progress_mapped) > 10
+
+
+def test_a_mapped_range_stops_with_an_error_when_the_file_is_cut_shorter(tmp_path, monkeypatch) -> None:
+    """Pages of a mapped file that was cut shorter are never touched: the range ends with a read error."""
+    import spillguard.sources.files as files
+
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"".join(orjson.dumps({"user_id": f"u{i}", "pad": "x" * 200}) + b"\n" for i in range(2000)))
+    monkeypatch.setattr(files, "PART_BYTES", 100_000)
+    monkeypatch.setattr(files, "BLOCK_BYTES", 20_000)
+    reader = next(files.FileSource(str(path)).datasets())
+    tables = reader.read(reader.partitions()[0], lambda *a, **k: None)
+    next(tables)
+    os.truncate(path, 30_000)
+    with pytest.raises(UserError, match="cut shorter"):
+        list(tables)
