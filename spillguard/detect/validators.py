@@ -172,6 +172,19 @@ def _card_luhn(text: str, value: str, start: int) -> bool:
     return 12 <= len(digits) <= 19 and len(set(digits)) > 1 and luhn.is_valid(digits)
 
 
+# ISO 7064 mod 97-10 as python-stdnum computes it (letters are 10..35), on a translated string and one big integer.
+_IBAN_DIGITS = str.maketrans({chr(c): str(c - 55) for c in range(ord("A"), ord("Z") + 1)})
+_IBAN_SEPARATORS = str.maketrans("", "", " -.")
+
+
+def _iban_checksum_ok(candidate: str) -> bool:
+    """Whether the compacted candidate passes mod 97: python-stdnum checks this before anything else, so a candidate
+    failing it is invalid without the library's slower character-by-character path (most look-alikes in hex fail)."""
+    number = candidate.translate(_IBAN_SEPARATORS).strip().upper()
+    digits = (number[4:] + number[:4]).translate(_IBAN_DIGITS)
+    return digits.isascii() and digits.isdigit() and int(digits) % 97 == 1
+
+
 def _iban(text: str, value: str, start: int) -> bool:
     # Mod 97 and the country's length; a bank's own account check is not required (test IBANs often fail it).
     # A short group after a space may be the next word (`... 8741 ALL CAPS`): the IBAN before it still counts.
@@ -179,7 +192,12 @@ def _iban(text: str, value: str, start: int) -> bool:
     for candidate in (text, head if sep and len(tail) <= 3 else ""):
         letters = re.sub(r"[^A-Za-z]", "", candidate)
         # Typed in one case (bANK is a word); mod 97 and the country's length.
-        if candidate and (letters.isupper() or letters.islower()) and std_iban.is_valid(re.sub(r"[ \-]", "", candidate).upper(), check_country=False):
+        if (
+            candidate
+            and (letters.isupper() or letters.islower())
+            and _iban_checksum_ok(candidate)
+            and std_iban.is_valid(re.sub(r"[ \-]", "", candidate).upper(), check_country=False)
+        ):
             return True
     return False
 

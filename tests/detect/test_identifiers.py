@@ -175,6 +175,32 @@ def test_ibans_in_any_case_with_spaces_or_dashes():
     assert "iban" not in _cats("LV80 bANK 0000 4351 9500 1")
 
 
+def test_the_iban_checksum_shortcut_rejects_only_what_the_library_rejects():
+    """The fast mod 97 test in front of python-stdnum: on real IBANs (any case, grouped), their one-digit
+    corruptions, hex look-alikes and odd characters it never rejects what the library accepts, and where it passes
+    a candidate the library's own checksum passes too."""
+    from stdnum.iso7064 import mod_97_10
+
+    from spillguard.detect import validators
+
+    rng = random.Random(15)
+    candidates = []
+    for _ in range(400):
+        plain = people._iban(rng).replace(" ", "").replace("-", "").upper()
+        grouped = " ".join(plain[i : i + 4] for i in range(0, len(plain), 4))
+        k = rng.randrange(4, len(plain))
+        candidates += [plain, plain.lower(), grouped, grouped.replace(" ", "-"), plain[:k] + rng.choice(string.digits) + plain[k + 1 :]]
+        candidates.append(rng.choice(["de", "AE", "be", "ba"]) + "".join(rng.choice("0123456789abcdef") for _ in range(rng.randrange(12, 30))))
+    candidates += ["DE89 3704 0044 0532 0130 0²", "DE89370400440532013000\u0663", "DE89.3704.0044.0532.0130.00", " DE8937040044053201300 0 "]
+    for c in candidates:
+        library = std_iban.is_valid(c.replace(" ", "").replace("-", "").upper(), check_country=False)
+        ok = validators._iban_checksum_ok(c)
+        assert ok or not library, c
+        compact = std_iban.compact(c.replace(" ", "").replace("-", ""))
+        assert ok == mod_97_10.is_valid(compact[4:] + compact[:4]), c
+    assert sum(validators._iban_checksum_ok(c) for c in candidates) > 1000  # the real ones (and their case forms) pass
+
+
 # -- national identifiers -------------------------------------------------------------------------------------------
 
 def test_uk_national_insurance_numbers_with_prefix_rules():
