@@ -17,6 +17,7 @@ from typing import Protocol
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 import spillguard._native as _native
 
@@ -108,3 +109,37 @@ def scan_text(matcher: _native.Matcher, text: pa.Array) -> tuple[np.ndarray, np.
             return np.concatenate([r1, r2]), np.concatenate([v1, v2 + half])
     ids, values = matcher.scan(bufs[1], bufs[2], text.offset, n, wide)
     return np.frombuffer(ids, np.int64), np.frombuffer(values, np.int64)
+
+
+def text_bytes(text: pa.Array) -> int:
+    """The bytes of a string array's values, from its offsets."""
+    if len(text) == 0:
+        return 0
+    wide = pa.types.is_large_string(text.type) or pa.types.is_large_binary(text.type)
+    off = np.frombuffer(text.buffers()[1], np.int64 if wide else np.int32)
+    return int(off[text.offset + len(text)] - off[text.offset])
+
+
+def scan_distinct(matcher: _native.Matcher, text: pa.Array) -> tuple[np.ndarray, np.ndarray, int]:
+    """scan_text over each distinct value once: (id, value index) of every match end, as scan_text gives them but
+    grouped by value, and the bytes of the distinct values. A value's matches depend on the value alone (each
+    is scanned between the same separators), so scanning one copy of each repeated value and handing its matches
+    to every row holding it gives the same pairs; a column of names, cities or device models costs its distinct
+    values instead of its rows."""
+    encoded = pc.dictionary_encode(text)
+    distinct = encoded.dictionary
+    ids, at = scan_text(matcher, distinct)
+    if ids.size == 0:
+        return ids, at, text_bytes(distinct)
+    codes = np.asarray(encoded.indices, dtype=np.int64)
+    hit = np.zeros(len(distinct), bool)
+    hit[at] = True
+    rows = np.flatnonzero(hit[codes])  # the rows holding a value with a match, grouped by that value below
+    row_codes = codes[rows]
+    order = np.argsort(row_codes, kind="stable")
+    rows, row_codes = rows[order], row_codes[order]
+    first = np.searchsorted(row_codes, at, "left")
+    count = np.searchsorted(row_codes, at, "right") - first
+    total = int(count.sum())
+    runs = np.repeat(first - (np.cumsum(count) - count), count)
+    return np.repeat(ids, count), rows[np.arange(total, dtype=np.int64) + runs], text_bytes(distinct)

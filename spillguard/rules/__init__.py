@@ -29,6 +29,7 @@ translated (spillguard/rules/gitleaks.py).
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import re
 import tomllib
 from collections.abc import Iterable
@@ -63,6 +64,38 @@ _NON_ASCII_CLASS = re.compile(r"\[((?:[^\]\\]|\\.)*?)" + re.escape(NON_ASCII) + 
 
 def _python_classes(pattern: str) -> str:
     return _NON_ASCII_CLASS.sub(lambda m: f"(?:[{m.group(1)}{m.group(2)}]|[^\\x00-\\x7f])", pattern)
+
+
+def _accepts_newline(parsed: Any) -> bool:
+    """Whether a parsed pattern (re._parser) can consume a newline anywhere outside its look-arounds."""
+    c = importlib.import_module("re._constants")  # CPython's own regex parser: no public home, no stubs
+
+    def in_class(items: Any) -> bool:
+        negate, hit = False, False
+        for op, arg in items:
+            if op is c.NEGATE:
+                negate = True
+            elif op is c.LITERAL:
+                hit |= arg == 10
+            elif op is c.RANGE:
+                hit |= arg[0] <= 10 <= arg[1]
+            elif op is c.CATEGORY:
+                hit |= arg in (c.CATEGORY_SPACE, c.CATEGORY_NOT_DIGIT, c.CATEGORY_NOT_WORD, c.CATEGORY_LINEBREAK)
+        return hit != negate
+
+    for op, arg in parsed:
+        if (
+            (op is c.LITERAL and arg == 10)
+            or (op is c.NOT_LITERAL and arg != 10)
+            or (op is c.IN and in_class(arg))
+            or (op is c.CATEGORY and arg in (c.CATEGORY_SPACE, c.CATEGORY_NOT_DIGIT, c.CATEGORY_NOT_WORD))
+            or (op is c.SUBPATTERN and _accepts_newline(arg[3]))
+            or (op is c.BRANCH and any(_accepts_newline(b) for b in arg[1]))
+            or (op in (c.MAX_REPEAT, c.MIN_REPEAT, c.POSSESSIVE_REPEAT) and _accepts_newline(arg[2]))
+            or (op is c.ATOMIC_GROUP and _accepts_newline(arg))
+        ):
+            return True
+    return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +222,12 @@ class Rule:
         if self.labelled:  # the reported span is the group `v`
             return f"(?<!{boundary})(?:{self.before or ''})(?P<v>{value})(?:{self.after or ''})(?!{boundary})"
         return f"(?<!{boundary})(?:{value})(?!{boundary})"
+
+    def spans_lines(self) -> bool:
+        """Whether a match can hold a newline (`Fax:\\n+1 ...`, `password =\\n...`): in the engine's buffer of
+        values joined by newlines such a match can run from one value into the next, so its hits depend on the
+        neighbours and are decided value by value in Python (every such rule has a validator or named group)."""
+        return self.is_value_rule and _accepts_newline(importlib.import_module("re._parser").parse(self.python_expression()))
 
     def field_matches(self, path: str) -> bool:
         return self.field_re is not None and self.field_re.search(path) is not None
