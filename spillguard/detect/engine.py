@@ -42,6 +42,7 @@ _CACHE_LIMIT = 200_000
 # column's bytes (a column of mostly empty rows and distinct tokens is not), measured again every _REMEASURE columns
 # of a field that was not.
 _DISTINCT_MIN = 512
+_DISTINCT_SAMPLE = 2048
 _DISTINCT_SHARE = 0.25
 _REMEASURE = 8
 
@@ -64,16 +65,20 @@ class FieldPlan:
     distinct_share: float | None = None
     since_measured: int = 0
 
-    def scan_distinct(self, n: int) -> bool:
+    def scan_distinct(self, column: pa.Array) -> bool:
         """Whether to scan this column's distinct values instead of its rows: while the field's values repeat
-        (distinct values under _DISTINCT_SHARE of its bytes), and every _REMEASURE-th column otherwise, to notice
-        when they start to."""
-        if n < _DISTINCT_MIN:
+        (distinct values under _DISTINCT_SHARE of its bytes). The share is measured on a sample of the field's
+        first column (a small sample repeats less than the whole: the estimate errs towards scanning every row),
+        exactly on each column scanned by distinct values, and again on a sample every _REMEASURE-th column of a
+        field that did not repeat, to notice when it starts to."""
+        if len(column) < _DISTINCT_MIN:
             return False
-        if self.distinct_share is None or self.distinct_share < _DISTINCT_SHARE or self.since_measured >= _REMEASURE:
-            return True
-        self.since_measured += 1
-        return False
+        if self.distinct_share is None or self.since_measured >= _REMEASURE:
+            sample = column.slice(0, _DISTINCT_SAMPLE)
+            self.measured(text_bytes(pc.unique(sample)), text_bytes(sample))
+        else:
+            self.since_measured += 1
+        return self.distinct_share is not None and self.distinct_share < _DISTINCT_SHARE
 
     def measured(self, distinct_bytes: int, total_bytes: int) -> None:
         self.distinct_share = distinct_bytes / max(total_bytes, 1)
@@ -238,7 +243,7 @@ class RuleSet:
         if not rule_ids or len(text) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         filled = pc.fill_null(text, "") if text.null_count else text
-        if plan is not None and plan.scan_distinct(len(filled)):
+        if plan is not None and plan.scan_distinct(filled):
             ids, at, distinct_bytes = scan_distinct(self._compile(rule_ids), filled)
             plan.measured(distinct_bytes, text_bytes(filled))
             spanning = tuple(r for r in rule_ids if self._spans_lines[r])

@@ -66,6 +66,11 @@ def _python_classes(pattern: str) -> str:
     return _NON_ASCII_CLASS.sub(lambda m: f"(?:[{m.group(1)}{m.group(2)}]|[^\\x00-\\x7f])", pattern)
 
 
+# What a pattern needs to be able to consume a newline at all: an escape that can stand for one (\s, \n, \D, \W,
+# \x0a, an octal or control escape starting a range), a negated class, the inline DOTALL flag or a control character.
+_NEWLINE_SYNTAX = re.compile(r"\\[snDWxuUNtrfv0-7]|\[\^|\(\?[aiLmux]*s|[\x00-\x1f]")
+
+
 def _accepts_newline(parsed: Any) -> bool:
     """Whether a parsed pattern (re._parser) can consume a newline anywhere outside its look-arounds."""
     c = importlib.import_module("re._constants")  # CPython's own regex parser: no public home, no stubs
@@ -227,7 +232,13 @@ class Rule:
         """Whether a match can hold a newline (`Fax:\\n+1 ...`, `password =\\n...`): in the engine's buffer of
         values joined by newlines such a match can run from one value into the next, so its hits depend on the
         neighbours and are decided value by value in Python (every such rule has a validator or named group)."""
-        return self.is_value_rule and _accepts_newline(importlib.import_module("re._parser").parse(self.python_expression()))
+        if not self.is_value_rule:
+            return False
+        expression = self.python_expression()
+        if _NEWLINE_SYNTAX.search(expression) is None:
+            return False  # (most rules: parsing every pattern would cost ~30 ms a start)
+        parsed = importlib.import_module("re._parser").parse(expression)
+        return bool(parsed.state.flags & re.DOTALL) or _accepts_newline(parsed)
 
     def field_matches(self, path: str) -> bool:
         return self.field_re is not None and self.field_re.search(path) is not None

@@ -39,7 +39,8 @@ def _same(ruleset: RuleSet, text: pa.Array) -> int:
     value's end over every row) gives exactly the match ends of one pass over every row."""
     rule_ids = tuple(ruleset.value_rule_ids)
     whole = scan_text(ruleset._compile(rule_ids), text)
-    plan = ruleset._plan("notes")  # a fresh plan: nothing learnt yet, so the first column is measured
+    plan = ruleset._plan("notes")
+    plan.distinct_share = 0.0  # as if learnt: the field repeats (the shortcut is taken whatever the column)
     shortcut = ruleset._raw_hits(text, rule_ids, plan)
     every_byte = sum(len(v.encode()) for v in text.to_pylist())
     assert plan.distinct_share == sum(len(v.encode()) for v in set(text.to_pylist())) / max(every_byte, 1)
@@ -123,7 +124,7 @@ def test_engine_hits_on_repeated_examples_and_text_running_across_values(monkeyp
     value on its own, with or without the shortcut."""
     rng = random.Random(21)
     examples = [e.value for r in builtin_rules() for e in (*r.examples, *r.negative_examples)]
-    pool = examples + [f"{rng.choice(examples)} Fax" for _ in range(50)] + ["".join(rng.choice(_ALPHABET) for _ in range(30)) for _ in range(100)]
+    pool = rng.sample(examples, 150) + [f"{rng.choice(examples)} Fax" for _ in range(40)] + ["".join(rng.choice(_ALPHABET) for _ in range(30)) for _ in range(20)]
     column = pa.array([rng.choice(pool) for _ in range(20_000)], pa.string())
     results = []
     for share in (0.25, -1.0):
@@ -135,7 +136,7 @@ def test_engine_hits_on_repeated_examples_and_text_running_across_values(monkeyp
         hits = rs.scan_column(column, plan)
         results.append(({k: v.tolist() for k, v in hits.by_rule.items()}, dict(hits.spans)))
     assert results[0] == results[1]
-    assert sum(len(v) for v in results[0][0].values()) > 1000
+    assert sum(len(v) for v in results[0][0].values()) > 5000
 
 
 def test_a_label_ending_the_value_before_does_not_hide_a_phone_number() -> None:
