@@ -380,7 +380,7 @@ def _map_from(fh: IO[bytes]) -> mmap.mmap | None:
         if size == 0:
             return None
         mm = mmap.mmap(fh.fileno(), size, access=mmap.ACCESS_READ)
-    except (OSError, ValueError, io.UnsupportedOperation):
+    except (OSError, ValueError, OverflowError, MemoryError, io.UnsupportedOperation):  # (a 32-bit address space)
         return None
     if hasattr(mmap, "MADV_SEQUENTIAL"):
         mm.madvise(mmap.MADV_SEQUENTIAL)
