@@ -63,6 +63,27 @@ def load_pg(url: str, recs: list[dict], rows: int) -> None:
         conn.execute("VACUUM ANALYZE users")
 
 
+def load_pg_distinct(url: str, tmp: Path, rows: int) -> None:
+    """`rows` distinct demo users (made in parts of 250,000 with their own seeds), none a copy of another: every column
+    as varied as the generator makes it (load_pg repeats 50,000 users, so all but ids and e-mails repeat)."""
+    part = 250_000
+    with psycopg.connect(url, autocommit=True) as conn:
+        cols: dict[str, str] | None = None
+        for k, start in enumerate(range(0, rows, part)):
+            folder = tmp / f"distinct{k}"
+            generate(folder, users=min(part, rows - start), seed=3000 + k)
+            recs = dataset_records(folder)["users"]
+            if cols is None:
+                cols = column_types(recs)
+                ddl = ", ".join(f'"{c}" {SQL_TYPES[t]}' for c, t in cols.items())
+                conn.execute(f"CREATE TABLE users ({ddl})")
+            names = ", ".join(f'"{c}"' for c in cols)
+            with conn.cursor() as cur, cur.copy(f"COPY users ({names}) FROM STDIN") as copy:
+                for r in recs:
+                    copy.write_row([orjson.dumps(r[c]).decode() if cols[c] == "json" and r.get(c) is not None else r.get(c) for c in cols])
+        conn.execute("VACUUM ANALYZE users")
+
+
 def copy_dump(url: str) -> tuple[int, float]:
     start = time.perf_counter()
     n = 0
@@ -156,7 +177,10 @@ def paired(args: argparse.Namespace) -> None:
     import statistics
 
     with tempfile.TemporaryDirectory() as tmp, postgres_server() as pg:
-        load_pg(pg.admin_url, users(Path(tmp)), args.rows)
+        if args.distinct:
+            load_pg_distinct(pg.admin_url, Path(tmp), args.rows)
+        else:
+            load_pg(pg.admin_url, users(Path(tmp)), args.rows)
         trees = {"before": args.paired, "after": ROOT}
         ratio: dict[str, list[float]] = {"before": [], "after": []}
         rate: dict[str, list[float]] = {"before": [], "after": [], "COPY": []}
@@ -185,6 +209,7 @@ def main() -> None:
     ap.add_argument("--out", default=None)
     ap.add_argument("--paired", type=Path, help="another spillguard tree (e.g. main) to time against this one, PostgreSQL only")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--distinct", action="store_true", help="with --paired: every row a distinct demo user (slower to load)")
     args = ap.parse_args()
     os.environ.setdefault("XDG_STATE_HOME", tempfile.mkdtemp(prefix="sgbench-state-"))
     if args.paired is not None:
