@@ -60,8 +60,8 @@ class FieldPlan:
     check_rules: list[int]
     value_rules: tuple[int, ...] = ()  # the allowed value rules, in order: one Vectorscan database per distinct set
     text_rules: tuple[int, ...] = ()  # free-text rules (names, addresses): run only if the column holds prose
-    # Learned from the field's columns as they come: the share of distinct values when last measured, and how many
-    # columns were scanned whole since (see RuleSet._raw_hits).
+    # Learnt from the field's columns as they come: the share of its bytes in distinct values when last measured, and
+    # how many columns were scanned row by row since (see scan_distinct below and RuleSet._raw_hits).
     distinct_share: float | None = None
     since_measured: int = 0
 

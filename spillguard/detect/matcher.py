@@ -121,11 +121,12 @@ def text_bytes(text: pa.Array) -> int:
 
 
 def scan_distinct(matcher: _native.Matcher, text: pa.Array) -> tuple[np.ndarray, np.ndarray, int]:
-    """scan_text over each distinct value once: (id, value index) of every match end, as scan_text gives them but
-    grouped by value, and the bytes of the distinct values. A value's matches depend on the value alone (each
-    is scanned between the same separators), so scanning one copy of each repeated value and handing its matches
-    to every row holding it gives the same pairs; a column of names, cities or device models costs its distinct
-    values instead of its rows."""
+    """scan_text over each distinct value once: (id, value index) of every match end, grouped by value, and the
+    bytes of the distinct values. A match that cannot hold a newline depends on its value alone (each value is
+    scanned between the same separators), so for such patterns scanning one copy of each repeated value and handing
+    its matches to every row holding it gives the pairs scan_text gives; a column of names, cities or device models
+    costs its distinct values instead of its rows. (Matches of patterns that can span lines depend on the
+    neighbouring values: the engine scans those over every row, `Rule.spans_lines`.)"""
     encoded = pc.dictionary_encode(text)
     distinct = encoded.dictionary
     ids, at = scan_text(matcher, distinct)
