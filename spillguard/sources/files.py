@@ -358,11 +358,14 @@ def _json_error(exc: Exception) -> str:
 
 
 def _range_lines_mapped(fileno: int, bounds: list[int]) -> list[int]:
-    """The line number each range between `bounds` begins on, counting over each range mapped in turn."""
+    """The line number each range between `bounds` begins on, counting over each range mapped in turn. A file now
+    shorter than the bounds is an OSError before its range is mapped (the caller then reads it), never a page gone."""
     starts = [1]
     # Pages mapped in one call (MAP_POPULATE, Linux) rather than one fault at a time: a third of the time.
     mode = {"flags": mmap.MAP_SHARED | mmap.MAP_POPULATE, "prot": mmap.PROT_READ} if hasattr(mmap, "MAP_POPULATE") else {"access": mmap.ACCESS_READ}
     for start, end in itertools.pairwise(bounds):
+        if os.fstat(fileno).st_size < end:
+            raise OSError(errno.EIO, "the file was cut shorter while it was read")
         skip = start % mmap.ALLOCATIONGRANULARITY
         with mmap.mmap(fileno, end - start + skip, offset=start - skip, **mode) as mapped, memoryview(mapped) as view:
             starts.append(starts[-1] + count_newlines(view[skip:]))

@@ -398,6 +398,8 @@ def test_range_line_numbers_mapped_and_read_agree(tmp_path) -> None:
         assert _range_lines_mapped(fh.fileno(), bounds) == want
     with open(path, "rb") as fh:
         assert _range_lines_read(fh, bounds) == want
+    with open(path, "rb") as fh, pytest.raises(OSError, match="cut shorter"):  # bounds past the end: nothing mapped
+        _range_lines_mapped(fh.fileno(), [*bounds[:-1], len(data) + 10_000])
 
 
 def _awkward_lines(rng) -> list[bytes]:
