@@ -45,15 +45,21 @@ def users(tmp: Path) -> list[dict]:
     return dataset_records(tmp)["users"]
 
 
+def copy_in(conn: psycopg.Connection, table: str, cols: dict[str, str], recs: list[dict], create: bool) -> None:
+    """Records into `table` by COPY (JSON columns as jsonb text), creating the table first when asked."""
+    if create:
+        ddl = ", ".join(f'"{c}" {SQL_TYPES[t]}' for c, t in cols.items())
+        conn.execute(f"CREATE TABLE {table} ({ddl})")
+    names = ", ".join(f'"{c}"' for c in cols)
+    with conn.cursor() as cur, cur.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+        for r in recs:
+            copy.write_row([orjson.dumps(r[c]).decode() if cols[c] == "json" and r.get(c) is not None else r.get(c) for c in cols])
+
+
 def load_pg(url: str, recs: list[dict], rows: int) -> None:
     cols = column_types(recs)
     with psycopg.connect(url, autocommit=True) as conn:
-        ddl = ", ".join(f'"{c}" {SQL_TYPES[t]}' for c, t in cols.items())
-        conn.execute(f"CREATE TABLE users0 ({ddl})")
-        names = ", ".join(f'"{c}"' for c in cols)
-        with conn.cursor() as cur, cur.copy(f"COPY users0 ({names}) FROM STDIN") as copy:
-            for r in recs:
-                copy.write_row([orjson.dumps(r[c]).decode() if cols[c] == "json" and r.get(c) is not None else r.get(c) for c in cols])
+        copy_in(conn, "users0", cols, recs, create=True)
         # Copies of the base users with distinct ids and e-mails, made by the server: fast to load.
         reps = -(-rows // len(recs))
         special = {"user_id": "user_id || '-' || g AS user_id", "email": "replace(email, '@', '.' || g || '@') AS email"}
@@ -73,14 +79,9 @@ def load_pg_distinct(url: str, tmp: Path, rows: int) -> None:
             folder = tmp / f"distinct{k}"
             generate(folder, users=min(part, rows - start), seed=3000 + k)
             recs = dataset_records(folder)["users"]
-            if cols is None:
-                cols = column_types(recs)
-                ddl = ", ".join(f'"{c}" {SQL_TYPES[t]}' for c, t in cols.items())
-                conn.execute(f"CREATE TABLE users ({ddl})")
-            names = ", ".join(f'"{c}"' for c in cols)
-            with conn.cursor() as cur, cur.copy(f"COPY users ({names}) FROM STDIN") as copy:
-                for r in recs:
-                    copy.write_row([orjson.dumps(r[c]).decode() if cols[c] == "json" and r.get(c) is not None else r.get(c) for c in cols])
+            first = cols is None
+            cols = column_types(recs) if cols is None else cols
+            copy_in(conn, "users", cols, recs, create=first)
         conn.execute("VACUUM ANALYZE users")
 
 

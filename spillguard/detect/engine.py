@@ -183,6 +183,7 @@ class RuleSet:
         # Rules whose matches can run across a value's end: scanned over every row even where a field's distinct
         # values are scanned once (their hits depend on the neighbours, which distinct values do not keep).
         self._spans_lines = np.array([r.spans_lines() for r in self.rules] + [False], dtype=bool)
+        self._spanning: dict[tuple[int, ...], tuple[int, ...]] = {}  # per database: its rules that span lines
         self._fields = FieldPatterns(self.rules)
         self.plan = lru_cache(maxsize=65536)(self._plan)
 
@@ -246,7 +247,9 @@ class RuleSet:
         if plan is not None and plan.scan_distinct(filled):
             ids, at, distinct_bytes = scan_distinct(self._compile(rule_ids), filled)
             plan.measured(distinct_bytes, text_bytes(filled))
-            spanning = tuple(r for r in rule_ids if self._spans_lines[r])
+            spanning = self._spanning.get(rule_ids)
+            if spanning is None:
+                spanning = self._spanning[rule_ids] = tuple(r for r in rule_ids if self._spans_lines[r])
             if spanning:  # their hits as a scan of every row gives them (the markers come from the pass above)
                 local = ~self._spans_lines[ids]
                 ids2, at2 = scan_text(self._compile(spanning), filled)
