@@ -106,9 +106,31 @@ done:
     return result;
 }
 
+#define LINEAR_HEADS 4
+
+/* A run's next key, on a binary min-heap of the runs' heads. */
+typedef struct {
+    uint64_t key;
+    Py_ssize_t run;
+} Head;
+
+static void sift_down(Head *h, Py_ssize_t n, Py_ssize_t i) {
+    Head x = h[i];
+    for (;;) {
+        Py_ssize_t c = 2 * i + 1;
+        if (c >= n) break;
+        if (c + 1 < n && h[c + 1].key < h[c].key) c++;
+        if (h[c].key >= x.key) break;
+        h[i] = h[c];
+        i = c;
+    }
+    h[i] = x;
+}
+
 /* union_count64(runs) -> how many distinct keys a list of ascending uint64 runs (each without repeats or 0) holds
  * together: one k-way pass over them, nothing written. The runs may be memory-mapped files (spilled runs): they are
- * read once, in order. */
+ * read once, in order. Beyond LINEAR_HEADS runs their heads sit on a min-heap, so a key costs about log2(k)
+ * comparisons, not k (27 runs, a scan's union of its categories' subjects: 55 -> 23 ns a key; 64 runs: 100 -> 25). */
 PyObject *native_union_count64(PyObject *self, PyObject *arg) {
     (void)self;
     PyObject *seq = PySequence_Fast(arg, "runs must be a sequence");
@@ -116,9 +138,10 @@ PyObject *native_union_count64(PyObject *self, PyObject *arg) {
     Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
     Py_buffer *views = calloc((size_t)(k ? k : 1), sizeof(Py_buffer));
     Py_ssize_t *pos = calloc((size_t)(k ? k : 1), sizeof(Py_ssize_t));
+    Head *heap = calloc((size_t)(k ? k : 1), sizeof(Head));
     Py_ssize_t opened = 0;
     PyObject *result = NULL;
-    if (views == NULL || pos == NULL) {
+    if (views == NULL || pos == NULL || heap == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -132,24 +155,45 @@ PyObject *native_union_count64(PyObject *self, PyObject *arg) {
     }
     int64_t count = 0;
     Py_BEGIN_ALLOW_THREADS
-    uint64_t last = 0;
-    for (;;) {
-        int best = -1;
-        uint64_t v = 0;
-        for (Py_ssize_t r = 0; r < k; r++) {
-            if (pos[r] < views[r].len / 8) {
-                uint64_t x = ((const uint64_t *)views[r].buf)[pos[r]];
-                if (best < 0 || x < v) {
-                    best = (int)r;
-                    v = x;
+    if (k <= LINEAR_HEADS) { /* a few runs: comparing every head costs less than keeping a heap */
+        uint64_t last = 0;
+        for (;;) {
+            Py_ssize_t best = -1;
+            uint64_t v = 0;
+            for (Py_ssize_t r = 0; r < k; r++) {
+                if (pos[r] < views[r].len / 8) {
+                    uint64_t x = ((const uint64_t *)views[r].buf)[pos[r]];
+                    if (best < 0 || x < v) {
+                        best = r;
+                        v = x;
+                    }
                 }
             }
+            if (best < 0) break;
+            pos[best]++;
+            if (v != 0 && (count == 0 || v != last)) {
+                count++;
+                last = v;
+            }
         }
-        if (best < 0) break;
-        pos[best]++;
-        if (v != 0 && (count == 0 || v != last)) {
-            count++;
-            last = v;
+    } else {
+        Py_ssize_t n = 0;
+        for (Py_ssize_t r = 0; r < k; r++)
+            if (views[r].len >= 8) heap[n++] = (Head){((const uint64_t *)views[r].buf)[0], r};
+        for (Py_ssize_t i = n / 2; i-- > 0;) sift_down(heap, n, i);
+        uint64_t last = 0;
+        while (n > 0) {
+            uint64_t v = heap[0].key;
+            Py_ssize_t r = heap[0].run;
+            if (v != 0 && (count == 0 || v != last)) {
+                count++;
+                last = v;
+            }
+            if (++pos[r] < views[r].len / 8)
+                heap[0].key = ((const uint64_t *)views[r].buf)[pos[r]];
+            else
+                heap[0] = heap[--n];
+            sift_down(heap, n, 0);
         }
     }
     Py_END_ALLOW_THREADS
@@ -158,6 +202,7 @@ done:
     for (Py_ssize_t r = 0; r < opened; r++) PyBuffer_Release(&views[r]);
     free(views);
     free(pos);
+    free(heap);
     Py_DECREF(seq);
     return result;
 }

@@ -280,20 +280,21 @@ class RuleSet:
         return hit
 
     def resolve_value(self, value: str, rule_ids: Sequence[int]) -> list[tuple[int, int, int]]:
-        """Validated, non-overlapping (rule, start, end) spans in one value; most specific rule wins."""
+        """Validated, non-overlapping (rule, start, end) spans in one value; most specific rule wins. Matches are
+        taken most specific first, and one overlapping a span already kept is dropped without being validated
+        (the spans kept are those of validating every match first: a kept span is never given up)."""
         spans: list[tuple[int, int, int, int]] = []
         for rid in rule_ids:
             rule = self.rules[rid]
             assert rule.value_re is not None
             for m in rule.value_re.finditer(value):
                 start, end = rule.span(m)  # the credential itself where the pattern names it
-                if self._validate(rid, value[start:end], value, start):
-                    spans.append((-rule.priority, -(end - start), start, rid))
+                spans.append((-rule.priority, -(end - start), start, rid))
         spans.sort()
         kept: list[tuple[int, int, int]] = []
         for _neg_pri, neg_len, start, rid in spans:
             end = start - neg_len
-            if all(end <= s or start >= e for _, s, e in kept):
+            if all(end <= s or start >= e for _, s, e in kept) and self._validate(rid, value[start:end], value, start):
                 kept.append((rid, start, end))
         kept.sort(key=lambda k: k[1])
         return kept

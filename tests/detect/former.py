@@ -258,3 +258,22 @@ def vec_card(values: pa.Array) -> np.ndarray:
     issuer = _vec_bool(pc.match_substring_regex(digits, cards.issuer_pattern()))
     out: np.ndarray = (sums % 10 == 0) & issuer & ~same
     return out
+
+
+def resolve_value_eager(ruleset: Any, value: str, rule_ids: Iterable[int]) -> list[tuple[int, int, int]]:
+    """RuleSet.resolve_value as it was: every match validated, then the most specific non-overlapping ones kept."""
+    spans: list[tuple[int, int, int, int]] = []
+    for rid in rule_ids:
+        rule = ruleset.rules[rid]
+        for m in rule.value_re.finditer(value):
+            start, end = rule.span(m)
+            if ruleset._validate(rid, value[start:end], value, start):
+                spans.append((-rule.priority, -(end - start), start, rid))
+    spans.sort()
+    kept: list[tuple[int, int, int]] = []
+    for _neg_pri, neg_len, start, rid in spans:
+        end = start - neg_len
+        if all(end <= s or start >= e for _, s, e in kept):
+            kept.append((rid, start, end))
+    kept.sort(key=lambda k: k[1])
+    return kept
