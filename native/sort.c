@@ -127,6 +127,14 @@ static void sift_down(Head *h, Py_ssize_t n, Py_ssize_t i) {
     h[i] = x;
 }
 
+/* One key of the ascending merge counted unless it repeats the last one or is 0 (no key). */
+static inline void count_new(uint64_t v, int64_t *count, uint64_t *last) {
+    if (v != 0 && (*count == 0 || v != *last)) {
+        (*count)++;
+        *last = v;
+    }
+}
+
 /* union_count64(runs) -> how many distinct keys a list of ascending uint64 runs (each without repeats or 0) holds
  * together: one k-way pass over them, nothing written. The runs may be memory-mapped files (spilled runs): they are
  * read once, in order. Beyond LINEAR_HEADS runs their heads sit on a min-heap, so a key costs about log2(k)
@@ -171,10 +179,7 @@ PyObject *native_union_count64(PyObject *self, PyObject *arg) {
             }
             if (best < 0) break;
             pos[best]++;
-            if (v != 0 && (count == 0 || v != last)) {
-                count++;
-                last = v;
-            }
+            count_new(v, &count, &last);
         }
     } else {
         Py_ssize_t n = 0;
@@ -185,10 +190,7 @@ PyObject *native_union_count64(PyObject *self, PyObject *arg) {
         while (n > 0) {
             uint64_t v = heap[0].key;
             Py_ssize_t r = heap[0].run;
-            if (v != 0 && (count == 0 || v != last)) {
-                count++;
-                last = v;
-            }
+            count_new(v, &count, &last);
             if (++pos[r] < views[r].len / 8)
                 heap[0].key = ((const uint64_t *)views[r].buf)[pos[r]];
             else

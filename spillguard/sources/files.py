@@ -357,6 +357,13 @@ def _json_error(exc: Exception) -> str:
     return str(exc).strip().split("\n", 1)[0].strip() or type(exc).__name__
 
 
+def _still_whole(fileno: int, size: int) -> None:
+    """An OSError when the file no longer holds `size` bytes (cut shorter while it was read): checked before mapped
+    pages are touched, since touching one that is gone kills the process (SIGBUS)."""
+    if os.fstat(fileno).st_size < size:
+        raise OSError(errno.EIO, "the file was cut shorter while it was read")
+
+
 def _range_lines_mapped(fileno: int, bounds: list[int]) -> list[int]:
     """The line number each range between `bounds` begins on, counting over each range mapped in turn. A file now
     shorter than the bounds is an OSError before its range is mapped (the caller then reads it), never a page gone."""
@@ -364,8 +371,7 @@ def _range_lines_mapped(fileno: int, bounds: list[int]) -> list[int]:
     # Pages mapped in one call (MAP_POPULATE, Linux) rather than one fault at a time: a third of the time.
     mode = {"flags": mmap.MAP_SHARED | mmap.MAP_POPULATE, "prot": mmap.PROT_READ} if hasattr(mmap, "MAP_POPULATE") else {"access": mmap.ACCESS_READ}
     for start, end in itertools.pairwise(bounds):
-        if os.fstat(fileno).st_size < end:
-            raise OSError(errno.EIO, "the file was cut shorter while it was read")
+        _still_whole(fileno, end)
         skip = start % mmap.ALLOCATIONGRANULARITY
         with mmap.mmap(fileno, end - start + skip, offset=start - skip, **mode) as mapped, memoryview(mapped) as view:
             starts.append(starts[-1] + count_newlines(view[skip:]))
@@ -646,11 +652,6 @@ class FileDataset(ReaderDefaults):
         stops the range with an error before any page that is gone is touched: the size is checked whenever
         reading resumes, and a block's tables are all made before the first is handed on."""
         size = len(mm)
-
-        def still_whole() -> None:
-            if os.fstat(fh.fileno()).st_size < size:
-                raise OSError(errno.EIO, "the file was cut shorter while it was read")
-
         pos = start
         if start > size:
             return
@@ -667,7 +668,7 @@ class FileDataset(ReaderDefaults):
         done = pos - pos % mmap.PAGESIZE  # pages below this are dropped from the mapping once parsed
         with memoryview(mm) as view:
             while pos < end and pos < size:
-                still_whole()
+                _still_whole(fh.fileno(), size)
                 stop = min(pos + BLOCK_BYTES, size)
                 cut = size - 1 if stop == size else mm.rfind(b"\n", pos, stop)
                 if cut < 0:  # a line longer than a block
