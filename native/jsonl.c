@@ -326,6 +326,51 @@ static int looks_like_date(const unsigned char *v, size_t n) {
 
 static int parse_value(Parser *ps, Col *c, int depth);
 
+/* The powers of ten a double holds exactly. */
+static const double EXACT_POW10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                     1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* A JSON number (already checked) as the double strtod gives, without strtod, where that is exact: its digits
+ * make an integer m below 2^53 and it is m times or divided by 10^k with k <= 22. Both are then exact doubles and
+ * the one multiplication or division rounds once, correctly (Clinger's fast path), as strtod does. 1 (and errno
+ * 0, which the caller tests as after strtod) when it is such a number, else 0. */
+static int exact_decimal(const char *s, size_t n, double *out) {
+    size_t k = 0;
+    int negative = s[0] == '-';
+    if (negative) k++;
+    uint64_t m = 0;
+    int digits = 0, frac = 0, in_frac = 0;
+    for (; k < n; k++) {
+        char ch = s[k];
+        if (ch >= '0' && ch <= '9') {
+            if (++digits > 19) return 0;
+            m = m * 10 + (uint64_t)(ch - '0');
+            frac += in_frac;
+        } else if (ch == '.') {
+            in_frac = 1;
+        } else {
+            break; /* an exponent */
+        }
+    }
+    int e10 = -frac;
+    if (k < n) { /* e or E, a sign, digits */
+        k++;
+        int eneg = 0, ev = 0;
+        if (s[k] == '+' || s[k] == '-') eneg = s[k++] == '-';
+        for (; k < n; k++) {
+            if (ev > 1000) return 0;
+            ev = ev * 10 + (s[k] - '0');
+        }
+        e10 += eneg ? -ev : ev;
+    }
+    if (m > ((uint64_t)1 << 53) || e10 < -22 || e10 > 22) return 0;
+    double d = (double)m;
+    d = e10 < 0 ? d / EXACT_POW10[-e10] : d * EXACT_POW10[e10];
+    *out = negative ? -d : d;
+    errno = 0;
+    return 1;
+}
+
 static int parse_number(Parser *ps, Col *c) {
     const unsigned char *s = ps->p, *q = s;
     int is_double = 0;
@@ -373,8 +418,11 @@ static int parse_number(Parser *ps, Col *c) {
         if (col_set_kind(c, K_INT, ps) < 0) return -1;
         if (buf_put(&c->data, &iv, 8) < 0) NOMEM(ps);
     } else {
-        errno = 0;
-        double d = strtod(tmp, NULL);
+        double d;
+        if (!exact_decimal(tmp, n, &d)) {
+            errno = 0;
+            d = strtod(tmp, NULL);
+        }
         if (!isfinite(d) || errno == ERANGE) FAIL(ps); /* beyond float64's range either way: Arrow's reader */
         if (col_set_kind(c, K_DOUBLE, ps) < 0) return -1;
         if (buf_put(&c->data, &d, 8) < 0) NOMEM(ps);
@@ -382,12 +430,25 @@ static int parse_number(Parser *ps, Col *c) {
     return col_done(c, ps);
 }
 
+/* memcmp(a, b, n) == 0 for the short names of fields, inline (a call per field was 7 % of reading). */
+static inline int same_name(const char *a, const unsigned char *b, size_t n) {
+    for (; n >= 8; a += 8, b += 8, n -= 8) {
+        uint64_t x, y;
+        memcpy(&x, a, 8);
+        memcpy(&y, b, 8);
+        if (x != y) return 0;
+    }
+    for (; n; a++, b++, n--)
+        if ((unsigned char)*a != *b) return 0;
+    return 1;
+}
+
 static int field_of(Parser *ps, Col *c, const unsigned char *name, size_t n) {
     /* fields mostly come in the same order in every object: try the one after the last first */
     int start = c->next_field;
     for (int k = 0; k < c->nfields; k++) {
         int i = (start + k) % c->nfields;
-        if (c->name_lens[i] == n && memcmp(c->names[i], name, n) == 0) {
+        if (c->name_lens[i] == n && same_name(c->names[i], name, n)) {
             c->next_field = (i + 1) % c->nfields;
             return i;
         }

@@ -281,10 +281,21 @@ static PyObject *Matcher_scan(MatcherObject *self, PyObject *args) {
         goto done;
     }
     /* A match ends one past the "\n" it may have consumed: position end - 2 lies inside the value or on the
-     * separator right after it, both that value's. */
+     * separator right after it, both that value's. Vectorscan reports matches mostly in order of their ends, so
+     * the value of the match before is tried first, then the next few; a binary search decides the rest. */
+    Py_ssize_t v = 0;
     for (size_t k = 0; k < m.len; k++) {
-        Py_ssize_t v = upper_bound(starts, n, m.ends[k] - 2) - 1;
-        m.ends[k] = v < 0 ? 0 : (v >= n ? n - 1 : v);
+        int64_t at = m.ends[k] - 2;
+        if (!(at >= starts[v] && (v + 1 == n || at < starts[v + 1]))) {
+            Py_ssize_t step = 0;
+            while (step < 4 && v + 1 < n && at >= starts[v + 1]) {
+                v++;
+                step++;
+            }
+            if (!(at >= starts[v] && (v + 1 == n || at < starts[v + 1]))) v = upper_bound(starts, n, at) - 1;
+            if (v < 0) v = 0; /* before the first value's start: the first value (as before) */
+        }
+        m.ends[k] = v;
     }
     /* (y# of a NULL pointer would give None: no match is two empty byte strings) */
     result = Py_BuildValue("(y#y#)", m.len ? (const char *)m.ids : "", (Py_ssize_t)(m.len * sizeof(int64_t)),

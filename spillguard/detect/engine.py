@@ -355,7 +355,8 @@ class RuleSet:
                 continue
             validate = VECTOR_VALIDATORS[self.rules[rid].validator or ""]
             sel = np.flatnonzero(needs & (rule_idx == rid))
-            cand = text.take(pa.array(value_idx[sel]))
+            # A rule's value indices are ascending and distinct: as many as the values means every value, in order.
+            cand = text if sel.size == len(text) else text.take(pa.array(value_idx[sel]))
             whole = np.asarray(pc.fill_null(pc.match_substring_regex(cand, pattern), False), dtype=bool)
             if whole.any():
                 ok, can = _verdict(validate(cand), len(cand))

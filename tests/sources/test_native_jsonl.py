@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import struct
 
 import pyarrow as pa
 import pytest
@@ -167,6 +168,32 @@ def test_promotions_nulls_and_nesting() -> None:
         b'{ "a" : 1 , "b" : [ 1 , 2 ] }',
     ]:
         assert _assert_same(block), block
+
+
+def _decimal(rng: random.Random) -> str:
+    """A JSON number with a fraction or an exponent: short and long digit runs, leading zeros, exponents near and
+    past the range where a double's conversion is a single exact step, halfway cases."""
+    digits = "".join(rng.choice("0123456789") for _ in range(rng.choice((1, 2, 5, 9, 15, 16, 17, 19, 20, 25))))
+    whole, frac = digits[: rng.randrange(len(digits) + 1)] or "0", digits[len(digits) // 2 :] or "0"
+    whole = whole.lstrip("0") or "0"
+    text = rng.choice(("-", "")) + whole
+    if rng.random() < 0.8:
+        text += "." + frac
+    if rng.random() < 0.4 or "." not in text:
+        text += rng.choice("eE") + rng.choice(("", "+", "-")) + str(rng.choice((0, 1, 5, 15, 21, 22, 23, 30, 250)))
+    return text
+
+
+def test_decimals_read_as_arrow_and_python_read_them() -> None:
+    """Every double the native reader makes is the one Arrow's reader and Python's float() make, bit for bit."""
+    rng = random.Random(53)
+    values = [_decimal(rng) for _ in range(20000)]
+    values += ["9007199254740993.0", "9007199254740992.0", "0.1", "-0.0", "1e22", "1e23", "4.35", "2.5e-22", "123456789012345678.9"]
+    block = "\n".join(f'{{"x":{v}}}' for v in values).encode()
+    assert _native.json_lines_columns(block) is not None
+    assert _assert_same(block)
+    got = _read_block(block).column("x").to_pylist()
+    assert [struct.pack("<d", g) for g in got] == [struct.pack("<d", float(v)) for v in values]
 
 
 def test_demo_data_reads_exactly_as_arrow_reads_it(tmp_path) -> None:
