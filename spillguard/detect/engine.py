@@ -317,29 +317,29 @@ class RuleSet:
         """Where rules of one category all hit a value (+44 20 7946 0958: international and national phone),
         keep only the most specific one; different categories still go through span resolution. A rule whose
         matches can span lines keeps nothing out: its hit may be a match begun in the value before (`... Fax`,
-        then this value's number), which only the value's own resolution in Python can tell."""
+        then this value's number), which only the value's own resolution in Python can tell.
+
+        The pairs come ordered by value, then rule index (and stay so): the most specific rule of a value is its
+        first of the highest priority, found without sorting."""
         spanning = self._spans_lines[rule_idx]
         if spanning.any():
             v, r = self._collapse_same_category(value_idx[~spanning], rule_idx[~spanning])
             return np.concatenate([v, value_idx[spanning]]), np.concatenate([r, rule_idx[spanning]])
         if value_idx.size < 2:
             return value_idx, rule_idx
-        counts = np.bincount(value_idx)
-        multi = counts[value_idx] > 1
-        if not multi.any():
+        starts = np.flatnonzero(np.r_[True, value_idx[1:] != value_idx[:-1]])
+        if starts.size == value_idx.size:  # one rule a value
             return value_idx, rule_idx
         cats = self._category_code[rule_idx]
-        # per value: min and max category code among its hits
-        order = np.lexsort((-self._priority[rule_idx], value_idx))
-        v_sorted, r_sorted = value_idx[order], rule_idx[order]
-        starts = np.flatnonzero(np.r_[True, v_sorted[1:] != v_sorted[:-1]])
-        cat_sorted = cats[order]
-        same = np.minimum.reduceat(cat_sorted, starts) == np.maximum.reduceat(cat_sorted, starts)
-        group = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, v_sorted.size]))
-        first = np.zeros(v_sorted.size, bool)
-        first[starts] = True
-        keep = first | ~same[group]
-        return v_sorted[keep], r_sorted[keep]
+        same = np.minimum.reduceat(cats, starts) == np.maximum.reduceat(cats, starts)
+        sizes = np.diff(np.r_[starts, value_idx.size])
+        priority = self._priority[rule_idx]
+        top = priority == np.repeat(np.maximum.reduceat(priority, starts), sizes)
+        position = np.arange(value_idx.size)
+        first_top = np.minimum.reduceat(np.where(top, position, value_idx.size), starts)
+        keep = np.repeat(~same, sizes)
+        keep[first_top] = True
+        return value_idx[keep], rule_idx[keep]
 
     def _vector_validate(self, text: pa.Array, rule_idx: np.ndarray, value_idx: np.ndarray, needs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Decide candidates with a vectorised validator; returns (accepted, decided) masks.

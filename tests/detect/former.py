@@ -277,3 +277,28 @@ def resolve_value_eager(ruleset: Any, value: str, rule_ids: Iterable[int]) -> li
             kept.append((rid, start, end))
     kept.sort(key=lambda k: k[1])
     return kept
+
+
+def collapse_same_category_sorted(ruleset: Any, value_idx: np.ndarray, rule_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """RuleSet._collapse_same_category as it was: the pairs sorted by value and falling priority (lexsort), the
+    first of each value kept, and every pair of a value whose rules span several categories."""
+    spanning = ruleset._spans_lines[rule_idx]
+    if spanning.any():
+        v, r = collapse_same_category_sorted(ruleset, value_idx[~spanning], rule_idx[~spanning])
+        return np.concatenate([v, value_idx[spanning]]), np.concatenate([r, rule_idx[spanning]])
+    if value_idx.size < 2:
+        return value_idx, rule_idx
+    counts = np.bincount(value_idx)
+    if not (counts[value_idx] > 1).any():
+        return value_idx, rule_idx
+    cats = ruleset._category_code[rule_idx]
+    order = np.lexsort((-ruleset._priority[rule_idx], value_idx))
+    v_sorted, r_sorted = value_idx[order], rule_idx[order]
+    starts = np.flatnonzero(np.r_[True, v_sorted[1:] != v_sorted[:-1]])
+    cat_sorted = cats[order]
+    same = np.minimum.reduceat(cat_sorted, starts) == np.maximum.reduceat(cat_sorted, starts)
+    group = np.repeat(np.arange(starts.size), np.diff(np.r_[starts, v_sorted.size]))
+    first = np.zeros(v_sorted.size, bool)
+    first[starts] = True
+    keep = first | ~same[group]
+    return v_sorted[keep], r_sorted[keep]

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pyarrow as pa
 import pytest
 
 from spillguard.detect.engine import RuleSet
 from spillguard.detect.matcher import scan_text
 from spillguard.rules import builtin_rules
-from tests.detect.former import resolve_value_eager
+from tests.detect.former import collapse_same_category_sorted, resolve_value_eager
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +57,25 @@ def test_lazy_resolution_keeps_the_eager_spans_and_validates_less(ruleset: RuleS
         del ruleset._validate
     assert multi > 500  # most values are hit by several rules
     assert calls["lazy"] < calls["eager"]
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_same_category_collapse_keeps_the_former_pairs(ruleset: RuleSet, seed: int) -> None:
+    """Per value the most specific rule of one category, without sorting: the same (value, rule) pairs as the
+    former lexsort path, on the value-then-rule ordered pairs a scan makes of glued examples and on random ones."""
+    values = _values(ruleset, seed, 3000)
+    ids, at = scan_text(ruleset._compile(tuple(ruleset.value_rule_ids)), pa.array(values))
+    n = len(ruleset.rules)
+    inputs = [(ids, at)]
+    rng = np.random.default_rng(seed)
+    value_ids = np.array(ruleset.value_rule_ids)
+    inputs.append((rng.choice(value_ids, 20000), rng.integers(0, 2000, 20000)))  # many rules of one category a value
+    checked = 0
+    for rule_idx, value_idx in inputs:
+        pairs = np.unique(value_idx[rule_idx < n] * n + rule_idx[rule_idx < n])
+        v, r = pairs // n, pairs % n
+        got_v, got_r = ruleset._collapse_same_category(v, r)
+        want_v, want_r = collapse_same_category_sorted(ruleset, v, r)
+        assert sorted(zip(got_v.tolist(), got_r.tolist(), strict=True)) == sorted(zip(want_v.tolist(), want_r.tolist(), strict=True))
+        checked += v.size - got_v.size
+    assert checked > 1000  # many pairs were collapsed
