@@ -5,6 +5,7 @@ of times). Timing lives in bench/bench_startup.py; this checks the modules, whic
 
 from __future__ import annotations
 
+import gc
 import json
 import subprocess
 import sys
@@ -65,3 +66,55 @@ def test_a_small_file_scan_loads_no_optional_driver_client_or_template_engine(sm
     doc = json.loads(out.read_text())
     assert doc["summary"]["categories"]["email"]["subjects"] > 0  # ... and found people
     assert got["ran"] == [], f"a JSON scan of a small file imported {got['ran']}"
+
+
+_COLLECTOR_PROBE = """
+import gc, json, sys
+from spillguard import cli
+from spillguard.scan import run
+seen = {}
+real = run.run_scan
+def recording(*args, **kwargs):  # the scan's own work: the collector is on, start-up's objects frozen
+    seen["work"] = [gc.isenabled(), gc.get_freeze_count()]
+    return real(*args, **kwargs)
+run.run_scan = recording
+building = cli.command
+def built():  # called by main() as the command starts
+    seen["starting"] = [gc.isenabled()]
+    return building()
+cli.command = built
+seen["start"] = [gc.isenabled()]
+sys.argv = ["spillguard", *sys.argv[1:]]
+try:
+    cli.main()
+except SystemExit as exc:
+    seen["exit"] = [exc.code, gc.isenabled(), gc.get_freeze_count()]
+print(json.dumps(seen))
+"""
+
+
+def test_the_collector_skips_start_up_and_runs_for_the_work(small_file, tmp_path):
+    """`main` keeps the cyclic collector off while the command starts, turns it on with start-up's objects frozen
+    when the command's work begins (every command of the tree), and freezes what is left at exit (no walk of the
+    heap by the interpreter's exit collections)."""
+    proc = subprocess.run([sys.executable, "-c", _COLLECTOR_PROBE, "scan", str(small_file), "--format", "json", "-o",
+                           str(tmp_path / "out.json")], capture_output=True, text=True, cwd=tmp_path, timeout=300)  # fmt: skip
+    seen = json.loads(proc.stdout.splitlines()[-1])
+    assert seen["start"] == [True]  # a caller's process is left as it was until main() runs
+    assert seen["starting"] == [False]
+    enabled, frozen = seen["work"]
+    assert enabled and frozen > 10_000  # on for the work; the modules and parsed options frozen
+    code, enabled, frozen_at_exit = seen["exit"]
+    assert code == 1 and enabled and frozen_at_exit > frozen  # what the work left is frozen too
+
+
+def test_command_alone_leaves_the_collector_to_its_caller():
+    """Tests and embedders build the command in their own process: no freezing there (frozen objects are never
+    collected), so `command()` wraps nothing."""
+    from spillguard.cli import command
+
+    before = gc.get_freeze_count()
+    cmd = command()
+    scan = cmd.commands["scan"]
+    assert scan.callback.__name__ != "run"
+    assert gc.get_freeze_count() == before
