@@ -21,7 +21,7 @@ from spillguard.scan.jobs import MAX_MALFORMED, KeptState, Malformed, PartitionJ
 from spillguard.scan.names import shown_name
 from spillguard.scan.options import ScanOptions
 from spillguard.sources import Partition, open_target
-from spillguard.sources.base import DatasetReader
+from spillguard.sources.base import BLOCK_BYTES, DatasetReader
 from spillguard.sources.retry import (
     GaveUp,
     NotScanned,
@@ -199,7 +199,7 @@ def scan_target(
 
 
 SMALL_BYTES = 1 << 20  # a file smaller than this is read with others in one job...
-BATCH_BYTES = 8 << 20  # ...of at most this many bytes
+BATCH_BYTES = BLOCK_BYTES  # ...of at most this many bytes (one block)
 BATCH_FILES = 1000  # ...and this many files
 
 

@@ -21,7 +21,14 @@ import orjson
 import pyarrow as pa
 
 from spillguard.errors import UserError
-from spillguard.sources.base import DatasetReader, MalformedSink, Partition, ReaderDefaults, SourceDefaults
+from spillguard.sources.base import (
+    BLOCK_BYTES,
+    DatasetReader,
+    MalformedSink,
+    Partition,
+    ReaderDefaults,
+    SourceDefaults,
+)
 from spillguard.sources.records import (
     MAX_DEPTH,
     count_newlines,
@@ -43,7 +50,6 @@ if TYPE_CHECKING:
 
 PART_BYTES = 64 << 20  # a big JSON Lines file is split into byte ranges of about this size
 TOGETHER_BYTES = 1 << 20  # files up to this size may be parsed together with others (read_together)
-BLOCK_BYTES = 8 << 20  # 8 MB of text per Arrow parse: big enough to amortise, small enough to keep RSS flat
 _COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 _FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
 

@@ -30,14 +30,14 @@ from spillguard.s3 import (
     location,
     request_error,
 )
-from spillguard.sources.base import SourceDefaults
+from spillguard.sources.base import BLOCK_BYTES, SourceDefaults
 from spillguard.sources.files import FileDataset, StoredFile, _kind_of_name
 from spillguard.sources.retry import TransientError, Unreachable
 from spillguard.sources.store import StoreOptions
 from spillguard.targets import mask_url
 
 FIRST_WINDOW = 256 << 10  # the first GET of a stream: enough for a Parquet footer or format sniffing
-MAX_WINDOW = 8 << 20  # sequential reads grow their GETs to this (one BLOCK_BYTES parse per request)
+MAX_WINDOW = BLOCK_BYTES  # sequential reads grow their GETs to this (one block parsed per request)
 LIST_PAGE = 1000  # keys per ListObjectsV2 page (S3's maximum)
 
 

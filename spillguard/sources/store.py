@@ -32,16 +32,13 @@ from typing import Any
 import pyarrow as pa
 
 from spillguard.errors import UserError
-from spillguard.sources.base import MalformedSink, ReaderDefaults, SourceDefaults
+from spillguard.sources.base import BLOCK_BYTES, MalformedSink, ReaderDefaults, SourceDefaults
 from spillguard.sources.records import json_lines_to_tables
 
 # TransientError's home is retry.py; it is re-exported here, where the scan has always imported it from.
 from spillguard.sources.retry import DEFAULT_BUDGET_S, Unreachable
 from spillguard.sources.retry import TransientError as TransientError
 from spillguard.targets import mask_url, parse_url
-
-# Bytes of JSON lines handed to Arrow's reader at once: big enough to amortise, small enough to keep RSS flat.
-BLOCK_BYTES = 8 << 20
 
 
 @dataclass(slots=True)
