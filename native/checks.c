@@ -73,19 +73,25 @@ static void clog_init(void) {
     clog_ready = 1;
 }
 
-/* Whether value_entropy(src, a, b) >= threshold, decided without a log2 per distinct byte: the entropy is
- * log2(len) - sum(c * log2 c) / len, from a table. That form can differ from value_entropy's sum in its last
- * bits, so a value within 1e-9 of the threshold is decided by value_entropy itself. counts must be all zero. */
-static int entropy_at_least(const unsigned char *src, int64_t a, int64_t b, uint32_t counts[256], double threshold) {
+/* Whether src[a, b) holds no RE2 space and value_entropy(src, a, b) >= threshold, from one pass counting its bytes
+ * (the spaces are read off the counts), the entropy without a log2 per distinct byte: log2(len) - sum(c * log2 c)
+ * / len, from a table. That form can differ from value_entropy's sum in its last bits, so a value within 1e-9 of
+ * the threshold is decided by value_entropy itself. counts must be all zero and is left so. */
+static int spaceless_entropy_at_least(const unsigned char *src, int64_t a, int64_t b, uint32_t counts[256], double threshold) {
     int64_t len = b - a;
     if (len <= 0) return 0.0 >= threshold;
-    if (len >= CLOG_SIZE) return value_entropy(src, a, b, counts) >= threshold;
+    if (len >= CLOG_SIZE) {
+        for (int64_t k = a; k < b; k++)
+            if (re2_space(src[k])) return 0;
+        return value_entropy(src, a, b, counts) >= threshold;
+    }
     uint64_t present[4] = {0, 0, 0, 0};
     for (int64_t k = a; k < b; k++) {
         unsigned char ch = src[k];
         counts[ch]++;
         present[ch >> 6] |= (uint64_t)1 << (ch & 63);
     }
+    int spaced = (counts[' '] | counts['\t'] | counts['\n'] | counts['\f'] | counts['\r']) != 0;
     double s = 0.0;
     for (int w = 0; w < 4; w++) {
         uint64_t bits = present[w];
@@ -96,6 +102,7 @@ static int entropy_at_least(const unsigned char *src, int64_t a, int64_t b, uint
             counts[v] = 0;
         }
     }
+    if (spaced) return 0;
     double h = log2((double)len) - s / (double)len;
     if (fabs(h - threshold) > 1e-9) return h >= threshold;
     return value_entropy(src, a, b, counts) >= threshold;
@@ -140,9 +147,7 @@ PyObject *native_secret_check(PyObject *self, PyObject *args) {
             }
             a += scheme_prefix(&schemes, src, a, b);
             int64_t len = b - a;
-            int ok = len >= min_len && len <= max_len;
-            for (int64_t k = a; ok && k < b; k++) ok = !re2_space(src[k]);
-            dst[i] = (unsigned char)(ok && entropy_at_least(src, a, b, counts, min_entropy));
+            dst[i] = (unsigned char)(len >= min_len && len <= max_len && spaceless_entropy_at_least(src, a, b, counts, min_entropy));
         }
         Py_END_ALLOW_THREADS
     }

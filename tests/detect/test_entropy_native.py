@@ -92,6 +92,8 @@ def test_secret_check_equals_the_arrow_path_on_random_values() -> None:
     rng = random.Random(11)
     values = [_secret_like(rng) for _ in range(6000)]
     values += ["x" * 16384, "ab" * 8192 + "c", "Bearer " + "0123456789abcdef", "bearer\t\t0123456789abcdef", "0123456789abcde"]
+    long = "".join(rng.choice(string.ascii_letters) for _ in range(2000))  # past the native table's 1,024 bytes
+    values += [long, long[:1500] + " " + long[1500:], long[:1020] + "\x0b" + long[1020:], long[:1023] + "\r"]
     arr = pa.array(values, pa.string())
     _same_secret(arr)
     _same_secret(arr.slice(101, 2500))
