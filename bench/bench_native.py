@@ -37,8 +37,8 @@ from spillguard.detect.matcher import rule_flags, scan_text  # noqa: E402
 from spillguard.detect.placeholders import MARKERS  # noqa: E402
 from spillguard.keys import Hasher, hmac_digests  # noqa: E402
 from spillguard.rules import builtin_rules  # noqa: E402
+from spillguard.sources.base import BLOCK_BYTES  # noqa: E402
 from spillguard.sources.records import _arrow_read, _read_block, _scan_lines  # noqa: E402
-from spillguard.sources.store import BLOCK_BYTES  # noqa: E402
 from tests.detect import former  # noqa: E402
 
 

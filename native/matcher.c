@@ -198,6 +198,11 @@ static PyObject *Matcher_serialize(MatcherObject *self, PyObject *Py_UNUSED(igno
     return out;
 }
 
+/* Whether position `at` belongs to value v (from its start to the next value's). */
+static inline int in_value(const int64_t *starts, Py_ssize_t n, Py_ssize_t v, int64_t at) {
+    return at >= starts[v] && (v + 1 == n || at < starts[v + 1]);
+}
+
 static Py_ssize_t upper_bound(const int64_t *a, Py_ssize_t n, int64_t x) {
     Py_ssize_t lo = 0, hi = n;
     while (lo < hi) {
@@ -286,13 +291,9 @@ static PyObject *Matcher_scan(MatcherObject *self, PyObject *args) {
     Py_ssize_t v = 0;
     for (size_t k = 0; k < m.len; k++) {
         int64_t at = m.ends[k] - 2;
-        if (!(at >= starts[v] && (v + 1 == n || at < starts[v + 1]))) {
-            Py_ssize_t step = 0;
-            while (step < 4 && v + 1 < n && at >= starts[v + 1]) {
-                v++;
-                step++;
-            }
-            if (!(at >= starts[v] && (v + 1 == n || at < starts[v + 1]))) v = upper_bound(starts, n, at) - 1;
+        if (!in_value(starts, n, v, at)) {
+            for (int step = 0; step < 4 && v + 1 < n && at >= starts[v + 1]; step++) v++;
+            if (!in_value(starts, n, v, at)) v = upper_bound(starts, n, at) - 1;
             if (v < 0) v = 0; /* before the first value's start: the first value (as before) */
         }
         m.ends[k] = v;

@@ -28,7 +28,7 @@ from psycopg.generators import fetch_many
 
 from spillguard._native import copy_out_read
 from spillguard.errors import UserError
-from spillguard.sources.base import MalformedSink, Partition, since_bound
+from spillguard.sources.base import BLOCK_BYTES, MalformedSink, Partition, since_bound
 from spillguard.sources.pgtext import (
     SEARCH_HIT_NAMES,
     CopyColumn,
@@ -40,7 +40,6 @@ from spillguard.sources.pgtext import (
 from spillguard.sources.records import count_newlines, json_lines_to_tables
 from spillguard.sources.retry import TransientError, Unreachable
 from spillguard.sources.store import (
-    BLOCK_BYTES,
     ReadWatchdog,
     ReconnectingDataset,
     StoreSource,
