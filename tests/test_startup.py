@@ -16,9 +16,11 @@ import pytest
 from spillguard.demo import generate
 
 # Optional or per-command heavy modules: none of them has any business in `spillguard scan FILE --format json`.
+# pydantic: typer 0.29 coerces every option through it (~0.1 s of every start; pyproject.toml pins typer below).
+# The report's model and renderer: registering `report` loads only its package (exports load on first use).
 NOT_FOR_A_FILE_SCAN = (
     "jinja2", "httpx", "psycopg", "pymysql", "pymongo", "paho", "redis", "boto3", "botocore", "ray", "spacy",
-    "msgpack", "tomlkit", "rich", "smtplib",
+    "msgpack", "tomlkit", "rich", "smtplib", "pydantic", "spillguard.report.document", "spillguard.report.rendering",
 )  # fmt: skip
 # Not even numpy or Arrow: `spillguard --help` and `spillguard audit URL` run without them.
 NOT_FOR_REGISTERING = (*NOT_FOR_A_FILE_SCAN, "numpy", "pyarrow", "stdnum", "phonenumbers")
@@ -26,8 +28,8 @@ NOT_FOR_REGISTERING = (*NOT_FOR_A_FILE_SCAN, "numpy", "pyarrow", "stdnum", "phon
 _PROBE = """
 import json, sys
 watched = set(sys.argv[1].split(","))
-def heavy():
-    return sorted({m.split(".")[0] for m in sys.modules} & watched)
+def heavy():  # a top-level package watched, or one module named in full
+    return sorted({m.split(".")[0] for m in sys.modules} & watched | set(sys.modules) & watched)
 from spillguard.cli import main
 registered, code = heavy(), None
 if len(sys.argv) > 2:
@@ -118,3 +120,19 @@ def test_command_alone_leaves_the_collector_to_its_caller():
     scan = cmd.commands["scan"]
     assert scan.callback.__name__ != "run"
     assert gc.get_freeze_count() == before
+
+
+@pytest.mark.parametrize("package", ["spillguard.audit", "spillguard.report", "spillguard.respond", "spillguard.safecopy"])
+def test_a_lazily_exported_name_stays_the_object_once_every_submodule_is_loaded(package):
+    """A package that loads its exports on first use must not export a name its own submodule has: loading that
+    submodule would set the package's attribute to the module (`spillguard.report.render` was a module once
+    `report/render.py` had loaded, not the function)."""
+    import importlib
+    import pkgutil
+    import types
+
+    pkg = importlib.import_module(package)
+    for sub in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{package}.{sub.name}")
+    for name in pkg.__all__:
+        assert not isinstance(getattr(pkg, name), types.ModuleType), f"{package}.{name} is a module"

@@ -9,10 +9,8 @@ runs the database once and returns (rule id, value index) per match end, with no
 from __future__ import annotations
 
 import hashlib
-import os
 import platform
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -20,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import spillguard._native as _native
+from spillguard.cache import read_cached, write_cached
 
 Matcher = _native.Matcher
 _Key = tuple[tuple[bytes, ...], tuple[int, ...], tuple[int, ...]]
@@ -47,28 +46,21 @@ def rule_flags(ignore_case: bool) -> int:
     return int(_native.FLAG_MULTILINE | (_native.FLAG_CASELESS if ignore_case else 0))
 
 
-def _cache_path(key: _Key) -> Path:
+def _cache_name(key: _Key) -> str:
     digest = hashlib.sha256(repr((key, _native.vectorscan_version(), platform.machine())).encode()).hexdigest()[:32]
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "spillguard" / "vectorscan" / f"{digest}.db"
+    return f"{digest}.db"
 
 
 def _load(key: _Key) -> _native.Matcher | None:
+    data = read_cached("vectorscan", _cache_name(key))
     try:
-        return _native.Matcher.deserialize(_cache_path(key).read_bytes())
-    except (OSError, _native.NativeError):
+        return None if data is None else _native.Matcher.deserialize(data)
+    except _native.NativeError:
         return None
 
 
 def _store(key: _Key, matcher: _native.Matcher) -> None:
-    path = _cache_path(key)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_bytes(matcher.serialize())
-        os.replace(tmp, path)
-    except OSError:
-        pass  # a read-only home only costs the compile time next run
+    write_cached("vectorscan", _cache_name(key), matcher.serialize())
 
 
 def compile_patterns(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequence[int]) -> _native.Matcher:

@@ -17,7 +17,7 @@ _SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "m
 
 def choose_format(format_: str | None, output: Path | None) -> str:
     if format_:
-        from spillguard.report.render import FORMATS
+        from spillguard.report.rendering import FORMATS
 
         if format_ not in FORMATS:
             raise UserError(f"unknown report format {format_!r}; use --format html, md or json")
@@ -70,7 +70,7 @@ def register(app: typer.Typer) -> None:
         """Impact report: who was exposed, to what, since when, with GDPR Art. 33/34 notification drafts."""
         from spillguard.report.inputs import load_audit, load_scan
         from spillguard.report.model import build_report
-        from spillguard.report.render import render
+        from spillguard.report.rendering import render
 
         fmt = choose_format(format_, output)
         rep = build_report(

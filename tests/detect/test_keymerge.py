@@ -99,17 +99,23 @@ def test_many_small_adds_between_counts() -> None:
 
 
 @pytest.mark.parametrize("dtype", [np.uint64, np.int64])
-@pytest.mark.parametrize("size", [0, 1, 2, 255, 256, 257, 4_099, 100_000])
+@pytest.mark.parametrize("size", [0, 1, 2, 255, 256, 257, 4_099, 100_000, 300_000])
 def test_native_key_sort_equals_numpy(dtype: type, size: int) -> None:
-    """The radix sort gives numpy's order: signed keys of both signs, repeats, keys that share bytes (skipped
-    passes), and a strided view (copied before sorting, never sorted in place)."""
+    """The native sort gives numpy's order: signed keys of both signs, repeats, keys that share bytes (the radix
+    path, skipped passes), wide keys bunched together (crowded buckets), and a strided view (copied before
+    sorting, never sorted in place)."""
     rng = np.random.default_rng(size)
     lo = -(2**63) if dtype is np.int64 else 0
     random_keys = rng.integers(lo, 2**63 - 1, size, dtype=np.int64, endpoint=True).astype(dtype)
     narrow = rng.integers(0, 1000, size).astype(dtype)  # only the two low bytes differ
     one_high_byte = (np.full(size, 0x7F00000000000000, np.int64) + rng.integers(0, 1 << 20, size)).astype(dtype)
     repeats = rng.choice(random_keys[: max(1, size // 10)], size) if size else random_keys
-    for keys in (random_keys, narrow, one_high_byte, repeats, random_keys[::-1], np.sort(random_keys)):
+    # Wide keys bunched in a few narrow places: most fall into a few crowded buckets (their radix fallback).
+    # Around 0 both signs share a bucket of the signed order.
+    centres = np.array([-(1 << 61), 0, 1 << 40], np.int64)
+    bunched = (rng.choice(centres, size) + rng.integers(-(1 << 11), 1 << 11, size)).astype(dtype)
+    cases = (random_keys, narrow, one_high_byte, repeats, bunched, random_keys[::-1], np.sort(random_keys))
+    for keys in cases:
         before = keys.copy()
         out = sort_keys(keys)
         assert out.dtype == keys.dtype

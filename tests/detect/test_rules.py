@@ -98,3 +98,39 @@ def test_overlaps_resolve_to_the_most_specific_rule():
     assert [m.category for m in spillguard.scan_value("Max.Power@Example.COM")] == ["email"]
     assert [m.category for m in spillguard.scan_value("192.168.100.200")] == ["ip_address"]
     assert [m.category for m in spillguard.scan_value("4111 1111 1111 1111")] == ["credit_card"]
+
+
+def test_built_in_rules_parsed_once_then_read_from_the_cache(tmp_path, monkeypatch):
+    """The built-in files' parsed tables are cached under a digest of their bytes (owner-only): a later start
+    reads them without parsing TOML and gets the same rules; a damaged entry is parsed again and rewritten."""
+    import stat
+    import tomllib
+
+    import orjson
+
+    import spillguard.rules as rules_module
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    parsed = rules_module.builtin_rules()
+    entries = list((tmp_path / "spillguard" / "rules").iterdir())
+    assert len(entries) == 1 and stat.S_IMODE(entries[0].stat().st_mode) == 0o600
+    direct = [
+        rule
+        for entry in sorted(rules_module.resources.files("spillguard.rules").iterdir(), key=lambda p: p.name)
+        if entry.name.endswith(".toml")
+        for rule in rules_module._rules_from_doc(tomllib.loads(entry.read_text("utf-8")), f"builtin:{entry.name}")
+    ]
+    assert parsed == direct
+
+    def no_parsing(_text):
+        raise AssertionError("parsed TOML although the cache holds the files")
+
+    monkeypatch.setattr(rules_module.tomllib, "loads", no_parsing)
+    assert rules_module.builtin_rules() == direct
+    monkeypatch.undo()
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    entries[0].write_bytes(b'[["contact.toml", {"rule": [')  # cut short
+    assert rules_module.builtin_rules() == direct
+    files = sorted({rule.source.removeprefix("builtin:") for rule in direct})
+    assert [name for name, _doc in orjson.loads(entries[0].read_bytes())] == files  # whole again
+    assert len(list(entries[0].parent.iterdir())) == 1  # rewritten in place, nothing left aside
