@@ -155,15 +155,27 @@ PyObject *native_merge_unique64(PyObject *self, PyObject *args) {
     const uint64_t *x = (const uint64_t *)a.buf, *y = (const uint64_t *)b.buf;
     uint64_t *z = (uint64_t *)out.buf;
     Py_ssize_t i = 0, j = 0;
-    uint64_t last = 0; /* 0 is never written: it doubles as "nothing yet" */
-    while (i < na || j < nb) {
-        uint64_t v;
-        if (j >= nb || (i < na && x[i] <= y[j])) v = x[i++];
-        else v = y[j++];
-        if (v != 0 && (n == 0 || v != last)) {
-            z[n++] = v;
-            last = v;
-        }
+    uint64_t last = 0; /* 0 is never kept: it doubles as "nothing yet" */
+    /* Without a branch on the keys (random keys mispredict half of them): the smaller head is written at n, and n
+     * moves on unless it repeats the last key; equal heads both advance. z[n] is in bounds as n <= i + j. */
+    while (i < na && j < nb) {
+        uint64_t xv = x[i], yv = y[j];
+        uint64_t v = xv < yv ? xv : yv;
+        i += xv <= yv;
+        j += yv <= xv;
+        z[n] = v;
+        n += v != last;
+        last = v;
+    }
+    for (; i < na; i++) {
+        z[n] = x[i];
+        n += x[i] != last;
+        last = x[i];
+    }
+    for (; j < nb; j++) {
+        z[n] = y[j];
+        n += y[j] != last;
+        last = y[j];
     }
     Py_END_ALLOW_THREADS
     result = PyLong_FromSsize_t(n);
@@ -176,25 +188,6 @@ done:
 
 #define LINEAR_HEADS 4
 
-/* A run's next key, on a binary min-heap of the runs' heads. */
-typedef struct {
-    uint64_t key;
-    Py_ssize_t run;
-} Head;
-
-static void sift_down(Head *h, Py_ssize_t n, Py_ssize_t i) {
-    Head x = h[i];
-    for (;;) {
-        Py_ssize_t c = 2 * i + 1;
-        if (c >= n) break;
-        if (c + 1 < n && h[c + 1].key < h[c].key) c++;
-        if (h[c].key >= x.key) break;
-        h[i] = h[c];
-        i = c;
-    }
-    h[i] = x;
-}
-
 /* One key of the ascending merge counted unless it repeats the last one or is 0 (no key). */
 static inline void count_new(uint64_t v, int64_t *count, uint64_t *last) {
     if (v != 0 && (*count == 0 || v != *last)) {
@@ -203,10 +196,64 @@ static inline void count_new(uint64_t v, int64_t *count, uint64_t *last) {
     }
 }
 
+#define UNION_WINDOW 4096 /* keys taken from each run per round */
+
+/* The distinct keys of k > LINEAR_HEADS runs, counted a window at a time: each round takes, from every run, its keys
+ * up to the smallest last key of the runs' next UNION_WINDOW keys (so no key at or below it is left in any run, and
+ * rounds never share a key), sorts them together and counts the changes. Random keys: ~13 ns a key whatever k is,
+ * where a heap of the heads compared log2(k) of them per key (27 runs: 22 -> 10 ns a key). -1 when out of memory. */
+static int64_t windowed_union_count(const Py_buffer *views, Py_ssize_t *pos, Py_ssize_t k) {
+    size_t cap = (size_t)k * UNION_WINDOW;
+    uint64_t *buf = malloc(cap * sizeof(uint64_t)), *tmp = malloc(cap * sizeof(uint64_t));
+    int64_t count = -1;
+    if (buf == NULL || tmp == NULL) goto done;
+    count = 0;
+    uint64_t last = 0;
+    for (;;) {
+        uint64_t bound = UINT64_MAX;
+        int any = 0;
+        for (Py_ssize_t r = 0; r < k; r++) {
+            Py_ssize_t left = views[r].len / 8 - pos[r];
+            if (left <= 0) continue;
+            any = 1;
+            if (left > UNION_WINDOW) {
+                uint64_t end = ((const uint64_t *)views[r].buf)[pos[r] + UNION_WINDOW - 1];
+                bound = end < bound ? end : bound;
+            }
+        }
+        if (!any) break;
+        size_t m = 0;
+        for (Py_ssize_t r = 0; r < k; r++) {
+            const uint64_t *run = (const uint64_t *)views[r].buf + pos[r];
+            Py_ssize_t left = views[r].len / 8 - pos[r];
+            size_t lo = 0, hi = (size_t)(left < UNION_WINDOW ? left : UNION_WINDOW); /* keys <= bound: run[0, lo) */
+            while (lo < hi) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (run[mid] <= bound) lo = mid + 1;
+                else hi = mid;
+            }
+            memcpy(buf + m, run, lo * sizeof(uint64_t));
+            m += lo;
+            pos[r] += (Py_ssize_t)lo;
+        }
+        if (bucket_sort64(buf, tmp, m, 0) < 0) {
+            count = -1;
+            goto done;
+        }
+        for (size_t t = 0; t < m; t++) {
+            count += buf[t] != last; /* 0 (no key) sorts first and equals the initial last */
+            last = buf[t];
+        }
+    }
+done:
+    free(buf);
+    free(tmp);
+    return count;
+}
+
 /* union_count64(runs) -> how many distinct keys a list of ascending uint64 runs (each without repeats or 0) holds
- * together: one k-way pass over them, nothing written. The runs may be memory-mapped files (spilled runs): they are
- * read once, in order. Beyond LINEAR_HEADS runs their heads sit on a min-heap, so a key costs about log2(k)
- * comparisons, not k (27 runs, a scan's union of its categories' subjects: 55 -> 23 ns a key; 64 runs: 100 -> 25). */
+ * together, nothing kept. The runs may be memory-mapped files (spilled runs): they are read once, in order. Up to
+ * LINEAR_HEADS runs, one pass comparing their heads; beyond, a window of each at a time (windowed_union_count). */
 PyObject *native_union_count64(PyObject *self, PyObject *arg) {
     (void)self;
     PyObject *seq = PySequence_Fast(arg, "runs must be a sequence");
@@ -214,10 +261,9 @@ PyObject *native_union_count64(PyObject *self, PyObject *arg) {
     Py_ssize_t k = PySequence_Fast_GET_SIZE(seq);
     Py_buffer *views = calloc((size_t)(k ? k : 1), sizeof(Py_buffer));
     Py_ssize_t *pos = calloc((size_t)(k ? k : 1), sizeof(Py_ssize_t));
-    Head *heap = calloc((size_t)(k ? k : 1), sizeof(Head));
     Py_ssize_t opened = 0;
     PyObject *result = NULL;
-    if (views == NULL || pos == NULL || heap == NULL) {
+    if (views == NULL || pos == NULL) {
         PyErr_NoMemory();
         goto done;
     }
@@ -231,7 +277,7 @@ PyObject *native_union_count64(PyObject *self, PyObject *arg) {
     }
     int64_t count = 0;
     Py_BEGIN_ALLOW_THREADS
-    if (k <= LINEAR_HEADS) { /* a few runs: comparing every head costs less than keeping a heap */
+    if (k <= LINEAR_HEADS) { /* a few runs: comparing every head costs less than sorting windows */
         uint64_t last = 0;
         for (;;) {
             Py_ssize_t best = -1;
@@ -250,29 +296,14 @@ PyObject *native_union_count64(PyObject *self, PyObject *arg) {
             count_new(v, &count, &last);
         }
     } else {
-        Py_ssize_t n = 0;
-        for (Py_ssize_t r = 0; r < k; r++)
-            if (views[r].len >= 8) heap[n++] = (Head){((const uint64_t *)views[r].buf)[0], r};
-        for (Py_ssize_t i = n / 2; i-- > 0;) sift_down(heap, n, i);
-        uint64_t last = 0;
-        while (n > 0) {
-            uint64_t v = heap[0].key;
-            Py_ssize_t r = heap[0].run;
-            count_new(v, &count, &last);
-            if (++pos[r] < views[r].len / 8)
-                heap[0].key = ((const uint64_t *)views[r].buf)[pos[r]];
-            else
-                heap[0] = heap[--n];
-            sift_down(heap, n, 0);
-        }
+        count = windowed_union_count(views, pos, k);
     }
     Py_END_ALLOW_THREADS
-    result = PyLong_FromLongLong(count);
+    result = count < 0 ? PyErr_NoMemory() : PyLong_FromLongLong(count);
 done:
     for (Py_ssize_t r = 0; r < opened; r++) PyBuffer_Release(&views[r]);
     free(views);
     free(pos);
-    free(heap);
     Py_DECREF(seq);
     return result;
 }

@@ -113,7 +113,7 @@ def union_count(runs: list[np.ndarray], chunk: int | None = None) -> int:
     return sum(int(piece.size) for piece in iter_union(runs, chunk or current_pool().chunk_for(len(runs))))
 
 
-_NATIVE_UNION_RUNS = 64  # the native pass compares the heads of all runs per key: fine for the few runs a set keeps
+_NATIVE_UNION_RUNS = 64  # the native count holds a window of each run (64 KB): fine for the few runs a set keeps
 
 
 class SpillPool:

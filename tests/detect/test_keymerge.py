@@ -147,8 +147,8 @@ def test_native_merge_of_two_runs_equals_sort_and_dedup() -> None:
 
 
 def test_native_union_count_equals_the_chunked_union() -> None:
-    """union_count's native k-way pass (heads compared in turn up to 4 runs, on a heap beyond) against the chunked
-    k-way union it replaced for up to 64 runs, including runs spilled to memory-mapped files."""
+    """union_count's native count (heads compared in turn up to 4 runs, sorted windows beyond) against the chunked
+    k-way union it replaced for up to 64 runs."""
     import random
 
     import numpy as np
@@ -161,3 +161,22 @@ def test_native_union_count_equals_the_chunked_union() -> None:
         runs = [np.unique(np.array(rng.sample(pool, rng.randrange(0, len(pool) + 1)), np.uint64)) for _ in range(rng.choice([2, 3, 4, 5, 9, 27, 64]))]
         want = sum(piece.size for piece in iter_union(runs, 7))
         assert union_count(runs) == want == np.unique(np.concatenate(runs)).size
+
+
+@pytest.mark.parametrize("k", [5, 9, 27, 64])
+def test_native_windowed_union_count_over_runs_longer_than_a_window(k: int, tmp_path) -> None:
+    """Beyond 4 runs the native count takes a window of 4,096 keys of each run per round, up to the smallest last key
+    of those windows: runs far longer and far shorter than a window, runs that end early or start late in the key
+    space, shared keys, the largest key, empty runs, and a run read from a memory-mapped file."""
+    rng = np.random.default_rng(k)
+    pool = np.unique(rng.integers(1, 2**64 - 1, 60_000, dtype=np.uint64, endpoint=True))
+    runs = [np.unique(rng.choice(pool, rng.integers(0, 30_000))) for _ in range(k - 3)]
+    runs.append(pool[:5_000])  # only small keys: done after the first rounds
+    runs.append(np.append(pool[-9_000:], np.uint64(2**64 - 1)))  # only large keys, the largest of all
+    mapped = np.lib.format.open_memmap(tmp_path / "run.npy", mode="w+", dtype=np.uint64, shape=(20_000,))
+    mapped[:] = np.unique(rng.choice(pool, 25_000))[:20_000]
+    runs.append(mapped)
+    runs[0] = np.zeros(0, np.uint64)
+    from spillguard import _native
+
+    assert _native.union_count64(runs) == np.unique(np.concatenate(runs)).size
