@@ -73,10 +73,16 @@ static void clog_init(void) {
     clog_ready = 1;
 }
 
-/* Whether src[a, b) holds no RE2 space and value_entropy(src, a, b) >= threshold, from one pass counting its bytes
- * (the spaces are read off the counts), the entropy without a log2 per distinct byte: log2(len) - sum(c * log2 c)
- * / len, from a table. That form can differ from value_entropy's sum in its last bits, so a value within 1e-9 of
- * the threshold is decided by value_entropy itself. counts must be all zero and is left so. */
+#define BOUND_MAX_LEN 256
+
+/* Whether src[a, b) holds no RE2 space and value_entropy(src, a, b) >= threshold. Up to BOUND_MAX_LEN bytes a first
+ * pass notes which bytes occur (the spaces among them): d distinct bytes in len give at least the entropy of one byte
+ * taking len - d + 1 places and the others one each (sum(c * log2 c) is convex: largest at that corner), which
+ * decides most short credentials (a 40-byte token of 28 distinct bytes: >= 4.4 bits) without counting; longer values
+ * rarely reach 3 bits that way (printable ASCII's 95 bytes: not past ~290 bytes). Otherwise the bytes are counted and the
+ * entropy taken without a log2 per distinct byte: log2(len) - sum(c * log2 c) / len, from a table. Both forms can
+ * differ from value_entropy's sum in their last bits, so neither decides within 1e-9 of the threshold, where
+ * value_entropy itself does. counts must be all zero and is left so. */
 static int spaceless_entropy_at_least(const unsigned char *src, int64_t a, int64_t b, uint32_t counts[256], double threshold) {
     int64_t len = b - a;
     if (len <= 0) return 0.0 >= threshold;
@@ -85,16 +91,27 @@ static int spaceless_entropy_at_least(const unsigned char *src, int64_t a, int64
             if (re2_space(src[k])) return 0;
         return value_entropy(src, a, b, counts) >= threshold;
     }
-    uint64_t present[4] = {0, 0, 0, 0};
-    for (int64_t k = a; k < b; k++) {
-        unsigned char ch = src[k];
-        counts[ch]++;
-        present[ch >> 6] |= (uint64_t)1 << (ch & 63);
+    const uint64_t spaces = (1ull << ' ') | (1ull << '\t') | (1ull << '\n') | (1ull << '\f') | (1ull << '\r');
+    uint64_t seen[4] = {0, 0, 0, 0};
+    int counted_seen = 0;
+    if (len <= BOUND_MAX_LEN) {
+        for (int64_t k = a; k < b; k++) seen[src[k] >> 6] |= (uint64_t)1 << (src[k] & 63);
+        if (seen[0] & spaces) return 0;
+        int64_t d = __builtin_popcountll(seen[0]) + __builtin_popcountll(seen[1]) + __builtin_popcountll(seen[2]) +
+                    __builtin_popcountll(seen[3]);
+        if (log2((double)len) - clog_table[len - d + 1] / (double)len >= threshold + 1e-9) return 1;
+        for (int64_t k = a; k < b; k++) counts[src[k]]++;
+    } else {
+        for (int64_t k = a; k < b; k++) {
+            unsigned char ch = src[k];
+            counts[ch]++;
+            seen[ch >> 6] |= (uint64_t)1 << (ch & 63);
+        }
+        counted_seen = 1;
     }
-    int spaced = (counts[' '] | counts['\t'] | counts['\n'] | counts['\f'] | counts['\r']) != 0;
     double s = 0.0;
     for (int w = 0; w < 4; w++) {
-        uint64_t bits = present[w];
+        uint64_t bits = seen[w];
         while (bits) {
             int v = w * 64 + __builtin_ctzll(bits);
             bits &= bits - 1;
@@ -102,7 +119,7 @@ static int spaceless_entropy_at_least(const unsigned char *src, int64_t a, int64
             counts[v] = 0;
         }
     }
-    if (spaced) return 0;
+    if (counted_seen && (seen[0] & spaces)) return 0;
     double h = log2((double)len) - s / (double)len;
     if (fabs(h - threshold) > 1e-9) return h >= threshold;
     return value_entropy(src, a, b, counts) >= threshold;

@@ -94,6 +94,8 @@ def test_secret_check_equals_the_arrow_path_on_random_values() -> None:
     values += ["x" * 16384, "ab" * 8192 + "c", "Bearer " + "0123456789abcdef", "bearer\t\t0123456789abcdef", "0123456789abcde"]
     long = "".join(rng.choice(string.ascii_letters) for _ in range(2000))  # past the native table's 1,024 bytes
     values += [long, long[:1500] + " " + long[1500:], long[:1020] + "\x0b" + long[1020:], long[:1023] + "\r"]
+    # past the first bound's 256 bytes, below the table's end: with and without a space
+    values += [long[:size] for size in (255, 256, 257, 600, 1023)] + [long[:400] + c + long[400:700] for c in " \t\n\x0b"]
     arr = pa.array(values, pa.string())
     _same_secret(arr)
     _same_secret(arr.slice(101, 2500))
@@ -110,6 +112,17 @@ def test_secret_check_equals_the_arrow_path_on_random_values() -> None:
     assert run_check("secret", at).tolist() == [True, True, False, False]
     near = pa.array(["".join(rng.choice("abcdefghi"[: rng.choice([7, 8, 9])]) for _ in range(rng.choice([16, 24, 32, 40]))) for _ in range(3000)])
     _same_secret(near)
+    # The native pass's first bound (d distinct bytes in len: at least the entropy of one byte taking len - d + 1
+    # places, the others one each) is exact on such values: every length and distinct count around 3.0 bits.
+    corner = []
+    for length in range(16, 81):
+        for distinct in range(2, length + 1):
+            chars = list(string.ascii_letters + string.digits + "+/")[:distinct]
+            value = [chars[0]] * (length - distinct + 1) + chars[1:]
+            rng.shuffle(value)
+            corner.append("".join(value))
+    _same_secret(pa.array(corner))
+    assert 0 < run_check("secret", pa.array(corner)).sum() < len(corner)
 
 
 def _mixed_text(rng: random.Random) -> str | None:
