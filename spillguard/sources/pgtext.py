@@ -151,11 +151,11 @@ def _typed(strings: list[pa.Array], columns: list[CopyColumn], rows: int) -> pa.
     return pa.table([out[c.name] for c in columns], names=[c.name for c in columns])
 
 
-def _joined(lines: pa.Array) -> bytes:
-    """The values of a string array without nulls, one after the other: its data buffer's used part."""
+def _joined(lines: pa.Array) -> memoryview:
+    """The values of a string array without nulls, one after the other: its data buffer's used part, not copied
+    (the view holds the buffer)."""
     offsets = np.frombuffer(lines.buffers()[1], np.int32, len(lines) + 1, lines.offset * 4)
-    data: bytes = lines.buffers()[2][int(offsets[0]) : int(offsets[-1])].to_pybytes()
-    return data
+    return memoryview(lines.buffers()[2].slice(int(offsets[0]), int(offsets[-1]) - int(offsets[0])))
 
 
 def _number(s: pa.Array) -> pa.Array | None:

@@ -360,7 +360,7 @@ def json_lines_to_tables(data: bytes | memoryview, first_line: int, dataset: str
     yield from _fast_lines(data, first_line, dataset, malformed, objects)
 
 
-def json_lines_table(data: bytes) -> pa.Table | None:
+def json_lines_table(data: bytes | memoryview) -> pa.Table | None:
     """The table json_lines_to_tables gives for a block of valid UTF-8 JSON lines when that is one parse of
     the whole block by Arrow's reader (shallow objects only, every line one record), else None."""
     suspect, objects = _scan_lines(data)
