@@ -28,14 +28,15 @@ import spillguard._native as _native
 DEFAULT_BUDGET = 1 << 30  # bytes of keys a process keeps in memory before spilling (--merge-memory)
 TRACKED_KEYS = 1 << 16  # runs smaller than this stay in memory uncounted (partition-sized sets)
 MIN_CHUNK = 1 << 12
-_RADIX_MIN = 256  # below this many keys numpy's sort is as fast
+_NATIVE_SORT_MIN = 256  # below this many keys numpy's sort is as fast
 
 
 def sort_keys(a: np.ndarray) -> np.ndarray:
-    """A sorted copy of an array; 64-bit integer keys (hashes, value/rule pairs) by the native radix sort,
-    ~3x faster than numpy's comparison sort on random keys."""
+    """A sorted copy of an array; 64-bit integer keys (hashes, value/rule pairs) by the native sort (by bucket for
+    keys spread over their range, by radix for narrow ones; native/sort.c): on hashes as fast as numpy 2.4's
+    vectorised sort with AVX2, whatever numpy and processor spillguard runs with."""
     out = np.array(a, copy=True, order="C")
-    if out.size >= _RADIX_MIN and out.dtype in (np.int64, np.uint64):
+    if out.size >= _NATIVE_SORT_MIN and out.dtype in (np.int64, np.uint64):
         _native.sort64(out, out.dtype == np.int64)
     else:
         out.sort()
