@@ -7,6 +7,7 @@ one; a missing, unreadable or read-only cache only costs the work again.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -34,5 +35,6 @@ def write_cached(kind: str, name: str, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
         os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a read-only home only costs the work again next run
+    except OSError:  # a read-only or odd home only costs the work again next run
+        with contextlib.suppress(OSError):
+            tmp.unlink()

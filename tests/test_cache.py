@@ -1,0 +1,34 @@
+"""The on-disk cache of work derived from the rules (spillguard/cache.py): entries whole or absent, owner-only, and a
+cache that cannot be written costs only the work again (a scan still runs, with the same findings)."""
+
+from __future__ import annotations
+
+import stat
+
+import spillguard
+from spillguard.cache import cache_file, read_cached, write_cached
+
+
+def test_entries_are_written_whole_and_owner_only(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    write_cached("kind", "entry.bin", b"first")
+    write_cached("kind", "entry.bin", b"second")  # replaced, never appended
+    path = cache_file("kind", "entry.bin")
+    assert path == tmp_path / "spillguard" / "kind" / "entry.bin"
+    assert read_cached("kind", "entry.bin") == b"second"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["entry.bin"]  # nothing left aside
+    assert read_cached("kind", "missing.bin") is None
+
+
+def test_a_cache_that_cannot_be_written_only_costs_the_work(tmp_path, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker / "cache"))  # no directory can be made under a file (even as root)
+    write_cached("kind", "entry.bin", b"data")
+    assert read_cached("kind", "entry.bin") is None
+    from spillguard.rules import builtin_rules
+
+    assert len(builtin_rules()) > 300  # parsed from the TOML files again
+    found = {m.rule for m in spillguard.scan_value("alice@example.com", "email")}
+    assert "email" in found
