@@ -349,6 +349,9 @@ def _rules_from_doc(doc: dict[str, Any], source: str) -> list[Rule]:
     return [_rule_from_table(t, source) for t in tables]
 
 
+_CACHE_FORMAT = b"1"  # changed when the cached form of the parsed files changes
+
+
 def builtin_rules() -> list[Rule]:
     rules: list[Rule] = []
     for name, doc in _builtin_docs():
@@ -365,8 +368,11 @@ def _builtin_docs() -> list[tuple[str, dict[str, Any]]]:
         for entry in sorted(resources.files(__package__).iterdir(), key=lambda p: p.name)
         if entry.name.endswith(".toml")
     ]
-    digest = hashlib.sha256(repr([_CACHE_FORMAT, *files]).encode()).hexdigest()[:32]
-    cached = read_cached("rules", f"{digest}.json")
+    digest = hashlib.sha256(_CACHE_FORMAT)
+    for name, data in files:
+        digest.update(b"%s\0%d\0" % (name.encode(), len(data)))
+        digest.update(data)
+    cached = read_cached("rules", f"{digest.hexdigest()[:32]}.json")
     if cached is not None:
         try:
             return [(name, doc) for name, doc in orjson.loads(cached)]
@@ -378,11 +384,8 @@ def _builtin_docs() -> list[tuple[str, dict[str, Any]]]:
     except TypeError:
         return docs
     if [tuple(d) for d in orjson.loads(encoded)] == docs:
-        write_cached("rules", f"{digest}.json", encoded)
+        write_cached("rules", f"{digest.hexdigest()[:32]}.json", encoded)
     return docs
-
-
-_CACHE_FORMAT = 1  # raised when the cached form changes
 
 
 def select_rules(

@@ -134,3 +134,28 @@ def test_built_in_rules_parsed_once_then_read_from_the_cache(tmp_path, monkeypat
     files = sorted({rule.source.removeprefix("builtin:") for rule in direct})
     assert [name for name, _doc in orjson.loads(entries[0].read_bytes())] == files  # whole again
     assert len(list(entries[0].parent.iterdir())) == 1  # rewritten in place, nothing left aside
+
+
+def test_an_edited_rule_file_is_parsed_again(tmp_path, monkeypatch):
+    """The cache entry is named by the files' bytes: a changed file misses it and its new tables are used."""
+    import shutil
+
+    import spillguard.rules as rules_module
+
+    package = tmp_path / "rules"
+    package.mkdir()
+    for entry in rules_module.resources.files("spillguard.rules").iterdir():
+        if entry.name.endswith(".toml"):
+            shutil.copyfile(str(entry), package / entry.name)
+    monkeypatch.setattr(rules_module.resources, "files", lambda _package: package)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    before = {r.id: r.description for r in rules_module.builtin_rules()}
+    contact = package / "contact.toml"
+    text = contact.read_text("utf-8")
+    first = next(r for r in rules_module.builtin_rules() if r.source == "builtin:contact.toml")
+    edited = "x" * len(first.description)  # the same size: only the bytes tell the files apart
+    contact.write_text(text.replace(first.description, edited, 1), "utf-8")
+    assert contact.stat().st_size == len(text.encode())
+    after = {r.id: r.description for r in rules_module.builtin_rules()}
+    assert after[first.id] == edited != before[first.id]
+    assert len(list((tmp_path / "cache" / "spillguard" / "rules").iterdir())) == 2  # one entry per version of the files
