@@ -188,12 +188,11 @@ done:
 
 #define LINEAR_HEADS 4
 
-/* One key of the ascending merge counted unless it repeats the last one or is 0 (no key). */
+/* One key of an ascending pass counted unless it repeats the last one; 0 (no key) sorts first and equals the initial
+ * last, so it is never counted. */
 static inline void count_new(uint64_t v, int64_t *count, uint64_t *last) {
-    if (v != 0 && (*count == 0 || v != *last)) {
-        (*count)++;
-        *last = v;
-    }
+    *count += v != *last;
+    *last = v;
 }
 
 #define UNION_WINDOW 4096 /* keys taken from each run per round */
@@ -240,10 +239,7 @@ static int64_t windowed_union_count(const Py_buffer *views, Py_ssize_t *pos, Py_
             count = -1;
             goto done;
         }
-        for (size_t t = 0; t < m; t++) {
-            count += buf[t] != last; /* 0 (no key) sorts first and equals the initial last */
-            last = buf[t];
-        }
+        for (size_t t = 0; t < m; t++) count_new(buf[t], &count, &last);
     }
 done:
     free(buf);

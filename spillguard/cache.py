@@ -7,9 +7,11 @@ one; a missing, unreadable or read-only cache only costs the work again.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from pathlib import Path
+
+from spillguard.errors import UserError
+from spillguard.outfiles import private_file
 
 
 def cache_file(kind: str, name: str) -> Path:
@@ -26,15 +28,11 @@ def read_cached(kind: str, name: str) -> bytes | None:
 
 
 def write_cached(kind: str, name: str, data: bytes) -> None:
-    """Store an entry whole or not at all (written aside, then renamed over), readable by its owner only."""
+    """Store an entry whole or not at all, owner-only (outfiles.private_file: written aside, then renamed over)."""
     path = cache_file(kind, name)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as fh:
+        with private_file(path) as fh:
             fh.write(data)
-        os.replace(tmp, path)
-    except OSError:  # a read-only or odd home only costs the work again next run
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+    except (OSError, UserError):
+        pass  # a read-only or odd home only costs the work again next run
