@@ -26,7 +26,7 @@ setup(
     ext_modules=[
         Extension(
             "spillguard._native",
-            sources=["native/matcher.c", "native/column.c", "native/digests.c", "native/sort.c", "native/entropy.c", "native/checks.c", "native/lines.c", "native/jsonl.c", "native/copytext.c"],
+            sources=["native/matcher.c", "native/column.c", "native/digests.c", "native/sort.c", "native/entropy.c", "native/checks.c", "native/lines.c", "native/jsonl.c", "native/copytext.c", "native/pairs.c"],
             include_dirs=include_dirs,
             library_dirs=library_dirs,
             libraries=[*libraries, "crypto", "dl"],

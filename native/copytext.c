@@ -2,9 +2,11 @@
  * into Arrow string columns in one call per block: for every column its offsets, data and validity buffers, ready
  * for pa.Array.from_buffers without a copy. No Python runs per row or per value.
  *
- * Two passes over the block: the first finds every field (a backslash always escapes the byte after it, so an
- * escaped tab or newline never ends a field), checks that each row has `ncols` fields, and sums each column's
- * field lengths (an upper bound of its decoded length) and nulls; the second decodes the escapes into buffers of
+ * Two passes over the block: the first finds every field, sixteen bytes a step (a backslash always escapes the
+ * byte after it, so an escaped tab or newline never ends a field), records where each ends and whether it holds a
+ * backslash, checks that each row has `ncols` fields, and sums each column's field lengths (an upper bound of its
+ * decoded length) and nulls; the second fills each column in turn from the recorded fields, copying plain ones
+ * whole and decoding the escapes of the others into buffers of
  * that size. Escapes as COPY FROM reads them: \b \f \n \r \t \v, \ooo (1 to 3 octal digits), \xhh (1 or 2 hex
  * digits), any other byte stands for itself; a field that is exactly `\N` is null.
  */
@@ -15,6 +17,10 @@
 #include <string.h>
 
 #include "native.h"
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 typedef struct {
     int64_t raw;   /* sum of the column's raw field lengths: its decoded data never exceeds this */
@@ -79,6 +85,37 @@ static int64_t decode_field(const unsigned char *p, const unsigned char *e, unsi
     return d - dst;
 }
 
+/* The first tab, newline or backslash at or after p (end when none): sixteen bytes a step where SSE2 is there. */
+static inline const unsigned char *next_special(const unsigned char *p, const unsigned char *end) {
+#if defined(__SSE2__)
+    const __m128i tab = _mm_set1_epi8('\t'), nl = _mm_set1_epi8('\n'), bs = _mm_set1_epi8('\\');
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)p);
+        int mask = _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, tab), _mm_cmpeq_epi8(v, nl)), _mm_cmpeq_epi8(v, bs)));
+        if (mask) return p + __builtin_ctz((unsigned)mask);
+        p += 16;
+    }
+#endif
+    while (p < end && *p != '\t' && *p != '\n' && *p != '\\') p++;
+    return p;
+}
+
+/* [f, q) to dst, whose buffer has COPY_SLACK bytes to spare past the column's data: a short field (most are) as
+ * one or two 16-byte moves instead of a call, when the block has 32 bytes from f. */
+#define COPY_SLACK 32
+static inline void copy_field(unsigned char *dst, const unsigned char *f, const unsigned char *q, const unsigned char *end) {
+#if defined(__SSE2__)
+    if (q - f <= 32 && end - f >= 32) {
+        _mm_storeu_si128((__m128i *)dst, _mm_loadu_si128((const __m128i *)f));
+        if (q - f > 16) _mm_storeu_si128((__m128i *)(dst + 16), _mm_loadu_si128((const __m128i *)(f + 16)));
+        return;
+    }
+#endif
+    memcpy(dst, f, (size_t)(q - f));
+}
+
+#define ESCAPED ((int64_t)1 << 62) /* set on a recorded field end whose field holds a backslash */
+
 /* copy_text_columns(block, ncols, first_row=1) -> (rows, [(offsets, data, validity or None, nulls, wide), ...]);
  * ValueError naming the row (counted from first_row) when the block is not COPY text of ncols columns. */
 PyObject *native_copy_text_columns(PyObject *self, PyObject *args) {
@@ -94,45 +131,68 @@ PyObject *native_copy_text_columns(PyObject *self, PyObject *args) {
     if (PyObject_GetBuffer(block_obj, &view, PyBUF_SIMPLE) < 0) return NULL;
     const unsigned char *buf = (const unsigned char *)view.buf, *end = buf + view.len;
     PyObject *result = NULL, *columns = NULL;
+    int64_t *ends = NULL; /* each field's end (its tab or newline), row by row; ESCAPED marks a backslash in it */
     Out *out = calloc((size_t)ncols, sizeof(Out));
     if (out == NULL) {
         PyErr_NoMemory();
         goto done;
     }
 
-    /* pass 1: rows, field counts, per-column raw lengths and nulls */
+    /* pass 1: every field's end, rows, field counts, per-column raw lengths and nulls */
     Py_ssize_t rows = 0, bad_row = -1, bad_fields = 0;
-    int unended = 0;
+    int unended = 0, oom = 0;
+    size_t cap = (size_t)ncols * (size_t)(view.len / 256 + 16);
+    ends = malloc(cap * sizeof(int64_t));
+    if (ends == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     Py_BEGIN_ALLOW_THREADS
     const unsigned char *p = buf, *field = buf;
     Py_ssize_t col = 0;
-    while (p < end) {
-        unsigned char c = *p;
-        if (c == '\\') {
+    int64_t escaped = 0;
+    for (;;) {
+        p = next_special(p, end);
+        if (p >= end) break;
+        if (*p == '\\') {
             p += 2; /* an escaped tab or newline is data */
+            escaped = ESCAPED;
+            if (p > end) break;
             continue;
         }
-        if (c == '\t' || c == '\n') {
-            if (col < ncols) {
-                out[col].raw += p - field;
-                if (p - field == 2 && field[0] == '\\' && field[1] == 'N') out[col].nulls++;
+        if (col < ncols) {
+            out[col].raw += p - field;
+            if (p - field == 2 && field[0] == '\\' && field[1] == 'N') out[col].nulls++;
+            ends[(size_t)rows * (size_t)ncols + (size_t)col] = (int64_t)(p - buf) | escaped;
+        }
+        escaped = 0;
+        col++;
+        if (*p == '\n') {
+            if (col != ncols) {
+                bad_row = rows;
+                bad_fields = col;
+                break;
             }
-            col++;
-            if (c == '\n') {
-                if (col != ncols) {
-                    bad_row = rows;
-                    bad_fields = col;
+            rows++;
+            col = 0;
+            if ((size_t)(rows + 1) * (size_t)ncols > cap) {
+                cap *= 2;
+                int64_t *grown = realloc(ends, cap * sizeof(int64_t));
+                if (grown == NULL) {
+                    oom = 1;
                     break;
                 }
-                rows++;
-                col = 0;
+                ends = grown;
             }
-            field = p + 1;
         }
-        p++;
+        field = ++p;
     }
-    unended = bad_row < 0 && field < end; /* no newline after the last row, or a backslash escaped it */
+    unended = bad_row < 0 && !oom && field < end; /* no newline after the last row, or a backslash escaped it */
     Py_END_ALLOW_THREADS
+    if (oom) {
+        PyErr_NoMemory();
+        goto done;
+    }
     if (unended) {
         PyErr_Format(PyExc_ValueError, "row %zd is not ended by a newline", first_row + rows);
         goto done;
@@ -147,7 +207,7 @@ PyObject *native_copy_text_columns(PyObject *self, PyObject *args) {
         Out *o = &out[i];
         o->wide = o->raw > INT32_MAX;
         o->off = PyBytes_FromStringAndSize(NULL, (rows + 1) * (o->wide ? 8 : 4));
-        o->data = PyBytes_FromStringAndSize(NULL, o->raw);
+        o->data = PyBytes_FromStringAndSize(NULL, o->raw + COPY_SLACK);
         if (o->off == NULL || o->data == NULL) goto done;
         if (o->nulls) {
             o->valid = PyBytes_FromStringAndSize(NULL, (rows + 7) / 8);
@@ -156,41 +216,38 @@ PyObject *native_copy_text_columns(PyObject *self, PyObject *args) {
         }
     }
 
-    /* pass 2: decode */
-    int64_t *len = calloc((size_t)ncols, sizeof(int64_t));
-    if (len == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    /* pass 2: each column's values copied (or their escapes decoded) from the recorded fields */
     Py_BEGIN_ALLOW_THREADS
-    {
-        const unsigned char *q = buf;
+    for (Py_ssize_t i = 0; i < ncols; i++) {
+        Out *o = &out[i];
+        unsigned char *data = (unsigned char *)PyBytes_AS_STRING(o->data);
+        unsigned char *bits = o->valid ? (unsigned char *)PyBytes_AS_STRING(o->valid) : NULL;
+        int32_t *off32 = (int32_t *)PyBytes_AS_STRING(o->off);
+        int64_t *off64 = (int64_t *)PyBytes_AS_STRING(o->off);
+        int64_t len = 0;
+        if (o->wide) off64[0] = 0;
+        else off32[0] = 0;
         for (Py_ssize_t r = 0; r < rows; r++) {
-            for (Py_ssize_t i = 0; i < ncols; i++) {
-                Out *o = &out[i];
-                const unsigned char *f = q;
-                while (*q != '\t' && *q != '\n') q += *q == '\\' ? 2 : 1;
-                unsigned char *bits = o->valid ? (unsigned char *)PyBytes_AS_STRING(o->valid) : NULL;
-                if (q - f == 2 && f[0] == '\\' && f[1] == 'N') {
-                    /* null: an empty value, its validity bit stays 0 */
-                } else {
-                    unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(o->data) + len[i];
-                    len[i] += memchr(f, '\\', (size_t)(q - f)) ? decode_field(f, q, dst) : (memcpy(dst, f, (size_t)(q - f)), q - f);
-                    if (bits) bits[r >> 3] |= (unsigned char)(1u << (r & 7));
+            const int64_t *row = ends + (size_t)r * (size_t)ncols;
+            int64_t at = row[i];
+            const unsigned char *f = i ? buf + (row[i - 1] & (ESCAPED - 1)) + 1 : (r ? buf + (row[-1] & (ESCAPED - 1)) + 1 : buf);
+            const unsigned char *q = buf + (at & (ESCAPED - 1));
+            if (q - f == 2 && f[0] == '\\' && f[1] == 'N') {
+                /* null: an empty value, its validity bit stays 0 */
+            } else {
+                if (at & ESCAPED) len += decode_field(f, q, data + len);
+                else {
+                    copy_field(data + len, f, q, end);
+                    len += q - f;
                 }
-                if (o->wide) ((int64_t *)PyBytes_AS_STRING(o->off))[r + 1] = len[i];
-                else ((int32_t *)PyBytes_AS_STRING(o->off))[r + 1] = (int32_t)len[i];
-                q++;
+                if (bits) bits[r >> 3] |= (unsigned char)(1u << (r & 7));
             }
+            if (o->wide) off64[r + 1] = len;
+            else off32[r + 1] = (int32_t)len;
         }
-        for (Py_ssize_t i = 0; i < ncols; i++) {
-            if (out[i].wide) ((int64_t *)PyBytes_AS_STRING(out[i].off))[0] = 0;
-            else ((int32_t *)PyBytes_AS_STRING(out[i].off))[0] = 0;
-            out[i].raw = len[i];
-        }
+        o->raw = len;
     }
     Py_END_ALLOW_THREADS
-    free(len);
 
     columns = PyList_New(ncols);
     if (columns == NULL) goto done;
@@ -204,6 +261,7 @@ PyObject *native_copy_text_columns(PyObject *self, PyObject *args) {
     }
     result = Py_BuildValue("(nO)", rows, columns);
 done:
+    free(ends);
     if (out != NULL) {
         for (Py_ssize_t i = 0; i < ncols; i++) {
             Py_XDECREF(out[i].off);

@@ -367,6 +367,8 @@ static PyMethodDef module_methods[] = {
     {"sort64", native_sort64, METH_VARARGS, "sort64(buffer, signed) sorts 64-bit integer keys in place (radix sort)"},
     {"copy_text_columns", native_copy_text_columns, METH_VARARGS,
      "copy_text_columns(block, ncols, first_row=1) -> (rows, [(offsets, data, validity, nulls, wide)]): PostgreSQL COPY text decoded"},
+    {"value_pairs", native_value_pairs, METH_VARARGS,
+     "value_pairs(rules, values, category, priority, spanning, collapse) -> (values, rules, multi): a column's hits as distinct (value, rule) pairs"},
     {"copy_out_read", native_copy_out_read, METH_VARARGS,
      "copy_out_read(libpq_path, pgconn, fd, max_bytes) -> (bytes, status): the COPY rows libpq has, read without waiting"},
     {NULL, NULL, 0, NULL},

@@ -45,5 +45,6 @@ PyObject *native_json_lines_columns(PyObject *self, PyObject *arg);
 int jsonl_ready(void);
 PyObject *native_copy_text_columns(PyObject *self, PyObject *args);
 PyObject *native_copy_out_read(PyObject *self, PyObject *args);
+PyObject *native_value_pairs(PyObject *self, PyObject *args);
 
 #endif

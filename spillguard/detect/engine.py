@@ -183,6 +183,7 @@ class RuleSet:
         # Rules whose matches can run across a value's end: scanned over every row even where a field's distinct
         # values are scanned once (their hits depend on the neighbours, which distinct values do not keep).
         self._spans_lines = np.array([r.spans_lines() for r in self.rules] + [False], dtype=bool)
+        self._spans_lines_bytes = self._spans_lines[: len(self.rules)].astype(np.uint8).tobytes()
         self._spanning: dict[tuple[int, ...], tuple[int, ...]] = {}  # per database: its rules that span lines
         self._fields = FieldPatterns(self.rules)
         self.plan = lru_cache(maxsize=65536)(self._plan)
@@ -313,33 +314,22 @@ class RuleSet:
                 else:
                     del hits.by_rule[rid]
 
-    def _collapse_same_category(self, value_idx: np.ndarray, rule_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Where rules of one category all hit a value (+44 20 7946 0958: international and national phone),
-        keep only the most specific one; different categories still go through span resolution. A rule whose
-        matches can span lines keeps nothing out: its hit may be a match begun in the value before (`... Fax`,
-        then this value's number), which only the value's own resolution in Python can tell.
-
-        The pairs come ordered by value, then rule index (and stay so): the most specific rule of a value is its
-        first of the highest priority, found without sorting."""
-        spanning = self._spans_lines[rule_idx]
-        if spanning.any():
-            v, r = self._collapse_same_category(value_idx[~spanning], rule_idx[~spanning])
-            return np.concatenate([v, value_idx[spanning]]), np.concatenate([r, rule_idx[spanning]])
-        if value_idx.size < 2:
-            return value_idx, rule_idx
-        starts = np.flatnonzero(np.r_[True, value_idx[1:] != value_idx[:-1]])
-        if starts.size == value_idx.size:  # one rule a value
-            return value_idx, rule_idx
-        cats = self._category_code[rule_idx]
-        same = np.minimum.reduceat(cats, starts) == np.maximum.reduceat(cats, starts)
-        sizes = np.diff(np.r_[starts, value_idx.size])
-        priority = self._priority[rule_idx]
-        top = priority == np.repeat(np.maximum.reduceat(priority, starts), sizes)
-        position = np.arange(value_idx.size)
-        first_top = np.minimum.reduceat(np.where(top, position, value_idx.size), starts)
-        keep = np.repeat(~same, sizes)
-        keep[first_top] = True
-        return value_idx[keep], rule_idx[keep]
+    def value_pairs(self, rule_idx: np.ndarray, value_idx: np.ndarray, collapse: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The (value, rule) pairs of a column's matches, each once, ordered by value then rule, with, when
+        `collapse`, the rules of one category on a value collapsed to the most specific (+44 20 7946 0958: international
+        and national phone; a rule whose matches can span lines is never collapsed: its hit may be a match begun in the
+        value before, `... Fax` then this value's number, which only the value's own resolution in Python can tell),
+        and whether each pair's value is left with more than one rule: one native pass (native/pairs.c) when the matches come in value
+        order, as one Vectorscan pass gives them; pairs from distinct values are sorted first."""
+        args = (self._category_code, self._priority, self._spans_lines_bytes, collapse)
+        done = _native.value_pairs(rule_idx, value_idx, *args)
+        if done is None:
+            nrules = len(self.rules)
+            pairs = unique_sorted(value_idx * nrules + rule_idx)
+            done = _native.value_pairs(pairs % nrules, pairs // nrules, *args)
+            assert done is not None
+        values, rules, multi = done
+        return np.frombuffer(values, np.int64), np.frombuffer(rules, np.int64), np.frombuffer(multi, np.bool_)
 
     def _vector_validate(self, text: pa.Array, rule_idx: np.ndarray, value_idx: np.ndarray, needs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Decide candidates with a vectorised validator; returns (accepted, decided) masks.
@@ -388,14 +378,8 @@ class RuleSet:
             flagged[value_idx[marked]] = True
             rule_idx, value_idx = rule_idx[~marked], value_idx[~marked]
         if rule_idx.size:
-            nrules = len(self.rules)
-            pairs = unique_sorted(value_idx * nrules + rule_idx)
-            value_idx, rule_idx = pairs // nrules, pairs % nrules
-            if not want_spans:
-                value_idx, rule_idx = self._collapse_same_category(value_idx, rule_idx)
+            value_idx, rule_idx, multi = self.value_pairs(rule_idx, value_idx, collapse=not want_spans)
             # Values hit by one rule that needs no validator are final; the rest go through Python.
-            per_value = np.bincount(value_idx, minlength=len(values))
-            multi = per_value[value_idx] > 1
             token = self._token_rule[rule_idx]
             if token.any():  # placeholder suspects take the exact path (placeholders.py)
                 suspect = token & flagged[value_idx]

@@ -60,22 +60,33 @@ def test_lazy_resolution_keeps_the_eager_spans_and_validates_less(ruleset: RuleS
 
 
 @pytest.mark.parametrize("seed", [4, 5])
-def test_same_category_collapse_keeps_the_former_pairs(ruleset: RuleSet, seed: int) -> None:
-    """Per value the most specific rule of one category, without sorting: the same (value, rule) pairs as the
-    former lexsort path, on the value-then-rule ordered pairs a scan makes of glued examples and on random ones."""
+def test_value_pairs_keep_the_former_pairs(ruleset: RuleSet, seed: int) -> None:
+    """The native pass from matches to (value, rule) pairs (native/pairs.c): the distinct pairs ordered by value then
+    rule, per value the most specific rule of one category (rules that span lines never collapsed), and the values
+    left with several rules, as the former Python path (np.unique, the lexsort collapse, a bincount) had them; on a
+    scan's matches of glued examples (in value order) and on random ones out of order (sorted first)."""
     values = _values(ruleset, seed, 3000)
     ids, at = scan_text(ruleset._compile(tuple(ruleset.value_rule_ids)), pa.array(values))
     n = len(ruleset.rules)
-    inputs = [(ids, at)]
     rng = np.random.default_rng(seed)
     value_ids = np.array(ruleset.value_rule_ids)
-    inputs.append((rng.choice(value_ids, 20000), rng.integers(0, 2000, 20000)))  # many rules of one category a value
-    checked = 0
+    spanning = value_ids[ruleset._spans_lines[value_ids]]
+    assert spanning.size  # the random pairs hold rules that span lines
+    many = rng.choice(value_ids, 20000)  # many rules of one category a value, out of value order
+    some = rng.random(20000) < 0.1
+    many[some] = rng.choice(spanning, int(some.sum()))
+    inputs = [(ids[ids < n], at[ids < n]), (many, rng.integers(0, 2000, 20000)), (many[:1], np.array([7]))]
+    collapsed = 0
     for rule_idx, value_idx in inputs:
-        pairs = np.unique(value_idx[rule_idx < n] * n + rule_idx[rule_idx < n])
+        assert bool((np.diff(value_idx) >= 0).all()) == (value_idx is not inputs[1][1])
+        pairs = np.unique(value_idx * n + rule_idx)
         v, r = pairs // n, pairs % n
-        got_v, got_r = ruleset._collapse_same_category(v, r)
-        want_v, want_r = collapse_same_category_sorted(ruleset, v, r)
-        assert sorted(zip(got_v.tolist(), got_r.tolist(), strict=True)) == sorted(zip(want_v.tolist(), want_r.tolist(), strict=True))
-        checked += v.size - got_v.size
-    assert checked > 1000  # many pairs were collapsed
+        for collapse in (True, False):
+            got_v, got_r, got_multi = ruleset.value_pairs(rule_idx, value_idx, collapse=collapse)
+            want_v, want_r = collapse_same_category_sorted(ruleset, v, r) if collapse else (v, r)
+            want = sorted(zip(want_v.tolist(), want_r.tolist(), strict=True))
+            assert list(zip(got_v.tolist(), got_r.tolist(), strict=True)) == want
+            counts = np.bincount(got_v) if got_v.size else np.zeros(0, np.int64)
+            assert got_multi.tolist() == (counts[got_v] > 1).tolist()
+            collapsed += (v.size - got_v.size) if collapse else 0
+    assert collapsed > 1000  # many pairs were collapsed
