@@ -77,9 +77,14 @@ PyObject *native_value_pairs(PyObject *self, PyObject *args) {
         for (Py_ssize_t i = a; i < b; i++) {
             int64_t r = rules[i];
             Py_ssize_t j = m;
-            while (j > 0 && orr[k + j - 1] > r) j--;
-            if (j > 0 && orr[k + j - 1] == r) continue;
-            memmove(orr + k + j + 1, orr + k + j, (size_t)(m - j) * 8);
+            while (j > 0 && orr[k + j - 1] > r) {
+                orr[k + j] = orr[k + j - 1]; /* shifted up a place, undone below if r is a repeat */
+                j--;
+            }
+            if (j > 0 && orr[k + j - 1] == r) {
+                for (; j < m; j++) orr[k + j] = orr[k + j + 1];
+                continue;
+            }
             orr[k + j] = r;
             m++;
         }
