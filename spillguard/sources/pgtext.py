@@ -205,8 +205,22 @@ def _text(s: pa.Array, rows: int) -> pa.Array:
     data = np.frombuffer(s.buffers()[2], np.uint8)
     if valid[0] and not _date_like(data, offsets[:1], offsets[1:2]):
         return s  # the usual case: the first value does not start like a date
-    if not _date_like(data, offsets[:-1][valid], offsets[1:][valid]):
+    starts, ends = offsets[:-1][valid], offsets[1:][valid]
+    if not _date_like(data, starts, ends):
         return s
+    if np.all(ends - starts == 10):
+        # Only dates (`DDDD-DD-DD`, a date column stored as text): the reader's ISO 8601 parser is the cast's, so
+        # the cast reads them as the JSON reading does, or refuses them all as it keeps them all strings.
+        try:
+            return pc.cast(s, pa.timestamp("s"))
+        except pa.ArrowInvalid:
+            return s
+    return _text_read_as_json(s, rows)
+
+
+def _text_read_as_json(s: pa.Array, rows: int) -> pa.Array:
+    """What Arrow's JSON reading makes of a string column whose values all start like dates: timestamp[s] when it
+    reads every value as one, else the strings."""
     if pc.any(pc.match_substring_regex(s, _TIMESTAMP_CHARS.pattern)).as_py():
         return s  # a quote, backslash or control character: never a timestamp
     lines = pc.binary_join_element_wise(pa.scalar('{"v":"'), s, pa.scalar('"}\n'), "")

@@ -14,6 +14,7 @@ from spillguard._native import copy_text_columns
 from spillguard.safecopy import copy
 from spillguard.scan.options import ScanOptions
 from spillguard.scan.run import run_scan
+from spillguard.sources import pgtext
 from spillguard.sources.pgtext import CopyDecodeError, copy_column, text_lines_to_tables
 from spillguard.sources.postgres import PostgresTable
 from tests import storedata
@@ -288,6 +289,25 @@ def test_the_decoder_equals_copy_from_on_random_blocks(seed):
         got = pa.Array.from_buffers(pa.binary(), rows, [None if valid is None else pa.py_buffer(valid), pa.py_buffer(off), pa.py_buffer(data)],
                                     null_count=nulls).to_pylist()
         assert got == [_copy_field_reference(row[i]) for row in fields], (seed, i)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_date_text_columns_type_as_the_json_reading_does(seed):
+    """A text column of dates only (`DDDD-DD-DD`) is cast; the cast must give what the JSON reading infers from the
+    same strings: timestamps, or the strings when one of them is no date (month 13, 30 February, day 00, year 0)."""
+    rng = random.Random(seed)
+    rows = rng.choice([1, 5, 400])
+    dates = [f"{rng.randint(1900, 2030):04d}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}" for _ in range(rows)]
+    if seed % 2:
+        odd = [f"{rng.choice([0, 1, 1999, 2000, 2023, 2024, 9999]):04d}-{rng.randint(0, 13):02d}-{rng.randint(0, 32):02d}" for _ in range(20)]
+        dates[rng.randrange(rows)] = rng.choice(odd)
+    if seed % 4 >= 2 and rows > 1:
+        dates[rng.randrange(rows)] = None
+    s = pa.array(dates, pa.string())
+    typed = pgtext._text(s, rows)
+    assert typed.equals(pgtext._text_read_as_json(s, rows))
+    if seed % 2 == 0:
+        assert pa.types.is_timestamp(typed.type)
 
 
 def test_a_decode_error_is_a_partition_error_naming_the_table(pg, tables, monkeypatch):
