@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 import sys
 from typing import Annotated, Any
 
@@ -104,6 +105,9 @@ def main() -> None:
     # (they are frozen when the command's work starts), nor the collections of the interpreter's exit (a
     # tenth of a small scan's CPU).
     gc.disable()
+    # numpy's OpenBLAS starts a thread for every other core, which spins for about 0.1 s of CPU once loaded;
+    # spillguard runs no linear algebra (numpy sorts and masks), so one thread: that core stays the scan's.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     # Click's standalone mode handles usage errors (exit 2), Ctrl-C and typer.Exit codes; a UserError
     # raised by any command ends here as one line on stderr and exit 2, never a traceback.
     try:

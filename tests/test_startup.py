@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,6 +69,34 @@ def test_a_small_file_scan_loads_no_optional_driver_client_or_template_engine(sm
     doc = json.loads(out.read_text())
     assert doc["summary"]["categories"]["email"]["subjects"] > 0  # ... and found people
     assert got["ran"] == [], f"a JSON scan of a small file imported {got['ran']}"
+
+
+_THREADS_PROBE = """
+import json, os, sys
+from spillguard.cli import main
+sys.argv = ["spillguard", *sys.argv[1:]]
+try:
+    main()
+except SystemExit as exc:
+    code = exc.code
+assert "numpy" in sys.modules  # loaded by the scan, so its BLAS threads would be there
+names = [open(f"/proc/self/task/{t}/comm").read().strip() for t in os.listdir("/proc/self/task")]
+print(json.dumps({"exit": code, "threads": names}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir() or (os.cpu_count() or 1) < 2, reason="needs Linux and two cores")
+def test_a_scan_leaves_no_blas_threads_spinning(small_file, tmp_path):
+    """numpy's OpenBLAS would start a thread per other core, spinning ~0.1 s of CPU after numpy loads: `main` asks
+    for one (the caller's own OPENBLAS_NUM_THREADS is kept). Run without the variable, the scan's process holds no
+    thread of OpenBLAS's besides its own."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    proc = subprocess.run([sys.executable, "-c", _THREADS_PROBE, "scan", str(small_file), "--format", "json", "-o",
+                           str(tmp_path / "out.json")], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)  # fmt: skip
+    got = json.loads(proc.stdout.splitlines()[-1])
+    assert got["exit"] == 1
+    python_threads = [n for n in got["threads"] if n.startswith("python")]
+    assert python_threads == ["python"], got  # OpenBLAS's threads carry the process's name
 
 
 _COLLECTOR_PROBE = """
