@@ -141,7 +141,9 @@ PyObject *native_copy_text_columns(PyObject *self, PyObject *args) {
     /* pass 1: every field's end, rows, field counts, per-column raw lengths and nulls */
     Py_ssize_t rows = 0, bad_row = -1, bad_fields = 0;
     int unended = 0, oom = 0;
+    /* room for rows of ~256 bytes, never more fields than the block has bytes (a wide table's rows are longer) */
     size_t cap = (size_t)ncols * (size_t)(view.len / 256 + 16);
+    if (cap > (size_t)view.len + 2 * (size_t)ncols) cap = (size_t)view.len + 2 * (size_t)ncols;
     ends = malloc(cap * sizeof(int64_t));
     if (ends == NULL) {
         PyErr_NoMemory();

@@ -322,6 +322,7 @@ class RuleSet:
         and whether each pair's value is left with more than one rule: one native pass (native/pairs.c) when the matches come in value
         order, as one Vectorscan pass gives them; pairs from distinct values are sorted first."""
         args = (self._category_code, self._priority, self._spans_lines_bytes, collapse)
+        rule_idx, value_idx = np.ascontiguousarray(rule_idx, np.int64), np.ascontiguousarray(value_idx, np.int64)
         done = _native.value_pairs(rule_idx, value_idx, *args)
         if done is None:
             nrules = len(self.rules)

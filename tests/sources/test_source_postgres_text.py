@@ -5,6 +5,8 @@ same copy, odd values included; a block the decoder cannot read is an error nami
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import uuid
 
 import pyarrow as pa
@@ -289,6 +291,28 @@ def test_the_decoder_equals_copy_from_on_random_blocks(seed):
         got = pa.Array.from_buffers(pa.binary(), rows, [None if valid is None else pa.py_buffer(valid), pa.py_buffer(off), pa.py_buffer(data)],
                                     null_count=nulls).to_pylist()
         assert got == [_copy_field_reference(row[i]) for row in fields], (seed, i)
+
+
+_WIDE_BLOCK_PROBE = """
+import resource, sys
+from spillguard._native import copy_text_columns
+ncols = 1600  # PostgreSQL's most columns
+row = b"\\t".join([b"ab"] * ncols) + b"\\n"
+block = row * (18_000_000 // len(row))
+resource.setrlimit(resource.RLIMIT_AS, (900 << 20, 900 << 20))
+rows, cols = copy_text_columns(block, ncols, 1)
+print(rows, len(cols))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="address-space limit")
+def test_a_wide_tables_block_reserves_room_for_its_fields_only():
+    """The decoder reserves each field's end before it counts rows, guessing ~256 bytes a row; a 1,600-column row is
+    longer, and the guess must stop at the fields a block can hold (one per byte), not ask for ~0.9 GB (a
+    MemoryError under a 900 MB address-space limit, where the decoding itself needs far less)."""
+    proc = subprocess.run([sys.executable, "-c", _WIDE_BLOCK_PROBE], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-500:]
+    assert proc.stdout.split() == ["3750", "1600"]
 
 
 @pytest.mark.parametrize("seed", range(8))
