@@ -334,8 +334,21 @@ static PyObject *native_version(PyObject *self, PyObject *Py_UNUSED(ignored)) {
     return PyUnicode_FromString(hs_version());
 }
 
+/* The platform a database compiled here is built for (hs_compile_multi with no platform tunes it for this CPU and
+ * may use its instruction sets): a database built for one does not load on a CPU without its features. */
+static PyObject *native_platform(PyObject *self, PyObject *Py_UNUSED(ignored)) {
+    (void)self;
+    hs_platform_info_t plat;
+    if (hs_populate_platform(&plat) != HS_SUCCESS) {
+        PyErr_SetString(NativeError, "Vectorscan cannot describe this platform");
+        return NULL;
+    }
+    return PyUnicode_FromFormat("tune%u-features%llu", plat.tune, (unsigned long long)plat.cpu_features);
+}
+
 static PyMethodDef module_methods[] = {
     {"vectorscan_version", native_version, METH_NOARGS, "the linked Vectorscan library's version string"},
+    {"vectorscan_platform", native_platform, METH_NOARGS, "the CPU tuning and features a database compiled here uses"},
     {"sha256", native_sha256, METH_VARARGS, "sha256(offsets, data, start, n, wide) -> n SHA-256 digests (bytes)"},
     {"hmac_sha256", native_hmac_sha256, METH_VARARGS,
      "hmac_sha256(key, offsets, data, start, n, wide) -> n HMAC-SHA-256 digests (bytes)"},

@@ -32,3 +32,27 @@ def test_a_cache_that_cannot_be_written_only_costs_the_work(tmp_path, monkeypatc
     assert len(builtin_rules()) > 300  # parsed from the TOML files again
     found = {m.rule for m in spillguard.scan_value("alice@example.com", "email")}
     assert "email" in found
+
+
+def test_compiled_databases_are_kept_per_cpu(tmp_path, monkeypatch):
+    """A database compiled for one CPU's instruction sets does not load on another: the entry names the platform the
+    library compiles for, so a cache shared by two kinds of machine keeps one of each instead of each kind compiling
+    again and overwriting the other's on every run."""
+    import spillguard._native as native
+    from spillguard.detect import matcher
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(matcher, "_COMPILED", {})
+    exprs, flags, ids = [b"spill[0-9]+guard"], [matcher.rule_flags(False)], [7]
+    matcher.compile_patterns(exprs, flags, ids)
+    entries = sorted(p.name for p in (tmp_path / "spillguard" / "vectorscan").iterdir())
+    assert len(entries) == 1
+    here = native.vectorscan_platform()
+    monkeypatch.setattr(native, "vectorscan_platform", lambda: here + "-another-cpu")
+    monkeypatch.setattr(matcher, "_COMPILED", {})
+    key = (tuple(exprs), tuple(flags), tuple(ids))
+    assert matcher._load(key) is None  # the other CPU's entry is not offered to this one
+    matcher.compile_patterns(exprs, flags, ids)
+    assert len(list((tmp_path / "spillguard" / "vectorscan").iterdir())) == 2  # each kept
+    monkeypatch.setattr(native, "vectorscan_platform", lambda: here)
+    assert matcher._load(key) is not None  # and this CPU's entry is still there
