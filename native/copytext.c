@@ -6,9 +6,9 @@
  * byte after it, so an escaped tab or newline never ends a field), records where each ends and whether it holds a
  * backslash, checks that each row has `ncols` fields, and sums each column's field lengths (an upper bound of its
  * decoded length) and nulls; the second fills each column in turn from the recorded fields, copying plain ones
- * whole and decoding the escapes of the others into buffers of
- * that size. Escapes as COPY FROM reads them: \b \f \n \r \t \v, \ooo (1 to 3 octal digits), \xhh (1 or 2 hex
- * digits), any other byte stands for itself; a field that is exactly `\N` is null.
+ * whole and decoding the escapes of the others into buffers of that size. Escapes as COPY FROM reads them:
+ * \b \f \n \r \t \v, \ooo (1 to 3 octal digits), \xhh (1 or 2 hex digits), any other byte stands for itself; a field
+ * that is exactly `\N` is null.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -230,14 +230,13 @@ PyObject *native_copy_text_columns(PyObject *self, PyObject *args) {
         if (o->wide) off64[0] = 0;
         else off32[0] = 0;
         for (Py_ssize_t r = 0; r < rows; r++) {
-            const int64_t *row = ends + (size_t)r * (size_t)ncols;
-            int64_t at = row[i];
-            const unsigned char *f = i ? buf + (row[i - 1] & (ESCAPED - 1)) + 1 : (r ? buf + (row[-1] & (ESCAPED - 1)) + 1 : buf);
-            const unsigned char *q = buf + (at & (ESCAPED - 1));
+            const int64_t *at = ends + (size_t)r * (size_t)ncols + (size_t)i; /* the field before ends just before */
+            const unsigned char *f = r || i ? buf + (at[-1] & (ESCAPED - 1)) + 1 : buf;
+            const unsigned char *q = buf + (*at & (ESCAPED - 1));
             if (q - f == 2 && f[0] == '\\' && f[1] == 'N') {
                 /* null: an empty value, its validity bit stays 0 */
             } else {
-                if (at & ESCAPED) len += decode_field(f, q, data + len);
+                if (*at & ESCAPED) len += decode_field(f, q, data + len);
                 else {
                     copy_field(data + len, f, q, end);
                     len += q - f;

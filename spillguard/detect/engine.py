@@ -315,12 +315,13 @@ class RuleSet:
                     del hits.by_rule[rid]
 
     def value_pairs(self, rule_idx: np.ndarray, value_idx: np.ndarray, collapse: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The (value, rule) pairs of a column's matches, each once, ordered by value then rule, with, when
-        `collapse`, the rules of one category on a value collapsed to the most specific (+44 20 7946 0958: international
-        and national phone; a rule whose matches can span lines is never collapsed: its hit may be a match begun in the
-        value before, `... Fax` then this value's number, which only the value's own resolution in Python can tell),
-        and whether each pair's value is left with more than one rule: one native pass (native/pairs.c) when the matches come in value
-        order, as one Vectorscan pass gives them; pairs from distinct values are sorted first."""
+        """The (value, rule) pairs of a column's matches, each once, ordered by value then rule; with `collapse`,
+        the rules of one category on a value collapsed to the most specific (+44 20 7946 0958: international and
+        national phone; a rule whose matches can span lines is never collapsed: its hit may be a match begun in the
+        value before, `... Fax` then this value's number, which only the value's own resolution in Python can
+        tell); and whether each pair's value is left with more than one rule. One native pass (native/pairs.c) when
+        the matches come in value order, as one Vectorscan pass gives them; pairs from distinct values are sorted
+        first."""
         args = (self._category_code, self._priority, self._spans_lines_bytes, collapse)
         rule_idx, value_idx = np.ascontiguousarray(rule_idx, np.int64), np.ascontiguousarray(value_idx, np.int64)
         done = _native.value_pairs(rule_idx, value_idx, *args)
