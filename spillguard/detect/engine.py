@@ -31,6 +31,7 @@ from spillguard.detect.matcher import (
     scan_distinct,
     scan_text,
     text_bytes,
+    valid_utf8,
 )
 from spillguard.detect.placeholders import MARKERS, accept_secret, low_entropy_prefix
 from spillguard.detect.validators import CONTEXT_VALIDATORS, IPV4_CONTEXT, VALIDATORS, VECTOR_VALIDATORS
@@ -156,7 +157,7 @@ class RuleSet:
         categories = sorted({r.category for r in self.rules})
         self._category_code = np.array([categories.index(r.category) for r in self.rules], dtype=np.int64)
         self._validate_cache: dict[tuple[int, str] | tuple[int, str, int], bool] = {}
-        self._dbs: dict[tuple[int, ...], Matcher] = {}
+        self._dbs: dict[tuple[tuple[int, ...], bool], Matcher] = {}
         try:
             self._compile(tuple(self.value_rule_ids))
         except Exception:
@@ -188,17 +189,18 @@ class RuleSet:
         self._fields = FieldPatterns(self.rules)
         self.plan = lru_cache(maxsize=65536)(self._plan)
 
-    def _compile(self, wanted: tuple[int, ...]) -> Matcher:
-        """The database of some value rules (plus the placeholder markers when a token rule is among them)."""
-        cached = self._dbs.get(wanted)
+    def _compile(self, wanted: tuple[int, ...], utf8: bool = True) -> Matcher:
+        """The database of some value rules (plus the placeholder markers when a token rule is among them), in
+        UTF-8 mode for text or in byte mode for columns that are not valid UTF-8 (matcher.rule_flags)."""
+        cached = self._dbs.get((wanted, utf8))
         if cached is not None:
             return cached
         rule_ids = wanted
-        exprs = [self.rules[i].hyperscan_expression() for i in rule_ids]
-        flags = [rule_flags(self.rules[i].ignore_case) for i in rule_ids]
+        exprs = [self.rules[i].hyperscan_expression(utf8) for i in rule_ids]
+        flags = [rule_flags(self.rules[i].ignore_case, utf8) for i in rule_ids]
         if self._token_rule[list(rule_ids)].any():
             exprs.append(MARKERS.encode())
-            flags.append(rule_flags(ignore_case=False))
+            flags.append(rule_flags(ignore_case=False, utf8=utf8))
             rule_ids = (*rule_ids, self._marker_id)
         try:
             matcher = compile_patterns(exprs, flags, rule_ids)
@@ -209,7 +211,7 @@ class RuleSet:
 
             r = self.rules[wanted[0]]
             raise UserError(f"{r.source}: rule {r.id!r}: pattern not supported by the engine ({exc.message})") from None
-        self._dbs[wanted] = matcher
+        self._dbs[(wanted, utf8)] = matcher
         return matcher
 
     # -- planning -------------------------------------------------------------------------
@@ -245,19 +247,20 @@ class RuleSet:
         if not rule_ids or len(text) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         filled = pc.fill_null(text, "") if text.null_count else text
+        utf8 = valid_utf8(filled)  # (bytes viewed as text may not be: those take the byte-mode database)
         if plan is not None and plan.scan_distinct(filled):
-            ids, at, distinct_bytes = scan_distinct(self._compile(rule_ids), filled)
+            ids, at, distinct_bytes = scan_distinct(self._compile(rule_ids, utf8), filled)
             plan.measured(distinct_bytes, text_bytes(filled))
             spanning = self._spanning.get(rule_ids)
             if spanning is None:
                 spanning = self._spanning[rule_ids] = tuple(r for r in rule_ids if self._spans_lines[r])
             if spanning:  # their hits as a scan of every row gives them (the markers come from the pass above)
                 local = ~self._spans_lines[ids]
-                ids2, at2 = scan_text(self._compile(spanning), filled)
+                ids2, at2 = scan_text(self._compile(spanning, utf8), filled)
                 other = ids2 != self._marker_id
                 ids, at = np.concatenate([ids[local], ids2[other]]), np.concatenate([at[local], at2[other]])
             return ids, at
-        return scan_text(self._compile(rule_ids), filled)
+        return scan_text(self._compile(rule_ids, utf8), filled)
 
     def _validate(self, rule_id: int, text: str, value: str, start: int) -> bool:
         rule = self.rules[rule_id]

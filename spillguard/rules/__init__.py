@@ -203,12 +203,15 @@ class Rule:
         """The match includes a label around the value; the span is the group `v`."""
         return self.before is not None or self.after is not None
 
-    def hyperscan_expression(self) -> bytes:
+    def hyperscan_expression(self, utf8: bool = False) -> bytes:
+        """The pattern as the engine runs it; `utf8`: for its UTF-8 mode, where "any non-ASCII character" is a code
+        point range (in byte mode, the bytes of UTF-8 sequences)."""
         assert self.value is not None
-        value = self.value.replace(NON_ASCII, r"\x80-\xff")
+        non_ascii = r"\x{80}-\x{10FFFF}" if utf8 else r"\x80-\xff"
+        value = self.value.replace(NON_ASCII, non_ascii)
         if self.boundary == NO_BOUNDARY:
             return f"(?:{value})".encode()
-        inner = self.boundary[1:-1].replace(NON_ASCII, r"\x80-\xff")
+        inner = self.boundary[1:-1].replace(NON_ASCII, non_ascii)
         # The engine's buffer ends every value with "\n", which is never inside a boundary class, so
         # the right side can consume one delimiter character instead of needing a look-ahead.
         if self.labelled:
