@@ -173,6 +173,35 @@ PyObject *native_secret_check(PyObject *self, PyObject *args) {
     return out;
 }
 
+/* byte_set(offsets, data, start, n, wide) -> 32 bytes: bit b set when some value holds byte b (a 256-bit set, little
+ * endian: byte b >> 3, bit b & 7). What the rules can match in a column follows from it (detect/alphabet.py), and
+ * a set without bytes above ASCII says the column is valid UTF-8 without a decoding pass. */
+PyObject *native_byte_set(PyObject *self, PyObject *args) {
+    (void)self;
+    Column c;
+    if (column_from_args(args, &c) < 0) return NULL;
+    unsigned char seen[4][256];
+    memset(seen, 0, sizeof(seen));
+    const unsigned char *src = c.have_data ? (const unsigned char *)c.data.buf : (const unsigned char *)"";
+    int64_t a = c.n ? column_offset(&c, 0) : 0, b = c.n ? column_offset(&c, c.n) : 0;
+    Py_BEGIN_ALLOW_THREADS
+    /* four tables so that runs of one byte do not store to one address back to back */
+    int64_t k = a;
+    for (; k + 4 <= b; k += 4) {
+        seen[0][src[k]] = 1;
+        seen[1][src[k + 1]] = 1;
+        seen[2][src[k + 2]] = 1;
+        seen[3][src[k + 3]] = 1;
+    }
+    for (; k < b; k++) seen[0][src[k]] = 1;
+    Py_END_ALLOW_THREADS
+    unsigned char bits[32] = {0};
+    for (int v = 0; v < 256; v++)
+        if (seen[0][v] | seen[1][v] | seen[2][v] | seen[3][v]) bits[v >> 3] |= (unsigned char)(1u << (v & 7));
+    column_close(&c);
+    return PyBytes_FromStringAndSize((const char *)bits, 32);
+}
+
 /* any_byte(offsets, data, start, n, wide, table) -> bytes of n uint8
  *
  * Per value, whether any of its bytes is flagged in `table` (256 bytes, non-zero: flagged; only ASCII entries are

@@ -1,5 +1,7 @@
-"""The on-disk cache of work derived from spillguard's own rules, never from scanned data: compiled Vectorscan
-databases (detect/matcher.py) and the parsed built-in rule files (rules/__init__.py).
+"""The on-disk cache of work derived from spillguard's own rules, never holding scanned data: compiled Vectorscan
+databases (detect/matcher.py; a narrowed one holds the rules some column's bytes let match, which says which rules,
+not what the column holds, and beside it the seconds scans spent without it), and the parsed built-in rule files
+(rules/__init__.py).
 
 Entries are named by a digest of everything they derive from, so a changed input is a new entry, never a stale
 one; a missing, unreadable or read-only cache only costs the work again.

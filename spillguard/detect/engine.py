@@ -8,6 +8,7 @@ that more than one rule hit. Field-only rules run vectorised checks on columns w
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -18,6 +19,7 @@ import pyarrow.compute as pc
 
 import spillguard._native as _native
 from spillguard.categories import CLAIMING_CATEGORIES
+from spillguard.detect.alphabet import HIGH, Requirement, holds, present_bytes, requirement
 from spillguard.detect.arrays import as_text, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
 from spillguard.detect.fieldnames import canonical_path
@@ -26,10 +28,13 @@ from spillguard.detect.freetext import find_in_column
 from spillguard.detect.matcher import (
     CompileError,
     Matcher,
+    cached_patterns,
     compile_patterns,
+    record_spent,
     rule_flags,
     scan_distinct,
     scan_text,
+    spent_before,
     text_bytes,
     valid_utf8,
 )
@@ -46,6 +51,15 @@ _DISTINCT_MIN = 512
 _DISTINCT_SAMPLE = 2048
 _DISTINCT_SHARE = 0.25
 _REMEASURE = 8
+# A column is scanned with a database of only the rules its bytes let match (alphabet.py) once that database exists:
+# found in the compile cache, or compiled when scanning with wider databases in its place has cost, over this run and
+# earlier ones on the machine, as much as compiling it is estimated to (seconds per rule, Vectorscan's UTF-8 mode
+# here). Like renting until renting has cost the price of buying: never more than twice the best choice made with
+# hindsight, whether the field is scanned once or every night.
+_COMPILE_SECONDS_PER_RULE = 0.04
+_RECORD_SHARE = 0.2
+_FAR_NARROWER = 4  # ... and compiled at once, while the wider one is not compiled yet, when it has this many times fewer rules
+_POSSIBLE_MEMO = 4096
 
 
 def _verdict(verdict: np.ndarray | tuple[np.ndarray, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -65,6 +79,7 @@ class FieldPlan:
     # how many columns were scanned row by row since (see scan_distinct below and RuleSet._raw_hits).
     distinct_share: float | None = None
     since_measured: int = 0
+    present: int = 0  # every byte the field's columns have held so far (alphabet.present_bytes)
 
     def scan_distinct(self, column: pa.Array) -> bool:
         """Whether to scan this column's distinct values instead of its rows: while the field's values repeat
@@ -96,6 +111,28 @@ class ColumnHits:
     all_spans: dict[tuple[int, int], list[tuple[int, int]]] = field(default_factory=dict)
     # Indices of the prose values the free-text rules could not read (the text extra is not installed).
     unchecked: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+
+
+@dataclass(slots=True)
+class Narrowed:
+    """A narrower rule set than a field plan's (the rules a column's bytes let match): its database once it exists,
+    else the seconds spent scanning with wider databases in its place, in this run and earlier ones on this machine
+    (what compiling it is weighed against; `recorded`: as last written to the cache)."""
+
+    patterns: tuple[list[bytes], list[int], tuple[int, ...]]
+    matcher: Matcher | None = None
+    spent: float = 0.0
+    recorded: float = 0.0
+
+    @property
+    def compile_estimate(self) -> float:
+        return _COMPILE_SECONDS_PER_RULE * len(self.patterns[0])
+
+    def charge(self, seconds: float) -> None:
+        self.spent += seconds
+        if self.spent - self.recorded >= _RECORD_SHARE * self.compile_estimate:  # a few writes per compile's worth of scanning
+            record_spent(*self.patterns, self.spent)
+            self.recorded = self.spent
 
 
 class FieldPatterns:
@@ -158,6 +195,9 @@ class RuleSet:
         self._category_code = np.array([categories.index(r.category) for r in self.rules], dtype=np.int64)
         self._validate_cache: dict[tuple[int, str] | tuple[int, str, int], bool] = {}
         self._dbs: dict[tuple[tuple[int, ...], bool], Matcher] = {}
+        self._requirements: dict[int, Requirement] = {}  # per value rule: what a match needs of a column's bytes
+        self._possible: dict[tuple[tuple[int, ...], int], tuple[int, ...]] = {}
+        self._narrowed: dict[tuple[int, ...], Narrowed] = {}
         try:
             self._compile(tuple(self.value_rule_ids))
         except Exception:
@@ -195,15 +235,8 @@ class RuleSet:
         cached = self._dbs.get((wanted, utf8))
         if cached is not None:
             return cached
-        rule_ids = wanted
-        exprs = [self.rules[i].hyperscan_expression(utf8) for i in rule_ids]
-        flags = [rule_flags(self.rules[i].ignore_case, utf8) for i in rule_ids]
-        if self._token_rule[list(rule_ids)].any():
-            exprs.append(MARKERS.encode())
-            flags.append(rule_flags(ignore_case=False, utf8=utf8))
-            rule_ids = (*rule_ids, self._marker_id)
         try:
-            matcher = compile_patterns(exprs, flags, rule_ids)
+            matcher = compile_patterns(*self._patterns(wanted, utf8))
         except CompileError as exc:
             if len(wanted) > 1:
                 raise
@@ -213,6 +246,59 @@ class RuleSet:
             raise UserError(f"{r.source}: rule {r.id!r}: pattern not supported by the engine ({exc.message})") from None
         self._dbs[(wanted, utf8)] = matcher
         return matcher
+
+    def _patterns(self, wanted: tuple[int, ...], utf8: bool) -> tuple[list[bytes], list[int], tuple[int, ...]]:
+        """The expressions, flags and ids of the database of some value rules (see _compile)."""
+        rule_ids = wanted
+        exprs = [self.rules[i].hyperscan_expression(utf8) for i in rule_ids]
+        flags = [rule_flags(self.rules[i].ignore_case, utf8) for i in rule_ids]
+        if self._token_rule[list(rule_ids)].any():
+            exprs.append(MARKERS.encode())
+            flags.append(rule_flags(ignore_case=False, utf8=utf8))
+            rule_ids = (*rule_ids, self._marker_id)
+        return exprs, flags, rule_ids
+
+    def _available(self, wanted: tuple[int, ...]) -> bool:
+        """Whether the UTF-8 database of some value rules is at hand (in this process or the disk cache)."""
+        return (wanted, True) in self._dbs or cached_patterns(*self._patterns(wanted, True)) is not None
+
+    def _database(self, rule_ids: tuple[int, ...], present: int) -> tuple[tuple[int, ...], Narrowed | None]:
+        """The rules to scan a column of valid UTF-8 holding the bytes `present` with: those of `rule_ids` its bytes
+        let match (alphabet.py) when their database exists or is now worth compiling, else `rule_ids`; and the
+        narrower set's entry when the wider database stands in for it (the caller adds the scan's seconds)."""
+        key = (rule_ids, present)
+        possible = self._possible.get(key)
+        if possible is None:
+            reqs = self._requirements
+            for rid in rule_ids:
+                if rid not in reqs:
+                    pattern = self.rules[rid].value_re
+                    assert pattern is not None
+                    reqs[rid] = requirement(pattern)
+            possible = tuple(rid for rid in rule_ids if holds(reqs[rid], present))
+            if len(self._possible) >= _POSSIBLE_MEMO:
+                self._possible.clear()
+            self._possible[key] = possible
+        if not possible or possible == rule_ids:
+            return possible, None
+        narrowed = self._narrowed.get(possible)
+        if narrowed is None:
+            patterns = self._patterns(possible, True)
+            narrowed = self._narrowed[possible] = Narrowed(patterns, self._dbs.get((possible, True)))
+            if narrowed.matcher is None:  # compiled by an earlier run?
+                narrowed.matcher = cached_patterns(*patterns)
+            if narrowed.matcher is None:
+                narrowed.spent = narrowed.recorded = spent_before(*patterns)
+        if narrowed.matcher is None and (
+            narrowed.spent >= narrowed.compile_estimate
+            # No wider database yet either (a first run): compile the narrower one when it is far cheaper.
+            or (len(possible) * _FAR_NARROWER <= len(rule_ids) and not self._available(rule_ids))
+        ):
+            narrowed.matcher = self._compile(possible, True)  # (from the disk cache if another process compiled it)
+        if narrowed.matcher is None:
+            return rule_ids, narrowed
+        self._dbs[(possible, True)] = narrowed.matcher
+        return possible, None
 
     # -- planning -------------------------------------------------------------------------
     def _plan(self, path: str) -> FieldPlan:
@@ -247,20 +333,41 @@ class RuleSet:
         if not rule_ids or len(text) == 0:
             return np.zeros(0, np.int64), np.zeros(0, np.int64)
         filled = pc.fill_null(text, "") if text.null_count else text
-        utf8 = valid_utf8(filled)  # (bytes viewed as text may not be: those take the byte-mode database)
+        present = present_bytes(filled)
+        # Bytes viewed as text may not be UTF-8: those take the byte-mode database of every rule (see rule_flags).
+        utf8 = not present & HIGH or valid_utf8(filled)
+        scan_ids, narrowed = rule_ids, None
+        if utf8:
+            if plan is not None:  # the field's bytes so far: one narrower set per field, not one per column
+                plan.present |= present
+                present = plan.present
+            scan_ids, narrowed = self._database(rule_ids, present)
+            if not scan_ids:
+                return np.zeros(0, np.int64), np.zeros(0, np.int64)
+        started = time.perf_counter() if narrowed is not None else 0.0
+        try:
+            return self._scan(filled, rule_ids, scan_ids, utf8, plan)
+        finally:
+            if narrowed is not None:
+                narrowed.charge(time.perf_counter() - started)
+
+    def _scan(self, filled: pa.Array, rule_ids: tuple[int, ...], scan_ids: tuple[int, ...], utf8: bool, plan: FieldPlan | None) -> tuple[np.ndarray, np.ndarray]:
+        """_raw_hits with the database of `scan_ids` (`rule_ids`, or the narrower set that finds the same)."""
         if plan is not None and plan.scan_distinct(filled):
-            ids, at, distinct_bytes = scan_distinct(self._compile(rule_ids, utf8), filled)
+            ids, at, distinct_bytes = scan_distinct(self._compile(scan_ids, utf8), filled)
             plan.measured(distinct_bytes, text_bytes(filled))
             spanning = self._spanning.get(rule_ids)
             if spanning is None:
                 spanning = self._spanning[rule_ids] = tuple(r for r in rule_ids if self._spans_lines[r])
-            if spanning:  # their hits as a scan of every row gives them (the markers come from the pass above)
+            # Their hits as a scan of every row gives them (the markers come from the pass above); the database of
+            # the plan's spanning rules, unless the column's bytes let none of them match.
+            if spanning and (scan_ids is rule_ids or not set(spanning).isdisjoint(scan_ids)):
                 local = ~self._spans_lines[ids]
                 ids2, at2 = scan_text(self._compile(spanning, utf8), filled)
                 other = ids2 != self._marker_id
                 ids, at = np.concatenate([ids[local], ids2[other]]), np.concatenate([at[local], at2[other]])
             return ids, at
-        return scan_text(self._compile(rule_ids, utf8), filled)
+        return scan_text(self._compile(scan_ids, utf8), filled)
 
     def _validate(self, rule_id: int, text: str, value: str, start: int) -> bool:
         rule = self.rules[rule_id]

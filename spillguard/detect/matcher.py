@@ -70,19 +70,50 @@ def _store(key: _Key, matcher: _native.Matcher) -> None:
     write_cached("vectorscan", _cache_name(key), matcher.serialize())
 
 
-def compile_patterns(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequence[int]) -> _native.Matcher:
-    """One database of the expressions (reported under `ids`); from memory, the disk cache, or compiled now."""
-    key = (tuple(expressions), tuple(flags), tuple(ids))
+def _key(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequence[int]) -> _Key:
+    return (tuple(expressions), tuple(flags), tuple(ids))
+
+
+def cached_patterns(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequence[int]) -> _native.Matcher | None:
+    """The database of the expressions if this process or the disk cache holds it, without compiling."""
+    key = _key(expressions, flags, ids)
     matcher = _COMPILED.get(key)
     if matcher is None:
         matcher = _load(key)
-        if matcher is None:
-            try:
-                matcher = _native.Matcher(list(expressions), list(flags), list(ids))
-            except _native.NativeError as exc:
-                message, index = exc.args if len(exc.args) == 2 else (str(exc), -1)  # (message, expression index)
-                raise CompileError(str(message), int(index)) from None
-            _store(key, matcher)
+        if matcher is not None:
+            _COMPILED[key] = matcher
+    return matcher
+
+
+def _spent_name(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequence[int]) -> str:
+    return _cache_name(_key(expressions, flags, ids))[: -len(".db")] + ".spent"
+
+
+def spent_before(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequence[int]) -> float:
+    """Seconds earlier runs on this machine scanned with wider databases where this one would have served (a number
+    in the cache beside the databases; RuleSet weighs compiling it against them)."""
+    data = read_cached("vectorscan", _spent_name(expressions, flags, ids))
+    try:
+        return max(float(data or b"0"), 0.0)
+    except ValueError:
+        return 0.0
+
+
+def record_spent(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequence[int], seconds: float) -> None:
+    write_cached("vectorscan", _spent_name(expressions, flags, ids), f"{seconds:.6f}".encode())
+
+
+def compile_patterns(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequence[int]) -> _native.Matcher:
+    """One database of the expressions (reported under `ids`); from memory, the disk cache, or compiled now."""
+    matcher = cached_patterns(expressions, flags, ids)
+    if matcher is None:
+        key = _key(expressions, flags, ids)
+        try:
+            matcher = _native.Matcher(list(expressions), list(flags), list(ids))
+        except _native.NativeError as exc:
+            message, index = exc.args if len(exc.args) == 2 else (str(exc), -1)  # (message, expression index)
+            raise CompileError(str(message), int(index)) from None
+        _store(key, matcher)
         _COMPILED[key] = matcher
     return matcher
 

@@ -1,0 +1,148 @@
+"""Which rules can match in a column, from the set of bytes the column holds.
+
+A column of digits cannot hold an e-mail (no "@"), a bcrypt hash (no "$") or a dashed SSN (no "-"). Each rule's
+pattern is read once into a requirement: the byte sets a match must draw from, combined as the pattern combines
+them (a sequence needs all of its parts, an alternation one of its branches, an optional part nothing). A column's
+bytes (`present_bytes`, one native pass) meet a requirement or not; a rule whose requirement they do not meet has
+no match anywhere in the column, so the engine may leave it out of the database it scans the column with.
+
+Leaving a rule out must never lose a match, so every step errs towards "can match": letters stand for both cases,
+any character above ASCII for any byte above ASCII (and for a letter: Unicode case folding maps the Kelvin sign to
+"k"), and a construct the reading does not know (look-arounds, anchors, back-references) requires nothing. The
+scanned text also holds the "\n" the values are joined with, so it is always present.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pyarrow as pa
+
+import spillguard._native as _native
+
+# The parse tree of Python's own re: the same reading of a pattern as the engine's exact path (re's parser is not in
+# the typed standard library: imported by name).
+sre = importlib.import_module("re._constants")
+sre_parse = importlib.import_module("re._parser")
+
+BYTES = (1 << 256) - 1
+ASCII = (1 << 128) - 1
+HIGH = BYTES & ~ASCII  # every byte of a UTF-8 sequence
+NEWLINE = 1 << 10
+
+# A requirement: an int (some byte of this set must be present), or (any, parts): one of the parts (any=True) or
+# all of them (any=False) must hold. (False, ()) holds always.
+Requirement = int | tuple[bool, tuple["Requirement", ...]]
+ALWAYS: Requirement = (False, ())
+
+
+def _ascii_set(test: Callable[[str], bool]) -> int:
+    return sum(1 << c for c in range(128) if test(chr(c)))
+
+
+def _both_cases(mask: int) -> int:
+    """The set with every ASCII letter in both cases, and any letter also met by bytes above ASCII."""
+    letters = 0
+    for c in range(ord("A"), ord("Z") + 1):
+        if mask >> c & 1 or mask >> (c + 32) & 1:
+            letters |= 1 << c | 1 << (c + 32)
+    return mask | letters | (HIGH if letters else 0)
+
+
+_DIGIT, _WORD, _SPACE = _ascii_set(str.isdigit), _ascii_set(lambda ch: ch.isalnum() or ch == "_"), _ascii_set(str.isspace)
+# Categories as Python's re reads them in a str pattern (Unicode: non-ASCII digits, letters and spaces count too).
+_CATEGORY = {
+    sre.CATEGORY_DIGIT: _DIGIT | HIGH,
+    sre.CATEGORY_NOT_DIGIT: (ASCII & ~_DIGIT) | HIGH,
+    sre.CATEGORY_WORD: _WORD | HIGH,
+    sre.CATEGORY_NOT_WORD: (ASCII & ~_WORD) | HIGH,
+    sre.CATEGORY_SPACE: _SPACE | HIGH,
+    sre.CATEGORY_NOT_SPACE: (ASCII & ~_SPACE) | HIGH,
+}
+
+
+def _char(code: int) -> int:
+    return HIGH if code >= 0x80 else _both_cases(1 << code)
+
+
+def _class(items: Any) -> int:
+    """The bytes a character class can match. Its items are read exactly (`raw`: the ASCII bytes listed, `high`:
+    whether it lists characters above ASCII); a class matches their letters in both cases, a negated class any
+    ASCII byte not listed as written (fewer under IGNORECASE, never more) and, conservatively, any byte above."""
+    negate, raw, high = False, 0, False
+    for op, arg in items:
+        if op is sre.NEGATE:
+            negate = True
+        elif op is sre.LITERAL:
+            if arg >= 0x80:
+                high = True
+            else:
+                raw |= 1 << arg
+        elif op is sre.RANGE:
+            lo, hi = arg
+            raw |= sum(1 << c for c in range(lo, min(hi, 0x7F) + 1))
+            high = high or hi >= 0x80
+        elif op is sre.CATEGORY and arg in _CATEGORY:
+            raw |= _CATEGORY[arg] & ASCII
+            high = True
+        else:
+            return BYTES
+    if negate:
+        return (ASCII & ~raw) | HIGH
+    return _both_cases(raw) | (HIGH if high else 0)
+
+
+def _sequence(items: Any) -> Requirement:  # a parsed pattern: (opcode, argument) pairs
+    parts: list[Requirement] = []
+    for op, arg in items:
+        part: Requirement | None
+        if op is sre.LITERAL:
+            part = _char(arg)
+        elif op is sre.NOT_LITERAL or op is sre.ANY:
+            part = None  # any other character: present in every column that holds a value
+        elif op is sre.IN:
+            part = _class(arg)
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None)):
+            lo, _hi, sub = arg
+            part = _sequence(sub) if lo > 0 else None
+        elif op is sre.BRANCH:
+            _, branches = arg
+            part = (True, tuple(_sequence(b) for b in branches))
+        elif op is sre.SUBPATTERN:
+            part = _sequence(arg[-1])
+        elif op is getattr(sre, "ATOMIC_GROUP", None):
+            part = _sequence(arg)
+        else:  # anchors, look-arounds, back-references: no requirement
+            part = None
+        if part is not None and part != ALWAYS:
+            parts.append(part)
+    return parts[0] if len(parts) == 1 else (False, tuple(parts))
+
+
+def requirement(pattern: re.Pattern[str]) -> Requirement:
+    """What any match of a pattern (Python's reading of a rule, `Rule.value_re`) needs of a column's bytes."""
+    try:
+        return _sequence(sre_parse.parse(pattern.pattern, pattern.flags))
+    except Exception:  # noqa: BLE001 (a pattern this reading does not follow can match anywhere)
+        return ALWAYS
+
+
+def holds(req: Requirement, present: int) -> bool:
+    if isinstance(req, int):
+        return req & present != 0
+    any_of, parts = req
+    if any_of:
+        return any(holds(p, present) for p in parts)
+    return all(holds(p, present) for p in parts)
+
+
+def present_bytes(text: pa.Array) -> int:
+    """The bytes a string array's values hold, as a 256-bit set, with the "\n" they are scanned between."""
+    if len(text) == 0:
+        return NEWLINE
+    wide = pa.types.is_large_string(text.type) or pa.types.is_large_binary(text.type)
+    bufs = text.buffers()
+    return int.from_bytes(_native.byte_set(bufs[1], bufs[2], text.offset, len(text), wide), "little") | NEWLINE

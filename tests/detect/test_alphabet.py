@@ -1,0 +1,244 @@
+"""A column scanned with only the rules its bytes let match (detect/alphabet.py) finds what the full database finds.
+
+The requirement read from each pattern must never drop a rule that can match: held against Python's re on strings
+drawn from random alphabets and from the rules' own examples. The engine's narrowed databases are held against the
+full ones column by column, and their compiling against its budget (paid back within the run, or far narrower
+while no wider database exists yet).
+"""
+
+from __future__ import annotations
+
+import random
+import string
+
+import pyarrow as pa
+import pytest
+
+from spillguard.detect import engine, matcher
+from spillguard.detect.alphabet import ALWAYS, HIGH, NEWLINE, Requirement, holds, present_bytes, requirement
+from spillguard.detect.engine import RuleSet
+from spillguard.detect.matcher import scan_text
+from spillguard.rules import Example, Rule, builtin_rules
+
+_VALUE_RULES = [r for r in builtin_rules() if r.is_value_rule]
+
+
+def _bytes_of(text: str) -> int:
+    out = NEWLINE
+    for b in text.encode():
+        out |= 1 << b
+    return out
+
+
+def test_byte_set_is_every_byte_the_values_hold() -> None:
+    rng = random.Random(5)
+    for _ in range(200):
+        values = ["".join(rng.choice("ab-é\x00Z9\n") for _ in range(rng.randrange(0, 6))) for _ in range(rng.randrange(1, 30))]
+        array = pa.array(values, rng.choice([pa.string(), pa.large_string()]))
+        start = rng.randrange(0, len(values))
+        part = array.slice(start, rng.randrange(0, len(values) - start + 1))
+        want = NEWLINE
+        for v in values[start : start + len(part)]:
+            want |= _bytes_of(v)
+        assert present_bytes(part) == want
+
+
+def test_a_rules_examples_always_meet_its_requirement() -> None:
+    for rule in _VALUE_RULES:
+        assert rule.value_re is not None
+        req = requirement(rule.value_re)
+        for example in rule.examples:
+            if rule.value_re.search(example.value):
+                assert holds(req, _bytes_of(example.value)), (rule.id, example.value)
+
+
+def _strings(rng: random.Random, alphabet: str, n: int) -> list[str]:
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 80))) for _ in range(n)]
+
+
+def test_no_rule_is_dropped_where_pythons_re_finds_a_match() -> None:
+    """Strings over random alphabets, and rule examples with characters taken out or swapped for others (what a
+    too-eager requirement would get wrong: a class, a case, an optional part, a branch)."""
+    rng = random.Random(23)
+    pool = string.ascii_letters + string.digits + string.punctuation + " \t" + "éßКλ€"
+    reqs = [(r, requirement(r.value_re)) for r in _VALUE_RULES if r.value_re is not None]
+    texts: list[str] = []
+    for _ in range(60):
+        texts += _strings(rng, "".join(rng.sample(pool, rng.randrange(2, 16))), 15)
+    examples = [e.value for r in _VALUE_RULES for e in r.examples]
+    for example in rng.sample(examples, 400):
+        chars = sorted(set(example))
+        drop = rng.choice(chars)
+        texts.append(example.replace(drop, ""))
+        texts.append(example.replace(drop, rng.choice(pool)))
+        texts.append(example.swapcase())
+    dropped = []
+    for text in texts:
+        present = _bytes_of(text)
+        for rule, req in reqs:
+            assert rule.value_re is not None
+            if not holds(req, present) and rule.value_re.search(text):
+                dropped.append((rule.id, text))
+    assert dropped == []
+
+
+def test_requirements_read_patterns_exactly_where_they_can() -> None:
+    def rule(value: str) -> Requirement:
+        r = Rule(id="t", category="email", value=value)
+        assert r.value_re is not None
+        return requirement(r.value_re)
+
+    digits = _bytes_of("0123456789")
+    assert holds(rule(r"\d{3}-\d{2}-\d{4}"), _bytes_of("123-"))
+    assert not holds(rule(r"\d{3}-\d{2}-\d{4}"), digits)  # the dashes are not optional
+    assert holds(rule(r"\d{3}-?\d{2}"), digits)  # ... here they are
+    assert not holds(rule(r"[a-f]+@x"), _bytes_of("ABCDEF@"))  # no "x" in either case
+    assert holds(rule(r"[a-f]+@x"), _bytes_of("ABCDEF@X"))  # letters stand for both cases
+    assert holds(rule(r"(?:AKIA|ASIA)[A-Z0-9]{4}"), _bytes_of("ASI0"))  # one branch is enough
+    assert not holds(rule(r"(?:AKIA|ASIA)[A-Z0-9]{4}"), _bytes_of("ASK0"))
+    # A negated class as written (not under IGNORECASE); the scanned "\n" would meet it anyway, so left out here.
+    assert holds(rule(r"[^a-z]{3}"), _bytes_of("ABC") & ~NEWLINE)
+    assert not holds(rule(r"[^a-z]{3}"), _bytes_of("abc") & ~NEWLINE)
+    assert holds(rule(r"x[_\u0080-\U0010FFFF]"), _bytes_of("xé"))
+    assert not holds(rule(r"x[_\u0080-\U0010FFFF]"), _bytes_of("xe"))
+    assert holds(rule(r"k9"), _bytes_of("\u212a9"))  # Unicode case folding: the Kelvin sign may stand for k
+    assert rule(r"(?=a)") == ALWAYS and HIGH & _bytes_of("é")
+
+
+def _columns(rng: random.Random) -> list[pa.Array]:
+    """Columns of narrow alphabets (ids, timestamps, hex digests, UUIDs, MACs, addresses, tokens) and of examples."""
+    n = 400
+    examples = [e.value for r in _VALUE_RULES for e in r.examples]
+    hexes = [f"{rng.getrandbits(160):040x}" for _ in range(n)]
+    cols = [
+        [str(rng.randrange(10**15)) for _ in range(n)],
+        hexes,
+        [f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}" for h in hexes],
+        [":".join(h[i : i + 2] for i in range(0, 12, 2)).upper() for h in hexes],
+        [".".join(str(rng.randrange(256)) for _ in range(4)) for _ in range(n)],
+        ["Atza|" + "".join(rng.choice(string.ascii_letters + string.digits + "_-") for _ in range(60)) for _ in range(n)],
+        [rng.choice(examples) if rng.random() < 0.3 else rng.choice(hexes)[: rng.randrange(1, 40)] for _ in range(n)],
+        [rng.choice(examples) for _ in range(n)],
+        [str(rng.randrange(10**12)) if rng.random() < 0.9 else rng.choice(examples) for _ in range(n)],
+    ]
+    return [pa.array(c, pa.string()) for c in cols]
+
+
+def _hits(ruleset: RuleSet, column: pa.Array, path: str) -> tuple[dict[int, list[int]], dict[tuple[int, int], tuple[int, int]]]:
+    hits = ruleset.scan_column(column, ruleset.plan(path))
+    return {r: v.tolist() for r, v in sorted(hits.by_rule.items())}, hits.spans
+
+
+@pytest.mark.parametrize("path", ["value", "device_mac", "phone_number"])
+def test_narrowed_databases_find_what_the_full_database_finds(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    rng = random.Random(path)
+    columns = _columns(rng)
+    monkeypatch.setattr(engine, "_COMPILE_SECONDS_PER_RULE", 0.0)  # every narrower database compiled at once
+    narrowed = RuleSet(builtin_rules())
+    with monkeypatch.context() as m:
+        m.setattr(engine, "holds", lambda req, present: True)  # every rule, one database
+        full = RuleSet(builtin_rules())
+        expected = [_hits(full, c, path) for c in columns]
+    got = [_hits(narrowed, c, path) for c in columns]
+    assert got == expected
+    assert narrowed._narrowed and all(n.matcher is not None for n in narrowed._narrowed.values())
+
+
+def _fresh_rules() -> list[Rule]:
+    """Rules no other test compiles (a random label in each pattern), so nothing is in any cache."""
+    tag = "".join(random.choice(string.ascii_lowercase) for _ in range(12))
+    return [
+        Rule(id="num", category="phone", value=rf"(?:{tag})?[0-9]{{9,12}}", examples=[Example("123456789")]),
+        Rule(id="mail", category="email", value=rf"(?:{tag})?[a-z]+@[a-z]+\.[a-z]{{2,}}", examples=[Example("a@b.cd")]),
+        Rule(id="hash", category="password", value=rf"(?:{tag})?\$2b\$[0-9]{{2}}\$[a-z]{{8}}", examples=[Example("$2b$10$abcdefgh")]),
+        Rule(id="dash", category="national_id", value=rf"(?:{tag})?[0-9]{{3}}-[0-9]{{2}}-[0-9]{{4}}", examples=[Example("123-45-6789")]),
+        Rule(id="ip", category="ip_address", value=rf"(?:{tag})?[0-9]{{1,3}}(?:\.[0-9]{{1,3}}){{3}}", examples=[Example("10.0.0.1")]),
+        Rule(id="tok", category="secret", value=rf"(?:{tag})?tok_[a-z0-9]{{16}}", examples=[Example("tok_abcdefgh12345678")]),
+        Rule(id="mac", category="device_id", value=rf"(?:{tag})?[0-9a-f]{{2}}(?::[0-9a-f]{{2}}){{5}}", examples=[Example("aa:bb:cc:dd:ee:ff")]),
+        Rule(id="word", category="username", value=rf"(?:{tag})?user:[a-z]{{3,}}", examples=[Example("user:bob")]),
+    ]
+
+
+def _compiles(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> list[int]:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    sizes: list[int] = []
+    real = matcher._native.Matcher
+
+    def counting(exprs: list[bytes], flags: list[int], ids: list[int]) -> object:
+        sizes.append(len(exprs))
+        return real(exprs, flags, ids)
+
+    monkeypatch.setattr(matcher._native, "Matcher", counting)
+    return sizes
+
+
+def test_a_narrower_database_is_compiled_once_scanning_without_it_cost_as_much(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    sizes = _compiles(monkeypatch, tmp_path)
+    ruleset = RuleSet(_fresh_rules())
+    assert sizes == [8]  # the full set, compiled as the rule set is made
+    digits = pa.array([str(i * 7919) for i in range(20_000)] + ["123456789012"], pa.string())
+    monkeypatch.setattr(engine, "_COMPILE_SECONDS_PER_RULE", 1e6)  # never worth it: the full database scans
+    first = _hits(ruleset, digits, "value")
+    assert sizes == [8] and first[0] and set(first[0]) == {0}
+    monkeypatch.setattr(engine, "_COMPILE_SECONDS_PER_RULE", 1e-9)  # the scanning so far paid for it
+    assert _hits(ruleset, digits, "value") == first  # compiled now and used from then on
+    assert _hits(ruleset, digits, "value") == first
+    assert sizes == [8, 1]
+    assert [n.matcher is not None for n in ruleset._narrowed.values()] == [True]
+
+
+def test_a_far_narrower_database_is_compiled_at_once_while_no_wider_one_exists(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    sizes = _compiles(monkeypatch, tmp_path)
+    rules = _fresh_rules()
+    ruleset = RuleSet(rules)
+    monkeypatch.setattr(engine, "_COMPILE_SECONDS_PER_RULE", 1e6)
+    ruleset._dbs.clear()
+    monkeypatch.setattr(matcher, "_COMPILED", {})
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path) + "/empty")  # the full set's database is nowhere now
+    digits = pa.array([str(i) * 3 for i in range(1000)], pa.string())
+    _hits(ruleset, digits, "value")
+    assert sizes == [8, 1]  # the one rule digits can match, not the eight
+
+
+def test_a_column_no_rule_can_match_is_not_scanned(monkeypatch: pytest.MonkeyPatch) -> None:
+    ruleset = RuleSet(_fresh_rules())
+    scans: list[int] = []
+    real = engine.scan_text
+    monkeypatch.setattr(engine, "scan_text", lambda db, text: (scans.append(len(text)), real(db, text))[1])
+    assert _hits(ruleset, pa.array(["XYZ", "QQ", "WV"] * 10, pa.string()), "value") == ({}, {})
+    assert scans == []
+    assert _hits(ruleset, pa.array(["123456789"], pa.string()), "value")[0] == {0: [0]}
+    assert scans == [1]
+
+
+def test_bytes_that_are_not_utf8_keep_the_full_byte_mode_database() -> None:
+    ruleset = RuleSet(builtin_rules())
+    raw = pa.array([b"\xff\xfe 4111 1111 1111 1111", b"\xc3"], pa.binary())
+    blob = pa.Array.from_buffers(pa.string(), len(raw), raw.buffers())  # a view of bytea as text: not valid UTF-8
+    plan = ruleset.plan("value")
+    ids, values = ruleset._raw_hits(blob, plan.value_rules, plan)
+    assert not ruleset._narrowed  # never narrowed: a small byte-mode database is where 5.4.9 loses matches
+    want_ids, want_values = scan_text(ruleset._compile(plan.value_rules, utf8=False), blob)
+    assert ids.size and ids.tolist() == want_ids.tolist() and values.tolist() == want_values.tolist()
+
+
+def test_scanning_in_earlier_runs_counts_towards_a_narrower_database(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    sizes = _compiles(monkeypatch, tmp_path)
+    rules = _fresh_rules()
+    digits = pa.array([str(i * 7919) for i in range(20_000)], pa.string())
+    monkeypatch.setattr(engine, "_COMPILE_SECONDS_PER_RULE", 1e6)
+    monkeypatch.setattr(engine, "_RECORD_SHARE", 0.0)
+    first_run = RuleSet(rules)
+    for _ in range(3):
+        _hits(first_run, digits, "value")
+    (spent,) = [n.spent for n in first_run._narrowed.values()]
+    assert spent > 0 and sizes == [8]
+    monkeypatch.setattr(engine, "_COMPILE_SECONDS_PER_RULE", spent * 0.99)  # one rule: the estimate is just below
+    second_run = RuleSet(rules)  # (a new process would read the same cache)
+    _hits(second_run, digits, "value")
+    assert sizes == [8, 1]
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path) + "/other")  # a machine that never scanned this field
+    monkeypatch.setattr(matcher, "_COMPILED", {})
+    third = RuleSet(rules)
+    _hits(third, digits, "value")
+    assert sizes == [8, 1, 8]  # its own full database, and no narrower one yet
