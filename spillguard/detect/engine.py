@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 import spillguard._native as _native
 from spillguard.categories import CLAIMING_CATEGORIES
-from spillguard.detect.alphabet import HIGH, Requirement, holds, present_bytes, requirement
+from spillguard.detect.alphabet import HIGH, Requirement, holds, present_bytes, requirements
 from spillguard.detect.arrays import as_text, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
 from spillguard.detect.fieldnames import canonical_path
@@ -60,6 +60,7 @@ _COMPILE_SECONDS_PER_RULE = 0.04
 _RECORD_SHARE = 0.2
 _FAR_NARROWER = 4  # ... and compiled at once, while the wider one is not compiled yet, when it has this many times fewer rules
 _POSSIBLE_MEMO = 4096
+_NARROW_MIN_BYTES = 1 << 16  # a smaller column's scan is too short to gain more than looking for its database costs
 
 
 def _verdict(verdict: np.ndarray | tuple[np.ndarray, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -270,11 +271,9 @@ class RuleSet:
         possible = self._possible.get(key)
         if possible is None:
             reqs = self._requirements
-            for rid in rule_ids:
-                if rid not in reqs:
-                    pattern = self.rules[rid].value_re
-                    assert pattern is not None
-                    reqs[rid] = requirement(pattern)
+            if not reqs:  # every value rule's, read once (or loaded from the cache)
+                sources = [self.rules[rid].value_source() or ("", 0) for rid in self.value_rule_ids]
+                reqs.update(zip(self.value_rule_ids, requirements(sources), strict=True))
             possible = tuple(rid for rid in rule_ids if holds(reqs[rid], present))
             if len(self._possible) >= _POSSIBLE_MEMO:
                 self._possible.clear()
@@ -337,7 +336,7 @@ class RuleSet:
         # Bytes viewed as text may not be UTF-8: those take the byte-mode database of every rule (see rule_flags).
         utf8 = not present & HIGH or valid_utf8(filled)
         scan_ids, narrowed = rule_ids, None
-        if utf8:
+        if utf8 and text_bytes(filled) >= _NARROW_MIN_BYTES:
             if plan is not None:  # the field's bytes so far: one narrower set per field, not one per column
                 plan.present |= present
                 present = plan.present

@@ -150,13 +150,23 @@ class Rule:
             return self._re[which]
         except KeyError:
             pass
-        source = {"value": self.python_expression() if self.value is not None else None, "field": self.field,
+        if which == "value":
+            value = self.value_source()
+            pattern = re.compile(*value) if value is not None else None
+            self._re[which] = pattern
+            return pattern
+        source = {"field": self.field,
                   "exclude_field": self.exclude_field,
                   "allow": "|".join(f"(?:{a})" for a in self.allow) if self.allow else None}[which]
-        flags = re.IGNORECASE if which == "value" and self.ignore_case else 0
-        pattern = re.compile(source, flags) if source is not None else None
+        pattern = re.compile(source) if source is not None else None
         self._re[which] = pattern
         return pattern
+
+    def value_source(self) -> tuple[str, int] | None:
+        """The value pattern as Python's re reads it, and its flags (`value_re` uncompiled)."""
+        if self.value is None:
+            return None
+        return self.python_expression(), re.IGNORECASE if self.ignore_case else 0
 
     @property
     def value_re(self) -> re.Pattern[str] | None:

@@ -15,7 +15,16 @@ import pyarrow as pa
 import pytest
 
 from spillguard.detect import engine, matcher
-from spillguard.detect.alphabet import ALWAYS, HIGH, NEWLINE, Requirement, holds, present_bytes, requirement
+from spillguard.detect.alphabet import (
+    ALWAYS,
+    HIGH,
+    NEWLINE,
+    Requirement,
+    holds,
+    present_bytes,
+    requirement,
+    requirements,
+)
 from spillguard.detect.engine import RuleSet
 from spillguard.detect.matcher import scan_text
 from spillguard.rules import Example, Rule, builtin_rules
@@ -45,11 +54,21 @@ def test_byte_set_is_every_byte_the_values_hold() -> None:
 
 def test_a_rules_examples_always_meet_its_requirement() -> None:
     for rule in _VALUE_RULES:
-        assert rule.value_re is not None
-        req = requirement(rule.value_re)
+        source = rule.value_source()
+        assert rule.value_re is not None and source is not None
+        req = requirement(*source)
         for example in rule.examples:
             if rule.value_re.search(example.value):
                 assert holds(req, _bytes_of(example.value)), (rule.id, example.value)
+
+
+def test_requirements_are_kept_in_the_cache_as_read(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    sources = [source for r in _VALUE_RULES if (source := r.value_source()) is not None]
+    read = requirements(sources)
+    assert read == [requirement(*s) for s in sources]
+    monkeypatch.setattr("spillguard.detect.alphabet.requirement", lambda *a: pytest.fail("read again"))
+    assert requirements(sources) == read  # loaded, not read again
 
 
 def _strings(rng: random.Random, alphabet: str, n: int) -> list[str]:
@@ -61,7 +80,7 @@ def test_no_rule_is_dropped_where_pythons_re_finds_a_match() -> None:
     too-eager requirement would get wrong: a class, a case, an optional part, a branch)."""
     rng = random.Random(23)
     pool = string.ascii_letters + string.digits + string.punctuation + " \t" + "éßКλ€"
-    reqs = [(r, requirement(r.value_re)) for r in _VALUE_RULES if r.value_re is not None]
+    reqs = [(r, requirement(*source)) for r in _VALUE_RULES if (source := r.value_source()) is not None]
     texts: list[str] = []
     for _ in range(60):
         texts += _strings(rng, "".join(rng.sample(pool, rng.randrange(2, 16))), 15)
@@ -84,9 +103,9 @@ def test_no_rule_is_dropped_where_pythons_re_finds_a_match() -> None:
 
 def test_requirements_read_patterns_exactly_where_they_can() -> None:
     def rule(value: str) -> Requirement:
-        r = Rule(id="t", category="email", value=value)
-        assert r.value_re is not None
-        return requirement(r.value_re)
+        source = Rule(id="t", category="email", value=value).value_source()
+        assert source is not None
+        return requirement(*source)
 
     digits = _bytes_of("0123456789")
     assert holds(rule(r"\d{3}-\d{2}-\d{4}"), _bytes_of("123-"))
@@ -142,6 +161,11 @@ def test_narrowed_databases_find_what_the_full_database_finds(monkeypatch: pytes
     got = [_hits(narrowed, c, path) for c in columns]
     assert got == expected
     assert narrowed._narrowed and all(n.matcher is not None for n in narrowed._narrowed.values())
+
+
+@pytest.fixture(autouse=True)
+def _narrow_every_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "_NARROW_MIN_BYTES", 0)  # the columns here are small
 
 
 def _fresh_rules() -> list[Rule]:
@@ -209,6 +233,17 @@ def test_a_column_no_rule_can_match_is_not_scanned(monkeypatch: pytest.MonkeyPat
     assert scans == []
     assert _hits(ruleset, pa.array(["123456789"], pa.string()), "value")[0] == {0: [0]}
     assert scans == [1]
+
+
+def test_small_columns_are_scanned_with_the_plans_database(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine, "_NARROW_MIN_BYTES", 10_000)
+    ruleset = RuleSet(_fresh_rules())
+    small = pa.array([str(i) for i in range(1000)], pa.string())  # 2,890 bytes
+    assert _hits(ruleset, small, "value") == ({}, {})
+    assert not ruleset._narrowed
+    big = pa.array([str(i) for i in range(3000)] + ["123456789"], pa.string())
+    assert _hits(ruleset, big, "value")[0] == {0: [3000]}
+    assert list(ruleset._narrowed) == [(0,)]
 
 
 def test_bytes_that_are_not_utf8_keep_the_full_byte_mode_database() -> None:
