@@ -6,19 +6,22 @@ more short values; `blood_pressure` in the health category misses `120/80` after
 so does 5.4.9 in UTF-8 mode, which the engine therefore uses for every column of valid UTF-8 (byte mode is left for
 bytes that are not). Held here against Python's re, value by value: every rule's database alone, every category's,
 and the full set, over the rules' examples placed after fillers of many kinds and lengths; and the byte-mode defect
-itself, an expected failure on 5.4.9 only (strict: it fails once the library no longer misses, so the marker goes).
+itself, an expected failure on 5.4.9 only (strict: it fails once the library no longer misses, so the marker goes);
+and the narrower sets a column's bytes leave (detect/alphabet.py).
 BENCHMARKS.md, "Native core, ninth steps".
 """
 
 from __future__ import annotations
 
 import random
+import string
 
 import pyarrow as pa
 import pytest
 
 import spillguard._native as _native
 from spillguard.categories import CATEGORIES
+from spillguard.detect.alphabet import NEWLINE, holds, requirement
 from spillguard.detect.engine import RuleSet
 from spillguard.detect.matcher import scan_text
 from spillguard.rules import builtin_rules, select_rules
@@ -96,3 +99,18 @@ def test_every_category_finds_what_pythons_re_finds(category: str) -> None:
 
 def test_the_full_rule_set_finds_what_pythons_re_finds() -> None:
     assert _lost(RuleSet(builtin_rules()), random.Random(3), 4) == []
+
+
+@pytest.mark.parametrize(
+    "alphabet",
+    ["0123456789", "0123456789abcdef-", "0123456789ABCDEFabcdef:", string.ascii_letters + string.digits + "_-|", string.digits + " +-()"],
+)
+def test_narrowed_rule_sets_find_what_pythons_re_finds(alphabet: str) -> None:
+    """The databases a column's bytes narrow the rules to (detect/alphabet.py) are more small sets of rules: held to
+    Python's re like the sets above."""
+    present = NEWLINE
+    for b in alphabet.encode():
+        present |= 1 << b
+    rules = [r for r in builtin_rules() if r.is_value_rule and holds(requirement(*r.value_source() or ("", 0)), present)]
+    assert 0 < len(rules) < len([r for r in builtin_rules() if r.is_value_rule])
+    assert _lost(RuleSet(rules), random.Random(alphabet), 3) == []
