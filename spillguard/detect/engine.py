@@ -338,8 +338,8 @@ class RuleSet:
         scan_ids, narrowed = rule_ids, None
         if utf8 and text_bytes(filled) >= _NARROW_MIN_BYTES:
             if plan is not None:  # the field's bytes so far: one narrower set per field, not one per column
+                present |= plan.present  # (this column's bytes always in, whatever another thread writes meanwhile)
                 plan.present |= present
-                present = plan.present
             scan_ids, narrowed = self._database(rule_ids, present)
             if not scan_ids:
                 return np.zeros(0, np.int64), np.zeros(0, np.int64)
