@@ -224,7 +224,8 @@ def test_a_far_narrower_database_is_compiled_at_once_while_no_wider_one_exists(m
     assert sizes == [8, 1]  # the one rule digits can match, not the eight
 
 
-def test_a_column_no_rule_can_match_is_not_scanned(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_column_no_rule_can_match_is_not_scanned(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # (fresh rules: their databases are of no later use)
     ruleset = RuleSet(_fresh_rules())
     scans: list[int] = []
     real = engine.scan_text
@@ -235,7 +236,8 @@ def test_a_column_no_rule_can_match_is_not_scanned(monkeypatch: pytest.MonkeyPat
     assert scans == [1]
 
 
-def test_small_columns_are_scanned_with_the_plans_database(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_columns_are_scanned_with_the_plans_database(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(engine, "_NARROW_MIN_BYTES", 10_000)
     ruleset = RuleSet(_fresh_rules())
     small = pa.array([str(i) for i in range(1000)], pa.string())  # 2,890 bytes
