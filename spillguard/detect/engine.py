@@ -60,6 +60,9 @@ _COMPILE_SECONDS_PER_RULE = 0.04
 _RECORD_SHARE = 0.2
 _FAR_NARROWER = 4  # ... and compiled at once, while the wider one is not compiled yet, when it has this many times fewer rules
 _POSSIBLE_MEMO = 4096
+# A set of value rules lacking more than this share of the common ones (excluded under its field) gets a database of
+# its own instead of the common one with those rules' hits dropped (see Split).
+_SPLIT_MISSING = 8
 _NARROW_MIN_BYTES = 1 << 16  # a smaller column's scan is too short to gain more than looking for its database costs
 
 
@@ -136,6 +139,23 @@ class Narrowed:
             self.recorded = self.spent
 
 
+@dataclass(frozen=True, slots=True)
+class Split:
+    """How a set of value rules is scanned in UTF-8 mode: as parts, each one database (the common rules, which every
+    field's set mostly is, then the set's own field-only rules), the hits of common rules the set lacks dropped
+    (`keep`: per rule index and the placeholder markers, or None when every hit is the set's). Matching is per
+    pattern, so the parts find what one database of the set finds; and fields share one database, narrowed by
+    bytes or not, instead of each set compiling its own (seconds each on a machine's first scans)."""
+
+    parts: tuple[tuple[int, ...], ...]
+    keep: np.ndarray | None
+
+
+# A part as a column is scanned with it: its rules, the rules its database holds (the same, or the narrower set that
+# finds the same) and that narrower set's entry while the wider database stands in for it (charged the seconds).
+PartScan = tuple[tuple[int, ...], tuple[int, ...], Narrowed | None]
+
+
 class FieldPatterns:
     """Which rules' `field` and `exclude_field` patterns match a field path. Planning tests every rule against
     every new path; compiling the ~90 distinct patterns with Python's re cost ~0.07 s of each process's start.
@@ -199,8 +219,14 @@ class RuleSet:
         self._requirements: dict[int, Requirement] = {}  # per value rule: what a match needs of a column's bytes
         self._possible: dict[tuple[tuple[int, ...], int], tuple[int, ...]] = {}
         self._narrowed: dict[tuple[int, ...], Narrowed] = {}
+        # The value rules every field runs (one database shared by all fields) and those that run only under a field
+        # named for them; see _split. Both compiled now, so a pattern the engine rejects is named before any scan.
+        self._common = tuple(i for i in self.value_rule_ids if not self.rules[i].requires_field)
+        self._splits: dict[tuple[int, ...], Split] = {}
         try:
-            self._compile(tuple(self.value_rule_ids))
+            for part in (self._common, tuple(i for i in self.value_rule_ids if self.rules[i].requires_field)):
+                if part:
+                    self._compile(part)
         except Exception:
             for rid in self.value_rule_ids:  # name the rule whose pattern the engine rejects
                 self._compile((rid,))
@@ -299,6 +325,15 @@ class RuleSet:
         self._dbs[(possible, True)] = narrowed.matcher
         return possible, None
 
+    def flush_spent(self) -> None:
+        """Write the seconds every narrower set has been rented for and the cache does not hold yet (charge writes
+        them in steps of a fifth of its compile: the seconds of a scan shorter than that would never add up across
+        runs). Called as each partition's scan ends."""
+        for narrowed in list(self._narrowed.values()):
+            if narrowed.matcher is None and narrowed.spent > narrowed.recorded:
+                record_spent(*narrowed.patterns, narrowed.spent)
+                narrowed.recorded = narrowed.spent
+
     # -- planning -------------------------------------------------------------------------
     def _plan(self, path: str) -> FieldPlan:
         norm = normalise_path(path)
@@ -325,48 +360,96 @@ class RuleSet:
         return FieldPlan(allowed, frozenset(named), checks, tuple(i for i in self.value_rule_ids if allowed[i]), tuple(texts))
 
     # -- scanning -------------------------------------------------------------------------
+    def _split(self, rule_ids: tuple[int, ...]) -> Split:
+        """The parts a set of value rules is scanned in (Split): the common rules' database and one of the set's
+        own, unless the set lacks more than a _SPLIT_MISSING-th of the common rules (their hits would be wasted
+        work): then the set is its own one part."""
+        split = self._splits.get(rule_ids)
+        if split is None:
+            common = set(self._common)
+            own = tuple(r for r in rule_ids if r not in common)
+            missing = len(common) - (len(rule_ids) - len(own))
+            if not common or missing * _SPLIT_MISSING > len(common):
+                split = Split((rule_ids,), None)
+            else:
+                keep = None
+                if missing:
+                    keep = np.zeros(len(self.rules) + 1, bool)
+                    keep[list(rule_ids)] = True
+                    keep[self._marker_id] = True
+                split = Split((self._common, own) if own else (self._common,), keep)
+            self._splits[rule_ids] = split
+        return split
+
     def _raw_hits(self, text: pa.Array, rule_ids: tuple[int, ...] | None = None, plan: FieldPlan | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(rule index, value index) of every Vectorscan match end in a string column (each distinct value scanned
         once where the field's values repeat: the same pairs, up to order)."""
         rule_ids = tuple(self.value_rule_ids) if rule_ids is None else rule_ids
+        empty = np.zeros(0, np.int64), np.zeros(0, np.int64)
         if not rule_ids or len(text) == 0:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
+            return empty
         filled = pc.fill_null(text, "") if text.null_count else text
         present = present_bytes(filled)
         # Bytes viewed as text may not be UTF-8: those take the byte-mode database of every rule (see rule_flags).
-        utf8 = not present & HIGH or valid_utf8(filled)
-        scan_ids, narrowed = rule_ids, None
-        if utf8 and text_bytes(filled) >= _NARROW_MIN_BYTES:
+        if present & HIGH and not valid_utf8(filled):
+            return self._scan(filled, [(rule_ids, rule_ids, None)], False, plan)
+        split = self._split(rule_ids)
+        scans: list[PartScan] = [(part, part, None) for part in split.parts]
+        if text_bytes(filled) >= _NARROW_MIN_BYTES:
             if plan is not None:  # the field's bytes so far: one narrower set per field, not one per column
                 present |= plan.present  # (this column's bytes always in, whatever another thread writes meanwhile)
                 plan.present |= present
-            scan_ids, narrowed = self._database(rule_ids, present)
-            if not scan_ids:
-                return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        started = time.perf_counter() if narrowed is not None else 0.0
-        try:
-            return self._scan(filled, rule_ids, scan_ids, utf8, plan)
-        finally:
+            scans = [(part, *self._database(part, present)) for part in split.parts]
+            scans = [scan for scan in scans if scan[1]]
+            if not scans:
+                return empty
+        ids, at = self._scan(filled, scans, True, plan)
+        if split.keep is not None:
+            kept = split.keep[ids]
+            ids, at = ids[kept], at[kept]
+        return ids, at
+
+    def _scan(
+        self, filled: pa.Array, scans: list[PartScan], utf8: bool, plan: FieldPlan | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """_raw_hits of some parts (PartScan), each distinct value once where the field's values repeat."""
+        distinct = plan is not None and plan.scan_distinct(filled)
+        found = []
+        distinct_bytes = 0
+        for rule_ids, scan_ids, narrowed in scans:
+            started = time.perf_counter() if narrowed is not None else 0.0
+            database = self._compile(scan_ids, utf8)
+            if not distinct:
+                found.append(scan_text(database, filled))
+            else:
+                ids, at, distinct_bytes = scan_distinct(database, filled)
+                spanning = self._spanning.get(rule_ids)
+                if spanning is None:
+                    spanning = self._spanning[rule_ids] = tuple(r for r in rule_ids if self._spans_lines[r])
+                # Their hits as a scan of every row gives them (the markers come from the pass above); the database of
+                # the part's spanning rules, unless the column's bytes let none of them match.
+                if spanning and (scan_ids is rule_ids or not set(spanning).isdisjoint(scan_ids)):
+                    local = ~self._spans_lines[ids]
+                    ids2, at2 = scan_text(self._compile(spanning, utf8), filled)
+                    other = ids2 != self._marker_id
+                    ids, at = np.concatenate([ids[local], ids2[other]]), np.concatenate([at[local], at2[other]])
+                found.append((ids, at))
             if narrowed is not None:
                 narrowed.charge(time.perf_counter() - started)
-
-    def _scan(self, filled: pa.Array, rule_ids: tuple[int, ...], scan_ids: tuple[int, ...], utf8: bool, plan: FieldPlan | None) -> tuple[np.ndarray, np.ndarray]:
-        """_raw_hits with the database of `scan_ids` (`rule_ids`, or the narrower set that finds the same)."""
-        if plan is not None and plan.scan_distinct(filled):
-            ids, at, distinct_bytes = scan_distinct(self._compile(scan_ids, utf8), filled)
+        if distinct:
+            assert plan is not None
             plan.measured(distinct_bytes, text_bytes(filled))
-            spanning = self._spanning.get(rule_ids)
-            if spanning is None:
-                spanning = self._spanning[rule_ids] = tuple(r for r in rule_ids if self._spans_lines[r])
-            # Their hits as a scan of every row gives them (the markers come from the pass above); the database of
-            # the plan's spanning rules, unless the column's bytes let none of them match.
-            if spanning and (scan_ids is rule_ids or not set(spanning).isdisjoint(scan_ids)):
-                local = ~self._spans_lines[ids]
-                ids2, at2 = scan_text(self._compile(spanning, utf8), filled)
-                other = ids2 != self._marker_id
-                ids, at = np.concatenate([ids[local], ids2[other]]), np.concatenate([at[local], at2[other]])
-            return ids, at
-        return scan_text(self._compile(scan_ids, utf8), filled)
+        if len(found) == 1:
+            return found[0]
+        # Each part's database with a token rule holds the placeholder markers too: their hits kept once.
+        marked = False
+        for k, (_, scan_ids, _) in enumerate(scans):
+            if marked:
+                ids, at = found[k]
+                other = ids != self._marker_id
+                found[k] = ids[other], at[other]
+            marked = marked or bool(self._token_rule[list(scan_ids)].any())
+        return np.concatenate([ids for ids, _ in found]), np.concatenate([at for _, at in found])
 
     def _validate(self, rule_id: int, text: str, value: str, start: int) -> bool:
         rule = self.rules[rule_id]

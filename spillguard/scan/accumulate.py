@@ -126,6 +126,7 @@ class DatasetScanner:
         for table in reader.read(partition, on_malformed):
             self.accept(table, state, part_id, offset)
             offset += table.num_rows
+        self.ruleset.flush_spent()
         return state
 
     def accept(self, table: pa.Table, state: DatasetState, part_id: str, offset: int) -> None:
@@ -154,6 +155,7 @@ class DatasetScanner:
                 start += table.num_rows
             tables = [table for table, _ in group]
             self.process_segments(tables[0] if len(tables) == 1 else pa.concat_tables(tables), [seg for _, seg in group])
+        self.ruleset.flush_spent()
 
     def process(self, table: pa.Table, state: DatasetState, part_id: str = "", offset: int = 0) -> None:
         self.process_segments(table, [Segment(state, part_id, offset, 0, table.num_rows)])
