@@ -278,7 +278,7 @@ done:
 
 /* ---- reading a COPY TO STDOUT from libpq, rows appended natively ------------------------------------------------
  * psycopg hands COPY output on one row per Python call. copy_out_read drains every row libpq can give without
- * waiting (PQgetCopyData in async mode, PQconsumeInput when its buffer is empty) into one bytes object, with the
+ * waiting (PQgetCopyData in async mode, PQconsumeInput when its buffer is empty) into the caller's block, with the
  * GIL released; the caller waits for the socket itself (interruptible) and calls again. The connection is
  * psycopg's: its PGconn pointer, used through the libpq psycopg loaded (found by path, never loaded here). */
 #include <dlfcn.h>
@@ -326,48 +326,63 @@ static int libpq_open(const char *path) {
 
 enum { COPY_WAIT = 0, COPY_MORE = 1, COPY_END = 2, COPY_ERROR = 3 };
 
-/* copy_out_read(libpq_path, pgconn, fd, max_bytes) -> (rows as bytes, status): status 0 = nothing more until the
- * socket is readable, 1 = max_bytes reached, 2 = the COPY ended (fetch its result), 3 = libpq reported an error. */
+/* copy_out_read(libpq_path, pgconn, fd, block, max_bytes) -> status: appends the rows libpq has to the bytearray
+ * `block` (read straight into it: no copy per call, none to join the calls' rows) until it holds max_bytes or more.
+ * Status 0 = nothing more until the socket is readable, 1 = max_bytes reached, 2 = the COPY ended (fetch its
+ * result), 3 = libpq reported an error. While the GIL is released the bytearray is sized to max_bytes (the rows
+ * written so far, then room): a row that does not fit waits in a side buffer, appended once the GIL is back. */
 PyObject *native_copy_out_read(PyObject *self, PyObject *args) {
     (void)self;
     const char *path;
     unsigned long long ptr;
     int fd;
+    PyObject *block;
     Py_ssize_t max_bytes;
-    if (!PyArg_ParseTuple(args, "sKin", &path, &ptr, &fd, &max_bytes)) return NULL;
+    if (!PyArg_ParseTuple(args, "sKiO!n", &path, &ptr, &fd, &PyByteArray_Type, &block, &max_bytes)) return NULL;
     if (libpq_open(path) < 0) return NULL;
     void *conn = (void *)(uintptr_t)ptr;
     if (conn == NULL || libpq.socket(conn) != fd) {
         PyErr_SetString(PyExc_ValueError, "the connection is not the one libpq knows");
         return NULL;
     }
-    size_t cap = 1 << 16, len = 0;
-    char *buf = malloc(cap);
-    if (buf == NULL) return PyErr_NoMemory();
+    Py_ssize_t start = PyByteArray_GET_SIZE(block);
+    if (start >= max_bytes) return PyLong_FromLong(COPY_MORE);
+    if (PyByteArray_Resize(block, max_bytes) < 0) return NULL; /* fails while the block's buffer is exported */
+    char *base = PyByteArray_AS_STRING(block);
+    size_t room = (size_t)(max_bytes - start), len = 0; /* bytes written at base + start */
+    char *extra = NULL;                                  /* rows past the room, in order after them */
+    size_t extra_len = 0, extra_cap = 0;
     int status = COPY_ERROR, oom = 0;
     Py_BEGIN_ALLOW_THREADS
     int fresh = 0; /* rows read since the last PQconsumeInput */
     int consumed = 0;
     for (;;) {
-        if ((Py_ssize_t)len >= max_bytes) {
+        if (len + extra_len >= room) {
             status = COPY_MORE;
             break;
         }
         char *row = NULL;
         int n = libpq.get_copy_data(conn, &row, 1);
         if (n > 0) {
-            if (len + (size_t)n > cap) {
-                while (len + (size_t)n > cap) cap *= 2;
-                char *grown = realloc(buf, cap);
-                if (grown == NULL) {
-                    libpq.freemem(row);
-                    oom = 1;
-                    break;
+            if (extra_len == 0 && len + (size_t)n <= room) {
+                memcpy(base + start + len, row, (size_t)n);
+                len += (size_t)n;
+            } else {
+                if (extra_len + (size_t)n > extra_cap) {
+                    size_t cap = extra_cap ? extra_cap : 1 << 16;
+                    while (extra_len + (size_t)n > cap) cap *= 2;
+                    char *grown = realloc(extra, cap);
+                    if (grown == NULL) {
+                        libpq.freemem(row);
+                        oom = 1;
+                        break;
+                    }
+                    extra = grown;
+                    extra_cap = cap;
                 }
-                buf = grown;
+                memcpy(extra + extra_len, row, (size_t)n);
+                extra_len += (size_t)n;
             }
-            memcpy(buf + len, row, (size_t)n);
-            len += (size_t)n;
             libpq.freemem(row);
             fresh++;
             continue;
@@ -389,14 +404,11 @@ PyObject *native_copy_out_read(PyObject *self, PyObject *args) {
         break;
     }
     Py_END_ALLOW_THREADS
-    if (oom) {
-        free(buf);
-        return PyErr_NoMemory();
-    }
-    PyObject *data = PyBytes_FromStringAndSize(buf, (Py_ssize_t)len);
-    free(buf);
-    if (data == NULL) return NULL;
-    PyObject *out = Py_BuildValue("(Oi)", data, status);
-    Py_DECREF(data);
-    return out;
+    /* The rows read are the block's now (libpq has handed them over): kept even when the side buffer failed. */
+    int resized = PyByteArray_Resize(block, start + (Py_ssize_t)(len + extra_len));
+    if (resized == 0 && extra_len) memcpy(PyByteArray_AS_STRING(block) + start + len, extra, extra_len);
+    free(extra);
+    if (oom) return PyErr_NoMemory();
+    if (resized < 0) return NULL;
+    return PyLong_FromLong(status);
 }

@@ -385,7 +385,7 @@ static PyMethodDef module_methods[] = {
     {"value_pairs", native_value_pairs, METH_VARARGS,
      "value_pairs(rules, values, category, priority, spanning, collapse) -> (values, rules, multi): a column's hits as distinct (value, rule) pairs"},
     {"copy_out_read", native_copy_out_read, METH_VARARGS,
-     "copy_out_read(libpq_path, pgconn, fd, max_bytes) -> (bytes, status): the COPY rows libpq has, read without waiting"},
+     "copy_out_read(libpq_path, pgconn, fd, block, max_bytes) -> status: the COPY rows libpq has appended to the bytearray block, read without waiting"},
     {NULL, NULL, 0, NULL},
 };
 

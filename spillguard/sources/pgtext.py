@@ -92,7 +92,7 @@ class CopyDecodeError(ValueError):
     """A block that is not COPY text of the expected columns (the message names the row)."""
 
 
-def text_lines_to_tables(block: bytes, first_row: int, dataset: str, malformed: MalformedSink,
+def text_lines_to_tables(block: bytes | bytearray, first_row: int, dataset: str, malformed: MalformedSink,
                          columns: list[CopyColumn]) -> Iterator[pa.Table]:
     """Tables for a block of whole COPY text rows of `columns` (rows numbered from `first_row`), as
     records.json_lines_to_tables gives them for the same rows sent by `row_to_json`."""

@@ -43,6 +43,7 @@ from spillguard.sources.store import (
     ReadWatchdog,
     ReconnectingDataset,
     StoreSource,
+    WatchedRead,
     close_quietly,
     one_line,
     partition_count,
@@ -88,7 +89,6 @@ def transient(exc: psycopg.Error) -> bool:
     return state.startswith("08") or state in _RETRY_STATES
 
 
-_CHUNK_BYTES = 2 << 20  # COPY rows taken from libpq per native call
 _WAIT, _MORE, _END, _ERROR = range(4)  # copy_out_read's statuses
 
 
@@ -104,23 +104,33 @@ def libpq_path() -> str | None:
     return paths.pop() if len(paths) == 1 else None
 
 
-def copy_chunks(conn: psycopg.Connection[Any], copy: psycopg.Copy) -> Iterator[bytes]:
-    """The rows of a COPY TO STDOUT in chunks: many rows per chunk taken from libpq natively (no Python step
-    per row), or psycopg's one row per chunk where the native reader cannot find psycopg's libpq. Waiting for
-    the server is a poll() of the socket: Ctrl-C interrupts it, and the read watchdog's shutdown ends it."""
+def copy_blocks(conn: psycopg.Connection[Any], copy: psycopg.Copy, watched: WatchedRead) -> Iterator[bytearray]:
+    """The rows of a COPY TO STDOUT in blocks of about BLOCK_BYTES (whole rows; the last block may be shorter or
+    empty): read by libpq straight into the block natively (no Python step per row, no copy to join), or from
+    psycopg's one row per call where the native reader cannot find psycopg's libpq. The block being filled is
+    `watched.rows` (the watchdog sees it grow); `watched.blocks` counts those handed on. Waiting for the server
+    is a poll() of the socket: Ctrl-C interrupts it, and the read watchdog's shutdown ends it."""
+    block = watched.rows = bytearray()
     path = libpq_path()
     if path is None:
         for chunk in copy:
-            yield bytes(chunk)
+            block += chunk
+            if len(block) >= BLOCK_BYTES:
+                watched.blocks += 1
+                yield block
+                block = watched.rows = bytearray()
+        yield block
         return
     pgconn = conn.pgconn
     fd = pgconn.socket
     readable = select.poll()
     readable.register(fd, select.POLLIN)
     while True:
-        data, status = copy_out_read(path, pgconn.pgconn_ptr, fd, _CHUNK_BYTES)
-        if data:
-            yield data
+        status = copy_out_read(path, pgconn.pgconn_ptr, fd, block, BLOCK_BYTES)
+        if len(block) >= BLOCK_BYTES:
+            watched.blocks += 1
+            yield block
+            block = watched.rows = bytearray()
         if status == _WAIT:
             readable.poll()
         elif status == _END:
@@ -128,6 +138,7 @@ def copy_chunks(conn: psycopg.Connection[Any], copy: psycopg.Copy) -> Iterator[b
             for result in conn.wait(fetch_many(pgconn)):
                 if result.status != pq.ExecStatus.COMMAND_OK:
                     raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+            yield block
             return
         elif status == _ERROR:
             raise psycopg.OperationalError(f"error reading COPY data: {pgconn.error_message.decode('utf-8', 'replace')}")
@@ -224,7 +235,7 @@ class PostgresTable(ReconnectingDataset):
                         select, sql.SQL(_COPY_OPTIONS)
                     )
 
-                def tables(block: bytes, line: int) -> Iterator[pa.Table]:
+                def tables(block: bytearray, line: int) -> Iterator[pa.Table]:
                     # one row per line either way: COPY text and JSON escape the newlines in values
                     if as_text:
                         return text_lines_to_tables(block, line, self.name, malformed, columns)
@@ -232,25 +243,13 @@ class PostgresTable(ReconnectingDataset):
 
                 src.limiter.wait()
                 line = 1
-                buf = watched.rows  # the watchdog sees the buffer grow: no per-row cost for the read timeout
-                size = 0
                 with cur.copy(query) as copy:
-                    for chunk in copy_chunks(conn, copy):
-                        buf.append(chunk)
-                        size += len(chunk)
-                        if size >= BLOCK_BYTES:
-                            block = b"".join(buf)
-                            watched.rows = buf = []
-                            watched.blocks += 1
+                    for block in copy_blocks(conn, copy, watched):
+                        if block:
                             watched.paused = True  # scanning what arrived is not waiting for the server
                             yield from tables(block, line)
                             watched.paused = False
                             line += count_newlines(block)
-                            size = 0
-                if buf:
-                    watched.paused = True
-                    yield from tables(b"".join(buf), line)
-                    watched.paused = False
                 conn.rollback()  # waits for the server too: watched
         except CopyDecodeError as exc:
             src.reset()  # the COPY was abandoned mid-stream

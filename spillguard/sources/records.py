@@ -295,7 +295,7 @@ def count_newlines(data: bytes | bytearray | memoryview) -> int:
     return _native.count_byte(data, 10)
 
 
-def valid_utf8(data: bytes | memoryview) -> bool:
+def valid_utf8(data: bytes | bytearray | memoryview) -> bool:
     """Whether `data` is UTF-8, checked by Arrow's vectorised validation without copying it."""
     offsets = pa.array([0, len(data)], pa.int64()).buffers()[1]
     try:
@@ -331,7 +331,7 @@ def _blank(data: bytes | memoryview) -> bool:
     return not data or (bytes(data[:64]).isspace() and bytes(data).isspace())
 
 
-def json_lines_to_tables(data: bytes | memoryview, first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
+def json_lines_to_tables(data: bytes | bytearray | memoryview, first_line: int, dataset: str, malformed: MalformedSink) -> Iterator[pa.Table]:
     """Tables for a block of complete JSON lines (line numbers start at first_line); `data` may be any buffer."""
     if _blank(data):
         return

@@ -136,13 +136,13 @@ def unreachable(target: str, exc: BaseException, secret: str | None = None) -> U
 
 @dataclass(eq=False, slots=True)
 class WatchedRead:
-    """One read under a ReadWatchdog. The read loop appends what it receives to `rows` (its own buffer, so
-    progress costs nothing per row), bumps `blocks` when it hands a buffer on and starts a new one, and
+    """One read under a ReadWatchdog. The read loop appends what it receives to `rows` (its own buffer, a list or
+    a bytearray, so progress costs nothing per row), bumps `blocks` when it hands a buffer on and starts a new one, and
     sets `paused` while the records it handed on are being scanned (the server is not being waited for)."""
 
     on_stall: Callable[[], None]
     since: float
-    rows: list[Any] = field(default_factory=list)
+    rows: list[Any] | bytearray = field(default_factory=list)
     blocks: int = 0
     paused: bool = False
     seen: tuple[int, int] = (0, 0)

@@ -404,3 +404,31 @@ def test_rows_taken_from_psycopg_one_by_one_give_the_same_tables(pg, tables, mon
     iterated, _ = _read_all(pg.url, "public.everything", False, partition_rows=50)
     assert [[t.to_pylist() for t in part] for part in native] == [[t.to_pylist() for t in part] for part in iterated]
     assert sum(t.num_rows for part in native for t in part) == PEOPLE
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_copy_rows_come_in_whole_rows_blocks_of_at_least_block_bytes(pg, tables, monkeypatch, native):
+    """Blocks end after the row that reaches BLOCK_BYTES (the native reader writes rows straight into the block and
+    puts those past its room aside, appended once the GIL is back): together they are the COPY's output, byte for
+    byte, whether libpq is read natively or psycopg hands one row per call."""
+    import psycopg
+
+    import spillguard.sources.postgres as pgsrc
+    from spillguard.sources.store import WatchedRead
+
+    query = "COPY (SELECT * FROM public.everything) TO STDOUT"
+    with psycopg.connect(pg.url) as conn, conn.cursor() as cur, cur.copy(query) as copy:
+        expected = b"".join(bytes(chunk) for chunk in copy)
+    if not native:
+        monkeypatch.setattr(pgsrc, "libpq_path", lambda: None)
+    for size in (700, 5000, 1 << 20):
+        monkeypatch.setattr(pgsrc, "BLOCK_BYTES", size)
+        watched = WatchedRead(lambda: None, 0.0)
+        with psycopg.connect(pg.url) as conn, conn.cursor() as cur, cur.copy(query) as copy:
+            blocks = [bytes(b) for b in pgsrc.copy_blocks(conn, copy, watched)]
+        assert b"".join(blocks) == expected and len(expected) > 20_000
+        assert all(b.endswith(b"\n") and len(b) >= size for b in blocks[:-1]) and watched.blocks == len(blocks) - 1
+        if size == 700:  # each full block holds the rows up to the first that crosses 700 bytes, no more
+            assert all(len(b) - len(b[:-1].rsplit(b"\n", 1)[-1]) - 1 < size for b in blocks[:-1] if b.count(b"\n") > 1)
+        if size == 1 << 20:
+            assert len(blocks) == 1
