@@ -404,9 +404,18 @@ PyObject *native_copy_out_read(PyObject *self, PyObject *args) {
         break;
     }
     Py_END_ALLOW_THREADS
-    /* The rows read are the block's now (libpq has handed them over): kept even when the side buffer failed. */
-    int resized = PyByteArray_Resize(block, start + (Py_ssize_t)(len + extra_len));
-    if (resized == 0 && extra_len) memcpy(PyByteArray_AS_STRING(block) + start + len, extra, extra_len);
+    /* The rows read are the block's now (libpq has handed them over): kept even when the side buffer failed. Within
+     * the room the size is set, not resized: PyByteArray_Resize would give back the unused room (a shrink by half
+     * reallocates) and the next call would ask for it again, twice per call for the first half of every block. */
+    Py_ssize_t total = start + (Py_ssize_t)(len + extra_len);
+    int resized = 0;
+    if (extra_len == 0) {
+        Py_SET_SIZE(block, total);
+        PyByteArray_AS_STRING(block)[total] = '\0';
+    } else {
+        resized = PyByteArray_Resize(block, total);
+        if (resized == 0) memcpy(PyByteArray_AS_STRING(block) + start + len, extra, extra_len);
+    }
     free(extra);
     if (oom) return PyErr_NoMemory();
     if (resized < 0) return NULL;
