@@ -421,3 +421,98 @@ PyObject *native_copy_out_read(PyObject *self, PyObject *args) {
     if (resized < 0) return NULL;
     return PyLong_FromLong(status);
 }
+
+/* json_object_lines(prefixes, columns, rows) -> bytes: one JSON line per row, an object whose members are the
+ * columns' values: each column's prefix (bytes carrying the brace or comma and the quoted member name, '{"a":'
+ * then ',"b":'), its value as written (JSON text) or null where the validity bitmap says so, and "}\n" after the
+ * last. `columns`: (offsets, data, start, n, wide, validity or None) each, n == rows. The jsonb columns of a COPY
+ * block become the lines Arrow's JSON reader parses, in one pass instead of Arrow's element-wise join. */
+PyObject *native_json_object_lines(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *prefixes, *columns;
+    Py_ssize_t rows;
+    if (!PyArg_ParseTuple(args, "O!O!n", &PyList_Type, &prefixes, &PyList_Type, &columns, &rows)) return NULL;
+    Py_ssize_t k = PyList_GET_SIZE(columns);
+    if (k == 0 || k != PyList_GET_SIZE(prefixes) || rows < 0) {
+        PyErr_SetString(PyExc_ValueError, "one prefix per column, at least one column");
+        return NULL;
+    }
+    Column *cols = calloc((size_t)k, sizeof(Column));
+    Py_buffer *valid = calloc((size_t)k, sizeof(Py_buffer));
+    char *has_valid = calloc((size_t)k, 1);
+    PyObject *out = NULL;
+    Py_ssize_t opened = 0;
+    if (cols == NULL || valid == NULL || has_valid == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    size_t total = (size_t)rows * 2; /* "}\n" */
+    for (; opened < k; opened++) {
+        PyObject *item = PyList_GET_ITEM(columns, opened), *pre = PyList_GET_ITEM(prefixes, opened);
+        PyObject *off_obj, *data_obj, *valid_obj;
+        Py_ssize_t start, n;
+        int wide;
+        if (!PyBytes_Check(pre)) {
+            PyErr_SetString(PyExc_TypeError, "prefixes must be bytes");
+            goto done;
+        }
+        if (!PyTuple_Check(item) || !PyArg_ParseTuple(item, "OOnnpO", &off_obj, &data_obj, &start, &n, &wide, &valid_obj)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "columns must be tuples");
+            goto done;
+        }
+        if (n != rows) {
+            PyErr_SetString(PyExc_ValueError, "every column must have one value per row");
+            goto done;
+        }
+        if (column_open(&cols[opened], off_obj, data_obj, start, n, wide) < 0) goto done;
+        if (valid_obj != Py_None) {
+            if (PyObject_GetBuffer(valid_obj, &valid[opened], PyBUF_SIMPLE) < 0) {
+                column_close(&cols[opened]);
+                goto done;
+            }
+            has_valid[opened] = 1;
+            if (valid[opened].len * 8 < start + n) {
+                PyErr_SetString(PyExc_ValueError, "validity bitmap shorter than the array");
+                opened++;
+                goto done;
+            }
+        }
+        total += (size_t)(column_offset(&cols[opened], n) - column_offset(&cols[opened], 0));
+        total += (size_t)rows * ((size_t)PyBytes_GET_SIZE(pre) + 4); /* prefix, and "null" at most */
+    }
+    out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+    if (out == NULL) goto done;
+    char *dst = PyBytes_AS_STRING(out);
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = 0; r < rows; r++) {
+        for (Py_ssize_t i = 0; i < k; i++) {
+            const Column *c = &cols[i];
+            PyObject *pre = PyList_GET_ITEM(prefixes, i); /* a list item's pointer: read only, no reference taken */
+            Py_ssize_t plen = PyBytes_GET_SIZE(pre);
+            memcpy(dst, PyBytes_AS_STRING(pre), (size_t)plen);
+            dst += plen;
+            Py_ssize_t bit = c->start + r;
+            if (has_valid[i] && !((((const unsigned char *)valid[i].buf)[bit >> 3] >> (bit & 7)) & 1)) {
+                memcpy(dst, "null", 4);
+                dst += 4;
+                continue;
+            }
+            int64_t a = column_offset(c, r), b = column_offset(c, r + 1);
+            if (b > a) memcpy(dst, (const char *)c->data.buf + a, (size_t)(b - a));
+            dst += b - a;
+        }
+        *dst++ = '}';
+        *dst++ = '\n';
+    }
+    Py_END_ALLOW_THREADS
+    if (_PyBytes_Resize(&out, dst - PyBytes_AS_STRING(out)) < 0) out = NULL;
+done:
+    for (Py_ssize_t i = 0; i < opened; i++) {
+        column_close(&cols[i]);
+        if (has_valid[i]) PyBuffer_Release(&valid[i]);
+    }
+    free(cols);
+    free(valid);
+    free(has_valid);
+    return out;
+}

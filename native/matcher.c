@@ -384,6 +384,8 @@ static PyMethodDef module_methods[] = {
      "copy_text_columns(block, ncols, first_row=1) -> (rows, [(offsets, data, validity, nulls, wide)]): PostgreSQL COPY text decoded"},
     {"value_pairs", native_value_pairs, METH_VARARGS,
      "value_pairs(rules, values, category, priority, spanning, collapse) -> (values, rules, multi): a column's hits as distinct (value, rule) pairs"},
+    {"json_object_lines", native_json_object_lines, METH_VARARGS,
+     "json_object_lines(prefixes, columns, rows) -> bytes: per row an object line of the columns' JSON values (null where invalid)"},
     {"copy_out_read", native_copy_out_read, METH_VARARGS,
      "copy_out_read(libpq_path, pgconn, fd, block, max_bytes) -> status: the COPY rows libpq has appended to the bytearray block, read without waiting"},
     {NULL, NULL, 0, NULL},

@@ -46,6 +46,7 @@ PyObject *native_json_lines_columns(PyObject *self, PyObject *arg);
 int jsonl_ready(void);
 PyObject *native_copy_text_columns(PyObject *self, PyObject *args);
 PyObject *native_copy_out_read(PyObject *self, PyObject *args);
+PyObject *native_json_object_lines(PyObject *self, PyObject *args);
 PyObject *native_value_pairs(PyObject *self, PyObject *args);
 
 #endif

@@ -33,7 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from psycopg import sql
 
-from spillguard._native import copy_text_columns
+from spillguard._native import copy_text_columns, json_object_lines
 from spillguard.sources.base import MalformedSink
 from spillguard.sources.records import json_lines_table, json_lines_to_tables, valid_utf8
 
@@ -121,12 +121,13 @@ def _typed(strings: list[pa.Array], columns: list[CopyColumn], rows: int) -> pa.
     out: dict[str, pa.Array] = {}
     nested = [(c, s) for c, s in zip(columns, strings, strict=True) if c.kind == "json"]
     if nested:
-        parts: list[pa.Scalar | pa.Array] = []
-        for i, (c, s) in enumerate(nested):
-            parts.append(pa.scalar(("{" if i == 0 else ",") + json.dumps(c.name) + ":"))
-            parts.append(pc.fill_null(s, "null"))
-        parts.append(pa.scalar("}\n"))
-        read = json_lines_table(_joined(pc.binary_join_element_wise(*parts, "")))
+        # One JSON line per row of the nested columns' values (null where NULL), as row_to_json would nest them.
+        prefixes = [(("{" if i == 0 else ",") + json.dumps(c.name) + ":").encode() for i, (c, _) in enumerate(nested)]
+        values = []
+        for _, s in nested:
+            bufs = s.buffers()
+            values.append((bufs[1], bufs[2], s.offset, len(s), pa.types.is_large_string(s.type), bufs[0] if s.null_count else None))
+        read = json_lines_table(json_object_lines(prefixes, values, rows))
         if read is None or read.num_rows != rows or read.schema.names != [c.name for c, _ in nested]:
             return None
         out.update(zip(read.schema.names, (col.combine_chunks() for col in read.columns), strict=True))

@@ -432,3 +432,36 @@ def test_copy_rows_come_in_whole_rows_blocks_of_at_least_block_bytes(pg, tables,
             assert all(len(b) - len(b[:-1].rsplit(b"\n", 1)[-1]) - 1 < size for b in blocks[:-1] if b.count(b"\n") > 1)
         if size == 1 << 20:
             assert len(blocks) == 1
+
+
+def test_json_object_lines_match_arrows_element_wise_join():
+    """The native join of the jsonb columns into JSON lines against Arrow's element-wise join (its former path) on
+    random values: nulls, empty values, sliced arrays (an offset into the validity bitmap), large strings."""
+    import json
+    import random
+
+    import pyarrow.compute as pc
+
+    from spillguard._native import json_object_lines
+
+    rng = random.Random(15)
+    for trial in range(200):
+        rows = rng.randrange(0, 60)
+        ncols = rng.randrange(1, 5)
+        names = [rng.choice(["a", "devices", "x y", 'q"t', "é"]) + str(i) for i in range(ncols)]
+        cols = []
+        for _ in range(ncols):
+            cut = rng.randrange(0, 9)
+            vals = [None if rng.random() < 0.2 else rng.choice(["{}", "[]", '{"k":1}', '"s"', "", "[1,{\"z\":null}]"]) for _ in range(rows + cut)]
+            arr = pa.array(vals, pa.large_string() if trial % 3 == 0 else pa.string()).slice(cut)
+            cols.append(arr)
+        prefixes = [(("{" if i == 0 else ",") + json.dumps(n) + ":").encode() for i, n in enumerate(names)]
+        parts: list = []
+        for p, arr in zip(prefixes, cols, strict=True):
+            parts += [pa.scalar(p.decode()), pc.fill_null(arr.cast(pa.string()), "null")]
+        want = b"".join(v.encode() for v in pc.binary_join_element_wise(*parts, pa.scalar("}\n"), "").to_pylist()) if rows else b""
+        values = [(a.buffers()[1], a.buffers()[2], a.offset, len(a), pa.types.is_large_string(a.type), a.buffers()[0] if a.null_count else None)
+                  for a in cols]
+        assert json_object_lines(prefixes, values, rows) == want
+    with pytest.raises(ValueError):
+        json_object_lines([b"{"], [(pa.array(["x"]).buffers()[1], pa.array(["x"]).buffers()[2], 0, 1, False, None)], 2)
