@@ -14,10 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from spillguard.detect import engine, matcher
+from spillguard.detect import engine
 from spillguard.detect.engine import RuleSet, Split
 from spillguard.detect.matcher import scan_text
 from spillguard.rules import Example, Rule, builtin_rules
+from tests.detect.test_alphabet import _compiles
 
 # Fields whose sets differ from the common rules: excluded common rules (firmware: ipv4/ipv6; tracking, invoice,
 # serial: phones), own field-only rules (MAC, phone, card, AWS secret), both (ssn, order_phone), and neither.
@@ -131,16 +132,8 @@ def _fresh_rules() -> list[Rule]:
 
 
 def test_a_first_scan_compiles_the_common_database_once_for_every_field(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    sizes = _compiles(monkeypatch, tmp_path)
     monkeypatch.setattr(engine, "_COMPILE_SECONDS_PER_RULE", 1e6)  # no narrower database: what fields alone compile
-    sizes: list[int] = []
-    real = matcher._native.Matcher
-
-    def counting(exprs: list[bytes], flags: list[int], ids: list[int]) -> object:
-        sizes.append(len(exprs))
-        return real(exprs, flags, ids)
-
-    monkeypatch.setattr(matcher._native, "Matcher", counting)
     ruleset = RuleSet(_fresh_rules())
     # The common rules and the field-only ones, compiled as the rule set is made (and the three field patterns).
     assert sizes == [15, 2, 3]
