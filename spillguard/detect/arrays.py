@@ -11,6 +11,13 @@ import pyarrow.compute as pc
 from spillguard.detect.keymerge import sort_keys
 
 
+def whole_array(col: pa.ChunkedArray) -> pa.Array:
+    """A chunked column as one array: its only chunk as it is (combine_chunks copies even one chunk)."""
+    if col.num_chunks == 1:
+        return col.chunk(0)
+    return pa.concat_arrays(col.chunks) if col.num_chunks else pa.array([], col.type)
+
+
 def unique_sorted(a: np.ndarray) -> np.ndarray:
     """np.unique by sorting: numpy 2's hash-based np.unique is ~100x slower on random 64-bit keys."""
     if a.size < 2:

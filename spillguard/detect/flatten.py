@@ -19,6 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spillguard.detect.arrays import whole_array
+
 MAX_DEPTH = 64
 
 
@@ -89,13 +91,7 @@ def _walk(arr: pa.Array, path: str, rows: np.ndarray | None, out: list[Leaf], de
 
 
 def flatten_table(table: pa.Table | pa.RecordBatch) -> list[Leaf]:
-    if isinstance(table, pa.Table):
-        table = table.combine_chunks()
-        columns = [c.chunk(0) if c.num_chunks == 1 else pa.concat_arrays(c.chunks) for c in table.columns]
-        if any(c.num_chunks == 0 for c in table.columns):
-            columns = [c.combine_chunks() if c.num_chunks else pa.array([], c.type) for c in table.columns]
-    else:
-        columns = list(table.columns)
+    columns = [whole_array(c) for c in table.columns] if isinstance(table, pa.Table) else list(table.columns)
     out: list[Leaf] = []
     for name, col in zip(table.schema.names, columns, strict=True):
         _walk(col, child_path("", name), None, out, 0)

@@ -34,6 +34,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 
 from spillguard._native import copy_text_columns, json_object_lines
+from spillguard.detect.arrays import whole_array
 from spillguard.sources.base import MalformedSink
 from spillguard.sources.records import json_lines_table, json_lines_to_tables, valid_utf8
 
@@ -130,7 +131,7 @@ def _typed(strings: list[pa.Array], columns: list[CopyColumn], rows: int) -> pa.
         read = json_lines_table(json_object_lines(prefixes, values, rows))
         if read is None or read.num_rows != rows or read.schema.names != [c.name for c, _ in nested]:
             return None
-        out.update(zip(read.schema.names, (col.combine_chunks() for col in read.columns), strict=True))
+        out.update(zip(read.schema.names, (whole_array(col) for col in read.columns), strict=True))
     for c, s in zip(columns, strings, strict=True):
         if c.kind == "json":
             continue
