@@ -468,3 +468,83 @@ PyObject *native_card_check(PyObject *self, PyObject *args) {
     PyBuffer_Release(&table);
     return out;
 }
+
+/* The whole-value shapes the vectorised validators reject or need (validators.SHAPES), one kind per call:
+ *   0  an e-mail address's local part malformed: ".." anywhere, a leading ".", or 65 or more characters (code points)
+ *      before the first "@" (RE2: \.\.|^\.|^[^@]{65,}@);
+ *   1  a MAC address of one repeated blank: only 0 : . - or only f F : . - (RE2: ^[0:.\-]+$|^[fF:.\-]+$);
+ *   2  an IPv6 address's shape: "::" or three hex digits in a row, and not two "::" on one line
+ *      (RE2: ::|[0-9A-Fa-f]{3} and not ::.*::). */
+static int is_hex(unsigned char ch) {
+    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f') || (ch >= 'A' && ch <= 'F');
+}
+
+static int shape_of(const unsigned char *s, Py_ssize_t len, int kind) {
+    if (kind == 0) {
+        if (len > 0 && s[0] == '.') return 1;
+        for (Py_ssize_t k = 0; k + 1 < len; k++)
+            if (s[k] == '.' && s[k + 1] == '.') return 1;
+        Py_ssize_t chars = 0;
+        for (Py_ssize_t k = 0; k < len; k++) {
+            if (s[k] == '@') return chars >= 65;
+            chars += (s[k] & 0xC0) != 0x80; /* a code point starts here */
+        }
+        return 0;
+    }
+    if (kind == 1) {
+        if (len == 0) return 0;
+        int zeros = 1, effs = 1;
+        for (Py_ssize_t k = 0; k < len; k++) {
+            unsigned char ch = s[k];
+            int sep = ch == ':' || ch == '.' || ch == '-';
+            zeros &= sep || ch == '0';
+            effs &= sep || ch == 'f' || ch == 'F';
+        }
+        return zeros || effs;
+    }
+    int shaped = 0, run = 0;
+    Py_ssize_t first = -1; /* where the first "::" since the last newline starts */
+    for (Py_ssize_t k = 0; k < len; k++) {
+        unsigned char ch = s[k];
+        run = is_hex(ch) ? run + 1 : 0;
+        if (run >= 3) shaped = 1;
+        if (ch == '\n') first = -1;
+        if (ch == ':' && k + 1 < len && s[k + 1] == ':') {
+            shaped = 1;
+            if (first < 0)
+                first = k;
+            else if (first + 2 <= k)
+                return 0; /* two "::" on one line */
+        }
+    }
+    return shaped;
+}
+
+/* shapes(offsets, data, start, n, wide, kind) -> bytes of n uint8: 1 where the value has the shape `kind` names.
+ * Nulls must be filled with "" (the caller masks them). */
+PyObject *native_shapes(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *offsets, *data;
+    Py_ssize_t start, n;
+    int wide, kind;
+    if (!PyArg_ParseTuple(args, "OOnnpi", &offsets, &data, &start, &n, &wide, &kind)) return NULL;
+    if (kind < 0 || kind > 2) {
+        PyErr_Format(PyExc_ValueError, "shapes: no shape %d", kind);
+        return NULL;
+    }
+    Column c;
+    if (column_open(&c, offsets, data, start, n, wide) < 0) return NULL;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, c.n);
+    if (out != NULL) {
+        unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
+        const unsigned char *src = c.have_data ? (const unsigned char *)c.data.buf : (const unsigned char *)"";
+        Py_BEGIN_ALLOW_THREADS
+        for (Py_ssize_t i = 0; i < c.n; i++) {
+            int64_t a = column_offset(&c, i), b = column_offset(&c, i + 1);
+            dst[i] = (unsigned char)shape_of(src + a, (Py_ssize_t)(b - a), kind);
+        }
+        Py_END_ALLOW_THREADS
+    }
+    column_close(&c);
+    return out;
+}

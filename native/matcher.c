@@ -364,6 +364,8 @@ static PyMethodDef module_methods[] = {
      "phone_shape(offsets, data, start, n, wide, whitespace, codes) -> n verdicts of phones.vec_typed_shape (2 undecided)"},
     {"card_check", native_card_check, METH_VARARGS,
      "card_check(offsets, data, start, n, wide, issuers) -> n verdicts of validators._vec_card (Luhn, issuer table)"},
+    {"shapes", native_shapes, METH_VARARGS,
+     "shapes(offsets, data, start, n, wide, kind) -> n bytes: 1 where the value has the shape (validators.SHAPES)"},
     {"any_byte", native_any_byte, METH_VARARGS,
      "any_byte(offsets, data, start, n, wide, table) -> n verdicts (1 an ASCII byte flagged, 0 none, 2 none but non-ASCII bytes)"},
     {"byte_set", native_byte_set, METH_VARARGS,

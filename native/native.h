@@ -37,6 +37,7 @@ PyObject *native_byte_set(PyObject *self, PyObject *args);
 PyObject *native_name_shape(PyObject *self, PyObject *args);
 PyObject *native_phone_shape(PyObject *self, PyObject *args);
 PyObject *native_card_check(PyObject *self, PyObject *args);
+PyObject *native_shapes(PyObject *self, PyObject *args);
 /* Entropy of src[a, b) in bits per byte (native/entropy.c); counts must be zero and are left so. */
 double value_entropy(const unsigned char *src, int64_t a, int64_t b, uint32_t counts[256]);
 PyObject *native_json_lines_scan(PyObject *self, PyObject *args);

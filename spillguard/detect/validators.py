@@ -437,8 +437,23 @@ def _vec_bool(arr: pa.Array) -> np.ndarray:
     return np.asarray(pc.fill_null(arr, False), dtype=bool)
 
 
+# The shapes native/checks.c tells in one pass per column (shapes), by kind: RE2 took ~100 ns a value for each.
+SHAPES = {"email_malformed": 0, "mac_blank": 1, "ipv6_shaped": 2}
+
+
+def _shapes(values: pa.Array, kind: str) -> np.ndarray:
+    """Whether each value has the shape (a null has none)."""
+    from spillguard.detect.arrays import native_column
+
+    if len(values) == 0:
+        return np.zeros(0, bool)
+    column, _valid = native_column(values)  # a null is read as "", which has none of the shapes
+    return np.frombuffer(_native.shapes(*column, SHAPES[kind]), np.uint8).astype(bool)
+
+
 def _vec_email(values: pa.Array) -> np.ndarray:
-    return ~_vec_bool(pc.match_substring_regex(values, r"\.\.|^\.|^[^@]{65,}@"))
+    out: np.ndarray = ~_shapes(values, "email_malformed")  # "..", a leading ".", 65+ characters before the "@"
+    return out
 
 
 def _vec_ipv4(values: pa.Array) -> np.ndarray:
@@ -446,14 +461,12 @@ def _vec_ipv4(values: pa.Array) -> np.ndarray:
 
 
 def _vec_ipv6(values: pa.Array) -> np.ndarray:
-    shaped = _vec_bool(pc.match_substring_regex(values, r"::|[0-9A-Fa-f]{3}"))
-    invalid = _vec_bool(pc.match_substring_regex(values, r"::.*::"))
-    out: np.ndarray = shaped & ~invalid
-    return out
+    return _shapes(values, "ipv6_shaped")  # "::" or three hex digits in a row, and not two "::" on one line
 
 
 def _vec_mac(values: pa.Array) -> np.ndarray:
-    return ~_vec_bool(pc.match_substring_regex(values, r"^[0:.\-]+$|^[fF:.\-]+$"))
+    out: np.ndarray = ~_shapes(values, "mac_blank")  # not only zeros, or only f's, and separators
+    return out
 
 
 def _vec_card(values: pa.Array) -> np.ndarray:

@@ -107,3 +107,25 @@ def test_native_card_check_equals_the_arrow_path() -> None:
         diff = np.flatnonzero(new != old)
         assert diff.size == 0, [column[int(i)].as_py() for i in diff[:5]]
     assert 0 < _vec_card(arr).sum() < len(values)
+
+
+def test_native_shapes_equal_the_re2_checks_they_replaced() -> None:
+    """The e-mail, MAC and IPv6 shape checks (one native pass each) against the RE2 patterns they stand in for, on
+    random strings of the bytes the patterns look at (dots, "@", colons, zeros, f's, hex digits, newlines, letters
+    beyond ASCII) of every length around the 65-character limit, nulls, and sliced and large-string arrays."""
+    from spillguard.detect.validators import _vec_email, _vec_ipv6, _vec_mac
+    from tests.detect import former
+
+    rng = random.Random(41)
+    alphabet = ["a", ".", "@", ":", "0", "f", "F", "-", "9", "c", "\n", "é", "😀", " ", "x"]
+    values: list[str | None] = ["".join(rng.choices(alphabet, k=rng.randrange(0, 9))) for _ in range(4000)]
+    values += ["".join(rng.choices(alphabet[:3] + ["é"], weights=[30, 1, 1, 3], k=k)) + "@x.io" for k in range(55, 75) for _ in range(5)]
+    values += ["é" * 64 + "@x.io", "é" * 65 + "@x.io", "a" * 65 + "@b@c", "::1", "fe80::1::2", "::\n::", "::a\n1::", ":::", "::::",
+               "00:00:00:00:00:00", "ff-FF-ff", "0", "", None, "2a02:9c19:3ce0::ccbe:31cf", "abc", "ab\nc"]  # fmt: skip
+    arr = pa.array(values, pa.string())
+    for column in (arr, arr.slice(7, 3000), pa.array(values, pa.large_string())):
+        for new, old in ((_vec_email, former.vec_email), (_vec_mac, former.vec_mac), (_vec_ipv6, former.vec_ipv6)):
+            got, want = new(column), old(column)
+            diff = np.flatnonzero(got != want)
+            assert diff.size == 0, (new.__name__, [column[int(i)].as_py() for i in diff[:5]])
+    assert 0 < _vec_email(arr).sum() < len(values) and 0 < _vec_ipv6(arr).sum() < len(values)
