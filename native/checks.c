@@ -524,16 +524,14 @@ static int shape_of(const unsigned char *s, Py_ssize_t len, int kind) {
  * Nulls must be filled with "" (the caller masks them). */
 PyObject *native_shapes(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *offsets, *data;
-    Py_ssize_t start, n;
-    int wide, kind;
-    if (!PyArg_ParseTuple(args, "OOnnpi", &offsets, &data, &start, &n, &wide, &kind)) return NULL;
+    Column c;
+    int kind;
+    if (column_and_int_from_args(args, &c, &kind) < 0) return NULL;
     if (kind < 0 || kind > 2) {
+        column_close(&c);
         PyErr_Format(PyExc_ValueError, "shapes: no shape %d", kind);
         return NULL;
     }
-    Column c;
-    if (column_open(&c, offsets, data, start, n, wide) < 0) return NULL;
     PyObject *out = PyBytes_FromStringAndSize(NULL, c.n);
     if (out != NULL) {
         unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);

@@ -58,6 +58,14 @@ int column_from_args(PyObject *args, Column *c) {
     return column_open(c, off_obj, data_obj, start, n, wide);
 }
 
+int column_and_int_from_args(PyObject *args, Column *c, int *value) {
+    PyObject *off_obj, *data_obj;
+    Py_ssize_t start, n;
+    int wide;
+    if (!PyArg_ParseTuple(args, "OOnnpi", &off_obj, &data_obj, &start, &n, &wide, value)) return -1;
+    return column_open(c, off_obj, data_obj, start, n, wide);
+}
+
 int column_and_table_from_args(PyObject *args, Column *c, Py_buffer *table, Py_ssize_t size, const char *what) {
     PyObject *off_obj, *data_obj;
     Py_ssize_t start, n;

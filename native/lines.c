@@ -113,12 +113,10 @@ PyObject *native_count_byte(PyObject *self, PyObject *args) {
  * an Arrow string column (spaces per value: the free-text test's word count). Nulls must be filled with "". */
 PyObject *native_byte_counts(PyObject *self, PyObject *args) {
     (void)self;
-    PyObject *off_obj, *data_obj;
-    Py_ssize_t start, n;
-    int wide, byte;
-    if (!PyArg_ParseTuple(args, "OOnnpi", &off_obj, &data_obj, &start, &n, &wide, &byte)) return NULL;
     Column c;
-    if (column_open(&c, off_obj, data_obj, start, n, wide) < 0) return NULL;
+    int byte;
+    if (column_and_int_from_args(args, &c, &byte) < 0) return NULL;
+    Py_ssize_t n = c.n;
     PyObject *out = PyBytes_FromStringAndSize(NULL, n * (Py_ssize_t)sizeof(int32_t));
     if (out != NULL) {
         int32_t *dst = (int32_t *)PyBytes_AS_STRING(out);

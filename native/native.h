@@ -16,6 +16,8 @@ int column_open(Column *c, PyObject *off_obj, PyObject *data_obj, Py_ssize_t sta
 void column_close(Column *c);
 /* The column of a call's arguments (offsets, data, start, n, wide): parsed and opened, or -1 with the error set. */
 int column_from_args(PyObject *args, Column *c);
+/* A column and one int after it (offsets, data, start, n, wide, value). */
+int column_and_int_from_args(PyObject *args, Column *c, int *value);
 /* The column and one buffer after it (offsets, data, start, n, wide, table): the buffer `size` bytes long, or a
  * multiple of -size bytes when size is negative; -1 with the error set (nothing left to release). */
 int column_and_table_from_args(PyObject *args, Column *c, Py_buffer *table, Py_ssize_t size, const char *what);
