@@ -521,7 +521,7 @@ static int shape_of(const unsigned char *s, Py_ssize_t len, int kind) {
 }
 
 /* shapes(offsets, data, start, n, wide, kind) -> bytes of n uint8: 1 where the value has the shape `kind` names.
- * Nulls must be filled with "" (the caller masks them). */
+ * Nulls must be filled with "" (which has none of the shapes, as a null had none for RE2). */
 PyObject *native_shapes(PyObject *self, PyObject *args) {
     (void)self;
     Column c;
