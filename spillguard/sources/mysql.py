@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -57,6 +58,25 @@ def _q(name: str) -> str:
 
 def _lit(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+@contextmanager
+def _unbuffered(conn: pymysql.connections.Connection) -> Iterator[pymysql.cursors.SSCursor]:
+    """A streaming cursor that, when a read on it fails, is let go instead of drained. pymysql closes an
+    unbuffered cursor (and collects its result) by reading the rest of the result, from a socket a lost
+    connection has already closed: an AttributeError that would hide the transient error and fail the partition
+    instead of retrying it. The connection is reset by the caller."""
+    cur = conn.cursor(pymysql.cursors.SSCursor)
+    try:
+        yield cur
+    except pymysql.MySQLError:
+        result = cur._result  # noqa: SLF001 - pymysql has no public way to abandon an unbuffered result
+        if result is not None:
+            result.unbuffered_active = False
+        cur.connection = None
+        raise
+    finally:
+        cur.close()  # drains what is left of a healthy result; nothing once let go
 
 
 def _fetched(cur: pymysql.cursors.SSCursor) -> Iterator[list[bytes]]:
@@ -159,7 +179,7 @@ class MySQLTable(ReconnectingDataset):
         try:
             sql = self._select(partition.spec)
             conn = src.connection()
-            with conn.cursor(pymysql.cursors.SSCursor) as cur:
+            with _unbuffered(conn) as cur:
                 cur.execute("START TRANSACTION READ ONLY")
                 src.limiter.wait()
                 cur.execute(sql)

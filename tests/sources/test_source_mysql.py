@@ -70,3 +70,41 @@ def test_wrong_password_is_one_line():
         with pytest.raises(UserError, match="cannot connect") as err:
             run_scan([server.url.replace("root@", "root:Wr0ng-pass@")], ScanOptions(workers=1))
         assert "Wr0ng-pass" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_connection_lost_mid_read_is_a_transient_error(maria, monkeypatch):
+    """A partition whose connection is cut while rows stream in fails as a transient error (retried), never as
+    pymysql's AttributeError from draining a closed socket, and leaves no error behind when collected."""
+    import gc
+    import sys
+
+    from spillguard.sources import open_target, store
+    from spillguard.sources.retry import TransientError
+
+    rows = 400_000
+    conn = mysql_connect(maria, "iot")
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE streamed (id INT PRIMARY KEY, email VARCHAR(64))")
+        cur.execute(f"INSERT INTO streamed SELECT seq, CONCAT('person', seq, '@example.com') FROM seq_1_to_{rows}")
+    monkeypatch.setattr(store, "BLOCK_BYTES", 1 << 16)  # a table handed on every ~64 KB of rows
+    unraisable: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    source = open_target(maria.url + "iot", partition_rows=10 * rows)
+    try:
+        table = source.dataset("iot.streamed")
+        (part,) = table.partitions()
+        reading = table.read(part, lambda *a: None)
+        assert next(reading).num_rows > 0
+        with conn.cursor() as cur:
+            cur.execute("KILL CONNECTION %s", (source.connection().thread_id(),))
+        with pytest.raises(TransientError):
+            for _ in reading:
+                pass
+        gc.collect()
+        assert unraisable == []
+        assert storedata.records_read(table, table.partitions()) == rows  # the next attempt reconnects
+    finally:
+        source.close()
+        with conn.cursor() as cur:
+            cur.execute("DROP TABLE streamed")
+        conn.close()
