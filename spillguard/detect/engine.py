@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 import spillguard._native as _native
 from spillguard.categories import CLAIMING_CATEGORIES
 from spillguard.detect.alphabet import HIGH, Requirement, holds, present_bytes, requirements
-from spillguard.detect.arrays import as_text, unique_inverse, unique_sorted
+from spillguard.detect.arrays import as_text, string_buffers, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
 from spillguard.detect.fieldnames import canonical_path
 from spillguard.detect.flatten import normalise_path
@@ -253,6 +253,15 @@ class RuleSet:
         self._spans_lines = np.array([r.spans_lines() for r in self.rules] + [False], dtype=bool)
         self._spans_lines_bytes = self._spans_lines[: len(self.rules)].astype(np.uint8).tobytes()
         self._spanning: dict[tuple[int, ...], tuple[int, ...]] = {}  # per database: its rules that span lines
+        # Rules the UTF-8 pass runs with a looser `engine_value`: their hits confirmed against `value` (RE2) in values
+        # of at least `engine_exact_below` bytes (_confirmed).
+        self._loose = np.zeros(len(self.rules) + 1, bool)
+        self._confirm: dict[int, tuple[str, int]] = {}
+        for rid in self.value_rule_ids:
+            rule = self.rules[rid]
+            if rule.engine_value is not None:
+                self._loose[rid] = True
+                self._confirm[rid] = (rule.re2_expression(), rule.engine_exact_below)
         self._fields = FieldPatterns(self.rules)
         self.plan = lru_cache(maxsize=65536)(self._plan)
 
@@ -407,7 +416,34 @@ class RuleSet:
         if split.keep is not None:
             kept = split.keep[ids]
             ids, at = ids[kept], at[kept]
+        if self._confirm and self._loose[ids].any():
+            ids, at = self._confirmed(filled, ids, at)
         return ids, at
+
+    def _confirmed(self, filled: pa.Array, ids: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The hits with those of `engine_value` rules kept only where the value holds a match of `value`: what the
+        UTF-8 pass with the rules' own patterns gives. Values shorter than a rule's `engine_exact_below` bytes are
+        kept as found (there the looser pattern finds the same); longer ones are checked with RE2."""
+        keep = np.ones(ids.size, bool)
+        offsets: np.ndarray | None = None
+        for rid in np.flatnonzero(self._loose[: len(self.rules)]).tolist():
+            sel = np.flatnonzero(ids == rid)
+            if not sel.size:
+                continue
+            pattern, exact_below = self._confirm[rid]
+            values = at[sel]
+            if exact_below:
+                if offsets is None:
+                    offsets = string_buffers(filled)[0]
+                long = (offsets[values + 1] - offsets[values]) >= exact_below
+                sel, values = sel[long], values[long]
+                if not sel.size:
+                    continue
+            uniq = unique_sorted(values)
+            held = np.asarray(pc.match_substring_regex(filled.take(pa.array(uniq)), pattern), dtype=bool)
+            if not held.all():
+                keep[sel[np.isin(values, uniq[~held])]] = False
+        return (ids, at) if keep.all() else (ids[keep], at[keep])
 
     def _scan(
         self, filled: pa.Array, scans: list[PartScan], utf8: bool, plan: FieldPlan | None

@@ -52,6 +52,7 @@ _KNOWN_KEYS = {
     "id", "category", "description", "value", "boundary", "field", "exclude_field", "requires_field",
     "check", "check_min", "check_max", "validator", "specific", "priority", "ignore_case", "before", "after",
     "examples", "negative_examples", "provider", "placeholder", "min_entropy", "allow", "stopwords", "text",
+    "engine_value", "engine_exact_below",
 }
 PLACEHOLDER_MODES = ("token", "password", "off")
 BUILTIN = "builtin:"  # the source prefix of the rules shipped in this package
@@ -133,6 +134,12 @@ class Rule:
     before: str | None = None
     after: str | None = None
     text: str | None = None  # a kind of span found in free text (detect/freetext.py TEXT_KINDS)
+    # A looser form of `value` for the engine's pass over a column (a bounded repeat the engine runs slowly, left
+    # open): its hits are confirmed against `value` before anything uses them (RuleSet._confirmed), except in
+    # values shorter than `engine_exact_below` bytes, where the two patterns find the same (built-in rules only:
+    # tests/detect/test_engine_value.py holds each claim).
+    engine_value: str | None = None
+    engine_exact_below: int = 0
     examples: list[Example] = dataclasses.field(default_factory=list)
     negative_examples: list[Example] = dataclasses.field(default_factory=list)
     source: str = ""
@@ -218,7 +225,8 @@ class Rule:
         point range (in byte mode, the bytes of UTF-8 sequences)."""
         assert self.value is not None
         non_ascii = r"\x{80}-\x{10FFFF}" if utf8 else r"\x80-\xff"
-        value = self.value.replace(NON_ASCII, non_ascii)
+        # (byte mode, for columns that are not UTF-8, keeps `value`: confirming hits there would need RE2 over bytes)
+        value = (self.engine_value if utf8 and self.engine_value is not None else self.value).replace(NON_ASCII, non_ascii)
         if self.boundary == NO_BOUNDARY:
             return f"(?:{value})".encode()
         inner = self.boundary[1:-1].replace(NON_ASCII, non_ascii)
@@ -236,6 +244,13 @@ class Rule:
     def re2_boundary_class(self) -> str:
         """The inside of the boundary class for RE2."""
         return self.boundary[1:-1].replace(NON_ASCII, r"\x{80}-\x{10FFFF}")
+
+    def re2_expression(self) -> str:
+        """Whether a value holds a match, for RE2, as the engine's UTF-8 pass with `value` decides it: ^ after
+        every newline (its multi-line mode), the right boundary met by a character or the value's end."""
+        inner = self.re2_boundary_class()
+        flags = "(?mi)" if self.ignore_case else "(?m)"
+        return f"{flags}(?:^|[^{inner}])(?:{self.re2_value()})(?:[^{inner}]|$)"
 
     def python_expression(self) -> str:
         if self.boundary == NO_BOUNDARY:
@@ -311,6 +326,8 @@ def _rule_from_table(raw: dict[str, Any], source: str, need_examples: bool = Tru
         before=raw.get("before"),
         after=raw.get("after"),
         text=raw.get("text"),
+        engine_value=raw.get("engine_value"),
+        engine_exact_below=int(raw.get("engine_exact_below", 0)),
         examples=[_example(e, where) for e in raw.get("examples", [])],
         negative_examples=[_example(e, where) for e in raw.get("negative_examples", [])],
         source=source,
@@ -326,6 +343,12 @@ def _rule_from_table(raw: dict[str, Any], source: str, need_examples: bool = Tru
         raise UserError(f"{where}: every rule needs at least one entry in 'examples'")
     if not (rule.boundary.startswith("[") and rule.boundary.endswith("]")):
         raise UserError(f"{where}: 'boundary' must be a character class like [A-Za-z0-9]")
+    if rule.engine_value is not None and (rule.value is None or rule.labelled or rule.boundary == NO_BOUNDARY):
+        raise UserError(f"{where}: 'engine_value' is a looser 'value' for a rule with a value, a boundary and no before/after")
+    if rule.engine_value is not None and (_NEWLINE_SYNTAX.search(rule.engine_value) or rule.spans_lines()):
+        raise UserError(f"{where}: 'engine_value' and 'value' must not match a newline (hits are confirmed value by value)")
+    if rule.engine_exact_below and not source.startswith(BUILTIN):
+        raise UserError(f"{where}: 'engine_exact_below' is for the built-in rules; leave it out (every hit is confirmed)")
     if not source.startswith(BUILTIN):  # the user's rules are checked now; the built-in ones by the tests
         try:
             for which in ("value", "field", "exclude_field", "allow"):
