@@ -19,10 +19,12 @@ def whole_array(col: pa.ChunkedArray) -> pa.Array:
 
 
 def unique_sorted(a: np.ndarray) -> np.ndarray:
-    """np.unique by sorting: numpy 2's hash-based np.unique is ~100x slower on random 64-bit keys."""
+    """np.unique by sorting: numpy 2's hash-based np.unique is ~100x slower on random 64-bit keys. An array that
+    already ascends (row indices of array elements, which follow their records) is not sorted: one pass finds it."""
     if a.size < 2:
         return a.copy()
-    a = sort_keys(a)
+    if not bool((a[1:] >= a[:-1]).all()):
+        a = sort_keys(a)
     return a[np.concatenate(([True], a[1:] != a[:-1]))]
 
 

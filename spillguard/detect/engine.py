@@ -569,7 +569,7 @@ class RuleSet:
         text might not, so that value is left to the Python path."""
         accepted = np.zeros(rule_idx.size, bool)
         decided = np.zeros(rule_idx.size, bool)
-        for rid in unique_sorted(rule_idx[needs]).tolist():
+        for rid in np.flatnonzero(np.bincount(rule_idx[needs], minlength=0)).tolist():  # (rule indices: small ints)
             pattern = self._whole.get(rid)
             if pattern is None:
                 continue
