@@ -355,7 +355,24 @@ def _rule_from_table(raw: dict[str, Any], source: str, need_examples: bool = Tru
                 rule._compiled(which)
         except re.error as exc:
             raise UserError(f"{where}: invalid pattern: {exc}") from None
+        if rule.engine_value is not None:
+            _check_engine_value(rule, where)
     return rule
+
+
+def _check_engine_value(rule: Rule, where: str) -> None:
+    """A looser engine pattern must flag every value the rule's own does: held to the rule's examples (a narrower
+    one would lose matches unseen)."""
+    source = dataclasses.replace(rule, value=rule.engine_value, engine_value=None).value_source()
+    assert source is not None
+    try:
+        loose = re.compile(*source)
+    except re.error as exc:
+        raise UserError(f"{where}: invalid engine_value: {exc}") from None
+    exact = rule.value_re
+    for example in [*rule.examples, *rule.negative_examples]:
+        if exact is not None and exact.search(example.value) and not loose.search(example.value):
+            raise UserError(f"{where}: engine_value does not match the example {example.value!r} that value matches; it must match all that value does")
 
 
 def load_rule_file(path: str | Path) -> list[Rule]:
