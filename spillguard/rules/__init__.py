@@ -369,6 +369,13 @@ def _check_engine_value(rule: Rule, where: str) -> None:
         loose = re.compile(*source)
     except re.error as exc:
         raise UserError(f"{where}: invalid engine_value: {exc}") from None
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    try:  # the engine confirms the looser pattern's hits with `value` as RE2 reads it
+        pc.match_substring_regex(pa.array(["x"]), rule.re2_expression())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise UserError(f"{where}: with an engine_value, 'value' must also suit RE2 ({exc})") from None
     exact = rule.value_re
     for example in [*rule.examples, *rule.negative_examples]:
         if exact is not None and exact.search(example.value) and not loose.search(example.value):

@@ -119,5 +119,7 @@ def test_rule_files_may_give_an_engine_value_but_not_an_exactness_claim() -> Non
         _rules_from_doc(_doc(before="tel: "), "mine.toml")
     with pytest.raises(UserError, match="newline"):
         _rules_from_doc(_doc(engine_value="[^a-z]{5,}"), "mine.toml")
+    with pytest.raises(UserError, match="suit RE2"):
+        _rules_from_doc(_doc(value="[0-9]{5,9}(?=x)?", engine_value="[0-9]{5,}", examples=["123456"]), "mine.toml")
     with pytest.raises(UserError, match="does not match the example '123456'"):
         _rules_from_doc(_doc(engine_value="[0-9]{7,}"), "mine.toml")  # narrower than value: would lose matches
