@@ -29,12 +29,14 @@ def read_cached(kind: str, name: str) -> bytes | None:
         return None
 
 
-def write_cached(kind: str, name: str, data: bytes) -> None:
-    """Store an entry whole or not at all, owner-only (outfiles.private_file: written aside, then renamed over)."""
+def write_cached(kind: str, name: str, data: bytes, sync: bool = True) -> None:
+    """Store an entry whole or not at all, owner-only (outfiles.private_file: written aside, then renamed over);
+    `sync=False` for a small entry written often whose loss in a crash costs nothing (its reader takes a missing
+    or damaged one as absent)."""
     path = cache_file(kind, name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        with private_file(path) as fh:
+        with private_file(path, sync=sync) as fh:
             fh.write(data)
     except (OSError, UserError):
         pass  # a read-only or odd home only costs the work again next run

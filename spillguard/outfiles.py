@@ -53,9 +53,10 @@ def write_private(path: str | Path, text: str) -> None:
 
 
 @contextlib.contextmanager
-def private_file(path: str | Path) -> Iterator[BinaryIO]:
+def private_file(path: str | Path, sync: bool = True) -> Iterator[BinaryIO]:
     """A binary file that appears at `path` only when the block ends without error: written to a temporary file
-    in the same folder (mode 0600), synced, then renamed over `path`; on any error the temporary file is removed."""
+    in the same folder (mode 0600), synced (unless `sync` is false: for what may be lost in a crash), then renamed
+    over `path`; on any error the temporary file is removed."""
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.", suffix=".tmp")
@@ -65,7 +66,8 @@ def private_file(path: str | Path) -> Iterator[BinaryIO]:
         with os.fdopen(fd, "wb") as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if sync:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)
         os.replace(tmp, path)
     except BaseException:

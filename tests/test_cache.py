@@ -56,3 +56,25 @@ def test_compiled_databases_are_kept_per_cpu(tmp_path, monkeypatch):
     assert len(list((tmp_path / "spillguard" / "vectorscan").iterdir())) == 2  # each kept
     monkeypatch.setattr(native, "vectorscan_platform", lambda: here)
     assert matcher._load(key) is not None  # and this CPU's entry is still there
+
+
+def test_the_seconds_beside_a_database_are_written_without_a_sync(tmp_path, monkeypatch):
+    """A scan records the seconds it spent without a narrowed database a few times (a file each): those are not
+    synced, a number lost in a crash only delays a compile, and a damaged one reads as none; entries that cost work to
+    make (databases, parsed rules) still are."""
+    import os
+
+    from spillguard.detect import matcher
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    patterns = ([b"abc"], [0], (0,))
+    matcher.record_spent(*patterns, 1.25)
+    assert synced == []
+    assert matcher.spent_before(*patterns) == 1.25
+    write_cached("kind", "entry.bin", b"data")
+    assert len(synced) == 1
+    cache_file("vectorscan", matcher._spent_name(*patterns)).write_bytes(b"\x00garbage")
+    assert matcher.spent_before(*patterns) == 0.0

@@ -100,7 +100,8 @@ def spent_before(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequen
 
 
 def record_spent(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequence[int], seconds: float) -> None:
-    write_cached("vectorscan", _spent_name(expressions, flags, ids), f"{seconds:.6f}".encode())
+    # Written a few times a scan (a file and a rename each): not synced, a number lost in a crash only delays a compile.
+    write_cached("vectorscan", _spent_name(expressions, flags, ids), f"{seconds:.6f}".encode(), sync=False)
 
 
 def compile_patterns(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequence[int]) -> _native.Matcher:

@@ -69,7 +69,7 @@ def test_stdnum_test_numbers_after_their_label_in_text(accuracy):
     scores = accuracy.stdnum_text_scores(_load("stdnum_numbers.json"))
     assert len(scores) >= 20
     tp, fp, fn = (sum(getattr(s, k) for s in scores.values()) for k in ("tp", "fp", "fn"))
-    assert tp / (tp + fn) >= 0.98, {k: s.misses for k, s in scores.items() if s.misses}  # measured 499 of 503
+    assert tp / (tp + fn) >= 0.98, {k: s.misses for k, s in scores.items() if s.misses}  # measured 500 of 503
     assert tp / (tp + fp) >= 0.99, {k: s.false for k, s in scores.items() if s.false}  # measured 1 false of 500
 
 
