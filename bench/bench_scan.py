@@ -10,7 +10,7 @@ ratio is what matters on a noisy machine. Peak RSS is the child's VmHWM-equivale
 The peers get each record's JSON text (DataFog: `datafog.scan(text, backend="rust")`, and its native
 `datafog_core.scan(text)` alone as a floor; Presidio: `AnalyzerEngine.analyze`) on the first records of
 the same file; their rates are records per second of that subsample. spillguard's first scan of the file is timed
-apart (it fills the compile cache if it is empty); the JSONL row compared is the median (by CPU) of the next three
+apart (it fills the compile cache if it is empty); the JSONL row compared is the median (by CPU) of the next five
 scans (a later scan may still compile a narrowed database once its rent is due). What each tool found on the first
 --presidio-records records is printed per type and per JSON field, so the rates compare tools that detect.
 `--floors` also times the Vectorscan pass and the JSON decoding inside a scan, and the start-up, per record: the
@@ -329,7 +329,7 @@ def main() -> None:
     # A machine's first scan compiles the rules' Vectorscan databases (seconds, once: the compile cache keeps them);
     # timed apart, so the rows after it are what every later scan costs.
     spill("JSONL, first scan", jsonl, args.records)  # (fills the compile cache if empty)
-    jl = spill("JSONL", jsonl, args.records, runs=3)
+    jl = spill("JSONL", jsonl, args.records, runs=5)
     spill("Parquet", parquet, args.records)
 
     def peer(tool: str, records: int, timing: dict, rss: int) -> dict:

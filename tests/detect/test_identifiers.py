@@ -243,3 +243,24 @@ def test_stdnum_types_named_by_field(field, make):
 )
 def test_health_fields(field, value, expected):
     assert ("health" in _cats(value, field)) is expected
+
+
+# -- Portugal's citizen card after its label ------------------------------------------------------------------------
+
+def test_a_cc_inside_hex_is_no_citizen_card_candidate():
+    """`CC` is also a hex byte: after it the rule takes the card's own shape (8 digits, a check digit, two version
+    characters, a check digit, spaced as printed), so MAC addresses, UUIDs and IPv6 give its validator nothing."""
+    import pyarrow as pa
+
+    from spillguard.detect.engine import RuleSet
+    from spillguard.rules import select_rules
+
+    [rule] = [r for r in select_rules([], None, None) if r.id == "nid_pt_cc_labelled"]
+    ruleset = RuleSet([rule])
+    hexes = ["76:01:CC:B0:42:61", "cc-4d-0a-11-22-33", "ccc91d57-01c7-773e-1915-e533f237c8f3", "2a02:315f:e21e::c91a:ccac",
+             "CC:12:34:56:78:90"]
+    assert ruleset._raw_hits(pa.array(hexes, pa.string()), (0,))[0].size == 0
+    cards = ["CC: 04521224 4 ZZ 7", "my CC is 000000000ZZ4, thanks", "cartão de cidadão 00000000 0 ZZ4", "cc#054546796ZY7"]
+    assert sorted(ruleset._raw_hits(pa.array(cards, pa.string()), (0,))[1].tolist()) == [0, 1, 2, 3]
+    for text in cards:
+        assert "national_id" in _cats(text), text
