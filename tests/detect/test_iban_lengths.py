@@ -29,7 +29,7 @@ def _bban(rng: random.Random, country: str) -> str:
     return "".join(rng.choice(chars[m.group(2)]) for m in _struct_re.finditer(structure) for _ in range(int(m.group(1))))
 
 
-def _iban(rng: random.Random, country: str, bban: str) -> str:
+def _iban(country: str, bban: str) -> str:
     return country + calc_check_digits(country + "00" + bban) + bban
 
 
@@ -41,7 +41,7 @@ def _texts(rng: random.Random, n: int) -> list[str]:
         kind = rng.randrange(6)
         if kind == 1:  # a length the country does not have, its check digits made to pass mod 97
             bban = bban[: rng.randrange(4, len(bban))] if rng.random() < 0.5 else bban + _bban(rng, country)[: rng.randrange(1, 5)]
-        number = _iban(rng, country, bban)
+        number = _iban(country, bban)
         if kind == 2:  # a wrong check digit
             number = number[:3] + str((int(number[3]) + 1) % 10) + number[4:]
         if kind == 3:  # an id that starts like one: hex or mixed, any length
