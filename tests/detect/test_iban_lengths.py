@@ -12,7 +12,8 @@ import re
 import string
 
 import pyarrow as pa
-from stdnum.iban import _ibandb, _struct_re, calc_check_digits
+from stdnum import numdb
+from stdnum.iban import calc_check_digits
 
 from spillguard.detect.engine import RuleSet
 from spillguard.rules import builtin_rules
@@ -20,13 +21,15 @@ from spillguard.rules import builtin_rules
 IBAN = next(r for r in builtin_rules() if r.id == "iban")
 _GROUPED = r"(?:(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?|(?:-[A-Z0-9]{4}){2,7}(?:-[A-Z0-9]{1,3})?)"
 COUNTRIES = max(re.findall(r"\(\?:((?:[A-Z]{2}\|)+[A-Z]{2})\)", IBAN.value), key=len).split("|")
+REGISTRY = numdb.get("iban")  # python-stdnum's iban.dat: each country's BBAN structure, "8!n10!n"
+STRUCTURE = re.compile(r"([1-9][0-9]*)!([nac])")
 FORMER = dataclasses.replace(IBAN, value=f"(?:{'|'.join(COUNTRIES)})[0-9]{{2}}(?:[A-Z0-9]{{8,30}}|{_GROUPED})")
 
 
 def _bban(rng: random.Random, country: str) -> str:
-    structure = _ibandb.info(country + "00")[0][1]["bban"]
+    structure = REGISTRY.info(country + "00")[0][1]["bban"]
     chars = {"n": string.digits, "a": string.ascii_uppercase, "c": string.digits + string.ascii_uppercase}
-    return "".join(rng.choice(chars[m.group(2)]) for m in _struct_re.finditer(structure) for _ in range(int(m.group(1))))
+    return "".join(rng.choice(chars[m.group(2)]) for m in STRUCTURE.finditer(structure) for _ in range(int(m.group(1))))
 
 
 def _iban(country: str, bban: str) -> str:
