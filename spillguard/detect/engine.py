@@ -426,11 +426,10 @@ class RuleSet:
         kept as found (there the looser pattern finds the same); longer ones are checked with RE2."""
         keep = np.ones(ids.size, bool)
         offsets: np.ndarray | None = None
-        for rid in np.flatnonzero(self._loose[: len(self.rules)]).tolist():
+        for rid, (pattern, exact_below) in self._confirm.items():
             sel = np.flatnonzero(ids == rid)
             if not sel.size:
                 continue
-            pattern, exact_below = self._confirm[rid]
             values = at[sel]
             if exact_below:
                 if offsets is None:
@@ -569,7 +568,7 @@ class RuleSet:
         text might not, so that value is left to the Python path."""
         accepted = np.zeros(rule_idx.size, bool)
         decided = np.zeros(rule_idx.size, bool)
-        for rid in np.flatnonzero(np.bincount(rule_idx[needs], minlength=0)).tolist():  # (rule indices: small ints)
+        for rid in np.flatnonzero(np.bincount(rule_idx[needs])).tolist():  # (rule indices: small ints)
             pattern = self._whole.get(rid)
             if pattern is None:
                 continue

@@ -37,4 +37,3 @@ def test_unique_sorted_of_ascending_and_unsorted_arrays() -> None:
         assert np.array_equal(out, np.unique(a)) and out.dtype == a.dtype
         if a.size:
             assert not np.shares_memory(out, a)
-
