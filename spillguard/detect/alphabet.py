@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import re
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -173,8 +174,70 @@ def holds(req: Requirement, present: int) -> bool:
 
 def present_bytes(text: pa.Array) -> int:
     """The bytes a string array's values hold, as a 256-bit set, with the "\n" they are scanned between."""
+    return value_bytes(text) | NEWLINE
+
+
+def value_bytes(text: pa.Array) -> int:
+    """The bytes a string array's values hold, as a 256-bit set."""
     if len(text) == 0:
-        return NEWLINE
+        return 0
     wide = pa.types.is_large_string(text.type) or pa.types.is_large_binary(text.type)
     bufs = text.buffers()
-    return int.from_bytes(_native.byte_set(bufs[1], bufs[2], text.offset, len(text), wide), "little") | NEWLINE
+    return int.from_bytes(_native.byte_set(bufs[1], bufs[2], text.offset, len(text), wide), "little")
+
+
+_LETTERS = _ascii_set(str.isalpha)
+
+
+def _chars(items: Any) -> int | None:
+    """The ASCII characters a parsed pattern can consume, as a 128-bit set; None when it may consume one above ASCII
+    or one this reading cannot list (any character, a negated class, a Unicode category)."""
+    out = 0
+    for op, arg in items:
+        if op is sre.LITERAL:
+            if arg >= 0x80:
+                return None
+            out |= 1 << arg
+        elif op is sre.IN:
+            for item_op, item in arg:
+                if item_op is sre.LITERAL and item < 0x80:
+                    out |= 1 << item
+                elif item_op is sre.RANGE and item[1] < 0x80:
+                    out |= sum(1 << c for c in range(item[0], item[1] + 1))
+                else:
+                    return None
+        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None)):
+            sub = _chars(arg[2])
+            if sub is None:
+                return None
+            out |= sub
+        elif op is sre.BRANCH:
+            for branch in arg[1]:
+                sub = _chars(branch)
+                if sub is None:
+                    return None
+                out |= sub
+        elif op is sre.SUBPATTERN or op is getattr(sre, "ATOMIC_GROUP", None):
+            sub = _chars(arg[-1] if op is sre.SUBPATTERN else arg)
+            if sub is None or (op is sre.SUBPATTERN and arg[1] & re.IGNORECASE and sub & _LETTERS):
+                return None  # (a group's own (?i:...): see match_chars)
+            out |= sub
+        elif op in (sre.AT, sre.ASSERT, sre.ASSERT_NOT, sre.GROUPREF):
+            continue  # zero-width, or the text of a group already counted
+        else:
+            return None
+    return out
+
+
+def match_chars(source: str, flags: int = 0) -> int | None:
+    """The ASCII characters any match of a pattern (as Python's re reads it) can hold, as a 128-bit set, or None when
+    a match may hold a character above ASCII or one not listed (`.`, `[^...]`, `\\d`: Unicode digits). Under
+    IGNORECASE a pattern with letters is None too: Unicode case folding takes "k" to the Kelvin sign."""
+    try:
+        parsed = sre_parse.parse(source, flags)
+        out = _chars(parsed)
+    except Exception:  # noqa: BLE001 (a pattern this reading does not follow: no claim about its characters)
+        return None
+    if out is not None and (flags | parsed.state.flags) & re.IGNORECASE and out & _LETTERS:
+        return None
+    return out

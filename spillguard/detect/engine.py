@@ -8,6 +8,7 @@ that more than one rule hit. Field-only rules run vectorised checks on columns w
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,16 @@ import pyarrow.compute as pc
 
 import spillguard._native as _native
 from spillguard.categories import CLAIMING_CATEGORIES
-from spillguard.detect.alphabet import HIGH, Requirement, holds, present_bytes, requirements
+from spillguard.detect.alphabet import (
+    HIGH,
+    NEWLINE,
+    Requirement,
+    holds,
+    match_chars,
+    present_bytes,
+    requirements,
+    value_bytes,
+)
 from spillguard.detect.arrays import as_text, string_buffers, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
 from spillguard.detect.fieldnames import canonical_path
@@ -64,6 +74,14 @@ _POSSIBLE_MEMO = 4096
 # its own instead of the common one with those rules' hits dropped (see Split).
 _SPLIT_MISSING = 8
 _NARROW_MIN_BYTES = 1 << 16  # a smaller column's scan is too short to gain more than looking for its database costs
+# A field whose values are mostly each wholly one rule's match (a column of bcrypt hashes or of Alexa tokens) learns
+# that rule as its owner from a scanned column; later columns give the owner every value it wholly matches and no rule
+# able to win over it hits, and scan only the rest (RuleSet._owned). Worth trying on columns of this many values, kept
+# while the owner holds at least this share of them and the owned way costs less per value than the scan did.
+_OWNED_MIN = 1024
+_OWNED_SHARE = 0.5
+_NEWLINE_TABLE = bytes(1 if b == 10 else 0 for b in range(256))  # (_native.any_byte: which values hold a newline)
+_OWNER_RETRY = 64  # columns a field scans in full before it tries an owner again that cost more than a full scan
 
 
 def _verdict(verdict: np.ndarray | tuple[np.ndarray, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +102,13 @@ class FieldPlan:
     distinct_share: float | None = None
     since_measured: int = 0
     present: int = 0  # every byte the field's columns have held so far (alphabet.present_bytes)
+    # The field's owner rule (-1: none; see RuleSet._owned), and the CPU seconds a value its last column cost scanned
+    # in full and the owned way (None: not measured yet); `owner_wait`: columns left before an owner is learnt again.
+    owner: int = -1
+    full_cost: float | None = None
+    owned_cost: float | None = None
+    owner_wait: int = 0
+    empty_hits: bool | None = None  # whether a rule of the set matches in an empty value (RuleSet._matches_empty)
 
     def scan_distinct(self, column: pa.Array) -> bool:
         """Whether to scan this column's distinct values instead of its rows: while the field's values repeat
@@ -263,6 +288,9 @@ class RuleSet:
                 self._loose[rid] = True
                 self._confirm[rid] = (rule.re2_expression(), rule.engine_exact_below)
         self._fields = FieldPatterns(self.rules)
+        self._can_own_memo: dict[int, bool] = {}
+        self._rival_sets: dict[tuple[tuple[int, ...], int, int], tuple[int, ...]] = {}
+        self._owner_dbs: dict[tuple[int, tuple[int, ...]], Narrowed] = {}  # per owner and rivals (_owner_database)
         self.plan = lru_cache(maxsize=65536)(self._plan)
 
     def _compile(self, wanted: tuple[int, ...], utf8: bool = True) -> Matcher:
@@ -283,12 +311,13 @@ class RuleSet:
         self._dbs[(wanted, utf8)] = matcher
         return matcher
 
-    def _patterns(self, wanted: tuple[int, ...], utf8: bool) -> tuple[list[bytes], list[int], tuple[int, ...]]:
-        """The expressions, flags and ids of the database of some value rules (see _compile)."""
+    def _patterns(self, wanted: tuple[int, ...], utf8: bool, markers: bool = False) -> tuple[list[bytes], list[int], tuple[int, ...]]:
+        """The expressions, flags and ids of the database of some value rules (see _compile), with the placeholder
+        markers when a token rule is among them or `markers` asks for them."""
         rule_ids = wanted
         exprs = [self.rules[i].hyperscan_expression(utf8) for i in rule_ids]
         flags = [rule_flags(self.rules[i].ignore_case, utf8) for i in rule_ids]
-        if self._token_rule[list(rule_ids)].any():
+        if markers or self._token_rule[list(rule_ids)].any():
             exprs.append(MARKERS.encode())
             flags.append(rule_flags(ignore_case=False, utf8=utf8))
             rule_ids = (*rule_ids, self._marker_id)
@@ -298,6 +327,13 @@ class RuleSet:
         """Whether the UTF-8 database of some value rules is at hand (in this process or the disk cache)."""
         return (wanted, True) in self._dbs or cached_patterns(*self._patterns(wanted, True)) is not None
 
+    def _value_requirements(self) -> dict[int, Requirement]:
+        reqs = self._requirements
+        if not reqs:  # every value rule's, read once (or loaded from the cache)
+            sources = [self.rules[rid].value_source() or ("", 0) for rid in self.value_rule_ids]
+            reqs.update(zip(self.value_rule_ids, requirements(sources), strict=True))
+        return reqs
+
     def _database(self, rule_ids: tuple[int, ...], present: int) -> tuple[tuple[int, ...], Narrowed | None]:
         """The rules to scan a column of valid UTF-8 holding the bytes `present` with: those of `rule_ids` its bytes
         let match (alphabet.py) when their database exists or is now worth compiling, else `rule_ids`; and the
@@ -305,10 +341,7 @@ class RuleSet:
         key = (rule_ids, present)
         possible = self._possible.get(key)
         if possible is None:
-            reqs = self._requirements
-            if not reqs:  # every value rule's, read once (or loaded from the cache)
-                sources = [self.rules[rid].value_source() or ("", 0) for rid in self.value_rule_ids]
-                reqs.update(zip(self.value_rule_ids, requirements(sources), strict=True))
+            reqs = self._value_requirements()
             possible = tuple(rid for rid in rule_ids if holds(reqs[rid], present))
             if len(self._possible) >= _POSSIBLE_MEMO:
                 self._possible.clear()
@@ -338,7 +371,7 @@ class RuleSet:
         """Write the seconds every narrower set has been rented for and the cache does not hold yet (charge writes
         them in steps of a fifth of its compile: the seconds of a scan shorter than that would never add up across
         runs). Called as each partition's scan ends."""
-        for narrowed in list(self._narrowed.values()):
+        for narrowed in [*self._narrowed.values(), *self._owner_dbs.values()]:
             if narrowed.matcher is None and narrowed.spent > narrowed.recorded:
                 record_spent(*narrowed.patterns, narrowed.spent)
                 narrowed.recorded = narrowed.spent
@@ -591,17 +624,186 @@ class RuleSet:
                 accepted[sel[part[hit]]] = True
         return accepted, decided
 
-    def scan_column(self, values: pa.Array, plan: FieldPlan, want_spans: bool = False) -> ColumnHits:
-        hits = ColumnHits()
-        t = values.type
-        # Floats, booleans and times never hold a value-rule format; skip the text conversion and scan.
-        textual = not (pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_temporal(t))
-        text = as_text(values) if plan.value_rules and textual else values
-        if plan.value_rules and textual:
-            rule_idx, value_idx = self._raw_hits(text, plan.value_rules, plan)
-        else:
-            rule_idx, value_idx = np.zeros(0, np.int64), np.zeros(0, np.int64)
-        flagged = np.zeros(len(values) if rule_idx.size else 0, bool)
+    # -- values a field's owner takes without a scan ------------------------------------------
+    def _value_rule_hits(self, text: pa.Array, plan: FieldPlan, want_spans: bool, hits: ColumnHits) -> None:
+        """_value_hits, with the values the field's owner takes (_owned) left out of the scan; the field's owner
+        learnt from, and weighed by, the columns scanned in full."""
+        owned, pending = (None, None)
+        started = time.thread_time()
+        owner = plan.owner  # (once: another thread scanning the field may learn or forget it meanwhile)
+        if owner >= 0 and not want_spans and len(text) >= _OWNED_MIN:
+            owned, pending = self._owned(text, plan, owner)
+        if owned is None:
+            started = time.thread_time()
+            self._value_hits(text, plan, want_spans, hits)
+            if want_spans or len(text) < _OWNED_MIN:
+                return
+            spent = time.thread_time() - started
+            if pending is not None:  # the database of the owner's rivals is rented: charged the full scan's seconds
+                pending.charge(spent)
+            plan.full_cost = spent / len(text)
+            if owner < 0:
+                self._learn_owner(plan, hits, len(text) - text.null_count)
+            return
+        rest = ~owned
+        if not self._matches_empty(plan):  # empty values (and nulls) hold no match: not scanned either
+            offsets = string_buffers(text)[0]
+            rest &= offsets[1:] > offsets[:-1]
+            if text.null_count:
+                rest &= np.asarray(text.is_valid())
+        rest = np.flatnonzero(rest)
+        if rest.size:
+            part = ColumnHits()
+            self._value_hits(text if rest.size == len(text) else text.take(pa.array(rest)), plan, False, part)
+            for rid, idx in part.by_rule.items():
+                hits.by_rule[rid] = rest[idx]
+            hits.spans.update(((rid, int(rest[vi])), span) for (rid, vi), span in part.spans.items())
+        mine = np.flatnonzero(owned)
+        scanned = hits.by_rule.get(owner)
+        hits.by_rule[owner] = mine if scanned is None else np.sort(np.concatenate([mine, scanned]), kind="stable")
+        plan.owned_cost = (time.thread_time() - started) / len(text)
+        if plan.full_cost is not None and plan.owned_cost > plan.full_cost:
+            self._forget_owner(plan, _OWNER_RETRY)  # cheaper to scan every value
+
+    def _owned(self, text: pa.Array, plan: FieldPlan, owner: int) -> tuple[np.ndarray | None, Narrowed | None]:
+        """The values of a string column its field's owner takes without a scan (a mask), found in one pass of a
+        database of the owner's pattern as a whole line (Rule.line_expression) and its rivals (rules that could win a
+        value over it; with the placeholder markers for a token rule): the values the owner wholly matches, that its
+        validator accepts (vectorised) and, for a token rule, that are no placeholder suspects (low_entropy_prefix),
+        holding no hit of a rival or a marker. Such a value is the owner's alone, as a scan decides it: every
+        character of the owner's matches is one its boundary forbids beside a match (_can_own), so the owner's only
+        match in the value is the value itself, which the exact resolution (resolve_value) takes first, and every
+        other rule's match overlaps it (a value holding a newline is never taken). None (scan the column in full) when
+        the column is not UTF-8, when the owner wholly matches under _OWNED_SHARE of its values (the owner is forgotten), or
+        while that database is not worth compiling yet: then with its entry, to charge the full scan's seconds to."""
+        rule = self.rules[owner]
+        filled = pc.fill_null(text, "") if text.null_count else text
+        found = value_bytes(filled)
+        if found & HIGH and not valid_utf8(filled):
+            return None, None
+        matcher, entry = self._owner_database(owner, self._rivals(plan.value_rules, owner, found | NEWLINE))
+        if matcher is None:
+            return None, entry
+        ids, at = scan_text(matcher, filled)
+        whole = ids == owner
+        owned = np.zeros(len(filled), bool)
+        owned[at[whole]] = True
+        if found & NEWLINE:  # a line of a value holding a newline is not the value (a match stays in its value's lines)
+            wide = pa.types.is_large_string(filled.type)
+            bufs = filled.buffers()
+            owned &= np.frombuffer(_native.any_byte(bufs[1], bufs[2], filled.offset, len(filled), wide, _NEWLINE_TABLE), np.uint8) != 1
+        if int(owned.sum()) < _OWNED_SHARE * (len(text) - text.null_count):
+            self._forget_owner(plan, _REMEASURE)
+            return None, None
+        owned[at[~whole]] = False  # a rival's hit or a placeholder marker's
+        if rule.validator is not None:
+            idx = np.flatnonzero(owned)
+            cand = filled if idx.size == len(filled) else filled.take(pa.array(idx))
+            ok, can = _verdict(VECTOR_VALIDATORS[rule.validator](cand), idx.size)
+            owned[idx[~(ok & can)]] = False
+        if self._token_rule[owner]:
+            idx = np.flatnonzero(owned)
+            owned[idx[low_entropy_prefix(filled, idx)]] = False
+        return owned, None
+
+    def _can_own(self, rid: int) -> bool:
+        """Whether a value rule can own values (_owned): its matches are its value pattern's whole match (no label,
+        no secret group), need nothing beyond a vectorised validator and the placeholder markers (no candidate
+        checks, no context), cannot hold a newline or be empty, and hold only ASCII characters of its own boundary
+        class (alphabet.match_chars): then a match cannot have a character of the value beside it, so in a value it
+        wholly matches it matches nowhere else."""
+        can = self._can_own_memo.get(rid)
+        if can is not None:
+            return can
+        rule = self.rules[rid]
+        can = False
+        if (
+            rule.is_value_rule
+            and not rule.labelled
+            and not rule.secret_group
+            and not rule.candidate_checks
+            and rule.placeholder in ("off", "token")
+            and not self._spans_lines[rid]
+            and (rule.validator is None or (rule.validator in VECTOR_VALIDATORS and rule.validator not in CONTEXT_VALIDATORS))
+            and rule.value_re is not None
+            and rule.value_re.search("") is None
+        ):
+            source, flags = rule.value_source() or ("", 0)
+            chars = match_chars(source, flags)
+            boundary = re.compile(rule.python_boundary(), flags)
+            can = chars is not None and chars != 0 and all(boundary.fullmatch(chr(c)) for c in range(128) if chars >> c & 1)
+        self._can_own_memo[rid] = can
+        return can
+
+    def _matches_empty(self, plan: FieldPlan) -> bool:
+        """Whether a rule of the field's set matches in an empty value (a built-in rule never does), by scanning one."""
+        if plan.empty_hits is None:
+            plan.empty_hits = bool(self._raw_hits(pa.array([""], pa.string()), plan.value_rules)[0].size)
+        return plan.empty_hits
+
+    def _rivals(self, rule_ids: tuple[int, ...], owner: int, present: int) -> tuple[int, ...]:
+        """The rules of a field's set that could win a value over its owner (resolve_value takes the highest
+        priority first, then the longest match, then the rule listed first; value_pairs keeps the first of the highest
+        priority of one category), less those a column holding the bytes `present` cannot match."""
+        key = (rule_ids, owner, present)
+        rivals = self._rival_sets.get(key)
+        if rivals is None:
+            pri = self._priority
+            reqs = self._value_requirements()
+            rivals = tuple(
+                r for r in rule_ids
+                if r != owner and (pri[r] > pri[owner] or (pri[r] == pri[owner] and r < owner)) and holds(reqs[r], present)
+            )
+            if len(self._rival_sets) >= _POSSIBLE_MEMO:
+                self._rival_sets.clear()
+            self._rival_sets[key] = rivals
+        return rivals
+
+    def _owner_database(self, owner: int, rivals: tuple[int, ...]) -> tuple[Matcher | None, Narrowed]:
+        """The database of an owner's whole-line pattern (reported under the owner's index) and its rivals' patterns
+        (with the placeholder markers for a token owner) once it exists or is worth compiling, rented as the narrower
+        databases are (_database): with its entry, charged while it is not."""
+        key = (owner, rivals)
+        entry = self._owner_dbs.get(key)
+        if entry is None:
+            exprs, flags, ids = self._patterns(rivals, True, bool(self._token_rule[owner]))
+            rule = self.rules[owner]
+            patterns = ([*exprs, rule.line_expression()], [*flags, rule_flags(rule.ignore_case, True)], (*ids, owner))
+            entry = self._owner_dbs[key] = Narrowed(patterns, cached_patterns(*patterns))
+            if entry.matcher is None:
+                entry.spent = entry.recorded = spent_before(*patterns)
+        if entry.matcher is None and entry.spent >= entry.compile_estimate:
+            try:
+                entry.matcher = compile_patterns(*entry.patterns)
+            except CompileError:  # (the engine refuses the whole-line form: the rule owns no values)
+                self._can_own_memo[owner] = False
+                entry.spent = 0.0
+        return entry.matcher, entry
+
+    def _learn_owner(self, plan: FieldPlan, hits: ColumnHits, n: int) -> None:
+        """Take the rule most values of a column scanned in full went to as the field's owner, when it holds at least
+        _OWNED_SHARE of its `n` values (nulls left out) and can own values."""
+        if plan.owner_wait:
+            plan.owner_wait -= 1
+            return
+        best, count = -1, 0
+        for rid, idx in hits.by_rule.items():
+            if idx.size > count:
+                best, count = rid, idx.size
+        if best >= 0 and count >= _OWNED_SHARE * n and self._can_own(best):
+            plan.owner = best
+
+    @staticmethod
+    def _forget_owner(plan: FieldPlan, wait: int) -> None:
+        """Scan the field's columns in full, and learn an owner again after `wait` of them."""
+        plan.owner = -1
+        plan.owned_cost = None
+        plan.owner_wait = wait
+
+    def _value_hits(self, text: pa.Array, plan: FieldPlan, want_spans: bool, hits: ColumnHits) -> None:
+        """The value rules' hits in a string column, into `hits` (by_rule, spans; all_spans with want_spans)."""
+        rule_idx, value_idx = self._raw_hits(text, plan.value_rules, plan)
+        flagged = np.zeros(len(text) if rule_idx.size else 0, bool)
         marked = rule_idx == self._marker_id
         if marked.any():
             flagged[value_idx[marked]] = True
@@ -663,6 +865,15 @@ class RuleSet:
                     # merges them in one linear pass, and one run is already in order.
                     ordered = v_chunk.size < 2 or bool((v_chunk[1:] > v_chunk[:-1]).all())
                     hits.by_rule[int(r_chunk[0])] = v_chunk if ordered else np.sort(v_chunk, kind="stable")
+
+    def scan_column(self, values: pa.Array, plan: FieldPlan, want_spans: bool = False) -> ColumnHits:
+        hits = ColumnHits()
+        t = values.type
+        # Floats, booleans and times never hold a value-rule format; skip the text conversion and scan.
+        textual = not (pa.types.is_floating(t) or pa.types.is_boolean(t) or pa.types.is_temporal(t))
+        text = as_text(values) if plan.value_rules and textual else values
+        if plan.value_rules and textual:
+            self._value_rule_hits(text, plan, want_spans, hits)
         value_type = t.value_type if pa.types.is_dictionary(t) else t
         if plan.text_rules and (pa.types.is_string(value_type) or pa.types.is_large_string(value_type)):
             # Prose is only ever stored as text; numbers, dates and bytes never pay for the free-text test.

@@ -236,6 +236,15 @@ class Rule:
             value = f"(?:{self.before or ''})(?:{value})(?:{self.after or ''})"
         return f"(?:^|[^{inner}])(?:{value})[^{inner}]".encode()
 
+    def line_expression(self) -> bytes:
+        """The pattern matching a whole value and the newline after it in the engine's buffer (UTF-8 mode)."""
+        assert self.value is not None
+        return ("^(?:" + self.value.replace(NON_ASCII, r"\x{80}-\x{10FFFF}") + r")\n").encode()
+
+    def python_boundary(self) -> str:
+        """The boundary class as Python's re reads it (a character beside a match that may not be there)."""
+        return _python_classes(self.boundary)
+
     def re2_value(self) -> str:
         """The value pattern for Arrow's RE2 kernels (whole-value checks)."""
         assert self.value is not None

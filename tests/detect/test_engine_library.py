@@ -6,7 +6,7 @@ more short values; `blood_pressure` in the health category misses `120/80` after
 so does 5.4.9 in UTF-8 mode, which the engine therefore uses for every column of valid UTF-8 (byte mode is left for
 bytes that are not). Held here against Python's re, value by value: every rule's database alone, every category's,
 and the full set, over the rules' examples placed after fillers of many kinds and lengths; and the byte-mode defect
-itself, an expected failure on 5.4.9 only (strict: it fails once the library no longer misses, so the marker goes);
+itself, allowed on 5.4.9 only (where it shows on some CPUs and not on others);
 and the narrower sets a column's bytes leave (detect/alphabet.py).
 BENCHMARKS.md, "Native core, ninth steps".
 """
@@ -45,10 +45,12 @@ def test_the_engine_finds_every_address_whatever_comes_before() -> None:
     assert found == expected
 
 
-@pytest.mark.xfail(_KNOWN_BAD, strict=True, reason="Vectorscan 5.4.9 misses matches of small byte-mode databases")
 def test_byte_mode_finds_every_address_whatever_comes_before() -> None:
+    """The byte-mode defect: only Vectorscan 5.4.9 may miss these, and whether it does depends on the CPU the
+    database is compiled for (it missed them on the machines these tests first ran on, not on an AMD EPYC with
+    AVX2, `vectorscan_platform()` "tune0-features4"); any other version must find them all."""
     found, expected = _addresses_after_fillers(RuleSet(select_rules(only=["ipv4"])), utf8=False)
-    assert found == expected
+    assert found == expected or _KNOWN_BAD
 
 
 def _fillers(rng: random.Random) -> list[str]:
