@@ -82,6 +82,13 @@ _OWNED_MIN = 1024
 _OWNED_SHARE = 0.5
 _NEWLINE_TABLE = bytes(1 if b == 10 else 0 for b in range(256))  # (_native.any_byte: which values hold a newline)
 _OWNER_RETRY = 64  # columns a field scans in full before it tries an owner again that cost more than a full scan
+_WHOLE_RETRY = 16
+_OWNER_MARGIN = 1.2  # (a column's seconds vary by a tenth or two: an owner goes when clearly the dearer way)
+
+
+def _mean(before: float | None, now: float) -> float:
+    """A running mean of per-value costs, the latest column weighing half."""
+    return now if before is None else (before + now) / 2
 
 
 def _verdict(verdict: np.ndarray | tuple[np.ndarray, np.ndarray], n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -102,13 +109,18 @@ class FieldPlan:
     distinct_share: float | None = None
     since_measured: int = 0
     present: int = 0  # every byte the field's columns have held so far (alphabet.present_bytes)
-    # The field's owner rule (-1: none; see RuleSet._owned), and the CPU seconds a value its last column cost scanned
-    # in full and the owned way (None: not measured yet); `owner_wait`: columns left before an owner is learnt again.
+    # The field's owner rule (-1: none; see RuleSet._owned), and the CPU seconds a value of its columns costs scanned
+    # in full and the owned way (running means; None: not measured yet); `owner_wait`: columns left before an owner
+    # is learnt again.
     owner: int = -1
     full_cost: float | None = None
     owned_cost: float | None = None
     owner_wait: int = 0
     empty_hits: bool | None = None  # whether a rule of the set matches in an empty value (RuleSet._matches_empty)
+    # Per vectorised-validator rule: a value's seconds of the whole-value check by RE2 and by the line pass (running
+    # means), and the checks made since the field measured both (RuleSet._whole_values).
+    whole_costs: dict[int, list[float | None]] = field(default_factory=dict)
+    whole_checks: int = 0
 
     def scan_distinct(self, column: pa.Array) -> bool:
         """Whether to scan this column's distinct values instead of its rows: while the field's values repeat
@@ -291,6 +303,7 @@ class RuleSet:
         self._can_own_memo: dict[int, bool] = {}
         self._rival_sets: dict[tuple[tuple[int, ...], int, int], tuple[int, ...]] = {}
         self._owner_dbs: dict[tuple[int, tuple[int, ...]], Narrowed] = {}  # per owner and rivals (_owner_database)
+        self._line_dbs: dict[int, Narrowed] = {}  # per vectorised-validator rule: its whole-line pattern (_whole_values)
         self.plan = lru_cache(maxsize=65536)(self._plan)
 
     def _compile(self, wanted: tuple[int, ...], utf8: bool = True) -> Matcher:
@@ -371,7 +384,7 @@ class RuleSet:
         """Write the seconds every narrower set has been rented for and the cache does not hold yet (charge writes
         them in steps of a fifth of its compile: the seconds of a scan shorter than that would never add up across
         runs). Called as each partition's scan ends."""
-        for narrowed in [*self._narrowed.values(), *self._owner_dbs.values()]:
+        for narrowed in [*self._narrowed.values(), *self._owner_dbs.values(), *self._line_dbs.values()]:
             if narrowed.matcher is None and narrowed.spent > narrowed.recorded:
                 record_spent(*narrowed.patterns, narrowed.spent)
                 narrowed.recorded = narrowed.spent
@@ -593,7 +606,9 @@ class RuleSet:
         values, rules, multi = done
         return np.frombuffer(values, np.int64), np.frombuffer(rules, np.int64), np.frombuffer(multi, np.bool_)
 
-    def _vector_validate(self, text: pa.Array, rule_idx: np.ndarray, value_idx: np.ndarray, needs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _vector_validate(
+        self, text: pa.Array, rule_idx: np.ndarray, value_idx: np.ndarray, needs: np.ndarray, plan: FieldPlan
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Decide candidates with a vectorised validator; returns (accepted, decided) masks.
 
         A candidate that is the whole value is decided outright. Inside longer text the first match is
@@ -609,7 +624,7 @@ class RuleSet:
             sel = np.flatnonzero(needs & (rule_idx == rid))
             # A rule's value indices are ascending and distinct: as many as the values means every value, in order.
             cand = text if sel.size == len(text) else text.take(pa.array(value_idx[sel]))
-            whole = np.asarray(pc.fill_null(pc.match_substring_regex(cand, pattern), False), dtype=bool)
+            whole = self._whole_values(cand, rid, pattern, plan)
             if whole.any():
                 ok, can = _verdict(validate(cand), len(cand))
                 decided[sel[whole & can]] = True
@@ -641,7 +656,7 @@ class RuleSet:
             spent = time.thread_time() - started
             if pending is not None:  # the database of the owner's rivals is rented: charged the full scan's seconds
                 pending.charge(spent)
-            plan.full_cost = spent / len(text)
+            plan.full_cost = _mean(plan.full_cost, spent / len(text))
             if owner < 0:
                 self._learn_owner(plan, hits, len(text) - text.null_count)
             return
@@ -661,8 +676,8 @@ class RuleSet:
         mine = np.flatnonzero(owned)
         scanned = hits.by_rule.get(owner)
         hits.by_rule[owner] = mine if scanned is None else np.sort(np.concatenate([mine, scanned]), kind="stable")
-        plan.owned_cost = (time.thread_time() - started) / len(text)
-        if plan.full_cost is not None and plan.owned_cost > plan.full_cost:
+        plan.owned_cost = _mean(plan.owned_cost, (time.thread_time() - started) / len(text))
+        if plan.full_cost is not None and plan.owned_cost > plan.full_cost * _OWNER_MARGIN:
             self._forget_owner(plan, _OWNER_RETRY)  # cheaper to scan every value
 
     def _owned(self, text: pa.Array, plan: FieldPlan, owner: int) -> tuple[np.ndarray | None, Narrowed | None]:
@@ -684,18 +699,11 @@ class RuleSet:
         matcher, entry = self._owner_database(owner, self._rivals(plan.value_rules, owner, found | NEWLINE))
         if matcher is None:
             return None, entry
-        ids, at = scan_text(matcher, filled)
-        whole = ids == owner
-        owned = np.zeros(len(filled), bool)
-        owned[at[whole]] = True
-        if found & NEWLINE:  # a line of a value holding a newline is not the value (a match stays in its value's lines)
-            wide = pa.types.is_large_string(filled.type)
-            bufs = filled.buffers()
-            owned &= np.frombuffer(_native.any_byte(bufs[1], bufs[2], filled.offset, len(filled), wide, _NEWLINE_TABLE), np.uint8) != 1
+        owned, _, others = self._whole_lines(matcher, owner, filled, found)
         if int(owned.sum()) < _OWNED_SHARE * (len(text) - text.null_count):
             self._forget_owner(plan, _REMEASURE)
             return None, None
-        owned[at[~whole]] = False  # a rival's hit or a placeholder marker's
+        owned[others] = False  # a rival's hit or a placeholder marker's
         if rule.validator is not None:
             idx = np.flatnonzero(owned)
             cand = filled if idx.size == len(filled) else filled.take(pa.array(idx))
@@ -824,7 +832,7 @@ class RuleSet:
                 needs[:] = True
                 plain[:] = False
             else:
-                accepted, decided = self._vector_validate(text, rule_idx, value_idx, needs & ~multi)
+                accepted, decided = self._vector_validate(text, rule_idx, value_idx, needs & ~multi, plan)
                 plain |= accepted
                 needs &= ~decided
             final_rules = [rule_idx[plain]]
@@ -865,6 +873,60 @@ class RuleSet:
                     # merges them in one linear pass, and one run is already in order.
                     ordered = v_chunk.size < 2 or bool((v_chunk[1:] > v_chunk[:-1]).all())
                     hits.by_rule[int(r_chunk[0])] = v_chunk if ordered else np.sort(v_chunk, kind="stable")
+
+    def _whole_values(self, cand: pa.Array, rid: int, pattern: str, plan: FieldPlan) -> np.ndarray:
+        """Which values a rule's pattern wholly matches: RE2's check of `pattern` (`^...$`) or one Vectorscan pass
+        of the rule's whole-line form (Rule.line_expression, on a column of UTF-8), whichever has cost less a value
+        in the field (each tried again every _WHOLE_RETRY-th column: by the values, either can be twice the other);
+        the line database rented as the narrower ones are, with RE2's seconds."""
+        entry = self._line_dbs.get(rid)
+        if entry is None:
+            rule = self.rules[rid]
+            patterns = ([rule.line_expression()], [rule_flags(rule.ignore_case, True)], (rid,))
+            entry = self._line_dbs[rid] = Narrowed(patterns, cached_patterns(*patterns))
+            if entry.matcher is None:
+                entry.spent = entry.recorded = spent_before(*patterns)
+        if entry.matcher is None and entry.spent >= entry.compile_estimate:
+            try:
+                entry.matcher = compile_patterns(*entry.patterns)
+            except CompileError:
+                entry.spent = -1e9  # (refused: RE2 it stays)
+        filled = pc.fill_null(cand, "") if cand.null_count else cand
+        found = value_bytes(filled)
+        costs = plan.whole_costs.setdefault(rid, [None, None])  # a value's seconds: RE2's, the line pass's
+        if entry.matcher is None or (found & HIGH and not valid_utf8(filled)):
+            line = False
+        elif costs[1] is None or costs[0] is None:
+            line = costs[1] is None
+        else:
+            plan.whole_checks += 1
+            line = (costs[1] <= costs[0]) != (plan.whole_checks % _WHOLE_RETRY == 0)
+        started = time.thread_time()
+        if line:
+            assert entry.matcher is not None
+            whole = self._whole_lines(entry.matcher, rid, filled, found)[0]
+        else:
+            whole = np.asarray(pc.fill_null(pc.match_substring_regex(cand, pattern), False), dtype=bool)
+        spent = time.thread_time() - started
+        costs[int(line)] = _mean(costs[int(line)], spent / max(len(cand), 1))
+        if entry.matcher is None:
+            entry.charge(spent)
+        return whole
+
+    @staticmethod
+    def _whole_lines(matcher: Matcher, rid: int, filled: pa.Array, found: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(mask of the values the whole-line pattern reported under `rid` matches, and the other (id, value) hits of
+        the pass) over a UTF-8 column without nulls holding the bytes `found` (value_bytes): a line of a value holding
+        a newline is not the value, and the matches of a line stay in its value's lines."""
+        ids, at = scan_text(matcher, filled)
+        mine = ids == rid
+        whole = np.zeros(len(filled), bool)
+        whole[at[mine]] = True
+        if found & NEWLINE:
+            wide = pa.types.is_large_string(filled.type)
+            bufs = filled.buffers()
+            whole &= np.frombuffer(_native.any_byte(bufs[1], bufs[2], filled.offset, len(filled), wide, _NEWLINE_TABLE), np.uint8) != 1
+        return whole, ids[~mine], at[~mine]
 
     def scan_column(self, values: pa.Array, plan: FieldPlan, want_spans: bool = False) -> ColumnHits:
         hits = ColumnHits()

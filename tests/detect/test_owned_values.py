@@ -16,6 +16,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401 (pa.compute)
 import pyarrow.json as pj
 import pytest
 
@@ -256,3 +257,31 @@ def test_match_chars() -> None:
             for m in rule.value_re.finditer(text):
                 assert all(chars >> ord(c) & 1 for c in m.group())
     assert np.any([match_chars(*r.value_source()) is not None for r in builtin_rules() if r.is_value_rule])
+
+
+def test_whole_line_checks_match_re2(monkeypatch) -> None:
+    """The vectorised validators' "is the candidate the whole value" by one Vectorscan pass of each rule's whole-line
+    form (the field's cheaper way once both are measured) gives RE2's answer: on every such rule's examples and negatives, cut, padded, with newlines inside and after,
+    with text that is not ASCII, and nulls."""
+    monkeypatch.setattr(engine.Narrowed, "compile_estimate", property(lambda self: 0.0))
+    rs = RuleSet(_RULES)
+    rng = random.Random(4)
+    assert len(rs._whole) >= 6
+    for rid, pattern in rs._whole.items():
+        rule = rs.rules[rid]
+        base = [e.value for r in (rule, *rng.sample(_RULES, 5)) for e in (*r.examples, *r.negative_examples)]
+        base += [m.group() for v in base if rule.value_re is not None for m in rule.value_re.finditer(v)]  # (whole)
+        values: list[str | None] = []
+        for v in base * 3:
+            k = rng.randrange(8)
+            values.append([v, v[1:], v[:-1], " " + v, v + "\n", "x\n" + v, v + "é", None][k])
+        column = pa.array(values, pa.string())
+        expected = np.asarray(pa.compute.fill_null(pa.compute.match_substring_regex(column, pattern), False), bool)
+        assert expected.any() and not expected.all(), rule.id
+        plan = rs._plan("notes")
+        assert (rs._whole_values(column, rid, pattern, plan) == expected).all(), rule.id
+        assert rs._line_dbs[rid].matcher is not None and plan.whole_costs[rid][1] is not None  # (by the line pass)
+        sliced = column.slice(5)
+        assert (rs._whole_values(sliced, rid, pattern, plan) == expected[5:]).all(), rule.id
+        assert plan.whole_costs[rid][0] is not None  # (then by RE2, to weigh the two)
+        assert (rs._whole_values(sliced, rid, pattern, rs._plan("notes")) == expected[5:]).all(), rule.id
