@@ -949,13 +949,18 @@ class RuleSet:
             for rid in plan.check_rules:
                 rule = self.rules[rid]
                 assert rule.check is not None
-                mask = run_check(rule.check, values, rule.check_min, rule.check_max)
-                # The most specific rule wins: a value already claimed by a value rule of the same
-                # category (an Atza| token under access_token) is not counted again by the generic rule.
+                # The most specific rule wins: a value already claimed by a value rule of the same category (an Atza|
+                # token under access_token) is not counted again by the generic rule; where most are, the check runs
+                # on the others only (a check decides each value alone).
+                claimed = np.zeros(len(values), bool)
                 for other, idx in hits.by_rule.items():
                     if self.rules[other].category == rule.category and idx.size:
-                        mask[idx] = False
-                idx = np.flatnonzero(mask)
+                        claimed[idx] = True
+                rest = np.flatnonzero(~claimed)
+                if rest.size * 2 < len(values):
+                    idx = rest[run_check(rule.check, values.take(pa.array(rest)), rule.check_min, rule.check_max)] if rest.size else rest
+                else:
+                    idx = np.flatnonzero(run_check(rule.check, values, rule.check_min, rule.check_max) & ~claimed)
                 if idx.size:
                     hits.by_rule[rid] = idx
                     if rule.category in CLAIMING_CATEGORIES:

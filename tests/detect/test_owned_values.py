@@ -285,3 +285,33 @@ def test_whole_line_checks_match_re2(monkeypatch) -> None:
         assert (rs._whole_values(sliced, rid, pattern, plan) == expected[5:]).all(), rule.id
         assert plan.whole_costs[rid][0] is not None  # (then by RE2, to weigh the two)
         assert (rs._whole_values(sliced, rid, pattern, rs._plan("notes")) == expected[5:]).all(), rule.id
+
+
+@pytest.mark.parametrize("claimed_share", [0.2, 0.8, 1.0])
+def test_field_checks_run_on_the_values_no_value_rule_took(claimed_share: float) -> None:
+    """A field check (`secret` under a token field) counts the values no value rule of its category took; where most
+    were taken it runs on the others only: the same values either way, as the check over every value gives them."""
+    from spillguard.detect.checks import run_check
+
+    rng = random.Random(int(claimed_share * 10))
+    values = []
+    for _ in range(4000):
+        if rng.random() < claimed_share:
+            values.append("Atza|" + "".join(rng.choice(_TOKEN) for _ in range(60)))
+        else:
+            values.append(rng.choice([None, "", "n/a", "".join(rng.choice(_TOKEN) for _ in range(rng.randrange(8, 60)))]))
+    column = pa.array(values, pa.string())
+    rs = RuleSet(_RULES)
+    plan = rs.plan("alexa.access_token")
+    hits = rs.scan_column(column, plan)
+    checks = [rid for rid in plan.check_rules if rs.rules[rid].check == "secret"]
+    assert checks
+    for rid in checks:
+        rule = rs.rules[rid]
+        claimed = np.zeros(len(column), bool)
+        for other, idx in hits.by_rule.items():
+            if other != rid and rs.rules[other].category == rule.category:
+                claimed[idx] = True
+        expected = np.flatnonzero(run_check("secret", column, rule.check_min, rule.check_max) & ~claimed)
+        assert hits.by_rule.get(rid, np.zeros(0, np.int64)).tolist() == expected.tolist()
+        assert claimed_share == 1.0 or expected.size > 100
