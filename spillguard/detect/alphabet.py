@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import orjson
 import pyarrow as pa
 
@@ -170,6 +171,61 @@ def holds(req: Requirement, present: int) -> bool:
     if any_of:
         return any(holds(p, present) for p in parts)
     return all(holds(p, present) for p in parts)
+
+
+class RequirementTable:
+    """Many requirements decided together for a column's bytes (what `holds` decides one at a time): the byte sets
+    tested at once, then each level of "any"/"all" nodes from the deepest up, a few numpy calls in all."""
+
+    def __init__(self, reqs: Sequence[Requirement]) -> None:
+        masks: list[int] = []
+        nodes: list[tuple[bool, list[int], int]] = []  # (any, child node ids, depth); a leaf: (True, [-1 - mask id], 0)
+        memo: dict[Requirement, int] = {}
+
+        def node(req: Requirement) -> int:
+            got = memo.get(req)
+            if got is not None:
+                return got
+            if isinstance(req, int):
+                masks.append(req)
+                entry = (True, [-len(masks)], 0)
+            else:
+                kids = [node(p) for p in req[1]]
+                entry = (req[0], kids, 1 + max((nodes[k][2] for k in kids), default=0))
+            nodes.append(entry)
+            memo[req] = len(nodes) - 1
+            return memo[req]
+
+        self._roots = np.array([node(r) for r in reqs], np.int64)
+        words = [[(m >> (64 * w)) & 0xFFFFFFFFFFFFFFFF for w in range(4)] for m in masks]
+        self._masks = np.array(words, np.uint64).reshape(len(masks), 4)
+        self._leaf_nodes = np.array([i for i, n in enumerate(nodes) if n[2] == 0], np.int64)
+        self._leaf_masks = np.array([-1 - nodes[i][1][0] for i in self._leaf_nodes.tolist()], np.int64)
+        self._size = len(nodes)
+        # Per depth: (node ids, children concatenated, where each node's children start, any?) for the nodes with
+        # children, and the childless ones (an empty "all" holds, an empty "any" does not).
+        self._levels: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+        self._empty: list[tuple[int, bool]] = [(i, not n[0]) for i, n in enumerate(nodes) if n[2] == 1 and not n[1]]
+        for depth in range(1, max((n[2] for n in nodes), default=0) + 1):
+            ids = [i for i, n in enumerate(nodes) if n[2] == depth and n[1]]
+            if not ids:
+                continue
+            kids = [k for i in ids for k in nodes[i][1]]
+            starts = np.cumsum([0] + [len(nodes[i][1]) for i in ids[:-1]])
+            self._levels.append((np.array(ids, np.int64), np.array(kids, np.int64), starts.astype(np.int64), np.array([nodes[i][0] for i in ids])))
+
+    def holding(self, present: int) -> np.ndarray:
+        """Per requirement, whether a column holding the bytes `present` meets it."""
+        words = np.array([(present >> (64 * w)) & 0xFFFFFFFFFFFFFFFF for w in range(4)], np.uint64)
+        value = np.zeros(self._size, bool)
+        if self._leaf_nodes.size:
+            value[self._leaf_nodes] = (self._masks[self._leaf_masks] & words).any(axis=1)
+        for i, holds_empty in self._empty:
+            value[i] = holds_empty
+        for ids, kids, starts, any_of in self._levels:
+            got = value[kids]
+            value[ids] = np.where(any_of, np.logical_or.reduceat(got, starts), np.logical_and.reduceat(got, starts))
+        return value[self._roots]
 
 
 def present_bytes(text: pa.Array) -> int:

@@ -23,8 +23,7 @@ from spillguard.categories import CLAIMING_CATEGORIES
 from spillguard.detect.alphabet import (
     HIGH,
     NEWLINE,
-    Requirement,
-    holds,
+    RequirementTable,
     match_chars,
     present_bytes,
     requirements,
@@ -253,7 +252,8 @@ class RuleSet:
         self._category_code = np.array([categories.index(r.category) for r in self.rules], dtype=np.int64)
         self._validate_cache: dict[tuple[int, str] | tuple[int, str, int], bool] = {}
         self._dbs: dict[tuple[tuple[int, ...], bool], Matcher] = {}
-        self._requirements: dict[int, Requirement] = {}  # per value rule: what a match needs of a column's bytes
+        self._requirements: RequirementTable | None = None  # what a match of each value rule needs of a column's bytes
+        self._held: dict[int, list[bool]] = {}  # per set of bytes a column holds: _holding
         self._possible: dict[tuple[tuple[int, ...], int], tuple[int, ...]] = {}
         self._narrowed: dict[tuple[int, ...], Narrowed] = {}
         # The value rules every field runs (one database shared by all fields) and those that run only under a field
@@ -340,12 +340,21 @@ class RuleSet:
         """Whether the UTF-8 database of some value rules is at hand (in this process or the disk cache)."""
         return (wanted, True) in self._dbs or cached_patterns(*self._patterns(wanted, True)) is not None
 
-    def _value_requirements(self) -> dict[int, Requirement]:
-        reqs = self._requirements
-        if not reqs:  # every value rule's, read once (or loaded from the cache)
-            sources = [self.rules[rid].value_source() or ("", 0) for rid in self.value_rule_ids]
-            reqs.update(zip(self.value_rule_ids, requirements(sources), strict=True))
-        return reqs
+    def _holding(self, present: int) -> list[bool]:
+        """Per rule index, whether a column holding the bytes `present` lets the rule match (alphabet.py; every value
+        rule's requirement read once, or loaded from the cache)."""
+        held = self._held.get(present)
+        if held is None:
+            if self._requirements is None:
+                sources = [self.rules[rid].value_source() or ("", 0) for rid in self.value_rule_ids]
+                self._requirements = RequirementTable(requirements(sources))
+            held = [False] * len(self.rules)
+            for rid, ok in zip(self.value_rule_ids, self._requirements.holding(present).tolist(), strict=True):
+                held[rid] = ok
+            if len(self._held) >= _POSSIBLE_MEMO:
+                self._held.clear()
+            self._held[present] = held
+        return held
 
     def _database(self, rule_ids: tuple[int, ...], present: int) -> tuple[tuple[int, ...], Narrowed | None]:
         """The rules to scan a column of valid UTF-8 holding the bytes `present` with: those of `rule_ids` its bytes
@@ -354,8 +363,8 @@ class RuleSet:
         key = (rule_ids, present)
         possible = self._possible.get(key)
         if possible is None:
-            reqs = self._value_requirements()
-            possible = tuple(rid for rid in rule_ids if holds(reqs[rid], present))
+            held = self._holding(present)
+            possible = tuple(rid for rid in rule_ids if held[rid])
             if len(self._possible) >= _POSSIBLE_MEMO:
                 self._possible.clear()
             self._possible[key] = possible
@@ -757,10 +766,9 @@ class RuleSet:
         rivals = self._rival_sets.get(key)
         if rivals is None:
             pri = self._priority
-            reqs = self._value_requirements()
+            held = self._holding(present)
             rivals = tuple(
-                r for r in rule_ids
-                if r != owner and (pri[r] > pri[owner] or (pri[r] == pri[owner] and r < owner)) and holds(reqs[r], present)
+                r for r in rule_ids if r != owner and (pri[r] > pri[owner] or (pri[r] == pri[owner] and r < owner)) and held[r]
             )
             if len(self._rival_sets) >= _POSSIBLE_MEMO:
                 self._rival_sets.clear()

@@ -20,6 +20,7 @@ from spillguard.detect.alphabet import (
     HIGH,
     NEWLINE,
     Requirement,
+    RequirementTable,
     holds,
     present_bytes,
     requirement,
@@ -155,7 +156,7 @@ def test_narrowed_databases_find_what_the_full_database_finds(monkeypatch: pytes
     monkeypatch.setattr(engine, "_COMPILE_SECONDS_PER_RULE", 0.0)  # every narrower database compiled at once
     narrowed = RuleSet(builtin_rules())
     with monkeypatch.context() as m:
-        m.setattr(engine, "holds", lambda req, present: True)  # every rule, one database
+        m.setattr(RuleSet, "_holding", lambda self, present: [True] * len(self.rules))  # every rule, one database
         full = RuleSet(builtin_rules())
         expected = [_hits(full, c, path) for c in columns]
     got = [_hits(narrowed, c, path) for c in columns]
@@ -279,3 +280,25 @@ def test_scanning_in_earlier_runs_counts_towards_a_narrower_database(monkeypatch
     third = RuleSet(rules)
     _hits(third, digits, "value")
     assert sizes == [8, 1, 8]  # its own full database, and no narrower one yet
+
+
+def test_the_requirement_table_decides_as_holds() -> None:
+    """RequirementTable (every rule's requirement for a column at once, RuleSet._holding) against `holds`, one
+    requirement at a time: the built-in rules' and random trees (empty "all" and "any" nodes, shared parts, deep
+    nesting), on random sets of bytes."""
+    rng = random.Random(8)
+
+    def tree(depth: int) -> Requirement:
+        if depth == 0 or rng.random() < 0.3:
+            return sum(1 << rng.randrange(256) for _ in range(rng.randrange(1, 4)))
+        return (rng.random() < 0.5, tuple(tree(depth - 1) for _ in range(rng.randrange(0, 4))))
+
+    builtin = requirements([r.value_source() or ("", 0) for r in _VALUE_RULES])
+    shared = tree(3)
+    random_trees = [tree(rng.randrange(5)) for _ in range(300)] + [ALWAYS, (True, ()), (False, (shared, shared)), shared]
+    for reqs in (builtin, random_trees, [7]):
+        table = RequirementTable(reqs)
+        for _ in range(200):
+            present = NEWLINE | sum(1 << rng.randrange(256) for _ in range(rng.randrange(0, 40)))
+            assert table.holding(present).tolist() == [holds(r, present) for r in reqs]
+    assert RequirementTable([]).holding(NEWLINE).size == 0

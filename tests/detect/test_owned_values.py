@@ -224,7 +224,7 @@ def test_which_rules_can_own_values() -> None:
     assert {"bcrypt_hash", "lwa_refresh_token", "lwa_access_token", "mac_separated", "aws_access_key_id"} <= can
     # "@" and "." beside a match, a validator reading the context, a label, a secret group, any character:
     assert not {"email", "ipv4", "phone_international", "us_ssn_labelled", "password_assignment", "bearer_token"} & can
-    for i, r in enumerate(rs.rules):
+    for r in rs.rules:
         if r.id in can:
             assert r.value_re is not None and r.value_re.search("") is None and not r.labelled and not r.secret_group
 
