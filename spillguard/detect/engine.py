@@ -163,6 +163,26 @@ class Narrowed:
     matcher: Matcher | None = None
     spent: float = 0.0
     recorded: float = 0.0
+    refused: bool = False  # the engine refused to compile it: rented for ever
+
+    @classmethod
+    def open(cls, patterns: tuple[list[bytes], list[int], tuple[int, ...]], matcher: Matcher | None = None) -> Narrowed:
+        """The entry of a database: the one at hand (in this process or the disk cache), else the seconds earlier
+        runs on this machine spent without it."""
+        entry = cls(patterns, matcher if matcher is not None else cached_patterns(*patterns))
+        if entry.matcher is None:
+            entry.spent = entry.recorded = spent_before(*patterns)
+        return entry
+
+    def due(self) -> Matcher | None:
+        """The database, compiled now if the seconds spent without it have reached its estimated compile; None while
+        they have not, or when the engine refuses it."""
+        if self.matcher is None and not self.refused and self.spent >= self.compile_estimate:
+            try:
+                self.matcher = compile_patterns(*self.patterns)
+            except CompileError:
+                self.refused = True
+        return self.matcher
 
     @property
     def compile_estimate(self) -> float:
@@ -371,13 +391,8 @@ class RuleSet:
         if not possible or possible == rule_ids:
             return possible, None
         narrowed = self._narrowed.get(possible)
-        if narrowed is None:
-            patterns = self._patterns(possible, True)
-            narrowed = self._narrowed[possible] = Narrowed(patterns, self._dbs.get((possible, True)))
-            if narrowed.matcher is None:  # compiled by an earlier run?
-                narrowed.matcher = cached_patterns(*patterns)
-            if narrowed.matcher is None:
-                narrowed.spent = narrowed.recorded = spent_before(*patterns)
+        if narrowed is None:  # (compiled by an earlier run?)
+            narrowed = self._narrowed[possible] = Narrowed.open(self._patterns(possible, True), self._dbs.get((possible, True)))
         if narrowed.matcher is None and (
             narrowed.spent >= narrowed.compile_estimate
             # No wider database yet either (a first run): compile the narrower one when it is far cheaper.
@@ -785,16 +800,11 @@ class RuleSet:
             exprs, flags, ids = self._patterns(rivals, True, bool(self._token_rule[owner]))
             rule = self.rules[owner]
             patterns = ([*exprs, rule.line_expression()], [*flags, rule_flags(rule.ignore_case, True)], (*ids, owner))
-            entry = self._owner_dbs[key] = Narrowed(patterns, cached_patterns(*patterns))
-            if entry.matcher is None:
-                entry.spent = entry.recorded = spent_before(*patterns)
-        if entry.matcher is None and entry.spent >= entry.compile_estimate:
-            try:
-                entry.matcher = compile_patterns(*entry.patterns)
-            except CompileError:  # (the engine refuses the whole-line form: the rule owns no values)
-                self._can_own_memo[owner] = False
-                entry.spent = 0.0
-        return entry.matcher, entry
+            entry = self._owner_dbs[key] = Narrowed.open(patterns)
+        matcher = entry.due()
+        if entry.refused:  # (the engine refuses the whole-line form: the rule owns no values)
+            self._can_own_memo[owner] = False
+        return matcher, entry
 
     def _learn_owner(self, plan: FieldPlan, hits: ColumnHits, n: int) -> None:
         """Take the rule most values of a column scanned in full went to as the field's owner, when it holds at least
@@ -890,19 +900,12 @@ class RuleSet:
         entry = self._line_dbs.get(rid)
         if entry is None:
             rule = self.rules[rid]
-            patterns = ([rule.line_expression()], [rule_flags(rule.ignore_case, True)], (rid,))
-            entry = self._line_dbs[rid] = Narrowed(patterns, cached_patterns(*patterns))
-            if entry.matcher is None:
-                entry.spent = entry.recorded = spent_before(*patterns)
-        if entry.matcher is None and entry.spent >= entry.compile_estimate:
-            try:
-                entry.matcher = compile_patterns(*entry.patterns)
-            except CompileError:
-                entry.spent = -1e9  # (refused: RE2 it stays)
+            entry = self._line_dbs[rid] = Narrowed.open(([rule.line_expression()], [rule_flags(rule.ignore_case, True)], (rid,)))
+        matcher = entry.due()  # (refused: RE2 it stays)
         filled = pc.fill_null(cand, "") if cand.null_count else cand
         found = value_bytes(filled)
         costs = plan.whole_costs.setdefault(rid, [None, None])  # a value's seconds: RE2's, the line pass's
-        if entry.matcher is None or (found & HIGH and not valid_utf8(filled)):
+        if matcher is None or (found & HIGH and not valid_utf8(filled)):
             line = False
         elif costs[1] is None or costs[0] is None:
             line = costs[1] is None
@@ -911,13 +914,13 @@ class RuleSet:
             line = (costs[1] <= costs[0]) != (plan.whole_checks % _WHOLE_RETRY == 0)
         started = time.thread_time()
         if line:
-            assert entry.matcher is not None
-            whole = self._whole_lines(entry.matcher, rid, filled, found)[0]
+            assert matcher is not None
+            whole = self._whole_lines(matcher, rid, filled, found)[0]
         else:
             whole = np.asarray(pc.fill_null(pc.match_substring_regex(cand, pattern), False), dtype=bool)
         spent = time.thread_time() - started
         costs[int(line)] = _mean(costs[int(line)], spent / max(len(cand), 1))
-        if entry.matcher is None:
+        if matcher is None:
             entry.charge(spent)
         return whole
 
