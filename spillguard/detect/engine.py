@@ -273,7 +273,7 @@ class RuleSet:
         self._validate_cache: dict[tuple[int, str] | tuple[int, str, int], bool] = {}
         self._dbs: dict[tuple[tuple[int, ...], bool], Matcher] = {}
         self._requirements: RequirementTable | None = None  # what a match of each value rule needs of a column's bytes
-        self._held: dict[int, list[bool]] = {}  # per set of bytes a column holds: _holding
+        self._held: dict[int, bytes] = {}  # per set of bytes a column holds: _holding
         self._possible: dict[tuple[tuple[int, ...], int], tuple[int, ...]] = {}
         self._narrowed: dict[tuple[int, ...], Narrowed] = {}
         # The value rules every field runs (one database shared by all fields) and those that run only under a field
@@ -360,17 +360,17 @@ class RuleSet:
         """Whether the UTF-8 database of some value rules is at hand (in this process or the disk cache)."""
         return (wanted, True) in self._dbs or cached_patterns(*self._patterns(wanted, True)) is not None
 
-    def _holding(self, present: int) -> list[bool]:
-        """Per rule index, whether a column holding the bytes `present` lets the rule match (alphabet.py; every value
-        rule's requirement read once, or loaded from the cache)."""
+    def _holding(self, present: int) -> bytes:
+        """Per rule index, whether a column holding the bytes `present` lets the rule match (1 or 0; alphabet.py,
+        every value rule's requirement read once, or loaded from the cache)."""
         held = self._held.get(present)
         if held is None:
             if self._requirements is None:
                 sources = [self.rules[rid].value_source() or ("", 0) for rid in self.value_rule_ids]
                 self._requirements = RequirementTable(requirements(sources))
-            held = [False] * len(self.rules)
-            for rid, ok in zip(self.value_rule_ids, self._requirements.holding(present).tolist(), strict=True):
-                held[rid] = ok
+            flags = np.zeros(len(self.rules), np.uint8)
+            flags[self.value_rule_ids] = self._requirements.holding(present)
+            held = flags.tobytes()
             if len(self._held) >= _POSSIBLE_MEMO:
                 self._held.clear()
             self._held[present] = held

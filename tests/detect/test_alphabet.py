@@ -156,7 +156,7 @@ def test_narrowed_databases_find_what_the_full_database_finds(monkeypatch: pytes
     monkeypatch.setattr(engine, "_COMPILE_SECONDS_PER_RULE", 0.0)  # every narrower database compiled at once
     narrowed = RuleSet(builtin_rules())
     with monkeypatch.context() as m:
-        m.setattr(RuleSet, "_holding", lambda self, present: [True] * len(self.rules))  # every rule, one database
+        m.setattr(RuleSet, "_holding", lambda self, present: b"\x01" * len(self.rules))  # every rule, one database
         full = RuleSet(builtin_rules())
         expected = [_hits(full, c, path) for c in columns]
     got = [_hits(narrowed, c, path) for c in columns]

@@ -95,7 +95,7 @@ def test_narrowed_parts_find_what_the_fields_own_database_finds(monkeypatch: pyt
     parts = RuleSet(rules)
     with monkeypatch.context() as m:
         m.setattr(RuleSet, "_split", lambda self, rule_ids: Split((rule_ids,), None))  # one database of the field's set
-        m.setattr(RuleSet, "_holding", lambda self, present: [True] * len(self.rules))
+        m.setattr(RuleSet, "_holding", lambda self, present: b"\x01" * len(self.rules))
         whole = RuleSet(rules)
         expected = [whole.scan_column(c, whole.plan(path)) for c in columns]
     got = [parts.scan_column(c, parts.plan(path)) for c in columns]
