@@ -76,12 +76,13 @@ _NARROW_MIN_BYTES = 1 << 16  # a smaller column's scan is too short to gain more
 # A field whose values are mostly each wholly one rule's match (a column of bcrypt hashes or of Alexa tokens) learns
 # that rule as its owner from a scanned column; later columns give the owner every value it wholly matches and no rule
 # able to win over it hits, and scan only the rest (RuleSet._owned). Worth trying on columns of this many values, kept
-# while the owner holds at least this share of them and the owned way costs less per value than the scan did.
+# while the owner holds at least this share of them and the owned way does not cost a value _OWNER_MARGIN times the
+# full scan's.
 _OWNED_MIN = 1024
 _OWNED_SHARE = 0.5
 _NEWLINE_TABLE = bytes(1 if b == 10 else 0 for b in range(256))  # (_native.any_byte: which values hold a newline)
 _OWNER_RETRY = 64  # columns a field scans in full before it tries an owner again that cost more than a full scan
-_WHOLE_RETRY = 16
+_WHOLE_RETRY = 16  # a field's whole-value checks try the dearer of RE2 and the line pass again this often (_whole_values)
 _OWNER_MARGIN = 1.2  # (a column's seconds vary by a tenth or two: an owner goes when clearly the dearer way)
 
 
