@@ -173,22 +173,28 @@ def holds(req: Requirement, present: int) -> bool:
     return all(holds(p, present) for p in parts)
 
 
+def _words(mask: int) -> list[int]:
+    """A 256-bit set as four 64-bit words, lowest first."""
+    return [(mask >> (64 * w)) & 0xFFFFFFFFFFFFFFFF for w in range(4)]
+
+
 class RequirementTable:
     """Many requirements decided together for a column's bytes (what `holds` decides one at a time): the byte sets
     tested at once, then each level of "any"/"all" nodes from the deepest up, a few numpy calls in all."""
 
     def __init__(self, reqs: Sequence[Requirement]) -> None:
         masks: list[int] = []
-        nodes: list[tuple[bool, list[int], int]] = []  # (any, child node ids, depth); a leaf: (True, [-1 - mask id], 0)
+        nodes: list[tuple[bool, list[int], int]] = []  # (any, child node ids, depth); a leaf, depth 0: the next mask
         memo: dict[Requirement, int] = {}
 
         def node(req: Requirement) -> int:
             got = memo.get(req)
             if got is not None:
                 return got
+            entry: tuple[bool, list[int], int]
             if isinstance(req, int):
                 masks.append(req)
-                entry = (True, [-len(masks)], 0)
+                entry = (True, [], 0)
             else:
                 kids = [node(p) for p in req[1]]
                 entry = (req[0], kids, 1 + max((nodes[k][2] for k in kids), default=0))
@@ -197,10 +203,8 @@ class RequirementTable:
             return memo[req]
 
         self._roots = np.array([node(r) for r in reqs], np.int64)
-        words = [[(m >> (64 * w)) & 0xFFFFFFFFFFFFFFFF for w in range(4)] for m in masks]
-        self._masks = np.array(words, np.uint64).reshape(len(masks), 4)
-        self._leaf_nodes = np.array([i for i, n in enumerate(nodes) if n[2] == 0], np.int64)
-        self._leaf_masks = np.array([-1 - nodes[i][1][0] for i in self._leaf_nodes.tolist()], np.int64)
+        self._masks = np.array([_words(m) for m in masks], np.uint64).reshape(len(masks), 4)
+        self._leaf_nodes = np.array([i for i, n in enumerate(nodes) if n[2] == 0], np.int64)  # (in the masks' order)
         self._size = len(nodes)
         # Per depth: (node ids, children concatenated, where each node's children start, any?) for the nodes with
         # children, and the childless ones (an empty "all" holds, an empty "any" does not).
@@ -216,10 +220,9 @@ class RequirementTable:
 
     def holding(self, present: int) -> np.ndarray:
         """Per requirement, whether a column holding the bytes `present` meets it."""
-        words = np.array([(present >> (64 * w)) & 0xFFFFFFFFFFFFFFFF for w in range(4)], np.uint64)
         value = np.zeros(self._size, bool)
         if self._leaf_nodes.size:
-            value[self._leaf_nodes] = (self._masks[self._leaf_masks] & words).any(axis=1)
+            value[self._leaf_nodes] = (self._masks & np.array(_words(present), np.uint64)).any(axis=1)
         for i, holds_empty in self._empty:
             value[i] = holds_empty
         for ids, kids, starts, any_of in self._levels:

@@ -29,7 +29,7 @@ from spillguard.detect.alphabet import (
     requirements,
     value_bytes,
 )
-from spillguard.detect.arrays import as_text, string_buffers, unique_inverse, unique_sorted
+from spillguard.detect.arrays import as_text, native_column, string_buffers, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
 from spillguard.detect.fieldnames import canonical_path
 from spillguard.detect.flatten import normalise_path
@@ -904,7 +904,7 @@ class RuleSet:
             entry = self._line_dbs[rid] = Narrowed.open(([rule.line_expression()], [rule_flags(rule.ignore_case, True)], (rid,)))
         matcher = entry.due()  # (refused: RE2 it stays)
         filled = pc.fill_null(cand, "") if cand.null_count else cand
-        found = value_bytes(filled)
+        found = value_bytes(filled) if matcher is not None else 0
         costs = plan.whole_costs.setdefault(rid, [None, None])  # a value's seconds: RE2's, the line pass's
         if matcher is None or (found & HIGH and not valid_utf8(filled)):
             line = False
@@ -935,9 +935,7 @@ class RuleSet:
         whole = np.zeros(len(filled), bool)
         whole[at[mine]] = True
         if found & NEWLINE:
-            wide = pa.types.is_large_string(filled.type)
-            bufs = filled.buffers()
-            whole &= np.frombuffer(_native.any_byte(bufs[1], bufs[2], filled.offset, len(filled), wide, _NEWLINE_TABLE), np.uint8) != 1
+            whole &= np.frombuffer(_native.any_byte(*native_column(filled)[0], _NEWLINE_TABLE), np.uint8) != 1
         return whole, ids[~mine], at[~mine]
 
     def scan_column(self, values: pa.Array, plan: FieldPlan, want_spans: bool = False) -> ColumnHits:

@@ -238,8 +238,7 @@ class Rule:
 
     def line_expression(self) -> bytes:
         """The pattern matching a whole value and the newline after it in the engine's buffer (UTF-8 mode)."""
-        assert self.value is not None
-        return ("^(?:" + self.value.replace(NON_ASCII, r"\x{80}-\x{10FFFF}") + r")\n").encode()
+        return ("^(?:" + self.re2_value() + r")\n").encode()  # (the UTF-8 mode spells classes as RE2 does)
 
     def python_boundary(self) -> str:
         """The boundary class as Python's re reads it (a character beside a match that may not be there)."""
