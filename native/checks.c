@@ -12,6 +12,10 @@
 
 #include "native.h"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 /* RE2's \s, which the former path's patterns used: tab, newline, form feed, carriage return, space (not \v). */
 static inline int re2_space(unsigned char ch) { return ch == ' ' || ch == '\t' || ch == '\n' || ch == '\f' || ch == '\r'; }
 
@@ -200,6 +204,70 @@ PyObject *native_byte_set(PyObject *self, PyObject *args) {
         if (seen[0][v] | seen[1][v] | seen[2][v] | seen[3][v]) bits[v >> 3] |= (unsigned char)(1u << (v & 7));
     column_close(&c);
     return PyBytes_FromStringAndSize((const char *)bits, 32);
+}
+
+/* byte_runs(offsets, data, start, n, wide, table) -> 40 bytes: byte_set's 32, then per class k (8 lanes) the longest
+ * run of consecutive bytes of one value that all belong to class k, saturating at 255. `table` is 256 x 8 bytes:
+ * table[8 b + k] is 0xFF when byte b belongs to class k, else 0 (the caller decides the classes, and puts every byte
+ * above ASCII in all of them). A rule whose every match holds a longer run of some class cannot match in the column
+ * (detect/alphabet.py). Runs end at value boundaries. */
+#if defined(__SSE2__)
+typedef __m128i Lanes;
+static inline Lanes lanes_zero(void) { return _mm_setzero_si128(); }
+/* one step of every class's run at once: +1 (saturating) where the byte is of the class, else 0 */
+static inline Lanes lanes_step(Lanes run, const unsigned char *in) {
+    return _mm_and_si128(_mm_adds_epu8(run, _mm_set1_epi8(1)), _mm_loadl_epi64((const __m128i *)in));
+}
+static inline Lanes lanes_max(Lanes a, Lanes b) { return _mm_max_epu8(a, b); }
+static inline void lanes_store(unsigned char *out, Lanes v) { _mm_storel_epi64((__m128i *)out, v); }
+#else
+typedef struct {
+    unsigned char v[8];
+} Lanes;
+static inline Lanes lanes_zero(void) {
+    Lanes z;
+    memset(&z, 0, sizeof(z));
+    return z;
+}
+static inline Lanes lanes_step(Lanes run, const unsigned char *in) {
+    for (int j = 0; j < 8; j++) run.v[j] = in[j] ? (unsigned char)(run.v[j] + (run.v[j] < 255)) : 0;
+    return run;
+}
+static inline Lanes lanes_max(Lanes a, Lanes b) {
+    for (int j = 0; j < 8; j++) a.v[j] = a.v[j] > b.v[j] ? a.v[j] : b.v[j];
+    return a;
+}
+static inline void lanes_store(unsigned char *out, Lanes v) { memcpy(out, v.v, 8); }
+#endif
+
+PyObject *native_byte_runs(PyObject *self, PyObject *args) {
+    (void)self;
+    Column c;
+    Py_buffer table;
+    if (column_and_table_from_args(args, &c, &table, 256 * 8, "table") < 0) return NULL;
+    const unsigned char *src = c.have_data ? (const unsigned char *)c.data.buf : (const unsigned char *)"";
+    const unsigned char *tab = (const unsigned char *)table.buf;
+    unsigned char out[40] = {0};
+    Py_BEGIN_ALLOW_THREADS
+    unsigned char seen[256];
+    memset(seen, 0, sizeof(seen));
+    Lanes top = lanes_zero();
+    for (Py_ssize_t i = 0; i < c.n; i++) {
+        const unsigned char *p = src + column_offset(&c, i), *end = src + column_offset(&c, i + 1);
+        Lanes run = lanes_zero();
+        for (; p < end; p++) {
+            seen[*p] = 1;
+            run = lanes_step(run, tab + 8 * (size_t)*p);
+            top = lanes_max(top, run);
+        }
+    }
+    for (int v = 0; v < 256; v++)
+        if (seen[v]) out[v >> 3] |= (unsigned char)(1u << (v & 7));
+    lanes_store(out + 32, top);
+    Py_END_ALLOW_THREADS
+    column_close(&c);
+    PyBuffer_Release(&table);
+    return PyBytes_FromStringAndSize((const char *)out, 40);
 }
 
 /* any_byte(offsets, data, start, n, wide, table) -> bytes of n uint8

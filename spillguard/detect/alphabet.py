@@ -10,6 +10,13 @@ Leaving a rule out must never lose a match, so every step errs towards "can matc
 any character above ASCII for any byte above ASCII (and for a letter: Unicode case folding maps the Kelvin sign to
 "k"), and a construct the reading does not know (look-arounds, anchors, back-references) requires nothing. The
 scanned text also holds the "\n" the values are joined with, so it is always present.
+
+A requirement may also ask for a run: so many consecutive bytes of one of a few classes (`RUN_CLASSES`: digits, hex
+digits, letters and digits, ...), read from a sequence of single characters and repeats of one (`[0-9]{3}-[0-9]{4}`
+needs a run of four digits, `AKIA[0-9A-Z]{16}` one of twenty letters and digits). A column's longest run of each
+class (`value_runs`, one native pass, runs ending at value boundaries) meets it or not: a column of IPv4 addresses
+holds no run of four digits, so no dashed SSN, card number or IBAN. Any byte above ASCII counts as a byte of every
+class (a character above ASCII that a letter class matches, such as the Kelvin sign, is one or more such bytes).
 """
 
 from __future__ import annotations
@@ -17,8 +24,10 @@ from __future__ import annotations
 import hashlib
 import importlib
 import re
+import string
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,9 +47,19 @@ ASCII = (1 << 128) - 1
 HIGH = BYTES & ~ASCII  # every byte of a UTF-8 sequence
 NEWLINE = 1 << 10
 
-# A requirement: an int (some byte of this set must be present), or (any, parts): one of the parts (any=True) or
-# all of them (any=False) must hold. (False, ()) holds always.
-Requirement = int | tuple[bool, tuple["Requirement", ...]]
+
+
+@dataclass(frozen=True)
+class Run:
+    """A requirement: `length` consecutive bytes of one value, all of RUN_CLASSES[klass]."""
+
+    klass: int
+    length: int
+
+
+# A requirement: an int (some byte of this set must be present), a Run, or (any, parts): one of the parts (any=True)
+# or all of them (any=False) must hold. (False, ()) holds always.
+Requirement = int | Run | tuple[bool, tuple["Requirement", ...]]
 ALWAYS: Requirement = (False, ())
 
 
@@ -67,6 +86,40 @@ _CATEGORY = {
     sre.CATEGORY_SPACE: _SPACE | HIGH,
     sre.CATEGORY_NOT_SPACE: (ASCII & ~_SPACE) | HIGH,
 }
+
+
+def _chars_of(text: str) -> int:
+    return sum(1 << ord(ch) for ch in text)
+
+
+_ALNUM = _chars_of(string.ascii_letters + string.digits)
+# The classes whose runs a requirement may ask for (ASCII bytes; at most 8, one lane each in _native.byte_runs): the
+# characters of ids, tokens and numbers. A run is read against the narrowest class holding its characters.
+RUN_CLASSES = (
+    _chars_of(string.digits),
+    _chars_of(string.hexdigits),
+    _ALNUM,
+    _ALNUM | _chars_of("_-"),
+    _ALNUM | _chars_of("._-"),
+    _ALNUM | _chars_of("+/=_-"),
+)
+NO_RUNS = bytes(len(RUN_CLASSES))  # (runs of a column that holds none)
+EVERY_RUN = bytes([255] * len(RUN_CLASSES))  # (runs as long as any: every Run holds)
+_MIN_RUN = 3  # shorter runs are not asked for: a column holding the bytes nearly always holds them
+
+
+def _run_table() -> bytes:
+    """_native.byte_runs's table: 8 bytes a byte value, 0xFF in lane k when the byte is of RUN_CLASSES[k]; bytes above
+    ASCII are of every class."""
+    table = bytearray(256 * 8)
+    for b in range(256):
+        for k, mask in enumerate(RUN_CLASSES):
+            if b >= 0x80 or mask >> b & 1:
+                table[8 * b + k] = 0xFF
+    return bytes(table)
+
+
+_RUN_TABLE = _run_table()
 
 
 def _char(code: int) -> int:
@@ -100,8 +153,59 @@ def _class(items: Any) -> int:
     return _both_cases(raw) | (HIGH if high else 0)
 
 
+_REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None))
+
+
+def _one_char(op: Any, arg: Any) -> tuple[int, int] | None:
+    """(the bytes it can match, its fewest characters) of a single character, a group or an alternation of single
+    characters, or a repeat of one; else None."""
+    if op in _REPEATS and len(arg[2]) == 1:
+        inner = _one_char(*arg[2][0])
+        return None if inner is None else (inner[0], arg[0] * inner[1])
+    if op is sre.LITERAL:
+        return _char(arg), 1
+    if op is sre.IN:
+        return _class(arg), 1
+    if op is sre.SUBPATTERN and len(arg[-1]) == 1:
+        return _one_char(*arg[-1][0])
+    if op is sre.BRANCH:
+        each = [_one_char(*b[0]) if len(b) == 1 else None for b in arg[1]]
+        if each and all(e is not None and e[1] == 1 for e in each):
+            union = 0
+            for e in each:
+                union |= e[0] if e is not None else 0
+            return union, 1
+    return None
+
+
+def _runs(items: Any) -> list[Requirement]:
+    """The longest run of each class every match of a sequence holds: single characters and repeats of one, each
+    within a class (bytes above ASCII aside), add their fewest characters to its run; anything else ends it (an
+    anchor, which consumes nothing, does not). A run is asked for only in the narrowest class that has it at that
+    length or longer, and from _MIN_RUN characters."""
+    best = [0] * len(RUN_CLASSES)
+    run = [0] * len(RUN_CLASSES)
+    for op, arg in items:
+        if op is sre.AT:
+            continue
+        one = _one_char(op, arg)
+        for k, mask in enumerate(RUN_CLASSES):
+            if one is not None and one[0] & ~(mask | HIGH) == 0:
+                run[k] += one[1]
+                best[k] = max(best[k], run[k])
+            else:
+                run[k] = 0
+    out: list[Requirement] = []
+    for k, length in enumerate(best):
+        # (a run of a class is one of every wider class too: a wider class's run no longer than it adds nothing)
+        covered = any(best[j] >= length and j != k and RUN_CLASSES[j] & ~RUN_CLASSES[k] == 0 for j in range(len(best)))
+        if length >= _MIN_RUN and not covered:
+            out.append(Run(k, length))
+    return out
+
+
 def _sequence(items: Any) -> Requirement:  # a parsed pattern: (opcode, argument) pairs
-    parts: list[Requirement] = []
+    parts: list[Requirement] = list(_runs(items))
     for op, arg in items:
         part: Requirement | None
         if op is sre.LITERAL:
@@ -110,7 +214,7 @@ def _sequence(items: Any) -> Requirement:  # a parsed pattern: (opcode, argument
             part = None  # any other character: present in every column that holds a value
         elif op is sre.IN:
             part = _class(arg)
-        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None)):
+        elif op in _REPEATS:
             lo, _hi, sub = arg
             part = _sequence(sub) if lo > 0 else None
         elif op is sre.BRANCH:
@@ -136,12 +240,17 @@ def requirement(source: str, flags: int = 0) -> Requirement:
 
 
 def _encode(req: Requirement) -> object:
+    if isinstance(req, Run):
+        return {"run": [req.klass, req.length]}
     return format(req, "x") if isinstance(req, int) else [req[0], [_encode(p) for p in req[1]]]
 
 
 def _decode(data: Any) -> Requirement:
     if isinstance(data, str):
         return int(data, 16)
+    if isinstance(data, dict):
+        klass, length = data["run"]
+        return Run(int(klass), int(length))
     any_of, parts = data
     return (bool(any_of), tuple(_decode(p) for p in parts))
 
@@ -149,7 +258,7 @@ def _decode(data: Any) -> Requirement:
 def requirements(patterns: Sequence[tuple[str, int]]) -> list[Requirement]:
     """requirement() of each pattern, from the cache when this Python read the same patterns before (reading ~300
     patterns costs ~0.1 s, a quarter of a small scan's start-up; loading them ~2 ms)."""
-    key = repr((sys.version_info[:2], list(patterns))).encode()
+    key = repr(("runs", RUN_CLASSES, _MIN_RUN, sys.version_info[:2], list(patterns))).encode()  # (what the reading asks)
     name = f"{hashlib.sha256(key).hexdigest()[:32]}.json"
     cached = read_cached("requirements", name)
     if cached is not None:
@@ -164,13 +273,16 @@ def requirements(patterns: Sequence[tuple[str, int]]) -> list[Requirement]:
     return out
 
 
-def holds(req: Requirement, present: int) -> bool:
+def holds(req: Requirement, present: int, runs: bytes = EVERY_RUN) -> bool:
+    """Whether a column holding the bytes `present` and the longest runs `runs` (value_runs) meets a requirement."""
+    if isinstance(req, Run):
+        return runs[req.klass] >= req.length
     if isinstance(req, int):
         return req & present != 0
     any_of, parts = req
     if any_of:
-        return any(holds(p, present) for p in parts)
-    return all(holds(p, present) for p in parts)
+        return any(holds(p, present, runs) for p in parts)
+    return all(holds(p, present, runs) for p in parts)
 
 
 def _words(mask: int) -> list[int]:
@@ -184,7 +296,9 @@ class RequirementTable:
 
     def __init__(self, reqs: Sequence[Requirement]) -> None:
         masks: list[int] = []
-        nodes: list[tuple[bool, list[int], int]] = []  # (any, child node ids, depth); a leaf, depth 0: the next mask
+        runs: list[tuple[int, int]] = []
+        # (any, child node ids, depth); a leaf has depth 0 and is the next mask (any=True) or the next run (any=False)
+        nodes: list[tuple[bool, list[int], int]] = []
         memo: dict[Requirement, int] = {}
 
         def node(req: Requirement) -> int:
@@ -192,7 +306,10 @@ class RequirementTable:
             if got is not None:
                 return got
             entry: tuple[bool, list[int], int]
-            if isinstance(req, int):
+            if isinstance(req, Run):
+                runs.append((req.klass, req.length))
+                entry = (False, [], 0)
+            elif isinstance(req, int):
                 masks.append(req)
                 entry = (True, [], 0)
             else:
@@ -204,7 +321,10 @@ class RequirementTable:
 
         self._roots = np.array([node(r) for r in reqs], np.int64)
         self._masks = np.array([_words(m) for m in masks], np.uint64).reshape(len(masks), 4)
-        self._leaf_nodes = np.array([i for i, n in enumerate(nodes) if n[2] == 0], np.int64)  # (in the masks' order)
+        self._leaf_nodes = np.array([i for i, n in enumerate(nodes) if n[2] == 0 and n[0]], np.int64)  # (masks' order)
+        self._run_nodes = np.array([i for i, n in enumerate(nodes) if n[2] == 0 and not n[0]], np.int64)  # (runs' order)
+        self._run_class = np.array([k for k, _ in runs], np.int64)
+        self._run_length = np.array([length for _, length in runs], np.int64)
         self._size = len(nodes)
         # Per depth: (node ids, children concatenated, where each node's children start, any?) for the nodes with
         # children, and the childless ones (an empty "all" holds, an empty "any" does not).
@@ -218,11 +338,13 @@ class RequirementTable:
             starts = np.cumsum([0] + [len(nodes[i][1]) for i in ids[:-1]])
             self._levels.append((np.array(ids, np.int64), np.array(kids, np.int64), starts.astype(np.int64), np.array([nodes[i][0] for i in ids])))
 
-    def holding(self, present: int) -> np.ndarray:
-        """Per requirement, whether a column holding the bytes `present` meets it."""
+    def holding(self, present: int, runs: bytes = EVERY_RUN) -> np.ndarray:
+        """Per requirement, whether a column holding the bytes `present` and the longest runs `runs` meets it."""
         value = np.zeros(self._size, bool)
         if self._leaf_nodes.size:
             value[self._leaf_nodes] = (self._masks & np.array(_words(present), np.uint64)).any(axis=1)
+        if self._run_nodes.size:
+            value[self._run_nodes] = np.frombuffer(runs, np.uint8)[self._run_class] >= self._run_length
         for i, holds_empty in self._empty:
             value[i] = holds_empty
         for ids, kids, starts, any_of in self._levels:
@@ -243,6 +365,17 @@ def value_bytes(text: pa.Array) -> int:
     wide = pa.types.is_large_string(text.type) or pa.types.is_large_binary(text.type)
     bufs = text.buffers()
     return int.from_bytes(_native.byte_set(bufs[1], bufs[2], text.offset, len(text), wide), "little")
+
+
+def value_runs(text: pa.Array) -> tuple[int, bytes]:
+    """(value_bytes, and the longest run of each of RUN_CLASSES, a byte each, at most 255) of a string array's
+    values, in one native pass (about twice value_bytes's). Nulls must be filled with ""."""
+    if len(text) == 0:
+        return 0, NO_RUNS
+    wide = pa.types.is_large_string(text.type) or pa.types.is_large_binary(text.type)
+    bufs = text.buffers()
+    out = _native.byte_runs(bufs[1], bufs[2], text.offset, len(text), wide, _RUN_TABLE)
+    return int.from_bytes(out[:32], "little"), out[32 : 32 + len(RUN_CLASSES)]
 
 
 _LETTERS = _ascii_set(str.isalpha)

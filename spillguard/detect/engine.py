@@ -21,13 +21,16 @@ import pyarrow.compute as pc
 import spillguard._native as _native
 from spillguard.categories import CLAIMING_CATEGORIES
 from spillguard.detect.alphabet import (
+    EVERY_RUN,
     HIGH,
     NEWLINE,
+    NO_RUNS,
     RequirementTable,
     match_chars,
     present_bytes,
     requirements,
     value_bytes,
+    value_runs,
 )
 from spillguard.detect.arrays import as_text, native_column, string_buffers, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
@@ -73,6 +76,9 @@ _POSSIBLE_MEMO = 4096
 # its own instead of the common one with those rules' hits dropped (see Split).
 _SPLIT_MISSING = 8
 _NARROW_MIN_BYTES = 1 << 16  # a smaller column's scan is too short to gain more than looking for its database costs
+# A field's columns are narrowed by their runs too (alphabet.Run) while that keeps at most this share of the rules
+# their bytes let match: measuring a column's runs costs about a tenth of scanning it with a small database.
+_RUNS_KEEP = 0.6
 # A field whose values are mostly each wholly one rule's match (a column of bcrypt hashes or of Alexa tokens) learns
 # that rule as its owner from a scanned column; later columns give the owner every value it wholly matches and no rule
 # able to win over it hits, and scan only the rest (RuleSet._owned). Worth trying on columns of this many values, kept
@@ -109,6 +115,7 @@ class FieldPlan:
     distinct_share: float | None = None
     since_measured: int = 0
     present: int = 0  # every byte the field's columns have held so far (alphabet.present_bytes)
+    runs: bytes = NO_RUNS  # the longest run of each class in them, while measured (RuleSet._column_facts)
     # The field's owner rule (-1: none; see RuleSet._owned), and the CPU seconds a value of its columns costs scanned
     # in full and the owned way (running means; None: not measured yet); `owner_wait`: columns left before an owner
     # is learnt again.
@@ -274,8 +281,8 @@ class RuleSet:
         self._validate_cache: dict[tuple[int, str] | tuple[int, str, int], bool] = {}
         self._dbs: dict[tuple[tuple[int, ...], bool], Matcher] = {}
         self._requirements: RequirementTable | None = None  # what a match of each value rule needs of a column's bytes
-        self._held: dict[int, bytes] = {}  # per set of bytes a column holds: _holding
-        self._possible: dict[tuple[tuple[int, ...], int], tuple[int, ...]] = {}
+        self._held: dict[tuple[int, bytes], bytes] = {}  # per set of bytes and runs a column holds: _holding
+        self._possible: dict[tuple[tuple[int, ...], int, bytes], tuple[int, ...]] = {}
         self._narrowed: dict[tuple[int, ...], Narrowed] = {}
         # The value rules every field runs (one database shared by all fields) and those that run only under a field
         # named for them; see _split. Both compiled now, so a pattern the engine rejects is named before any scan.
@@ -361,34 +368,58 @@ class RuleSet:
         """Whether the UTF-8 database of some value rules is at hand (in this process or the disk cache)."""
         return (wanted, True) in self._dbs or cached_patterns(*self._patterns(wanted, True)) is not None
 
-    def _holding(self, present: int) -> bytes:
-        """Per rule index, whether a column holding the bytes `present` lets the rule match (1 or 0; alphabet.py,
-        every value rule's requirement read once, or loaded from the cache)."""
-        held = self._held.get(present)
+    def _holding(self, present: int, runs: bytes = EVERY_RUN) -> bytes:
+        """Per rule index, whether a column holding the bytes `present` and the longest runs `runs` lets the rule
+        match (1 or 0; alphabet.py, every value rule's requirement read once, or loaded from the cache)."""
+        key = (present, runs)
+        held = self._held.get(key)
         if held is None:
             if self._requirements is None:
                 sources = [self.rules[rid].value_source() or ("", 0) for rid in self.value_rule_ids]
                 self._requirements = RequirementTable(requirements(sources))
             flags = np.zeros(len(self.rules), np.uint8)
-            flags[self.value_rule_ids] = self._requirements.holding(present)
+            flags[self.value_rule_ids] = self._requirements.holding(present, runs)
             held = flags.tobytes()
             if len(self._held) >= _POSSIBLE_MEMO:
                 self._held.clear()
-            self._held[present] = held
+            self._held[key] = held
         return held
 
-    def _database(self, rule_ids: tuple[int, ...], present: int) -> tuple[tuple[int, ...], Narrowed | None]:
-        """The rules to scan a column of valid UTF-8 holding the bytes `present` with: those of `rule_ids` its bytes
-        let match (alphabet.py) when their database exists or is now worth compiling, else `rule_ids`; and the
-        narrower set's entry when the wider database stands in for it (the caller adds the scan's seconds)."""
-        key = (rule_ids, present)
+    def _possible_rules(self, rule_ids: tuple[int, ...], present: int, runs: bytes) -> tuple[int, ...]:
+        """The rules of `rule_ids` a column holding the bytes `present` and the runs `runs` lets match."""
+        key = (rule_ids, present, runs)
         possible = self._possible.get(key)
         if possible is None:
-            held = self._holding(present)
+            held = self._holding(present, runs)
             possible = tuple(rid for rid in rule_ids if held[rid])
             if len(self._possible) >= _POSSIBLE_MEMO:
                 self._possible.clear()
             self._possible[key] = possible
+        return possible
+
+    def _runs_pay(self, parts: tuple[tuple[int, ...], ...], present: int, runs: bytes) -> bool:
+        """Whether runs such as `runs` leave enough of the rules of `parts` that a column's bytes `present` let match
+        out of its scan (at most _RUNS_KEEP of them kept) to pay for measuring a column's runs."""
+        kept = sum(len(self._possible_rules(part, present, runs)) for part in parts)
+        return kept <= _RUNS_KEEP * sum(len(self._possible_rules(part, present, EVERY_RUN)) for part in parts)
+
+    def _column_facts(self, filled: pa.Array, plan: FieldPlan | None, parts: tuple[tuple[int, ...], ...]) -> tuple[int, bytes]:
+        """(present_bytes, runs) of a column to narrow its scan by (_database): the runs are those of the field's
+        columns so far with this one's (FieldPlan.runs), measured while they leave enough rules out (_runs_pay, as the
+        field's bytes and runs so far say), else EVERY_RUN (no rule left out by runs)."""
+        if plan is None or not self._runs_pay(parts, plan.present | NEWLINE, plan.runs):
+            return present_bytes(filled), EVERY_RUN
+        found, runs = value_runs(filled)
+        runs = bytes(map(max, plan.runs, runs))  # (this column's runs always in, whatever another thread writes)
+        plan.runs = bytes(map(max, plan.runs, runs))
+        return found | NEWLINE, runs
+
+    def _database(self, rule_ids: tuple[int, ...], present: int, runs: bytes = EVERY_RUN) -> tuple[tuple[int, ...], Narrowed | None]:
+        """The rules to scan a column of valid UTF-8 holding the bytes `present` and the runs `runs` with: those of
+        `rule_ids` these let match (alphabet.py) when their database exists or is now worth compiling, else
+        `rule_ids`; and the narrower set's entry when the wider database stands in for it (the caller adds the scan's
+        seconds)."""
+        possible = self._possible_rules(rule_ids, present, runs)
         if not possible or possible == rule_ids:
             return possible, None
         narrowed = self._narrowed.get(possible)
@@ -469,17 +500,18 @@ class RuleSet:
         if not rule_ids or len(text) == 0:
             return empty
         filled = pc.fill_null(text, "") if text.null_count else text
-        present = present_bytes(filled)
+        split = self._split(rule_ids)
+        narrow = text_bytes(filled) >= _NARROW_MIN_BYTES
+        present, runs = self._column_facts(filled, plan, split.parts) if narrow else (present_bytes(filled), EVERY_RUN)
         # Bytes viewed as text may not be UTF-8: those take the byte-mode database of every rule (see rule_flags).
         if present & HIGH and not valid_utf8(filled):
             return self._scan(filled, [(rule_ids, rule_ids, None)], False, plan)
-        split = self._split(rule_ids)
         scans: list[PartScan] = [(part, part, None) for part in split.parts]
-        if text_bytes(filled) >= _NARROW_MIN_BYTES:
+        if narrow:
             if plan is not None:  # the field's bytes so far: one narrower set per field, not one per column
                 present |= plan.present  # (this column's bytes always in, whatever another thread writes meanwhile)
                 plan.present |= present
-            scans = [(part, *self._database(part, present)) for part in split.parts]
+            scans = [(part, *self._database(part, present, runs)) for part in split.parts]
             scans = [scan for scan in scans if scan[1]]
             if not scans:
                 return empty

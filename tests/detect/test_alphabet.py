@@ -1,7 +1,7 @@
 """A column scanned with only the rules its bytes let match (detect/alphabet.py) finds what the full database finds.
 
-The requirement read from each pattern must never drop a rule that can match: held against Python's re on strings
-drawn from random alphabets and from the rules' own examples. The engine's narrowed databases are held against the
+The requirement read from each pattern (its bytes, and the runs of one class it needs) must never drop a rule that
+can match: held against Python's re on strings drawn from random alphabets and from the rules' own examples. The engine's narrowed databases are held against the
 full ones column by column, and their compiling against its budget (paid back within the run, or far narrower
 while no wider database exists yet).
 """
@@ -17,14 +17,20 @@ import pytest
 from spillguard.detect import engine, matcher
 from spillguard.detect.alphabet import (
     ALWAYS,
+    EVERY_RUN,
     HIGH,
     NEWLINE,
+    NO_RUNS,
+    RUN_CLASSES,
     Requirement,
     RequirementTable,
+    Run,
     holds,
     present_bytes,
     requirement,
     requirements,
+    value_bytes,
+    value_runs,
 )
 from spillguard.detect.engine import RuleSet
 from spillguard.detect.matcher import scan_text
@@ -40,6 +46,18 @@ def _bytes_of(text: str) -> int:
     return out
 
 
+def _runs_of(*texts: str) -> bytes:
+    """The longest run of each of RUN_CLASSES in any of the texts, bytes above ASCII counting for every class."""
+    best = [0] * len(RUN_CLASSES)
+    for text in texts:
+        for k, mask in enumerate(RUN_CLASSES):
+            run = 0
+            for b in text.encode():
+                run = run + 1 if b >= 0x80 or mask >> b & 1 else 0
+                best[k] = max(best[k], min(run, 255))
+    return bytes(best)
+
+
 def test_byte_set_is_every_byte_the_values_hold() -> None:
     rng = random.Random(5)
     for _ in range(200):
@@ -53,6 +71,26 @@ def test_byte_set_is_every_byte_the_values_hold() -> None:
         assert present_bytes(part) == want
 
 
+def test_runs_are_the_longest_of_each_class_within_a_value() -> None:
+    """value_runs (one native pass) against a reading in Python: runs end at value boundaries (values are not
+    joined), bytes above ASCII count for every class, a run saturates at 255; sliced and large-string arrays."""
+    rng = random.Random(12)
+    pool = ["0", "7", "a", "F", "z", "Q", "_", "-", ".", "+", "/", "=", " ", ":", "é", "\u212a", "\n", "\x00"]
+    for _ in range(300):
+        values = [
+            "".join(rng.choice(pool) * rng.choice([1, 1, 2, 5]) for _ in range(rng.randrange(0, 12))) for _ in range(rng.randrange(1, 20))
+        ]
+        array = pa.array(values, rng.choice([pa.string(), pa.large_string()]))
+        start = rng.randrange(0, len(values))
+        part = array.slice(start, rng.randrange(0, len(values) - start + 1))
+        found, runs = value_runs(part)
+        assert runs == _runs_of(*values[start : start + len(part)])
+        assert found == (value_bytes(part) if len(part) else 0)
+    assert value_runs(pa.array(["1" * 300, "x"]))[1][0] == 255
+    assert value_runs(pa.array(["123", "456"]))[1][0] == 3  # (not 6: the values are not one text)
+    assert value_runs(pa.array([], pa.string())) == (0, NO_RUNS)
+
+
 def test_a_rules_examples_always_meet_its_requirement() -> None:
     for rule in _VALUE_RULES:
         source = rule.value_source()
@@ -60,7 +98,7 @@ def test_a_rules_examples_always_meet_its_requirement() -> None:
         req = requirement(*source)
         for example in rule.examples:
             if rule.value_re.search(example.value):
-                assert holds(req, _bytes_of(example.value)), (rule.id, example.value)
+                assert holds(req, _bytes_of(example.value), _runs_of(example.value)), (rule.id, example.value)
 
 
 def test_requirements_are_kept_in_the_cache_as_read(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
@@ -92,12 +130,15 @@ def test_no_rule_is_dropped_where_pythons_re_finds_a_match() -> None:
         texts.append(example.replace(drop, ""))
         texts.append(example.replace(drop, rng.choice(pool)))
         texts.append(example.swapcase())
+    for example in rng.sample(examples, 400):  # runs cut short: a character of a class swapped for another
+        at = rng.randrange(len(example))
+        texts.append(example[:at] + rng.choice("-. :_+/é") + example[at + 1 :])
     dropped = []
     for text in texts:
-        present = _bytes_of(text)
+        present, runs = _bytes_of(text), _runs_of(text)
         for rule, req in reqs:
             assert rule.value_re is not None
-            if not holds(req, present) and rule.value_re.search(text):
+            if not holds(req, present, runs) and rule.value_re.search(text):
                 dropped.append((rule.id, text))
     assert dropped == []
 
@@ -123,6 +164,27 @@ def test_requirements_read_patterns_exactly_where_they_can() -> None:
     assert not holds(rule(r"x[_\u0080-\U0010FFFF]"), _bytes_of("xe"))
     assert holds(rule(r"k9"), _bytes_of("\u212a9"))  # Unicode case folding: the Kelvin sign may stand for k
     assert rule(r"(?=a)") == ALWAYS and HIGH & _bytes_of("é")
+
+    def runs_hold(value: str, text: str) -> bool:
+        return holds(rule(value), _bytes_of(text), _runs_of(text))
+
+    ssn = r"[0-9]{3}-[0-9]{2}-[0-9]{4}"
+    assert not runs_hold(ssn, "192.168.100.1-20")  # every byte, but no run of four digits
+    assert runs_hold(ssn, "10.0.0.1 2024-01-0101")
+    assert not runs_hold(ssn, "1234-aaa")  # four digits, but not eleven of digits and dashes
+    assert runs_hold(r"[0-9]{3}-?[0-9]{2}", "123-45") and runs_hold(r"[0-9]{3}-?[0-9]{2}", "12345")
+    assert not runs_hold(r"[0-9]{3}-?[0-9]{2}", "12 345")  # an optional dash does not end a run of digits and dashes
+    assert not runs_hold(r"[0-9]{3}[0-9]{2}?", "12 34")
+    assert not runs_hold(r"AKIA[0-9A-Z]{16}", "AKIA" + "Z" * 15 + "-A")  # twenty letters and digits
+    assert runs_hold(r"AKIA[0-9A-Z]{16}", "AKIA" + "Z" * 16)
+    assert runs_hold(r"(?:ab|[0-9]{6})", "ab")  # one branch is enough
+    assert not runs_hold(r"(?:ab|cd)[0-9]{6}", "ab12345 cd")
+    assert runs_hold(r"(?i)[a-z]{5}", "ab\u212acd")  # the Kelvin sign's bytes count for a letter
+    assert runs_hold(r"(?:[a-f]|[^\x00-\x7f]){4}", "abcé")
+    assert not runs_hold(r"(?:[a-f]|[^\x00-\x7f]){4}", "ab cé")
+    assert not runs_hold(r"^[0-9]{5}$", "1234")  # anchors consume nothing
+    assert rule(r"[0-9]{3}") == (False, (Run(0, 3), _bytes_of("0123456789") & ~NEWLINE))
+    assert isinstance(rule(r"[0-9a-z]{2}"), int)  # a run too short to ask for: the bytes alone
 
 
 def _columns(rng: random.Random) -> list[pa.Array]:
@@ -154,14 +216,41 @@ def test_narrowed_databases_find_what_the_full_database_finds(monkeypatch: pytes
     rng = random.Random(path)
     columns = _columns(rng)
     monkeypatch.setattr(engine, "_COMPILE_SECONDS_PER_RULE", 0.0)  # every narrower database compiled at once
+    monkeypatch.setattr(engine, "_RUNS_KEEP", 1.0)  # runs measured on every column
     narrowed = RuleSet(builtin_rules())
     with monkeypatch.context() as m:
-        m.setattr(RuleSet, "_holding", lambda self, present: b"\x01" * len(self.rules))  # every rule, one database
+        m.setattr(RuleSet, "_holding", lambda self, present, runs=EVERY_RUN: b"\x01" * len(self.rules))  # every rule, one database
         full = RuleSet(builtin_rules())
         expected = [_hits(full, c, path) for c in columns]
     got = [_hits(narrowed, c, path) for c in columns]
     assert got == expected
     assert narrowed._narrowed and all(n.matcher is not None for n in narrowed._narrowed.values())
+
+
+def test_a_field_narrowed_by_its_runs_finds_a_longer_run_in_a_later_column(monkeypatch: pytest.MonkeyPatch) -> None:
+    """IPv4 addresses hold no run of four digits, so the field's scan leaves out the dashed SSN; a later column of the
+    field with one SSN among the addresses is measured anew and scanned with the rule."""
+    monkeypatch.setattr(engine, "_COMPILE_SECONDS_PER_RULE", 0.0)
+    monkeypatch.setattr(engine, "_RUNS_KEEP", 1.0)
+    rng = random.Random(3)
+    ruleset = RuleSet(builtin_rules())
+    with monkeypatch.context() as m:
+        m.setattr(RuleSet, "_holding", lambda self, present, runs=EVERY_RUN: b"\x01" * len(self.rules))
+        full = RuleSet(builtin_rules())
+    ssn = next(i for i, r in enumerate(ruleset.rules) if r.id == "us_ssn")
+    plan = ruleset.plan("remote_host")
+    columns = [[".".join(str(rng.randrange(256)) for _ in range(4)) for _ in range(300)] for _ in range(3)]
+    columns[2][150] = "123-45-6789"
+    for k, values in enumerate(columns):
+        column = pa.array(values, pa.string())
+        if k == 2:  # the field so far: no run of four digits, so no SSN in its scan ...
+            assert plan.runs[0] == 3 and ssn in plan.value_rules
+            parts = ruleset._split(plan.value_rules).parts
+            assert all(ssn not in ruleset._possible_rules(part, plan.present | NEWLINE, plan.runs) for part in parts)
+        got = _hits(ruleset, column, "remote_host")
+        assert got == _hits(full, column, "remote_host")
+    assert got[0][ssn] == [150]  # ... but this column has one, and its SSN is found
+    assert plan.runs[0] == 4
 
 
 @pytest.fixture(autouse=True)
@@ -290,6 +379,8 @@ def test_the_requirement_table_decides_as_holds() -> None:
 
     def tree(depth: int) -> Requirement:
         if depth == 0 or rng.random() < 0.3:
+            if rng.random() < 0.3:
+                return Run(rng.randrange(len(RUN_CLASSES)), rng.randrange(1, 40))
             return sum(1 << rng.randrange(256) for _ in range(rng.randrange(1, 4)))
         return (rng.random() < 0.5, tuple(tree(depth - 1) for _ in range(rng.randrange(0, 4))))
 
@@ -300,5 +391,7 @@ def test_the_requirement_table_decides_as_holds() -> None:
         table = RequirementTable(reqs)
         for _ in range(200):
             present = NEWLINE | sum(1 << rng.randrange(256) for _ in range(rng.randrange(0, 40)))
-            assert table.holding(present).tolist() == [holds(r, present) for r in reqs]
+            runs = bytes(rng.randrange(0, 45) for _ in RUN_CLASSES)
+            assert table.holding(present, runs).tolist() == [holds(r, present, runs) for r in reqs]
+            assert table.holding(present).tolist() == [holds(r, present, EVERY_RUN) for r in reqs]
     assert RequirementTable([]).holding(NEWLINE).size == 0

@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 
 from spillguard.detect import engine
+from spillguard.detect.alphabet import EVERY_RUN
 from spillguard.detect.engine import RuleSet, Split
 from spillguard.detect.matcher import scan_text
 from spillguard.rules import Example, Rule, builtin_rules
@@ -95,7 +96,7 @@ def test_narrowed_parts_find_what_the_fields_own_database_finds(monkeypatch: pyt
     parts = RuleSet(rules)
     with monkeypatch.context() as m:
         m.setattr(RuleSet, "_split", lambda self, rule_ids: Split((rule_ids,), None))  # one database of the field's set
-        m.setattr(RuleSet, "_holding", lambda self, present: b"\x01" * len(self.rules))
+        m.setattr(RuleSet, "_holding", lambda self, present, runs=EVERY_RUN: b"\x01" * len(self.rules))
         whole = RuleSet(rules)
         expected = [whole.scan_column(c, whole.plan(path)) for c in columns]
     got = [parts.scan_column(c, parts.plan(path)) for c in columns]
