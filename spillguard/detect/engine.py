@@ -992,17 +992,18 @@ class RuleSet:
                 rule = self.rules[rid]
                 assert rule.check is not None
                 # The most specific rule wins: a value already claimed by a value rule of the same category (an Atza|
-                # token under access_token) is not counted again by the generic rule; where most are, the check runs
-                # on the others only (a check decides each value alone).
-                claimed = np.zeros(len(values), bool)
+                # token under access_token) is not counted again by the generic rule; where most are (or are null,
+                # which every check fails: tests/detect/test_checks_native.py), the check runs on the others only (a
+                # check decides each value alone).
+                settled = np.zeros(len(values), bool) if not values.null_count else ~np.asarray(values.is_valid(), bool)
                 for other, idx in hits.by_rule.items():
                     if self.rules[other].category == rule.category and idx.size:
-                        claimed[idx] = True
-                rest = np.flatnonzero(~claimed)
+                        settled[idx] = True
+                rest = np.flatnonzero(~settled)
                 if rest.size * 2 < len(values):
                     idx = rest[run_check(rule.check, values.take(pa.array(rest)), rule.check_min, rule.check_max)] if rest.size else rest
                 else:
-                    idx = np.flatnonzero(run_check(rule.check, values, rule.check_min, rule.check_max) & ~claimed)
+                    idx = np.flatnonzero(run_check(rule.check, values, rule.check_min, rule.check_max) & ~settled)
                 if idx.size:
                     hits.by_rule[rid] = idx
                     if rule.category in CLAIMING_CATEGORIES:

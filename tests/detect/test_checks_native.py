@@ -1,15 +1,18 @@
 """The native passes of the field-only checks against the Arrow paths they replaced (still the paths for what the
 native pass leaves undecided): person_name's shape (code points below U+0800 and ’ natively; classes made by
-Arrow's kernels) and the typed phone shape, on generated names, phones, near-misses and random text."""
+Arrow's kernels) and the typed phone shape, on generated names, phones, near-misses and random text; and every check
+failing nulls, which the engine leaves out of a check's values."""
 
 from __future__ import annotations
 
+import datetime
 import random
 
 import numpy as np
 import pyarrow as pa
+import pytest
 
-from spillguard.detect.checks import _person_name_arrow, run_check
+from spillguard.detect.checks import CHECKS, _person_name_arrow, run_check
 
 
 def _name_like(rng: random.Random) -> str | None:
@@ -73,3 +76,20 @@ def test_phone_shape_equals_the_arrow_path() -> None:
     ok, intl = vec_typed_shape(pa.array(values, pa.string()))
     assert 0 < ok.sum() < intl.sum() < len(values)  # accepted, shaped but an unknown code, and neither all occur
 
+
+
+@pytest.mark.parametrize("name", sorted(CHECKS))
+def test_every_check_fails_a_null(name: str) -> None:
+    """RuleSet.scan_column leaves nulls out of the values a field check runs on: no check may pass one, whatever the
+    column's type (strings, numbers, dates) and whatever values stand beside it."""
+    columns = [
+        pa.array([None, "O+", None, "Ada Lovelace", "sk_live_4eC39HqLyjWDarjtT1zdp7dc", "1990-04-01", "12.5"], pa.string()),
+        pa.array([None, "x", None], pa.large_string()),
+        pa.array([None, 12, None, 45], pa.int64()),
+        pa.array([None, 1.5, None], pa.float64()),
+        pa.array([None, None], pa.string()),
+        pa.array([None, datetime.date(1990, 4, 1)], pa.date32()),
+    ]
+    for column in columns:
+        verdict = run_check(name, column, 0.0, 100.0)
+        assert verdict.shape == (len(column),) and not verdict[np.asarray(column.is_null())].any(), column.type
