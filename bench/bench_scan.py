@@ -254,7 +254,15 @@ def measure_floors(work: Path, jsonl: Path, end_to_end: dict, peers: dict[str, d
     for key, row in peers.items():
         best[key] = 1e6 / floor / row["records_per_cpu_s"]
         print(f"    {best[key]:,.1f}x {row['tool']} ({row['records_per_cpu_s']:,} records per CPU second)")
-    return {"us_per_record": us, "best_ratio": best, "scan_cpu_in_process": inner["scan_cpu"]}
+    # The peers' rates time their scan loops only (imports and set-up before the clock starts): spillguard's end to
+    # end less its start-up is the like-for-like figure, printed beside the end-to-end one the targets are read on.
+    loop = us["end to end (CLI)"] - us["start-up (one-record scan)"]
+    print(f"  without its start-up, as the peers' loops are timed: {1e6 / loop:,.0f} records per CPU second:")
+    like = {}
+    for key, row in peers.items():
+        like[key] = 1e6 / loop / row["records_per_cpu_s"]
+        print(f"    {like[key]:,.1f}x {row['tool']}")
+    return {"us_per_record": us, "best_ratio": best, "ratio_without_startup": like, "scan_cpu_in_process": inner["scan_cpu"]}
 
 
 def main() -> None:
