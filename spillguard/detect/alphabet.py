@@ -17,6 +17,12 @@ needs a run of four digits, `AKIA[0-9A-Z]{16}` one of twenty letters and digits)
 class (`value_runs`, one native pass, runs ending at value boundaries) meets it or not: a column of IPv4 addresses
 holds no run of four digits, so no dashed SSN, card number or IBAN. Any byte above ASCII counts as a byte of every
 class (a character above ASCII that a letter class matches, such as the Kelvin sign, is one or more such bytes).
+
+A column whose every character is one a rule's boundary class forbids beside a match (hex digests and UUIDs for the
+card, IBAN and national-id rules, whose boundaries hold letters, digits and dashes) can hold that rule's match only
+as a whole value: no character of a value can stand before or after it. `WholeForm` keeps what that takes, per
+top-level branch of the pattern: its requirement and its fewest and most characters; a column whose value lengths
+no branch it meets allows cannot hold the rule (a 40-character digest no IBAN, card number or AWS key id).
 """
 
 from __future__ import annotations
@@ -271,6 +277,64 @@ def requirements(patterns: Sequence[tuple[str, int]]) -> list[Requirement]:
     out = [requirement(*p) for p in patterns]
     write_cached("requirements", name, orjson.dumps([_encode(r) for r in out]))
     return out
+
+
+_UNBOUNDED = 1 << 62  # (re's reading gives 2**64 for an open repeat)
+
+
+@dataclass(frozen=True)
+class WholeForm:
+    """A rule's match in a value whose every character its boundary class holds is the whole value (see above):
+    `boundary`, the ASCII characters that class holds, exactly as Python's re reads it; `branches`, per top-level
+    branch of the value pattern, (requirement, fewest characters, most characters)."""
+
+    boundary: int
+    branches: tuple[tuple[Requirement, int, int], ...]
+
+    def allows(self, present: int, runs: bytes, shortest: int, longest: int) -> bool:
+        """Whether a column of values holding the bytes `present` and the runs `runs`, each value of `shortest` to
+        `longest` characters, can wholly match a branch."""
+        return any(lo <= longest and hi >= shortest and holds(req, present, runs) for req, lo, hi in self.branches)
+
+
+def whole_form(value: str, boundary: str, flags: int = 0) -> WholeForm | None:
+    """The WholeForm of a value pattern and its boundary class as Python's re reads them (`Rule.python_value`,
+    `Rule.python_boundary`), or None where the reading does not follow the pattern or a branch can match nothing."""
+    try:
+        parsed = sre_parse.parse(value, flags)
+        items = list(parsed)
+        while len(items) == 1 and items[0][0] is sre.SUBPATTERN:  # (?:...) around the whole pattern
+            items = list(items[0][1][-1])
+        alternatives = items[0][1][1] if len(items) == 1 and items[0][0] is sre.BRANCH else [items]
+        branches = []
+        for branch in alternatives:
+            lo, hi = sre_parse.SubPattern(parsed.state, list(branch)).getwidth()
+            if lo < 1:
+                return None
+            branches.append((_sequence(branch), int(lo), min(int(hi), _UNBOUNDED)))
+        forbidden = re.compile(boundary, flags)
+        mask = sum(1 << c for c in range(128) if forbidden.fullmatch(chr(c)))
+    except Exception:  # noqa: BLE001 (a pattern this reading does not follow: no claim about it)
+        return None
+    return WholeForm(mask, tuple(branches))
+
+
+def whole_forms(patterns: Sequence[tuple[str, str, int] | None]) -> list[WholeForm | None]:
+    """whole_form() of each (value, boundary, flags), None for None; kept in the cache as requirements() are."""
+    key = repr(("whole", RUN_CLASSES, _MIN_RUN, sys.version_info[:2], list(patterns))).encode()
+    name = f"{hashlib.sha256(key).hexdigest()[:32]}.json"
+    cached = read_cached("requirements", name)
+    if cached is not None:
+        try:
+            out = [None if d is None else WholeForm(int(d[0], 16), tuple((_decode(r), int(lo), int(hi)) for r, lo, hi in d[1])) for d in orjson.loads(cached)]
+            if len(out) == len(patterns):
+                return out
+        except (orjson.JSONDecodeError, TypeError, ValueError, IndexError, KeyError):
+            pass
+    forms = [None if p is None else whole_form(*p) for p in patterns]
+    encoded = [None if f is None else [format(f.boundary, "x"), [[_encode(r), lo, hi] for r, lo, hi in f.branches]] for f in forms]
+    write_cached("requirements", name, orjson.dumps(encoded))
+    return forms
 
 
 def holds(req: Requirement, present: int, runs: bytes = EVERY_RUN) -> bool:

@@ -26,11 +26,12 @@ from spillguard.detect.alphabet import (
     NEWLINE,
     NO_RUNS,
     RequirementTable,
+    WholeForm,
     match_chars,
-    present_bytes,
     requirements,
     value_bytes,
     value_runs,
+    whole_forms,
 )
 from spillguard.detect.arrays import as_text, native_column, string_buffers, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
@@ -52,7 +53,7 @@ from spillguard.detect.matcher import (
 )
 from spillguard.detect.placeholders import MARKERS, accept_secret, low_entropy_prefix
 from spillguard.detect.validators import CONTEXT_VALIDATORS, IPV4_CONTEXT, VALIDATORS, VECTOR_VALIDATORS
-from spillguard.rules import Rule
+from spillguard.rules import NO_BOUNDARY, Rule
 
 _CACHE_LIMIT = 200_000
 # Distinct values are found by hashing (~60-100 ns a value) and their matches handed back to every row holding them,
@@ -116,6 +117,11 @@ class FieldPlan:
     since_measured: int = 0
     present: int = 0  # every byte the field's columns have held so far (alphabet.present_bytes)
     runs: bytes = NO_RUNS  # the longest run of each class in them, while measured (RuleSet._column_facts)
+    # Their bytes without the newline they are scanned between, and their fewest and most characters (non-empty
+    # values, while measured: RuleSet._whole_lengths).
+    found: int = 0
+    shortest: int = 1 << 62
+    longest: int = 0
     # The field's owner rule (-1: none; see RuleSet._owned), and the CPU seconds a value of its columns costs scanned
     # in full and the owned way (running means; None: not measured yet); `owner_wait`: columns left before an owner
     # is learnt again.
@@ -282,7 +288,9 @@ class RuleSet:
         self._dbs: dict[tuple[tuple[int, ...], bool], Matcher] = {}
         self._requirements: RequirementTable | None = None  # what a match of each value rule needs of a column's bytes
         self._held: dict[tuple[int, bytes], bytes] = {}  # per set of bytes and runs a column holds: _holding
-        self._possible: dict[tuple[tuple[int, ...], int, bytes], tuple[int, ...]] = {}
+        self._possible: dict[tuple[tuple[int, ...], int, bytes, tuple[int, int, int] | None], tuple[int, ...]] = {}
+        self._forms: list[WholeForm | None] | None = None  # per rule index: what a whole-value match takes (_whole_forms)
+        self._form_fits: dict[tuple[tuple[int, ...], int], bool] = {}
         self._narrowed: dict[tuple[int, ...], Narrowed] = {}
         # The value rules every field runs (one database shared by all fields) and those that run only under a field
         # named for them; see _split. Both compiled now, so a pattern the engine rejects is named before any scan.
@@ -385,17 +393,64 @@ class RuleSet:
             self._held[key] = held
         return held
 
-    def _possible_rules(self, rule_ids: tuple[int, ...], present: int, runs: bytes) -> tuple[int, ...]:
-        """The rules of `rule_ids` a column holding the bytes `present` and the runs `runs` lets match."""
-        key = (rule_ids, present, runs)
+    def _possible_rules(
+        self, rule_ids: tuple[int, ...], present: int, runs: bytes, whole: tuple[int, int, int] | None = None
+    ) -> tuple[int, ...]:
+        """The rules of `rule_ids` a column holding the bytes `present` and the runs `runs` lets match; with `whole`
+        (its value bytes, fewest and most characters of a non-empty value), less the rules whose boundary class holds
+        every one of its bytes (so a match would be a whole value) when no branch fits (alphabet.WholeForm)."""
+        key = (rule_ids, present, runs, whole)
         possible = self._possible.get(key)
         if possible is None:
             held = self._holding(present, runs)
             possible = tuple(rid for rid in rule_ids if held[rid])
+            if whole is not None:
+                found, shortest, longest = whole
+                forms = self._whole_forms()
+                possible = tuple(
+                    rid for rid in possible
+                    if (form := forms[rid]) is None or found & ~form.boundary or form.allows(present, runs, shortest, longest)
+                )
             if len(self._possible) >= _POSSIBLE_MEMO:
                 self._possible.clear()
             self._possible[key] = possible
         return possible
+
+    def _whole_forms(self) -> list[WholeForm | None]:
+        """Per rule index, its WholeForm: for value rules matched as written (no labels, no looser engine pattern, no
+        match across lines, a boundary), read once or loaded from the cache."""
+        if self._forms is None:
+            eligible = [
+                r.is_value_rule and not r.labelled and r.engine_value is None and r.boundary != NO_BOUNDARY and not self._spans_lines[i]
+                for i, r in enumerate(self.rules)
+            ]
+            flags = [re.IGNORECASE if r.ignore_case else 0 for r in self.rules]
+            self._forms = whole_forms(
+                [(r.python_value(), r.python_boundary(), f) if ok else None for r, ok, f in zip(self.rules, eligible, flags, strict=True)]
+            )
+        return self._forms
+
+    def _whole_lengths(self, filled: pa.Array, plan: FieldPlan, parts: tuple[tuple[int, ...], ...], found: int) -> tuple[int, int, int] | None:
+        """(value bytes, fewest and most characters of a non-empty value) of the field's columns so far with this one's
+        (FieldPlan.found, shortest, longest), measured when the field's bytes `found` are all in some rule's boundary
+        class (_possible_rules leaves the rule out when its match, a whole value, fits no length); else None."""
+        key = (parts[0] if len(parts) == 1 else tuple(r for part in parts for r in part), found)
+        fits = self._form_fits.get(key)
+        if fits is None:
+            forms = self._whole_forms()
+            fits = bool(found) and any((form := forms[r]) is not None and not found & ~form.boundary for part in parts for r in part)
+            if len(self._form_fits) >= _POSSIBLE_MEMO:
+                self._form_fits.clear()
+            self._form_fits[key] = fits
+        if not fits:
+            return None
+        lengths = np.diff(string_buffers(filled)[0])
+        lengths = lengths[lengths > 0]
+        shortest, longest = plan.shortest, plan.longest
+        if lengths.size:  # (this column's lengths always in, whatever another thread writes meanwhile)
+            shortest, longest = min(shortest, int(lengths.min())), max(longest, int(lengths.max()))
+            plan.shortest, plan.longest = min(plan.shortest, shortest), max(plan.longest, longest)
+        return found, shortest, longest
 
     def _runs_pay(self, parts: tuple[tuple[int, ...], ...], present: int, runs: bytes) -> bool:
         """Whether runs such as `runs` leave enough of the rules of `parts` that a column's bytes `present` let match
@@ -404,22 +459,24 @@ class RuleSet:
         return kept <= _RUNS_KEEP * sum(len(self._possible_rules(part, present, EVERY_RUN)) for part in parts)
 
     def _column_facts(self, filled: pa.Array, plan: FieldPlan | None, parts: tuple[tuple[int, ...], ...]) -> tuple[int, bytes]:
-        """(present_bytes, runs) of a column to narrow its scan by (_database): the runs are those of the field's
+        """(value_bytes, runs) of a column to narrow its scan by (_database): the runs are those of the field's
         columns so far with this one's (FieldPlan.runs), measured while they leave enough rules out (_runs_pay, as the
         field's bytes and runs so far say), else EVERY_RUN (no rule left out by runs)."""
         if plan is None or not self._runs_pay(parts, plan.present | NEWLINE, plan.runs):
-            return present_bytes(filled), EVERY_RUN
+            return value_bytes(filled), EVERY_RUN
         found, runs = value_runs(filled)
         runs = bytes(map(max, plan.runs, runs))  # (this column's runs always in, whatever another thread writes)
         plan.runs = bytes(map(max, plan.runs, runs))
-        return found | NEWLINE, runs
+        return found, runs
 
-    def _database(self, rule_ids: tuple[int, ...], present: int, runs: bytes = EVERY_RUN) -> tuple[tuple[int, ...], Narrowed | None]:
-        """The rules to scan a column of valid UTF-8 holding the bytes `present` and the runs `runs` with: those of
-        `rule_ids` these let match (alphabet.py) when their database exists or is now worth compiling, else
-        `rule_ids`; and the narrower set's entry when the wider database stands in for it (the caller adds the scan's
-        seconds)."""
-        possible = self._possible_rules(rule_ids, present, runs)
+    def _database(
+        self, rule_ids: tuple[int, ...], present: int, runs: bytes = EVERY_RUN, whole: tuple[int, int, int] | None = None
+    ) -> tuple[tuple[int, ...], Narrowed | None]:
+        """The rules to scan a column of valid UTF-8 holding the bytes `present`, the runs `runs` and the lengths
+        `whole` with: those of `rule_ids` these let match (alphabet.py, _possible_rules) when their database exists or
+        is now worth compiling, else `rule_ids`; and the narrower set's entry when the wider database stands in for it
+        (the caller adds the scan's seconds)."""
+        possible = self._possible_rules(rule_ids, present, runs, whole)
         if not possible or possible == rule_ids:
             return possible, None
         narrowed = self._narrowed.get(possible)
@@ -502,16 +559,21 @@ class RuleSet:
         filled = pc.fill_null(text, "") if text.null_count else text
         split = self._split(rule_ids)
         narrow = text_bytes(filled) >= _NARROW_MIN_BYTES
-        present, runs = self._column_facts(filled, plan, split.parts) if narrow else (present_bytes(filled), EVERY_RUN)
+        found, runs = self._column_facts(filled, plan, split.parts) if narrow else (value_bytes(filled), EVERY_RUN)
+        present = found | NEWLINE
         # Bytes viewed as text may not be UTF-8: those take the byte-mode database of every rule (see rule_flags).
         if present & HIGH and not valid_utf8(filled):
             return self._scan(filled, [(rule_ids, rule_ids, None)], False, plan)
         scans: list[PartScan] = [(part, part, None) for part in split.parts]
         if narrow:
+            whole = None
             if plan is not None:  # the field's bytes so far: one narrower set per field, not one per column
                 present |= plan.present  # (this column's bytes always in, whatever another thread writes meanwhile)
                 plan.present |= present
-            scans = [(part, *self._database(part, present, runs)) for part in split.parts]
+                found |= plan.found
+                plan.found |= found
+                whole = self._whole_lengths(filled, plan, split.parts, found)
+            scans = [(part, *self._database(part, present, runs, whole)) for part in split.parts]
             scans = [scan for scan in scans if scan[1]]
             if not scans:
                 return empty

@@ -240,6 +240,10 @@ class Rule:
         """The pattern matching a whole value and the newline after it in the engine's buffer (UTF-8 mode)."""
         return ("^(?:" + self.re2_value() + r")\n").encode()  # (the UTF-8 mode spells classes as RE2 does)
 
+    def python_value(self) -> str:
+        """The value pattern as Python's re reads it (without boundary or labels)."""
+        return _python_classes(self.value or "")
+
     def python_boundary(self) -> str:
         """The boundary class as Python's re reads it (a character beside a match that may not be there)."""
         return _python_classes(self.boundary)

@@ -9,6 +9,7 @@ while no wider database exists yet).
 from __future__ import annotations
 
 import random
+import re
 import string
 
 import pyarrow as pa
@@ -25,12 +26,15 @@ from spillguard.detect.alphabet import (
     Requirement,
     RequirementTable,
     Run,
+    WholeForm,
     holds,
     present_bytes,
     requirement,
     requirements,
     value_bytes,
     value_runs,
+    whole_form,
+    whole_forms,
 )
 from spillguard.detect.engine import RuleSet
 from spillguard.detect.matcher import scan_text
@@ -225,6 +229,102 @@ def test_narrowed_databases_find_what_the_full_database_finds(monkeypatch: pytes
     got = [_hits(narrowed, c, path) for c in columns]
     assert got == expected
     assert narrowed._narrowed and all(n.matcher is not None for n in narrowed._narrowed.values())
+
+
+def _form_of(rule: Rule) -> WholeForm | None:
+    return whole_form(rule.python_value(), rule.python_boundary(), re.IGNORECASE if rule.ignore_case else 0)
+
+
+def test_whole_forms_read_each_branchs_lengths_and_the_boundary_exactly(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    card = whole_form(r"[1-6][0-9]{11,18}|(?:8600|9792)[0-9]{12}", r"[A-Za-z0-9+\-]")
+    assert card is not None and [(lo, hi) for _, lo, hi in card.branches] == [(12, 19), (16, 16)]
+    assert card.boundary == _bytes_of(string.ascii_letters + string.digits + "+-") & ~NEWLINE
+    assert not card.allows(_bytes_of("0123456789"), _runs_of("0" * 40), 40, 40)  # a digest is longer than any card
+    assert card.allows(_bytes_of("0123456789"), _runs_of("4" * 16), 10, 16)
+    assert not card.allows(_bytes_of("abcdef"), EVERY_RUN, 16, 16)  # lengths fit, but no digits
+    assert whole_form(r"(?:ab|c*)", r"[a-c]") is None  # a branch that matches nothing: no claim
+    assert whole_form(r"(?i:[a-f]{4})", r"[a-f]", re.IGNORECASE).boundary == _bytes_of("abcdefABCDEF") & ~NEWLINE  # type: ignore[union-attr]
+    open_ended = whole_form(r"x[0-9]+", r"[0-9x]")
+    assert open_ended is not None and open_ended.branches[0][1:] == (2, 1 << 62)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    patterns = [None, *[(r.python_value(), r.python_boundary(), re.IGNORECASE if r.ignore_case else 0) for r in _VALUE_RULES[:60]]]
+    read = whole_forms(patterns)
+    monkeypatch.setattr("spillguard.detect.alphabet.whole_form", lambda *a: pytest.fail("read again"))
+    assert whole_forms(patterns) == read and read[0] is None  # loaded from the cache as read
+
+
+def test_a_match_in_a_value_of_boundary_characters_is_the_whole_value_and_fits_a_branch() -> None:
+    """What WholeForm rests on, against Python's re for every built-in rule it reads: in a text whose every character
+    the rule's boundary class holds, a match is the whole text, and its bytes, runs and length meet a branch. Texts
+    from the boundary's own characters, and the rules' examples kept to them, cut and joined."""
+    rng = random.Random(41)
+    examples = [e.value for r in _VALUE_RULES for e in r.examples]
+    checked = matched = 0
+    for rule in _VALUE_RULES:
+        form = _form_of(rule)
+        if form is None or rule.labelled or rule.engine_value is not None or rule.spans_lines() or rule.value_re is None:
+            continue
+        chars = "".join(chr(c) for c in range(128) if form.boundary >> c & 1)
+        if not chars:
+            continue
+        own = ["".join(ch for ch in e.value if ord(ch) < 128 and form.boundary >> ord(ch) & 1) for e in rule.examples]
+        texts = [t for t in own if t]
+        texts += ["".join(ch for ch in e if ord(ch) < 128 and form.boundary >> ord(ch) & 1) for e in rng.sample(examples, 20)]
+        texts += ["".join(rng.choice(chars) for _ in range(rng.randrange(1, 50))) for _ in range(20)]
+        texts += [t[: rng.randrange(len(t) + 1)] + rng.choice(texts) for t in list(texts[:10]) if t]
+        for text in filter(None, texts):
+            checked += 1
+            m = rule.value_re.search(text)
+            if m is None:
+                continue
+            matched += 1
+            assert m.span() == (0, len(text)), (rule.id, text)
+            assert form.allows(_bytes_of(text), _runs_of(text), len(text), len(text)), (rule.id, text)
+    assert checked > 5000 and matched > 100
+
+
+def _boundary_columns(rng: random.Random) -> list[pa.Array]:
+    """Columns whose characters many rules' boundaries hold: hex digests, UUIDs, ids of digits, tokens; with real
+    matches of fitting length among them (cards, IBANs, SSNs, AWS key ids), nulls and empty values."""
+    n = 300
+    hexes = [f"{rng.getrandbits(160):040x}" for _ in range(n)]
+    token = string.ascii_letters + string.digits
+    cols = [
+        hexes,
+        [h[:16] for h in hexes],
+        [f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:32]}" for h in hexes],
+        [str(rng.randrange(10**12, 10**13)) for _ in range(n)],
+        ["".join(rng.choice(token) for _ in range(40)) for _ in range(n)],
+    ]
+    plants = ["4111111111111111", "DE89370400440532013000", "123-45-6789", "AKIAIOSFODNN7EXAMPLE", "12345678Z", "078-05-1120"]
+    out = []
+    for col in cols:
+        col = [rng.choice(plants) if rng.random() < 0.02 else v for v in col]
+        col = [None if rng.random() < 0.05 else ("" if rng.random() < 0.03 else v) for v in col]
+        out.append(pa.array(col, pa.string()))
+    # Matches inside longer values, where a character outside the rule's boundary stands beside them (a space, "#"):
+    # no value is a card's or an SSN's length, and these must still be found.
+    cards = ["4111111111111111", "5500005555555559", "4012888888881881"]
+    out.append(pa.array([f"ref {rng.choice(cards)} ok" if rng.random() < 0.3 else f"ref {rng.randrange(10**15, 10**16)} ok" for _ in range(n)]))
+    out.append(pa.array([f"#{rng.choice(['123-45-6789', '078-05-1120'])}#0000" if rng.random() < 0.3 else f"#{rng.randrange(10**15)}" for _ in range(n)]))
+    return out
+
+
+@pytest.mark.parametrize("path", ["value", "request_id", "card_number"])
+def test_columns_of_boundary_characters_find_what_the_full_database_finds(monkeypatch: pytest.MonkeyPatch, path: str) -> None:
+    monkeypatch.setattr(engine, "_COMPILE_SECONDS_PER_RULE", 0.0)
+    narrowed = RuleSet(builtin_rules())
+    with monkeypatch.context() as m:
+        m.setattr(RuleSet, "_holding", lambda self, present, runs=EVERY_RUN: b"\x01" * len(self.rules))
+        m.setattr(RuleSet, "_whole_lengths", lambda self, *a: None)
+        full = RuleSet(builtin_rules())
+    columns = _boundary_columns(random.Random(path))
+    for k, column in enumerate(columns):  # each its own field: its bytes and lengths alone
+        assert _hits(narrowed, column, f"{path}_{k}") == _hits(full, column, f"{path}_{k}")
+    for column in columns + columns[::-1]:  # one field: its bytes and lengths grown column by column
+        assert _hits(narrowed, column, path) == _hits(full, column, path)
+    dropped = [k for k, v in list(narrowed._possible.items()) if k[3] is not None and len(v) < len(narrowed._possible_rules(k[0], k[1], k[2]))]
+    assert dropped  # (lengths left rules out somewhere)
 
 
 def test_a_field_narrowed_by_its_runs_finds_a_longer_run_in_a_later_column(monkeypatch: pytest.MonkeyPatch) -> None:
