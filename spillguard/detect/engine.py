@@ -53,7 +53,7 @@ from spillguard.detect.matcher import (
 )
 from spillguard.detect.placeholders import MARKERS, accept_secret, low_entropy_prefix
 from spillguard.detect.validators import CONTEXT_VALIDATORS, IPV4_CONTEXT, VALIDATORS, VECTOR_VALIDATORS
-from spillguard.rules import NO_BOUNDARY, Rule
+from spillguard.rules import NO_BOUNDARY, Rule, spans_lines_of
 
 _CACHE_LIMIT = 200_000
 # Distinct values are found by hashing (~60-100 ns a value) and their matches handed back to every row holding them,
@@ -323,7 +323,7 @@ class RuleSet:
                     )
         # Rules whose matches can run across a value's end: scanned over every row even where a field's distinct
         # values are scanned once (their hits depend on the neighbours, which distinct values do not keep).
-        self._spans_lines = np.array([r.spans_lines() for r in self.rules] + [False], dtype=bool)
+        self._spans_lines = np.array([*spans_lines_of(self.rules), False], dtype=bool)
         self._spans_lines_bytes = self._spans_lines[: len(self.rules)].astype(np.uint8).tobytes()
         self._spanning: dict[tuple[int, ...], tuple[int, ...]] = {}  # per database: its rules that span lines
         # Rules the UTF-8 pass runs with a looser `engine_value`: their hits confirmed against `value` (RE2) in values

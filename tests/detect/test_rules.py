@@ -7,7 +7,7 @@ import pytest
 import spillguard
 from spillguard.errors import UserError
 from spillguard.model import CATEGORIES
-from spillguard.rules import builtin_rules, load_rule_file, select_rules
+from spillguard.rules import Rule, builtin_rules, load_rule_file, select_rules, spans_lines_of
 
 RULES = builtin_rules()
 
@@ -159,3 +159,12 @@ def test_an_edited_rule_file_is_parsed_again(tmp_path, monkeypatch):
     after = {r.id: r.description for r in rules_module.builtin_rules()}
     assert after[first.id] == edited != before[first.id]
     assert len(list((tmp_path / "cache" / "spillguard" / "rules").iterdir())) == 2  # one entry per version of the files
+
+
+def test_which_rules_span_lines_is_kept_in_the_cache_as_read(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    rules = [*builtin_rules(), Rule(id="fax", category="phone", value=r"Fax:\s+[0-9]{6}"), Rule(id="n", category="phone", value="[0-9]{6}")]
+    read = spans_lines_of(rules)
+    assert read == [r.spans_lines() for r in rules] and read[-2:] == [True, False] and any(read[:-2])
+    monkeypatch.setattr(Rule, "spans_lines", lambda self: pytest.fail("read again"))
+    assert spans_lines_of(rules) == read  # loaded
