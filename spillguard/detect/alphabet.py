@@ -34,6 +34,7 @@ import string
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -114,18 +115,12 @@ EVERY_RUN = bytes([255] * len(RUN_CLASSES))  # (runs as long as any: every Run h
 _MIN_RUN = 3  # shorter runs are not asked for: a column holding the bytes nearly always holds them
 
 
+@cache
 def _run_table() -> bytes:
     """_native.byte_runs's table: 8 bytes a byte value, 0xFF in lane k when the byte is of RUN_CLASSES[k]; bytes above
     ASCII are of every class."""
-    table = bytearray(256 * 8)
-    for b in range(256):
-        for k, mask in enumerate(RUN_CLASSES):
-            if b >= 0x80 or mask >> b & 1:
-                table[8 * b + k] = 0xFF
-    return bytes(table)
-
-
-_RUN_TABLE = _run_table()
+    lanes = [*RUN_CLASSES, 0, 0][:8]
+    return bytes(0xFF if k < len(RUN_CLASSES) and (b >= 0x80 or mask >> b & 1) else 0 for b in range(256) for k, mask in enumerate(lanes))
 
 
 def _char(code: int) -> int:
@@ -438,7 +433,7 @@ def value_runs(text: pa.Array) -> tuple[int, bytes]:
         return 0, NO_RUNS
     wide = pa.types.is_large_string(text.type) or pa.types.is_large_binary(text.type)
     bufs = text.buffers()
-    out = _native.byte_runs(bufs[1], bufs[2], text.offset, len(text), wide, _RUN_TABLE)
+    out = _native.byte_runs(bufs[1], bufs[2], text.offset, len(text), wide, _run_table())
     return int.from_bytes(out[:32], "little"), out[32 : 32 + len(RUN_CLASSES)]
 
 
