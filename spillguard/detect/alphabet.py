@@ -280,8 +280,8 @@ _UNBOUNDED = 1 << 62  # (re's reading gives 2**64 for an open repeat)
 @dataclass(frozen=True)
 class WholeForm:
     """A rule's match in a value whose every character its boundary class holds is the whole value (see above):
-    `boundary`, the ASCII characters that class holds, exactly as Python's re reads it; `branches`, per top-level
-    branch of the value pattern, (requirement, fewest characters, most characters)."""
+    `boundary`, the printable ASCII characters that class holds, exactly as Python's re reads it; `branches`, per
+    top-level branch of the value pattern, (requirement, fewest characters, most characters)."""
 
     boundary: int
     branches: tuple[tuple[Requirement, int, int], ...]
@@ -307,8 +307,10 @@ def whole_form(value: str, boundary: str, flags: int = 0) -> WholeForm | None:
             if lo < 1:
                 return None
             branches.append((_sequence(branch), int(lo), min(int(hi), _UNBOUNDED)))
+        # Printable ASCII only: there Python's re and the engine read a class alike (Python's \s also holds
+        # \x1c-\x1f, the engine's does not); a column holding a control character is simply not read this way.
         forbidden = re.compile(boundary, flags)
-        mask = sum(1 << c for c in range(128) if forbidden.fullmatch(chr(c)))
+        mask = sum(1 << c for c in range(0x20, 0x7F) if forbidden.fullmatch(chr(c)))
     except Exception:  # noqa: BLE001 (a pattern this reading does not follow: no claim about it)
         return None
     return WholeForm(mask, tuple(branches))
@@ -316,7 +318,7 @@ def whole_form(value: str, boundary: str, flags: int = 0) -> WholeForm | None:
 
 def whole_forms(patterns: Sequence[tuple[str, str, int] | None]) -> list[WholeForm | None]:
     """whole_form() of each (value, boundary, flags), None for None; kept in the cache as requirements() are."""
-    key = repr(("whole", RUN_CLASSES, _MIN_RUN, sys.version_info[:2], list(patterns))).encode()
+    key = repr(("whole", 2, RUN_CLASSES, _MIN_RUN, sys.version_info[:2], list(patterns))).encode()  # (2: printable boundaries)
     name = f"{hashlib.sha256(key).hexdigest()[:32]}.json"
     cached = read_cached("requirements", name)
     if cached is not None:

@@ -244,6 +244,8 @@ def test_whole_forms_read_each_branchs_lengths_and_the_boundary_exactly(monkeypa
     assert not card.allows(_bytes_of("abcdef"), EVERY_RUN, 16, 16)  # lengths fit, but no digits
     assert whole_form(r"(?:ab|c*)", r"[a-c]") is None  # a branch that matches nothing: no claim
     assert whole_form(r"(?i:[a-f]{4})", r"[a-f]", re.IGNORECASE).boundary == _bytes_of("abcdefABCDEF") & ~NEWLINE  # type: ignore[union-attr]
+    spaced = whole_form(r"[0-9]{4}", r"[\s\w]")  # (Python's \s holds \x1c-\x1f, the engine's does not: no control character)
+    assert spaced is not None and spaced.boundary == _bytes_of(string.ascii_letters + string.digits + "_ ") & ~NEWLINE
     open_ended = whole_form(r"x[0-9]+", r"[0-9x]")
     assert open_ended is not None and open_ended.branches[0][1:] == (2, 1 << 62)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
