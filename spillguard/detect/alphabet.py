@@ -27,22 +27,20 @@ no branch it meets allows cannot hold the rule (a 40-character digest no IBAN, c
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import re
 import string
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 
 import spillguard._native as _native
-from spillguard.cache import read_cached, write_cached
+from spillguard.cache import readings
 
 # The parse tree of Python's own re: the same reading of a pattern as the engine's exact path (re's parser is not in
 # the typed standard library: imported by name).
@@ -53,7 +51,6 @@ BYTES = (1 << 256) - 1
 ASCII = (1 << 128) - 1
 HIGH = BYTES & ~ASCII  # every byte of a UTF-8 sequence
 NEWLINE = 1 << 10
-
 
 
 @dataclass(frozen=True)
@@ -170,13 +167,18 @@ def _one_char(op: Any, arg: Any) -> tuple[int, int] | None:
     if op is sre.SUBPATTERN and len(arg[-1]) == 1:
         return _one_char(*arg[-1][0])
     if op is sre.BRANCH:
-        each = [_one_char(*b[0]) if len(b) == 1 else None for b in arg[1]]
-        if each and all(e is not None and e[1] == 1 for e in each):
-            union = 0
-            for e in each:
-                union |= e[0] if e is not None else 0
-            return union, 1
+        each = [_one_char(*b[0]) for b in arg[1] if len(b) == 1]
+        if len(each) == len(arg[1]) and all(e is not None and e[1] == 1 for e in each):
+            return _union(e[0] for e in each if e is not None), 1
     return None
+
+
+def _union(sets: Iterable[int]) -> int:
+    """The union of byte sets."""
+    out = 0
+    for mask in sets:
+        out |= mask
+    return out
 
 
 def _runs(items: Any) -> list[Requirement]:
@@ -259,19 +261,8 @@ def _decode(data: Any) -> Requirement:
 def requirements(patterns: Sequence[tuple[str, int]]) -> list[Requirement]:
     """requirement() of each pattern, from the cache when this Python read the same patterns before (reading ~300
     patterns costs ~0.1 s, a quarter of a small scan's start-up; loading them ~2 ms)."""
-    key = repr(("runs", RUN_CLASSES, _MIN_RUN, sys.version_info[:2], list(patterns))).encode()  # (what the reading asks)
-    name = f"{hashlib.sha256(key).hexdigest()[:32]}.json"
-    cached = read_cached("requirements", name)
-    if cached is not None:
-        try:
-            out = [_decode(d) for d in orjson.loads(cached)]
-            if len(out) == len(patterns):
-                return out
-        except (orjson.JSONDecodeError, TypeError, ValueError):
-            pass
-    out = [requirement(*p) for p in patterns]
-    write_cached("requirements", name, orjson.dumps([_encode(r) for r in out]))
-    return out
+    key = ("runs", RUN_CLASSES, _MIN_RUN, sys.version_info[:2], list(patterns))  # (what the reading asks)
+    return readings("requirements", key, patterns, lambda p: requirement(*p), _encode, _decode)
 
 
 _UNBOUNDED = 1 << 62  # (re's reading gives 2**64 for an open repeat)
@@ -309,29 +300,33 @@ def whole_form(value: str, boundary: str, flags: int = 0) -> WholeForm | None:
             branches.append((_sequence(branch), int(lo), min(int(hi), _UNBOUNDED)))
         # Printable ASCII only: there Python's re and the engine read a class alike (Python's \s also holds
         # \x1c-\x1f, the engine's does not); a column holding a control character is simply not read this way.
-        forbidden = re.compile(boundary, flags)
-        mask = sum(1 << c for c in range(0x20, 0x7F) if forbidden.fullmatch(chr(c)))
+        mask = class_chars(boundary, flags) & _PRINTABLE
     except Exception:  # noqa: BLE001 (a pattern this reading does not follow: no claim about it)
         return None
     return WholeForm(mask, tuple(branches))
 
 
+_PRINTABLE = sum(1 << c for c in range(0x20, 0x7F))
+
+
+def class_chars(pattern: str, flags: int = 0) -> int:
+    """The ASCII characters a one-character pattern (a rule's boundary class, `Rule.python_boundary`) matches, as
+    Python's re reads it, as a 128-bit set."""
+    one = re.compile(pattern, flags)
+    return sum(1 << c for c in range(128) if one.fullmatch(chr(c)))
+
+
 def whole_forms(patterns: Sequence[tuple[str, str, int] | None]) -> list[WholeForm | None]:
     """whole_form() of each (value, boundary, flags), None for None; kept in the cache as requirements() are."""
-    key = repr(("whole", 2, RUN_CLASSES, _MIN_RUN, sys.version_info[:2], list(patterns))).encode()  # (2: printable boundaries)
-    name = f"{hashlib.sha256(key).hexdigest()[:32]}.json"
-    cached = read_cached("requirements", name)
-    if cached is not None:
-        try:
-            out = [None if d is None else WholeForm(int(d[0], 16), tuple((_decode(r), int(lo), int(hi)) for r, lo, hi in d[1])) for d in orjson.loads(cached)]
-            if len(out) == len(patterns):
-                return out
-        except (orjson.JSONDecodeError, TypeError, ValueError, IndexError, KeyError):
-            pass
-    forms = [None if p is None else whole_form(*p) for p in patterns]
-    encoded = [None if f is None else [format(f.boundary, "x"), [[_encode(r), lo, hi] for r, lo, hi in f.branches]] for f in forms]
-    write_cached("requirements", name, orjson.dumps(encoded))
-    return forms
+    key = ("whole", 2, RUN_CLASSES, _MIN_RUN, sys.version_info[:2], list(patterns))  # (2: printable boundaries)
+
+    def encode(f: WholeForm | None) -> object:
+        return None if f is None else [format(f.boundary, "x"), [[_encode(r), lo, hi] for r, lo, hi in f.branches]]
+
+    def decode(d: Any) -> WholeForm | None:
+        return None if d is None else WholeForm(int(d[0], 16), tuple((_decode(r), int(lo), int(hi)) for r, lo, hi in d[1]))
+
+    return readings("requirements", key, patterns, lambda p: None if p is None else whole_form(*p), encode, decode)
 
 
 def holds(req: Requirement, present: int, runs: bytes = EVERY_RUN) -> bool:
@@ -459,7 +454,7 @@ def _chars(items: Any) -> int | None:
                     out |= sum(1 << c for c in range(item[0], item[1] + 1))
                 else:
                     return None
-        elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None)):
+        elif op in _REPEATS:
             sub = _chars(arg[2])
             if sub is None:
                 return None

@@ -27,6 +27,7 @@ from spillguard.detect.alphabet import (
     NO_RUNS,
     RequirementTable,
     WholeForm,
+    class_chars,
     match_chars,
     requirements,
     value_bytes,
@@ -290,7 +291,7 @@ class RuleSet:
         self._held: dict[tuple[int, bytes], bytes] = {}  # per set of bytes and runs a column holds: _holding
         self._possible: dict[tuple[tuple[int, ...], int, bytes, tuple[int, int, int] | None], tuple[int, ...]] = {}
         self._forms: list[WholeForm | None] | None = None  # per rule index: what a whole-value match takes (_whole_forms)
-        self._form_fits: dict[tuple[tuple[int, ...], int], bool] = {}
+        self._form_fits: dict[tuple[tuple[tuple[int, ...], ...], int], bool] = {}
         self._narrowed: dict[tuple[int, ...], Narrowed] = {}
         # The value rules every field runs (one database shared by all fields) and those that run only under a field
         # named for them; see _split. Both compiled now, so a pattern the engine rejects is named before any scan.
@@ -434,7 +435,7 @@ class RuleSet:
         """(value bytes, fewest and most characters of a non-empty value) of the field's columns so far with this one's
         (FieldPlan.found, shortest, longest), measured when the field's bytes `found` are all in some rule's boundary
         class (_possible_rules leaves the rule out when its match, a whole value, fits no length); else None."""
-        key = (parts[0] if len(parts) == 1 else tuple(r for part in parts for r in part), found)
+        key = (parts, found)
         fits = self._form_fits.get(key)
         if fits is None:
             forms = self._whole_forms()
@@ -857,8 +858,7 @@ class RuleSet:
         ):
             source, flags = rule.value_source() or ("", 0)
             chars = match_chars(source, flags)
-            boundary = re.compile(rule.python_boundary(), flags)
-            can = chars is not None and chars != 0 and all(boundary.fullmatch(chr(c)) for c in range(128) if chars >> c & 1)
+            can = chars is not None and chars != 0 and chars & ~class_chars(rule.python_boundary(), flags) == 0
         self._can_own_memo[rid] = can
         return can
 

@@ -42,7 +42,7 @@ from typing import Any
 
 import orjson
 
-from spillguard.cache import read_cached, write_cached
+from spillguard.cache import read_cached, readings, write_cached
 from spillguard.categories import CATEGORIES
 from spillguard.detect.checks import CHECKS
 from spillguard.detect.freetext import TEXT_KINDS
@@ -428,14 +428,8 @@ _CACHE_FORMAT = b"1"  # changed when the cached form of the parsed files changes
 def spans_lines_of(rules: Sequence[Rule]) -> list[bool]:
     """Rule.spans_lines of each rule, kept in the cache under a digest of their patterns: reading the patterns that
     might hold a newline with Python's parser is ~15 ms of every scan's start, loading the answers well under 1."""
-    expressions = [r.python_expression() if r.is_value_rule else None for r in rules]
-    name = hashlib.sha256(repr((sys.version_info[:2], expressions)).encode()).hexdigest()[:32] + ".lines"
-    cached = read_cached("rules", name)
-    if cached is not None and len(cached) == len(rules) and set(cached) <= {0, 1}:
-        return [b == 1 for b in cached]
-    out = [r.spans_lines() for r in rules]
-    write_cached("rules", name, bytes(out))
-    return out
+    key = ("spans_lines", sys.version_info[:2], [r.python_expression() if r.is_value_rule else None for r in rules])
+    return readings("rules", key, rules, Rule.spans_lines, bool, bool)
 
 
 def builtin_rules() -> list[Rule]:
