@@ -206,23 +206,24 @@ PyObject *native_byte_set(PyObject *self, PyObject *args) {
     return PyBytes_FromStringAndSize((const char *)bits, 32);
 }
 
-/* byte_runs(offsets, data, start, n, wide, table) -> 40 bytes: byte_set's 32, then per class k (8 lanes) the longest
- * run of consecutive bytes of one value that all belong to class k, saturating at 255. `table` is 256 x 8 bytes:
- * table[8 b + k] is 0xFF when byte b belongs to class k, else 0 (the caller decides the classes, and puts every byte
+/* byte_runs(offsets, data, start, n, wide, table) -> 48 bytes: byte_set's 32, then per class k (16 lanes) the longest
+ * run of consecutive bytes of one value that all belong to class k, saturating at 255. `table` is 256 x 16 bytes:
+ * table[16 b + k] is 0xFF when byte b belongs to class k, else 0 (the caller decides the classes, and puts every byte
  * above ASCII in all of them). A rule whose every match holds a longer run of some class cannot match in the column
  * (detect/alphabet.py). Runs end at value boundaries. */
+#define RUN_LANES 16
 #if defined(__SSE2__)
 typedef __m128i Lanes;
 static inline Lanes lanes_zero(void) { return _mm_setzero_si128(); }
 /* one step of every class's run at once: +1 (saturating) where the byte is of the class, else 0 */
 static inline Lanes lanes_step(Lanes run, const unsigned char *in) {
-    return _mm_and_si128(_mm_adds_epu8(run, _mm_set1_epi8(1)), _mm_loadl_epi64((const __m128i *)in));
+    return _mm_and_si128(_mm_adds_epu8(run, _mm_set1_epi8(1)), _mm_loadu_si128((const __m128i *)in));
 }
 static inline Lanes lanes_max(Lanes a, Lanes b) { return _mm_max_epu8(a, b); }
-static inline void lanes_store(unsigned char *out, Lanes v) { _mm_storel_epi64((__m128i *)out, v); }
+static inline void lanes_store(unsigned char *out, Lanes v) { _mm_storeu_si128((__m128i *)out, v); }
 #else
 typedef struct {
-    unsigned char v[8];
+    unsigned char v[RUN_LANES];
 } Lanes;
 static inline Lanes lanes_zero(void) {
     Lanes z;
@@ -230,24 +231,24 @@ static inline Lanes lanes_zero(void) {
     return z;
 }
 static inline Lanes lanes_step(Lanes run, const unsigned char *in) {
-    for (int j = 0; j < 8; j++) run.v[j] = in[j] ? (unsigned char)(run.v[j] + (run.v[j] < 255)) : 0;
+    for (int j = 0; j < RUN_LANES; j++) run.v[j] = in[j] ? (unsigned char)(run.v[j] + (run.v[j] < 255)) : 0;
     return run;
 }
 static inline Lanes lanes_max(Lanes a, Lanes b) {
-    for (int j = 0; j < 8; j++) a.v[j] = a.v[j] > b.v[j] ? a.v[j] : b.v[j];
+    for (int j = 0; j < RUN_LANES; j++) a.v[j] = a.v[j] > b.v[j] ? a.v[j] : b.v[j];
     return a;
 }
-static inline void lanes_store(unsigned char *out, Lanes v) { memcpy(out, v.v, 8); }
+static inline void lanes_store(unsigned char *out, Lanes v) { memcpy(out, v.v, RUN_LANES); }
 #endif
 
 PyObject *native_byte_runs(PyObject *self, PyObject *args) {
     (void)self;
     Column c;
     Py_buffer table;
-    if (column_and_table_from_args(args, &c, &table, 256 * 8, "table") < 0) return NULL;
+    if (column_and_table_from_args(args, &c, &table, 256 * RUN_LANES, "table") < 0) return NULL;
     const unsigned char *src = c.have_data ? (const unsigned char *)c.data.buf : (const unsigned char *)"";
     const unsigned char *tab = (const unsigned char *)table.buf;
-    unsigned char out[40] = {0};
+    unsigned char out[32 + RUN_LANES] = {0};
     Py_BEGIN_ALLOW_THREADS
     unsigned char seen[256];
     memset(seen, 0, sizeof(seen));
@@ -257,7 +258,7 @@ PyObject *native_byte_runs(PyObject *self, PyObject *args) {
         Lanes run = lanes_zero();
         for (; p < end; p++) {
             seen[*p] = 1;
-            run = lanes_step(run, tab + 8 * (size_t)*p);
+            run = lanes_step(run, tab + RUN_LANES * (size_t)*p);
             top = lanes_max(top, run);
         }
     }
@@ -267,7 +268,7 @@ PyObject *native_byte_runs(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     column_close(&c);
     PyBuffer_Release(&table);
-    return PyBytes_FromStringAndSize((const char *)out, 40);
+    return PyBytes_FromStringAndSize((const char *)out, 32 + RUN_LANES);
 }
 
 /* any_byte(offsets, data, start, n, wide, table) -> bytes of n uint8

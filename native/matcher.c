@@ -371,7 +371,7 @@ static PyMethodDef module_methods[] = {
     {"byte_set", native_byte_set, METH_VARARGS,
      "byte_set(offsets, data, start, n, wide) -> 32 bytes: the set of byte values the values hold (bit b: byte b)"},
     {"byte_runs", native_byte_runs, METH_VARARGS,
-     "byte_runs(offsets, data, start, n, wide, table) -> 40 bytes: byte_set's, then per class the longest run of a value's bytes in it (up to 255)"},
+     "byte_runs(offsets, data, start, n, wide, table) -> 48 bytes: byte_set's, then per class (16) the longest run of a value's bytes in it (up to 255)"},
     {"byte_counts", native_byte_counts, METH_VARARGS,
      "byte_counts(offsets, data, start, n, wide, byte) -> the byte's count in each value (bytes of int32)"},
     {"count_byte", native_count_byte, METH_VARARGS, "count_byte(data, byte) -> occurrences of the byte in the buffer (memchr)"},

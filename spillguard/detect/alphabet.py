@@ -12,11 +12,14 @@ any character above ASCII for any byte above ASCII (and for a letter: Unicode ca
 scanned text also holds the "\n" the values are joined with, so it is always present.
 
 A requirement may also ask for a run: so many consecutive bytes of one of a few classes (`RUN_CLASSES`: digits, hex
-digits, letters and digits, ...), read from a sequence of single characters and repeats of one (`[0-9]{3}-[0-9]{4}`
-needs a run of four digits, `AKIA[0-9A-Z]{16}` one of twenty letters and digits). A column's longest run of each
-class (`value_runs`, one native pass, runs ending at value boundaries) meets it or not: a column of IPv4 addresses
-holds no run of four digits, so no dashed SSN, card number or IBAN. Any byte above ASCII counts as a byte of every
-class (a character above ASCII that a letter class matches, such as the Kelvin sign, is one or more such bytes).
+digits, letters and digits, ..., and numbers with their separators), read from a sequence of parts each wholly within
+a class: characters, classes, and groups, alternations and repeats of these (`[0-9]{3}-[0-9]{4}` needs a run of four
+digits, `AKIA[0-9A-Z]{16}` one of twenty letters and digits, `(?:[0-9]{1,3}\.){3}[0-9]{1,3}` one of seven digits and
+dots). A column's longest run of each class (`value_runs`, one native pass, runs ending at value boundaries) meets it
+or not: a column of IPv4 addresses holds no run of four digits, so no dashed SSN, card number or IBAN, and a column
+of e-mail addresses no run of digits and separators long enough for a phone number. Any byte above ASCII counts as a
+byte of every class (a character above ASCII that a letter class matches, such as the Kelvin sign, is one or more
+such bytes).
 
 A column whose every character is one a rule's boundary class forbids beside a match (hex digests and UUIDs for the
 card, IBAN and national-id rules, whose boundaries hold letters, digits and dashes) can hold that rule's match only
@@ -97,16 +100,29 @@ def _chars_of(text: str) -> int:
 
 
 _ALNUM = _chars_of(string.ascii_letters + string.digits)
-# The classes whose runs a requirement may ask for (ASCII bytes; at most 8, one lane each in _native.byte_runs): the
-# characters of ids, tokens and numbers. A run is read against the narrowest class holding its characters.
+_DIGITS = _chars_of(string.digits)
+# The classes whose runs a requirement may ask for (ASCII bytes; at most 16, one lane each in _native.byte_runs). A
+# run is read against the narrowest class holding its characters. The first six are the characters of ids, tokens and
+# numbers; the others those of numbers as people write them, separators and all (a card in groups, an SSN, a phone
+# number, an IPv4 or MAC address, a spaced IBAN or NINO), whose patterns lead with a class and have no literal for
+# the engine's literal matcher to find: they cost the most per byte scanned, and a column of e-mail addresses holds
+# none of these runs.
 RUN_CLASSES = (
-    _chars_of(string.digits),
+    _DIGITS,
     _chars_of(string.hexdigits),
     _ALNUM,
     _ALNUM | _chars_of("_-"),
     _ALNUM | _chars_of("._-"),
     _ALNUM | _chars_of("+/=_-"),
+    _DIGITS | _chars_of(" -"),
+    _DIGITS | _chars_of(" .-"),
+    _DIGITS | _chars_of(" ().+-"),
+    _DIGITS | _chars_of("."),
+    _chars_of(string.hexdigits + ":.-"),
+    _ALNUM | _chars_of(" "),
+    _ALNUM | _chars_of(" -"),
 )
+_LANES = 16  # (_native.byte_runs's)
 NO_RUNS = bytes(len(RUN_CLASSES))  # (runs of a column that holds none)
 EVERY_RUN = bytes([255] * len(RUN_CLASSES))  # (runs as long as any: every Run holds)
 _MIN_RUN = 3  # shorter runs are not asked for: a column holding the bytes nearly always holds them
@@ -114,9 +130,9 @@ _MIN_RUN = 3  # shorter runs are not asked for: a column holding the bytes nearl
 
 @cache
 def _run_table() -> bytes:
-    """_native.byte_runs's table: 8 bytes a byte value, 0xFF in lane k when the byte is of RUN_CLASSES[k]; bytes above
+    """_native.byte_runs's table: 16 bytes a byte value, 0xFF in lane k when the byte is of RUN_CLASSES[k]; bytes above
     ASCII are of every class."""
-    lanes = [*RUN_CLASSES, 0, 0][:8]
+    lanes = [*RUN_CLASSES, *[0] * _LANES][:_LANES]
     return bytes(0xFF if k < len(RUN_CLASSES) and (b >= 0x80 or mask >> b & 1) else 0 for b in range(256) for k, mask in enumerate(lanes))
 
 
@@ -154,23 +170,37 @@ def _class(items: Any) -> int:
 _REPEATS = (sre.MAX_REPEAT, sre.MIN_REPEAT, getattr(sre, "POSSESSIVE_REPEAT", None))
 
 
-def _one_char(op: Any, arg: Any) -> tuple[int, int] | None:
-    """(the bytes it can match, its fewest characters) of a single character, a group or an alternation of single
-    characters, or a repeat of one; else None."""
-    if op in _REPEATS and len(arg[2]) == 1:
-        inner = _one_char(*arg[2][0])
-        return None if inner is None else (inner[0], arg[0] * inner[1])
+def _within(op: Any, arg: Any) -> tuple[int, int] | None:
+    """(the bytes it can match, its fewest characters) of a part of a pattern made of characters, classes, groups,
+    alternations and repeats of these only (an anchor: none and none); else None."""
+    if op is sre.AT:
+        return 0, 0
     if op is sre.LITERAL:
         return _char(arg), 1
     if op is sre.IN:
         return _class(arg), 1
-    if op is sre.SUBPATTERN and len(arg[-1]) == 1:
-        return _one_char(*arg[-1][0])
+    if op in _REPEATS:
+        inner = _within_all(arg[2])
+        return None if inner is None else (inner[0], arg[0] * inner[1])
+    if op is sre.SUBPATTERN:
+        return _within_all(arg[-1])
     if op is sre.BRANCH:
-        each = [_one_char(*b[0]) for b in arg[1] if len(b) == 1]
-        if len(each) == len(arg[1]) and all(e is not None and e[1] == 1 for e in each):
-            return _union(e[0] for e in each if e is not None), 1
+        each = [_within_all(b) for b in arg[1]]
+        if any(e is None for e in each):
+            return None
+        return _union(e[0] for e in each if e is not None), min(e[1] for e in each if e is not None)
     return None
+
+
+def _within_all(items: Any) -> tuple[int, int] | None:
+    """_within of a sequence: the union of its parts' bytes and the sum of their fewest characters."""
+    mask = width = 0
+    for op, arg in items:
+        part = _within(op, arg)
+        if part is None:
+            return None
+        mask, width = mask | part[0], width + part[1]
+    return mask, width
 
 
 def _union(sets: Iterable[int]) -> int:
@@ -182,16 +212,15 @@ def _union(sets: Iterable[int]) -> int:
 
 
 def _runs(items: Any) -> list[Requirement]:
-    """The longest run of each class every match of a sequence holds: single characters and repeats of one, each
-    within a class (bytes above ASCII aside), add their fewest characters to its run; anything else ends it (an
-    anchor, which consumes nothing, does not). A run is asked for only in the narrowest class that has it at that
-    length or longer, and from _MIN_RUN characters."""
+    """The longest run of each class every match of a sequence holds: each part whose every character lies in a class
+    (bytes above ASCII aside; a character, a class, or a group, alternation or repeat of these, _within) adds its
+    fewest characters to that class's run; anything else ends it (an anchor, which consumes nothing, does not; an
+    optional part of the class adds nothing and ends nothing). A run is asked for only in the narrowest class that has
+    it at that length or longer, and from _MIN_RUN characters."""
     best = [0] * len(RUN_CLASSES)
     run = [0] * len(RUN_CLASSES)
     for op, arg in items:
-        if op is sre.AT:
-            continue
-        one = _one_char(op, arg)
+        one = _within(op, arg)
         for k, mask in enumerate(RUN_CLASSES):
             if one is not None and one[0] & ~(mask | HIGH) == 0:
                 run[k] += one[1]

@@ -79,7 +79,7 @@ def test_runs_are_the_longest_of_each_class_within_a_value() -> None:
     """value_runs (one native pass) against a reading in Python: runs end at value boundaries (values are not
     joined), bytes above ASCII count for every class, a run saturates at 255; sliced and large-string arrays."""
     rng = random.Random(12)
-    pool = ["0", "7", "a", "F", "z", "Q", "_", "-", ".", "+", "/", "=", " ", ":", "é", "\u212a", "\n", "\x00"]
+    pool = ["0", "7", "a", "F", "z", "Q", "_", "-", ".", "+", "/", "=", " ", ":", "(", ")", "é", "\u212a", "\n", "\x00"]
     for _ in range(300):
         values = [
             "".join(rng.choice(pool) * rng.choice([1, 1, 2, 5]) for _ in range(rng.randrange(0, 12))) for _ in range(rng.randrange(1, 20))
@@ -136,7 +136,7 @@ def test_no_rule_is_dropped_where_pythons_re_finds_a_match() -> None:
         texts.append(example.swapcase())
     for example in rng.sample(examples, 400):  # runs cut short: a character of a class swapped for another
         at = rng.randrange(len(example))
-        texts.append(example[:at] + rng.choice("-. :_+/é") + example[at + 1 :])
+        texts.append(example[:at] + rng.choice("-. :_+/()é") + example[at + 1 :])
     dropped = []
     for text in texts:
         present, runs = _bytes_of(text), _runs_of(text)
@@ -188,6 +188,20 @@ def test_requirements_read_patterns_exactly_where_they_can() -> None:
     assert not runs_hold(r"(?:[a-f]|[^\x00-\x7f]){4}", "ab cé")
     assert not runs_hold(r"^[0-9]{5}$", "1234")  # anchors consume nothing
     assert rule(r"[0-9]{3}") == (False, (Run(0, 3), _bytes_of("0123456789") & ~NEWLINE))
+    # Groups, alternations and optional parts whose every character lies in a class add to its run: numbers written
+    # with their separators (a card in groups, a phone number, an IPv4 or MAC address).
+    card = r"(?:[0-9]{4}[ \-]){3}[0-9]{4}"
+    assert runs_hold(card, "1234 5678-9012 3456") and not runs_hold(card, "1234 5678 9012 345x1234")
+    phone = r"\(?[2-9][0-9]{2}\)?[ .\-]?[0-9]{3}[ .\-][0-9]{4}"
+    assert runs_hold(phone, "(555) 123-4567") and runs_hold(phone, "5551234567") is False  # no separator: no match
+    assert not runs_hold(phone, "(555) 123x4567 (555) 1-2")  # every byte, but no eleven of digits and separators in a row
+    ipv4 = r"(?:[0-9]{1,3}\.){3}[0-9]{1,3}"
+    assert runs_hold(ipv4, "1.2.3.4") and not runs_hold(ipv4, "1.2.3 4.5.6")  # seven digits and dots
+    assert not runs_hold(r"(?:12|345)[0-9]{2}", "12 99") and runs_hold(r"(?:12|345)[0-9]{2}", "1299")
+    mac = r"[0-9A-F]{2}(?::[0-9A-F]{2}){5}"
+    assert runs_hold(mac, "0a:1b:2c:3d:4e:5f") and not runs_hold(mac, "0a:1b:2c:3d:4e 5f:0a:1b")
+    assert not runs_hold(r"[0-9]{3}(?:x|[ .])?[0-9]{4}", "123x456")  # a part out of the class ends the run
+    assert rule(r"[0-9]{3}[ .][0-9]{4}") == (False, (Run(0, 4), Run(RUN_CLASSES.index(_bytes_of("0123456789 .-") & ~NEWLINE), 8), _bytes_of("0123456789") & ~NEWLINE, _bytes_of(" .") & ~NEWLINE, _bytes_of("0123456789") & ~NEWLINE))
     assert isinstance(rule(r"[0-9a-z]{2}"), int)  # a run too short to ask for: the bytes alone
 
 
@@ -206,8 +220,33 @@ def _columns(rng: random.Random) -> list[pa.Array]:
         [rng.choice(examples) if rng.random() < 0.3 else rng.choice(hexes)[: rng.randrange(1, 40)] for _ in range(n)],
         [rng.choice(examples) for _ in range(n)],
         [str(rng.randrange(10**12)) if rng.random() < 0.9 else rng.choice(examples) for _ in range(n)],
+        [_email(rng) if rng.random() < 0.95 else rng.choice(examples) for _ in range(n)],
     ]
     return [pa.array(c, pa.string()) for c in cols]
+
+
+def _email(rng: random.Random) -> str:
+    name = "".join(rng.choice(string.ascii_lowercase) for _ in range(rng.randrange(2, 12)))
+    return f"{name}{rng.choice(['.', '_', '-', ''])}{rng.randrange(10 ** rng.randrange(0, 5))}@{rng.choice(['example.org', 'mail-1.de'])}"
+
+
+def test_an_email_column_leaves_out_the_rules_of_numbers_written_with_separators() -> None:
+    """A column of e-mail addresses holds every byte a phone number, card, SSN, IPv4 or MAC address is written with,
+    and runs of digits, but never a long run of digits and their separators: those rules (which lead with a class and
+    cost the most a byte) leave its scan; one phone number among the addresses brings the phone rules back."""
+    rng = random.Random(8)
+    ruleset = RuleSet(builtin_rules())
+    plan = ruleset.plan("email")
+    out = {"phone_nanp", "phone_national", "us_ssn", "credit_card_formatted", "ipv4", "mac_separated", "uk_nino", "es_dni"}
+    values = [_email(rng) for _ in range(2000)] + ["ops-team.42@example.org", "a.1.2.3@x.io", "x-12-3@y.io"]
+
+    def possible(column: list[str]) -> set[str]:
+        found, runs = value_runs(pa.array(column, pa.string()))
+        return {ruleset.rules[r].id for r in ruleset._possible_rules(plan.value_rules, found | NEWLINE, runs)}
+
+    kept = possible(values)
+    assert "email" in kept and not kept & out
+    assert {"phone_nanp", "phone_national"} <= possible([*values, "call +1 (555) 123-4567"])
 
 
 def _hits(ruleset: RuleSet, column: pa.Array, path: str) -> tuple[dict[int, list[int]], dict[tuple[int, int], tuple[int, int]]]:
