@@ -14,7 +14,7 @@ scanned text also holds the "\n" the values are joined with, so it is always pre
 A requirement may also ask for a run: so many consecutive bytes of one of a few classes (`RUN_CLASSES`: digits, hex
 digits, letters and digits, ..., and numbers with their separators), read from a sequence of parts each wholly within
 a class: characters, classes, and groups, alternations and repeats of these (`[0-9]{3}-[0-9]{4}` needs a run of four
-digits, `AKIA[0-9A-Z]{16}` one of twenty letters and digits, `(?:[0-9]{1,3}\.){3}[0-9]{1,3}` one of seven digits and
+digits, `AKIA[0-9A-Z]{16}` one of twenty letters and digits, `(?:[0-9]{1,3}[.]){3}[0-9]{1,3}` one of seven digits and
 dots). A column's longest run of each class (`value_runs`, one native pass, runs ending at value boundaries) meets it
 or not: a column of IPv4 addresses holds no run of four digits, so no dashed SSN, card number or IBAN, and a column
 of e-mail addresses no run of digits and separators long enough for a phone number. Any byte above ASCII counts as a
