@@ -132,8 +132,8 @@ _MIN_RUN = 3  # shorter runs are not asked for: a column holding the bytes nearl
 def _run_table() -> bytes:
     """_native.byte_runs's table: 16 bytes a byte value, 0xFF in lane k when the byte is of RUN_CLASSES[k]; bytes above
     ASCII are of every class."""
-    lanes = [*RUN_CLASSES, *[0] * _LANES][:_LANES]
-    return bytes(0xFF if k < len(RUN_CLASSES) and (b >= 0x80 or mask >> b & 1) else 0 for b in range(256) for k, mask in enumerate(lanes))
+    lanes = [*RUN_CLASSES, *[0] * (_LANES - len(RUN_CLASSES))]  # (a class too many: a table byte_runs refuses)
+    return bytes(0xFF if mask and (b >= 0x80 or mask >> b & 1) else 0 for b in range(256) for mask in lanes)
 
 
 def _char(code: int) -> int:
@@ -186,9 +186,10 @@ def _within(op: Any, arg: Any) -> tuple[int, int] | None:
         return _within_all(arg[-1])
     if op is sre.BRANCH:
         each = [_within_all(b) for b in arg[1]]
-        if any(e is None for e in each):
+        known = [e for e in each if e is not None]
+        if len(known) < len(each):
             return None
-        return _union(e[0] for e in each if e is not None), min(e[1] for e in each if e is not None)
+        return _union(mask for mask, _ in known), min(width for _, width in known)
     return None
 
 
