@@ -2,6 +2,7 @@
 
     python bench/bench_scan.py --records 200000 --presidio-records 3000 --datafog-records 20000 --big-gb 2
     python bench/bench_scan.py --records 200000 --presidio-records 3000 --datafog-records 20000 --floors
+    python bench/bench_scan.py --records 200000 --presidio-records 3000 --datafog-records 20000 --floors --paired-rounds 6
     python bench/bench_scan.py --records 100000 --compare /path/to/old/tree --rounds 5
     python bench/bench_scan.py --records 100000 --compare /path/to/old/tree --rounds 3 --big-records 2000000
 
@@ -15,6 +16,8 @@ scans (a later scan may still compile a narrowed database once its rent is due).
 --presidio-records records is printed per type and per JSON field, so the rates compare tools that detect.
 `--floors` also times the Vectorscan pass and the JSON decoding inside a scan, and the start-up, per record: the
 most records per CPU second a scan keeping those two passes could reach, and so the best ratio to each peer.
+`--paired-rounds N` also times spillguard's scan and DataFog's in N alternating rounds and prints the median of the
+per-round ratios (a machine whose speed drifts over minutes moves a ratio of runs minutes apart).
 `--compare TREE` times this tree's scan against another checkout's (before/after a change): the two
 alternate, ROUNDS times each after one warm-up each, and the medians of CPU and wall seconds and their
 paired ratio are printed with the load average.
@@ -265,6 +268,30 @@ def measure_floors(work: Path, jsonl: Path, end_to_end: dict, peers: dict[str, d
     return {"us_per_record": us, "best_ratio": best, "ratio_without_startup": like, "scan_cpu_in_process": inner["scan_cpu"]}
 
 
+def paired_datafog(work: Path, jsonl: Path, records: int, fog_records: int, rounds: int) -> dict:
+    """spillguard's end-to-end scan and DataFog's Rust backend timed in alternating rounds (the order swapped every
+    round): the ratio of records per CPU second per round, and their median. On a machine whose speed drifts over
+    minutes (a shared host), rounds taken seconds apart compare what one run of each minutes apart cannot."""
+    ratios = []
+    print(f"\nspillguard / datafog scan(backend='rust'), records per CPU second, {rounds} paired rounds:")
+    for k in range(rounds):
+        rates = {}
+        for which in ("spillguard", "datafog") if k % 2 == 0 else ("datafog", "spillguard"):
+            if which == "spillguard":
+                usage: list = []
+                run_measured(spillguard_cmd(jsonl, work / "paired.json"), usage_out=usage)
+                rates[which] = records / (usage[0].ru_utime + usage[0].ru_stime)
+            else:
+                _secs, _rss, out = run_measured([sys.executable, "-c", DATAFOG_CHILD, str(jsonl), str(fog_records), "100"])
+                fog = json.loads(out.strip().splitlines()[-1])
+                rates[which] = fog["records"] / fog["cpu_seconds"]
+        ratios.append(rates["spillguard"] / rates["datafog"])
+        print(f"  round {k + 1}: spillguard {rates['spillguard']:,.0f}, datafog {rates['datafog']:,.0f}: {ratios[-1]:.2f}x")
+    median = statistics.median(ratios)
+    print(f"  median {median:.2f}x (range {min(ratios):.2f}-{max(ratios):.2f}; target >= 10x)")
+    return {"ratios": ratios, "median": median}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=200_000, help="synthetic customers (records in users.jsonl)")
@@ -278,6 +305,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="paired rounds for --compare")
     ap.add_argument("--floors", action="store_true",
                     help="also time the Vectorscan pass and JSON decoding inside a scan, and the start-up: the best ratios to the peers they allow")
+    ap.add_argument("--paired-rounds", type=int, default=0,
+                    help="also time spillguard's scan and DataFog's in this many alternating rounds: the median paired ratio")
     ap.add_argument("--big-records", type=int, default=0,
                     help="also scan a file of this many distinct demo users (made in parts of 250,000; with --compare: compared too)")
     args = ap.parse_args()
@@ -407,9 +436,10 @@ def main() -> None:
         ratios[key] = {"cpu": jl["records_per_cpu_s"] / row["records_per_cpu_s"], "wall": jl["records_per_s"] / row["records_per_s"]}
         print(f"  / {row['tool']}: {ratios[key]['cpu']:,.1f}x ({ratios[key]['wall']:,.1f}x){target}")
     floors = measure_floors(work, jsonl, jl, {"datafog_rust": fog_row, "presidio": pres_row}) if args.floors else None
+    paired = paired_datafog(work, jsonl, args.records, args.datafog_records, args.paired_rounds) if args.paired_rounds else None
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "ratios": ratios, "findings": findings, "floors": floors}, indent=2))
+        args.json.write_text(json.dumps({"rows": rows, "ratios": ratios, "findings": findings, "floors": floors, "paired_datafog": paired}, indent=2))
     if args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)
 

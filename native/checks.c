@@ -615,3 +615,125 @@ PyObject *native_shapes(PyObject *self, PyObject *args) {
     column_close(&c);
     return out;
 }
+
+/* whole_linear(offsets, data, start, n, wide, program) -> bytes of n uint8
+ *
+ * Per value, 1 where a linear pattern (alphabet.linear_program: a sequence of up to 64 positions, each a set of ASCII
+ * bytes that may be optional or repeat) matches the whole value, else 0: a bit-parallel run of the pattern's positions
+ * (shift-and), a few instructions a byte, left at the first byte no live position takes. `program`: 261 uint64, the
+ * position masks of each byte value, then the positions a match may begin at (optional ones skipped), the optional
+ * positions, the repeating ones, those a match may end at, and how many optional positions may follow one another. */
+#define LINEAR_WORDS 261
+
+/* `steps` bytes of every lane of whole_linear: the lanes' states and places kept in registers (one variable each),
+ * the closure over optional positions unrolled for the common counts. */
+#define LINEAR_LANES 8
+#define LANES(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+static void linear_steps(uint64_t *live, const unsigned char **at, const Py_ssize_t *stride, Py_ssize_t steps,
+                         const uint64_t *mask, uint64_t optional, uint64_t repeat, uint64_t skips) {
+#define LOAD(l) uint64_t v##l = live[l]; const unsigned char *p##l = at[l]; const Py_ssize_t d##l = stride[l];
+#define STORE(l) live[l] = v##l; at[l] = p##l;
+#define STEP(l, CLOSE) { uint64_t s_ = v##l << 1; CLOSE(s_); v##l = (s_ | (v##l & repeat)) & mask[*p##l]; p##l += d##l; }
+#define NONE(x)
+#define ONE(x) x |= (x & optional) << 1;
+#define TWO(x) ONE(x) ONE(x)
+#define MANY(x) for (uint64_t k_ = 0; k_ < skips; k_++) ONE(x)
+#define STEP0(l) STEP(l, NONE)
+#define STEP1(l) STEP(l, ONE)
+#define STEP2(l) STEP(l, TWO)
+#define STEPN(l) STEP(l, MANY)
+    LANES(LOAD)
+    if (skips == 0) {
+        for (Py_ssize_t k = 0; k < steps; k++) { LANES(STEP0) }
+    } else if (skips == 1) {
+        for (Py_ssize_t k = 0; k < steps; k++) { LANES(STEP1) }
+    } else if (skips == 2) {
+        for (Py_ssize_t k = 0; k < steps; k++) { LANES(STEP2) }
+    } else {
+        for (Py_ssize_t k = 0; k < steps; k++) { LANES(STEPN) }
+    }
+    LANES(STORE)
+#undef LOAD
+#undef STORE
+#undef STEP
+#undef NONE
+#undef ONE
+#undef TWO
+#undef MANY
+#undef STEP0
+#undef STEP1
+#undef STEP2
+#undef STEPN
+}
+
+PyObject *native_whole_linear(PyObject *self, PyObject *args) {
+    (void)self;
+    Column c;
+    Py_buffer table;
+    if (column_and_table_from_args(args, &c, &table, LINEAR_WORDS * 8, "program") < 0) return NULL;
+    uint64_t prog[LINEAR_WORDS];
+    memcpy(prog, table.buf, sizeof prog);
+    PyBuffer_Release(&table);
+    const uint64_t *mask = prog, first = prog[256], optional = prog[257], repeat = prog[258], last = prog[259];
+    const uint64_t skips = prog[260];
+    Py_ssize_t n = c.n;
+    PyObject *out = PyBytes_FromStringAndSize(NULL, n);
+    if (out != NULL) {
+        unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(out);
+        const unsigned char *src = c.have_data ? (const unsigned char *)c.data.buf : (const unsigned char *)"";
+        Py_BEGIN_ALLOW_THREADS
+        /* LINEAR_LANES values at a time, each in a lane of its own: a byte's step waits on the one before it, so
+         * the steps of independent values are interleaved. The lanes step together as many bytes as the shortest
+         * value left has; then each lane whose value has ended writes its verdict and takes the next value. */
+        static const unsigned char idle[1] = {0};
+        const unsigned char *at[LINEAR_LANES];
+        Py_ssize_t left[LINEAR_LANES], which[LINEAR_LANES], stride[LINEAR_LANES];
+        uint64_t live[LINEAR_LANES];
+        Py_ssize_t next_value = 0;
+        for (int l = 0; l < LINEAR_LANES; l++) {
+            which[l] = -1;
+            at[l] = idle;
+            left[l] = stride[l] = 0;
+            live[l] = 0;
+        }
+        for (;;) {
+            int busy = 0;
+            Py_ssize_t steps = PY_SSIZE_T_MAX;
+            for (int l = 0; l < LINEAR_LANES; l++) {
+                if (which[l] >= 0 && (left[l] == 0 || live[l] == 0)) {
+                    dst[which[l]] = left[l] == 0 && (live[l] & last) != 0;
+                    which[l] = -1;
+                }
+                while (which[l] < 0 && next_value < n) {
+                    int64_t a = column_offset(&c, next_value), b = column_offset(&c, next_value + 1);
+                    if (a == b) { /* (a linear program never matches the empty value) */
+                        dst[next_value++] = 0;
+                        continue;
+                    }
+                    which[l] = next_value++;
+                    live[l] = first & mask[src[a]];
+                    at[l] = src + a + 1;
+                    left[l] = b - a - 1;
+                    if (left[l] == 0 || live[l] == 0) {
+                        dst[which[l]] = left[l] == 0 && (live[l] & last) != 0;
+                        which[l] = -1;
+                    }
+                }
+                if (which[l] >= 0) {
+                    busy = 1;
+                    stride[l] = 1;
+                    if (left[l] < steps) steps = left[l];
+                } else {
+                    at[l] = idle;
+                    stride[l] = 0;
+                }
+            }
+            if (!busy) break;
+            linear_steps(live, at, stride, steps, mask, optional, repeat, skips);
+            for (int l = 0; l < LINEAR_LANES; l++) left[l] -= stride[l] * steps;
+        }
+        Py_END_ALLOW_THREADS
+    }
+    column_close(&c);
+    return out;
+}

@@ -368,6 +368,8 @@ static PyMethodDef module_methods[] = {
      "shapes(offsets, data, start, n, wide, kind) -> n bytes: 1 where the value has the shape (validators.SHAPES)"},
     {"any_byte", native_any_byte, METH_VARARGS,
      "any_byte(offsets, data, start, n, wide, table) -> n verdicts (1 an ASCII byte flagged, 0 none, 2 none but non-ASCII bytes)"},
+    {"whole_linear", native_whole_linear, METH_VARARGS,
+     "whole_linear(offsets, data, start, n, wide, program) -> n bytes: 1 where the linear program matches the whole value"},
     {"byte_set", native_byte_set, METH_VARARGS,
      "byte_set(offsets, data, start, n, wide) -> 32 bytes: the set of byte values the values hold (bit b: byte b)"},
     {"byte_runs", native_byte_runs, METH_VARARGS,

@@ -35,6 +35,7 @@ PyObject *native_union_count64(PyObject *self, PyObject *arg);
 PyObject *native_entropy(PyObject *self, PyObject *args);
 PyObject *native_secret_check(PyObject *self, PyObject *args);
 PyObject *native_any_byte(PyObject *self, PyObject *args);
+PyObject *native_whole_linear(PyObject *self, PyObject *args);
 PyObject *native_byte_set(PyObject *self, PyObject *args);
 PyObject *native_byte_runs(PyObject *self, PyObject *args);
 PyObject *native_name_shape(PyObject *self, PyObject *args);

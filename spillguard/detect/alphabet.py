@@ -26,6 +26,10 @@ card, IBAN and national-id rules, whose boundaries hold letters, digits and dash
 as a whole value: no character of a value can stand before or after it. `WholeForm` keeps what that takes, per
 top-level branch of the pattern: its requirement and its fewest and most characters; a column whose value lengths
 no branch it meets allows cannot hold the rule (a 40-character digest no IBAN, card number or AWS key id).
+
+A linear pattern (a sequence of ASCII characters and classes, each optional or repeated: a bcrypt hash, most issuer
+tokens) becomes a program of one bit per position (`linear_program`), which `_native.whole_linear` runs over a
+column to tell the values it matches whole, without Vectorscan.
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ import pyarrow as pa
 
 import spillguard._native as _native
 from spillguard.cache import readings
+from spillguard.detect.arrays import native_column
 
 # The parse tree of Python's own re: the same reading of a pattern as the engine's exact path (re's parser is not in
 # the typed standard library: imported by name).
@@ -519,3 +524,114 @@ def match_chars(source: str, flags: int = 0) -> int | None:
     if out is not None and (flags | parsed.state.flags) & re.IGNORECASE and out & _LETTERS:
         return None
     return out
+
+
+# A linear pattern: a sequence of positions, each consuming one ASCII character of a set, optional or repeating
+# (`\$2[abxy]?\$[0-9]{2}\$[./A-Za-z0-9]{53}`, `Atza\|[A-Za-z0-9_\-]{40,}`, a UUID); `_native.whole_linear` decides
+# whether it matches a whole value in a few instructions a byte. Position: (ASCII set, optional, repeats).
+_LINEAR_MAX = 64  # positions: one bit each in a 64-bit word
+Position = tuple[int, bool, bool]
+
+
+def _ascii_class(items: Any) -> int | None:
+    """The ASCII characters a class lists as written, or None (negated, a category, a character above ASCII)."""
+    out = 0
+    for op, arg in items:
+        if op is sre.LITERAL and arg < 0x80:
+            out |= 1 << arg
+        elif op is sre.RANGE and arg[1] < 0x80:
+            out |= sum(1 << c for c in range(arg[0], arg[1] + 1))
+        else:
+            return None
+    return out
+
+
+def _positions(items: Any) -> list[Position] | None:
+    """A parsed pattern as linear positions, or None when it is not linear (an alternation of sequences, a group
+    that is optional or repeats a varying number of times, an anchor, a look-around, any character, a class that is
+    negated or reaches above ASCII) or grows past _LINEAR_MAX positions."""
+    out: list[Position] = []
+    for op, arg in items:
+        if op is sre.LITERAL:
+            if arg >= 0x80:
+                return None
+            out.append((1 << arg, False, False))
+        elif op is sre.IN:
+            chars = _ascii_class(arg)
+            if not chars:
+                return None
+            out.append((chars, False, False))
+        elif op is sre.MAX_REPEAT or op is sre.MIN_REPEAT:  # (greedy or lazy: the same whole matches; not possessive)
+            lo, hi, sub = arg
+            inner = _positions(sub)
+            if inner is None or lo > _LINEAR_MAX or (hi is not sre.MAXREPEAT and hi > _LINEAR_MAX):
+                return None
+            if len(inner) == 1 and inner[0][1:] == (False, False):
+                chars = inner[0][0]
+                if hi is sre.MAXREPEAT:
+                    out += [(chars, False, False)] * (lo - 1) + [(chars, False, True)] if lo else [(chars, True, True)]
+                else:
+                    out += [(chars, False, False)] * lo + [(chars, True, False)] * (hi - lo)
+            elif lo == hi:
+                out += inner * lo
+            else:
+                return None
+        elif op is sre.SUBPATTERN:
+            _group, add_flags, del_flags, sub = arg
+            inner = _positions(sub)
+            if inner is None or (add_flags | del_flags) & re.IGNORECASE:
+                return None
+            out += inner
+        elif op is sre.BRANCH:  # of single characters only (re's parser mostly makes those a class already)
+            chars = 0
+            for branch in arg[1]:
+                inner = _positions(branch)
+                if inner is None or len(inner) != 1 or inner[0][1:] != (False, False):
+                    return None
+                chars |= inner[0][0]
+            out.append((chars, False, False))
+        else:
+            return None
+        if len(out) > _LINEAR_MAX:
+            return None
+    return out
+
+
+@cache
+def linear_program(source: str, flags: int = 0) -> bytes | None:
+    """The program of `_native.whole_linear` for a pattern as Python's re reads it, when the pattern is linear (see
+    _positions) and case-sensitive (under IGNORECASE, Unicode folding takes "k" to the Kelvin sign) and cannot match
+    the empty value; else None. A whole value it matches is one the pattern's whole-line form matches in the engine's
+    UTF-8 pass: every position consumes one ASCII character, so a byte above ASCII or a newline ends the match."""
+    try:
+        parsed = sre_parse.parse(source, flags)
+        positions = _positions(parsed)
+    except Exception:  # noqa: BLE001 (a pattern this reading does not follow: not linear)
+        return None
+    if not positions or all(opt for _, opt, _ in positions) or (flags | parsed.state.flags) & re.IGNORECASE:
+        return None
+    masks = np.zeros(256, np.uint64)
+    optional = repeat = last = 0
+    skips = run = 0
+    for k, (chars, opt, rep) in enumerate(positions):
+        for c in range(128):
+            if chars >> c & 1 and c != 0x0A:
+                masks[c] |= np.uint64(1 << k)
+        optional |= opt << k
+        repeat |= rep << k
+        run = run + 1 if opt else 0
+        skips = max(skips, run)
+    for k in range(len(positions)):
+        if all(opt for _, opt, _ in positions[k + 1 :]):
+            last |= 1 << k
+    first = 1
+    for _ in range(skips):
+        first |= (first & optional) << 1
+    words = np.array([first, optional, repeat, last, skips], np.uint64)
+    return masks.tobytes() + words.tobytes()
+
+
+def whole_linear(text: pa.Array, program: bytes) -> np.ndarray:
+    """Per value of a string column (nulls as empty), whether the linear program matches all of it."""
+    column, _valid = native_column(text)
+    return np.frombuffer(_native.whole_linear(*column, program), np.uint8).astype(bool)

@@ -28,11 +28,13 @@ from spillguard.detect.alphabet import (
     RequirementTable,
     WholeForm,
     class_chars,
+    linear_program,
     match_chars,
     requirements,
     value_bytes,
     value_runs,
     whole_forms,
+    whole_linear,
 )
 from spillguard.detect.arrays import as_text, native_column, string_buffers, unique_inverse, unique_sorted
 from spillguard.detect.checks import run_check
@@ -338,6 +340,7 @@ class RuleSet:
                 self._confirm[rid] = (rule.re2_expression(), rule.engine_exact_below)
         self._fields = FieldPatterns(self.rules)
         self._can_own_memo: dict[int, bool] = {}
+        self._linear: dict[int, bytes | None] = {}  # per value rule: its whole-value program (alphabet.linear_program)
         self._rival_sets: dict[tuple[tuple[int, ...], int, int], tuple[int, ...]] = {}
         self._owner_dbs: dict[tuple[int, tuple[int, ...]], Narrowed] = {}  # per owner and rivals (_owner_database)
         self._line_dbs: dict[int, Narrowed] = {}  # per vectorised-validator rule: its whole-line pattern (_whole_values)
@@ -802,8 +805,9 @@ class RuleSet:
 
     def _owned(self, text: pa.Array, plan: FieldPlan, owner: int) -> tuple[np.ndarray | None, Narrowed | None]:
         """The values of a string column its field's owner takes without a scan (a mask), found in one pass of a
-        database of the owner's pattern as a whole line (Rule.line_expression) and its rivals (rules that could win a
-        value over it; with the placeholder markers for a token rule): the values the owner wholly matches, that its
+        database of the owner's pattern as a whole line (Rule.line_expression; natively instead where the pattern is
+        linear: _linear_program) and its rivals (rules that could win a value over it; with the placeholder markers for
+        a token rule): the values the owner wholly matches, that its
         validator accepts (vectorised) and, for a token rule, that are no placeholder suspects (low_entropy_prefix),
         holding no hit of a rival or a marker. Such a value is the owner's alone, as a scan decides it: every
         character of the owner's matches is one its boundary forbids beside a match (_can_own), so the owner's only
@@ -816,10 +820,16 @@ class RuleSet:
         found = value_bytes(filled)
         if found & HIGH and not valid_utf8(filled):
             return None, None
-        matcher, entry = self._owner_database(owner, self._rivals(plan.value_rules, owner, found | NEWLINE))
-        if matcher is None:
+        program = self._linear_program(owner)
+        matcher, entry = self._owner_database(owner, self._rivals(plan.value_rules, owner, found | NEWLINE), program is not None)
+        if matcher is None and entry is not None:
             return None, entry
-        owned, _, others = self._whole_lines(matcher, owner, filled, found)
+        if program is None:
+            assert matcher is not None
+            owned, _, others = self._whole_lines(matcher, owner, filled, found)
+        else:  # the owner's whole values natively, its rivals' and the markers' hits (if any) by Vectorscan
+            owned = whole_linear(filled, program)
+            others = scan_text(matcher, filled)[1] if matcher is not None else np.zeros(0, np.int64)
         if int(owned.sum()) < _OWNED_SHARE * (len(text) - text.null_count):
             self._forget_owner(plan, _REMEASURE)
             return None, None
@@ -885,21 +895,35 @@ class RuleSet:
             self._rival_sets[key] = rivals
         return rivals
 
-    def _owner_database(self, owner: int, rivals: tuple[int, ...]) -> tuple[Matcher | None, Narrowed]:
+    def _owner_database(self, owner: int, rivals: tuple[int, ...], linear: bool = False) -> tuple[Matcher | None, Narrowed | None]:
         """The database of an owner's whole-line pattern (reported under the owner's index) and its rivals' patterns
         (with the placeholder markers for a token owner) once it exists or is worth compiling, rented as the narrower
-        databases are (_database): with its entry, charged while it is not."""
+        databases are (_database): with its entry, charged while it is not. `linear`: the owner's whole values are
+        decided natively (_linear_program), so the database holds its rivals and the markers only; (None, None) when
+        it would hold nothing."""
+        token = bool(self._token_rule[owner])
+        if linear and not rivals and not token:
+            return None, None
         key = (owner, rivals)
         entry = self._owner_dbs.get(key)
         if entry is None:
-            exprs, flags, ids = self._patterns(rivals, True, bool(self._token_rule[owner]))
-            rule = self.rules[owner]
-            patterns = ([*exprs, rule.line_expression()], [*flags, rule_flags(rule.ignore_case, True)], (*ids, owner))
-            entry = self._owner_dbs[key] = Narrowed.open(patterns)
+            exprs, flags, ids = self._patterns(rivals, True, token)
+            if not linear:
+                rule = self.rules[owner]
+                exprs, flags, ids = [*exprs, rule.line_expression()], [*flags, rule_flags(rule.ignore_case, True)], (*ids, owner)
+            entry = self._owner_dbs[key] = Narrowed.open((exprs, flags, tuple(ids)))
         matcher = entry.due()
         if entry.refused:  # (the engine refuses the whole-line form: the rule owns no values)
             self._can_own_memo[owner] = False
         return matcher, entry
+
+    def _linear_program(self, rid: int) -> bytes | None:
+        """The program deciding natively which values a value rule's pattern wholly matches (_native.whole_linear),
+        when its pattern is linear (alphabet.linear_program): what its whole-line form finds in the UTF-8 pass."""
+        if rid not in self._linear:
+            source = self.rules[rid].python_value() if self.rules[rid].value is not None else ""
+            self._linear[rid] = linear_program(source, re.IGNORECASE if self.rules[rid].ignore_case else 0) if source else None
+        return self._linear[rid]
 
     def _learn_owner(self, plan: FieldPlan, hits: ColumnHits, n: int) -> None:
         """Take the rule most values of a column scanned in full went to as the field's owner, when it holds at least
@@ -992,6 +1016,9 @@ class RuleSet:
         of the rule's whole-line form (Rule.line_expression, on a column of UTF-8), whichever has cost less a value
         in the field (each tried again every _WHOLE_RETRY-th column: by the values, either can be twice the other);
         the line database rented as the narrower ones are, with RE2's seconds."""
+        program = self._linear_program(rid)
+        if program is not None:  # (natively, faster than either)
+            return whole_linear(cand, program)
         entry = self._line_dbs.get(rid)
         if entry is None:
             rule = self.rules[rid]

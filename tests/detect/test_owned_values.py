@@ -162,8 +162,12 @@ def _mac_column(rng: random.Random, n: int) -> list[str | None]:
     return values
 
 
-@pytest.mark.parametrize("seed", range(3))
-def test_owned_columns_match_a_scan_of_every_value(seed: int, monkeypatch, owners_on: list[int]) -> None:
+@pytest.mark.parametrize(("seed", "linear"), [(0, True), (1, True), (2, False)])
+def test_owned_columns_match_a_scan_of_every_value(seed: int, linear: bool, monkeypatch, owners_on: list[int]) -> None:
+    """Owners with linear patterns (all three here) decide their whole values natively; with that turned off, by the
+    Vectorscan pass of their whole-line form."""
+    if not linear:
+        monkeypatch.setattr(RuleSet, "_linear_program", lambda self, rid: None)
     rng = random.Random(seed)
     columns: list[tuple[str, pa.Array]] = []
     for _ in range(4):  # four blocks of each field: the first learns the owner, the others use it
@@ -261,12 +265,13 @@ def test_match_chars() -> None:
 
 def test_whole_line_checks_match_re2(monkeypatch) -> None:
     """The vectorised validators' "is the candidate the whole value" by one Vectorscan pass of each rule's whole-line
-    form (the field's cheaper way once both are measured) gives RE2's answer: on every such rule's examples and negatives, cut, padded, with newlines inside and after,
+    form (the field's cheaper way once both are measured), or natively for a linear pattern, gives RE2's answer: on every such rule's examples and negatives, cut, padded, with newlines inside and after,
     with text that is not ASCII, and nulls."""
     monkeypatch.setattr(engine.Narrowed, "compile_estimate", property(lambda self: 0.0))
     rs = RuleSet(_RULES)
     rng = random.Random(4)
     assert len(rs._whole) >= 6
+    linear: list[str] = []
     for rid, pattern in rs._whole.items():
         rule = rs.rules[rid]
         base = [e.value for r in (rule, *rng.sample(_RULES, 5)) for e in (*r.examples, *r.negative_examples)]
@@ -280,11 +285,17 @@ def test_whole_line_checks_match_re2(monkeypatch) -> None:
         assert expected.any() and not expected.all(), rule.id
         plan = rs._plan("notes")
         assert (rs._whole_values(column, rid, pattern, plan) == expected).all(), rule.id
+        if rs._linear_program(rid) is not None:  # decided natively (whole_linear), neither pass made or weighed
+            linear.append(rule.id)
+            assert rid not in rs._line_dbs and rid not in plan.whole_costs
+            assert (rs._whole_values(column.slice(5), rid, pattern, plan) == expected[5:]).all(), rule.id
+            continue
         assert rs._line_dbs[rid].matcher is not None and plan.whole_costs[rid][1] is not None  # (by the line pass)
         sliced = column.slice(5)
         assert (rs._whole_values(sliced, rid, pattern, plan) == expected[5:]).all(), rule.id
         assert plan.whole_costs[rid][0] is not None  # (then by RE2, to weigh the two)
         assert (rs._whole_values(sliced, rid, pattern, rs._plan("notes")) == expected[5:]).all(), rule.id
+    assert 0 < len(linear) < len(rs._whole), linear  # (both ways met)
 
 
 @pytest.mark.parametrize("claimed_share", [0.2, 0.8, 1.0])
