@@ -472,6 +472,19 @@ def value_runs(text: pa.Array) -> tuple[int, bytes]:
 _LETTERS = _ascii_set(str.isalpha)
 
 
+def _ascii_class(items: Any) -> int | None:
+    """The ASCII characters a class lists as written, or None (negated, a category, a character above ASCII)."""
+    out = 0
+    for op, arg in items:
+        if op is sre.LITERAL and arg < 0x80:
+            out |= 1 << arg
+        elif op is sre.RANGE and arg[1] < 0x80:
+            out |= sum(1 << c for c in range(arg[0], arg[1] + 1))
+        else:
+            return None
+    return out
+
+
 def _chars(items: Any) -> int | None:
     """The ASCII characters a parsed pattern can consume, as a 128-bit set; None when it may consume one above ASCII
     or one this reading cannot list (any character, a negated class, a Unicode category)."""
@@ -482,13 +495,10 @@ def _chars(items: Any) -> int | None:
                 return None
             out |= 1 << arg
         elif op is sre.IN:
-            for item_op, item in arg:
-                if item_op is sre.LITERAL and item < 0x80:
-                    out |= 1 << item
-                elif item_op is sre.RANGE and item[1] < 0x80:
-                    out |= sum(1 << c for c in range(item[0], item[1] + 1))
-                else:
-                    return None
+            listed = _ascii_class(arg)
+            if listed is None:
+                return None
+            out |= listed
         elif op in _REPEATS:
             sub = _chars(arg[2])
             if sub is None:
@@ -531,19 +541,6 @@ def match_chars(source: str, flags: int = 0) -> int | None:
 # whether it matches a whole value in a few instructions a byte. Position: (ASCII set, optional, repeats).
 _LINEAR_MAX = 64  # positions: one bit each in a 64-bit word
 Position = tuple[int, bool, bool]
-
-
-def _ascii_class(items: Any) -> int | None:
-    """The ASCII characters a class lists as written, or None (negated, a category, a character above ASCII)."""
-    out = 0
-    for op, arg in items:
-        if op is sre.LITERAL and arg < 0x80:
-            out |= 1 << arg
-        elif op is sre.RANGE and arg[1] < 0x80:
-            out |= sum(1 << c for c in range(arg[0], arg[1] + 1))
-        else:
-            return None
-    return out
 
 
 def _positions(items: Any) -> list[Position] | None:
