@@ -79,7 +79,8 @@ _POSSIBLE_MEMO = 4096
 # A set of value rules lacking more than this share of the common ones (excluded under its field) gets a database of
 # its own instead of the common one with those rules' hits dropped (see Split).
 _SPLIT_MISSING = 8
-_NARROW_MIN_BYTES = 1 << 16  # a smaller column's scan is too short to gain more than looking for its database costs
+_NARROW_MIN_BYTES = 1 << 16  # a smaller column's scan is too short to gain more than looking for its database costs,
+# unless its field has been measured already (the tail block of a file's range) or its small columns add up to as much
 # A field's columns are narrowed by their runs too (alphabet.Run) while that keeps at most this share of the rules
 # their bytes let match: measuring a column's runs costs about a tenth of scanning it with a small database.
 _RUNS_KEEP = 0.6
@@ -119,6 +120,7 @@ class FieldPlan:
     distinct_share: float | None = None
     since_measured: int = 0
     present: int = 0  # every byte the field's columns have held so far (alphabet.present_bytes)
+    small_bytes: int = 0  # the bytes of its columns under _NARROW_MIN_BYTES while it was not measured yet
     runs: bytes = NO_RUNS  # the longest run of each class in them, while measured (RuleSet._column_facts)
     # Their bytes without the newline they are scanned between, and their fewest and most characters (non-empty
     # values, while measured: RuleSet._whole_lengths).
@@ -562,7 +564,11 @@ class RuleSet:
             return empty
         filled = pc.fill_null(text, "") if text.null_count else text
         split = self._split(rule_ids)
-        narrow = text_bytes(filled) >= _NARROW_MIN_BYTES
+        size = text_bytes(filled)
+        narrow = size >= _NARROW_MIN_BYTES
+        if not narrow and plan is not None:  # a field measured already, or whose small columns have added up to enough
+            plan.small_bytes += size
+            narrow = plan.present != 0 or plan.small_bytes >= _NARROW_MIN_BYTES
         found, runs = self._column_facts(filled, plan, split.parts) if narrow else (value_bytes(filled), EVERY_RUN)
         present = found | NEWLINE
         # Bytes viewed as text may not be UTF-8: those take the byte-mode database of every rule (see rule_flags).

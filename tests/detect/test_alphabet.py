@@ -467,7 +467,7 @@ def test_a_column_no_rule_can_match_is_not_scanned(monkeypatch: pytest.MonkeyPat
     assert scans == [1]
 
 
-def test_small_columns_are_scanned_with_the_plans_database(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
+def test_small_columns_are_scanned_with_the_plans_database_until_their_field_is_measured(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(engine, "_NARROW_MIN_BYTES", 10_000)
     ruleset = RuleSet(_fresh_rules())
@@ -477,6 +477,26 @@ def test_small_columns_are_scanned_with_the_plans_database(monkeypatch: pytest.M
     big = pa.array([str(i) for i in range(3000)] + ["123456789"], pa.string())
     assert _hits(ruleset, big, "value")[0] == {0: [3000]}
     assert list(ruleset._narrowed) == [(0,)]
+    # Once the field is measured, a small column of it takes the field's narrower database (a range's tail block);
+    # one of a field not measured yet still the plan's.
+    monkeypatch.setattr(engine.Narrowed, "compile_estimate", property(lambda self: 0.0))
+    ruleset._narrowed[(0,)].due()
+    scanned: list[tuple[int, ...]] = []
+    real = ruleset._compile
+    monkeypatch.setattr(ruleset, "_compile", lambda ids, utf8=True: scanned.append(ids) or real(ids, utf8))
+    tail = pa.array(["7", "1234567890", "42"], pa.string())
+    assert _hits(ruleset, tail, "value")[0] == {0: [1]}
+    assert scanned[-1] == (0,)
+    assert _hits(ruleset, tail, "other")[0] == {0: [1]}
+    assert len(scanned[-1]) == len(ruleset.value_rule_ids)
+    # A field whose columns are all small is measured once they add up to the threshold.
+    for k in range(4):
+        before = len(scanned)
+        assert _hits(ruleset, small, "few") == ({}, {})
+        if k < 3:
+            assert len(scanned) == before + 1 and len(scanned[-1]) == len(ruleset.value_rule_ids)
+        else:  # (11,560 bytes: measured; numbers of at most three digits hold no rule's match, so no scan at all)
+            assert len(scanned) == before and ruleset.plan("few").present
 
 
 def test_bytes_that_are_not_utf8_keep_the_full_byte_mode_database() -> None:
