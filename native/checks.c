@@ -700,11 +700,13 @@ PyObject *native_whole_linear(PyObject *self, PyObject *args) {
             int busy = 0;
             Py_ssize_t steps = PY_SSIZE_T_MAX;
             for (int l = 0; l < LINEAR_LANES; l++) {
-                if (which[l] >= 0 && (left[l] == 0 || live[l] == 0)) {
-                    dst[which[l]] = left[l] == 0 && (live[l] & last) != 0;
-                    which[l] = -1;
-                }
-                while (which[l] < 0 && next_value < n) {
+                for (;;) { /* until the lane holds a value still undecided, or none is left */
+                    if (which[l] >= 0) {
+                        if (left[l] != 0 && live[l] != 0) break;
+                        dst[which[l]] = left[l] == 0 && (live[l] & last) != 0;
+                        which[l] = -1;
+                    }
+                    if (next_value >= n) break;
                     int64_t a = column_offset(&c, next_value), b = column_offset(&c, next_value + 1);
                     if (a == b) { /* (a linear program never matches the empty value) */
                         dst[next_value++] = 0;
@@ -714,10 +716,6 @@ PyObject *native_whole_linear(PyObject *self, PyObject *args) {
                     live[l] = first & mask[src[a]];
                     at[l] = src + a + 1;
                     left[l] = b - a - 1;
-                    if (left[l] == 0 || live[l] == 0) {
-                        dst[which[l]] = left[l] == 0 && (live[l] & last) != 0;
-                        which[l] = -1;
-                    }
                 }
                 if (which[l] >= 0) {
                     busy = 1;

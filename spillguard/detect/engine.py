@@ -813,9 +813,8 @@ class RuleSet:
         """The values of a string column its field's owner takes without a scan (a mask), found in one pass of a
         database of the owner's pattern as a whole line (Rule.line_expression; natively instead where the pattern is
         linear: _linear_program) and its rivals (rules that could win a value over it; with the placeholder markers for
-        a token rule): the values the owner wholly matches, that its
-        validator accepts (vectorised) and, for a token rule, that are no placeholder suspects (low_entropy_prefix),
-        holding no hit of a rival or a marker. Such a value is the owner's alone, as a scan decides it: every
+        a token rule): the values the owner wholly matches, that its validator accepts (vectorised) and, for a token
+        rule, that are no placeholder suspects (low_entropy_prefix), holding no hit of a rival or a marker. Such a value is the owner's alone, as a scan decides it: every
         character of the owner's matches is one its boundary forbids beside a match (_can_own), so the owner's only
         match in the value is the value itself, which the exact resolution (resolve_value) takes first, and every
         other rule's match overlaps it (a value holding a newline is never taken). None (scan the column in full) when
@@ -927,8 +926,8 @@ class RuleSet:
         """The program deciding natively which values a value rule's pattern wholly matches (_native.whole_linear),
         when its pattern is linear (alphabet.linear_program): what its whole-line form finds in the UTF-8 pass."""
         if rid not in self._linear:
-            source = self.rules[rid].python_value() if self.rules[rid].value is not None else ""
-            self._linear[rid] = linear_program(source, re.IGNORECASE if self.rules[rid].ignore_case else 0) if source else None
+            rule = self.rules[rid]
+            self._linear[rid] = None if rule.value is None else linear_program(rule.python_value(), re.IGNORECASE if rule.ignore_case else 0)
         return self._linear[rid]
 
     def _learn_owner(self, plan: FieldPlan, hits: ColumnHits, n: int) -> None:
@@ -1021,9 +1020,10 @@ class RuleSet:
         """Which values a rule's pattern wholly matches: RE2's check of `pattern` (`^...$`) or one Vectorscan pass
         of the rule's whole-line form (Rule.line_expression, on a column of UTF-8), whichever has cost less a value
         in the field (each tried again every _WHOLE_RETRY-th column: by the values, either can be twice the other);
-        the line database rented as the narrower ones are, with RE2's seconds."""
+        the line database rented as the narrower ones are, with RE2's seconds. A linear pattern's whole values are
+        decided natively instead (_linear_program), faster than either."""
         program = self._linear_program(rid)
-        if program is not None:  # (natively, faster than either)
+        if program is not None:
             return whole_linear(cand, program)
         entry = self._line_dbs.get(rid)
         if entry is None:
