@@ -23,6 +23,7 @@ from spillguard.detect.engine import RuleSet
 from spillguard.detect.flatten import flatten_table
 from spillguard.detect.matcher import scan_distinct, scan_text
 from spillguard.rules import builtin_rules
+from tests.detect.readings import read_hits
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +107,7 @@ def test_engine_hits_are_identical_with_and_without_the_shortcut(tmp_path, monke
                 monkeypatch.setattr(engine, "scan_distinct", spy)
                 hits = rs.scan_column(leaf.values, plan)
                 monkeypatch.setattr(engine, "scan_distinct", real)
-                out[(block, leaf.path)] = ({k: v.tolist() for k, v in hits.by_rule.items()}, dict(hits.spans))
+                out[(block, leaf.path)] = read_hits(hits, as_text(leaf.values), rs.rules)
                 taken[(block, leaf.path)] = bool(calls)
         return out, taken
 
@@ -137,7 +138,7 @@ def test_engine_hits_on_repeated_examples_and_text_running_across_values(monkeyp
         rs.scan_column(column, plan)  # the first column measures
         assert (plan.distinct_share or 1.0) < engine._DISTINCT_SHARE or share < 0
         hits = rs.scan_column(column, plan)
-        results.append(({k: v.tolist() for k, v in hits.by_rule.items()}, dict(hits.spans)))
+        results.append(read_hits(hits, column, rs.rules))
     assert results[0] == results[1]
     assert sum(len(v) for v in results[0][0].values()) > 5000
 

@@ -24,9 +24,10 @@ from spillguard.demo import generate
 from spillguard.detect import engine
 from spillguard.detect.alphabet import match_chars
 from spillguard.detect.arrays import as_text
-from spillguard.detect.engine import ColumnHits, RuleSet
+from spillguard.detect.engine import RuleSet
 from spillguard.detect.flatten import flatten_table
 from spillguard.rules import builtin_rules
+from tests.detect.readings import read_hits
 
 _BCRYPT = "./" + string.ascii_letters + string.digits
 _TOKEN = string.ascii_letters + string.digits + "_-"
@@ -63,27 +64,10 @@ def owners_on(monkeypatch) -> Iterator[list[int]]:
 _RULES = builtin_rules()
 
 
-def _hits(hits: ColumnHits, values: pa.Array) -> tuple[dict, dict]:
-    """The values hit per rule, and where each hit is as a finding reads it: the span the engine kept, else the
-    rule's first match in the value (scan/accumulate.py; a value the scan resolved in Python keeps its span, one
-    taken as matched or by its owner does not)."""
-    texts = values.to_pylist()
-    where = {}
-    for rid, idx in hits.by_rule.items():
-        rule = _RULES[rid]
-        for vi in idx.tolist():
-            span = hits.spans.get((rid, vi))
-            if span is None and rule.value_re is not None:
-                m = rule.value_re.search(texts[vi])
-                span = rule.span(m) if m else None
-            where[(rid, vi)] = span
-    return {k: v.tolist() for k, v in sorted(hits.by_rule.items()) if v.size}, where
-
-
 def _run(columns: list[tuple[str, pa.Array]], monkeypatch, owners: bool) -> list[tuple[dict, dict]]:
     monkeypatch.setattr(engine, "_OWNED_MIN", 64 if owners else 1 << 62)
     rs = RuleSet(_RULES)
-    return [_hits(rs.scan_column(values, rs.plan(path)), as_text(values)) for path, values in columns]
+    return [read_hits(rs.scan_column(values, rs.plan(path)), as_text(values), _RULES) for path, values in columns]
 
 
 def _rule_index(rule_id: str) -> int:
@@ -214,7 +198,7 @@ def test_an_owner_is_forgotten_when_the_field_changes(monkeypatch, owners_on: li
     plan = rs.plan("secret_hash")
     results = []
     for k, (path, values) in enumerate(columns):
-        results.append(_hits(rs.scan_column(values, rs.plan(path)), values))
+        results.append(read_hits(rs.scan_column(values, rs.plan(path)), values, _RULES))
         if k == 0:
             assert plan.owner == _rule_index("bcrypt_hash")
     assert plan.owner == -1 and plan.owner_wait > 0
