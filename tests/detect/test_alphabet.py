@@ -36,9 +36,11 @@ from spillguard.detect.alphabet import (
     whole_form,
     whole_forms,
 )
+from spillguard.detect.arrays import as_text
 from spillguard.detect.engine import RuleSet
 from spillguard.detect.matcher import scan_text
 from spillguard.rules import Example, Rule, builtin_rules
+from tests.detect.readings import read_hits
 
 _VALUE_RULES = [r for r in builtin_rules() if r.is_value_rule]
 
@@ -249,9 +251,8 @@ def test_an_email_column_leaves_out_the_rules_of_numbers_written_with_separators
     assert {"phone_nanp", "phone_national"} <= possible([*values, "call +1 (555) 123-4567"])
 
 
-def _hits(ruleset: RuleSet, column: pa.Array, path: str) -> tuple[dict[int, list[int]], dict[tuple[int, int], tuple[int, int]]]:
-    hits = ruleset.scan_column(column, ruleset.plan(path))
-    return {r: v.tolist() for r, v in sorted(hits.by_rule.items())}, hits.spans
+def _hits(ruleset: RuleSet, column: pa.Array, path: str) -> tuple[dict[int, list[int]], dict[tuple[int, int], tuple[int, int] | None]]:
+    return read_hits(ruleset.scan_column(column, ruleset.plan(path)), as_text(column), ruleset.rules)
 
 
 @pytest.mark.parametrize("path", ["value", "device_mac", "phone_number"])
