@@ -1,7 +1,7 @@
 """Builds spillguard's native detection core (the metadata lives in pyproject.toml).
 
 The core links Vectorscan (Debian/Ubuntu: libvectorscan-dev, which scripts/bootstrap installs; elsewhere Hyperscan's
-libhs with the same API) and OpenSSL's libcrypto (libssl-dev). pkg-config names its flags; without it the Debian paths are used.
+libhs with the same API), OpenSSL's libcrypto (libssl-dev) and xxHash (libxxhash-dev: the compile cache's digests). pkg-config names its flags; without it the Debian paths are used.
 """
 
 import shutil
@@ -29,7 +29,7 @@ setup(
             sources=["native/matcher.c", "native/column.c", "native/digests.c", "native/sort.c", "native/entropy.c", "native/checks.c", "native/lines.c", "native/jsonl.c", "native/copytext.c", "native/pairs.c"],
             include_dirs=include_dirs,
             library_dirs=library_dirs,
-            libraries=[*libraries, "crypto", "dl"],
+            libraries=[*libraries, "crypto", "xxhash", "dl"],
             extra_compile_args=["-O3", "-std=c11", "-Wall", "-Wextra", "-Werror=implicit-function-declaration"],
         )
     ]

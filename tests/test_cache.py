@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import stat
 
+import pytest
+
 import spillguard
 from spillguard.cache import cache_file, read_cached, write_cached
 
@@ -78,3 +80,50 @@ def test_the_seconds_beside_a_database_are_written_without_a_sync(tmp_path, monk
     assert len(synced) == 1
     cache_file("vectorscan", matcher._spent_name(*patterns)).write_bytes(b"\x00garbage")
     assert matcher.spent_before(*patterns) == 0.0
+
+
+def _image_entry(tmp_path):
+    return next((tmp_path / "spillguard" / "vectorscan").glob("*.image"))
+
+
+def test_a_database_is_mapped_from_its_image_and_a_damaged_image_is_compiled_again(tmp_path, monkeypatch):
+    """The cache keeps a database as the library lays it out in memory (native/matcher.c, Matcher.image), and a
+    later run maps that file and scans from it: the same matches as the database compiled now. An entry cut short,
+    one bit flipped anywhere, a trailer or a library header that is not ours: refused, compiled again, rewritten."""
+    import numpy as np
+    import pyarrow as pa
+
+    import spillguard._native as native
+    from spillguard.detect import matcher
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(matcher, "_COMPILED", {})
+    rules = [b"spill[0-9]+guard", b"\\b[a-f0-9]{12}\\b", b"(?:ab|cd)+e"]
+    exprs, flags, ids = rules, [matcher.rule_flags(False)] * 3, [4, 7, 9]
+    compiled = matcher.compile_patterns(exprs, flags, ids)
+    entry = _image_entry(tmp_path)
+    image = entry.read_bytes()
+    assert image == compiled.image() and stat.S_IMODE(entry.stat().st_mode) == 0o600
+    key = (tuple(exprs), tuple(flags), tuple(ids))
+    mapped = matcher._load(key)
+    assert mapped is not None and mapped.image() == image
+    values = pa.array(["spill42guard and 0123456789ab", "abcde", "nothing here", "", "cdabcde spill1guard"] * 50)
+    assert all(np.array_equal(a, b) for a, b in zip(matcher.scan_text(mapped, values), matcher.scan_text(compiled, values), strict=True))
+    assert len(matcher.scan_text(mapped, values)[0]) == 250
+
+    rng = np.random.default_rng(5)
+    damaged = [image[:-1], image[: len(image) // 2], image + b"\x00", b"", b"x" * 200]
+    for at in [0, 8, 100, len(image) // 3, len(image) - 40, len(image) - 9, len(image) - 1, *rng.integers(0, len(image), 6).tolist()]:
+        flipped = bytearray(image)
+        flipped[at] ^= 1 << int(rng.integers(8))
+        damaged.append(bytes(flipped))
+    for bad in damaged:
+        entry.write_bytes(bad)
+        monkeypatch.setattr(matcher, "_COMPILED", {})
+        assert matcher._load(key) is None
+        again = matcher.compile_patterns(exprs, flags, ids)  # compiled again, and the entry rewritten whole
+        assert entry.read_bytes() == image and again.image() == image
+    entry.unlink()
+    assert matcher._load(key) is None
+    with pytest.raises((OSError, native.NativeError)):
+        native.Matcher.map(str(tmp_path / "spillguard" / "vectorscan"))  # a directory

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import spillguard._native as _native
-from spillguard.cache import read_cached, write_cached
+from spillguard.cache import cache_file, read_cached, write_cached
 
 Matcher = _native.Matcher
 _Key = tuple[tuple[bytes, ...], tuple[int, ...], tuple[int, ...]]
@@ -55,19 +55,19 @@ def _cache_name(key: _Key) -> str:
     for each instead of compiling again on every run, ~10 s for the built-in rules)."""
     where = (_native.vectorscan_version(), _native.vectorscan_platform(), platform.machine())
     digest = hashlib.sha256(repr((key, *where)).encode()).hexdigest()[:32]
-    return f"{digest}.db"
+    return f"{digest}.image"
 
 
 def _load(key: _Key) -> _native.Matcher | None:
-    data = read_cached("vectorscan", _cache_name(key))
+    """The cached database, mapped from its image (native/matcher.c: no copy; a damaged entry is refused)."""
     try:
-        return None if data is None else _native.Matcher.deserialize(data)
-    except _native.NativeError:
+        return _native.Matcher.map(str(cache_file("vectorscan", _cache_name(key))))
+    except (OSError, _native.NativeError):
         return None
 
 
 def _store(key: _Key, matcher: _native.Matcher) -> None:
-    write_cached("vectorscan", _cache_name(key), matcher.serialize())
+    write_cached("vectorscan", _cache_name(key), matcher.image())
 
 
 def _key(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequence[int]) -> _Key:
@@ -86,7 +86,7 @@ def cached_patterns(expressions: Sequence[bytes], flags: Sequence[int], ids: Seq
 
 
 def _spent_name(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequence[int]) -> str:
-    return _cache_name(_key(expressions, flags, ids))[: -len(".db")] + ".spent"
+    return _cache_name(_key(expressions, flags, ids)).removesuffix(".image") + ".spent"
 
 
 def spent_before(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequence[int]) -> float:
