@@ -23,7 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spillguard.detect.arrays import as_text
+from spillguard.detect.arrays import as_text, take
 from spillguard.errors import UserError
 from spillguard.keys import Hasher, app_hmac_key, fingerprints, hmac_hex, key_id, sha256_hex, subject_hasher
 from spillguard.outfiles import private_file
@@ -245,11 +245,11 @@ class SecretsOut:
 
         if state.leaked is None:
             state.leaked = LeakedCollector()
-        values = leaf.values if idx.size == len(leaf.values) else leaf.values.take(pa.array(idx))
+        values = leaf.values if idx.size == len(leaf.values) else take(leaf.values, idx)
         subject_values = None
         if subject_leaf is not None and subject_leaf.rows is None:
             rows = idx if leaf.rows is None else leaf.rows[idx]
-            subject_values = subject_leaf.values.take(pa.array(rows))
+            subject_values = take(subject_leaf.values, rows)
         state.leaked.add(self.key, self.subjects, self.extractor, rule, state.target, mask_identifiers(state.dataset),
                          mask_identifiers(leaf.path), values, subject_values, self.app_key)
 

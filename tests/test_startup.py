@@ -22,6 +22,7 @@ from spillguard.demo import generate
 NOT_FOR_A_FILE_SCAN = (
     "jinja2", "httpx", "psycopg", "pymysql", "pymongo", "paho", "redis", "boto3", "botocore", "ray", "spacy",
     "msgpack", "tomlkit", "rich", "smtplib", "pydantic", "spillguard.report.document", "spillguard.report.rendering",
+    "numpy.ma",  # (pa.array of a numpy array imports it: positions go through detect/arrays.py `indices`)
 )  # fmt: skip
 # Not even numpy or Arrow: `spillguard --help` and `spillguard audit URL` run without them.
 NOT_FOR_REGISTERING = (*NOT_FOR_A_FILE_SCAN, "numpy", "pyarrow", "stdnum", "phonenumbers")

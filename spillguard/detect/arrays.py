@@ -11,6 +11,18 @@ import pyarrow.compute as pc
 from spillguard.detect.keymerge import sort_keys
 
 
+def indices(idx: Any) -> pa.Array:
+    """Positions (a numpy array or a list of ints) as an Arrow int64 array, wrapping int64 ones without a copy.
+    (pa.array of a numpy array imports numpy's masked arrays on its first call: 13 ms of every scan's start-up.)"""
+    idx = np.ascontiguousarray(idx, dtype=np.int64)
+    return pa.Array.from_buffers(pa.int64(), len(idx), [None, pa.py_buffer(idx)])
+
+
+def take(values: pa.Array, idx: Any) -> pa.Array:
+    """values[idx] for numpy positions."""
+    return values.take(indices(idx))
+
+
 def whole_array(col: pa.ChunkedArray) -> pa.Array:
     """A chunked column as one array: its only chunk as it is (combine_chunks copies even one chunk)."""
     if col.num_chunks == 1:

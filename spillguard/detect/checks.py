@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import spillguard._native as _native
-from spillguard.detect.arrays import as_text, native_column, string_buffers
+from spillguard.detect.arrays import as_text, native_column, string_buffers, take
 
 _NUMERIC = r"^\s*[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?\s*$"
 # No counted repeat: RE2 expands {0,78} over Unicode classes into a large, slow automaton.
@@ -75,7 +75,7 @@ def native_verdicts(
     out: np.ndarray = verdict == 1
     undecided = np.flatnonzero(verdict == 2)
     if undecided.size:
-        out[undecided] = fallback(as_text(arr).take(pa.array(undecided)))
+        out[undecided] = fallback(take(as_text(arr), undecided))
     if valid is not None:
         out &= valid
     return out

@@ -36,7 +36,14 @@ from spillguard.detect.alphabet import (
     whole_forms,
     whole_linear,
 )
-from spillguard.detect.arrays import as_text, native_column, string_buffers, unique_inverse, unique_sorted
+from spillguard.detect.arrays import (
+    as_text,
+    native_column,
+    string_buffers,
+    take,
+    unique_inverse,
+    unique_sorted,
+)
 from spillguard.detect.checks import run_check
 from spillguard.detect.fieldnames import canonical_path
 from spillguard.detect.flatten import normalise_path
@@ -614,7 +621,7 @@ class RuleSet:
                 if not sel.size:
                     continue
             uniq = unique_sorted(values)
-            held = np.asarray(pc.match_substring_regex(filled.take(pa.array(uniq)), pattern), dtype=bool)
+            held = np.asarray(pc.match_substring_regex(take(filled, uniq), pattern), dtype=bool)
             if not held.all():
                 keep[sel[np.isin(values, uniq[~held])]] = False
         return (ids, at) if keep.all() else (ids[keep], at[keep])
@@ -752,7 +759,7 @@ class RuleSet:
             validate = VECTOR_VALIDATORS[self.rules[rid].validator or ""]
             sel = np.flatnonzero(needs & (rule_idx == rid))
             # A rule's value indices are ascending and distinct: as many as the values means every value, in order.
-            cand = text if sel.size == len(text) else text.take(pa.array(value_idx[sel]))
+            cand = text if sel.size == len(text) else take(text, value_idx[sel])
             whole = self._whole_values(cand, rid, pattern, plan)
             if whole.any():
                 ok, can = _verdict(validate(cand), len(cand))
@@ -761,7 +768,7 @@ class RuleSet:
             inner = self._inner.get(rid)
             if inner is not None and not whole.all():
                 part = np.flatnonzero(~whole)
-                first = pc.struct_field(pc.extract_regex(cand.take(pa.array(part)), inner), "m")
+                first = pc.struct_field(pc.extract_regex(take(cand, part), inner), "m")
                 ok, can = _verdict(validate(first), len(first))
                 hit = ok & can & np.asarray(first.is_valid())
                 decided[sel[part[hit]]] = True
@@ -798,7 +805,7 @@ class RuleSet:
         rest = np.flatnonzero(rest)
         if rest.size:
             part = ColumnHits()
-            self._value_hits(text if rest.size == len(text) else text.take(pa.array(rest)), plan, False, part)
+            self._value_hits(text if rest.size == len(text) else take(text, rest), plan, False, part)
             for rid, idx in part.by_rule.items():
                 hits.by_rule[rid] = rest[idx]
             hits.spans.update(((rid, int(rest[vi])), span) for (rid, vi), span in part.spans.items())
@@ -841,7 +848,7 @@ class RuleSet:
         owned[others] = False  # a rival's hit or a placeholder marker's
         if rule.validator is not None:
             idx = np.flatnonzero(owned)
-            cand = filled if idx.size == len(filled) else filled.take(pa.array(idx))
+            cand = filled if idx.size == len(filled) else take(filled, idx)
             ok, can = _verdict(VECTOR_VALIDATORS[rule.validator](cand), idx.size)
             owned[idx[~(ok & can)]] = False
         if self._token_rule[owner]:
@@ -982,7 +989,7 @@ class RuleSet:
             if needs.any():
                 cand_values, cand_rules = value_idx[needs], rule_idx[needs]
                 uniq, inverse = unique_inverse(cand_values)
-                strings = text.take(pa.array(uniq)).to_pylist()
+                strings = take(text, uniq).to_pylist()
                 groups: dict[int, list[int]] = {}
                 for pos, rid in zip(inverse.tolist(), cand_rules.tolist(), strict=True):
                     groups.setdefault(pos, []).append(rid)
@@ -1096,7 +1103,7 @@ class RuleSet:
                         settled[idx] = True
                 rest = np.flatnonzero(~settled)
                 if rest.size * 2 < len(values):
-                    idx = rest[run_check(rule.check, values.take(pa.array(rest)), rule.check_min, rule.check_max)] if rest.size else rest
+                    idx = rest[run_check(rule.check, take(values, rest), rule.check_min, rule.check_max)] if rest.size else rest
                 else:
                     idx = np.flatnonzero(run_check(rule.check, values, rule.check_min, rule.check_max) & ~settled)
                 if idx.size:

@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import spillguard._native as _native
-from spillguard.detect.arrays import native_column, string_buffers
+from spillguard.detect.arrays import native_column, string_buffers, take
 from spillguard.lazy import LazyPattern
 
 # What a `text` rule may name (rules/*.toml): the kind of span it reports.
@@ -72,7 +72,7 @@ def prose_mask(text: pa.Array, spaces: np.ndarray | None = None) -> np.ndarray:
     if not mask.any():
         return mask
     idx = np.flatnonzero(mask)
-    cand = text.take(pa.array(idx))
+    cand = take(text, idx)
     letters = np.asarray(pc.fill_null(pc.count_substring_regex(cand, r"[\pL ]"), 0), dtype=np.int64)
     length = np.asarray(pc.fill_null(pc.utf8_length(cand), 1), dtype=np.int64)
     # A sentence has small words ("at", "the", "is"); a full address or a title in capitals has none.
@@ -897,7 +897,7 @@ def find_in_column(text: pa.Array, kinds: tuple[str, ...]) -> tuple[dict[str, tu
         return {}, none
     if not available():
         return {}, np.flatnonzero(prose_mask(text))
-    values = text.take(pa.array(chosen)).to_pylist()
+    values = take(text, chosen).to_pylist()
     found = model().find(values)
     out: dict[str, tuple[list[int], list[tuple[int, int]]]] = {k: ([], []) for k in kinds}
     for vi, spans in zip(chosen.tolist(), found, strict=True):

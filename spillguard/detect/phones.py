@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import spillguard._native as _native
+from spillguard.detect.arrays import take
 
 _EXTENSION = re.compile(r"\s*(?:x|ext\.?|#)\s*[0-9]{1,6}$", re.I)
 _DATE_LIKE = re.compile(r"^\(?\d{1,4}\)?[./\-]\d{1,2}[./\-]\d{1,4}$|^(?:19|20)\d\d[./\-]\d{1,2}$")
@@ -110,7 +111,7 @@ def vec_typed_shape(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         intl &= valid
     unsure = np.flatnonzero(verdict == 2)
     if unsure.size:
-        accepted[unsure], intl[unsure] = _vec_typed_shape_arrow(values.take(pa.array(unsure)))
+        accepted[unsure], intl[unsure] = _vec_typed_shape_arrow(take(values, unsure))
     return accepted, intl
 
 

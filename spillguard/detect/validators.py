@@ -35,6 +35,7 @@ from stdnum.us import ssn
 
 import spillguard._native as _native
 from spillguard.detect import cards, nationalids, phones
+from spillguard.detect.arrays import take
 
 Validator = Callable[[str, str, int], bool]
 
@@ -535,7 +536,7 @@ def _vec_phone(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
         known = todo & _vec_bool(pc.is_in(prefix, value_set=codes))
         if known.any():
             todo &= ~known
-            present.update(prefix.filter(pa.array(known)).unique().to_pylist())
+            present.update(take(prefix, np.flatnonzero(known)).unique().to_pylist())
     # One regex for the codes present (compiling one per code per batch cost more than matching).
     result = shaped & ~todo
     if present:

@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spillguard.detect.arrays import as_text
+from spillguard.detect.arrays import as_text, take
 from spillguard.errors import UserError
 from spillguard.keys import PseudonymKey, derive_key, hex_array
 from spillguard.safecopy.policy import FieldRule, Policy
@@ -250,7 +250,7 @@ def _redact(rule: FieldRule, policy: Policy) -> Transform:
             if not spans:
                 return out
             rows = np.array(sorted(spans), dtype=np.int64)
-            current = out.take(pa.array(rows)).to_pylist()
+            current = take(out, rows).to_pylist()
             replaced = []
             for vi, value in zip(rows.tolist(), current, strict=True):
                 for s, e, category in sorted(spans[vi], reverse=True):

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 
 from spillguard.categories import SECRET_CATEGORIES
-from spillguard.detect.arrays import as_text, unique_sorted
+from spillguard.detect.arrays import as_text, indices, take, unique_sorted
 from spillguard.detect.engine import ColumnHits, FieldPlan, RuleSet
 from spillguard.detect.flatten import Leaf, flatten_table, normalise_path
 from spillguard.detect.masking import mask_value
@@ -36,7 +36,7 @@ _NO_HASHES = np.zeros(0, np.uint64)
 def _named_secrets(rule: Rule, rid: int, idx: np.ndarray, values: pa.Array, spans: dict[tuple[int, int], tuple[int, int]]) -> pa.Array:
     """The `secret` group of each matched value. Such rules always take the engine's exact path, which kept the
     spans: slicing them is no extra pass over the column."""
-    texts = as_text(values.take(pa.array(idx))).to_pylist()
+    texts = as_text(take(values, idx)).to_pylist()
     out: list[str | None] = []
     for vi, text in zip(idx.tolist(), texts, strict=True):
         span = spans.get((rid, vi))
@@ -237,7 +237,7 @@ class DatasetScanner:
         if secret and rule.secret_group:  # `password = ...` in log lines: distinct credentials, not distinct lines
             distinct = self.hasher.hash_strings(_named_secrets(rule, rid, idx, values, hits.spans))
         elif secret:  # every value matched (a token column): no copy
-            distinct = self.hasher.hash_strings(values if idx.size == len(values) else values.take(pa.array(idx)))
+            distinct = self.hasher.hash_strings(values if idx.size == len(values) else take(values, idx))
         else:
             distinct = _NO_HASHES
         fs.add(int(idx.size), seg.part_id, uniq_rows.astype(np.int64) + seg.offset, subjects, distinct)
@@ -258,7 +258,7 @@ class DatasetScanner:
         if not (want_samples or want_prints):
             return
         limit = MAX_FINGERPRINTS if want_prints else MAX_SAMPLES
-        texts = as_text(values.take(pa.array(idx[: limit * 4]))).to_pylist()
+        texts = as_text(take(values, idx[: limit * 4])).to_pylist()
         for vi, value in zip(idx[: len(texts)].tolist(), texts, strict=False):
             if value is None:
                 continue
@@ -284,7 +284,7 @@ class DatasetScanner:
         if not new.any():
             return
         rows, hashes = rows[new], hashes[new]
-        at = pa.array(rows + seg.start)  # the segment's rows within the whole table
+        at = indices(rows + seg.start)  # the segment's rows within the whole table
         ids = as_text(seg.subject_leaf.values.take(at)).to_pylist()
         emails = as_text(seg.email_leaf.values.take(at)).to_pylist() if seg.email_leaf is not None else [None] * len(ids)
         for h, sid, em in zip(hashes.tolist(), ids, emails, strict=True):

@@ -32,6 +32,8 @@ def _string(rng: random.Random) -> str:
         return rng.choice(DATES)
     if pick < 0.3:
         return rng.choice(["", "a\"b", "back\\slash", "tab\there", "line\nfeed", "nul\u0000", "ü€😀", "\u2028", "/x"])
+    if pick < 0.4:  # long: runs of plain bytes copied sixteen at a time, escapes anywhere in or between them
+        return "".join(rng.choice("abcdefgh0123 -_@.") if rng.random() < 0.9 else rng.choice('"\\\n\t\u0001é€😀/') for _ in range(rng.randint(13, 90)))
     return "".join(rng.choice("abcXYZ019 -_@.") for _ in range(rng.randint(0, 12)))
 
 
