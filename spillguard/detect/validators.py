@@ -515,13 +515,6 @@ def _numbers_pattern(codes: tuple[str, ...]) -> str:
     return "^(?:" + "|".join(bodies) + ")$" if bodies else "^$."
 
 
-@lru_cache(maxsize=1)
-def _calling_codes() -> frozenset[str]:
-    from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
-
-    return frozenset(str(cc) for cc in COUNTRY_CODE_TO_REGION_CODE)
-
-
 def _vec_phone(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     """is_valid_number for whole international numbers, from the same metadata, as one regex."""
     compact = pc.replace_substring_regex(pc.fill_null(values, ""), r"[ ().\-]", "")
@@ -529,7 +522,7 @@ def _vec_phone(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     shaped = _vec_bool(pc.match_substring_regex(compact, r"^\+[1-9][0-9]{6,16}$"))
     digits = pc.utf8_slice_codeunits(compact, 1)
     todo = shaped.copy()
-    codes = pa.array(sorted(_calling_codes()))
+    codes = pa.array(sorted(phones.calling_codes()))
     present: set[str] = set()
     for length in (1, 2, 3):  # calling codes are prefix-free: the first known prefix is the code
         prefix = pc.utf8_slice_codeunits(digits, 0, length)
