@@ -12,7 +12,54 @@
 
 #include "native.h"
 
-/* json_lines_scan(data, max_depth) -> (suspect line indices: bytes of int64, lines that begin with "{") */
+/* Whether p[0..n) is UTF-8 as RFC 3629 has it (no overlong form, no surrogate, nothing above U+10FFFF): what
+ * Arrow's validation and Python's decoder accept. ASCII is passed over eight bytes a step. */
+static int utf8_valid(const unsigned char *p, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        if (i + 8 <= n) {
+            uint64_t w;
+            memcpy(&w, p + i, 8);
+            if (!(w & 0x8080808080808080ULL)) {
+                i += 8;
+                continue;
+            }
+        }
+        unsigned char c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return 0; /* a continuation byte first, C0/C1 (overlong), F5 and above */
+        }
+        if (n - i < len) return 0;
+        for (size_t k = 1; k < len; k++) {
+            unsigned char d = p[i + k];
+            if ((d & 0xC0) != 0x80) return 0;
+            cp = (cp << 6) | (d & 0x3F);
+        }
+        if (len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) return 0;
+        if (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)) return 0;
+        i += len;
+    }
+    return 1;
+}
+
+/* json_lines_scan(data, max_depth) -> (suspect line indices: bytes of int64, lines that begin with "{", whether
+ * the block is UTF-8). The UTF-8 check rides on the pass: a line with a byte above ASCII is checked (no sequence
+ * holds a newline, so line by line is the whole block's answer), the others cost an OR per byte. */
 PyObject *native_json_lines_scan(PyObject *self, PyObject *args) {
     (void)self;
     Py_buffer buf;
@@ -23,7 +70,7 @@ PyObject *native_json_lines_scan(PyObject *self, PyObject *args) {
     int64_t *suspect = NULL;
     size_t len = 0, cap = 0;
     int64_t objects = 0;
-    int failed = 0;
+    int failed = 0, utf8 = 1;
     Py_BEGIN_ALLOW_THREADS
     int64_t line = 0;
     Py_ssize_t i = 0;
@@ -42,9 +89,13 @@ PyObject *native_json_lines_scan(PyObject *self, PyObject *args) {
         }
         const unsigned char *nl = memchr(p + i, '\n', (size_t)(size - i));
         Py_ssize_t j = nl ? (Py_ssize_t)(nl - p) : size;
+        unsigned char high = 0;
         if (!bad) {
             Py_ssize_t opens = 0; /* a vectorised count; the exact depth only where it could pass the limit */
-            for (Py_ssize_t k = i; k < j; k++) opens += (p[k] | 32) == '{'; /* "{" or "[" */
+            for (Py_ssize_t k = i; k < j; k++) {
+                opens += (p[k] | 32) == '{'; /* "{" or "[" */
+                high |= p[k];
+            }
             if (opens > max_depth) {
                 Py_ssize_t depth = 0, deepest = 0;
                 for (Py_ssize_t k = i; k < j; k++) {
@@ -57,7 +108,10 @@ PyObject *native_json_lines_scan(PyObject *self, PyObject *args) {
                 }
                 bad = deepest > max_depth;
             }
+        } else {
+            for (Py_ssize_t k = i; k < j; k++) high |= p[k];
         }
+        if (utf8 && (high & 0x80) && !utf8_valid(p + i, (size_t)(j - i))) utf8 = 0;
         if (bad) {
             if (len == cap) {
                 size_t ncap = cap ? cap * 2 : 64;
@@ -80,7 +134,8 @@ PyObject *native_json_lines_scan(PyObject *self, PyObject *args) {
     if (failed)
         PyErr_NoMemory();
     else
-        result = Py_BuildValue("(y#L)", len ? (const char *)suspect : "", (Py_ssize_t)(len * sizeof(int64_t)), (long long)objects);
+        result = Py_BuildValue("(y#LO)", len ? (const char *)suspect : "", (Py_ssize_t)(len * sizeof(int64_t)), (long long)objects,
+                               utf8 ? Py_True : Py_False);
     free(suspect);
     return result;
 }

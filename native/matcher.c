@@ -469,7 +469,8 @@ static PyMethodDef module_methods[] = {
      "byte_counts(offsets, data, start, n, wide, byte) -> the byte's count in each value (bytes of int32)"},
     {"count_byte", native_count_byte, METH_VARARGS, "count_byte(data, byte) -> occurrences of the byte in the buffer (memchr)"},
     {"json_lines_scan", native_json_lines_scan, METH_VARARGS,
-     "json_lines_scan(data, max_depth) -> (indices of lines that are not shallow objects: bytes of int64, object lines)"},
+     "json_lines_scan(data, max_depth) -> (indices of lines that are not shallow objects: bytes of int64, object lines, "
+     "whether the block is UTF-8)"},
     {"json_lines_columns", native_json_lines_columns, METH_O,
      "json_lines_columns(data) -> the lines' objects as nested column buffers, or None for Arrow's reader to read"},
     {"merge_unique64", native_merge_unique64, METH_VARARGS,

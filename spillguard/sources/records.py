@@ -147,15 +147,16 @@ def _docs_to_table_slow(docs: list[dict[str, Any]]) -> pa.Table:
 MAX_DEPTH = 64  # deeper subtrees are kept as JSON text; Arrow's reader must never see deep or non-object lines
 
 
-def _scan_lines(data: bytes | memoryview) -> tuple[np.ndarray, int]:
-    """(indices of lines Arrow's reader must not get, lines that begin with `{`) in one native pass over the block.
+def _scan_lines(data: bytes | memoryview) -> tuple[np.ndarray, int, bool]:
+    """(indices of lines Arrow's reader must not get, lines that begin with `{`, whether the block is UTF-8) in one
+    native pass over the block.
 
     A line is suspect when it is not an object (`null` as a first line crashes the reader) or is nested
     deeper than MAX_DEPTH (brackets inside strings count too: an upper bound). A blank line, or a lone CR
     (CRLF files), is not suspect; a CR followed by anything else is (Arrow skips the CR as whitespace, and a
     non-object after it, `\rnull`, crashes the process)."""
-    suspect, objects = _native.json_lines_scan(data, MAX_DEPTH)
-    return np.frombuffer(suspect, np.int64), objects
+    suspect, objects, utf8 = _native.json_lines_scan(data, MAX_DEPTH)
+    return np.frombuffer(suspect, np.int64), objects, utf8
 
 
 def _suspect_lines(data: bytes) -> np.ndarray:
@@ -335,11 +336,11 @@ def json_lines_to_tables(data: bytes | bytearray | memoryview, first_line: int, 
     """Tables for a block of complete JSON lines (line numbers start at first_line); `data` may be any buffer."""
     if _blank(data):
         return
-    if not valid_utf8(data):
-        data = bytes(data)
-        data, lines = replace_not_utf8(data, first_line)
+    suspect, objects, utf8 = _scan_lines(data)
+    if not utf8:
+        data, lines = replace_not_utf8(bytes(data), first_line)
         report_not_utf8(dataset, lines, malformed)
-    suspect, objects = _scan_lines(data)
+        suspect, objects, _ = _scan_lines(data)
     if suspect.size:
         lines = bytes(data).split(b"\n")
         if suspect.size > 64:
@@ -363,7 +364,7 @@ def json_lines_to_tables(data: bytes | bytearray | memoryview, first_line: int, 
 def json_lines_table(data: bytes | memoryview) -> pa.Table | None:
     """The table json_lines_to_tables gives for a block of valid UTF-8 JSON lines when that is one parse of
     the whole block by Arrow's reader (shallow objects only, every line one record), else None."""
-    suspect, objects = _scan_lines(data)
+    suspect, objects, _ = _scan_lines(data)
     if suspect.size:
         return None
     try:
@@ -540,7 +541,7 @@ def _together(group: list[int], texts: list[bytes], out: list[pa.Table | None], 
     starts = np.concatenate(([0], newlines[:-1] + 1))  # every line ends with a newline here
     lines_per_file = np.array([count_newlines(texts[i]) + (not texts[i].endswith(b"\n")) for i in group], np.int64)
     file_of_line = np.repeat(np.arange(len(group)), lines_per_file)
-    suspect, _ = _scan_lines(data)
+    suspect, _, _ = _scan_lines(data)
     if suspect.size:
         bad = set(file_of_line[suspect].tolist())
         _together([i for k, i in enumerate(group) if k not in bad], texts, out, rounds)

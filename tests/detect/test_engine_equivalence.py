@@ -72,8 +72,8 @@ def test_any_char_matches_the_test_itself(test: str, seed: int) -> None:
 
 def test_line_scan_counts_object_lines() -> None:
     block = b'{"a":1}\n\n{"b":[1]}\r\nnull\n{"c":' + b"[" * 70 + b"]" * 70 + b"}\n  {}\n{}"
-    suspect, objects = _scan_lines(block)
-    assert objects == _object_lines(block) == 4
+    suspect, objects, utf8 = _scan_lines(block)
+    assert objects == _object_lines(block) == 4 and utf8
     assert suspect.tolist() == _suspect_lines(block).tolist() == [3, 4, 5]
 
 
