@@ -75,6 +75,10 @@ def test_byte_set_is_every_byte_the_values_hold() -> None:
         for v in values[start : start + len(part)]:
             want |= _bytes_of(v)
         assert present_bytes(part) == want
+    for at in range(20):  # one byte alone at each place of the native pass's eight-byte steps, and in its tail
+        for ch in ("Q", "\x7f", "\x01", "é"):
+            for tail in (0, 3, 9):
+                assert present_bytes(pa.array(["a" * at + ch + "b" * tail])) == NEWLINE | _bytes_of("a" * at + ch + "b" * tail)
 
 
 def test_runs_are_the_longest_of_each_class_within_a_value() -> None:
