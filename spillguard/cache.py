@@ -10,6 +10,7 @@ one; a missing, unreadable or read-only cache only costs the work again.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from collections.abc import Callable, Sequence
@@ -70,3 +71,13 @@ def write_cached(kind: str, name: str, data: bytes, sync: bool = True) -> None:
             fh.write(data)
     except (OSError, UserError):
         pass  # a read-only or odd home only costs the work again next run
+
+
+def drop_entries(kind: str, suffix: str) -> None:
+    """Remove the entries of one kind whose names end with `suffix`: a form this version no longer reads (they would
+    take their space for good). Whatever cannot be removed stays, as an unwritable cache only costs work."""
+    with contextlib.suppress(OSError):
+        for path in cache_file(kind, "x").parent.glob(f"*{suffix}"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+

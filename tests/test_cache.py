@@ -127,3 +127,26 @@ def test_a_database_is_mapped_from_its_image_and_a_damaged_image_is_compiled_aga
     assert matcher._load(key) is None
     with pytest.raises((OSError, native.NativeError)):
         native.Matcher.map(str(tmp_path / "spillguard" / "vectorscan"))  # a directory
+
+
+def test_databases_of_the_former_form_are_removed_when_a_database_is_stored(tmp_path, monkeypatch):
+    """Serialized databases (`.db`, before images) are never read again: the first database a process stores removes
+    them, and nothing else of the cache (images, the seconds beside them, other kinds' entries)."""
+    from spillguard.detect import matcher
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(matcher, "_COMPILED", {})
+    matcher._drop_former_entries.cache_clear()
+    folder = tmp_path / "spillguard" / "vectorscan"
+    folder.mkdir(parents=True)
+    for name in ("0123.db", "4567.db"):
+        (folder / name).write_bytes(b"old")
+    (folder / "89ab.spent").write_bytes(b"1.5")
+    write_cached("rules", "entry.json", b"{}")
+    matcher.compile_patterns([b"spill[0-9]+guard"], [matcher.rule_flags(False)], [1])
+    kept = sorted(p.suffix for p in folder.iterdir())
+    assert kept == [".image", ".spent"] and read_cached("rules", "entry.json") == b"{}"
+    (folder / "cdef.db").write_bytes(b"old")  # (once a process: a later store leaves what appeared since)
+    matcher.compile_patterns([b"other[0-9]+"], [matcher.rule_flags(False)], [2])
+    assert (folder / "cdef.db").exists()
+    matcher._drop_former_entries.cache_clear()

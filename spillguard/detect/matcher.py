@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import platform
 from collections.abc import Sequence
+from functools import cache
 from typing import Protocol
 
 import numpy as np
@@ -18,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 import spillguard._native as _native
-from spillguard.cache import cache_file, read_cached, write_cached
+from spillguard.cache import cache_file, drop_entries, read_cached, write_cached
 
 Matcher = _native.Matcher
 _Key = tuple[tuple[bytes, ...], tuple[int, ...], tuple[int, ...]]
@@ -66,8 +67,15 @@ def _load(key: _Key) -> _native.Matcher | None:
         return None
 
 
+@cache
+def _drop_former_entries() -> None:
+    """Serialized databases (`.db`), the cache's form before images: ~2 MB each, never read again. Once a process."""
+    drop_entries("vectorscan", ".db")
+
+
 def _store(key: _Key, matcher: _native.Matcher) -> None:
     write_cached("vectorscan", _cache_name(key), matcher.image())
+    _drop_former_entries()
 
 
 def _key(expressions: Sequence[bytes], flags: Sequence[int], ids: Sequence[int]) -> _Key:
