@@ -62,7 +62,13 @@ def _endpoint_url(parsed: ParsedUrl) -> str | None:
 
 def _check(parsed: ParsedUrl, url: str) -> None:
     shown = mask_url(url)
-    if parsed.user is not None or parsed.password is not None:
+    written = url.partition("://")[2]
+    # A secret key holding "/" (AWS's do) ends the authority early: "KEY:9/abc...@bucket/" reads as host "KEY", port
+    # 9 and a path with an "@". A bucket name never holds ":", so that is credentials too, shown without them.
+    slashed = parsed.raw.hostinfo != parsed.host and "@" in written
+    if parsed.user is not None or parsed.password is not None or slashed:
+        if slashed:
+            shown = f"s3://***@{written.rpartition('@')[2]}"
         raise UserError(f"target {shown}: credentials do not belong in an s3:// URL; use the AWS environment "
                         "variables, a profile (AWS_PROFILE) or the machine's role")  # fmt: skip
     if parsed.raw.hostinfo != parsed.host or not _BUCKET.fullmatch(parsed.host):
