@@ -230,20 +230,27 @@ static int hex4(const unsigned char *s, unsigned *out) {
     return 0;
 }
 
-/* The first byte at or after s that ends a run of plain string bytes: a quote, a backslash or a control character. */
+#if defined(__SSE2__)
+/* Which of sixteen bytes end a run of plain string bytes (a quote, a backslash or a control character), a bit each. */
+static inline int special_bytes(__m128i v) {
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), ctrl = _mm_set1_epi8(0x1F);
+    __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
+                               _mm_cmpeq_epi8(_mm_max_epu8(v, ctrl), ctrl)); /* v <= 0x1F, unsigned */
+    return _mm_movemask_epi8(hit);
+}
+#endif
+
+static inline int plain_byte(unsigned char c) { return c != '"' && c != '\\' && c >= 0x20; }
+
+/* The first byte at or after s that ends a run of plain string bytes. */
 static inline const unsigned char *plain_run(const unsigned char *s, const unsigned char *end) {
 #if defined(__SSE2__)
-    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), ctrl = _mm_set1_epi8(0x1F);
-    while (end - s >= 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)s);
-        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                                   _mm_cmpeq_epi8(_mm_max_epu8(v, ctrl), ctrl)); /* v <= 0x1F, unsigned */
-        int mask = _mm_movemask_epi8(hit);
+    for (; end - s >= 16; s += 16) {
+        int mask = special_bytes(_mm_loadu_si128((const __m128i *)s));
         if (mask) return s + __builtin_ctz((unsigned)mask);
-        s += 16;
     }
 #endif
-    while (s < end && *s != '"' && *s != '\\' && *s >= 0x20) s++;
+    while (s < end && plain_byte(*s)) s++;
     return s;
 }
 
@@ -256,29 +263,19 @@ static int parse_string(Parser *ps, Buf *out) {
     unsigned char *d = (unsigned char *)out->p + out->len;
     for (;;) {
 #if defined(__SSE2__)
-        const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\'), ctrl = _mm_set1_epi8(0x1F);
-        for (;;) {
-            if (end - s < 16) {
-                while (s < end && *s != '"' && *s != '\\' && *s >= 0x20) *d++ = *s++;
-                break;
-            }
+        for (; end - s >= 16; s += 16, d += 16) {
             __m128i v = _mm_loadu_si128((const __m128i *)s);
             _mm_storeu_si128((__m128i *)d, v);
-            __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, backslash)),
-                                       _mm_cmpeq_epi8(_mm_max_epu8(v, ctrl), ctrl));
-            int mask = _mm_movemask_epi8(hit);
+            int mask = special_bytes(v);
             if (mask) {
                 int k = __builtin_ctz((unsigned)mask);
                 s += k;
                 d += k;
                 break;
             }
-            s += 16;
-            d += 16;
         }
-#else
-        while (s < end && *s != '"' && *s != '\\' && *s >= 0x20) *d++ = *s++;
 #endif
+        while (s < end && plain_byte(*s)) *d++ = *s++; /* the tail (after a step's special byte: nothing) */
         if (s >= end || *s < 0x20) FAIL(ps); /* unterminated, or a raw control character */
         if (*s == '"') {
             out->len = (size_t)((char *)d - out->p);

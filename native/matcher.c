@@ -68,12 +68,20 @@ typedef struct {
 
 static PyObject *NativeError;
 
-static void Matcher_dealloc(MatcherObject *self) {
+/* Free the object's scratch space and database (unmapped, for one mapped from the cache). */
+static void release(MatcherObject *self) {
     if (self->scratch != NULL) hs_free_scratch(self->scratch);
     if (self->mapped)
         munmap(self->db, self->mapped);
     else if (self->db != NULL)
         hs_free_database(self->db);
+    self->scratch = NULL;
+    self->db = NULL;
+    self->mapped = 0;
+}
+
+static void Matcher_dealloc(MatcherObject *self) {
+    release(self);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -152,14 +160,8 @@ static int Matcher_init(MatcherObject *self, PyObject *args, PyObject *kwds) {
         }
         goto done;
     }
-    if (self->scratch != NULL) hs_free_scratch(self->scratch);
-    if (self->mapped)
-        munmap(self->db, self->mapped);
-    else if (self->db != NULL)
-        hs_free_database(self->db);
+    release(self);
     self->db = db;
-    self->mapped = 0;
-    self->scratch = NULL;
     rc = take_scratch(self);
 done:
     free(c_exprs);

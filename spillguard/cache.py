@@ -23,10 +23,14 @@ from spillguard.errors import UserError
 from spillguard.outfiles import private_file
 
 
+def _folder(kind: str) -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "spillguard" / kind
+
+
 def cache_file(kind: str, name: str) -> Path:
     """Where entry `name` of one kind of cached work lives (`$XDG_CACHE_HOME/spillguard/<kind>/<name>`)."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "spillguard" / kind / name
+    return _folder(kind) / name
 
 
 def read_cached(kind: str, name: str) -> bytes | None:
@@ -77,7 +81,6 @@ def drop_entries(kind: str, suffix: str) -> None:
     """Remove the entries of one kind whose names end with `suffix`: a form this version no longer reads (they would
     take their space for good). Whatever cannot be removed stays, as an unwritable cache only costs work."""
     with contextlib.suppress(OSError):
-        for path in cache_file(kind, "x").parent.glob(f"*{suffix}"):
+        for path in _folder(kind).glob(f"*{suffix}"):
             with contextlib.suppress(OSError):
                 path.unlink()
-

@@ -530,18 +530,22 @@ def _halve(group: list[int], texts: list[bytes], out: list[pa.Table | None], rou
 def _together(group: list[int], texts: list[bytes], out: list[pa.Table | None], rounds: int) -> None:
     if len(group) < 2 or rounds == 0:
         return
-    data = b"".join(texts[i] if texts[i].endswith(b"\n") else texts[i] + b"\n" for i in group)
-    if not valid_utf8(data):
+    def joined(group: list[int]) -> bytes:
+        return b"".join(texts[i] if texts[i].endswith(b"\n") else texts[i] + b"\n" for i in group)
+
+    data = joined(group)
+    suspect, _, utf8 = _scan_lines(data)
+    if not utf8:
         group = [i for i in group if valid_utf8(texts[i])]
         if len(group) < 2:
             return
-        data = b"".join(texts[i] if texts[i].endswith(b"\n") else texts[i] + b"\n" for i in group)
+        data = joined(group)
+        suspect = _scan_lines(data)[0]
     arr = np.frombuffer(data, np.uint8)
     newlines = np.flatnonzero(arr == 10)
     starts = np.concatenate(([0], newlines[:-1] + 1))  # every line ends with a newline here
     lines_per_file = np.array([count_newlines(texts[i]) + (not texts[i].endswith(b"\n")) for i in group], np.int64)
     file_of_line = np.repeat(np.arange(len(group)), lines_per_file)
-    suspect, _, _ = _scan_lines(data)
     if suspect.size:
         bad = set(file_of_line[suspect].tolist())
         _together([i for k, i in enumerate(group) if k not in bad], texts, out, rounds)
